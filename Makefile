@@ -1,0 +1,68 @@
+# edgert: `make demo` and `make test` do all set-up on a fresh machine.
+#   make deps        install missing Debian and PyPI packages (apt-get, pip)
+#   make build       configure and build libedgert, the extension, fixtures
+#   make demo        deps + build + the example pipeline
+#   make test        deps + build + CMocka suites (ctest) + pytest + install check
+#   make bench       deps + build + benchmarks against the peers (bench/)
+# Variables: BUILD (build dir, default build), WERROR (ON), SANITIZE (OFF).
+
+BUILD    ?= build
+WERROR   ?= ON
+SANITIZE ?= OFF
+PYTHON   ?= python3
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+
+DEB_PACKAGES := cmake pkg-config gcc libffi-dev libssl-dev libcjson-dev libcmocka-dev
+PY_PACKAGES  := pytest hypothesis numpy cffi scikit-build-core
+
+export PYTHONPATH := $(CURDIR)/$(BUILD)/py$(if $(PYTHONPATH),:$(PYTHONPATH))
+export EDGERT_FIXTURE_DIR := $(CURDIR)/$(BUILD)/fixtures
+export EDGERT_BUILD_DIR := $(CURDIR)/$(BUILD)
+
+.PHONY: all deps deps-deb deps-py build demo test test-c test-py test-install bench clean
+
+all: build
+
+deps: deps-deb deps-py
+
+deps-deb:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+deps-py:
+	@$(PYTHON) tools/missing_py.py $(PY_PACKAGES) | xargs -r $(PYTHON) -m pip install -q
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DEDGERT_WERROR=$(WERROR) -DEDGERT_SANITIZE=$(SANITIZE) \
+	  -DPython_EXECUTABLE=$$(command -v $(PYTHON))
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	$(PYTHON) examples/pipeline/pipeline.py
+
+test: build test-c test-py test-install
+
+test-c:
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-py:
+	$(PYTHON) -m pytest -q tests/python
+
+# `pip install .` from this checkout gives a working package in a fresh venv.
+test-install:
+	$(PYTHON) tests/install_check.py
+
+bench: build
+	$(PYTHON) bench/run.py
+
+clean:
+	rm -rf $(BUILD)

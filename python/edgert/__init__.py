@@ -1,0 +1,30 @@
+"""edgert: call compiled kernels safely and fast.
+
+Typed containers stored inline in C, a loader that verifies a module's
+SHA-256 before any of its code runs and binds its functions through libffi,
+guarded calls that survive crashing kernels, and a dispatch layer (Nexus).
+See docs/python-api.md.
+"""
+import logging as _logging
+
+from . import _edgert
+from .errors import *  # noqa: F401,F403
+from .errors import __all__ as _errors_all
+from .abi import *  # noqa: F401,F403
+from .abi import __all__ as _abi_all
+from .loader import *  # noqa: F401,F403
+from .loader import __all__ as _loader_all
+from .fallback import *  # noqa: F401,F403
+from .fallback import __all__ as _fallback_all
+from .containers import *  # noqa: F401,F403
+from .containers import __all__ as _containers_all
+from .nexus import *  # noqa: F401,F403
+from .nexus import __all__ as _nexus_all
+
+__version__: str = _edgert.__version__
+
+# A library logs; the application decides where logs go.
+_logging.getLogger("edgert").addHandler(_logging.NullHandler())
+
+__all__ = ["__version__", *_errors_all, *_abi_all, *_loader_all, *_fallback_all,
+           *_containers_all, *_nexus_all]

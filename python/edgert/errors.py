@@ -1,0 +1,28 @@
+"""The exceptions edgert raises. All derive from EdgertError; where a
+built-in exception fits too (ValueError, LookupError, RuntimeError) they
+derive from it as well, so existing handlers keep working."""
+from ._edgert import (
+    CompiledModeFailure,
+    EdgertError,
+    FallbackMismatchError,
+    IntegrityError,
+    KernelCrash,
+    ManifestError,
+    ModuleFormatError,
+    ModuleUnloadedError,
+    QuarantinedError,
+    SymbolNotFoundError,
+)
+
+__all__ = [
+    "EdgertError",
+    "IntegrityError",
+    "ModuleFormatError",
+    "SymbolNotFoundError",
+    "ManifestError",
+    "ModuleUnloadedError",
+    "KernelCrash",
+    "QuarantinedError",
+    "CompiledModeFailure",
+    "FallbackMismatchError",
+]

@@ -1,0 +1,201 @@
+/*
+ * errors.c: the one place where core error codes become Python exceptions.
+ *
+ * Each EDGERT_E* code maps to one exception type; the message is the calling
+ * thread's edgert_last_error(), so whatever the core said about the failure
+ * (the field, the symbol, the value) reaches the user unchanged.
+ */
+#include "ext.h"
+
+#include <signal.h>
+#include <string.h>
+
+PyObject *EdgertPy_Error;
+PyObject *EdgertPy_IntegrityError;
+PyObject *EdgertPy_ModuleFormatError;
+PyObject *EdgertPy_SymbolNotFoundError;
+PyObject *EdgertPy_ManifestError;
+PyObject *EdgertPy_ModuleUnloadedError;
+PyObject *EdgertPy_KernelCrash;
+PyObject *EdgertPy_QuarantinedError;
+PyObject *EdgertPy_CompiledModeFailure;
+PyObject *EdgertPy_FallbackMismatchError;
+
+static const char *signal_name(int signo) {
+  switch (signo) {
+  case SIGSEGV:
+    return "SIGSEGV";
+  case SIGBUS:
+    return "SIGBUS";
+  case SIGFPE:
+    return "SIGFPE";
+  case SIGILL:
+    return "SIGILL";
+  default:
+    return "signal";
+  }
+}
+
+static int set_attr(PyObject *obj, const char *name, PyObject *value) {
+  if (value == NULL)
+    return -1;
+  int rc = PyObject_SetAttrString(obj, name, value);
+  Py_DECREF(value);
+  return rc;
+}
+
+static PyObject *raise_crash(void) {
+  const edgert_crash_t *c = edgert_last_crash();
+  const char *msg = edgert_last_error();
+  PyObject *exc = PyObject_CallFunction(EdgertPy_KernelCrash, "s",
+                                        msg[0] ? msg : "kernel crashed");
+  if (exc == NULL)
+    return NULL;
+  if (set_attr(exc, "address", PyLong_FromVoidPtr(c->address)) < 0 ||
+      set_attr(exc, "signal", PyLong_FromLong(c->signo)) < 0 ||
+      set_attr(exc, "signal_name", PyUnicode_FromString(signal_name(c->signo))) < 0 ||
+      set_attr(exc, "function",
+               PyUnicode_DecodeFSDefault(c->function ? c->function : "")) < 0 ||
+      set_attr(exc, "module",
+               PyUnicode_DecodeFSDefault(c->module ? c->module : "")) < 0) {
+    Py_DECREF(exc);
+    return NULL;
+  }
+  PyErr_SetObject(EdgertPy_KernelCrash, exc);
+  Py_DECREF(exc);
+  return NULL;
+}
+
+PyObject *edgert_py_raise(int err) {
+  const char *msg = edgert_last_error();
+  if (msg[0] == '\0')
+    msg = edgert_strerror(err);
+  PyObject *type;
+  switch (err) {
+  case EDGERT_ECRASH:
+    return raise_crash();
+  case EDGERT_ENOMEM:
+    return PyErr_NoMemory();
+  case EDGERT_EINVAL:
+    type = PyExc_ValueError;
+    break;
+  case EDGERT_EIO:
+    type = PyExc_OSError;
+    break;
+  case EDGERT_EINTEGRITY:
+    type = EdgertPy_IntegrityError;
+    break;
+  case EDGERT_EFORMAT:
+    type = EdgertPy_ModuleFormatError;
+    break;
+  case EDGERT_ENOTFOUND:
+    type = EdgertPy_SymbolNotFoundError;
+    break;
+  case EDGERT_ETYPE:
+    type = PyExc_TypeError;
+    break;
+  case EDGERT_EOVERFLOW:
+    type = PyExc_OverflowError;
+    break;
+  case EDGERT_EUNLOADED:
+    type = EdgertPy_ModuleUnloadedError;
+    break;
+  case EDGERT_EQUARANTINED:
+    type = EdgertPy_QuarantinedError;
+    break;
+  case EDGERT_EMANIFEST:
+    type = EdgertPy_ManifestError;
+    break;
+  case EDGERT_ERANGE:
+    type = PyExc_IndexError;
+    break;
+  case EDGERT_EKEY:
+    type = PyExc_KeyError;
+    break;
+  case EDGERT_EBUSY:
+    type = PyExc_BufferError;
+    break;
+  case EDGERT_ECHANGED:
+    type = PyExc_RuntimeError;
+    break;
+  case EDGERT_EMISMATCH:
+    type = EdgertPy_FallbackMismatchError;
+    break;
+  case EDGERT_EFAILED:
+    type = EdgertPy_CompiledModeFailure;
+    break;
+  case EDGERT_EEXIST:
+    type = PyExc_ValueError;
+    break;
+  case EDGERT_EUNSUPPORTED:
+    type = PyExc_NotImplementedError;
+    break;
+  case EDGERT_ELIMIT:
+    type = PyExc_ValueError;
+    break;
+  default:
+    type = EdgertPy_Error;
+    break;
+  }
+  PyErr_SetString(type, msg);
+  return NULL;
+}
+
+static int add_exc(PyObject *m, PyObject **slot, const char *name,
+                   PyObject *bases, const char *doc) {
+  char qual[96];
+  snprintf(qual, sizeof qual, "edgert.%s", name);
+  *slot = PyErr_NewExceptionWithDoc(qual, doc, bases, NULL);
+  Py_XDECREF(bases);
+  if (*slot == NULL)
+    return -1;
+  Py_INCREF(*slot);
+  if (PyModule_AddObject(m, name, *slot) < 0) {
+    Py_DECREF(*slot);
+    return -1;
+  }
+  return 0;
+}
+
+#define BASES2(b) PyTuple_Pack(2, EdgertPy_Error, (b))
+
+int edgert_py_errors_init(PyObject *m) {
+  EdgertPy_Error = PyErr_NewExceptionWithDoc(
+      "edgert.EdgertError", "Base class of the errors edgert raises.", NULL, NULL);
+  if (EdgertPy_Error == NULL)
+    return -1;
+  Py_INCREF(EdgertPy_Error);
+  if (PyModule_AddObject(m, "EdgertError", EdgertPy_Error) < 0)
+    return -1;
+  PyObject *single = PyTuple_Pack(1, EdgertPy_Error);
+  if (add_exc(m, &EdgertPy_IntegrityError, "IntegrityError", single,
+              "A module's SHA-256 did not match: none of its code ran.") < 0)
+    return -1;
+  if (add_exc(m, &EdgertPy_ModuleFormatError, "ModuleFormatError",
+              BASES2(PyExc_ValueError),
+              "The file is not a 64-bit ELF shared object for this machine.") < 0 ||
+      add_exc(m, &EdgertPy_SymbolNotFoundError, "SymbolNotFoundError",
+              BASES2(PyExc_LookupError),
+              "A contract names a function the module does not define.") < 0 ||
+      add_exc(m, &EdgertPy_ManifestError, "ManifestError",
+              BASES2(PyExc_ValueError),
+              "A manifest or contract is malformed; the message names the field.") < 0 ||
+      add_exc(m, &EdgertPy_ModuleUnloadedError, "ModuleUnloadedError",
+              BASES2(PyExc_RuntimeError),
+              "The module was unloaded; load it again to call it.") < 0 ||
+      add_exc(m, &EdgertPy_KernelCrash, "KernelCrash", PyTuple_Pack(1, EdgertPy_Error),
+              "A compiled kernel raised SIGSEGV, SIGBUS, SIGFPE or SIGILL and "
+              "the runtime contained it. Attributes: signal, signal_name, "
+              "address, function, module.") < 0 ||
+      add_exc(m, &EdgertPy_QuarantinedError, "QuarantinedError",
+              BASES2(PyExc_RuntimeError),
+              "The module crashed earlier and is quarantined until loaded again.") < 0 ||
+      add_exc(m, &EdgertPy_CompiledModeFailure, "CompiledModeFailure",
+              BASES2(PyExc_RuntimeError),
+              "The compiled path failed; __cause__ is the original error.") < 0 ||
+      add_exc(m, &EdgertPy_FallbackMismatchError, "FallbackMismatchError",
+              BASES2(PyExc_ValueError),
+              "The compiled and reference results differ beyond the tolerance.") < 0)
+    return -1;
+  return 0;
+}

@@ -1,0 +1,85 @@
+/*
+ * ext.h: what the files of the _edgert extension share.
+ *
+ * The extension is thin: it parses arguments, owns core handles inside Python
+ * objects, releases the GIL around long calls and translates core errors in
+ * exactly one place (errors.c). One file per part of the core:
+ *   module.c      module init, calls each part's init below
+ *   errors.c      exception types and edgert_py_raise()
+ *   log.c         cached-level logging through Python's logging module
+ *   loader.c      ModuleLoader, bound functions, argument conversion
+ *   fallback.c    ExplicitFallback's C side and the result comparison
+ *   containers.c  TypedDict, TypedList, register_type
+ *   nexus.c       Nexus and kernel handles
+ */
+#ifndef EDGERT_PY_EXT_H
+#define EDGERT_PY_EXT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "edgert.h"
+
+/* Each part adds its types and functions to the module; 0 or -1 with an exception. */
+int edgert_py_errors_init(PyObject *m);
+int edgert_py_loader_init(PyObject *m);
+int edgert_py_fallback_init(PyObject *m);
+int edgert_py_containers_init(PyObject *m);
+int edgert_py_nexus_init(PyObject *m);
+
+/* ---- errors.c --------------------------------------------------------- */
+
+/* The exception types, created at init and owned by the module. */
+extern PyObject *EdgertPy_Error;                 /* edgert.EdgertError(Exception) */
+extern PyObject *EdgertPy_IntegrityError;        /* IntegrityError(EdgertError) */
+extern PyObject *EdgertPy_ModuleFormatError;     /* ModuleFormatError(EdgertError, ValueError) */
+extern PyObject *EdgertPy_SymbolNotFoundError;   /* SymbolNotFoundError(EdgertError, LookupError) */
+extern PyObject *EdgertPy_ManifestError;         /* ManifestError(EdgertError, ValueError) */
+extern PyObject *EdgertPy_ModuleUnloadedError;   /* ModuleUnloadedError(EdgertError, RuntimeError) */
+extern PyObject *EdgertPy_KernelCrash;           /* KernelCrash(EdgertError) */
+extern PyObject *EdgertPy_QuarantinedError;      /* QuarantinedError(EdgertError, RuntimeError) */
+extern PyObject *EdgertPy_CompiledModeFailure;   /* CompiledModeFailure(EdgertError, RuntimeError) */
+extern PyObject *EdgertPy_FallbackMismatchError; /* FallbackMismatchError(EdgertError, ValueError) */
+
+/*
+ * Raise the Python exception for core error `err`, with the calling thread's
+ * edgert_last_error() as its message (or `err`'s description when that is
+ * empty). EDGERT_ECRASH raises KernelCrash from edgert_last_crash(), with
+ * attributes signal, signal_name, address, function and module. Always
+ * returns NULL, so callers can `return edgert_py_raise(rc);`.
+ */
+PyObject *edgert_py_raise(int err);
+
+/* ---- log.c ------------------------------------------------------------ */
+
+/*
+ * A Python logger whose enabled check costs one dict lookup when the answer
+ * is cached: it reads the logger's own level cache (Logger._cache, which
+ * logging clears on every setLevel/disable) and asks isEnabledFor() only on a
+ * miss, which also fills that cache.
+ */
+typedef struct edgert_py_logger_s {
+  PyObject *logger; /* logging.getLogger(name), owned */
+  PyObject *cache;  /* logger._cache, owned */
+} edgert_py_logger_t;
+
+/* logging levels, as the logging module numbers them */
+#define EDGERT_PY_DEBUG 10
+#define EDGERT_PY_INFO 20
+#define EDGERT_PY_WARNING 30
+#define EDGERT_PY_ERROR 40
+
+/* Binds `lg` to logging.getLogger(name). 0, or -1 with an exception. */
+int edgert_py_logger_init(edgert_py_logger_t *lg, const char *name);
+/* 1 if `level` is enabled, 0 if not. Never raises (a broken logger is "off"). */
+int edgert_py_log_enabled(edgert_py_logger_t *lg, int level);
+/* Logs PyUnicode_FromFormat(fmt, ...) at `level` if enabled. Keeps any
+ * pending exception intact; an error inside logging is swallowed. */
+void edgert_py_log(edgert_py_logger_t *lg, int level, const char *fmt, ...);
+/* A short description of an argument for logs: "float", "bytes[12]",
+ * "ndarray(float64, (3, 4))", "TypedList(float)[5]". New reference or NULL. */
+PyObject *edgert_py_describe(PyObject *obj);
+/* "(float, bytes[12])" for a vector of arguments. New reference or NULL. */
+PyObject *edgert_py_describe_args(PyObject *const *args, Py_ssize_t nargs);
+
+#endif /* EDGERT_PY_EXT_H */

@@ -1,0 +1,7 @@
+/* loader.c: (not yet written) */
+#include "ext.h"
+
+int edgert_py_loader_init(PyObject *m) {
+  (void)m;
+  return 0;
+}

@@ -1,0 +1,7 @@
+/* nexus.c: (not yet written) */
+#include "ext.h"
+
+int edgert_py_nexus_init(PyObject *m) {
+  (void)m;
+  return 0;
+}

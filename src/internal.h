@@ -1,0 +1,54 @@
+/*
+ * internal.h: what the parts of libedgert share and users never see.
+ * Never installed. Internal externs are named edgert__*.
+ */
+#ifndef EDGERT_INTERNAL_H
+#define EDGERT_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "edgert.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#if defined(__GNUC__)
+#define EDGERT__LIKELY(x) __builtin_expect(!!(x), 1)
+#define EDGERT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define EDGERT__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define EDGERT__LIKELY(x) (x)
+#define EDGERT__UNLIKELY(x) (x)
+#define EDGERT__PRINTF(a, b)
+#endif
+
+/* error.c: set this thread's message and return `err`, so callers can
+ * `return edgert__error(EDGERT_EINVAL, "...", ...);`. */
+int edgert__error(int err, const char *fmt, ...) EDGERT__PRINTF(2, 3);
+int edgert__verror(int err, const char *fmt, va_list ap);
+
+/* error.c: the allocator (see edgert_set_allocator). Sizes that overflow
+ * fail like an exhausted heap: they return NULL. None of these sets a
+ * message; callers report EDGERT_ENOMEM with what they were doing. */
+void *edgert__malloc(size_t size);
+void *edgert__calloc(size_t count, size_t size);
+void *edgert__realloc(void *ptr, size_t size);
+void edgert__free(void *ptr);
+char *edgert__strdup(const char *s);
+char *edgert__strndup(const char *s, size_t n);
+
+#endif /* EDGERT_INTERNAL_H */
+
+/*
+ * guard.c: run `tramp(fn, args, ret)` under the crash guard of the calling
+ * thread. Returns 0, or EDGERT_ECRASH after a contained fault (the crash
+ * record, with `function` and `module` as given, is then readable with
+ * edgert_last_crash()). `function` and `module` must outlive the call.
+ * Every call of foreign code in libedgert goes through here.
+ */
+typedef void (*edgert__tramp_t)(void *fn, void **args, void *ret);
+int edgert__guarded_invoke(edgert__tramp_t tramp, void *fn, void **args,
+                           void *ret, const char *function,
+                           const char *module);

@@ -1,0 +1,41 @@
+"""`pip install .` from this checkout into a fresh venv, then use the package
+from another directory: the extension must find the libedgert.so shipped
+beside it, and the article's import paths must work."""
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SMOKE = r"""
+import ctypes, os, edgert
+from pyv_edge_agent.module_host.abi import ABIContract
+from pyv_edge_agent.module_host.loader import ModuleLoader
+from pyv_edge_agent.module_host.fallback import ExplicitFallback, CompiledModeFailure
+assert ModuleLoader is edgert.ModuleLoader and ABIContract is edgert.ABIContract
+pkg = os.path.dirname(edgert.__file__)
+assert pkg.startswith(os.environ["VENV"]), pkg
+libs = [f for f in os.listdir(pkg) if f.startswith("libedgert.so")]
+assert libs, os.listdir(pkg)
+abi = ABIContract("vec_add_f32", [ctypes.POINTER(ctypes.c_float), ctypes.c_size_t], None)
+assert abi.to_dict() == {"function_name": "vec_add_f32", "arg_types": ["LP_c_float", "c_size_t"],
+                         "return_type": None, "calling_convention": "cdecl"}
+print("install check: edgert", edgert.__version__, "from", pkg, "with", libs[0])
+"""
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="edgert-install-") as tmp:
+        venv = os.path.join(tmp, "venv")
+        subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", venv], check=True)
+        py = os.path.join(venv, "bin", "python")
+        subprocess.run([py, "-m", "pip", "install", "-q", "--no-build-isolation", ROOT], check=True)
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["VENV"] = venv
+        subprocess.run([py, "-c", SMOKE], check=True, cwd=tmp, env=env)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
