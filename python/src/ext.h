@@ -82,4 +82,13 @@ PyObject *edgert_py_describe(PyObject *obj);
 /* "(float, bytes[12])" for a vector of arguments. New reference or NULL. */
 PyObject *edgert_py_describe_args(PyObject *const *args, Py_ssize_t nargs);
 
+/* ---- loader.c (what other parts call) -------------------------------- */
+/* (loader part: declarations go here) */
+
+/* ---- fallback.c (what other parts call) ------------------------------ */
+/* (fallback part: declarations go here) */
+
+/* ---- containers.c (what other parts call) ---------------------------- */
+/* (containers part: declarations go here) */
+
 #endif /* EDGERT_PY_EXT_H */

@@ -1,0 +1,53 @@
+"""Shared timing for the benchmarks: medians of repeated timeit runs, so the
+noise of a busy machine moves the figures as little as possible, and every
+result is a ratio against a peer measured in the same run."""
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import timeit
+from typing import Callable, Optional
+
+#: How many repeats each measurement takes its median over (`make bench REPEAT=N`).
+REPEAT = 7
+
+
+def ns_per_call(stmt: Callable[[], object] | str, *, number: int = 0, repeat: int = 0,
+                globals: Optional[dict] = None, per: int = 1) -> float:
+    """Median nanoseconds per call of `stmt` (a callable or a timeit string);
+    `per` divides further when one statement does `per` operations."""
+    t = timeit.Timer(stmt, globals=globals)
+    if number <= 0:
+        number, _ = t.autorange()
+        number = max(number, 1) * 2
+    runs = t.repeat(repeat=repeat or REPEAT, number=number)
+    return statistics.median(runs) / number / per * 1e9
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of the table: our case against one peer."""
+    group: str
+    case: str
+    ours_ns: float
+    peer: str
+    peer_ns: float
+    target: Optional[str] = None  # e.g. "<= 1.4x", checked against ratio
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        """ours / peer: below 1 is faster than the peer."""
+        return self.ours_ns / self.peer_ns if self.peer_ns else float("nan")
+
+    def holds(self) -> Optional[bool]:
+        """Whether `target` holds: "<= X" means ratio <= X, ">= Nx faster"
+        means peer/ours >= N."""
+        if not self.target:
+            return None
+        t = self.target.replace("x", "").strip()
+        if t.startswith("<="):
+            return self.ratio <= float(t[2:])
+        if t.startswith(">=") and "faster" in t:
+            return self.peer_ns / self.ours_ns >= float(t[2:].replace("faster", ""))
+        raise ValueError(f"unknown target {self.target!r}")
