@@ -13,6 +13,7 @@
 #include "edgert/types.h"
 #include "edgert/dict.h"
 #include "edgert/list.h"
+#include "edgert/abi.h"
 #include "edgert/loader.h"
 #include "edgert/manifest.h"
 #include "edgert/guard.h"

@@ -14,6 +14,8 @@ from .abi import *  # noqa: F401,F403
 from .abi import __all__ as _abi_all
 from .loader import *  # noqa: F401,F403
 from .loader import __all__ as _loader_all
+from .manifest import *  # noqa: F401,F403
+from .manifest import __all__ as _manifest_all
 from .fallback import *  # noqa: F401,F403
 from .fallback import __all__ as _fallback_all
 from .containers import *  # noqa: F401,F403
@@ -26,5 +28,5 @@ __version__: str = _edgert.__version__
 # A library logs; the application decides where logs go.
 _logging.getLogger("edgert").addHandler(_logging.NullHandler())
 
-__all__ = ["__version__", *_errors_all, *_abi_all, *_loader_all, *_fallback_all,
+__all__ = ["__version__", *_errors_all, *_abi_all, *_loader_all, *_manifest_all, *_fallback_all,
            *_containers_all, *_nexus_all]

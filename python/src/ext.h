@@ -8,6 +8,7 @@
  *   errors.c      exception types and edgert_py_raise()
  *   log.c         cached-level logging through Python's logging module
  *   loader.c      ModuleLoader, bound functions, argument conversion
+ *   manifest.c    ABI contracts and the manifest reader (parse_manifest)
  *   fallback.c    ExplicitFallback's C side and the result comparison
  *   containers.c  TypedDict, TypedList, register_type
  *   nexus.c       Nexus and kernel handles
@@ -23,6 +24,7 @@
 /* Each part adds its types and functions to the module; 0 or -1 with an exception. */
 int edgert_py_errors_init(PyObject *m);
 int edgert_py_loader_init(PyObject *m);
+int edgert_py_manifest_init(PyObject *m);
 int edgert_py_fallback_init(PyObject *m);
 int edgert_py_containers_init(PyObject *m);
 int edgert_py_nexus_init(PyObject *m);
@@ -84,6 +86,9 @@ PyObject *edgert_py_describe_args(PyObject *const *args, Py_ssize_t nargs);
 
 /* ---- loader.c (what other parts call) -------------------------------- */
 /* (loader part: declarations go here) */
+
+/* ---- manifest.c (what other parts call) ------------------------------ */
+/* (manifest part: declarations go here) */
 
 /* ---- fallback.c (what other parts call) ------------------------------ */
 /* (fallback part: declarations go here) */

@@ -16,6 +16,7 @@ PyMODINIT_FUNC PyInit__edgert(void) {
   if (PyModule_AddStringConstant(m, "__version__", EDGERT_VERSION_STRING) < 0 ||
       PyModule_AddStringConstant(m, "core_version", edgert_version()) < 0 ||
       edgert_py_errors_init(m) < 0 || edgert_py_loader_init(m) < 0 ||
+      edgert_py_manifest_init(m) < 0 ||
       edgert_py_fallback_init(m) < 0 || edgert_py_containers_init(m) < 0 ||
       edgert_py_nexus_init(m) < 0) {
     Py_DECREF(m);

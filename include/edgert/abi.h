@@ -1,0 +1,109 @@
+/*
+ * edgert/abi.h: ABI contracts, the C side of ABIContract.
+ *
+ * A contract names a function and its C signature in ctypes' vocabulary:
+ * argument types and a return type, each a simple type (c_int, c_double,
+ * c_size_t, ...), c_char_p, c_void_p, or POINTER(t) ("LP_c_float"). The type
+ * names table lives here once and serves both the JSON manifest reader and
+ * the Python binding, so C and Python read a contract the same way.
+ * Implemented in src/abi.c.
+ */
+#ifndef EDGERT_ABI_H
+#define EDGERT_ABI_H
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The most arguments a contract may have. */
+#define EDGERT_MAX_ARGS 32
+/* The longest function name (bytes, without the NUL). */
+#define EDGERT_MAX_NAME 255
+
+/* C types, as ctypes names them. Aliases (c_size_t is c_ulong on LP64,
+ * c_int32 is c_int, ...) map onto these codes when parsed. */
+typedef enum edgert_ctype_e {
+  EDGERT_CT_VOID = 0,   /* return type only: None */
+  EDGERT_CT_BOOL,       /* c_bool */
+  EDGERT_CT_CHAR,       /* c_char: one byte, from bytes of length 1 */
+  EDGERT_CT_WCHAR,      /* c_wchar: wchar_t, from str of length 1 */
+  EDGERT_CT_BYTE,       /* c_byte, c_int8 */
+  EDGERT_CT_UBYTE,      /* c_ubyte, c_uint8 */
+  EDGERT_CT_SHORT,      /* c_short, c_int16 */
+  EDGERT_CT_USHORT,     /* c_ushort, c_uint16 */
+  EDGERT_CT_INT,        /* c_int, c_int32 */
+  EDGERT_CT_UINT,       /* c_uint, c_uint32 */
+  EDGERT_CT_LONG,       /* c_long, c_ssize_t, c_int64 (LP64) */
+  EDGERT_CT_ULONG,      /* c_ulong, c_size_t, c_uint64 (LP64) */
+  EDGERT_CT_LONGLONG,   /* c_longlong */
+  EDGERT_CT_ULONGLONG,  /* c_ulonglong */
+  EDGERT_CT_FLOAT,      /* c_float */
+  EDGERT_CT_DOUBLE,     /* c_double */
+  EDGERT_CT_LONGDOUBLE, /* c_longdouble */
+  EDGERT_CT_CHAR_P,     /* c_char_p: NUL-terminated bytes, or NULL */
+  EDGERT_CT_WCHAR_P,    /* c_wchar_p: NUL-terminated wchar_t string, or NULL */
+  EDGERT_CT_VOID_P,     /* c_void_p: an address, NULL, or any contiguous buffer */
+  EDGERT_CT_POINTER,    /* POINTER(pointee): a buffer whose items are pointee */
+  EDGERT_CT__COUNT
+} edgert_ctype_t;
+
+/* One argument or return type. For EDGERT_CT_POINTER, `pointee` is the item
+ * type (never VOID or POINTER) and `depth` counts the POINTER levels (1 for
+ * POINTER(c_float) "LP_c_float", 2 for "LP_LP_c_float"); both are 0 otherwise. */
+typedef struct edgert_abi_type_s {
+  edgert_ctype_t code;
+  edgert_ctype_t pointee;
+  unsigned char depth;
+} edgert_abi_type_t;
+
+/* A contract. Plain data: copy it freely; it owns no memory. */
+typedef struct edgert_contract_s {
+  char function_name[EDGERT_MAX_NAME + 1]; /* a C identifier */
+  unsigned nargs;                          /* 0..EDGERT_MAX_ARGS */
+  edgert_abi_type_t args[EDGERT_MAX_ARGS];
+  edgert_abi_type_t ret;                   /* code EDGERT_CT_VOID for None */
+  int release_gil;                         /* 1 (default): callers may drop their lock around the call */
+} edgert_contract_t;
+
+/*
+ * Parses a ctypes type name as ABIContract.to_dict writes it, or any ctypes
+ * alias of it: "c_double", "c_size_t", "c_ulong", "c_int32", "LP_c_float",
+ * "LP_LP_c_char". "None" (the void return) only when `allow_void`.
+ * Returns 0, EDGERT_EINVAL for an unknown name (the message names it), or
+ * EDGERT_EUNSUPPORTED for a known but unsupported one (struct by value).
+ */
+EDGERT_EXTERN int edgert_abi_type_parse(const char *name, int allow_void,
+                                        edgert_abi_type_t *out);
+
+/*
+ * Writes the canonical name of `t` ("LP_c_float", "c_size_t" for
+ * EDGERT_CT_ULONG, "None" for VOID) into buf (NUL-terminated).
+ * Returns 0, or EDGERT_EINVAL if `t` is invalid or buf too small.
+ */
+EDGERT_EXTERN int edgert_abi_type_name(const edgert_abi_type_t *t, char *buf,
+                                       size_t size);
+
+/* Bytes a value of `t` takes as an argument (sizeof(void *) for pointers, 0 for VOID). */
+EDGERT_EXTERN size_t edgert_abi_type_size(const edgert_abi_type_t *t);
+
+/*
+ * Fills `c` and validates it: `function_name` a C identifier of at most
+ * EDGERT_MAX_NAME bytes, at most EDGERT_MAX_ARGS arguments, every argument
+ * type a non-void type name, `return_type` NULL or "None" for void,
+ * `calling_convention` NULL or "cdecl". Returns 0, or EDGERT_EINVAL /
+ * EDGERT_ELIMIT / EDGERT_EUNSUPPORTED with a message naming the field;
+ * `c` is unchanged on failure.
+ */
+EDGERT_EXTERN int edgert_contract_init(edgert_contract_t *c,
+                                       const char *function_name,
+                                       const char *const *arg_types,
+                                       size_t nargs, const char *return_type,
+                                       const char *calling_convention,
+                                       int release_gil);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EDGERT_ABI_H */

@@ -1,0 +1,2 @@
+"""(not yet written)"""
+__all__: list = []
