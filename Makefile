@@ -66,3 +66,6 @@ bench: build
 
 clean:
 	rm -rf $(BUILD)
+
+# Long-running quality targets (sanitizers, fuzzing, soak): mk/*.mk.
+-include mk/*.mk
