@@ -91,7 +91,18 @@ PyObject *edgert_py_describe_args(PyObject *const *args, Py_ssize_t nargs);
 /* (manifest part: declarations go here) */
 
 /* ---- fallback.c (what other parts call) ------------------------------ */
-/* (fallback part: declarations go here) */
+/*
+ * Compares a compiled result with a reference result the way
+ * ExplicitFallback does: numbers within `tolerance` (absolute or relative,
+ * NaN equals NaN), None, bools, str, bytes, sequences, mappings and buffers
+ * (numpy arrays, array.array, TypedList) elementwise, nested mixes.
+ * Returns 1 if they match, 0 if not (then *diff, if diff is not NULL, is a
+ * new str describing the first difference, e.g. "at [2]: 3.0 != 3.5"), or
+ * -1 with an exception set. May run Python code (__eq__, __len__, ...).
+ * Needs the GIL.
+ */
+int edgert_py_results_match(PyObject *a, PyObject *b, double tolerance,
+                            PyObject **diff);
 
 /* ---- containers.c (what other parts call) ---------------------------- */
 /* (containers part: declarations go here) */
