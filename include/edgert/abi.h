@@ -6,7 +6,16 @@
  * c_size_t, ...), c_char_p, c_void_p, or POINTER(t) ("LP_c_float"). The type
  * names table lives here once and serves both the JSON manifest reader and
  * the Python binding, so C and Python read a contract the same way.
- * Implemented in src/abi.c.
+ * Implemented in src/abi.c. None of these functions runs foreign code or
+ * allocates; all are thread-safe.
+ *
+ * Names on x86-64 Linux (LP64) follow ctypes, where several names are one
+ * class: c_size_t, c_ulong, c_ulonglong and c_uint64 are all c_ulong, and
+ * c_ssize_t, c_long, c_longlong, c_int64 (and c_time_t, Python 3.12+) are all
+ * c_long. Every name of one ctypes class parses to one code here, and the
+ * canonical (written) name of the 64-bit integers is their size-type name:
+ * "c_size_t" for EDGERT_CT_ULONG, "c_ssize_t" for EDGERT_CT_LONG, as the
+ * article's `['LP_c_float', 'c_size_t']` requires. docs/abi.md has the table.
  */
 #ifndef EDGERT_ABI_H
 #define EDGERT_ABI_H
@@ -21,6 +30,10 @@ extern "C" {
 #define EDGERT_MAX_ARGS 32
 /* The longest function name (bytes, without the NUL). */
 #define EDGERT_MAX_NAME 255
+/* The most POINTER levels of one type ("LP_" prefixes). */
+#define EDGERT_MAX_POINTER_DEPTH 8
+/* A buffer this size holds any canonical type name, NUL included. */
+#define EDGERT_ABI_TYPE_NAME_MAX 64
 
 /* C types, as ctypes names them. Aliases (c_size_t is c_ulong on LP64,
  * c_int32 is c_int, ...) map onto these codes when parsed. */
@@ -35,23 +48,26 @@ typedef enum edgert_ctype_e {
   EDGERT_CT_USHORT,     /* c_ushort, c_uint16 */
   EDGERT_CT_INT,        /* c_int, c_int32 */
   EDGERT_CT_UINT,       /* c_uint, c_uint32 */
-  EDGERT_CT_LONG,       /* c_long, c_ssize_t, c_int64 (LP64) */
-  EDGERT_CT_ULONG,      /* c_ulong, c_size_t, c_uint64 (LP64) */
-  EDGERT_CT_LONGLONG,   /* c_longlong */
-  EDGERT_CT_ULONGLONG,  /* c_ulonglong */
+  EDGERT_CT_LONG,       /* c_ssize_t (canonical), c_long, c_longlong, c_int64, c_time_t */
+  EDGERT_CT_ULONG,      /* c_size_t (canonical), c_ulong, c_ulonglong, c_uint64 */
+  EDGERT_CT_LONGLONG,   /* long long, for contracts C hosts build by hand; no
+                           name parses to it on LP64, where ctypes' c_longlong
+                           is c_long. Written "c_longlong". */
+  EDGERT_CT_ULONGLONG,  /* unsigned long long, likewise; written "c_ulonglong" */
   EDGERT_CT_FLOAT,      /* c_float */
   EDGERT_CT_DOUBLE,     /* c_double */
   EDGERT_CT_LONGDOUBLE, /* c_longdouble */
   EDGERT_CT_CHAR_P,     /* c_char_p: NUL-terminated bytes, or NULL */
   EDGERT_CT_WCHAR_P,    /* c_wchar_p: NUL-terminated wchar_t string, or NULL */
-  EDGERT_CT_VOID_P,     /* c_void_p: an address, NULL, or any contiguous buffer */
+  EDGERT_CT_VOID_P,     /* c_void_p (alias c_voidp): an address, NULL, or any contiguous buffer */
   EDGERT_CT_POINTER,    /* POINTER(pointee): a buffer whose items are pointee */
   EDGERT_CT__COUNT
 } edgert_ctype_t;
 
 /* One argument or return type. For EDGERT_CT_POINTER, `pointee` is the item
  * type (never VOID or POINTER) and `depth` counts the POINTER levels (1 for
- * POINTER(c_float) "LP_c_float", 2 for "LP_LP_c_float"); both are 0 otherwise. */
+ * POINTER(c_float) "LP_c_float", 2 for "LP_LP_c_float", at most
+ * EDGERT_MAX_POINTER_DEPTH); both are 0 otherwise. */
 typedef struct edgert_abi_type_s {
   edgert_ctype_t code;
   edgert_ctype_t pointee;
@@ -70,31 +86,49 @@ typedef struct edgert_contract_s {
 /*
  * Parses a ctypes type name as ABIContract.to_dict writes it, or any ctypes
  * alias of it: "c_double", "c_size_t", "c_ulong", "c_int32", "LP_c_float",
- * "LP_LP_c_char". "None" (the void return) only when `allow_void`.
- * Returns 0, EDGERT_EINVAL for an unknown name (the message names it), or
- * EDGERT_EUNSUPPORTED for a known but unsupported one (struct by value).
+ * "LP_LP_c_char", "LP_c_ulong". "None" (the void return) only when
+ * `allow_void`. Returns 0 with *out set, or (with *out unchanged):
+ *   EDGERT_EINVAL        unknown name (the message quotes it), NULL name or
+ *                        out, "None" where not allowed, "LP_None";
+ *   EDGERT_EUNSUPPORTED  a known but unsupported type: struct by value
+ *                        ("struct NAME"), py_object;
+ *   EDGERT_ELIMIT        more than EDGERT_MAX_POINTER_DEPTH "LP_" levels.
+ * Messages have no field prefix; edgert_contract_init adds one.
  */
 EDGERT_EXTERN int edgert_abi_type_parse(const char *name, int allow_void,
                                         edgert_abi_type_t *out);
 
 /*
  * Writes the canonical name of `t` ("LP_c_float", "c_size_t" for
- * EDGERT_CT_ULONG, "None" for VOID) into buf (NUL-terminated).
+ * EDGERT_CT_ULONG, "LP_c_size_t" for a pointer to it, "None" for VOID) into
+ * buf (NUL-terminated; EDGERT_ABI_TYPE_NAME_MAX bytes always suffice).
  * Returns 0, or EDGERT_EINVAL if `t` is invalid or buf too small.
  */
 EDGERT_EXTERN int edgert_abi_type_name(const edgert_abi_type_t *t, char *buf,
                                        size_t size);
 
-/* Bytes a value of `t` takes as an argument (sizeof(void *) for pointers, 0 for VOID). */
+/* Bytes a value of `t` takes as an argument (sizeof(void *) for pointers,
+ * 0 for VOID or an invalid type). */
 EDGERT_EXTERN size_t edgert_abi_type_size(const edgert_abi_type_t *t);
+
+/*
+ * The known type names, one per call: index 0, 1, ... give every name
+ * edgert_abi_type_parse accepts without "LP_" (canonical names and aliases,
+ * "None" included), then NULL past the end. Static strings. Lets bindings
+ * and docs enumerate the table instead of copying it.
+ */
+EDGERT_EXTERN const char *edgert_abi_type_alias(size_t index);
 
 /*
  * Fills `c` and validates it: `function_name` a C identifier of at most
  * EDGERT_MAX_NAME bytes, at most EDGERT_MAX_ARGS arguments, every argument
  * type a non-void type name, `return_type` NULL or "None" for void,
- * `calling_convention` NULL or "cdecl". Returns 0, or EDGERT_EINVAL /
- * EDGERT_ELIMIT / EDGERT_EUNSUPPORTED with a message naming the field;
- * `c` is unchanged on failure.
+ * `calling_convention` NULL or "cdecl" (the only one on x86-64 Linux).
+ * `arg_types` may be NULL when nargs is 0; nothing is kept after the call.
+ * Returns 0, or EDGERT_EINVAL / EDGERT_ELIMIT / EDGERT_EUNSUPPORTED with a
+ * message that starts with the field, "function_name: ...",
+ * "arg_types[2]: unknown type name 'c_flaot'", "return_type: ...",
+ * "calling_convention: ..."; `c` is unchanged on failure.
  */
 EDGERT_EXTERN int edgert_contract_init(edgert_contract_t *c,
                                        const char *function_name,
@@ -102,6 +136,15 @@ EDGERT_EXTERN int edgert_contract_init(edgert_contract_t *c,
                                        size_t nargs, const char *return_type,
                                        const char *calling_convention,
                                        int release_gil);
+
+/*
+ * Writes `c` as a C-like signature into buf (NUL-terminated):
+ * "None vec_add_f32(LP_c_float, c_size_t)". For logs and tools.
+ * Returns 0, or EDGERT_EINVAL if `c` holds an invalid type or buf is too
+ * small (buf then holds a truncated, still NUL-terminated signature).
+ */
+EDGERT_EXTERN int edgert_contract_format(const edgert_contract_t *c, char *buf,
+                                         size_t size);
 
 #ifdef __cplusplus
 }
