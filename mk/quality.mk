@@ -1,0 +1,116 @@
+# Long-running quality targets (included by the top Makefile).
+#   make deps-quality   install clang, libclang-rt and valgrind when missing (apt-get)
+#   make test-sanitize  C suites (leak detection on) and the Python suite on an
+#                       ASan+UBSan build in $(ASAN_BUILD)
+#   make test-valgrind  the C suites under valgrind memcheck (plain build in $(VALGRIND_BUILD))
+#   make fuzz           each libFuzzer harness for FUZZ_SECONDS on a copy of its seed corpus
+#   make soak           tools/soak.py: a mixed workload for SOAK_SECONDS, RSS checked
+# Figures these produce are collected in docs/reliability.md.
+
+ASAN_BUILD     ?= build-asan
+VALGRIND_BUILD ?= build-valgrind
+FUZZ_BUILD     ?= build-fuzz
+FUZZ_SECONDS   ?= 60
+FUZZ_JOBS      ?= 1
+SOAK_SECONDS   ?= 120
+SOAK_BUILD     ?= $(BUILD)
+# Suites left out of the valgrind run (ctest -E regex); crash containment
+# tests fault on purpose, which memcheck reports as invalid accesses.
+VALGRIND_EXCLUDE ?= ^test_guard$$
+# C suites left out under ASan (ctest -E regex); empty: all run.
+ASAN_EXCLUDE   ?= ^$$
+QUALITY_DEB_PACKAGES := clang libclang-rt-14-dev valgrind
+
+ASAN_RT  := $(shell gcc -print-file-name=libasan.so 2>/dev/null)
+UBSAN_RT := $(shell gcc -print-file-name=libubsan.so 2>/dev/null)
+SAN_ENV_C := EDGERT_SANITIZED=1 \
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp:print_suppressions=0
+SAN_ENV_PY := EDGERT_SANITIZED=1 \
+  LD_PRELOAD="$(ASAN_RT) $(UBSAN_RT)" \
+  ASAN_OPTIONS=detect_leaks=0 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  PYTHONPATH=$(CURDIR)/$(ASAN_BUILD)/py \
+  EDGERT_FIXTURE_DIR=$(CURDIR)/$(ASAN_BUILD)/fixtures \
+  EDGERT_BUILD_DIR=$(CURDIR)/$(ASAN_BUILD)
+
+.PHONY: deps-quality test-sanitize test-sanitize-c test-sanitize-py \
+        build-asan test-valgrind build-fuzz fuzz fuzz-regress soak
+
+deps-quality:
+	@missing=""; for p in $(QUALITY_DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+# ---- sanitizers --------------------------------------------------------------
+$(ASAN_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug \
+	  -DEDGERT_WERROR=$(WERROR) -DEDGERT_SANITIZE=ON -DEDGERT_BUILD_BENCH=OFF \
+	  -DPython_EXECUTABLE=$$(command -v $(PYTHON))
+
+build-asan: deps $(ASAN_BUILD)/CMakeCache.txt
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+test-sanitize: build-asan test-sanitize-c test-sanitize-py
+
+test-sanitize-c:
+	cd $(ASAN_BUILD) && $(SAN_ENV_C) ctest --output-on-failure -j $(JOBS) -E '$(ASAN_EXCLUDE)'
+
+# The interpreter is not sanitized: the ASan and UBSan runtimes are preloaded
+# so the instrumented libedgert and extension can load into it. Leak detection
+# is off here (CPython keeps its arenas to exit); the C suites cover leaks.
+test-sanitize-py:
+	$(SAN_ENV_PY) $(PYTHON) -m pytest -q -p no:cacheprovider tests/python
+
+# ---- valgrind ---------------------------------------------------------------
+$(VALGRIND_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(VALGRIND_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DEDGERT_WERROR=$(WERROR) -DEDGERT_BUILD_PYTHON=OFF -DEDGERT_BUILD_BENCH=OFF \
+	  -DEDGERT_BUILD_EXAMPLES=OFF
+
+VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect \
+  --errors-for-leak-kinds=definite,indirect --track-origins=yes
+
+test-valgrind: deps deps-quality $(VALGRIND_BUILD)/CMakeCache.txt
+	cmake --build $(VALGRIND_BUILD) -j $(JOBS)
+	@cd $(VALGRIND_BUILD) && ls test_* | grep -Ev '$(VALGRIND_EXCLUDE)' > valgrind-suites.txt; \
+	pass=0; fail=0; failed=""; start=$$(date +%s); \
+	for t in $$(cat valgrind-suites.txt); do \
+	  if EDGERT_VALGRIND=1 $(VALGRIND) --log-file=$$t.valgrind.log ./$$t > $$t.valgrind.out 2>&1; then \
+	    pass=$$((pass+1)); echo "valgrind $$t: clean"; \
+	  else \
+	    fail=$$((fail+1)); failed="$$failed $$t"; echo "valgrind $$t: FAILED"; \
+	    cat $$t.valgrind.out $$t.valgrind.log | tail -60; \
+	  fi; \
+	done; \
+	echo "valgrind took $$(( $$(date +%s) - start )) s$${failed:+; failed:$$failed}"; \
+	echo "valgrind: $$pass passed, $$fail failed"; \
+	test $$fail = 0
+
+# ---- fuzzing ----------------------------------------------------------------
+$(FUZZ_BUILD)/CMakeCache.txt:
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DEDGERT_FUZZ=ON -DEDGERT_BUILD_PYTHON=OFF -DEDGERT_BUILD_TESTS=OFF \
+	  -DEDGERT_BUILD_BENCH=OFF -DEDGERT_BUILD_EXAMPLES=OFF -DEDGERT_WERROR=OFF
+
+build-fuzz: deps deps-quality $(FUZZ_BUILD)/CMakeCache.txt
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+fuzz: build-fuzz
+	$(PYTHON) tests/fuzz/run_fuzz.py --build $(FUZZ_BUILD) --seconds $(FUZZ_SECONDS) \
+	  $(if $(FUZZ_HARNESSES),--only $(FUZZ_HARNESSES))
+
+# Replays every committed regression input through the libFuzzer builds.
+fuzz-regress: build-fuzz
+	$(PYTHON) tests/fuzz/run_fuzz.py --build $(FUZZ_BUILD) --regress-only
+
+# ---- soak -------------------------------------------------------------------
+soak: build
+	PYTHONPATH=$(CURDIR)/$(SOAK_BUILD)/py EDGERT_FIXTURE_DIR=$(CURDIR)/$(SOAK_BUILD)/fixtures \
+	  $(PYTHON) tools/soak.py --seconds $(SOAK_SECONDS)
