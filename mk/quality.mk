@@ -79,7 +79,7 @@ VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=d
 
 test-valgrind: deps deps-quality $(VALGRIND_BUILD)/CMakeCache.txt
 	cmake --build $(VALGRIND_BUILD) -j $(JOBS)
-	@cd $(VALGRIND_BUILD) && ls test_* | grep -Ev '$(VALGRIND_EXCLUDE)' > valgrind-suites.txt; \
+	@cd $(VALGRIND_BUILD) && find . -maxdepth 1 -type f -perm -u+x -name 'test_*' -printf '%f\n' | sort | grep -Ev '$(VALGRIND_EXCLUDE)' > valgrind-suites.txt; \
 	pass=0; fail=0; failed=""; start=$$(date +%s); \
 	for t in $$(cat valgrind-suites.txt); do \
 	  if EDGERT_VALGRIND=1 $(VALGRIND) --log-file=$$t.valgrind.log ./$$t > $$t.valgrind.out 2>&1; then \

@@ -66,7 +66,9 @@ static void fuzz_type_names(fuzz_in_t *in, int allow_void) {
     } else {
       FUZZ_CHECK(rc == EDGERT_EINVAL || rc == EDGERT_EUNSUPPORTED ||
                  rc == EDGERT_ELIMIT);
-      FUZZ_CHECK(memcmp(&t, &sentinel_type, sizeof t) == 0);
+      FUZZ_CHECK(t.code == sentinel_type.code &&
+                 t.pointee == sentinel_type.pointee &&
+                 t.depth == sentinel_type.depth);
       FUZZ_CHECK(edgert_last_error()[0] != '\0');
     }
     free(s);
@@ -83,7 +85,7 @@ static void fuzz_contract(fuzz_in_t *in, uint8_t mode) {
     args[nargs++] = fuzz_field(in, '\n', NULL);
   edgert_contract_t c, before;
   memset(&c, 0xA5, sizeof c);
-  before = c;
+  memcpy(&before, &c, sizeof c);
   edgert_clear_error();
   int rc = edgert_contract_init(&c, fname, (const char *const *)args, nargs,
                                 (mode & 4) ? NULL : ret,
