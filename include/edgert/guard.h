@@ -1,15 +1,31 @@
 /*
  * edgert/guard.h: guarded calls that survive crashing kernels.
  *
- * A call made through libedgert (a bound module function, edgert_guard_call)
- * runs under a crash guard: a SIGSEGV, SIGBUS, SIGFPE or SIGILL raised by the
- * kernel on the calling thread returns as EDGERT_ECRASH instead of killing the
- * process, and edgert_last_crash() describes it.
+ * A call made through libedgert (a bound module function, edgert_guard_run,
+ * edgert_guard_call) runs under a crash guard: a SIGSEGV, SIGBUS, SIGFPE or
+ * SIGILL raised by the kernel on the calling thread (a stack overflow
+ * included: every calling thread gets its own alternate signal stack) returns
+ * as EDGERT_ECRASH instead of killing the process, and edgert_last_crash()
+ * describes it. SIGABRT is never caught.
+ *
+ * A fault outside any guarded call, or on a thread with no guarded call in
+ * progress, goes to the handler that was installed before the guard (Python's
+ * faulthandler, say) exactly once, and the process dies with the original
+ * signal. Setting EDGERT_CRASH_GUARD=0 in the environment before the first
+ * guarded call switches containment off (for gdb and sanitizers): calls then
+ * run unguarded.
+ *
+ * What containment cannot promise: memory the kernel corrupted before it
+ * faulted stays corrupted; a kernel that hangs is not interrupted; faults in
+ * threads the kernel starts itself are not contained (they kill the process);
+ * a module that faulted may hold its own locks or half-updated state forever,
+ * which is why the loader quarantines a module after a crash. See docs/guard.md.
  */
 #ifndef EDGERT_GUARD_H
 #define EDGERT_GUARD_H
 
 #include "common.h"
+#include "loader.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -26,6 +42,109 @@ typedef struct edgert_crash_s {
 
 /* This thread's last contained crash; signo is 0 if there was none. Never NULL. */
 EDGERT_EXTERN const edgert_crash_t *edgert_last_crash(void);
+
+/* "SIGSEGV" for SIGSEGV, ..., "signal" for one the guard does not handle. Static. */
+EDGERT_EXTERN const char *edgert_signal_name(int signo);
+
+/*
+ * 1 if crash containment is on in this process, 0 if EDGERT_CRASH_GUARD=0
+ * switched it off. The environment is read once, at the first call of any
+ * guard function.
+ */
+EDGERT_EXTERN int edgert_guard_enabled(void);
+
+/*
+ * Installs the guard's signal handlers now (the first guarded call does it
+ * anyway), or puts them back in front if another handler was installed over
+ * them since (Python's faulthandler.enable(), say): the displacing handler
+ * becomes the one a fault outside a guarded call is handed to. Cheap when
+ * nothing changed (four sigaction reads). Returns 0, or EDGERT_EUNSUPPORTED
+ * when containment is switched off (nothing is installed then).
+ * Runs no foreign code.
+ */
+EDGERT_EXTERN int edgert_guard_install(void);
+
+/*
+ * Runs fn(ud) under the crash guard of the calling thread, for C hosts that
+ * call foreign code themselves. `name` names fn in the crash record and
+ * message (borrowed for the call; NULL for ""). Returns 0, EDGERT_EINVAL if
+ * fn is NULL, or EDGERT_ECRASH after a contained fault (edgert_last_crash()
+ * and edgert_last_error() then say which signal, where and in what).
+ * Runs foreign code: fn.
+ */
+EDGERT_EXTERN int edgert_guard_run(void (*fn)(void *ud), void *ud,
+                                   const char *name);
+
+/*
+ * A reference implementation of a bound function, for edgert_guard_call:
+ * reads the same `args` as the compiled function, writes its result to `ret`
+ * (the compiled function's return type; ignore it for a void function) and
+ * returns 0, or a negative EDGERT_E* code if it failed (it may set a message
+ * with its own words; the guard keeps it).
+ */
+typedef int (*edgert_guard_ref_fn)(void *ud, void **args, void *ret);
+
+/*
+ * Compares a compiled result with a reference result, both of the function's
+ * return type: 1 if they agree within `tolerance`, 0 if not. For strict mode.
+ * When NULL, the guard compares by return type: floating point within
+ * `tolerance` (absolute or relative; NaN equals NaN), everything else
+ * bitwise.
+ */
+typedef int (*edgert_guard_cmp_fn)(void *ud, const void *compiled_ret,
+                                   const void *reference_ret, double tolerance);
+
+/* The policy of edgert_guard_call. Zero-initialised: no fallback, not strict,
+ * tolerance 0 (use EDGERT_GUARD_POLICY_INIT for the article's defaults). */
+typedef struct edgert_guard_policy_s {
+  int fallback_enabled;        /* on a compiled failure run the reference instead */
+  int strict;                  /* run both, compare: a difference is EDGERT_EMISMATCH */
+  double tolerance;            /* for the comparison; 1e-9 in the article */
+  edgert_guard_cmp_fn compare; /* strict mode's comparison, or NULL (see above) */
+  void *ud;                    /* passed to `ref` and `compare` */
+} edgert_guard_policy_t;
+
+#define EDGERT_GUARD_POLICY_INIT {0, 0, 1e-9, NULL, NULL}
+
+/*
+ * Runs the bound function `fn` (edgert_func_call(fn, args, ret)) under the
+ * crash guard, with `ref` as its reference, following `policy` (NULL for
+ * EDGERT_GUARD_POLICY_INIT):
+ *   - not strict: the compiled call only. If it fails (an error, a contained
+ *     crash, a quarantined module) and fallback_enabled, `ref` runs and its
+ *     result is returned (0, or ref's code); without fallback the call
+ *     returns EDGERT_EFAILED, the message naming the function and the
+ *     original error (edgert_last_crash() still describes a crash).
+ *   - strict: the compiled call, then `ref` into a scratch value (16 bytes,
+ *     aligned for long double); a compiled failure is handled as above
+ *     (reference answer with fallback_enabled, else EDGERT_EFAILED), a
+ *     reference failure is ref's code (a positive one becomes
+ *     EDGERT_EFAILED), and results that differ are EDGERT_EMISMATCH with
+ *     both values in the message. On success `ret` holds the compiled
+ *     result.
+ * `ref` may be NULL when neither fallback nor strict mode needs it; it is
+ * EDGERT_EINVAL when they do. `args` and `ret` are borrowed for the call.
+ * Counts every call in edgert_guard_stats(). Runs foreign code: the
+ * module's function and `ref`.
+ */
+EDGERT_EXTERN int edgert_guard_call(edgert_func_t *fn, void **args, void *ret,
+                                    edgert_guard_ref_fn ref,
+                                    const edgert_guard_policy_t *policy);
+
+/* Process-wide counters; every field only grows until edgert_guard_stats_reset(). */
+typedef struct edgert_guard_stats_s {
+  uint64_t calls;      /* edgert_guard_call calls */
+  uint64_t compiled;   /* ... whose compiled call succeeded */
+  uint64_t failures;   /* ... whose compiled call failed (crash or error) */
+  uint64_t fallbacks;  /* ... answered by the reference after a failure */
+  uint64_t mismatches; /* strict calls whose results differed */
+  uint64_t crashes;    /* faults contained by any guarded call (loader calls too) */
+} edgert_guard_stats_t;
+
+/* Copies the counters into *out (ignored if NULL). Thread-safe. */
+EDGERT_EXTERN void edgert_guard_stats(edgert_guard_stats_t *out);
+/* Sets every counter to 0. Thread-safe. */
+EDGERT_EXTERN void edgert_guard_stats_reset(void);
 
 #ifdef __cplusplus
 }

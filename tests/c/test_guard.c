@@ -1,0 +1,837 @@
+/*
+ * test_guard.c: crash containment (edgert_guard_run, bound calls) and
+ * edgert_guard_call's policy. Whatever could kill the test runner when the
+ * guard is broken runs in a forked child, and the parent checks how it ended.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "edgert.h"
+#include "helpers/failalloc.h"
+
+#ifndef EDGERT_FIXTURE_DIR
+#error "EDGERT_FIXTURE_DIR must be defined by the build"
+#endif
+#define CRASHY EDGERT_FIXTURE_DIR "/guard_crashy.so"
+
+/*
+ * CMocka puts its own SIGSEGV/SIGILL/SIGFPE/SIGBUS handlers in front of ours
+ * around every test (and puts ours back as a plain handler afterwards):
+ * every test starts by putting the guard back in front, which is what
+ * edgert_guard_install is for.
+ */
+static void ready(void) { assert_int_equal(edgert_guard_install(), 0); }
+
+/* ---- kernels run with edgert_guard_run ---------------------------------- */
+
+static void ok_kernel(void *ud) { *(int *)ud += 1; }
+
+static void null_kernel(void *ud) {
+  (void)ud;
+  volatile int *volatile p = NULL;
+  *p = 42;
+}
+
+static void wild_kernel(void *ud) {
+  (void)ud;
+  volatile int *volatile p = (int *)(uintptr_t)0x10;
+  *p = 42;
+}
+
+static void div_kernel(void *ud) {
+  volatile int a = 7, b = 0;
+  *(int *)ud = a / b;
+}
+
+static void trap_kernel(void *ud) {
+  (void)ud;
+  __builtin_trap();
+}
+
+static volatile int endless = -1; /* never reached: the stack ends first */
+static int recurse(volatile int depth) {
+  volatile char pad[512];
+  pad[0] = (char)depth;
+  pad[511] = (char)(depth >> 8);
+  if (depth == endless)
+    return pad[0];
+  return recurse(depth + 1) + pad[0] + pad[511];
+}
+
+static void overflow_kernel(void *ud) { *(int *)ud = recurse(0); }
+
+static void bus_kernel(void *ud) {
+  char path[] = "/tmp/edgert_guard_busXXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  long page = sysconf(_SC_PAGESIZE);
+  assert_int_equal(ftruncate(fd, page), 0);
+  volatile char *p = mmap(NULL, (size_t)page, PROT_READ, MAP_SHARED, fd, 0);
+  assert_true(p != MAP_FAILED);
+  assert_int_equal(ftruncate(fd, 0), 0);
+  close(fd);
+  unlink(path);
+  *(int *)ud = p[0];
+}
+
+static void abort_kernel(void *ud) {
+  (void)ud;
+  abort();
+}
+
+/* ---- contained faults ---------------------------------------------------- */
+
+static void ok_call_runs_and_returns_zero(void **state) {
+  (void)state;
+  ready();
+  int n = 0;
+  assert_int_equal(edgert_guard_run(ok_kernel, &n, "ok_kernel"), 0);
+  assert_int_equal(n, 1);
+  assert_int_equal(edgert_guard_enabled(), 1);
+}
+
+static void null_dereference_is_contained_and_described(void **state) {
+  (void)state;
+  ready();
+  assert_int_equal(edgert_guard_run(null_kernel, NULL, "null_kernel"), EDGERT_ECRASH);
+  const edgert_crash_t *c = edgert_last_crash();
+  assert_int_equal(c->signo, SIGSEGV);
+  assert_int_equal(c->code, SEGV_MAPERR);
+  assert_ptr_equal(c->address, NULL);
+  assert_string_equal(c->function, "null_kernel");
+  assert_string_equal(c->module, "");
+  const char *msg = edgert_last_error();
+  assert_non_null(strstr(msg, "SIGSEGV"));
+  assert_non_null(strstr(msg, "address not mapped"));
+  assert_non_null(strstr(msg, "'null_kernel'"));
+  assert_non_null(strstr(msg, "(nil)"));
+}
+
+static void fault_address_is_recorded(void **state) {
+  (void)state;
+  ready();
+  assert_int_equal(edgert_guard_run(wild_kernel, NULL, "wild"), EDGERT_ECRASH);
+  assert_ptr_equal(edgert_last_crash()->address, (void *)(uintptr_t)0x10);
+  assert_non_null(strstr(edgert_last_error(), "0x10"));
+}
+
+static void division_by_zero_is_sigfpe(void **state) {
+  (void)state;
+  ready();
+  int out = 0;
+  assert_int_equal(edgert_guard_run(div_kernel, &out, "div"), EDGERT_ECRASH);
+  assert_int_equal(edgert_last_crash()->signo, SIGFPE);
+  assert_int_equal(edgert_last_crash()->code, FPE_INTDIV);
+  assert_non_null(strstr(edgert_last_error(), "SIGFPE (integer division by zero)"));
+}
+
+static void trap_is_sigill(void **state) {
+  (void)state;
+  ready();
+  assert_int_equal(edgert_guard_run(trap_kernel, NULL, "trap"), EDGERT_ECRASH);
+  assert_int_equal(edgert_last_crash()->signo, SIGILL);
+  assert_non_null(strstr(edgert_last_error(), "SIGILL"));
+}
+
+static void truncated_mapping_is_sigbus(void **state) {
+  (void)state;
+  ready();
+  int out = 0;
+  assert_int_equal(edgert_guard_run(bus_kernel, &out, "bus"), EDGERT_ECRASH);
+  assert_int_equal(edgert_last_crash()->signo, SIGBUS);
+  assert_non_null(strstr(edgert_last_error(), "SIGBUS"));
+}
+
+static void stack_overflow_is_contained(void **state) {
+  (void)state;
+  ready();
+  int out = 0;
+  assert_int_equal(edgert_guard_run(overflow_kernel, &out, "overflow"), EDGERT_ECRASH);
+  assert_int_equal(edgert_last_crash()->signo, SIGSEGV);
+  /* and the stack is usable again, and so is the guard */
+  int n = 0;
+  assert_int_equal(edgert_guard_run(ok_kernel, &n, "ok"), 0);
+  assert_int_equal(n, 1);
+  assert_int_equal(edgert_guard_run(overflow_kernel, &out, "overflow"), EDGERT_ECRASH);
+}
+
+static void many_faults_in_a_row_leave_everything_working(void **state) {
+  (void)state;
+  ready();
+  edgert_guard_stats_t before, after;
+  edgert_guard_stats(&before);
+  for (int i = 0; i < 2000; i++) {
+    assert_int_equal(edgert_guard_run(i % 2 ? null_kernel : div_kernel, &(int){0}, "k"),
+                     EDGERT_ECRASH);
+  }
+  edgert_guard_stats(&after);
+  assert_true(after.crashes - before.crashes == 2000);
+  int n = 0;
+  for (int i = 0; i < 100; i++)
+    assert_int_equal(edgert_guard_run(ok_kernel, &n, "ok"), 0);
+  assert_int_equal(n, 100);
+}
+
+static void signal_mask_is_restored_after_a_fault(void **state) {
+  (void)state;
+  ready();
+  sigset_t before, after;
+  pthread_sigmask(SIG_SETMASK, NULL, &before);
+  assert_int_equal(edgert_guard_run(null_kernel, NULL, "null"), EDGERT_ECRASH);
+  pthread_sigmask(SIG_SETMASK, NULL, &after);
+  assert_int_equal(sigismember(&after, SIGSEGV), 0);
+  assert_int_equal(sigismember(&after, SIGFPE), 0);
+  for (int s = 1; s < 32; s++)
+    assert_int_equal(sigismember(&before, s), sigismember(&after, s));
+}
+
+/* A guarded call inside a guarded call: each fault goes to its own frame. */
+static void inner_crash(void *ud) {
+  int *rc = ud;
+  rc[0] = edgert_guard_run(null_kernel, NULL, "inner");
+  rc[1] = 1; /* the outer kernel goes on after the inner crash */
+}
+
+static void outer_crash_after_inner(void *ud) {
+  int *rc = ud;
+  rc[0] = edgert_guard_run(ok_kernel, &rc[1], "inner_ok");
+  null_kernel(NULL);
+}
+
+static void nested_guarded_calls_unwind_to_their_own_frame(void **state) {
+  (void)state;
+  ready();
+  int rc[2] = {0, 0};
+  assert_int_equal(edgert_guard_run(inner_crash, rc, "outer"), 0);
+  assert_int_equal(rc[0], EDGERT_ECRASH);
+  assert_int_equal(rc[1], 1);
+  int rc2[2] = {-1, 0};
+  assert_int_equal(edgert_guard_run(outer_crash_after_inner, rc2, "outer"), EDGERT_ECRASH);
+  assert_int_equal(rc2[0], 0);
+  assert_int_equal(rc2[1], 1);
+  assert_string_equal(edgert_last_crash()->function, "outer");
+}
+
+static void null_function_is_einval(void **state) {
+  (void)state;
+  ready();
+  assert_int_equal(edgert_guard_run(NULL, NULL, "x"), EDGERT_EINVAL);
+  assert_non_null(strstr(edgert_last_error(), "fn is NULL"));
+  assert_string_equal(edgert_signal_name(SIGBUS), "SIGBUS");
+  assert_string_equal(edgert_signal_name(SIGABRT), "signal");
+}
+
+static void install_is_idempotent(void **state) {
+  (void)state;
+  ready();
+  assert_int_equal(edgert_guard_install(), 0);
+  assert_int_equal(edgert_guard_install(), 0);
+  struct sigaction cur;
+  sigaction(SIGSEGV, NULL, &cur);
+  assert_true(cur.sa_flags & SA_SIGINFO);
+  assert_true(cur.sa_flags & SA_ONSTACK);
+  sigaction(SIGABRT, NULL, &cur);
+  assert_true(cur.sa_handler == SIG_DFL); /* SIGABRT is never taken */
+}
+
+/* ---- threads --------------------------------------------------------------- */
+
+typedef struct worker_s {
+  int index;
+  int crashes;
+  int oks;
+  int wrong_record;
+} worker_t;
+
+static void *worker(void *arg) {
+  worker_t *w = arg;
+  char name[32];
+  snprintf(name, sizeof name, "w%d", w->index);
+  for (int i = 0; i < 500; i++) {
+    int n = 0;
+    if ((i + w->index) % 3 == 0) {
+      if (edgert_guard_run(w->index % 2 ? null_kernel : overflow_kernel, &n, name) ==
+          EDGERT_ECRASH)
+        w->crashes++;
+      if (strcmp(edgert_last_crash()->function, name) != 0 ||
+          edgert_last_crash()->signo != SIGSEGV)
+        w->wrong_record++;
+    } else if (edgert_guard_run(ok_kernel, &n, name) == 0 && n == 1) {
+      w->oks++;
+    }
+  }
+  return NULL;
+}
+
+static void threads_crash_and_run_concurrently(void **state) {
+  (void)state;
+  ready();
+  enum { N = 4 };
+  pthread_t t[N];
+  worker_t w[N];
+  for (int i = 0; i < N; i++) {
+    w[i] = (worker_t){i, 0, 0, 0};
+    assert_int_equal(pthread_create(&t[i], NULL, worker, &w[i]), 0);
+  }
+  for (int i = 0; i < N; i++)
+    pthread_join(t[i], NULL);
+  for (int i = 0; i < N; i++) {
+    int expect_crash = 0;
+    for (int k = 0; k < 500; k++)
+      expect_crash += (k + i) % 3 == 0;
+    assert_int_equal(w[i].crashes, expect_crash);
+    assert_int_equal(w[i].oks, 500 - expect_crash);
+    assert_int_equal(w[i].wrong_record, 0);
+  }
+}
+
+static void *one_guarded_call(void *arg) {
+  int *rc = arg;
+  int n = 0;
+  *rc = edgert_guard_run(overflow_kernel, &n, "overflow");
+  return NULL;
+}
+
+static void alternate_stacks_are_freed_at_thread_exit(void **state) {
+  (void)state;
+  ready();
+  assert_int_equal(edgert_test_failalloc_install(), 0);
+  long before = edgert_test_failalloc_live();
+  for (int i = 0; i < 8; i++) {
+    pthread_t t;
+    int rc = 0;
+    assert_int_equal(pthread_create(&t, NULL, one_guarded_call, &rc), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(rc, EDGERT_ECRASH);
+  }
+  assert_int_equal(edgert_test_failalloc_live(), before);
+  edgert_test_failalloc_uninstall();
+}
+
+static void *guarded_call_under_oom(void *arg) {
+  int *rc = arg;
+  int n = 0;
+  edgert_test_failalloc_fail_at(1);
+  rc[0] = edgert_guard_run(ok_kernel, &n, "ok");
+  rc[2] = strstr(edgert_last_error(), "alternate signal stack") != NULL;
+  edgert_test_failalloc_disarm();
+  rc[1] = edgert_guard_run(overflow_kernel, &n, "overflow");
+  return NULL;
+}
+
+static void out_of_memory_for_the_alternate_stack_fails_the_call(void **state) {
+  (void)state;
+  ready();
+  assert_int_equal(edgert_test_failalloc_install(), 0);
+  int rc[3] = {0, 0, 0};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, guarded_call_under_oom, rc), 0);
+  pthread_join(t, NULL);
+  assert_int_equal(rc[0], EDGERT_ENOMEM);
+  assert_int_equal(rc[2], 1);
+  assert_int_equal(rc[1], EDGERT_ECRASH); /* set up on the next call */
+  edgert_test_failalloc_uninstall();
+}
+
+/* ---- what is not contained: fresh child processes ------------------------ */
+
+/*
+ * Each body runs in a fresh process (this executable again, with
+ * "--child NAME"), so the guard starts uninstalled there and CMocka's
+ * handlers are not around. Bodies report progress on stdout, which the
+ * parent reads through a pipe; the parent checks how the child ended.
+ */
+static const char *self_path;
+
+static void say(const char *s) {
+  ssize_t r = write(1, s, strlen(s));
+  (void)r;
+}
+
+static int run_child(const char *name, int guard_off, char *out, size_t outsize) {
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(p[0]);
+    dup2(p[1], 1);
+    if (guard_off)
+      setenv("EDGERT_CRASH_GUARD", "0", 1);
+    else
+      unsetenv("EDGERT_CRASH_GUARD");
+    execl(self_path, self_path, "--child", name, (char *)NULL);
+    _exit(99);
+  }
+  close(p[1]);
+  size_t n = 0;
+  ssize_t r;
+  while (n + 1 < outsize && (r = read(p[0], out + n, outsize - 1 - n)) > 0)
+    n += (size_t)r;
+  out[n] = '\0';
+  close(p[0]);
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  return status;
+}
+
+static void child_unguarded_fault(void) {
+  if (edgert_guard_run(null_kernel, NULL, "k") == EDGERT_ECRASH)
+    say("contained;");
+  null_kernel(NULL); /* no guard: must kill the process with SIGSEGV */
+  say("survived;");
+}
+
+static struct sigaction fh_previous;
+
+/* Like Python's faulthandler: report, put back the previous handler, re-raise. */
+static void faulthandler_like(int signo) {
+  say("previous-handler;");
+  sigaction(signo, &fh_previous, NULL);
+  raise(signo);
+}
+
+static void install_faulthandler_like(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = faulthandler_like;
+  sa.sa_flags = SA_NODEFER | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, &fh_previous);
+}
+
+static void child_handler_before_guard(void) {
+  install_faulthandler_like(); /* before the guard: its previous is SIG_DFL */
+  if (edgert_guard_run(null_kernel, NULL, "k") == EDGERT_ECRASH)
+    say("contained;");
+  null_kernel(NULL);
+  say("survived;");
+}
+
+static void child_handler_after_guard(void) {
+  if (edgert_guard_run(null_kernel, NULL, "k") == EDGERT_ECRASH)
+    say("contained;");
+  install_faulthandler_like(); /* displaces the guard; its previous is ours */
+  if (edgert_guard_install() == 0) /* back in front */
+    say("reinstalled;");
+  if (edgert_guard_run(null_kernel, NULL, "k") == EDGERT_ECRASH)
+    say("contained;");
+  null_kernel(NULL);
+  say("survived;");
+}
+
+static void child_abort(void) {
+  say("before;");
+  edgert_guard_run(abort_kernel, NULL, "abort");
+  say("survived;");
+}
+
+static void raise_kernel(void *ud) {
+  (void)ud;
+  raise(SIGSEGV);
+}
+
+static void child_raise_inside_guard(void) {
+  say("before;");
+  edgert_guard_run(raise_kernel, NULL, "raiser");
+  say("survived;");
+}
+
+static void child_guard_off(void) {
+  char buf[128];
+  int n = 0;
+  int ok = edgert_guard_run(ok_kernel, &n, "ok");
+  snprintf(buf, sizeof buf, "enabled=%d;ok=%d;install=%s;", edgert_guard_enabled(), ok,
+           edgert_err_name(edgert_guard_install()));
+  say(buf);
+  edgert_guard_run(null_kernel, NULL, "null"); /* not contained: dies */
+  say("survived;");
+}
+
+static const struct {
+  const char *name;
+  void (*body)(void);
+} children[] = {
+    {"unguarded_fault", child_unguarded_fault},
+    {"handler_before_guard", child_handler_before_guard},
+    {"handler_after_guard", child_handler_after_guard},
+    {"abort", child_abort},
+    {"raise_inside_guard", child_raise_inside_guard},
+    {"guard_off", child_guard_off},
+};
+
+static void expect_child(const char *name, int guard_off, int signo, const char *output) {
+  char out[256];
+  int st = run_child(name, guard_off, out, sizeof out);
+  assert_string_equal(out, output);
+  assert_true(WIFSIGNALED(st));
+  assert_int_equal(WTERMSIG(st), signo);
+}
+
+static void fault_outside_a_guarded_call_kills_with_the_signal(void **state) {
+  (void)state;
+  expect_child("unguarded_fault", 0, SIGSEGV, "contained;");
+}
+
+static void previous_handler_runs_exactly_once_then_death(void **state) {
+  (void)state;
+  expect_child("handler_before_guard", 0, SIGSEGV, "contained;previous-handler;");
+}
+
+static void displacing_handler_chains_once_without_a_loop(void **state) {
+  (void)state;
+  expect_child("handler_after_guard", 0, SIGSEGV,
+               "contained;reinstalled;contained;previous-handler;");
+}
+
+static void abort_is_never_contained(void **state) {
+  (void)state;
+  expect_child("abort", 0, SIGABRT, "before;");
+}
+
+static void raised_signal_inside_guard_is_not_a_fault(void **state) {
+  (void)state;
+  expect_child("raise_inside_guard", 0, SIGSEGV, "before;");
+}
+
+static void environment_switch_turns_containment_off(void **state) {
+  (void)state;
+  expect_child("guard_off", 1, SIGSEGV, "enabled=0;ok=0;install=EUNSUPPORTED;");
+}
+
+/* ---- edgert_guard_call: through the loader ------------------------------- */
+#if EDGERT_GUARD_WITH_LOADER
+
+static edgert_module_t *crashy;
+
+static edgert_func_t *bind(const char *name, const char *ret, size_t nargs, ...) {
+  const char *types[8];
+  va_list ap;
+  va_start(ap, nargs);
+  for (size_t i = 0; i < nargs; i++)
+    types[i] = va_arg(ap, const char *);
+  va_end(ap);
+  edgert_contract_t c;
+  assert_int_equal(edgert_contract_init(&c, name, types, nargs, ret, NULL, 1), 0);
+  edgert_func_t *fn = NULL;
+  assert_int_equal(edgert_module_bind(crashy, &c, &fn), 0);
+  return fn;
+}
+
+static int load_crashy(void **state) {
+  (void)state;
+  ready();
+  edgert_module_free(crashy);
+  crashy = NULL;
+  return edgert_module_load(CRASHY, NULL, &crashy) == 0 ? 0 : -1;
+}
+
+static int free_crashy(void **state) {
+  (void)state;
+  ready();
+  edgert_module_free(crashy);
+  crashy = NULL;
+  return 0;
+}
+
+static int reference_double(void *ud, void **args, void *ret) {
+  if (ud != NULL)
+    ++*(int *)ud;
+  *(double *)ret = *(double *)args[0] * 2.0 + 1.0;
+  return 0;
+}
+
+static int failing_reference(void *ud, void **args, void *ret) {
+  (void)ud;
+  (void)args;
+  (void)ret;
+  return 7; /* not a code: becomes EDGERT_EFAILED */
+}
+
+static void guard_call_returns_the_compiled_result(void **state) {
+  (void)state;
+  ready();
+  edgert_func_t *fn = bind("guard_ok", "c_double", 1, "c_double");
+  double x = 3.0, out = 0;
+  void *args[] = {&x};
+  int refs = 0;
+  edgert_guard_policy_t p = EDGERT_GUARD_POLICY_INIT;
+  p.ud = &refs;
+  edgert_guard_stats_reset();
+  assert_int_equal(edgert_guard_call(fn, args, &out, reference_double, &p), 0);
+  assert_true(out == 7.0);
+  assert_int_equal(refs, 0);
+  edgert_guard_stats_t s;
+  edgert_guard_stats(&s);
+  assert_true(s.calls == 1 && s.compiled == 1 && s.failures == 0 && s.fallbacks == 0);
+}
+
+static void guard_call_crash_without_fallback_is_efailed(void **state) {
+  (void)state;
+  ready();
+  edgert_func_t *fn = bind("guard_null_deref", "c_double", 1, "c_double");
+  double x = 3.0, out = 0;
+  void *args[] = {&x};
+  assert_int_equal(edgert_guard_call(fn, args, &out, reference_double, NULL), EDGERT_EFAILED);
+  const char *msg = edgert_last_error();
+  assert_non_null(strstr(msg, "guard_null_deref"));
+  assert_non_null(strstr(msg, "fallback is disabled"));
+  assert_non_null(strstr(msg, "SIGSEGV"));
+  assert_non_null(strstr(msg, "[ECRASH]"));
+  assert_int_equal(edgert_last_crash()->signo, SIGSEGV);
+  assert_string_equal(edgert_last_crash()->function, "guard_null_deref");
+  /* the module is quarantined now: no code of it runs */
+  assert_int_equal(edgert_module_quarantined(crashy), 1);
+  assert_int_equal(edgert_guard_call(fn, args, &out, reference_double, NULL), EDGERT_EFAILED);
+  assert_non_null(strstr(edgert_last_error(), "[EQUARANTINED]"));
+}
+
+static void guard_call_crash_with_fallback_uses_the_reference(void **state) {
+  (void)state;
+  ready();
+  edgert_func_t *fn = bind("guard_crash_if_negative", "c_double", 1, "c_double");
+  double x = -2.0, out = 0;
+  void *args[] = {&x};
+  int refs = 0;
+  edgert_guard_policy_t p = EDGERT_GUARD_POLICY_INIT;
+  p.fallback_enabled = 1;
+  p.ud = &refs;
+  edgert_guard_stats_reset();
+  assert_int_equal(edgert_guard_call(fn, args, &out, reference_double, &p), 0);
+  assert_true(out == -3.0);
+  assert_int_equal(refs, 1);
+  /* quarantined: the reference answers, even for inputs the kernel handles */
+  x = 5.0;
+  assert_int_equal(edgert_guard_call(fn, args, &out, reference_double, &p), 0);
+  assert_true(out == 11.0);
+  assert_int_equal(refs, 2);
+  edgert_guard_stats_t s;
+  edgert_guard_stats(&s);
+  assert_true(s.calls == 2 && s.compiled == 0 && s.failures == 2 && s.fallbacks == 2);
+  assert_true(s.crashes == 1);
+}
+
+static void guard_call_reference_failure_is_reported(void **state) {
+  (void)state;
+  ready();
+  edgert_func_t *fn = bind("guard_null_deref", "c_double", 1, "c_double");
+  double x = 1.0, out = 0;
+  void *args[] = {&x};
+  edgert_guard_policy_t p = EDGERT_GUARD_POLICY_INIT;
+  p.fallback_enabled = 1;
+  assert_int_equal(edgert_guard_call(fn, args, &out, failing_reference, &p), EDGERT_EFAILED);
+  assert_non_null(strstr(edgert_last_error(), "reference of guard_null_deref failed (returned 7)"));
+}
+
+static void guard_call_strict_accepts_small_differences(void **state) {
+  (void)state;
+  ready();
+  edgert_func_t *fn = bind("guard_slightly_off", "c_double", 1, "c_double");
+  double x = 3.0, out = 0;
+  void *args[] = {&x};
+  edgert_guard_policy_t p = EDGERT_GUARD_POLICY_INIT;
+  p.strict = 1;
+  assert_int_equal(edgert_guard_call(fn, args, &out, reference_double, &p), 0);
+  assert_true(fabs(out - 7.0) < 1e-9 && out != 7.0); /* the compiled result */
+}
+
+static void guard_call_strict_reports_a_mismatch(void **state) {
+  (void)state;
+  ready();
+  edgert_func_t *fn = bind("guard_badly_off", "c_double", 1, "c_double");
+  double x = 3.0, out = 0;
+  void *args[] = {&x};
+  edgert_guard_policy_t p = EDGERT_GUARD_POLICY_INIT;
+  p.strict = 1;
+  edgert_guard_stats_reset();
+  assert_int_equal(edgert_guard_call(fn, args, &out, reference_double, &p), EDGERT_EMISMATCH);
+  assert_non_null(strstr(edgert_last_error(),
+                         "guard_badly_off: compiled result 7.5 differs from reference result 7"));
+  edgert_guard_stats_t s;
+  edgert_guard_stats(&s);
+  assert_true(s.mismatches == 1);
+  p.tolerance = 0.1; /* relative: 0.5 / 7.5 < 0.1 */
+  assert_int_equal(edgert_guard_call(fn, args, &out, reference_double, &p), 0);
+}
+
+static int int_reference(void *ud, void **args, void *ret) {
+  (void)ud;
+  *(int *)ret = *(int *)args[0] + *(int *)args[1] + 1;
+  return 0;
+}
+
+static int loose_int_compare(void *ud, const void *a, const void *b, double tol) {
+  (void)ud;
+  return abs(*(const int *)a - *(const int *)b) <= (int)tol;
+}
+
+static void guard_call_strict_compares_integers_exactly_or_with_a_callback(void **state) {
+  (void)state;
+  ready();
+  edgert_func_t *fn = bind("guard_add", "c_int", 2, "c_int", "c_int");
+  int a = 2, b = 3, out = 0;
+  void *args[] = {&a, &b};
+  edgert_guard_policy_t p = EDGERT_GUARD_POLICY_INIT;
+  p.strict = 1;
+  assert_int_equal(edgert_guard_call(fn, args, &out, int_reference, &p), EDGERT_EMISMATCH);
+  assert_non_null(strstr(edgert_last_error(), "compiled result 5 differs from reference result 6"));
+  p.compare = loose_int_compare;
+  p.tolerance = 1;
+  assert_int_equal(edgert_guard_call(fn, args, &out, int_reference, &p), 0);
+  assert_int_equal(out, 5);
+}
+
+static void guard_call_strict_nan_differs_from_a_number(void **state) {
+  (void)state;
+  ready();
+  edgert_func_t *fn = bind("guard_nan", "c_double", 1, "c_double");
+  double x = 1.0, out = 0;
+  void *args[] = {&x};
+  edgert_guard_policy_t p = EDGERT_GUARD_POLICY_INIT;
+  p.strict = 1;
+  assert_int_equal(edgert_guard_call(fn, args, &out, reference_double, &p), EDGERT_EMISMATCH);
+  assert_non_null(strstr(edgert_last_error(), "compiled result nan differs"));
+}
+
+static int nan_reference(void *ud, void **args, void *ret) {
+  (void)ud;
+  (void)args;
+  *(double *)ret = NAN;
+  return 0;
+}
+
+static void guard_call_strict_nan_matches_nan(void **state) {
+  (void)state;
+  ready();
+  edgert_func_t *fn = bind("guard_nan", "c_double", 1, "c_double");
+  double x = 1.0, out = 0;
+  void *args[] = {&x};
+  edgert_guard_policy_t p = EDGERT_GUARD_POLICY_INIT;
+  p.strict = 1;
+  assert_int_equal(edgert_guard_call(fn, args, &out, nan_reference, &p), 0);
+  assert_true(isnan(out));
+}
+
+static void guard_call_rejects_bad_policies(void **state) {
+  (void)state;
+  ready();
+  edgert_func_t *fn = bind("guard_ok", "c_double", 1, "c_double");
+  double x = 1.0, out = 0;
+  void *args[] = {&x};
+  edgert_guard_policy_t p = EDGERT_GUARD_POLICY_INIT;
+  p.fallback_enabled = 1;
+  assert_int_equal(edgert_guard_call(fn, args, &out, NULL, &p), EDGERT_EINVAL);
+  assert_non_null(strstr(edgert_last_error(), "guard_ok"));
+  assert_non_null(strstr(edgert_last_error(), "ref is NULL"));
+  p.fallback_enabled = 0;
+  p.tolerance = -1;
+  assert_int_equal(edgert_guard_call(fn, args, &out, NULL, &p), EDGERT_EINVAL);
+  assert_non_null(strstr(edgert_last_error(), "tolerance must be >= 0"));
+  p.tolerance = NAN;
+  assert_int_equal(edgert_guard_call(fn, args, &out, NULL, &p), EDGERT_EINVAL);
+  assert_int_equal(edgert_guard_call(NULL, args, &out, NULL, NULL), EDGERT_EINVAL);
+  assert_non_null(strstr(edgert_last_error(), "fn is NULL"));
+  /* without a policy that needs it, no reference is fine */
+  assert_int_equal(edgert_guard_call(fn, args, &out, NULL, NULL), 0);
+  assert_true(out == 3.0);
+}
+
+static void guard_call_on_an_unloaded_module_falls_back(void **state) {
+  (void)state;
+  ready();
+  edgert_func_t *fn = bind("guard_ok", "c_double", 1, "c_double");
+  edgert_module_unload(crashy);
+  double x = 1.0, out = 0;
+  void *args[] = {&x};
+  assert_int_equal(edgert_guard_call(fn, args, &out, NULL, NULL), EDGERT_EFAILED);
+  assert_non_null(strstr(edgert_last_error(), "[EUNLOADED]"));
+  edgert_guard_policy_t p = EDGERT_GUARD_POLICY_INIT;
+  p.fallback_enabled = 1;
+  assert_int_equal(edgert_guard_call(fn, args, &out, reference_double, &p), 0);
+  assert_true(out == 3.0);
+}
+
+static void reloading_lifts_the_quarantine(void **state) {
+  (void)state;
+  ready();
+  edgert_func_t *fn = bind("guard_crash_if_negative", "c_double", 1, "c_double");
+  double x = -1.0, out = 0;
+  void *args[] = {&x};
+  assert_int_equal(edgert_func_call(fn, args, &out), EDGERT_ECRASH);
+  assert_int_equal(edgert_func_call(fn, args, &out), EDGERT_EQUARANTINED);
+  edgert_module_t *again = NULL;
+  assert_int_equal(edgert_module_load(CRASHY, NULL, &again), 0);
+  x = 2.0;
+  assert_int_equal(edgert_func_call(fn, args, &out), 0);
+  assert_true(out == 5.0);
+  edgert_module_free(again);
+}
+
+#endif
+
+int main(int argc, char **argv) {
+  self_path = argv[0];
+  if (argc > 2 && strcmp(argv[1], "--child") == 0) {
+    for (size_t i = 0; i < sizeof children / sizeof children[0]; i++)
+      if (strcmp(argv[2], children[i].name) == 0) {
+        children[i].body();
+        return 0;
+      }
+    return 98;
+  }
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(ok_call_runs_and_returns_zero),
+      cmocka_unit_test(null_dereference_is_contained_and_described),
+      cmocka_unit_test(fault_address_is_recorded),
+      cmocka_unit_test(division_by_zero_is_sigfpe),
+      cmocka_unit_test(trap_is_sigill),
+      cmocka_unit_test(truncated_mapping_is_sigbus),
+      cmocka_unit_test(stack_overflow_is_contained),
+      cmocka_unit_test(many_faults_in_a_row_leave_everything_working),
+      cmocka_unit_test(signal_mask_is_restored_after_a_fault),
+      cmocka_unit_test(nested_guarded_calls_unwind_to_their_own_frame),
+      cmocka_unit_test(null_function_is_einval),
+      cmocka_unit_test(install_is_idempotent),
+      cmocka_unit_test(threads_crash_and_run_concurrently),
+      cmocka_unit_test(alternate_stacks_are_freed_at_thread_exit),
+      cmocka_unit_test(out_of_memory_for_the_alternate_stack_fails_the_call),
+      cmocka_unit_test(fault_outside_a_guarded_call_kills_with_the_signal),
+      cmocka_unit_test(previous_handler_runs_exactly_once_then_death),
+      cmocka_unit_test(displacing_handler_chains_once_without_a_loop),
+      cmocka_unit_test(abort_is_never_contained),
+      cmocka_unit_test(raised_signal_inside_guard_is_not_a_fault),
+      cmocka_unit_test(environment_switch_turns_containment_off),
+#if EDGERT_GUARD_WITH_LOADER
+      cmocka_unit_test_setup_teardown(guard_call_returns_the_compiled_result, load_crashy, free_crashy),
+      cmocka_unit_test_setup_teardown(guard_call_crash_without_fallback_is_efailed, load_crashy, free_crashy),
+      cmocka_unit_test_setup_teardown(guard_call_crash_with_fallback_uses_the_reference, load_crashy, free_crashy),
+      cmocka_unit_test_setup_teardown(guard_call_reference_failure_is_reported, load_crashy, free_crashy),
+      cmocka_unit_test_setup_teardown(guard_call_strict_accepts_small_differences, load_crashy, free_crashy),
+      cmocka_unit_test_setup_teardown(guard_call_strict_reports_a_mismatch, load_crashy, free_crashy),
+      cmocka_unit_test_setup_teardown(guard_call_strict_compares_integers_exactly_or_with_a_callback, load_crashy, free_crashy),
+      cmocka_unit_test_setup_teardown(guard_call_strict_nan_differs_from_a_number, load_crashy, free_crashy),
+      cmocka_unit_test_setup_teardown(guard_call_strict_nan_matches_nan, load_crashy, free_crashy),
+      cmocka_unit_test_setup_teardown(guard_call_rejects_bad_policies, load_crashy, free_crashy),
+      cmocka_unit_test_setup_teardown(guard_call_on_an_unloaded_module_falls_back, load_crashy, free_crashy),
+      cmocka_unit_test_setup_teardown(reloading_lifts_the_quarantine, load_crashy, free_crashy),
+#endif
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
