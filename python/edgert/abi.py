@@ -1,2 +1,202 @@
-"""(not yet written)"""
-__all__: list = []
+"""ABI contracts: a function's C signature in ctypes' vocabulary.
+
+An :class:`ABIContract` names a function in a compiled module and its C
+argument and return types, given as ctypes types: every simple type
+(``c_bool`` ... ``c_longdouble``, ``c_size_t``, ``c_char_p``, ``c_void_p``,
+...) and ``POINTER(t)``. ``to_dict()`` writes the JSON form a manifest holds
+and ``from_manifest()`` reads it back.
+
+The type-name table is libedgert's (``src/abi.c``), not a copy: names are
+checked and made canonical by the same C code that reads manifests and binds
+functions, so a contract means the same call from Python and from a C host.
+On x86-64 Linux several ctypes names are one class (``c_size_t is c_ulong``,
+``c_int64 is c_long``): the canonical names of the 64-bit integers are their
+size-type names, ``'c_size_t'`` and ``'c_ssize_t'``, so ``POINTER(c_uint64)``
+is written ``'LP_c_size_t'``. See docs/abi.md.
+"""
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, List, Optional, Tuple, Type
+
+from . import _edgert
+from .errors import ManifestError
+
+__all__ = ["ABIContract"]
+
+# Every name libedgert accepts (without "LP_") -> its canonical name.
+_ALIASES: dict = _edgert.abi_type_names()
+
+# ctypes class -> canonical name, for every class ctypes has under one of the
+# accepted names (c_time_t only exists from Python 3.12).
+_CLASS_NAMES: dict = {}
+for _alias, _canon in _ALIASES.items():
+    _cls = getattr(ctypes, _alias, None)
+    if isinstance(_cls, type):
+        _CLASS_NAMES.setdefault(_cls, _canon)
+# canonical name -> ctypes class
+_NAME_CLASSES: dict = {canon: cls for cls, canon in _CLASS_NAMES.items()}
+del _alias, _canon, _cls
+
+_KEYS = ("function_name", "arg_types", "return_type", "calling_convention", "release_gil")
+
+
+def _type_name(t: Any, field: str, *, is_return: bool) -> str:
+    """The name of ctypes type `t` for libedgert ("LP_c_float", "struct P").
+
+    Raises TypeError (naming `field`) for what is not a ctypes type at all;
+    names libedgert refuses are refused by it, in check_contract.
+    """
+    if t is None:
+        if is_return:
+            return "None"
+        raise TypeError(f"{field}: None (void) is only a return type, not an argument type")
+    if not isinstance(t, type):
+        raise TypeError(
+            f"{field}: expected a ctypes type such as ctypes.c_double or "
+            f"ctypes.POINTER(ctypes.c_float), got {t!r} ({type(t).__name__})")
+    depth = 0
+    base: Any = t
+    while isinstance(base, type) and issubclass(base, ctypes._Pointer):
+        base = getattr(base, "_type_", None)
+        depth += 1
+    if not isinstance(base, type):
+        raise TypeError(f"{field}: {t.__name__} is an incomplete POINTER type")
+    name = _CLASS_NAMES.get(base)
+    if name is None:
+        if issubclass(base, ctypes.Structure):
+            name = f"struct {base.__name__}"
+        elif issubclass(base, ctypes.Union):
+            name = f"union {base.__name__}"
+        elif base is ctypes.py_object:
+            name = "py_object"
+        elif issubclass(base, ctypes.Array):
+            item = getattr(base, "_type_", None)
+            hint = f"ctypes.POINTER(ctypes.{item.__name__})" if isinstance(item, type) else "POINTER(item type)"
+            raise TypeError(f"{field}: array type {base.__name__} is not an argument type; use {hint}")
+        else:
+            raise TypeError(
+                f"{field}: {base.__name__} is not a ctypes type edgert supports "
+                f"(simple types, c_char_p, c_void_p and POINTER(t))")
+    return "LP_" * depth + name
+
+
+def _class_for(canonical: str) -> Optional[Type[Any]]:
+    """The ctypes type for a canonical name ("LP_c_float" -> POINTER(c_float))."""
+    if canonical == "None":
+        return None
+    depth = 0
+    while canonical.startswith("LP_"):
+        canonical = canonical[3:]
+        depth += 1
+    cls: Any = _NAME_CLASSES[canonical]
+    for _ in range(depth):
+        cls = ctypes.POINTER(cls)
+    return cls
+
+
+def _read_type(name: Any, field: str, *, is_return: bool) -> Optional[Type[Any]]:
+    """A manifest's type name -> ctypes type, or ManifestError naming `field`."""
+    if not isinstance(name, str):
+        raise ManifestError(f"{field}: expected a type name (str), got {type(name).__name__}")
+    try:
+        return _class_for(_edgert.canonical_type_name(name, is_return))
+    except (ValueError, NotImplementedError) as exc:
+        # The curated table is libedgert's; a ctypes name it does not list
+        # still works if ctypes gives it as a class the table knows.
+        alt = getattr(ctypes, name, None) if not name.startswith("_") else None
+        if isinstance(alt, type) and alt in _CLASS_NAMES:
+            return alt
+        raise ManifestError(f"{field}: {exc}") from None
+
+
+@dataclasses.dataclass
+class ABIContract:
+    """A function's name and C signature, with ctypes types.
+
+    ``ABIContract("vec_add_f32", [POINTER(c_float), c_size_t], None)``.
+    ``release_gil`` (default True, as ctypes does) lets a caller drop the GIL
+    around the call; set it False for very short functions.
+    Raises TypeError (naming the field, e.g. ``arg_types[2]``) for what is
+    not a supported ctypes type, ValueError for a bad name, more than 32
+    arguments or a calling convention other than "cdecl", and
+    NotImplementedError for a struct passed by value.
+    """
+
+    function_name: str
+    arg_types: List[Type[Any]]
+    return_type: Optional[Type[Any]] = None
+    calling_convention: str = "cdecl"
+    release_gil: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.function_name, str):
+            raise TypeError(f"function_name: expected str, got {type(self.function_name).__name__}")
+        if isinstance(self.arg_types, (str, bytes)) or not hasattr(self.arg_types, "__iter__"):
+            raise TypeError(
+                f"arg_types: expected a list of ctypes types, got {type(self.arg_types).__name__}")
+        self.arg_types = list(self.arg_types)
+        if not isinstance(self.calling_convention, str):
+            raise TypeError(
+                f"calling_convention: expected str, got {type(self.calling_convention).__name__}")
+        if not isinstance(self.release_gil, bool):
+            raise TypeError(f"release_gil: expected bool, got {type(self.release_gil).__name__}")
+        _edgert.check_contract(*self._encode()[:4], self.release_gil)
+
+    def _encode(self) -> Tuple[str, Tuple[str, ...], Optional[str], str, bool]:
+        """(function_name, canonical arg type names, return type name or None,
+        calling_convention, release_gil): what edgert_contract_init takes."""
+        args = tuple(_type_name(t, f"arg_types[{i}]", is_return=False)
+                     for i, t in enumerate(self.arg_types))
+        ret = None if self.return_type is None else _type_name(
+            self.return_type, "return_type", is_return=True)
+        return (self.function_name, args, ret, self.calling_convention, bool(self.release_gil))
+
+    def to_dict(self) -> dict:
+        """The manifest form: ``{'function_name': 'vec_add_f32', 'arg_types':
+        ['LP_c_float', 'c_size_t'], 'return_type': None, 'calling_convention':
+        'cdecl'}``; ``'release_gil': False`` is written only when False."""
+        name, args, ret, cc, release = self._encode()
+        d: dict = {"function_name": name, "arg_types": list(args),
+                   "return_type": ret, "calling_convention": cc}
+        if not release:
+            d["release_gil"] = False
+        return d
+
+    @classmethod
+    def from_manifest(cls, d: Mapping[str, Any]) -> "ABIContract":
+        """The contract a ``to_dict()`` mapping describes. Strict, as the C
+        manifest reader: unknown keys, missing ``function_name`` or
+        ``arg_types``, wrong JSON types and unknown type names each raise
+        ManifestError (a ValueError) naming the field."""
+        if not isinstance(d, Mapping):
+            raise ManifestError(f"contract: expected an object (dict), got {type(d).__name__}")
+        for key in d:
+            if key not in _KEYS:
+                raise ManifestError(f"contract: unknown key {key!r} (keys: {', '.join(_KEYS)})")
+        for key in ("function_name", "arg_types"):
+            if key not in d:
+                raise ManifestError(f"{key}: missing")
+        name = d["function_name"]
+        if not isinstance(name, str):
+            raise ManifestError(f"function_name: expected a string, got {type(name).__name__}")
+        names = d["arg_types"]
+        if not isinstance(names, (list, tuple)):
+            raise ManifestError(f"arg_types: expected an array, got {type(names).__name__}")
+        if len(names) > 32:
+            raise ManifestError(f"arg_types: {len(names)} arguments is more than the limit of 32")
+        args = [_read_type(n, f"arg_types[{i}]", is_return=False) for i, n in enumerate(names)]
+        ret_name = d.get("return_type")
+        ret = None if ret_name is None else _read_type(ret_name, "return_type", is_return=True)
+        cc = d.get("calling_convention", "cdecl")
+        if not isinstance(cc, str):
+            raise ManifestError(f"calling_convention: expected a string, got {type(cc).__name__}")
+        release = d.get("release_gil", True)
+        if not isinstance(release, bool):
+            raise ManifestError(f"release_gil: expected true or false, got {type(release).__name__}")
+        try:
+            return cls(name, args, ret, cc, release)
+        except (TypeError, ValueError, NotImplementedError) as exc:
+            raise ManifestError(str(exc)) from None

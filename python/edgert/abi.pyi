@@ -1,0 +1,23 @@
+from collections.abc import Mapping
+from typing import Any, List, Optional, Tuple, Type
+
+__all__: list[str]
+
+class ABIContract:
+    function_name: str
+    arg_types: List[Type[Any]]
+    return_type: Optional[Type[Any]]
+    calling_convention: str
+    release_gil: bool
+    def __init__(
+        self,
+        function_name: str,
+        arg_types: List[Type[Any]],
+        return_type: Optional[Type[Any]] = ...,
+        calling_convention: str = ...,
+        release_gil: bool = ...,
+    ) -> None: ...
+    def _encode(self) -> Tuple[str, Tuple[str, ...], Optional[str], str, bool]: ...
+    def to_dict(self) -> dict[str, Any]: ...
+    @classmethod
+    def from_manifest(cls, d: Mapping[str, Any]) -> ABIContract: ...
