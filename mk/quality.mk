@@ -26,7 +26,7 @@ UBSAN_RT := $(shell gcc -print-file-name=libubsan.so 2>/dev/null)
 SAN_ENV_C := EDGERT_SANITIZED=1 \
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp:print_suppressions=0
+  LSAN_OPTIONS=suppressions=$(CURDIR)/mk/lsan.supp:print_suppressions=0
 SAN_ENV_PY := EDGERT_SANITIZED=1 \
   LD_PRELOAD="$(ASAN_RT) $(UBSAN_RT)" \
   ASAN_OPTIONS=detect_leaks=0 \

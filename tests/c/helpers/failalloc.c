@@ -113,6 +113,11 @@ long edgert_test_failalloc_absorbed(void) { return absorbed; }
 #define SWEEP_LIMIT 100000L
 
 long edgert_test_failalloc_sweep(const edgert_test_oom_case_t *c) {
+  return edgert_test_failalloc_sweep_ex(c, c->keeps_on_success);
+}
+
+long edgert_test_failalloc_sweep_ex(const edgert_test_oom_case_t *c,
+                                    int keeps_on_success) {
   for (long n = 1; n <= SWEEP_LIMIT; n++) {
     edgert_test_failalloc_disarm();
     long base = edgert_test_failalloc_live();
@@ -133,7 +138,7 @@ long edgert_test_failalloc_sweep(const edgert_test_oom_case_t *c) {
       if (c->teardown)
         c->teardown(state);
       long after = edgert_test_failalloc_live();
-      if (after != base && !c->keeps_on_success)
+      if (after != base && !keeps_on_success)
         fail_msg("%s: %ld block(s) leaked by a successful call", c->name,
                  after - base);
       return n - 1;
@@ -145,7 +150,7 @@ long edgert_test_failalloc_sweep(const edgert_test_oom_case_t *c) {
       if (c->teardown)
         c->teardown(state);
       long after = edgert_test_failalloc_live();
-      if (after != base && !c->keeps_on_success)
+      if (after != base && !keeps_on_success)
         fail_msg("%s: %ld block(s) leaked when allocation %ld failed and the "
                  "call went on",
                  c->name, after - base, n);

@@ -63,8 +63,8 @@ typedef struct edgert_test_oom_case_s {
   void (*unchanged)(void *state);
   void (*teardown)(void *state);
   /* 1 when a successful run keeps memory for the life of the process by
-   * design (a type registered in the registry): the leak check is then
-   * only made on the failure paths. */
+   * design (a type added to the registry): the leak check is then made on
+   * the failure paths only. 0 otherwise. */
   int keeps_on_success;
 } edgert_test_oom_case_t;
 
@@ -81,6 +81,9 @@ typedef struct edgert_test_oom_case_s {
  * Requires the allocator to be installed.
  */
 long edgert_test_failalloc_sweep(const edgert_test_oom_case_t *c);
+/* The same with keeps_on_success given here (overrides the case's). */
+long edgert_test_failalloc_sweep_ex(const edgert_test_oom_case_t *c,
+                                    int keeps_on_success);
 /* Failure points, over all sweeps so far, that a call absorbed (returned 0). */
 long edgert_test_failalloc_absorbed(void);
 
