@@ -137,6 +137,166 @@ fail:
   return NULL;
 }
 
+
+/* ---- manifests ---------------------------------------------------------- */
+
+/* A contract as ABIContract.to_dict() writes it, with canonical names. */
+static PyObject *contract_to_dict(const edgert_contract_t *c) {
+  char name[EDGERT_ABI_TYPE_NAME_MAX];
+  PyObject *args = PyList_New((Py_ssize_t)c->nargs);
+  if (args == NULL)
+    return NULL;
+  for (unsigned i = 0; i < c->nargs; i++) {
+    int rc = edgert_abi_type_name(&c->args[i], name, sizeof name);
+    if (rc < 0) {
+      Py_DECREF(args);
+      return edgert_py_raise(rc);
+    }
+    PyObject *s = PyUnicode_FromString(name);
+    if (s == NULL) {
+      Py_DECREF(args);
+      return NULL;
+    }
+    PyList_SET_ITEM(args, i, s);
+  }
+  PyObject *ret;
+  if (c->ret.code == EDGERT_CT_VOID) {
+    ret = Py_NewRef(Py_None);
+  } else {
+    int rc = edgert_abi_type_name(&c->ret, name, sizeof name);
+    if (rc < 0) {
+      Py_DECREF(args);
+      return edgert_py_raise(rc);
+    }
+    ret = PyUnicode_FromString(name);
+  }
+  if (ret == NULL) {
+    Py_DECREF(args);
+    return NULL;
+  }
+  PyObject *d = Py_BuildValue("{s:s,s:N,s:N,s:s}", "function_name",
+                              c->function_name, "arg_types", args,
+                              "return_type", ret, "calling_convention",
+                              "cdecl");
+  if (d != NULL && !c->release_gil &&
+      PyDict_SetItemString(d, "release_gil", Py_False) < 0)
+    Py_CLEAR(d);
+  return d;
+}
+
+/* [{"path", "file", "sha256", "contracts": [...]}, ...] */
+static PyObject *manifest_to_list(const edgert_manifest_t *m) {
+  size_t n = edgert_manifest_module_count(m);
+  PyObject *list = PyList_New((Py_ssize_t)n);
+  if (list == NULL)
+    return NULL;
+  for (size_t i = 0; i < n; i++) {
+    size_t nc = edgert_manifest_contract_count(m, i);
+    PyObject *contracts = PyList_New((Py_ssize_t)nc);
+    if (contracts == NULL)
+      goto fail;
+    for (size_t j = 0; j < nc; j++) {
+      PyObject *d = contract_to_dict(edgert_manifest_contract(m, i, j));
+      if (d == NULL) {
+        Py_DECREF(contracts);
+        goto fail;
+      }
+      PyList_SET_ITEM(contracts, j, d);
+    }
+    PyObject *path = PyUnicode_DecodeFSDefault(edgert_manifest_module_path(m, i));
+    PyObject *file = path ? PyUnicode_DecodeFSDefault(edgert_manifest_module_file(m, i)) : NULL;
+    if (file == NULL) {
+      Py_XDECREF(path);
+      Py_DECREF(contracts);
+      goto fail;
+    }
+    PyObject *entry = Py_BuildValue("{s:N,s:N,s:s,s:N}", "path", path, "file",
+                                    file, "sha256",
+                                    edgert_manifest_module_sha256(m, i),
+                                    "contracts", contracts);
+    if (entry == NULL)
+      goto fail;
+    PyList_SET_ITEM(list, i, entry);
+  }
+  return list;
+fail:
+  Py_DECREF(list);
+  return NULL;
+}
+
+/* parse_manifest(path) -> list of module dicts. */
+static PyObject *parse_manifest(PyObject *self, PyObject *arg) {
+  (void)self;
+  PyObject *bytes = NULL;
+  if (!PyUnicode_FSConverter(arg, &bytes))
+    return NULL;
+  edgert_manifest_t *m = NULL;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = edgert_manifest_read(PyBytes_AS_STRING(bytes), &m);
+  Py_END_ALLOW_THREADS
+  Py_DECREF(bytes);
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  PyObject *list = manifest_to_list(m);
+  edgert_manifest_free(m);
+  return list;
+}
+
+/* parse_manifest_text(text, base_dir=None) -> list of module dicts. */
+static PyObject *parse_manifest_text(PyObject *self, PyObject *args,
+                                     PyObject *kwargs) {
+  (void)self;
+  static char *kwlist[] = {"text", "base_dir", NULL};
+  PyObject *text, *base = Py_None, *base_bytes = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:parse_manifest_text",
+                                   kwlist, &text, &base))
+    return NULL;
+  const char *buf;
+  Py_ssize_t len;
+  if (PyUnicode_Check(text)) {
+    if ((buf = PyUnicode_AsUTF8AndSize(text, &len)) == NULL)
+      return NULL;
+  } else if (PyBytes_Check(text)) {
+    buf = PyBytes_AS_STRING(text);
+    len = PyBytes_GET_SIZE(text);
+  } else {
+    PyErr_Format(PyExc_TypeError, "text: expected str or bytes, got %.100s",
+                 Py_TYPE(text)->tp_name);
+    return NULL;
+  }
+  if (base != Py_None && !PyUnicode_FSConverter(base, &base_bytes))
+    return NULL;
+  edgert_manifest_t *m = NULL;
+  int rc = edgert_manifest_parse(buf, (size_t)len,
+                                 base_bytes ? PyBytes_AS_STRING(base_bytes) : NULL,
+                                 &m);
+  Py_XDECREF(base_bytes);
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  PyObject *list = manifest_to_list(m);
+  edgert_manifest_free(m);
+  return list;
+}
+
+/* parse_contract_json(text) -> dict in to_dict() form, canonical names. */
+static PyObject *parse_contract_json(PyObject *self, PyObject *text) {
+  (void)self;
+  Py_ssize_t len;
+  const char *buf = PyUnicode_Check(text) ? PyUnicode_AsUTF8AndSize(text, &len) : NULL;
+  if (buf == NULL) {
+    if (!PyErr_Occurred())
+      PyErr_Format(PyExc_TypeError, "text: expected str, got %.100s",
+                   Py_TYPE(text)->tp_name);
+    return NULL;
+  }
+  edgert_contract_t c;
+  int rc = edgert_contract_parse_json(buf, (size_t)len, &c);
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  return contract_to_dict(&c);
+}
+
 static PyMethodDef manifest_methods[] = {
     {"abi_type_names", abi_type_names, METH_NOARGS,
      "abi_type_names() -> dict: every type name libedgert accepts (without "
@@ -150,6 +310,18 @@ static PyMethodDef manifest_methods[] = {
      "check_contract(function_name, arg_types, return_type, "
      "calling_convention, release_gil): validate a contract as libedgert "
      "does."},
+    {"parse_manifest", parse_manifest, METH_O,
+     "parse_manifest(path) -> list: the manifest's modules, each a dict with "
+     "'path' (as written), 'file' (resolved absolute path), 'sha256' and "
+     "'contracts' (dicts in ABIContract.to_dict() form). Loads nothing. "
+     "Raises ManifestError naming the field, OSError if unreadable."},
+    {"parse_manifest_text", (PyCFunction)(void (*)(void))parse_manifest_text,
+     METH_VARARGS | METH_KEYWORDS,
+     "parse_manifest_text(text, base_dir=None) -> list: as parse_manifest, "
+     "from text; with base_dir None paths are not resolved or checked."},
+    {"parse_contract_json", parse_contract_json, METH_O,
+     "parse_contract_json(text) -> dict: one contract object, read as "
+     "strictly as the manifest reader reads it."},
     {NULL, NULL, 0, NULL}};
 
 int edgert_py_manifest_init(PyObject *m) {

@@ -1,0 +1,946 @@
+/*
+ * manifest.c: the strict JSON manifest reader and the loading of what it lists.
+ *
+ * Invariants: cJSON is used only to tokenize; every schema rule is checked
+ * here by walking each object's members in document order, so duplicate and
+ * case-variant keys (which cJSON_GetObjectItem would hide) are seen, and the
+ * raw text is checked before and after cJSON for what cJSON cannot report:
+ * NUL bytes, escaped NULs (cJSON silently cuts a string at "\u0000"), and
+ * trailing data. cJSON's process-global error pointer is never read; error
+ * positions come from the parse-end pointer of this call. A manifest, once
+ * returned, holds only validated data: identifiers, canonical contracts,
+ * lowercase 64-digit hashes, and (when parsed with a base directory)
+ * absolute paths of regular files that existed at parse time. All memory is
+ * ours (edgert__malloc); the cJSON tree never outlives a parse. Every
+ * refusal of the document is EDGERT_EMANIFEST with a message that starts
+ * with the field it concerns. Loading is all-or-nothing.
+ */
+#include "internal.h"
+
+#include <cjson/cJSON.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct entry_s {
+  char *path;                   /* as written */
+  char *file;                   /* resolved absolute path (or path as written) */
+  char sha256[65];              /* lowercase */
+  size_t ncontracts;
+  edgert_contract_t *contracts; /* ncontracts, validated */
+  edgert_module_t *module;      /* after edgert_manifest_load_modules */
+} entry_t;
+
+struct edgert_manifest_s {
+  size_t nmodules;
+  entry_t *modules;
+  int resolved; /* parsed with a base directory */
+  int loaded;
+};
+
+#define FIELD_MAX 160 /* longest field path we write: deeper ones are cut */
+#define QUOTE_SIZE 200
+
+/* ---- messages ----------------------------------------------------------- */
+
+/* `s` quoted for a message: printable ASCII as is, other bytes \xNN, at
+ * most 64 bytes then "..." (a hostile key cannot flood the message). */
+static const char *quote(const char *s, char *buf, size_t size) {
+  size_t o = 0;
+  buf[o++] = '\'';
+  for (size_t i = 0; s[i] && o + 8 < size; i++) {
+    unsigned char ch = (unsigned char)s[i];
+    if (i >= 64) {
+      memcpy(buf + o, "...", 3);
+      o += 3;
+      break;
+    }
+    if (ch >= 0x20 && ch < 0x7f && ch != '\\' && ch != '\'')
+      buf[o++] = (char)ch;
+    else
+      o += (size_t)snprintf(buf + o, size - o, "\\x%02x", ch);
+  }
+  buf[o++] = '\'';
+  buf[o] = '\0';
+  return buf;
+}
+
+static const char *json_type(const cJSON *v) {
+  if (cJSON_IsObject(v))
+    return "an object";
+  if (cJSON_IsArray(v))
+    return "an array";
+  if (cJSON_IsString(v))
+    return "a string";
+  if (cJSON_IsNumber(v))
+    return "a number";
+  if (cJSON_IsBool(v))
+    return "a boolean";
+  if (cJSON_IsNull(v))
+    return "null";
+  return "an invalid value";
+}
+
+static int wrong_type(const char *field, const char *want, const cJSON *v) {
+  return edgert__error(EDGERT_EMANIFEST, "%s: expected %s, got %s", field,
+                       want, json_type(v));
+}
+
+/* snprintf for field paths, which are cut (never overflowed) when long. */
+static void fieldf(char *out, size_t size, const char *fmt, ...)
+    EDGERT__PRINTF(3, 4);
+static void fieldf(char *out, size_t size, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(out, size, fmt, ap);
+  va_end(ap);
+}
+
+/* "where" + "." + "key" (or just "key" at the root). */
+static void join(char *out, const char *where, const char *key) {
+  if (where[0])
+    fieldf(out, FIELD_MAX, "%s.%s", where, key);
+  else
+    fieldf(out, FIELD_MAX, "%s", key);
+}
+
+/* ---- raw-text checks ---------------------------------------------------- */
+
+static void line_col(const char *text, size_t off, size_t *line, size_t *col) {
+  *line = 1;
+  *col = 1;
+  for (size_t i = 0; i < off; i++) {
+    if (text[i] == '\n') {
+      (*line)++;
+      *col = 1;
+    } else {
+      (*col)++;
+    }
+  }
+}
+
+/*
+ * Finding the field of an escaped NUL: a walk over text cJSON accepted, so
+ * well-formed; it tracks the path of object keys and array indexes and stops
+ * at the first string holding "\u0000".
+ */
+typedef struct nulscan_s {
+  const char *p, *end;
+  char path[FIELD_MAX];
+  int found;
+  int in_key;
+} nulscan_t;
+
+static void ns_ws(nulscan_t *s) {
+  while (s->p < s->end && (unsigned char)*s->p <= 32)
+    s->p++;
+}
+
+/* Skips the string at s->p (on its '"'); 1 if it holds an escaped NUL. */
+static int ns_string(nulscan_t *s, const char **start, size_t *len) {
+  int nul = 0;
+  s->p++;
+  *start = s->p;
+  while (s->p < s->end && *s->p != '"') {
+    if (*s->p == '\\' && s->p + 1 < s->end) {
+      if (s->p[1] == 'u' && s->end - s->p >= 6 && memcmp(s->p + 2, "0000", 4) == 0)
+        nul = 1;
+      s->p += 2;
+    } else {
+      s->p++;
+    }
+  }
+  *len = (size_t)(s->p - *start);
+  if (s->p < s->end)
+    s->p++;
+  return nul;
+}
+
+static void ns_value(nulscan_t *s, int depth) {
+  ns_ws(s);
+  if (s->p >= s->end || s->found || depth > CJSON_NESTING_LIMIT)
+    return;
+  size_t plen = strlen(s->path);
+  const char *str;
+  size_t len;
+  if (*s->p == '"') {
+    if (ns_string(s, &str, &len))
+      s->found = 1;
+    return;
+  }
+  if (*s->p == '{') {
+    s->p++;
+    for (;;) {
+      ns_ws(s);
+      if (s->p >= s->end || *s->p == '}')
+        break;
+      if (*s->p == ',') {
+        s->p++;
+        continue;
+      }
+      if (*s->p != '"')
+        break;
+      int nul = ns_string(s, &str, &len);
+      if (nul) {
+        s->found = 1;
+        s->in_key = 1;
+        return;
+      }
+      snprintf(s->path + plen, sizeof s->path - plen, "%s%.*s",
+               plen ? "." : "", (int)(len > 64 ? 64 : len), str);
+      ns_ws(s);
+      if (s->p < s->end && *s->p == ':')
+        s->p++;
+      ns_value(s, depth + 1);
+      if (s->found)
+        return;
+      s->path[plen] = '\0';
+    }
+    if (s->p < s->end)
+      s->p++;
+    return;
+  }
+  if (*s->p == '[') {
+    s->p++;
+    for (size_t i = 0;; i++) {
+      ns_ws(s);
+      if (s->p >= s->end || *s->p == ']')
+        break;
+      if (*s->p == ',') {
+        s->p++;
+        ns_ws(s);
+      }
+      snprintf(s->path + plen, sizeof s->path - plen, "[%zu]", i);
+      ns_value(s, depth + 1);
+      if (s->found)
+        return;
+      s->path[plen] = '\0';
+    }
+    if (s->p < s->end)
+      s->p++;
+    return;
+  }
+  /* number or literal */
+  while (s->p < s->end && *s->p != ',' && *s->p != ']' && *s->p != '}' &&
+         (unsigned char)*s->p > 32)
+    s->p++;
+}
+
+/* 1 if the text has an escape sequence \u0000 anywhere (cheap pre-check:
+ * a backslash run of odd length before "u0000"). */
+static int has_nul_escape(const char *text, size_t len) {
+  for (size_t i = 0; i + 6 <= len; i++) {
+    if (text[i] != '\\')
+      continue;
+    size_t run = 0;
+    while (i < len && text[i] == '\\') {
+      run++;
+      i++;
+    }
+    if (run % 2 == 1 && i + 5 <= len && memcmp(text + i, "u0000", 5) == 0)
+      return 1;
+  }
+  return 0;
+}
+
+/*
+ * Parses `len` bytes of JSON (NUL-terminated copy in `buf`) with every raw
+ * check. `what` names the document in messages ("manifest", "contract").
+ */
+static int parse_json(const char *buf, size_t len, const char *what,
+                      cJSON **out) {
+  const char *nul = memchr(buf, '\0', len);
+  if (nul != NULL) {
+    size_t line, col;
+    line_col(buf, (size_t)(nul - buf), &line, &col);
+    return edgert__error(EDGERT_EMANIFEST,
+                         "%s: NUL byte at line %zu, column %zu", what, line,
+                         col);
+  }
+  const char *end = NULL;
+  cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+  if (root == NULL) {
+    size_t off = (end != NULL && end >= buf && end <= buf + len)
+                     ? (size_t)(end - buf)
+                     : 0;
+    size_t line, col;
+    line_col(buf, off, &line, &col);
+    if (len == 0 || off >= len)
+      return edgert__error(EDGERT_EMANIFEST,
+                           "%s: invalid JSON: unexpected end at line %zu, "
+                           "column %zu",
+                           what, line, col);
+    return edgert__error(EDGERT_EMANIFEST,
+                         "%s: invalid JSON at line %zu, column %zu", what,
+                         line, col);
+  }
+  size_t off = (size_t)(end - buf);
+  while (off < len && (unsigned char)buf[off] <= 32)
+    off++;
+  if (off < len) {
+    size_t line, col;
+    line_col(buf, off, &line, &col);
+    cJSON_Delete(root);
+    return edgert__error(EDGERT_EMANIFEST,
+                         "%s: trailing data after the JSON value at line "
+                         "%zu, column %zu",
+                         what, line, col);
+  }
+  if (has_nul_escape(buf, len)) {
+    nulscan_t s;
+    memset(&s, 0, sizeof s);
+    s.p = buf;
+    s.end = buf + len;
+    if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
+      s.p += 3;
+    ns_value(&s, 0);
+    if (s.found) {
+      cJSON_Delete(root);
+      return edgert__error(EDGERT_EMANIFEST,
+                           "%s: escaped NUL (\\u0000) in %s", 
+                           s.path[0] ? s.path : what,
+                           s.in_key ? "a key" : "a string");
+    }
+  }
+  *out = root;
+  return 0;
+}
+
+/* ---- schema ------------------------------------------------------------- */
+
+/*
+ * Checks the members of object `obj` (at field `where`) against `keys`:
+ * unknown, case-variant and duplicate keys are refused; the keys in
+ * `required` (bit i for keys[i]) must be present. found[i] receives the
+ * member for keys[i] or NULL.
+ */
+static int check_keys(const cJSON *obj, const char *where,
+                      const char *const *keys, size_t nkeys,
+                      unsigned required, const cJSON **found) {
+  char q[QUOTE_SIZE];
+  const char *at = where[0] ? where : "manifest";
+  for (size_t i = 0; i < nkeys; i++)
+    found[i] = NULL;
+  for (const cJSON *it = obj->child; it != NULL; it = it->next) {
+    const char *k = it->string ? it->string : "";
+    size_t i;
+    for (i = 0; i < nkeys; i++)
+      if (strcmp(k, keys[i]) == 0)
+        break;
+    if (i == nkeys) {
+      for (i = 0; i < nkeys; i++)
+        if (strcasecmp(k, keys[i]) == 0)
+          return edgert__error(EDGERT_EMANIFEST,
+                               "%s: unknown key %s (keys are case-sensitive: "
+                               "did you mean '%s'?)",
+                               at, quote(k, q, sizeof q), keys[i]);
+      char list[200];
+      size_t o = 0;
+      for (i = 0; i < nkeys && o < sizeof list; i++)
+        o += (size_t)snprintf(list + o, sizeof list - o, "%s%s",
+                              i ? ", " : "", keys[i]);
+      return edgert__error(EDGERT_EMANIFEST,
+                           "%s: unknown key %s (expected: %s)", at,
+                           quote(k, q, sizeof q), list);
+    }
+    if (found[i] != NULL)
+      return edgert__error(EDGERT_EMANIFEST, "%s: duplicate key '%s'", at,
+                           keys[i]);
+    found[i] = it;
+  }
+  for (size_t i = 0; i < nkeys; i++)
+    if ((required & (1u << i)) && found[i] == NULL)
+      return edgert__error(EDGERT_EMANIFEST, "%s: missing required key '%s'",
+                           at, keys[i]);
+  return 0;
+}
+
+enum { C_NAME, C_ARGS, C_RET, C_CC, C_GIL, C__N };
+static const char *const contract_keys[C__N] = {
+    "function_name", "arg_types", "return_type", "calling_convention",
+    "release_gil"};
+
+/* Reads contract object `obj` at field `where` ("" standalone). */
+static int read_contract(const cJSON *obj, const char *where,
+                         edgert_contract_t *out) {
+  char field[FIELD_MAX];
+  const char *at = where[0] ? where : "contract";
+  if (!cJSON_IsObject(obj))
+    return wrong_type(at, "an object", obj);
+  const cJSON *f[C__N];
+  int rc = check_keys(obj, where[0] ? where : "contract", contract_keys, C__N,
+                      (1u << C_NAME) | (1u << C_ARGS), f);
+  if (rc < 0)
+    return rc;
+  join(field, where, "function_name");
+  if (!cJSON_IsString(f[C_NAME]))
+    return wrong_type(field, "a string", f[C_NAME]);
+  join(field, where, "arg_types");
+  if (!cJSON_IsArray(f[C_ARGS]))
+    return wrong_type(field, "an array", f[C_ARGS]);
+  const char *args[EDGERT_MAX_ARGS];
+  size_t nargs = 0;
+  for (const cJSON *a = f[C_ARGS]->child; a != NULL; a = a->next, nargs++) {
+    if (nargs >= EDGERT_MAX_ARGS) {
+      size_t total = (size_t)cJSON_GetArraySize(f[C_ARGS]);
+      return edgert__error(EDGERT_EMANIFEST,
+                           "%s: %zu arguments is more than the limit of %d",
+                           field, total, EDGERT_MAX_ARGS);
+    }
+    if (!cJSON_IsString(a)) {
+      char item[FIELD_MAX + 16];
+      fieldf(item, sizeof item, "%s[%zu]", field, nargs);
+      return wrong_type(item, "a type name (string)", a);
+    }
+    args[nargs] = a->valuestring;
+  }
+  const char *ret = NULL;
+  if (f[C_RET] != NULL && !cJSON_IsNull(f[C_RET])) {
+    join(field, where, "return_type");
+    if (!cJSON_IsString(f[C_RET]))
+      return wrong_type(field, "a type name (string) or null", f[C_RET]);
+    ret = f[C_RET]->valuestring;
+  }
+  const char *cc = NULL;
+  if (f[C_CC] != NULL) {
+    join(field, where, "calling_convention");
+    if (!cJSON_IsString(f[C_CC]))
+      return wrong_type(field, "a string", f[C_CC]);
+    cc = f[C_CC]->valuestring;
+  }
+  int release = 1;
+  if (f[C_GIL] != NULL) {
+    join(field, where, "release_gil");
+    if (!cJSON_IsBool(f[C_GIL]))
+      return wrong_type(field, "true or false", f[C_GIL]);
+    release = cJSON_IsTrue(f[C_GIL]);
+  }
+  rc = edgert_contract_init(out, f[C_NAME]->valuestring, args, nargs, ret, cc,
+                            release);
+  if (rc < 0) {
+    if (where[0]) {
+      char msg[900];
+      snprintf(msg, sizeof msg, "%s", edgert_last_error());
+      return edgert__error(EDGERT_EMANIFEST, "%s.%s", where, msg);
+    }
+    char msg[900];
+    snprintf(msg, sizeof msg, "%s", edgert_last_error());
+    return edgert__error(EDGERT_EMANIFEST, "%s", msg);
+  }
+  return 0;
+}
+
+static int is_hex64(const char *s) {
+  size_t i;
+  for (i = 0; s[i]; i++) {
+    char ch = s[i];
+    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') ||
+          (ch >= 'A' && ch <= 'F')))
+      return 0;
+  }
+  return i == 64;
+}
+
+/* The resolved absolute path of module `rel`, or an error naming `field`. */
+static int resolve(const char *base_dir, const char *rel, const char *field,
+                   char **out) {
+  char q[QUOTE_SIZE];
+  size_t blen = strlen(base_dir), rlen = strlen(rel);
+  char *joined;
+  if (rel[0] == '/') {
+    joined = edgert__strdup(rel);
+  } else {
+    joined = edgert__malloc(blen + rlen + 2);
+    if (joined != NULL) {
+      memcpy(joined, base_dir, blen);
+      joined[blen] = '/';
+      memcpy(joined + blen + 1, rel, rlen + 1);
+    }
+  }
+  if (joined == NULL)
+    return edgert__error(EDGERT_ENOMEM, "%s: out of memory", field);
+  char *real = realpath(joined, NULL);
+  if (real == NULL) {
+    int e = errno;
+    if (e == ENOMEM) {
+      edgert__free(joined);
+      return edgert__error(EDGERT_ENOMEM, "%s: out of memory", field);
+    }
+    edgert__error(EDGERT_EMANIFEST, "%s: %s not found (%s: %s)", field,
+                  quote(rel, q, sizeof q), joined, strerror(e));
+    edgert__free(joined);
+    return EDGERT_EMANIFEST;
+  }
+  struct stat st;
+  if (stat(real, &st) != 0 || !S_ISREG(st.st_mode)) {
+    edgert__error(EDGERT_EMANIFEST, "%s: %s is not a regular file (%s)",
+                  field, quote(rel, q, sizeof q), real);
+    free(real);
+    edgert__free(joined);
+    return EDGERT_EMANIFEST;
+  }
+  edgert__free(joined);
+  /* realpath's buffer comes from malloc; ours must come from the hook. */
+  *out = edgert__strdup(real);
+  free(real);
+  if (*out == NULL)
+    return edgert__error(EDGERT_ENOMEM, "%s: out of memory", field);
+  return 0;
+}
+
+enum { M_PATH, M_SHA, M_CONTRACTS, M__N };
+static const char *const module_keys[M__N] = {"path", "sha256", "contracts"};
+
+static void entry_clear(entry_t *e) {
+  edgert__free(e->path);
+  edgert__free(e->file);
+  edgert__free(e->contracts);
+  memset(e, 0, sizeof *e);
+}
+
+static int read_module(const cJSON *obj, size_t index, const char *base_dir,
+                       const edgert_manifest_t *done, entry_t *e) {
+  char where[FIELD_MAX], field[FIELD_MAX], q[QUOTE_SIZE];
+  snprintf(where, sizeof where, "modules[%zu]", index);
+  if (!cJSON_IsObject(obj))
+    return wrong_type(where, "an object", obj);
+  const cJSON *f[M__N];
+  int rc = check_keys(obj, where, module_keys, M__N, 7u, f);
+  if (rc < 0)
+    return rc;
+  join(field, where, "path");
+  if (!cJSON_IsString(f[M_PATH]))
+    return wrong_type(field, "a string", f[M_PATH]);
+  const char *path = f[M_PATH]->valuestring;
+  if (path[0] == '\0')
+    return edgert__error(EDGERT_EMANIFEST, "%s: empty", field);
+  if (strlen(path) >= PATH_MAX)
+    return edgert__error(EDGERT_EMANIFEST, "%s: longer than %d bytes", field,
+                         PATH_MAX - 1);
+  for (size_t i = 0; i < done->nmodules; i++)
+    if (strcmp(done->modules[i].path, path) == 0)
+      return edgert__error(EDGERT_EMANIFEST,
+                           "%s: %s is already listed as modules[%zu]", field,
+                           quote(path, q, sizeof q), i);
+  join(field, where, "sha256");
+  if (!cJSON_IsString(f[M_SHA]))
+    return wrong_type(field, "a string", f[M_SHA]);
+  const char *sha = f[M_SHA]->valuestring;
+  if (!is_hex64(sha))
+    return edgert__error(EDGERT_EMANIFEST,
+                         "%s: %s is not 64 hexadecimal digits", field,
+                         quote(sha, q, sizeof q));
+  join(field, where, "contracts");
+  if (!cJSON_IsArray(f[M_CONTRACTS]))
+    return wrong_type(field, "an array", f[M_CONTRACTS]);
+  int n = cJSON_GetArraySize(f[M_CONTRACTS]);
+  if (n > EDGERT_MANIFEST_MAX_CONTRACTS)
+    return edgert__error(EDGERT_EMANIFEST,
+                         "%s: %d contracts is more than the limit of %d",
+                         field, n, EDGERT_MANIFEST_MAX_CONTRACTS);
+
+  entry_t tmp;
+  memset(&tmp, 0, sizeof tmp);
+  for (int i = 0; i < 64; i++)
+    tmp.sha256[i] = (char)((sha[i] >= 'A' && sha[i] <= 'F') ? sha[i] + 32 : sha[i]);
+  tmp.path = edgert__strdup(path);
+  if (tmp.path == NULL)
+    return edgert__error(EDGERT_ENOMEM, "%s: out of memory", where);
+  if (n > 0) {
+    tmp.contracts = edgert__calloc((size_t)n, sizeof(edgert_contract_t));
+    if (tmp.contracts == NULL) {
+      entry_clear(&tmp);
+      return edgert__error(EDGERT_ENOMEM, "%s: out of memory for %d contracts",
+                           field, n);
+    }
+  }
+  size_t j = 0;
+  for (const cJSON *c = f[M_CONTRACTS]->child; c != NULL; c = c->next, j++) {
+    char cw[FIELD_MAX];
+    fieldf(cw, sizeof cw, "%s[%zu]", field, j);
+    rc = read_contract(c, cw, &tmp.contracts[j]);
+    if (rc == 0) {
+      for (size_t k = 0; k < j; k++)
+        if (strcmp(tmp.contracts[k].function_name,
+                   tmp.contracts[j].function_name) == 0) {
+          rc = edgert__error(EDGERT_EMANIFEST,
+                             "%s.function_name: '%s' is already bound by "
+                             "%s[%zu]",
+                             cw, tmp.contracts[j].function_name, field, k);
+          break;
+        }
+    }
+    if (rc < 0) {
+      entry_clear(&tmp);
+      return rc;
+    }
+  }
+  tmp.ncontracts = j;
+  join(field, where, "path");
+  if (base_dir != NULL)
+    rc = resolve(base_dir, path, field, &tmp.file);
+  else if ((tmp.file = edgert__strdup(path)) == NULL)
+    rc = edgert__error(EDGERT_ENOMEM, "%s: out of memory", field);
+  if (rc < 0) {
+    entry_clear(&tmp);
+    return rc;
+  }
+  *e = tmp;
+  return 0;
+}
+
+void edgert_manifest_free(edgert_manifest_t *m) {
+  if (m == NULL)
+    return;
+  for (size_t i = 0; i < m->nmodules; i++) {
+    edgert_module_free(m->modules[i].module);
+    entry_clear(&m->modules[i]);
+  }
+  edgert__free(m->modules);
+  edgert__free(m);
+}
+
+enum { R_VERSION, R_MODULES, R__N };
+static const char *const root_keys[R__N] = {"schema_version", "modules"};
+
+static int read_manifest(const cJSON *root, const char *base_dir,
+                         edgert_manifest_t *m) {
+  if (!cJSON_IsObject(root))
+    return wrong_type("manifest", "an object", root);
+  const cJSON *f[R__N];
+  int rc = check_keys(root, "", root_keys, R__N, 3u, f);
+  if (rc < 0)
+    return rc;
+  if (!cJSON_IsNumber(f[R_VERSION]))
+    return wrong_type("schema_version", "the number 1", f[R_VERSION]);
+  double v = f[R_VERSION]->valuedouble;
+  if (v != (double)EDGERT_MANIFEST_SCHEMA_VERSION) {
+    if (v == (double)(long long)v && v > -1e15 && v < 1e15)
+      return edgert__error(EDGERT_EMANIFEST,
+                           "schema_version: %lld is not supported (this "
+                           "edgert reads schema_version %d)",
+                           (long long)v, EDGERT_MANIFEST_SCHEMA_VERSION);
+    return edgert__error(EDGERT_EMANIFEST,
+                         "schema_version: expected the integer %d, got %g",
+                         EDGERT_MANIFEST_SCHEMA_VERSION, v);
+  }
+  if (!cJSON_IsArray(f[R_MODULES]))
+    return wrong_type("modules", "an array", f[R_MODULES]);
+  int n = cJSON_GetArraySize(f[R_MODULES]);
+  if (n > EDGERT_MANIFEST_MAX_MODULES)
+    return edgert__error(EDGERT_EMANIFEST,
+                         "modules: %d modules is more than the limit of %d", n,
+                         EDGERT_MANIFEST_MAX_MODULES);
+  if (n > 0) {
+    m->modules = edgert__calloc((size_t)n, sizeof(entry_t));
+    if (m->modules == NULL)
+      return edgert__error(EDGERT_ENOMEM, "modules: out of memory for %d "
+                                          "modules", n);
+  }
+  size_t i = 0;
+  for (const cJSON *it = f[R_MODULES]->child; it != NULL; it = it->next, i++) {
+    rc = read_module(it, i, base_dir, m, &m->modules[i]);
+    if (rc < 0)
+      return rc;
+    m->nmodules = i + 1;
+  }
+  return 0;
+}
+
+int edgert_manifest_parse(const char *json, size_t len, const char *base_dir,
+                          edgert_manifest_t **out) {
+  if (json == NULL || out == NULL)
+    return edgert__error(EDGERT_EINVAL,
+                         "edgert_manifest_parse: json and out must not be NULL");
+  if (len > EDGERT_MANIFEST_MAX_BYTES)
+    return edgert__error(EDGERT_EMANIFEST,
+                         "manifest: %zu bytes is larger than the limit of %zu",
+                         len, EDGERT_MANIFEST_MAX_BYTES);
+  /* cJSON reads a terminated buffer; the caller's need not be. */
+  char *buf = edgert__malloc(len + 1);
+  if (buf == NULL)
+    return edgert__error(EDGERT_ENOMEM, "manifest: out of memory for %zu bytes",
+                         len);
+  memcpy(buf, json, len);
+  buf[len] = '\0';
+  cJSON *root = NULL;
+  int rc = parse_json(buf, len, "manifest", &root);
+  if (rc < 0) {
+    edgert__free(buf);
+    return rc;
+  }
+  edgert_manifest_t *m = edgert__calloc(1, sizeof *m);
+  if (m == NULL) {
+    rc = edgert__error(EDGERT_ENOMEM, "manifest: out of memory");
+  } else {
+    m->resolved = base_dir != NULL;
+    rc = read_manifest(root, base_dir, m);
+  }
+  cJSON_Delete(root);
+  edgert__free(buf);
+  if (rc < 0) {
+    edgert_manifest_free(m);
+    return rc;
+  }
+  *out = m;
+  return 0;
+}
+
+int edgert_contract_parse_json(const char *json, size_t len,
+                               edgert_contract_t *out) {
+  if (json == NULL || out == NULL)
+    return edgert__error(EDGERT_EINVAL, "edgert_contract_parse_json: json and "
+                                        "out must not be NULL");
+  if (len > EDGERT_MANIFEST_MAX_BYTES)
+    return edgert__error(EDGERT_EMANIFEST,
+                         "contract: %zu bytes is larger than the limit of %zu",
+                         len, EDGERT_MANIFEST_MAX_BYTES);
+  char *buf = edgert__malloc(len + 1);
+  if (buf == NULL)
+    return edgert__error(EDGERT_ENOMEM, "contract: out of memory");
+  memcpy(buf, json, len);
+  buf[len] = '\0';
+  cJSON *root = NULL;
+  int rc = parse_json(buf, len, "contract", &root);
+  if (rc == 0) {
+    edgert_contract_t c;
+    rc = read_contract(root, "", &c);
+    if (rc == 0)
+      *out = c;
+    cJSON_Delete(root);
+  }
+  edgert__free(buf);
+  return rc;
+}
+
+int edgert_manifest_read(const char *path, edgert_manifest_t **out) {
+  char q[QUOTE_SIZE];
+  if (path == NULL || out == NULL)
+    return edgert__error(EDGERT_EINVAL,
+                         "edgert_manifest_read: path and out must not be NULL");
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return edgert__error(EDGERT_EIO, "manifest %s: %s", quote(path, q, sizeof q),
+                         strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return edgert__error(EDGERT_EIO, "manifest %s: not a regular file",
+                         quote(path, q, sizeof q));
+  }
+  if ((uint64_t)st.st_size > EDGERT_MANIFEST_MAX_BYTES) {
+    close(fd);
+    return edgert__error(EDGERT_EMANIFEST,
+                         "manifest: %lld bytes is larger than the limit of %zu",
+                         (long long)st.st_size, EDGERT_MANIFEST_MAX_BYTES);
+  }
+  /* Read to the end, whatever the size said: the file may change under us. */
+  size_t cap = (size_t)st.st_size + 1, len = 0;
+  char *buf = edgert__malloc(cap);
+  if (buf == NULL) {
+    close(fd);
+    return edgert__error(EDGERT_ENOMEM, "manifest: out of memory");
+  }
+  for (;;) {
+    if (len == cap) {
+      if (cap > EDGERT_MANIFEST_MAX_BYTES) {
+        edgert__free(buf);
+        close(fd);
+        return edgert__error(EDGERT_EMANIFEST,
+                             "manifest: larger than the limit of %zu bytes",
+                             EDGERT_MANIFEST_MAX_BYTES);
+      }
+      char *nb = edgert__realloc(buf, cap * 2);
+      if (nb == NULL) {
+        edgert__free(buf);
+        close(fd);
+        return edgert__error(EDGERT_ENOMEM, "manifest: out of memory");
+      }
+      buf = nb;
+      cap *= 2;
+    }
+    ssize_t r = read(fd, buf + len, cap - len);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0) {
+      int e = errno;
+      edgert__free(buf);
+      close(fd);
+      return edgert__error(EDGERT_EIO, "manifest %s: %s",
+                           quote(path, q, sizeof q), strerror(e));
+    }
+    if (r == 0)
+      break;
+    len += (size_t)r;
+  }
+  close(fd);
+  /* The manifest's directory: everything before the last '/'. */
+  const char *slash = strrchr(path, '/');
+  char *dir = slash == NULL ? edgert__strdup(".")
+              : slash == path ? edgert__strdup("/")
+                              : edgert__strndup(path, (size_t)(slash - path));
+  if (dir == NULL) {
+    edgert__free(buf);
+    return edgert__error(EDGERT_ENOMEM, "manifest: out of memory");
+  }
+  int rc = edgert_manifest_parse(buf, len, dir, out);
+  edgert__free(dir);
+  edgert__free(buf);
+  return rc;
+}
+
+int edgert_manifest_load_modules(edgert_manifest_t *m) {
+  if (m == NULL)
+    return edgert__error(EDGERT_EINVAL, "edgert_manifest_load_modules: NULL");
+  if (!m->resolved)
+    return edgert__error(EDGERT_EINVAL,
+                         "edgert_manifest_load_modules: the manifest was "
+                         "parsed without a base directory");
+  if (m->loaded)
+    return edgert__error(EDGERT_EINVAL,
+                         "edgert_manifest_load_modules: already loaded");
+  char q[QUOTE_SIZE], msg[900];
+  size_t i;
+  int rc = 0;
+  for (i = 0; i < m->nmodules; i++) {
+    entry_t *e = &m->modules[i];
+    rc = edgert_module_load(e->file, e->sha256, &e->module);
+    if (rc < 0) {
+      e->module = NULL;
+      snprintf(msg, sizeof msg, "%s", edgert_last_error());
+      edgert__error(rc, "modules[%zu] (%s): %s", i, quote(e->path, q, sizeof q),
+                    msg);
+      break;
+    }
+    for (size_t j = 0; j < e->ncontracts; j++) {
+      rc = edgert_module_bind(e->module, &e->contracts[j], NULL);
+      if (rc < 0) {
+        snprintf(msg, sizeof msg, "%s", edgert_last_error());
+        edgert__error(rc, "modules[%zu].contracts[%zu] (%s in %s): %s", i, j,
+                      e->contracts[j].function_name,
+                      quote(e->path, q, sizeof q), msg);
+        break;
+      }
+    }
+    if (rc < 0) {
+      i++; /* this one is loaded: free it too */
+      break;
+    }
+  }
+  if (rc < 0) {
+    while (i-- > 0) {
+      edgert_module_free(m->modules[i].module);
+      m->modules[i].module = NULL;
+    }
+    return rc;
+  }
+  m->loaded = 1;
+  return 0;
+}
+
+int edgert_manifest_load(const char *path, edgert_manifest_t **out) {
+  if (out == NULL)
+    return edgert__error(EDGERT_EINVAL, "edgert_manifest_load: out is NULL");
+  edgert_manifest_t *m = NULL;
+  int rc = edgert_manifest_read(path, &m);
+  if (rc < 0)
+    return rc;
+  rc = edgert_manifest_load_modules(m);
+  if (rc < 0) {
+    edgert_manifest_free(m);
+    return rc;
+  }
+  *out = m;
+  return 0;
+}
+
+/* ---- accessors ---------------------------------------------------------- */
+
+size_t edgert_manifest_module_count(const edgert_manifest_t *m) {
+  return m ? m->nmodules : 0;
+}
+
+static const entry_t *entry(const edgert_manifest_t *m, size_t i) {
+  return (m != NULL && i < m->nmodules) ? &m->modules[i] : NULL;
+}
+
+const char *edgert_manifest_module_path(const edgert_manifest_t *m, size_t i) {
+  const entry_t *e = entry(m, i);
+  return e ? e->path : NULL;
+}
+
+const char *edgert_manifest_module_file(const edgert_manifest_t *m, size_t i) {
+  const entry_t *e = entry(m, i);
+  return e ? e->file : NULL;
+}
+
+const char *edgert_manifest_module_sha256(const edgert_manifest_t *m,
+                                          size_t i) {
+  const entry_t *e = entry(m, i);
+  return e ? e->sha256 : NULL;
+}
+
+size_t edgert_manifest_contract_count(const edgert_manifest_t *m, size_t i) {
+  const entry_t *e = entry(m, i);
+  return e ? e->ncontracts : 0;
+}
+
+const edgert_contract_t *edgert_manifest_contract(const edgert_manifest_t *m,
+                                                  size_t i, size_t j) {
+  const entry_t *e = entry(m, i);
+  return (e && j < e->ncontracts) ? &e->contracts[j] : NULL;
+}
+
+edgert_module_t *edgert_manifest_module(const edgert_manifest_t *m, size_t i) {
+  const entry_t *e = entry(m, i);
+  return e ? e->module : NULL;
+}
+
+edgert_module_t *edgert_manifest_module_by_path(const edgert_manifest_t *m,
+                                                const char *path) {
+  if (m == NULL || path == NULL)
+    return NULL;
+  for (size_t i = 0; i < m->nmodules; i++)
+    if (strcmp(m->modules[i].path, path) == 0)
+      return m->modules[i].module;
+  return NULL;
+}
+
+int edgert_manifest_function(const edgert_manifest_t *m, const char *name,
+                             edgert_func_t **out) {
+  char q[QUOTE_SIZE];
+  if (m == NULL || name == NULL || out == NULL)
+    return edgert__error(EDGERT_EINVAL,
+                         "edgert_manifest_function: NULL argument");
+  if (!m->loaded)
+    return edgert__error(EDGERT_EINVAL,
+                         "edgert_manifest_function: the manifest's modules "
+                         "are not loaded");
+  edgert_func_t *found = NULL;
+  size_t where = 0;
+  for (size_t i = 0; i < m->nmodules; i++) {
+    edgert_func_t *fn = edgert_module_function(m->modules[i].module, name);
+    if (fn == NULL)
+      continue;
+    if (found != NULL)
+      return edgert__error(EDGERT_EINVAL,
+                           "function %s is bound in modules[%zu] and "
+                           "modules[%zu]: pick one with edgert_manifest_module",
+                           quote(name, q, sizeof q), where, i);
+    found = fn;
+    where = i;
+  }
+  if (found == NULL)
+    return edgert__error(EDGERT_ENOTFOUND,
+                         "function %s: no module of the manifest binds it",
+                         quote(name, q, sizeof q));
+  *out = found;
+  return 0;
+}
