@@ -1,12 +1,218 @@
-/* edgert/loader.h: see the part's source file, src/loader.c. */
+/*
+ * edgert/loader.h: verified module loading and contract-bound calls.
+ *
+ * edgert_module_load reads a shared object ONCE into memory that nobody can
+ * change afterwards (a sealed memfd), checks that it is a 64-bit ELF shared
+ * object for this machine, hashes exactly those bytes with SHA-256, compares
+ * the digest with the expected one, and only then maps it with dlopen: no
+ * code of a file whose hash does not match ever runs, and no rewrite or swap
+ * of the file before or after the load changes what runs.
+ *
+ * What is NOT verified: the module's DT_NEEDED dependencies (libc, libm,
+ * ...) are found and loaded by the system dynamic linker exactly as for any
+ * dlopen, from the usual search path, without any check. A module's own
+ * constructors run inside edgert_module_load, after the hash check.
+ *
+ * Requirements: Linux with memfd_create and sealing (3.17+), /proc mounted
+ * (the module is opened as /proc/self/fd/N). Where vm.memfd_noexec=2 forbids
+ * executable memfds, loading fails with EDGERT_EUNSUPPORTED unless the
+ * caller opts into EDGERT_LOAD_ALLOW_TMPFILE (see below).
+ *
+ * Ownership: edgert_module_t handles belong to the caller
+ * (edgert_module_free). Functions bound from a module (edgert_func_t) belong
+ * to the module: they stay valid, as memory, until edgert_module_free; after
+ * edgert_module_unload calling them returns EDGERT_EUNLOADED.
+ *
+ * Threads: every function here is thread-safe. Loading and unloading take a
+ * process-wide registry lock; binding takes the module's lock; calls take no
+ * lock (one atomic in-flight count per call, so an unload from another
+ * thread never unmaps code a call is running: the last call out closes it).
+ * edgert_module_free must not race with calls or other uses of the same
+ * handle.
+ */
 #ifndef EDGERT_LOADER_H
 #define EDGERT_LOADER_H
 
+#include "abi.h"
 #include "common.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* A verified, loaded module (one per successful load: two loads of the same
+ * bytes give two handles sharing one mapping). */
+typedef struct edgert_module_s edgert_module_t;
+/* A module function bound by a contract; owned by its module. */
+typedef struct edgert_func_s edgert_func_t;
+
+/* The default and the hard upper bound of the module size limit. */
+#define EDGERT_MODULE_MAX_SIZE_DEFAULT ((size_t)1 << 30) /* 1 GiB */
+
+/* Load flags. */
+/* Where vm.memfd_noexec=2 forbids executable memfds, fall back to an
+ * unnamed O_TMPFILE file (mode 0500) in $TMPDIR or /tmp. Weaker: that file
+ * cannot be sealed, so another process of the same user could rewrite it
+ * between the hash check and the mapping. Off by default. */
+#define EDGERT_LOAD_ALLOW_TMPFILE 0x1u
+
+typedef struct edgert_load_options_s {
+  size_t max_size; /* files larger than this are refused (EDGERT_ELIMIT); 0 = default */
+  unsigned flags;  /* EDGERT_LOAD_* */
+} edgert_load_options_t;
+
+/*
+ * Loads the shared object at `path` after verifying it.
+ *
+ * `expected_sha256_hex`: 64 hex digits (either case) or NULL to skip the
+ * comparison (the digest is still computed: edgert_module_sha256). The
+ * comparison is constant-time.
+ *
+ * Returns 0 and a new handle in *out, or (nothing loaded, *out untouched):
+ *   EDGERT_EINVAL      NULL path/out, or a malformed expected hash (not
+ *                      exactly 64 hex digits)
+ *   EDGERT_EIO         the file cannot be opened or read, or is not a regular
+ *                      file (directory, FIFO, device); errno is left set
+ *   EDGERT_ELIMIT      the file is larger than the size limit
+ *   EDGERT_EFORMAT     empty, not ELF, not 64-bit, wrong byte order, not
+ *                      ET_DYN, not for this CPU, or refused by the dynamic
+ *                      linker (message says which and why)
+ *   EDGERT_EINTEGRITY  the SHA-256 differs from the expected one: none of
+ *                      the file's code ran
+ *   EDGERT_EUNSUPPORTED executable memfds are forbidden (vm.memfd_noexec=2)
+ *   EDGERT_ENOMEM
+ *
+ * The same bytes (same SHA-256) already loaded by this process are not
+ * mapped again: the new handle shares that mapping, and loading it clears
+ * that mapping's quarantine (edgert_module_quarantined). Different bytes
+ * always get their own mapping, whatever the path.
+ * May run foreign code: the module's constructors (and its dependencies'),
+ * on a first load of these bytes.
+ */
+EDGERT_EXTERN int edgert_module_load(const char *path,
+                                     const char *expected_sha256_hex,
+                                     edgert_module_t **out);
+/* edgert_module_load with options (NULL = defaults). */
+EDGERT_EXTERN int edgert_module_load_ex(const char *path,
+                                        const char *expected_sha256_hex,
+                                        const edgert_load_options_t *opts,
+                                        edgert_module_t **out);
+
+/*
+ * Unloads: from now on every call through this handle's functions returns
+ * EDGERT_EUNLOADED without entering module code. The mapping is released
+ * once no other handle of the same bytes uses it and the last call in flight
+ * has returned (dlclose then runs the module's destructors: foreign code,
+ * possibly on the thread of that last call). Idempotent; NULL is ignored.
+ * The handle and its functions stay valid as memory until edgert_module_free.
+ */
+EDGERT_EXTERN void edgert_module_unload(edgert_module_t *m);
+/* 1 if edgert_module_unload was called on this handle, else 0. */
+EDGERT_EXTERN int edgert_module_unloaded(const edgert_module_t *m);
+/* Unloads (if needed) and frees the handle and its bound functions. NULL ok.
+ * No call through its functions may be in progress. */
+EDGERT_EXTERN void edgert_module_free(edgert_module_t *m);
+
+/* The path given to edgert_module_load (owned by the handle). */
+EDGERT_EXTERN const char *edgert_module_path(const edgert_module_t *m);
+/* 64 lowercase hex digits: the SHA-256 of the loaded bytes (owned by the handle). */
+EDGERT_EXTERN const char *edgert_module_sha256(const edgert_module_t *m);
+/* The size in bytes of the loaded file. */
+EDGERT_EXTERN size_t edgert_module_size(const edgert_module_t *m);
+/*
+ * Compares the loaded bytes' SHA-256 with `hex` in constant time.
+ * Returns 1 if equal, 0 if not, EDGERT_EINVAL if `hex` is not 64 hex digits.
+ * Works after unload too (it compares the recorded digest).
+ */
+EDGERT_EXTERN int edgert_module_verify(const edgert_module_t *m,
+                                       const char *hex);
+/*
+ * 1 if a call into this module's mapping crashed (EDGERT_ECRASH) and the
+ * module has not been loaded again since; 0 otherwise. While quarantined,
+ * every call returns EDGERT_EQUARANTINED without entering module code.
+ */
+EDGERT_EXTERN int edgert_module_quarantined(const edgert_module_t *m);
+
+/*
+ * The address of a symbol DEFINED IN THIS MODULE (function or data object;
+ * not one found in its dependencies, not thread-local). Returns 0,
+ * EDGERT_ENOTFOUND (the message names the symbol and the module),
+ * EDGERT_EUNLOADED, or EDGERT_EINVAL. Runs no foreign code.
+ */
+EDGERT_EXTERN int edgert_module_address_of(edgert_module_t *m,
+                                           const char *name, void **out);
+
+/*
+ * Binds the function `c->function_name` defined in the module itself
+ * (STT_FUNC, inside this module's mapping: libc's `system`, reachable
+ * through dependencies, is refused) with contract `c` (copied).
+ * Prepares the call once: a precompiled trampoline for common scalar
+ * signatures (up to 4 arguments of integer, pointer, float or double type,
+ * up to 6 of one kind), a libffi call interface for the rest.
+ * Binding the same name again replaces what edgert_module_function returns;
+ * earlier edgert_func_t stay valid and keep their contract.
+ * Returns 0 and the function (owned by the module) in *out (out may be NULL),
+ * or EDGERT_ENOTFOUND (names the symbol), EDGERT_EUNLOADED, EDGERT_EINVAL,
+ * EDGERT_EUNSUPPORTED, EDGERT_ENOMEM. Runs no foreign code.
+ */
+EDGERT_EXTERN int edgert_module_bind(edgert_module_t *m,
+                                     const edgert_contract_t *c,
+                                     edgert_func_t **out);
+/* The function last bound under `name`, or NULL. Borrowed from the module. */
+EDGERT_EXTERN edgert_func_t *edgert_module_function(edgert_module_t *m,
+                                                    const char *name);
+
+/* The bound function's name, contract, module and address (all borrowed). */
+EDGERT_EXTERN const char *edgert_func_name(const edgert_func_t *fn);
+EDGERT_EXTERN const edgert_contract_t *edgert_func_contract(const edgert_func_t *fn);
+EDGERT_EXTERN edgert_module_t *edgert_func_module(const edgert_func_t *fn);
+EDGERT_EXTERN void *edgert_func_address(const edgert_func_t *fn);
+/* 1 if calls go through a precompiled trampoline, 0 if through libffi. */
+EDGERT_EXTERN int edgert_func_is_fast(const edgert_func_t *fn);
+
+/*
+ * Calls the function. `args[i]` points to the value of argument i, of
+ * exactly its contract type (libffi "avalues" style; a pointer argument's
+ * slot holds the pointer). `ret` points to at least 16 bytes, suitably
+ * aligned for long double; it receives the return value as its contract
+ * type (nothing for void; may then be NULL).
+ * Returns 0, or without entering module code EDGERT_EUNLOADED /
+ * EDGERT_EQUARANTINED (messages name the function and the module), or
+ * EDGERT_ECRASH when the crash guard contained a fault inside the call
+ * (edgert_last_crash() describes it; the module is then quarantined).
+ * Runs foreign code: the kernel. Takes no lock.
+ */
+EDGERT_EXTERN int edgert_func_call(edgert_func_t *fn, void **args, void *ret);
+
+/*
+ * Argument slots for edgert_func_call_values: one per argument, integers
+ * widened to 64 bits (signed types sign-extended into .i, unsigned types and
+ * bool zero-extended into .u), float in .f, double in .d, long double in
+ * .ld, pointers (c_char_p, c_void_p, POINTER) in .p.
+ */
+typedef union edgert_value_u {
+  int64_t i;
+  uint64_t u;
+  float f;
+  double d;
+  long double ld;
+  void *p;
+} edgert_value_t;
+
+/* edgert_func_call with arguments in widened slots: the fastest entry,
+ * no per-argument conversion. `values` may be NULL for no arguments. */
+EDGERT_EXTERN int edgert_func_call_values(edgert_func_t *fn,
+                                          edgert_value_t *values, void *ret);
+/*
+ * edgert_func_call_values without the in-flight count, for callers that
+ * guarantee by their own lock that edgert_module_unload of this module
+ * cannot run during the call and that the kernel cannot reach code that
+ * unloads it (e.g. CPython holding the GIL for the whole call, with its own
+ * re-entrancy check). Still refuses unloaded and quarantined modules.
+ */
+EDGERT_EXTERN int edgert_func_call_serialized(edgert_func_t *fn,
+                                              edgert_value_t *values,
+                                              void *ret);
 
 #ifdef __cplusplus
 }

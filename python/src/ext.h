@@ -85,7 +85,27 @@ PyObject *edgert_py_describe(PyObject *obj);
 PyObject *edgert_py_describe_args(PyObject *const *args, Py_ssize_t nargs);
 
 /* ---- loader.c (what other parts call) -------------------------------- */
-/* (loader part: declarations go here) */
+/*
+ * A bound callable is what ModuleLoader.function(name) returns: a builtin
+ * function object (METH_FASTCALL) whose __self__ holds the edgert_func_t and
+ * a reference keeping its module handle alive.
+ */
+/* 1 if `o` is a bound callable from ModuleLoader.function(), else 0. Never raises. */
+int edgert_py_is_bound(PyObject *o);
+/* The core function behind a bound callable (borrowed; valid while `o`
+ * lives), or NULL (no exception) if `o` is not one. */
+edgert_func_t *edgert_py_bound_func(PyObject *o);
+/*
+ * Calls a bound callable exactly as calling it does (conversion, GIL release
+ * per contract, errors), except: when `missed` is non-NULL and the argument
+ * conversion refuses the arguments (count, type, overflow, buffer format),
+ * returns NULL with NO exception set and *missed = 1, having built no
+ * exception object. Otherwise *missed (if given) is set to 0. Unloaded,
+ * quarantined and crashed calls raise as usual. `bound` must satisfy
+ * edgert_py_is_bound. Returns a new reference or NULL.
+ */
+PyObject *edgert_py_bound_call(PyObject *bound, PyObject *const *args,
+                               Py_ssize_t nargs, int *missed);
 
 /* ---- manifest.c (what other parts call) ------------------------------ */
 /* (manifest part: declarations go here) */

@@ -1,0 +1,408 @@
+/*
+ * ffi.c: preparing bound functions and calling them.
+ *
+ * Invariants:
+ * - A function's call path is fixed at bind time: either a precompiled
+ *   trampoline cast to the exact prototype of its register classes (integer
+ *   and pointer arguments as int64_t, float, double) or a libffi cif
+ *   prepared once. ffi_call reclassifies every argument on each call; the
+ *   trampolines do no per-call work beyond loading the slots.
+ * - Trampolines read arguments from edgert_value_t slots whose integers are
+ *   already widened with the sign or zero extension of their C type, so a
+ *   narrow argument passed as int64_t arrives exactly as the callee's
+ *   prototype expects (x86-64 SysV and AArch64 pass integers in 64-bit
+ *   registers or 8-byte stack slots; extension to 64 bits satisfies every
+ *   callee). Integer returns are stored as the full register; their low
+ *   bytes are the value of the narrower return type (little-endian only).
+ * - Every call into module code goes through edgert__guarded_invoke. A
+ *   call counts itself in its module's `active` before checking `state`,
+ *   so an unload never releases the mapping under a running call; a crash
+ *   quarantines the image, and a quarantined or unloaded module's code is
+ *   never entered.
+ */
+#include "loader_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <wchar.h>
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "edgert's call path assumes a little-endian machine"
+#endif
+#if defined(__x86_64__) || defined(__aarch64__)
+#define EDGERT_FAST_TRAMPOLINES 1
+#else
+#define EDGERT_FAST_TRAMPOLINES 0
+#endif
+
+/* ---- the libffi path ------------------------------------------------------ */
+
+static ffi_type *ffi_type_of(edgert_ctype_t code) {
+  switch (code) {
+  case EDGERT_CT_VOID:
+    return &ffi_type_void;
+  case EDGERT_CT_BOOL:
+    return sizeof(_Bool) == 1 ? &ffi_type_uint8 : &ffi_type_uint32;
+  case EDGERT_CT_CHAR:
+    return (char)-1 < 0 ? &ffi_type_sint8 : &ffi_type_uint8;
+  case EDGERT_CT_WCHAR:
+    return (wchar_t)-1 < 0 ? &ffi_type_sint32 : &ffi_type_uint32;
+  case EDGERT_CT_BYTE:
+    return &ffi_type_sint8;
+  case EDGERT_CT_UBYTE:
+    return &ffi_type_uint8;
+  case EDGERT_CT_SHORT:
+    return &ffi_type_sint16;
+  case EDGERT_CT_USHORT:
+    return &ffi_type_uint16;
+  case EDGERT_CT_INT:
+    return &ffi_type_sint32;
+  case EDGERT_CT_UINT:
+    return &ffi_type_uint32;
+  case EDGERT_CT_LONG:
+  case EDGERT_CT_LONGLONG:
+    return &ffi_type_sint64;
+  case EDGERT_CT_ULONG:
+  case EDGERT_CT_ULONGLONG:
+    return &ffi_type_uint64;
+  case EDGERT_CT_FLOAT:
+    return &ffi_type_float;
+  case EDGERT_CT_DOUBLE:
+    return &ffi_type_double;
+  case EDGERT_CT_LONGDOUBLE:
+    return &ffi_type_longdouble;
+  case EDGERT_CT_CHAR_P:
+  case EDGERT_CT_WCHAR_P:
+  case EDGERT_CT_VOID_P:
+  case EDGERT_CT_POINTER:
+    return &ffi_type_pointer;
+  default:
+    return NULL;
+  }
+}
+
+/* `fn` is the edgert_func_t here, not the code address. */
+static void ffi_tramp(void *fn, void **avalues, void *ret) {
+  edgert_func_t *f = fn;
+  ffi_call(&f->cif, FFI_FN(f->addr), ret, avalues);
+}
+
+/* ---- trampolines ---------------------------------------------------------- */
+
+#if EDGERT_FAST_TRAMPOLINES
+/* Register classes: I (integers and pointers as int64_t), D (double), F
+ * (float); return classes add V (void). */
+#define TY_I int64_t
+#define TY_D double
+#define TY_F float
+#define AV_I(k) v[k].i
+#define AV_D(k) v[k].d
+#define AV_F(k) v[k].f
+#define RT_V void
+#define RT_I int64_t
+#define RT_D double
+#define RT_F float
+#define ST_V(e) ((void)ret, (e))
+#define ST_I(e) (*(int64_t *)ret = (e))
+#define ST_D(e) (*(double *)ret = (e))
+#define ST_F(e) (*(float *)ret = (e))
+#define HEAD(nm)                                                               \
+  static void nm(void *fn, void **a, void *ret) {                              \
+    edgert_value_t *v = (edgert_value_t *)(void *)a;                           \
+    (void)v;
+
+#define TR0(R) HEAD(tr_##R##_) ST_##R(((RT_##R(*)(void))fn)()); }
+#define TR1(R, A) HEAD(tr_##R##_##A) ST_##R(((RT_##R(*)(TY_##A))fn)(AV_##A(0))); }
+#define TR2(R, A, B)                                                           \
+  HEAD(tr_##R##_##A##B)                                                        \
+  ST_##R(((RT_##R(*)(TY_##A, TY_##B))fn)(AV_##A(0), AV_##B(1))); }
+#define TR3(R, A, B, C)                                                        \
+  HEAD(tr_##R##_##A##B##C)                                                     \
+  ST_##R(((RT_##R(*)(TY_##A, TY_##B, TY_##C))fn)(AV_##A(0), AV_##B(1),         \
+                                                  AV_##C(2))); }
+#define TR4(R, A, B, C, D)                                                     \
+  HEAD(tr_##R##_##A##B##C##D)                                                  \
+  ST_##R(((RT_##R(*)(TY_##A, TY_##B, TY_##C, TY_##D))fn)(                      \
+      AV_##A(0), AV_##B(1), AV_##C(2), AV_##D(3))); }
+#define TR5(R, A)                                                              \
+  HEAD(tr_##R##_5##A)                                                          \
+  ST_##R(((RT_##R(*)(TY_##A, TY_##A, TY_##A, TY_##A, TY_##A))fn)(              \
+      AV_##A(0), AV_##A(1), AV_##A(2), AV_##A(3), AV_##A(4))); }
+#define TR6(R, A)                                                              \
+  HEAD(tr_##R##_6##A)                                                          \
+  ST_##R(((RT_##R(*)(TY_##A, TY_##A, TY_##A, TY_##A, TY_##A, TY_##A))fn)(      \
+      AV_##A(0), AV_##A(1), AV_##A(2), AV_##A(3), AV_##A(4), AV_##A(5))); }
+
+#define G1(R) TR1(R, I) TR1(R, D) TR1(R, F)
+#define G2b(R, A) TR2(R, A, I) TR2(R, A, D) TR2(R, A, F)
+#define G2(R) G2b(R, I) G2b(R, D) G2b(R, F)
+#define G3c(R, A, B) TR3(R, A, B, I) TR3(R, A, B, D) TR3(R, A, B, F)
+#define G3b(R, A) G3c(R, A, I) G3c(R, A, D) G3c(R, A, F)
+#define G3(R) G3b(R, I) G3b(R, D) G3b(R, F)
+#define G4d(R, A, B, C) TR4(R, A, B, C, I) TR4(R, A, B, C, D) TR4(R, A, B, C, F)
+#define G4c(R, A, B) G4d(R, A, B, I) G4d(R, A, B, D) G4d(R, A, B, F)
+#define G4b(R, A) G4c(R, A, I) G4c(R, A, D) G4c(R, A, F)
+#define G4(R) G4b(R, I) G4b(R, D) G4b(R, F)
+#define GALL(R) TR0(R) G1(R) G2(R) G3(R) G4(R) TR5(R, I) TR5(R, D) TR6(R, I) TR6(R, D)
+
+GALL(V)
+GALL(I)
+GALL(D)
+GALL(F)
+
+/* Tables in the same order: first argument varies slowest, I D F. */
+#define N1(R) tr_##R##_I, tr_##R##_D, tr_##R##_F
+#define N2b(R, A) tr_##R##_##A##I, tr_##R##_##A##D, tr_##R##_##A##F
+#define N2(R) N2b(R, I), N2b(R, D), N2b(R, F)
+#define N3c(R, A, B) tr_##R##_##A##B##I, tr_##R##_##A##B##D, tr_##R##_##A##B##F
+#define N3b(R, A) N3c(R, A, I), N3c(R, A, D), N3c(R, A, F)
+#define N3(R) N3b(R, I), N3b(R, D), N3b(R, F)
+#define N4d(R, A, B, C)                                                        \
+  tr_##R##_##A##B##C##I, tr_##R##_##A##B##C##D, tr_##R##_##A##B##C##F
+#define N4c(R, A, B) N4d(R, A, B, I), N4d(R, A, B, D), N4d(R, A, B, F)
+#define N4b(R, A) N4c(R, A, I), N4c(R, A, D), N4c(R, A, F)
+#define N4(R) N4b(R, I), N4b(R, D), N4b(R, F)
+
+static const edgert__tramp_t tab0[4] = {tr_V_, tr_I_, tr_D_, tr_F_};
+static const edgert__tramp_t tab1[4][3] = {{N1(V)}, {N1(I)}, {N1(D)}, {N1(F)}};
+static const edgert__tramp_t tab2[4][9] = {{N2(V)}, {N2(I)}, {N2(D)}, {N2(F)}};
+static const edgert__tramp_t tab3[4][27] = {{N3(V)}, {N3(I)}, {N3(D)}, {N3(F)}};
+static const edgert__tramp_t tab4[4][81] = {{N4(V)}, {N4(I)}, {N4(D)}, {N4(F)}};
+static const edgert__tramp_t tab5[4][2] = {
+    {tr_V_5I, tr_V_5D}, {tr_I_5I, tr_I_5D}, {tr_D_5I, tr_D_5D}, {tr_F_5I, tr_F_5D}};
+static const edgert__tramp_t tab6[4][2] = {
+    {tr_V_6I, tr_V_6D}, {tr_I_6I, tr_I_6D}, {tr_D_6I, tr_D_6D}, {tr_F_6I, tr_F_6D}};
+
+/* Argument class: 0 I, 1 D, 2 F, -1 none (long double). */
+static int arg_class(edgert_ctype_t code) {
+  switch (code) {
+  case EDGERT_CT_DOUBLE:
+    return 1;
+  case EDGERT_CT_FLOAT:
+    return 2;
+  case EDGERT_CT_LONGDOUBLE:
+  case EDGERT_CT_VOID:
+    return -1;
+  default:
+    return 0;
+  }
+}
+
+/* Return class: 0 V, 1 I, 2 D, 3 F, -1 none. */
+static int ret_class(edgert_ctype_t code) {
+  switch (code) {
+  case EDGERT_CT_VOID:
+    return 0;
+  case EDGERT_CT_DOUBLE:
+    return 2;
+  case EDGERT_CT_FLOAT:
+    return 3;
+  case EDGERT_CT_LONGDOUBLE:
+    return -1;
+  default:
+    return 1;
+  }
+}
+
+static edgert__tramp_t pick_tramp(const edgert_contract_t *c) {
+  int r = ret_class(c->ret.code);
+  if (r < 0)
+    return NULL;
+  int idx = 0, all_same = 1, first = -1;
+  for (unsigned i = 0; i < c->nargs; i++) {
+    int k = arg_class(c->args[i].code);
+    if (k < 0)
+      return NULL;
+    if (first < 0)
+      first = k;
+    all_same &= k == first;
+    if (i < 4)
+      idx = idx * 3 + k;
+  }
+  switch (c->nargs) {
+  case 0:
+    return tab0[r];
+  case 1:
+    return tab1[r][idx];
+  case 2:
+    return tab2[r][idx];
+  case 3:
+    return tab3[r][idx];
+  case 4:
+    return tab4[r][idx];
+  case 5:
+    return all_same && first < 2 ? tab5[r][first] : NULL;
+  case 6:
+    return all_same && first < 2 ? tab6[r][first] : NULL;
+  default:
+    return NULL;
+  }
+}
+#else
+static edgert__tramp_t pick_tramp(const edgert_contract_t *c) {
+  (void)c;
+  return NULL;
+}
+#endif
+
+int edgert__func_prepare(edgert_func_t *fn) {
+  const edgert_contract_t *c = &fn->contract;
+  for (unsigned i = 0; i < c->nargs; i++) {
+    if (c->args[i].code == EDGERT_CT_VOID)
+      return edgert__error(EDGERT_EINVAL, "binding '%s': argument %u is void",
+                           c->function_name, i + 1);
+    fn->atypes[i] = ffi_type_of(c->args[i].code);
+    if (fn->atypes[i] == NULL)
+      return edgert__error(EDGERT_EUNSUPPORTED, "binding '%s': argument %u has an "
+                           "unsupported type code %d", c->function_name, i + 1,
+                           (int)c->args[i].code);
+  }
+  ffi_type *rt = ffi_type_of(c->ret.code);
+  if (rt == NULL)
+    return edgert__error(EDGERT_EUNSUPPORTED, "binding '%s': unsupported return type code %d",
+                         c->function_name, (int)c->ret.code);
+  ffi_status st = ffi_prep_cif(&fn->cif, FFI_DEFAULT_ABI, c->nargs, rt, fn->atypes);
+  if (st != FFI_OK)
+    return edgert__error(EDGERT_EUNSUPPORTED, "binding '%s': libffi cannot prepare "
+                         "this signature (status %d)", c->function_name, (int)st);
+  fn->tramp = pick_tramp(c);
+  return 0;
+}
+
+/* ---- calls ---------------------------------------------------------------- */
+
+static int refuse_unloaded(const edgert_func_t *fn) {
+  return edgert__error(EDGERT_EUNLOADED, "cannot call '%s': module %s is unloaded",
+                       fn->contract.function_name, fn->module->path);
+}
+
+static int refuse_quarantined(const edgert_func_t *fn) {
+  return edgert__error(EDGERT_EQUARANTINED,
+                       "cannot call '%s': module %s is quarantined after a crash; "
+                       "load it again to clear the quarantine",
+                       fn->contract.function_name, fn->module->path);
+}
+
+/* Runs the call with the module held (loaded, counted or serialized). */
+static inline int invoke(edgert_func_t *fn, edgert_value_t *values, void **avalues,
+                         void *ret) {
+  edgert__image_t *img = fn->module->image;
+  if (EDGERT__UNLIKELY(atomic_load_explicit(&img->quarantined, memory_order_relaxed)))
+    return refuse_quarantined(fn);
+  long double scratch[2];
+  if (ret == NULL)
+    ret = scratch;
+  int rc;
+  if (EDGERT__LIKELY(fn->tramp != NULL && values != NULL)) {
+    rc = edgert__guarded_invoke(fn->tramp, fn->addr, (void **)(void *)values, ret,
+                                fn->contract.function_name, fn->module->path);
+  } else {
+    void *av[EDGERT_MAX_ARGS];
+    if (avalues == NULL) {
+      for (unsigned i = 0; i < fn->nargs; i++)
+        av[i] = &values[i];
+      avalues = av;
+    }
+    rc = edgert__guarded_invoke(ffi_tramp, fn, avalues, ret, fn->contract.function_name,
+                                fn->module->path);
+  }
+  if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH))
+    atomic_store(&img->quarantined, 1);
+  return rc;
+}
+
+static inline int counted(edgert_func_t *fn, edgert_value_t *values, void **avalues,
+                          void *ret) {
+  edgert_module_t *m = fn->module;
+  atomic_fetch_add(&m->active, 1);
+  int rc;
+  if (EDGERT__UNLIKELY(atomic_load(&m->state) != 0))
+    rc = refuse_unloaded(fn);
+  else
+    rc = invoke(fn, values, avalues, ret);
+  if (EDGERT__UNLIKELY(atomic_fetch_sub_explicit(&m->active, 1, memory_order_acq_rel) == 1))
+    edgert__module_last_out(m);
+  return rc;
+}
+
+int edgert_func_call_values(edgert_func_t *fn, edgert_value_t *values, void *ret) {
+  if (EDGERT__UNLIKELY(fn == NULL || (values == NULL && fn->nargs > 0)))
+    return edgert__error(EDGERT_EINVAL, "edgert_func_call_values: NULL function or values");
+  edgert_value_t none[1];
+  return counted(fn, values ? values : none, NULL, ret);
+}
+
+int edgert_func_call_serialized(edgert_func_t *fn, edgert_value_t *values, void *ret) {
+  if (EDGERT__UNLIKELY(fn == NULL || (values == NULL && fn->nargs > 0)))
+    return edgert__error(EDGERT_EINVAL, "edgert_func_call_serialized: NULL function or values");
+  if (EDGERT__UNLIKELY(atomic_load_explicit(&fn->module->state, memory_order_relaxed) != 0))
+    return refuse_unloaded(fn);
+  edgert_value_t none[1];
+  return invoke(fn, values ? values : none, NULL, ret);
+}
+
+/* Widens one exact-typed argument into its slot. */
+static void widen(const edgert_abi_type_t *t, const void *a, edgert_value_t *v) {
+  switch (t->code) {
+  case EDGERT_CT_BOOL:
+    v->u = *(const _Bool *)a;
+    break;
+  case EDGERT_CT_CHAR:
+    v->i = *(const char *)a;
+    break;
+  case EDGERT_CT_WCHAR:
+    v->i = *(const wchar_t *)a;
+    break;
+  case EDGERT_CT_BYTE:
+    v->i = *(const signed char *)a;
+    break;
+  case EDGERT_CT_UBYTE:
+    v->u = *(const unsigned char *)a;
+    break;
+  case EDGERT_CT_SHORT:
+    v->i = *(const short *)a;
+    break;
+  case EDGERT_CT_USHORT:
+    v->u = *(const unsigned short *)a;
+    break;
+  case EDGERT_CT_INT:
+    v->i = *(const int *)a;
+    break;
+  case EDGERT_CT_UINT:
+    v->u = *(const unsigned *)a;
+    break;
+  case EDGERT_CT_LONG:
+  case EDGERT_CT_LONGLONG:
+    v->i = *(const int64_t *)a;
+    break;
+  case EDGERT_CT_ULONG:
+  case EDGERT_CT_ULONGLONG:
+    v->u = *(const uint64_t *)a;
+    break;
+  case EDGERT_CT_FLOAT:
+    v->f = *(const float *)a;
+    break;
+  case EDGERT_CT_DOUBLE:
+    v->d = *(const double *)a;
+    break;
+  case EDGERT_CT_LONGDOUBLE:
+    v->ld = *(const long double *)a;
+    break;
+  default:
+    v->p = *(void *const *)a;
+    break;
+  }
+}
+
+int edgert_func_call(edgert_func_t *fn, void **args, void *ret) {
+  if (EDGERT__UNLIKELY(fn == NULL || (args == NULL && fn->nargs > 0)))
+    return edgert__error(EDGERT_EINVAL, "edgert_func_call: NULL function or arguments");
+  if (fn->tramp != NULL) {
+    edgert_value_t v[EDGERT_MAX_ARGS + 1];
+    for (unsigned i = 0; i < fn->nargs; i++)
+      widen(&fn->contract.args[i], args[i], &v[i]);
+    return counted(fn, v, NULL, ret);
+  }
+  void *none[1] = {NULL};
+  return counted(fn, NULL, args ? args : none, ret);
+}

@@ -1,0 +1,714 @@
+/*
+ * loader.c: verified loading, the SHA-256 registry and symbol lookup.
+ *
+ * Invariants:
+ * - A file is read exactly once, straight into a memfd; the memfd is sealed
+ *   (no write, grow, shrink, further seals) BEFORE its bytes are hashed, and
+ *   dlopen maps that memfd through /proc/self/fd/N. So the bytes hashed are
+ *   the bytes mapped, and nothing done to the file afterwards (or by anyone
+ *   holding the memfd) changes them. No dlopen happens before the ELF checks
+ *   and the digest comparison have passed: no code of a refused file runs.
+ * - The memfd stays open as long as its mapping, so glibc never sees a
+ *   different object under a /proc/self/fd/N name it remembers.
+ * - The registry holds at most one image per SHA-256; handles of the same
+ *   bytes share it; an image is dlclose'd when its last handle is released
+ *   (see loader_internal.h for the handle's in-flight count). The registry
+ *   lock is recursive because dlopen/dlclose run module constructors and
+ *   destructors, which may come back into the loader.
+ * - A symbol is handed out only if it is defined in the module's own object
+ *   (its link map), never one reached through the module's dependencies.
+ */
+#include "loader_internal.h"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#endif
+#ifndef MFD_ALLOW_SEALING
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_SEAL_SEAL 0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW 0x0004
+#define F_SEAL_WRITE 0x0008
+#endif
+
+#if defined(__x86_64__)
+#define HOST_MACHINE EM_X86_64
+#elif defined(__aarch64__)
+#define HOST_MACHINE EM_AARCH64
+#elif defined(__riscv) && __riscv_xlen == 64
+#define HOST_MACHINE EM_RISCV
+#elif defined(__powerpc64__)
+#define HOST_MACHINE EM_PPC64
+#elif defined(__s390x__)
+#define HOST_MACHINE EM_S390
+#else
+#error "edgert's loader does not know this machine's ELF e_machine"
+#endif
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HOST_DATA ELFDATA2LSB
+#else
+#define HOST_DATA ELFDATA2MSB
+#endif
+
+/* ---- registry ------------------------------------------------------------ */
+
+static pthread_mutex_t registry_lock;
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+static edgert__image_t *registry;
+
+static void registry_init(void) {
+  pthread_mutexattr_t a;
+  pthread_mutexattr_init(&a);
+  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+  pthread_mutex_init(&registry_lock, &a);
+  pthread_mutexattr_destroy(&a);
+}
+
+static void registry_enter(void) {
+  pthread_once(&registry_once, registry_init);
+  pthread_mutex_lock(&registry_lock);
+}
+
+static void registry_leave(void) { pthread_mutex_unlock(&registry_lock); }
+
+static void image_release(edgert__image_t *img) {
+  registry_enter();
+  if (--img->refs == 0) {
+    for (edgert__image_t **p = &registry; *p; p = &(*p)->next)
+      if (*p == img) {
+        *p = img->next;
+        break;
+      }
+    dlclose(img->handle);
+    close(img->fd);
+    edgert__free(img);
+  }
+  registry_leave();
+}
+
+void edgert__module_last_out(edgert_module_t *m) {
+  if (!atomic_exchange(&m->closed, 1))
+    image_release(m->image);
+}
+
+/* ---- hex ----------------------------------------------------------------- */
+
+static const char hexdig[] = "0123456789abcdef";
+
+static void to_hex(const unsigned char *d, char *out) {
+  for (int i = 0; i < 32; i++) {
+    out[2 * i] = hexdig[d[i] >> 4];
+    out[2 * i + 1] = hexdig[d[i] & 15];
+  }
+  out[64] = '\0';
+}
+
+/* Branch-free value of one hex digit, or a value with bit 8 set. */
+static unsigned hexval(unsigned char c) {
+  unsigned d = (unsigned)c - '0', l = ((unsigned)c | 0x20) - 'a';
+  unsigned is_d = ((d - 10) >> 8) & 1;  /* d < 10 */
+  unsigned is_l = ((l - 6) >> 8) & 1;   /* l < 6 */
+  return (is_d * d) | (is_l * (l + 10)) | ((1 - (is_d | is_l)) << 8);
+}
+
+/* Parses 64 hex digits. 0, or EDGERT_EINVAL naming what is wrong. */
+static int parse_hex(const char *hex, unsigned char out[32], const char *what) {
+  size_t n = strnlen(hex, 65);
+  if (n != 64)
+    return edgert__error(EDGERT_EINVAL,
+                         "%s must be 64 hex digits (a SHA-256), got %s%zu characters",
+                         what, n > 64 ? "more than " : "", n > 64 ? (size_t)64 : n);
+  unsigned bad = 0;
+  for (int i = 0; i < 32; i++) {
+    unsigned hi = hexval((unsigned char)hex[2 * i]);
+    unsigned lo = hexval((unsigned char)hex[2 * i + 1]);
+    bad |= (hi | lo) & 0x100;
+    out[i] = (unsigned char)((hi << 4) | (lo & 15));
+  }
+  if (bad) {
+    for (int i = 0; i < 64; i++)
+      if (hexval((unsigned char)hex[i]) & 0x100)
+        return edgert__error(EDGERT_EINVAL,
+                             "%s must be 64 hex digits (a SHA-256): character "
+                             "%d is not a hex digit",
+                             what, i + 1);
+  }
+  return 0;
+}
+
+/* ---- reading the file into sealed memory ---------------------------------- */
+
+static const char *file_kind(mode_t mode) {
+  if (S_ISDIR(mode))
+    return "a directory";
+  if (S_ISFIFO(mode))
+    return "a FIFO";
+  if (S_ISCHR(mode))
+    return "a character device";
+  if (S_ISBLK(mode))
+    return "a block device";
+  if (S_ISSOCK(mode))
+    return "a socket";
+  return "not a regular file";
+}
+
+static const char *machine_name(unsigned m) {
+  switch (m) {
+  case EM_386:
+    return "x86 (32-bit)";
+  case EM_X86_64:
+    return "x86-64";
+  case EM_AARCH64:
+    return "AArch64";
+  case EM_ARM:
+    return "ARM (32-bit)";
+  case EM_RISCV:
+    return "RISC-V";
+  case EM_PPC64:
+    return "PowerPC64";
+  case EM_PPC:
+    return "PowerPC";
+  case EM_S390:
+    return "s390";
+  case EM_MIPS:
+    return "MIPS";
+  default:
+    return "another machine";
+  }
+}
+
+/* Checks the ELF header (and program header table bounds) of the bytes. */
+static int check_elf(const unsigned char *b, size_t size, const char *path) {
+  if (size < 4 || memcmp(b, ELFMAG, SELFMAG) != 0)
+    return edgert__error(EDGERT_EFORMAT, "%s is not an ELF file (no ELF magic)", path);
+  if (size < EI_NIDENT)
+    return edgert__error(EDGERT_EFORMAT, "%s is a truncated ELF file", path);
+  if (b[EI_CLASS] != ELFCLASS64)
+    return edgert__error(EDGERT_EFORMAT,
+                         "%s is a %s ELF file; this machine loads 64-bit shared objects",
+                         path, b[EI_CLASS] == ELFCLASS32 ? "32-bit" : "malformed (bad class)");
+  if (b[EI_DATA] != HOST_DATA)
+    return edgert__error(EDGERT_EFORMAT,
+                         "%s is an ELF file of the wrong byte order for this machine",
+                         path);
+  if (b[EI_VERSION] != EV_CURRENT)
+    return edgert__error(EDGERT_EFORMAT, "%s has an unknown ELF version %u",
+                         path, b[EI_VERSION]);
+  if (size < sizeof(Elf64_Ehdr))
+    return edgert__error(EDGERT_EFORMAT, "%s is a truncated ELF file (%zu bytes)",
+                         path, size);
+  Elf64_Ehdr eh;
+  memcpy(&eh, b, sizeof eh);
+  if (eh.e_type != ET_DYN) {
+    const char *t = eh.e_type == ET_EXEC  ? "an executable (ET_EXEC)"
+                    : eh.e_type == ET_REL ? "a relocatable object (ET_REL)"
+                    : eh.e_type == ET_CORE ? "a core dump (ET_CORE)"
+                                          : "of an unknown ELF type";
+    return edgert__error(EDGERT_EFORMAT, "%s is %s, not a shared object (ET_DYN)",
+                         path, t);
+  }
+  if (eh.e_machine != HOST_MACHINE)
+    return edgert__error(EDGERT_EFORMAT,
+                         "%s is built for %s (e_machine %u); this machine is %s",
+                         path, machine_name(eh.e_machine), (unsigned)eh.e_machine,
+                         machine_name(HOST_MACHINE));
+  if (eh.e_phnum == 0 || eh.e_phentsize != sizeof(Elf64_Phdr) ||
+      eh.e_phoff > size ||
+      (size - eh.e_phoff) / sizeof(Elf64_Phdr) < eh.e_phnum)
+    return edgert__error(EDGERT_EFORMAT,
+                         "%s has a malformed or truncated program header table",
+                         path);
+  return 0;
+}
+
+/* An executable, sealable fd for `size` bytes. *sealable = 0 for the
+ * tmpfile fallback. -1 with a message (and code in *err) on failure. */
+static int exec_fd(const char *path, unsigned flags, int *sealable, int *err) {
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  char name[200];
+  snprintf(name, sizeof name, "edgert:%s", base);
+  int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+  if (fd < 0 && errno == EINVAL) /* a kernel before 6.3: no MFD_EXEC, memfds are executable */
+    fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (fd >= 0) {
+    *sealable = 1;
+    return fd;
+  }
+  int e = errno;
+  if ((e == EACCES || e == EPERM) && (flags & EDGERT_LOAD_ALLOW_TMPFILE)) {
+    const char *dir = getenv("TMPDIR");
+    if (dir == NULL || dir[0] == '\0')
+      dir = "/tmp";
+    fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0700);
+    if (fd >= 0) {
+      *sealable = 0;
+      return fd;
+    }
+    *err = edgert__error(EDGERT_EIO, "loading %s: no executable memfd and no "
+                         "O_TMPFILE file in %s: %s", path, dir, strerror(errno));
+    return -1;
+  }
+  if (e == EACCES || e == EPERM) {
+    *err = edgert__error(EDGERT_EUNSUPPORTED,
+                         "loading %s: this kernel forbids executable memfds "
+                         "(vm.memfd_noexec=2); set EDGERT_LOAD_ALLOW_TMPFILE to "
+                         "load through an unsealed tmpfile instead",
+                         path);
+    return -1;
+  }
+  *err = edgert__error(e == ENOMEM ? EDGERT_ENOMEM : EDGERT_EIO,
+                       "loading %s: memfd_create failed: %s", path, strerror(e));
+  return -1;
+}
+
+/* Copies `size` bytes of `src` into `dst` (offset 0), kernel-side when it can. */
+static int copy_into(int dst, int src, size_t size, const char *path) {
+  size_t done = 0;
+  int use_sendfile = 1;
+  char *buf = NULL;
+  while (done < size) {
+    ssize_t n;
+    if (use_sendfile) {
+      n = sendfile(dst, src, NULL, size - done);
+      if (n < 0 && (errno == EINVAL || errno == ENOSYS)) {
+        use_sendfile = 0;
+        continue;
+      }
+    } else {
+      if (buf == NULL && (buf = edgert__malloc(1 << 20)) == NULL)
+        return edgert__error(EDGERT_ENOMEM, "loading %s: no memory for a copy buffer", path);
+      size_t want = size - done < (1u << 20) ? size - done : (1u << 20);
+      n = read(src, buf, want);
+      if (n > 0) {
+        for (ssize_t w = 0; w < n;) {
+          ssize_t k = write(dst, buf + w, (size_t)(n - w));
+          if (k < 0 && errno == EINTR)
+            continue;
+          if (k < 0) {
+            int e = errno;
+            edgert__free(buf);
+            errno = e;
+            return edgert__error(e == ENOSPC || e == ENOMEM ? EDGERT_ENOMEM : EDGERT_EIO,
+                                 "loading %s: copying into memory failed: %s",
+                                 path, strerror(e));
+          }
+          w += k;
+        }
+      }
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int e = errno;
+      edgert__free(buf);
+      errno = e;
+      return edgert__error(e == ENOSPC || e == ENOMEM ? EDGERT_ENOMEM : EDGERT_EIO,
+                           "reading %s failed: %s", path, strerror(e));
+    }
+    if (n == 0) {
+      edgert__free(buf);
+      errno = EIO;
+      return edgert__error(EDGERT_EIO, "%s shrank while it was being read "
+                           "(%zu of %zu bytes)", path, done, size);
+    }
+    done += (size_t)n;
+  }
+  edgert__free(buf);
+  return 0;
+}
+
+/* Reads `path` once into a sealed fd; checks it is a 64-bit ELF shared
+ * object for this machine and hashes it. On success *fd_out, *size_out and
+ * sha are set. */
+static int read_verified(const char *path, size_t limit, unsigned flags,
+                         int *fd_out, size_t *size_out, unsigned char sha[32]) {
+  int src = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (src < 0) {
+    int e = errno;
+    edgert__error(EDGERT_EIO, "cannot open module %s: %s", path, strerror(e));
+    errno = e;
+    return EDGERT_EIO;
+  }
+  struct stat st;
+  if (fstat(src, &st) < 0) {
+    int e = errno;
+    close(src);
+    edgert__error(EDGERT_EIO, "cannot stat module %s: %s", path, strerror(e));
+    errno = e;
+    return EDGERT_EIO;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(src);
+    edgert__error(EDGERT_EIO, "%s is %s, not a regular file", path, file_kind(st.st_mode));
+    errno = S_ISDIR(st.st_mode) ? EISDIR : ENODEV;
+    return EDGERT_EIO;
+  }
+  size_t size = (size_t)st.st_size;
+  if (size == 0) {
+    close(src);
+    return edgert__error(EDGERT_EFORMAT, "%s is empty, not a shared object", path);
+  }
+  if (size > limit) {
+    close(src);
+    return edgert__error(EDGERT_ELIMIT,
+                         "%s is %zu bytes, more than the module size limit of %zu bytes",
+                         path, size, limit);
+  }
+  int err = 0, sealable = 0;
+  int fd = exec_fd(path, flags, &sealable, &err);
+  if (fd < 0) {
+    close(src);
+    return err;
+  }
+  int rc = copy_into(fd, src, size, path);
+  close(src);
+  if (rc != 0) {
+    close(fd);
+    return rc;
+  }
+  if (sealable &&
+      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+    int e = errno;
+    close(fd);
+    return edgert__error(EDGERT_EIO, "loading %s: sealing the in-memory copy failed: %s",
+                         path, strerror(e));
+  }
+  void *map = mmap(NULL, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+  if (map == MAP_FAILED) {
+    int e = errno;
+    close(fd);
+    return edgert__error(e == ENOMEM ? EDGERT_ENOMEM : EDGERT_EIO,
+                         "loading %s: mapping the in-memory copy failed: %s", path,
+                         strerror(e));
+  }
+  rc = check_elf(map, size, path);
+  if (rc == 0) {
+    unsigned int len = 0;
+    if (EVP_Digest(map, size, sha, &len, EVP_sha256(), NULL) != 1 || len != 32)
+      rc = edgert__error(EDGERT_ENOMEM, "loading %s: OpenSSL's SHA-256 failed", path);
+  }
+  munmap(map, size);
+  if (rc != 0) {
+    close(fd);
+    return rc;
+  }
+  *fd_out = fd;
+  *size_out = size;
+  return 0;
+}
+
+/* ---- load / unload -------------------------------------------------------- */
+
+int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
+                          const edgert_load_options_t *opts, edgert_module_t **out) {
+  if (path == NULL || out == NULL)
+    return edgert__error(EDGERT_EINVAL, "edgert_module_load: path and out must not be NULL");
+  if (path[0] == '\0')
+    return edgert__error(EDGERT_EINVAL, "edgert_module_load: the path is empty");
+  size_t limit = EDGERT_MODULE_MAX_SIZE_DEFAULT;
+  unsigned flags = 0;
+  if (opts != NULL) {
+    if (opts->max_size != 0)
+      limit = opts->max_size;
+    flags = opts->flags;
+    if (flags & ~EDGERT_LOAD_ALLOW_TMPFILE)
+      return edgert__error(EDGERT_EINVAL, "edgert_module_load: unknown flags 0x%x",
+                           flags & ~EDGERT_LOAD_ALLOW_TMPFILE);
+  }
+  unsigned char expected[32];
+  if (expected_sha256_hex != NULL) {
+    int rc = parse_hex(expected_sha256_hex, expected, "the expected SHA-256");
+    if (rc != 0)
+      return rc;
+  }
+  edgert_module_t *m = edgert__calloc(1, sizeof *m);
+  char *p = edgert__strdup(path);
+  edgert__image_t *fresh = edgert__calloc(1, sizeof *fresh);
+  if (m == NULL || p == NULL || fresh == NULL) {
+    edgert__free(m);
+    edgert__free(p);
+    edgert__free(fresh);
+    return edgert__error(EDGERT_ENOMEM, "loading %s: out of memory", path);
+  }
+  int fd = -1;
+  int rc = read_verified(path, limit, flags, &fd, &m->size, m->sha);
+  if (rc == 0 && expected_sha256_hex != NULL && CRYPTO_memcmp(m->sha, expected, 32) != 0) {
+    char got[65];
+    to_hex(m->sha, got);
+    rc = edgert__error(EDGERT_EINTEGRITY,
+                       "%s failed its integrity check: SHA-256 is %s, expected %s; "
+                       "none of its code ran",
+                       path, got, expected_sha256_hex);
+  }
+  if (rc != 0) {
+    int e = errno;
+    if (fd >= 0)
+      close(fd);
+    edgert__free(m);
+    edgert__free(p);
+    edgert__free(fresh);
+    errno = e;
+    return rc;
+  }
+  to_hex(m->sha, m->sha_hex);
+
+  registry_enter();
+  edgert__image_t *img = registry;
+  while (img != NULL && memcmp(img->sha, m->sha, 32) != 0)
+    img = img->next;
+  if (img != NULL) {
+    img->refs++;
+    atomic_store(&img->quarantined, 0);
+    close(fd);
+    edgert__free(fresh);
+  } else {
+    char name[64];
+    snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
+    dlerror();
+    void *h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) {
+      const char *why = dlerror();
+      rc = edgert__error(EDGERT_EFORMAT,
+                         "the dynamic linker refused %s (verified, SHA-256 %s): %s%s",
+                         path, m->sha_hex, why ? why : "unknown reason",
+                         access("/proc/self/fd", F_OK) != 0 ? " (/proc is not mounted)" : "");
+    } else {
+      void *lm = NULL;
+      if (dlinfo(h, RTLD_DI_LINKMAP, &lm) != 0 || lm == NULL) {
+        dlclose(h);
+        h = NULL;
+        rc = edgert__error(EDGERT_EFORMAT, "loading %s: no link map for the loaded object", path);
+      }
+      fresh->linkmap = lm;
+    }
+    if (rc != 0) {
+      registry_leave();
+      close(fd);
+      edgert__free(m);
+      edgert__free(p);
+      edgert__free(fresh);
+      return rc;
+    }
+    img = fresh;
+    memcpy(img->sha, m->sha, 32);
+    img->fd = fd;
+    img->handle = h;
+    img->refs = 1;
+    atomic_init(&img->quarantined, 0);
+    img->next = registry;
+    registry = img;
+  }
+  registry_leave();
+
+  m->image = img;
+  m->path = p;
+  atomic_init(&m->state, 0);
+  atomic_init(&m->active, 1);
+  atomic_init(&m->closed, 0);
+  pthread_mutex_init(&m->lock, NULL);
+  *out = m;
+  return 0;
+}
+
+int edgert_module_load(const char *path, const char *expected_sha256_hex,
+                       edgert_module_t **out) {
+  return edgert_module_load_ex(path, expected_sha256_hex, NULL, out);
+}
+
+void edgert_module_unload(edgert_module_t *m) {
+  if (m == NULL)
+    return;
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&m->state, &expected, 1))
+    return;
+  if (atomic_fetch_sub(&m->active, 1) == 1)
+    edgert__module_last_out(m);
+}
+
+int edgert_module_unloaded(const edgert_module_t *m) {
+  return m != NULL && atomic_load(&((edgert_module_t *)m)->state) != 0;
+}
+
+void edgert_module_free(edgert_module_t *m) {
+  if (m == NULL)
+    return;
+  edgert_module_unload(m);
+  edgert_func_t *f = m->funcs;
+  while (f != NULL) {
+    edgert_func_t *next = f->next;
+    edgert__free(f);
+    f = next;
+  }
+  pthread_mutex_destroy(&m->lock);
+  edgert__free(m->path);
+  edgert__free(m);
+}
+
+/* ---- accessors ------------------------------------------------------------ */
+
+const char *edgert_module_path(const edgert_module_t *m) { return m ? m->path : NULL; }
+const char *edgert_module_sha256(const edgert_module_t *m) { return m ? m->sha_hex : NULL; }
+size_t edgert_module_size(const edgert_module_t *m) { return m ? m->size : 0; }
+
+int edgert_module_verify(const edgert_module_t *m, const char *hex) {
+  if (m == NULL || hex == NULL)
+    return edgert__error(EDGERT_EINVAL, "edgert_module_verify: module and hash must not be NULL");
+  unsigned char want[32];
+  int rc = parse_hex(hex, want, "the SHA-256 to verify");
+  if (rc != 0)
+    return rc;
+  return CRYPTO_memcmp(want, m->sha, 32) == 0;
+}
+
+int edgert_module_quarantined(const edgert_module_t *m) {
+  if (m == NULL)
+    return 0;
+  edgert_module_t *mm = (edgert_module_t *)m;
+  /* Hold the image while looking at it: an unload may be releasing it. */
+  atomic_fetch_add(&mm->active, 1);
+  int q = atomic_load(&mm->state) == 0 && atomic_load(&mm->image->quarantined);
+  if (atomic_fetch_sub(&mm->active, 1) == 1)
+    edgert__module_last_out(mm);
+  return q;
+}
+
+/* ---- symbols -------------------------------------------------------------- */
+
+/* Looks `name` up in the module's own object. want_func: STT_FUNC only. */
+static int lookup(edgert_module_t *m, const char *name, int want_func, void **out) {
+  if (m == NULL || name == NULL || out == NULL)
+    return edgert__error(EDGERT_EINVAL, "symbol lookup: NULL argument");
+  if (name[0] == '\0')
+    return edgert__error(EDGERT_EINVAL, "symbol lookup: empty symbol name");
+  atomic_fetch_add(&m->active, 1);
+  int rc = 0;
+  if (atomic_load(&m->state) != 0) {
+    rc = edgert__error(EDGERT_EUNLOADED, "cannot look up '%s': module %s is unloaded",
+                       name, m->path);
+    goto done;
+  }
+  edgert__image_t *img = m->image;
+  dlerror();
+  void *a = dlsym(img->handle, name);
+  if (a == NULL) {
+    rc = edgert__error(EDGERT_ENOTFOUND, "symbol '%s' is not defined in module %s",
+                       name, m->path);
+    goto done;
+  }
+  Dl_info info;
+  void *lm = NULL;
+  if (!dladdr1(a, &info, &lm, RTLD_DL_LINKMAP) || lm != img->linkmap) {
+    rc = edgert__error(EDGERT_ENOTFOUND,
+                       "symbol '%s' is not defined in module %s (it resolves to %s, "
+                       "a dependency or another object; only symbols the module "
+                       "defines itself are available)",
+                       name, m->path,
+                       (lm != NULL && info.dli_fname && info.dli_fname[0]) ? info.dli_fname
+                                                                         : "outside it");
+    goto done;
+  }
+  const ElfW(Sym) *sym = NULL;
+  if (!dladdr1(a, &info, (void **)&sym, RTLD_DL_SYMENT) || sym == NULL) {
+    rc = edgert__error(EDGERT_ENOTFOUND, "symbol '%s' in module %s has no symbol table entry",
+                       name, m->path);
+    goto done;
+  }
+  unsigned type = ELF64_ST_TYPE(sym->st_info);
+  if (want_func && type != STT_FUNC && type != STT_GNU_IFUNC) {
+    rc = edgert__error(EDGERT_ENOTFOUND,
+                       "'%s' in module %s is %s, not a function", name, m->path,
+                       type == STT_OBJECT ? "a data object" : "not a function symbol");
+    goto done;
+  }
+  if (!want_func && type == STT_TLS) {
+    rc = edgert__error(EDGERT_ENOTFOUND, "'%s' in module %s is thread-local", name, m->path);
+    goto done;
+  }
+  *out = a;
+done:
+  if (atomic_fetch_sub(&m->active, 1) == 1)
+    edgert__module_last_out(m);
+  return rc;
+}
+
+int edgert_module_address_of(edgert_module_t *m, const char *name, void **out) {
+  return lookup(m, name, 0, out);
+}
+
+int edgert_module_bind(edgert_module_t *m, const edgert_contract_t *c, edgert_func_t **out) {
+  if (m == NULL || c == NULL)
+    return edgert__error(EDGERT_EINVAL, "edgert_module_bind: module and contract must not be NULL");
+  if (c->nargs > EDGERT_MAX_ARGS || memchr(c->function_name, '\0', sizeof c->function_name) == NULL)
+    return edgert__error(EDGERT_EINVAL, "edgert_module_bind: malformed contract");
+  void *addr = NULL;
+  int rc = lookup(m, c->function_name, 1, &addr);
+  if (rc != 0)
+    return rc;
+  edgert_func_t *fn = edgert__calloc(1, sizeof *fn);
+  if (fn == NULL)
+    return edgert__error(EDGERT_ENOMEM, "binding '%s': out of memory", c->function_name);
+  fn->module = m;
+  fn->addr = addr;
+  fn->contract = *c;
+  fn->nargs = c->nargs;
+  rc = edgert__func_prepare(fn);
+  if (rc != 0) {
+    edgert__free(fn);
+    return rc;
+  }
+  pthread_mutex_lock(&m->lock);
+  for (edgert_func_t *f = m->funcs; f != NULL; f = f->next)
+    if (!f->replaced && strcmp(f->contract.function_name, c->function_name) == 0)
+      f->replaced = 1;
+  fn->next = m->funcs;
+  m->funcs = fn;
+  pthread_mutex_unlock(&m->lock);
+  if (out != NULL)
+    *out = fn;
+  return 0;
+}
+
+edgert_func_t *edgert_module_function(edgert_module_t *m, const char *name) {
+  if (m == NULL || name == NULL)
+    return NULL;
+  edgert_func_t *found = NULL;
+  pthread_mutex_lock(&m->lock);
+  for (edgert_func_t *f = m->funcs; f != NULL; f = f->next)
+    if (!f->replaced && strcmp(f->contract.function_name, name) == 0) {
+      found = f;
+      break;
+    }
+  pthread_mutex_unlock(&m->lock);
+  return found;
+}
+
+const char *edgert_func_name(const edgert_func_t *fn) {
+  return fn ? fn->contract.function_name : NULL;
+}
+const edgert_contract_t *edgert_func_contract(const edgert_func_t *fn) {
+  return fn ? &fn->contract : NULL;
+}
+edgert_module_t *edgert_func_module(const edgert_func_t *fn) { return fn ? fn->module : NULL; }
+void *edgert_func_address(const edgert_func_t *fn) { return fn ? fn->addr : NULL; }
+int edgert_func_is_fast(const edgert_func_t *fn) { return fn != NULL && fn->tramp != NULL; }

@@ -1,0 +1,66 @@
+/*
+ * loader_internal.h: what src/loader.c (loading, registry, symbols) and
+ * src/ffi.c (binding and calls) share. Never installed.
+ *
+ * Lifetimes: an image is one dlopen'ed copy of one SHA-256, owned by the
+ * registry and counted by the handles using it (`refs`, registry lock). A
+ * handle (edgert_module_t) counts itself plus the calls in flight in
+ * `active`: 1 while loaded, +1 per call; edgert_module_unload flips `state`
+ * and drops the 1, and whoever brings `active` to 0 releases the image
+ * (exactly once, through `closed`). So an image is never dlclose'd while a
+ * call through any handle of it is running.
+ */
+#ifndef EDGERT_LOADER_INTERNAL_H
+#define EDGERT_LOADER_INTERNAL_H
+
+#include "internal.h"
+
+#include <ffi.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct edgert__image_s edgert__image_t;
+struct edgert__image_s {
+  unsigned char sha[32];
+  int fd;                  /* the sealed memfd (or tmpfile), open for life */
+  void *handle;            /* dlopen handle */
+  void *linkmap;           /* struct link_map * of the object */
+  size_t refs;             /* handles using it (registry lock) */
+  atomic_int quarantined;  /* a call crashed; cleared by a new load */
+  edgert__image_t *next;   /* registry list */
+};
+
+struct edgert_module_s {
+  atomic_int state;   /* 0 loaded, 1 unloaded */
+  atomic_long active; /* 1 while loaded + calls in flight */
+  atomic_int closed;  /* the image was released */
+  edgert__image_t *image;
+  char *path;
+  size_t size;
+  unsigned char sha[32];
+  char sha_hex[65];
+  pthread_mutex_t lock; /* binding and the function list */
+  edgert_func_t *funcs; /* every function bound, newest first */
+};
+
+struct edgert_func_s {
+  edgert_module_t *module;
+  void *addr;
+  edgert__tramp_t tramp; /* the precompiled trampoline, or NULL: libffi */
+  unsigned nargs;
+  int replaced;          /* a later bind took over the name */
+  edgert_func_t *next;
+  edgert_contract_t contract;
+  ffi_cif cif;
+  ffi_type *atypes[EDGERT_MAX_ARGS];
+};
+
+/* ffi.c: fills fn->cif, fn->atypes and fn->tramp from fn->contract.
+ * 0, or EDGERT_EUNSUPPORTED / EDGERT_EINVAL with a message. */
+int edgert__func_prepare(edgert_func_t *fn);
+
+/* loader.c: called by whoever brought m->active to 0: releases the image
+ * once. */
+void edgert__module_last_out(edgert_module_t *m);
+
+#endif /* EDGERT_LOADER_INTERNAL_H */
