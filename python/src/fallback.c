@@ -1,7 +1,437 @@
-/* fallback.c: (not yet written) */
+/*
+ * fallback.c: the C side of ExplicitFallback.
+ *
+ * run_with_guard and fallback_to_python are METH_FASTCALL builtins that the
+ * Python class ExplicitFallback holds as plain class attributes, so
+ * `ExplicitFallback.run_with_guard(f, ref, x)` is one direct builtin call
+ * that makes one vectorcall of `f`. On success the only extra work is a
+ * counter and one cached logging level check (log.c); names, argument
+ * shapes and messages are built only when a record is emitted or an error
+ * raised.
+ *
+ * Invariants: counters change only with the GIL held; an exception that is
+ * not an Exception (KeyboardInterrupt, SystemExit, GeneratorExit) is never
+ * caught or wrapped, as the article's `except Exception` does not; the
+ * original error is always the __cause__ of CompiledModeFailure.
+ */
 #include "ext.h"
 
-int edgert_py_fallback_init(PyObject *m) {
-  (void)m;
+#include <string.h>
+
+#if defined(__GNUC__)
+#define EDGERT__LIKELY(x) __builtin_expect(!!(x), 1)
+#define EDGERT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define EDGERT__LIKELY(x) (x)
+#define EDGERT__UNLIKELY(x) (x)
+#endif
+
+static edgert_py_logger_t fb_log;
+
+static struct {
+  unsigned long long calls;              /* run_with_guard calls */
+  unsigned long long compiled;           /* compiled calls that returned */
+  unsigned long long failures;           /* compiled calls that raised */
+  unsigned long long crashes;            /* ... with a contained crash (KernelCrash) */
+  unsigned long long fallbacks;          /* reference calls after a failure */
+  unsigned long long reference_failures; /* reference calls that raised */
+  unsigned long long validations;        /* fallback_to_python calls */
+  unsigned long long matches;            /* ... whose results matched */
+  unsigned long long mismatches;         /* ... whose results differed */
+} stats;
+
+/* A callable's name for logs and messages: __name__, or its type's name. */
+static PyObject *callable_name(PyObject *f) {
+  PyObject *n = PyObject_GetAttrString(f, "__name__");
+  if (n == NULL || !PyUnicode_Check(n)) {
+    Py_XDECREF(n);
+    PyErr_Clear();
+    n = PyUnicode_FromString(Py_TYPE(f)->tp_name);
+  }
+  return n;
+}
+
+/* Keyword arguments: tolerance (a real >= 0) and, when allowed, fallback_enabled. */
+static int parse_kwargs(const char *fname, PyObject *const *kwvalues, PyObject *kwnames,
+                        int allow_fallback, double *tolerance, int *fallback_enabled) {
+  if (kwnames == NULL)
+    return 0;
+  Py_ssize_t n = PyTuple_GET_SIZE(kwnames);
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+    PyObject *value = kwvalues[i];
+    if (PyUnicode_CompareWithASCIIString(key, "tolerance") == 0) {
+      if (PyBool_Check(value) || !(PyFloat_Check(value) || PyLong_Check(value))) {
+        PyErr_Format(PyExc_TypeError, "%s(): tolerance must be a float, not %.100s", fname,
+                     Py_TYPE(value)->tp_name);
+        return -1;
+      }
+      double t = PyFloat_AsDouble(value);
+      if (t == -1.0 && PyErr_Occurred())
+        return -1;
+      if (!(t >= 0.0)) {
+        PyErr_Format(PyExc_ValueError, "%s(): tolerance must be >= 0, got %R", fname, value);
+        return -1;
+      }
+      *tolerance = t;
+    } else if (allow_fallback && PyUnicode_CompareWithASCIIString(key, "fallback_enabled") == 0) {
+      int b = PyObject_IsTrue(value);
+      if (b < 0)
+        return -1;
+      *fallback_enabled = b;
+    } else {
+      PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", fname, key);
+      return -1;
+    }
+  }
   return 0;
+}
+
+/* The pending exception, normalized, with its traceback attached; NULL
+ * (exception still pending) if it is not an Exception and must propagate. */
+static PyObject *take_exception(void) {
+  PyObject *t, *v, *tb;
+  PyErr_Fetch(&t, &v, &tb);
+  PyErr_NormalizeException(&t, &v, &tb);
+  if (t == NULL || v == NULL || !PyErr_GivenExceptionMatches(t, PyExc_Exception)) {
+    PyErr_Restore(t, v, tb);
+    return NULL;
+  }
+  if (tb != NULL)
+    PyException_SetTraceback(v, tb);
+  Py_DECREF(t);
+  Py_XDECREF(tb);
+  return v;
+}
+
+/* Raises `type(msg)` from `cause` (a new reference, consumed). */
+static void raise_from(PyObject *type, PyObject *msg, PyObject *cause) {
+  if (msg == NULL) {
+    Py_DECREF(cause);
+    return;
+  }
+  PyObject *exc = PyObject_CallOneArg(type, msg);
+  Py_DECREF(msg);
+  if (exc == NULL) {
+    Py_DECREF(cause);
+    return;
+  }
+  Py_INCREF(cause);
+  PyException_SetContext(exc, cause); /* steals */
+  PyException_SetCause(exc, cause);   /* steals; sets __suppress_context__ */
+  PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+  Py_DECREF(exc);
+}
+
+/* "KernelCrash: kernel crashed: ..." for an exception. */
+static PyObject *exc_text(PyObject *exc) {
+  return PyUnicode_FromFormat("%s: %S", _PyType_Name(Py_TYPE(exc)), exc);
+}
+
+/*
+ * The compiled call failed with `exc` (owned). Falls back or raises, logs.
+ */
+static PyObject *compiled_failed(PyObject *compiled, PyObject *reference,
+                                 PyObject *const *args, Py_ssize_t n, PyObject *exc,
+                                 int fallback_enabled) {
+  stats.failures++;
+  if (PyErr_GivenExceptionMatches(exc, EdgertPy_KernelCrash))
+    stats.crashes++;
+  PyObject *cname = callable_name(compiled);
+  PyObject *shapes = cname ? edgert_py_describe_args(args, n) : NULL;
+  PyObject *what = shapes ? exc_text(exc) : NULL;
+  if (what == NULL) {
+    Py_XDECREF(cname);
+    Py_XDECREF(shapes);
+    Py_DECREF(exc);
+    return NULL;
+  }
+  PyObject *result = NULL;
+  if (!fallback_enabled) {
+    edgert_py_log(&fb_log, EDGERT_PY_ERROR,
+                  "run_with_guard: compiled %U%U failed with %U; fallback disabled: "
+                  "raising CompiledModeFailure",
+                  cname, shapes, what);
+    raise_from(EdgertPy_CompiledModeFailure,
+               PyUnicode_FromFormat("compiled path %U%U failed and fallback is disabled: %U",
+                                    cname, shapes, what),
+               exc);
+    goto out;
+  }
+  stats.fallbacks++;
+  PyObject *rname = callable_name(reference);
+  if (rname == NULL) {
+    Py_DECREF(exc);
+    goto out;
+  }
+  edgert_py_log(&fb_log, EDGERT_PY_WARNING,
+                "run_with_guard: compiled %U%U failed with %U; falling back to reference %U",
+                cname, shapes, what, rname);
+  result = PyObject_Vectorcall(reference, args, (size_t)n, NULL);
+  if (result == NULL) {
+    stats.reference_failures++;
+    /* The reference's error propagates, chained to the compiled one. */
+    PyObject *t, *v, *tb;
+    PyErr_Fetch(&t, &v, &tb);
+    PyErr_NormalizeException(&t, &v, &tb);
+    if (v != NULL && PyExceptionInstance_Check(v)) {
+      Py_INCREF(exc);
+      PyException_SetContext(v, exc);
+    }
+    PyErr_Restore(t, v, tb);
+    edgert_py_log(&fb_log, EDGERT_PY_ERROR, "run_with_guard: reference %U%U failed too", rname,
+                  shapes);
+  }
+  Py_DECREF(rname);
+  Py_DECREF(exc);
+out:
+  Py_DECREF(cname);
+  Py_DECREF(shapes);
+  Py_DECREF(what);
+  return result;
+}
+
+static PyObject *run_with_guard(PyObject *self, PyObject *const *args, Py_ssize_t nargsf,
+                                PyObject *kwnames) {
+  (void)self;
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  if (EDGERT__UNLIKELY(nargs < 2)) {
+    PyErr_Format(PyExc_TypeError,
+                 "run_with_guard() needs the compiled and the reference callables, got %zd "
+                 "positional argument%s",
+                 nargs, nargs == 1 ? "" : "s");
+    return NULL;
+  }
+  double tolerance = 1e-9;
+  int fallback_enabled = 0;
+  if (EDGERT__UNLIKELY(kwnames != NULL) &&
+      parse_kwargs("run_with_guard", args + nargs, kwnames, 1, &tolerance, &fallback_enabled) < 0)
+    return NULL;
+  PyObject *compiled = args[0], *reference = args[1];
+  Py_ssize_t n = nargs - 2;
+  stats.calls++;
+  PyObject *r = PyObject_Vectorcall(compiled, args + 2, (size_t)n, NULL);
+  if (EDGERT__LIKELY(r != NULL)) {
+    stats.compiled++;
+    if (EDGERT__UNLIKELY(edgert_py_log_enabled(&fb_log, EDGERT_PY_DEBUG))) {
+      PyObject *cname = callable_name(compiled);
+      PyObject *shapes = cname ? edgert_py_describe_args(args + 2, n) : NULL;
+      if (shapes != NULL)
+        edgert_py_log(&fb_log, EDGERT_PY_DEBUG, "run_with_guard: compiled %U%U succeeded",
+                      cname, shapes);
+      else
+        PyErr_Clear();
+      Py_XDECREF(cname);
+      Py_XDECREF(shapes);
+    }
+    return r;
+  }
+  PyObject *exc = take_exception();
+  if (exc == NULL)
+    return NULL; /* not an Exception: it propagates untouched */
+  return compiled_failed(compiled, reference, args + 2, n, exc, fallback_enabled);
+}
+
+static PyObject *fallback_to_python(PyObject *self, PyObject *const *args, Py_ssize_t nargsf,
+                                    PyObject *kwnames) {
+  (void)self;
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  if (nargs < 2) {
+    PyErr_Format(PyExc_TypeError,
+                 "fallback_to_python() needs the compiled and the reference callables, got "
+                 "%zd positional argument%s",
+                 nargs, nargs == 1 ? "" : "s");
+    return NULL;
+  }
+  double tolerance = 1e-9;
+  if (kwnames != NULL &&
+      parse_kwargs("fallback_to_python", args + nargs, kwnames, 0, &tolerance, NULL) < 0)
+    return NULL;
+  PyObject *compiled = args[0], *reference = args[1];
+  Py_ssize_t n = nargs - 2;
+  stats.validations++;
+  PyObject *cres = PyObject_Vectorcall(compiled, args + 2, (size_t)n, NULL);
+  if (cres == NULL) {
+    PyObject *exc = take_exception();
+    if (exc == NULL)
+      return NULL;
+    stats.failures++;
+    if (PyErr_GivenExceptionMatches(exc, EdgertPy_KernelCrash))
+      stats.crashes++;
+    PyObject *cname = callable_name(compiled);
+    PyObject *shapes = cname ? edgert_py_describe_args(args + 2, n) : NULL;
+    PyObject *what = shapes ? exc_text(exc) : NULL;
+    if (what != NULL) {
+      edgert_py_log(&fb_log, EDGERT_PY_ERROR,
+                    "fallback_to_python: compiled %U%U failed with %U; raising CompiledModeFailure",
+                    cname, shapes, what);
+      raise_from(EdgertPy_CompiledModeFailure,
+                 PyUnicode_FromFormat("compiled path %U%U failed during validation: %U", cname,
+                                      shapes, what),
+                 exc);
+    } else {
+      Py_DECREF(exc);
+    }
+    Py_XDECREF(cname);
+    Py_XDECREF(shapes);
+    Py_XDECREF(what);
+    return NULL;
+  }
+  PyObject *rres = PyObject_Vectorcall(reference, args + 2, (size_t)n, NULL);
+  if (rres == NULL) {
+    stats.reference_failures++;
+    Py_DECREF(cres);
+    return NULL;
+  }
+  PyObject *diff = NULL;
+  int m = edgert_py_results_match(cres, rres, tolerance, &diff);
+  if (m < 0) {
+    Py_DECREF(cres);
+    Py_DECREF(rres);
+    return NULL;
+  }
+  PyObject *cname = NULL, *rname = NULL, *shapes = NULL;
+  if (m == 1) {
+    stats.matches++;
+    if (edgert_py_log_enabled(&fb_log, EDGERT_PY_DEBUG)) {
+      cname = callable_name(compiled);
+      rname = cname ? callable_name(reference) : NULL;
+      shapes = rname ? edgert_py_describe_args(args + 2, n) : NULL;
+      if (shapes != NULL)
+        edgert_py_log(&fb_log, EDGERT_PY_DEBUG,
+                      "fallback_to_python: compiled %U and reference %U agree on %U", cname,
+                      rname, shapes);
+      else
+        PyErr_Clear();
+    }
+    Py_XDECREF(cname);
+    Py_XDECREF(rname);
+    Py_XDECREF(shapes);
+    Py_DECREF(cres);
+    return rres;
+  }
+  stats.mismatches++;
+  PyObject *exc = NULL;
+  cname = callable_name(compiled);
+  rname = cname ? callable_name(reference) : NULL;
+  shapes = rname ? edgert_py_describe_args(args + 2, n) : NULL;
+  if (shapes != NULL) {
+    char tol[32];
+    PyOS_snprintf(tol, sizeof tol, "%g", tolerance);
+    PyObject *msg = PyUnicode_FromFormat(
+        "compiled %U and reference %U differ on %U (tolerance %s): %U", cname, rname, shapes,
+        tol, diff);
+    if (msg != NULL) {
+      edgert_py_log(&fb_log, EDGERT_PY_ERROR, "fallback_to_python: %U", msg);
+      exc = PyObject_CallOneArg(EdgertPy_FallbackMismatchError, msg);
+      Py_DECREF(msg);
+    }
+  }
+  if (exc != NULL) {
+    if (PyObject_SetAttrString(exc, "compiled_result", cres) == 0 &&
+        PyObject_SetAttrString(exc, "reference_result", rres) == 0 &&
+        PyObject_SetAttrString(exc, "difference", diff) == 0)
+      PyErr_SetObject(EdgertPy_FallbackMismatchError, exc);
+    Py_DECREF(exc);
+  }
+  Py_XDECREF(cname);
+  Py_XDECREF(rname);
+  Py_XDECREF(shapes);
+  Py_DECREF(diff);
+  Py_DECREF(cres);
+  Py_DECREF(rres);
+  return NULL;
+}
+
+static PyObject *get_stats(PyObject *self, PyObject *unused) {
+  (void)self;
+  (void)unused;
+  return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "calls", stats.calls,
+                       "compiled", stats.compiled, "failures", stats.failures, "crashes",
+                       stats.crashes, "fallbacks", stats.fallbacks, "reference_failures",
+                       stats.reference_failures, "validations", stats.validations, "matches",
+                       stats.matches, "mismatches", stats.mismatches);
+}
+
+static PyObject *reset_stats(PyObject *self, PyObject *unused) {
+  (void)self;
+  (void)unused;
+  memset(&stats, 0, sizeof stats);
+  Py_RETURN_NONE;
+}
+
+static PyObject *results_match(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames) {
+  (void)self;
+  double tolerance = 1e-9;
+  if (nargs != 2) {
+    PyErr_Format(PyExc_TypeError, "results_match() takes 2 positional arguments, got %zd",
+                 nargs);
+    return NULL;
+  }
+  if (kwnames != NULL &&
+      parse_kwargs("results_match", args + nargs, kwnames, 0, &tolerance, NULL) < 0)
+    return NULL;
+  PyObject *diff = NULL;
+  int m = edgert_py_results_match(args[0], args[1], tolerance, &diff);
+  if (m < 0)
+    return NULL;
+  if (m == 1)
+    Py_RETURN_NONE;
+  return diff;
+}
+
+static PyObject *guard_install(PyObject *self, PyObject *unused) {
+  (void)self;
+  (void)unused;
+  int rc = edgert_guard_install();
+  if (rc == EDGERT_EUNSUPPORTED)
+    Py_RETURN_FALSE;
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  Py_RETURN_TRUE;
+}
+
+static PyObject *guard_enabled(PyObject *self, PyObject *unused) {
+  (void)self;
+  (void)unused;
+  return PyBool_FromLong(edgert_guard_enabled());
+}
+
+static PyObject *guard_stats(PyObject *self, PyObject *unused) {
+  (void)self;
+  (void)unused;
+  edgert_guard_stats_t s;
+  edgert_guard_stats(&s);
+  return Py_BuildValue("{s:K}", "crashes", (unsigned long long)s.crashes);
+}
+
+static PyMethodDef fallback_methods[] = {
+    {"run_with_guard", (PyCFunction)(void (*)(void))run_with_guard,
+     METH_FASTCALL | METH_KEYWORDS,
+     "run_with_guard(compiled, reference, *args, tolerance=1e-9, fallback_enabled=False)\n--\n\n"
+     "Calls compiled(*args). If it raises (a contained crash included), raises\n"
+     "CompiledModeFailure from that error, or returns reference(*args) when\n"
+     "fallback_enabled is true."},
+    {"fallback_to_python", (PyCFunction)(void (*)(void))fallback_to_python,
+     METH_FASTCALL | METH_KEYWORDS,
+     "fallback_to_python(compiled, reference, *args, tolerance=1e-9)\n--\n\n"
+     "Runs both and compares the results; returns the reference's result when they\n"
+     "match, raises FallbackMismatchError naming the first difference when not,\n"
+     "and CompiledModeFailure when the compiled call raises."},
+    {"_fallback_stats", get_stats, METH_NOARGS, "The ExplicitFallback counters."},
+    {"_fallback_reset_stats", reset_stats, METH_NOARGS, "Zeroes the ExplicitFallback counters."},
+    {"_results_match", (PyCFunction)(void (*)(void))results_match,
+     METH_FASTCALL | METH_KEYWORDS,
+     "_results_match(a, b, *, tolerance=1e-9) -> None if they match, else the difference."},
+    {"_guard_install", guard_install, METH_NOARGS,
+     "Puts the crash guard's signal handlers back in front; False if the guard is off."},
+    {"_guard_enabled", guard_enabled, METH_NOARGS, "Whether crash containment is on."},
+    {"_guard_stats", guard_stats, METH_NOARGS, "Process-wide crash guard counters."},
+    {NULL, NULL, 0, NULL}};
+
+int edgert_py_fallback_init(PyObject *m) {
+  if (edgert_py_logger_init(&fb_log, "edgert.fallback") < 0)
+    return -1;
+  return PyModule_AddFunctions(m, fallback_methods);
 }
