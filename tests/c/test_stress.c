@@ -1,6 +1,7 @@
 /*
  * test_stress.c: threads loading, binding, calling and unloading modules at
- * the same time, bounded in time (about a second per case).
+ * the same time, and a nexus kernel called from threads while it is swapped
+ * and rolled back; bounded in time (about a second per case).
  *
  * What must hold whatever the interleaving: every call either returns the
  * right answer or, once its module was unloaded, EDGERT_EUNLOADED; no call
@@ -296,6 +297,124 @@ static void threads_bind_one_module_at_once(void **state) {
   assert_int_equal(edgert_test_failalloc_live(), live);
 }
 
+
+/* ---- a nexus kernel called from threads while it is swapped and rolled back */
+
+static atomic_long released;
+static void release_version(void *ud) {
+  (void)ud;
+  atomic_fetch_add(&released, 1);
+}
+
+/* Every version computes the same thing, x * 2 + 1, so any mix is right. */
+static int scale_plain(void *ud, void **args, void *ret) {
+  (void)ud;
+  *(double *)ret = *(double *)args[0] * 2.0 + 1.0;
+  return 0;
+}
+static int scale_reference(void *ud, void **args, void *ret) {
+  (void)ud;
+  *(double *)ret = *(double *)args[0] * 2.0 + 1.0;
+  return 0;
+}
+static int scale_guard(void *ud, void **args) {
+  (void)ud;
+  return *(double *)args[0] >= 0.0; /* negatives go to the reference */
+}
+
+typedef struct {
+  edgert_kernel_t *k;
+  atomic_int *stop;
+  long calls;
+  char error[256];
+} nexus_caller_t;
+
+static void *nexus_caller(void *arg) {
+  nexus_caller_t *c = arg;
+  for (int i = 0; !atomic_load(c->stop); i++) {
+    double x = (double)(i % 100) - 10.0, out = 0;
+    void *args[] = {&x};
+    int rc = edgert_kernel_call(c->k, args, &out);
+    if (rc != 0 || out != x * 2.0 + 1.0) {
+      snprintf(c->error, sizeof c->error, "call(%g): rc %s (%s), out %g", x,
+               edgert_err_name(rc), edgert_last_error(), out);
+      return NULL;
+    }
+    c->calls++;
+  }
+  return NULL;
+}
+
+static void nexus_swaps_and_rollbacks_under_calls(void **state) {
+  (void)state;
+  long live = edgert_test_failalloc_live();
+  atomic_store(&released, 0);
+  edgert_module_t *m = NULL;
+  assert_int_equal(edgert_module_load(KERNELS, NULL, &m), 0);
+  static const char *const args[] = {"c_double"};
+  edgert_contract_t c;
+  assert_int_equal(edgert_contract_init(&c, "q_scale", args, 1, "c_double", NULL, 1), 0);
+  edgert_func_t *fn = NULL;
+  assert_int_equal(edgert_module_bind(m, &c, &fn), 0);
+
+  edgert_nexus_t *nx = NULL;
+  assert_int_equal(edgert_nexus_new(&nx), 0);
+  edgert_nexus_options_t o;
+  edgert_nexus_options_init(&o);
+  o.validate_every = 5;
+  edgert_nexus_impl_t v1 = {fn, NULL, scale_guard, NULL, release_version};
+  edgert_kernel_t *k = NULL;
+  assert_int_equal(edgert_nexus_register(nx, "scale", &v1, scale_reference, NULL, &o, &k), 0);
+
+  atomic_int stop = 0;
+  nexus_caller_t cs[THREADS - 1];
+  pthread_t th[THREADS - 1];
+  for (int i = 0; i < THREADS - 1; i++) {
+    memset(&cs[i], 0, sizeof cs[i]);
+    cs[i].k = k;
+    cs[i].stop = &stop;
+    assert_int_equal(pthread_create(&th[i], NULL, nexus_caller, &cs[i]), 0);
+  }
+  double until = now() + budget();
+  long swaps = 0, rollbacks = 0;
+  while (now() < until) {
+    edgert_nexus_impl_t next = {NULL, scale_plain, NULL, NULL, release_version};
+    if (swaps % 2)
+      next = (edgert_nexus_impl_t){fn, NULL, scale_guard, NULL, release_version};
+    uint64_t ver = 0;
+    assert_int_equal(edgert_kernel_swap(k, &next, &ver), 0);
+    swaps++;
+    if (swaps % 3 == 0) {
+      uint64_t back = 0;
+      if (edgert_kernel_rollback(k, 1, &back) == 0) {
+        assert_true(back < ver);
+        rollbacks++;
+      }
+    }
+  }
+  atomic_store(&stop, 1);
+  long calls = 0;
+  for (int i = 0; i < THREADS - 1; i++) {
+    pthread_join(th[i], NULL);
+    if (cs[i].error[0])
+      fail_msg("caller %d: %s", i, cs[i].error);
+    calls += cs[i].calls;
+  }
+  edgert_nexus_stats_t st;
+  edgert_kernel_stats(k, &st);
+  assert_int_equal(st.calls, (uint64_t)calls);
+  assert_int_equal(st.calls, st.compiled + st.guard_misses + st.fallbacks);
+  assert_int_equal(st.failures, 0);
+  assert_int_equal(st.mismatches, 0);
+  edgert_nexus_free(nx);
+  /* Every version, the first included, was released exactly once. */
+  assert_int_equal(atomic_load(&released), swaps + 1);
+  edgert_module_free(m);
+  print_message("stress: %ld nexus calls in %d threads across %ld swaps and "
+                "%ld rollbacks\n", calls, THREADS - 1, swaps, rollbacks);
+  assert_int_equal(edgert_test_failalloc_live(), live);
+}
+
 static int setup(void **state) {
   (void)state;
   /* Counting only (nothing fails): lets each case check it leaked nothing. */
@@ -313,6 +432,7 @@ int main(void) {
       cmocka_unit_test(threads_load_bind_call_and_unload_at_once),
       cmocka_unit_test(unload_races_calls_safely),
       cmocka_unit_test(threads_bind_one_module_at_once),
+      cmocka_unit_test(nexus_swaps_and_rollbacks_under_calls),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
