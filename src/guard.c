@@ -35,6 +35,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -412,8 +413,10 @@ static NOINLINE int contained(frame_t *f, const char *function, const char *modu
   last_crash.function = function != NULL ? function : "";
   last_crash.module = module != NULL ? module : "";
   return edgert__error(EDGERT_ECRASH,
-                       "kernel crashed: %s (%s) at address %p in %s%s%s%s%s; the fault was contained",
-                       edgert_signal_name(f->signo), fault_kind(f->signo, f->code), f->address,
+                       "kernel crashed: %s (%s) at address 0x%" PRIxPTR
+                       " in %s%s%s%s%s; the fault was contained",
+                       edgert_signal_name(f->signo), fault_kind(f->signo, f->code),
+                       (uintptr_t)f->address,
                        last_crash.function[0] ? "function '" : "an unnamed function",
                        last_crash.function, last_crash.function[0] ? "'" : "",
                        last_crash.module[0] ? " of module " : "", last_crash.module);
@@ -488,7 +491,6 @@ void edgert_guard_stats_reset(void) {
 }
 
 /* ---- edgert_guard_call --------------------------------------------------- */
-#if EDGERT_GUARD_WITH_LOADER
 
 static int close_enough(long double a, long double b, double tolerance) {
   if (isnan(a) || isnan(b))
@@ -647,4 +649,3 @@ int edgert_guard_call(edgert_func_t *fn, void **args, void *ret, edgert_guard_re
                        "%s: compiled result %s differs from reference result %s (tolerance %g)",
                        name, a, b, policy->tolerance);
 }
-#endif

@@ -123,7 +123,9 @@ typedef struct edgert_guard_policy_s {
  *     both values in the message. On success `ret` holds the compiled
  *     result.
  * `ref` may be NULL when neither fallback nor strict mode needs it; it is
- * EDGERT_EINVAL when they do. `args` and `ret` are borrowed for the call.
+ * EDGERT_EINVAL when they do. `args` and `ret` are as edgert_func_call takes
+ * them (`ret`: at least 16 bytes aligned for long double, or NULL for a void
+ * function) and borrowed for the call.
  * Counts every call in edgert_guard_stats(). Runs foreign code: the
  * module's function and `ref`.
  */
