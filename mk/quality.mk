@@ -76,7 +76,7 @@ $(VALGRIND_BUILD)/CMakeCache.txt:
 	  -DEDGERT_WERROR=$(WERROR) -DEDGERT_BUILD_PYTHON=OFF -DEDGERT_BUILD_BENCH=OFF \
 	  -DEDGERT_BUILD_EXAMPLES=OFF
 
-VALGRIND := valgrind -q --error-exitcode=1 --leak-check=full --show-leak-kinds=definite,indirect \
+VALGRIND := valgrind -q --error-exitcode=1 --suppressions=$(CURDIR)/mk/valgrind.supp --leak-check=full --show-leak-kinds=definite,indirect \
   --errors-for-leak-kinds=definite,indirect --track-origins=yes
 
 test-valgrind: deps deps-quality $(VALGRIND_BUILD)/CMakeCache.txt

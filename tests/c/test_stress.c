@@ -147,12 +147,13 @@ static void threads_load_bind_call_and_unload_at_once(void **state) {
   long rounds = 0, calls = 0;
   for (int i = 0; i < THREADS; i++) {
     pthread_join(th[i], NULL);
-    if (t[i].error[0])
-      fail_msg("thread %d: %s", i, t[i].error);
     rounds += t[i].rounds;
     calls += t[i].calls;
   }
   free(sha);
+  for (int i = 0; i < THREADS; i++)
+    if (t[i].error[0])
+      fail_msg("thread %d: %s", i, t[i].error);
   assert_true(rounds >= THREADS);
   print_message("stress: %ld load/bind/call/unload rounds, %ld calls in %d "
                 "threads\n", rounds, calls, THREADS);
