@@ -1,2 +1,152 @@
-"""(not yet written)"""
-__all__: list = []
+"""Manifests: JSON lists of verified modules and their ABI contracts.
+
+A manifest (schema in docs/manifest.md)::
+
+    {"schema_version": 1,
+     "modules": [{"path": "kernels/libvecadd.so",
+                  "sha256": "<64 hex digits>",
+                  "contracts": [{"function_name": "vec_add_f32",
+                                 "arg_types": ["LP_c_float", "c_size_t"],
+                                 "return_type": null,
+                                 "calling_convention": "cdecl"}]}]}
+
+is read by libedgert's C reader (the one C hosts use, through
+``_edgert.parse_manifest``), so Python and C accept and refuse exactly the
+same documents, with the same messages: every refusal is a
+:class:`~edgert.ManifestError` (a ``ValueError``) whose message starts with
+the field, e.g. ``modules[0].contracts[1].arg_types[2]: unknown type name
+'c_flaot'``. ``load_manifest`` then loads each module with
+:class:`~edgert.ModuleLoader`, verifying its SHA-256 before any of its code
+runs.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Callable, Dict, Iterator, List, Union
+
+from . import _edgert
+from .abi import ABIContract
+from .errors import SymbolNotFoundError
+from .loader import ModuleLoader
+
+__all__ = ["load_manifest", "read_manifest", "LoadedManifest"]
+
+_Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+
+def read_manifest(path: _Path) -> List[Dict[str, Any]]:
+    """Parses and checks the manifest at `path` without loading anything.
+
+    Returns one dict per module, in order: ``path`` (as written), ``file``
+    (the resolved absolute path; it exists and is a regular file),
+    ``sha256`` (lowercase) and ``contracts`` (dicts in ``ABIContract.to_dict()``
+    form, with canonical type names). Raises ManifestError naming the field,
+    or OSError when the manifest itself cannot be read.
+    """
+    return _edgert.parse_manifest(path)
+
+
+class LoadedManifest(Mapping):
+    """The modules of a loaded manifest: a read-only mapping from each
+    module's manifest ``path`` (as written) to its :class:`ModuleLoader`.
+
+    ``function(name)`` and ``call(name, *args)`` find a function by name
+    across the modules; ``unload()`` (or leaving a ``with`` block) unloads
+    them all.
+    """
+
+    def __init__(self, path: str, loaders: Dict[str, ModuleLoader]) -> None:
+        self.path: str = path
+        self._loaders: Dict[str, ModuleLoader] = loaders
+
+    def __getitem__(self, key: str) -> ModuleLoader:
+        return self._loaders[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaders)
+
+    def __len__(self) -> int:
+        return len(self._loaders)
+
+    def loader_of(self, name: str) -> ModuleLoader:
+        """The loader of the one module that binds function `name`.
+
+        SymbolNotFoundError (a LookupError) if no module binds it, ValueError
+        if several do (index the mapping by path then)."""
+        found = [(p, ld) for p, ld in self._loaders.items() if name in ld.functions]
+        if not found:
+            raise SymbolNotFoundError(f"function {name!r}: no module of manifest {self.path!r} binds it")
+        if len(found) > 1:
+            paths = ", ".join(repr(p) for p, _ in found)
+            raise ValueError(f"function {name!r} is bound in several modules ({paths}): "
+                             f"use manifest[path].function({name!r})")
+        return found[0][1]
+
+    def function(self, name: str) -> Callable[..., Any]:
+        """``loader.function(name)`` of the module that binds `name`."""
+        return self.loader_of(name).function(name)
+
+    def call(self, name: str, *args: Any) -> Any:
+        """``loader.call(name, *args)`` of the module that binds `name`."""
+        return self.loader_of(name).call(name, *args)
+
+    def unload(self) -> None:
+        """Unloads every module; their calls and bound functions raise afterwards."""
+        for loader in self._loaders.values():
+            loader.unload()
+
+    def __enter__(self) -> "LoadedManifest":
+        return self
+
+    def __exit__(self, *exc: object) -> bool:
+        self.unload()
+        return False
+
+    def __repr__(self) -> str:
+        return f"<LoadedManifest {self.path!r}: {list(self._loaders)!r}>"
+
+
+def _prefixed(exc: BaseException, prefix: str) -> BaseException:
+    """`exc` again, of the same type, with `prefix` before its message (as the
+    C reader words it); `exc` itself with a note when its type cannot be
+    rebuilt from a message."""
+    try:
+        new = type(exc)(f"{prefix}{exc}")
+    except Exception:
+        exc.add_note(prefix.rstrip(": "))
+        return exc
+    new.__traceback__ = exc.__traceback__
+    return new
+
+
+def load_manifest(path: _Path) -> LoadedManifest:
+    """Reads the manifest at `path` and loads every module it lists.
+
+    Each module is loaded with ``ModuleLoader().load(file,
+    [ABIContract.from_manifest(c) ...], expected_sha256=sha256)``: its SHA-256
+    is verified before any of its code runs and every contract is bound.
+    Returns a :class:`LoadedManifest` mapping each module's manifest path to
+    its loader. All or nothing: if one module fails, the ones already loaded
+    are unloaded and the error is raised with its module named
+    (``modules[1] ('kernels/other.so'): ...``): ManifestError for the
+    document, IntegrityError for a hash mismatch, SymbolNotFoundError for a
+    missing function, ModuleFormatError, OSError.
+    """
+    entries = _edgert.parse_manifest(path)
+    where = os.path.abspath(os.fsdecode(path))
+    loaders: Dict[str, ModuleLoader] = {}
+    try:
+        for i, entry in enumerate(entries):
+            contracts = [ABIContract.from_manifest(c) for c in entry["contracts"]]
+            loader = ModuleLoader()
+            try:
+                loader.load(entry["file"], contracts, expected_sha256=entry["sha256"])
+            except Exception as exc:
+                raise _prefixed(exc, f"modules[{i}] ({entry['path']!r}): ") from None
+            loaders[entry["path"]] = loader
+    except BaseException:
+        for loader in loaders.values():
+            loader.unload()
+        raise
+    return LoadedManifest(where, loaders)
