@@ -622,7 +622,8 @@ static int read_manifest(const cJSON *root, const char *base_dir,
     return wrong_type("schema_version", "the number 1", f[R_VERSION]);
   double v = f[R_VERSION]->valuedouble;
   if (v != (double)EDGERT_MANIFEST_SCHEMA_VERSION) {
-    if (v == (double)(long long)v && v > -1e15 && v < 1e15)
+    /* Range first: casting a double outside long long's range is UB. */
+    if (v > -1e15 && v < 1e15 && v == (double)(long long)v)
       return edgert__error(EDGERT_EMANIFEST,
                            "schema_version: %lld is not supported (this "
                            "edgert reads schema_version %d)",

@@ -305,6 +305,10 @@ static void required_keys_and_json_types(void **state) {
                  "schema_version 1)");
   expect_refused("{'schema_version': 1.5, 'modules': []}",
                  "schema_version: expected the integer 1, got 1.5");
+  expect_refused("{'schema_version': 1e300, 'modules': []}",
+                 "schema_version: expected the integer 1, got 1e+300");
+  expect_refused("{'schema_version': -1e999, 'modules': []}",
+                 "schema_version: expected the integer 1, got -inf");
   expect_refused("{'schema_version': 1, 'modules': {}}",
                  "modules: expected an array, got an object");
   expect_refused(MOD("'a.so'"), "modules[0]: expected an object, got a string");
