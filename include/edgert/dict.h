@@ -1,12 +1,181 @@
-/* edgert/dict.h: see the part's source file, src/dict.c. */
+/*
+ * edgert/dict.h: a hash map with one key type and one value type, both
+ * stored inline (see edgert/types.h for the representations).
+ *
+ * Entries are dense: entry i (0 <= i < len) has its key at
+ * edgert_dict_key_at(d, i) and its value at edgert_dict_value_at(d, i), and
+ * the values form one contiguous array (edgert_dict_values()), in iteration
+ * order. Deleting an entry moves the last entry into its place, so deletes
+ * change the order of the remaining entries.
+ *
+ * Keys are passed by pointer to their C representation (int64_t *, double *,
+ * unsigned char * for bool, edgert_bytes_t * for str and bytes, the inline
+ * bytes for a custom type, compared bitwise). Float keys compare as C
+ * doubles (0.0 == -0.0, a NaN matches nothing). The dict copies every key
+ * and value it stores, str and bytes data included.
+ *
+ * Version tag: edgert_dict_version() changes on every insert of a new key,
+ * every delete and every resize (not when an existing key's value is
+ * replaced). Iterators record it and fail with EDGERT_ECHANGED when it
+ * moved; the inline cache (a ring of the last EDGERT_DICT_CACHE_SLOTS hits,
+ * keyed by hash) is invalidated by it.
+ *
+ * Pinning (edgert_dict_pin) keeps the values array where it is: while
+ * pinned, anything that would add or remove an entry or reallocate fails
+ * with EDGERT_EBUSY and changes nothing.
+ *
+ * No function here runs foreign code. A dict is not thread-safe: callers
+ * serialize access (the Python binding does so with the GIL).
+ */
 #ifndef EDGERT_DICT_H
 #define EDGERT_DICT_H
 
 #include "common.h"
+#include "types.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+typedef struct edgert_dict_s edgert_dict_t;
+
+#define EDGERT_DICT_CACHE_SLOTS 4
+/* Most entries a dict holds (its index stores 31-bit entry numbers). */
+#define EDGERT_DICT_MAX_LEN ((size_t)0x7FFFFFF0u)
+
+/*
+ * A new empty dict. Returns 0 with *out set (free with edgert_dict_free),
+ * EDGERT_EINVAL (NULL arguments) or EDGERT_ENOMEM.
+ */
+EDGERT_EXTERN int edgert_dict_new(const edgert_type_t *key_type,
+                                  const edgert_type_t *value_type, edgert_dict_t **out);
+/* Frees the dict and everything it owns. NULL does nothing. */
+EDGERT_EXTERN void edgert_dict_free(edgert_dict_t *d);
+
+EDGERT_EXTERN const edgert_type_t *edgert_dict_key_type(const edgert_dict_t *d);
+EDGERT_EXTERN const edgert_type_t *edgert_dict_value_type(const edgert_dict_t *d);
+EDGERT_EXTERN size_t edgert_dict_len(const edgert_dict_t *d);
+EDGERT_EXTERN uint64_t edgert_dict_version(const edgert_dict_t *d);
+/* Bytes the dict owns (its arrays and its str/bytes data), struct included. */
+EDGERT_EXTERN size_t edgert_dict_memory(const edgert_dict_t *d);
+
+/*
+ * Lookups. edgert_dict_find returns a pointer to the value stored for `key`
+ * (borrowed: valid until the next insert, delete, resize or free; writing a
+ * fixed-size value through it is allowed), or NULL when the key is absent.
+ * edgert_dict_find_i64 is the same for int64 keys (the key type must be
+ * int64). edgert_dict_find_tagged uses `tag` instead of the dict's own hash
+ * as the inline cache's key, so a host with a cheaper hash of its own (e.g.
+ * a cached one) skips hashing on a cache hit; any tag is safe, since every
+ * cache hit is confirmed by comparing keys.
+ */
+EDGERT_EXTERN void *edgert_dict_find(edgert_dict_t *d, const void *key);
+EDGERT_EXTERN void *edgert_dict_find_i64(edgert_dict_t *d, int64_t key);
+EDGERT_EXTERN void *edgert_dict_find_tagged(edgert_dict_t *d, const void *key, uint64_t tag);
+/* Entry number of `key` (0 .. len-1), or -1 when absent. */
+EDGERT_EXTERN ptrdiff_t edgert_dict_index(edgert_dict_t *d, const void *key);
+
+/*
+ * Copies the value for `key` to *value_out (for str/bytes values the
+ * descriptor borrows the dict's data). 0 or EDGERT_EKEY.
+ */
+EDGERT_EXTERN int edgert_dict_get(edgert_dict_t *d, const void *key, void *value_out);
+
+/*
+ * Sets `key` to a copy of `value`, inserting the key if absent.
+ * Returns 0, EDGERT_EBUSY (pinned and the key is new), EDGERT_ELIMIT or
+ * EDGERT_ENOMEM; on failure the dict is unchanged.
+ */
+EDGERT_EXTERN int edgert_dict_set(edgert_dict_t *d, const void *key, const void *value);
+
+/*
+ * Finds `key` or inserts it with a zero-filled value, and returns the value
+ * slot to fill (borrowed, as for find) with *inserted set to 1 for a new
+ * key. Fixed-size value types only (EDGERT_ETYPE for str/bytes values).
+ * NULL on failure (EDGERT_EBUSY, EDGERT_ELIMIT, EDGERT_ENOMEM, EDGERT_ETYPE
+ * in *err when err is not NULL), dict unchanged.
+ */
+EDGERT_EXTERN void *edgert_dict_upsert(edgert_dict_t *d, const void *key, int *inserted,
+                                       int *err);
+EDGERT_EXTERN void *edgert_dict_upsert_i64(edgert_dict_t *d, int64_t key, int *inserted,
+                                           int *err);
+
+/*
+ * Removes `key`. edgert_dict_pop moves its value to *value_out first (the
+ * caller then owns str/bytes data; NULL value_out discards it).
+ * 0, EDGERT_EKEY or EDGERT_EBUSY.
+ */
+EDGERT_EXTERN int edgert_dict_del(edgert_dict_t *d, const void *key);
+EDGERT_EXTERN int edgert_dict_pop(edgert_dict_t *d, const void *key, void *value_out);
+/*
+ * Removes the last entry, moving its key and value out (caller owns
+ * str/bytes data; NULL discards). 0, EDGERT_EKEY when empty, EDGERT_EBUSY.
+ */
+EDGERT_EXTERN int edgert_dict_popitem(edgert_dict_t *d, void *key_out, void *value_out);
+/* Removes everything and releases the storage. 0 or EDGERT_EBUSY. */
+EDGERT_EXTERN int edgert_dict_clear(edgert_dict_t *d);
+/* Makes room for `n` entries in total. 0, EDGERT_EBUSY, EDGERT_ELIMIT, EDGERT_ENOMEM. */
+EDGERT_EXTERN int edgert_dict_reserve(edgert_dict_t *d, size_t n);
+/* A deep copy (new version tag, empty cache). 0 or EDGERT_ENOMEM. */
+EDGERT_EXTERN int edgert_dict_copy(const edgert_dict_t *d, edgert_dict_t **out);
+
+/*
+ * Batch operations over arrays of C representations. set_many sets
+ * keys[i] to values[i] for i in order (a repeated key: the last wins), all
+ * or nothing: on failure (EDGERT_EBUSY, EDGERT_ELIMIT, EDGERT_ENOMEM) the
+ * dict is unchanged. get_many copies the value of each keys[i] to
+ * values_out[i]; an absent key gets a copy of *dflt, or, with dflt NULL,
+ * stops with EDGERT_EKEY and *missing_at = i (values before i are written).
+ * str/bytes values are copied as borrowed descriptors.
+ */
+EDGERT_EXTERN int edgert_dict_set_many(edgert_dict_t *d, const void *keys, const void *values,
+                                       size_t n);
+EDGERT_EXTERN int edgert_dict_get_many(edgert_dict_t *d, const void *keys, size_t n,
+                                       void *values_out, const void *dflt, size_t *missing_at);
+
+/* Dense storage, borrowed, valid until the next insert/delete/resize. */
+EDGERT_EXTERN const void *edgert_dict_key_at(const edgert_dict_t *d, size_t i);
+EDGERT_EXTERN void *edgert_dict_value_at(edgert_dict_t *d, size_t i);
+/* The values array: len values of the value type's inline size; NULL when empty. */
+EDGERT_EXTERN void *edgert_dict_values(edgert_dict_t *d);
+
+/* Pin counting (see above). unpin returns EDGERT_EINVAL if not pinned. */
+EDGERT_EXTERN void edgert_dict_pin(edgert_dict_t *d);
+EDGERT_EXTERN int edgert_dict_unpin(edgert_dict_t *d);
+EDGERT_EXTERN unsigned edgert_dict_pins(const edgert_dict_t *d);
+
+/* Iteration: keys and values in entry order. Any insert or delete during
+ * iteration makes the next step fail with EDGERT_ECHANGED. */
+typedef struct edgert_dict_iter_s {
+  edgert_dict_t *dict;
+  size_t pos;
+  uint64_t version;
+} edgert_dict_iter_t;
+EDGERT_EXTERN void edgert_dict_iter_init(edgert_dict_t *d, edgert_dict_iter_t *it);
+/* 1 with *key and *value set (borrowed; either may be NULL), 0 at the end, or
+ * EDGERT_ECHANGED. */
+EDGERT_EXTERN int edgert_dict_iter_next(edgert_dict_iter_t *it, const void **key,
+                                        void **value);
+
+/*
+ * The inline cache. OFF: never consulted. ON: every find consults it.
+ * AUTO (the default): consulted while it hits on at least a quarter of the
+ * lookups of a 256-lookup window; after a poor window it is bypassed for
+ * 65536 lookups and then tried again, so it cannot make a lookup-heavy
+ * workload that does not repeat keys measurably slower.
+ */
+enum { EDGERT_DICT_CACHE_OFF = 0, EDGERT_DICT_CACHE_ON = 1, EDGERT_DICT_CACHE_AUTO = 2 };
+/* 0 or EDGERT_EINVAL for an unknown mode. Resets the counters. */
+EDGERT_EXTERN int edgert_dict_set_cache(edgert_dict_t *d, int mode);
+typedef struct edgert_dict_cache_stats_s {
+  uint64_t hits;     /* lookups answered from the ring */
+  uint64_t misses;   /* lookups that consulted the ring and went on to the table */
+  uint64_t bypassed; /* lookups that skipped the ring (OFF, or AUTO while idle) */
+  int mode;          /* EDGERT_DICT_CACHE_* */
+  int active;        /* whether the ring is consulted right now */
+} edgert_dict_cache_stats_t;
+EDGERT_EXTERN void edgert_dict_cache_stats(const edgert_dict_t *d,
+                                           edgert_dict_cache_stats_t *out);
 
 #ifdef __cplusplus
 }

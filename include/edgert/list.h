@@ -1,12 +1,97 @@
-/* edgert/list.h: see the part's source file, src/list.c. */
+/*
+ * edgert/list.h: a list of one element type, stored contiguously inline.
+ *
+ * edgert_list_data() is the elements as one C array (int64_t[], double[],
+ * unsigned char[] for bool, edgert_bytes_t[] for str/bytes, custom inline
+ * structs back to back): that array is what kernels get, without copying.
+ * Growth is pre-allocated: capacity grows by half while small and by a
+ * sixteenth beyond 64 Ki elements, so a large list wastes at most ~6%.
+ *
+ * Elements are passed by pointer to their C representation and copied in
+ * (str/bytes data included); the list owns all element data.
+ *
+ * Pinning (edgert_list_pin) keeps the array where it is and its length
+ * fixed: while pinned, anything that would change the length or move the
+ * array fails with EDGERT_EBUSY and changes nothing (element writes, sort
+ * and reverse are still allowed).
+ *
+ * Every failing call leaves the list unchanged. No function here runs
+ * foreign code. A list is not thread-safe: callers serialize access.
+ */
 #ifndef EDGERT_LIST_H
 #define EDGERT_LIST_H
 
 #include "common.h"
+#include "types.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+typedef struct edgert_list_s edgert_list_t;
+
+/* A new empty list with room for `reserve` elements. 0 with *out set,
+ * EDGERT_EINVAL (NULL arguments) or EDGERT_ENOMEM. */
+EDGERT_EXTERN int edgert_list_new(const edgert_type_t *item_type, size_t reserve,
+                                  edgert_list_t **out);
+/* Frees the list and its data. NULL does nothing. */
+EDGERT_EXTERN void edgert_list_free(edgert_list_t *l);
+
+EDGERT_EXTERN const edgert_type_t *edgert_list_type(const edgert_list_t *l);
+EDGERT_EXTERN size_t edgert_list_len(const edgert_list_t *l);
+EDGERT_EXTERN size_t edgert_list_capacity(const edgert_list_t *l);
+EDGERT_EXTERN size_t edgert_list_itemsize(const edgert_list_t *l);
+/* Bytes the list owns (array, str/bytes data, struct). */
+EDGERT_EXTERN size_t edgert_list_memory(const edgert_list_t *l);
+/* The element array (borrowed; moves when the list grows unless pinned);
+ * NULL while no storage is allocated. */
+EDGERT_EXTERN void *edgert_list_data(edgert_list_t *l);
+/* Element i (borrowed), NULL when i >= len. */
+EDGERT_EXTERN void *edgert_list_at(edgert_list_t *l, size_t i);
+
+/* Copies element i to *out (str/bytes: a borrowed descriptor). 0 or EDGERT_ERANGE. */
+EDGERT_EXTERN int edgert_list_get(const edgert_list_t *l, size_t i, void *out);
+/* Replaces element i with a copy of *value. 0, EDGERT_ERANGE or EDGERT_ENOMEM. */
+EDGERT_EXTERN int edgert_list_set(edgert_list_t *l, size_t i, const void *value);
+/* Appends a copy of *value. 0, EDGERT_EBUSY, EDGERT_ELIMIT or EDGERT_ENOMEM. */
+EDGERT_EXTERN int edgert_list_append(edgert_list_t *l, const void *value);
+/* Inserts before i (i > len means at the end). Codes as append. */
+EDGERT_EXTERN int edgert_list_insert(edgert_list_t *l, size_t i, const void *value);
+/* Removes element i, moving it to *out (the caller owns str/bytes data;
+ * NULL discards it). 0, EDGERT_ERANGE or EDGERT_EBUSY. */
+EDGERT_EXTERN int edgert_list_pop(edgert_list_t *l, size_t i, void *out);
+/*
+ * Replaces elements [start, start+count) with copies of the n elements at
+ * `items` (a C array of the element representation; it may point into this
+ * list). Covers insert-many, extend (start = len, count = 0), delete (n = 0)
+ * and contiguous slice assignment. All or nothing. 0, EDGERT_ERANGE
+ * (start+count > len), EDGERT_EBUSY (pinned and n != count), EDGERT_ELIMIT,
+ * EDGERT_ENOMEM.
+ */
+EDGERT_EXTERN int edgert_list_splice(edgert_list_t *l, size_t start, size_t count,
+                                     const void *items, size_t n);
+/* Room for n elements in total. 0, EDGERT_EBUSY, EDGERT_ELIMIT, EDGERT_ENOMEM. */
+EDGERT_EXTERN int edgert_list_reserve(edgert_list_t *l, size_t n);
+/* Removes everything and frees the array. 0 or EDGERT_EBUSY. */
+EDGERT_EXTERN int edgert_list_clear(edgert_list_t *l);
+/* Reverses in place. Always 0. */
+EDGERT_EXTERN int edgert_list_reverse(edgert_list_t *l);
+/*
+ * Sorts in place, ascending or (descending != 0) descending; stable.
+ * int64, float64 (NaNs last) and bool only: EDGERT_ETYPE otherwise.
+ * EDGERT_ENOMEM (the merge buffer). Allowed while pinned.
+ */
+EDGERT_EXTERN int edgert_list_sort(edgert_list_t *l, int descending);
+/* A deep copy. 0 or EDGERT_ENOMEM. */
+EDGERT_EXTERN int edgert_list_copy(const edgert_list_t *l, edgert_list_t **out);
+/* Exchanges the contents of two lists of the same type. 0, EDGERT_ETYPE,
+ * EDGERT_EBUSY (either pinned). */
+EDGERT_EXTERN int edgert_list_swap(edgert_list_t *a, edgert_list_t *b);
+
+/* Pin counting (see above). unpin returns EDGERT_EINVAL if not pinned. */
+EDGERT_EXTERN void edgert_list_pin(edgert_list_t *l);
+EDGERT_EXTERN int edgert_list_unpin(edgert_list_t *l);
+EDGERT_EXTERN unsigned edgert_list_pins(const edgert_list_t *l);
 
 #ifdef __cplusplus
 }

@@ -1,7 +1,396 @@
-/* containers.c: (not yet written) */
+/*
+ * containers.c: what TypedDict and TypedList share: element type specs,
+ * conversions between Python objects and the core's inline C
+ * representations, register_type, and the module wiring. The container
+ * types themselves are in containers_dict.c and containers_list.c.
+ *
+ * Conversions (documented in docs/containers.md): int accepts int (and
+ * bool, and objects with __index__) within int64, else OverflowError;
+ * float accepts float and int; bool accepts bool only; str accepts str
+ * (stored as UTF-8); bytes accepts bytes; a custom type accepts what its
+ * check callback accepts, or bytes of exactly its size (its raw inline
+ * form, which is also how it reads back without a box callback).
+ */
 #include "ext.h"
 
+PyObject *EdgertPy_GenericDict, *EdgertPy_GenericList, *EdgertPy_KeysView,
+    *EdgertPy_ItemsView, *EdgertPy_MappingABC;
+
+static PyObject *name_object; /* "object" */
+
+int edgert_py_elem_resolve(PyObject *spec, edgert_py_elem_t *out) {
+  const char *name = NULL;
+  PyObject *canon = NULL;
+  if (PyType_Check(spec)) {
+    if (spec == (PyObject *)&PyLong_Type)
+      name = "int";
+    else if (spec == (PyObject *)&PyFloat_Type)
+      name = "float";
+    else if (spec == (PyObject *)&PyBool_Type)
+      name = "bool";
+    else if (spec == (PyObject *)&PyUnicode_Type)
+      name = "str";
+    else if (spec == (PyObject *)&PyBytes_Type)
+      name = "bytes";
+    else if (spec == (PyObject *)&PyBaseObject_Type)
+      name = "object";
+    else {
+      PyErr_Format(PyExc_TypeError,
+                   "unsupported element type %.100s: use int, float, bool, str, bytes, object "
+                   "or the name of a registered custom type",
+                   ((PyTypeObject *)spec)->tp_name);
+      return -1;
+    }
+  } else if (PyUnicode_Check(spec)) {
+    name = PyUnicode_AsUTF8(spec);
+    if (name == NULL)
+      return -1;
+  } else if (PyBytes_Check(spec)) {
+    name = PyBytes_AS_STRING(spec);
+  } else {
+    PyErr_Format(PyExc_TypeError,
+                 "element type must be a type or a type name, not %.100s",
+                 Py_TYPE(spec)->tp_name);
+    return -1;
+  }
+  memset(out, 0, sizeof *out);
+  if (strcmp(name, "object") == 0) {
+    out->spec = Py_NewRef((PyObject *)&PyBaseObject_Type);
+    return 0;
+  }
+  const edgert_type_t *t;
+  if (edgert_type_find(name, &t) < 0) {
+    PyErr_Format(PyExc_ValueError, "unknown element type '%s': not a built-in type and no "
+                 "custom type of that name is registered", name);
+    return -1;
+  }
+  out->type = t;
+  out->kind = (int)edgert_type_kind(t);
+  out->size = edgert_type_size(t);
+  switch (out->kind) {
+  case EDGERT_KIND_INT64:
+    canon = Py_NewRef((PyObject *)&PyLong_Type);
+    break;
+  case EDGERT_KIND_FLOAT64:
+    canon = Py_NewRef((PyObject *)&PyFloat_Type);
+    break;
+  case EDGERT_KIND_BOOL:
+    canon = Py_NewRef((PyObject *)&PyBool_Type);
+    break;
+  case EDGERT_KIND_STR:
+    canon = Py_NewRef((PyObject *)&PyUnicode_Type);
+    break;
+  case EDGERT_KIND_BYTES:
+    canon = Py_NewRef((PyObject *)&PyBytes_Type);
+    break;
+  default:
+    canon = PyUnicode_FromString(edgert_type_name(t));
+    if (canon == NULL)
+      return -1;
+  }
+  out->spec = canon;
+  return 0;
+}
+
+const char *edgert_py_elem_name(const edgert_py_elem_t *e) {
+  switch (e->kind) {
+  case 0:
+    return "object";
+  case EDGERT_KIND_INT64:
+    return "int";
+  case EDGERT_KIND_FLOAT64:
+    return "float";
+  case EDGERT_KIND_BOOL:
+    return "bool";
+  case EDGERT_KIND_STR:
+    return "str";
+  case EDGERT_KIND_BYTES:
+    return "bytes";
+  default:
+    return edgert_type_name(e->type);
+  }
+}
+
+const char *edgert_py_elem_format(const edgert_py_elem_t *e) {
+  switch (e->kind) {
+  case EDGERT_KIND_INT64:
+    return "q";
+  case EDGERT_KIND_FLOAT64:
+    return "d";
+  case EDGERT_KIND_BOOL:
+    return "?";
+  default:
+    return NULL;
+  }
+}
+
+static int wrong_type(const edgert_py_elem_t *e, PyObject *o, const char *role) {
+  PyErr_Format(PyExc_TypeError, "%s must be %s, not %.100s", role, edgert_py_elem_name(e),
+               Py_TYPE(o)->tp_name);
+  return -1;
+}
+
+static int to_int64(PyObject *o, int64_t *out, const char *role) {
+  int overflow = 0;
+  long long v;
+  if (PyLong_Check(o)) {
+    v = PyLong_AsLongLongAndOverflow(o, &overflow);
+  } else {
+    PyObject *i = PyNumber_Index(o);
+    if (i == NULL)
+      return -1;
+    v = PyLong_AsLongLongAndOverflow(i, &overflow);
+    Py_DECREF(i);
+  }
+  if (overflow) {
+    PyErr_Format(PyExc_OverflowError, "%s does not fit in int64: %R", role, o);
+    return -1;
+  }
+  if (v == -1 && PyErr_Occurred())
+    return -1;
+  *out = v;
+  return 0;
+}
+
+int edgert_py_to_c(const edgert_py_elem_t *e, PyObject *o, void *out, const char *role) {
+  switch (e->kind) {
+  case EDGERT_KIND_INT64:
+    if (PyFloat_Check(o) || (!PyLong_Check(o) && !PyIndex_Check(o)))
+      return wrong_type(e, o, role);
+    return to_int64(o, out, role);
+  case EDGERT_KIND_FLOAT64: {
+    double d;
+    if (PyFloat_Check(o)) {
+      d = PyFloat_AS_DOUBLE(o);
+    } else if (PyLong_Check(o)) {
+      d = PyLong_AsDouble(o);
+      if (d == -1.0 && PyErr_Occurred())
+        return -1;
+    } else {
+      return wrong_type(e, o, role);
+    }
+    memcpy(out, &d, sizeof d);
+    return 0;
+  }
+  case EDGERT_KIND_BOOL:
+    if (!PyBool_Check(o))
+      return wrong_type(e, o, role);
+    *(unsigned char *)out = o == Py_True;
+    return 0;
+  case EDGERT_KIND_STR: {
+    if (!PyUnicode_Check(o))
+      return wrong_type(e, o, role);
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(o, &n);
+    if (p == NULL)
+      return -1;
+    edgert_bytes_t b = {(char *)p, (size_t)n};
+    memcpy(out, &b, sizeof b);
+    return 0;
+  }
+  case EDGERT_KIND_BYTES: {
+    if (!PyBytes_Check(o))
+      return wrong_type(e, o, role);
+    edgert_bytes_t b = {PyBytes_AS_STRING(o), (size_t)PyBytes_GET_SIZE(o)};
+    memcpy(out, &b, sizeof b);
+    return 0;
+  }
+  case EDGERT_KIND_CUSTOM: {
+    int r = edgert_type_check(e->type, o);
+    if (r == EDGERT_EFAILED) {
+      if (!PyErr_Occurred())
+        PyErr_Format(PyExc_TypeError, "the check callback of %s failed for %.100s",
+                     edgert_py_elem_name(e), Py_TYPE(o)->tp_name);
+      return -1;
+    }
+    if (r == 1) {
+      edgert_type_copy(e->type, out, o);
+      return PyErr_Occurred() ? -1 : 0;
+    }
+    if (PyErr_Occurred())
+      return -1;
+    if (PyBytes_Check(o) && (size_t)PyBytes_GET_SIZE(o) == e->size) {
+      memcpy(out, PyBytes_AS_STRING(o), e->size);
+      return 0;
+    }
+    return wrong_type(e, o, role);
+  }
+  default:
+    PyErr_SetString(PyExc_SystemError, "object elements are not stored inline");
+    return -1;
+  }
+}
+
+PyObject *edgert_py_from_c(const edgert_py_elem_t *e, const void *src) {
+  switch (e->kind) {
+  case EDGERT_KIND_INT64: {
+    int64_t v;
+    memcpy(&v, src, 8);
+    return PyLong_FromLongLong(v);
+  }
+  case EDGERT_KIND_FLOAT64: {
+    double d;
+    memcpy(&d, src, 8);
+    return PyFloat_FromDouble(d);
+  }
+  case EDGERT_KIND_BOOL:
+    return Py_NewRef(*(const unsigned char *)src ? Py_True : Py_False);
+  case EDGERT_KIND_STR: {
+    const edgert_bytes_t *b = src;
+    return PyUnicode_DecodeUTF8(b->data ? b->data : "", (Py_ssize_t)b->len, "surrogateescape");
+  }
+  case EDGERT_KIND_BYTES: {
+    const edgert_bytes_t *b = src;
+    return PyBytes_FromStringAndSize(b->data ? b->data : "", (Py_ssize_t)b->len);
+  }
+  case EDGERT_KIND_CUSTOM: {
+    if (!edgert_type_has_box(e->type))
+      return PyBytes_FromStringAndSize(src, (Py_ssize_t)e->size);
+    void *o = NULL;
+    if (edgert_type_box(e->type, src, &o) < 0) {
+      if (!PyErr_Occurred())
+        PyErr_Format(PyExc_SystemError, "the box callback of %s failed without an exception",
+                     edgert_py_elem_name(e));
+      return NULL;
+    }
+    return (PyObject *)o;
+  }
+  default:
+    PyErr_SetString(PyExc_SystemError, "object elements are not stored inline");
+    return NULL;
+  }
+}
+
+/* ---- module functions -------------------------------------------------- */
+
+static int address_arg(PyObject *o, const char *what, void **out, int optional) {
+  if (optional && o == Py_None) {
+    *out = NULL;
+    return 0;
+  }
+  if (!PyLong_Check(o)) {
+    PyErr_Format(PyExc_TypeError, "register_type: %s must be a function address (int), not %.100s",
+                 what, Py_TYPE(o)->tp_name);
+    return -1;
+  }
+  void *p = PyLong_AsVoidPtr(o);
+  if (p == NULL && PyErr_Occurred())
+    return -1;
+  if (p == NULL) {
+    PyErr_Format(PyExc_ValueError, "register_type: %s must not be 0 (NULL)", what);
+    return -1;
+  }
+  *out = p;
+  return 0;
+}
+
+static PyObject *py_register_type(PyObject *self, PyObject *args, PyObject *kwargs) {
+  (void)self;
+  static char *kwlist[] = {"name", "sizeof_fn", "check_fn", "copy_fn", "box_fn", NULL};
+  PyObject *name, *so, *co, *cpo, *bo = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO|O:register_type", kwlist, &name, &so,
+                                   &co, &cpo, &bo))
+    return NULL;
+  const char *cname;
+  if (PyUnicode_Check(name)) {
+    cname = PyUnicode_AsUTF8(name);
+    if (cname == NULL)
+      return NULL;
+  } else if (PyBytes_Check(name)) {
+    cname = PyBytes_AS_STRING(name);
+    if (strlen(cname) != (size_t)PyBytes_GET_SIZE(name)) {
+      PyErr_SetString(PyExc_ValueError, "register_type: name contains a NUL byte");
+      return NULL;
+    }
+  } else {
+    PyErr_Format(PyExc_TypeError, "register_type: name must be str or bytes, not %.100s",
+                 Py_TYPE(name)->tp_name);
+    return NULL;
+  }
+  void *s, *c, *cp, *b;
+  if (address_arg(so, "sizeof_fn", &s, 0) < 0 || address_arg(co, "check_fn", &c, 0) < 0 ||
+      address_arg(cpo, "copy_fn", &cp, 0) < 0 || address_arg(bo, "box_fn", &b, 1) < 0)
+    return NULL;
+  int rc = edgert_register_custom_type_boxed(cname, s, c, cp, b);
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  Py_RETURN_NONE;
+}
+
+static PyObject *py_type_info(PyObject *self, PyObject *spec) {
+  (void)self;
+  edgert_py_elem_t e;
+  if (edgert_py_elem_resolve(spec, &e) < 0)
+    return NULL;
+  PyObject *r = Py_BuildValue("{s:s,s:n,s:O,s:O}", "name", edgert_py_elem_name(&e), "size",
+                              (Py_ssize_t)e.size, "spec", e.spec, "boxed",
+                              (e.kind == EDGERT_KIND_CUSTOM && edgert_type_has_box(e.type))
+                                  ? Py_True
+                                  : Py_False);
+  Py_DECREF(e.spec);
+  return r;
+}
+
+/* Converts `value` to type `spec` and back: the check a generic container
+ * makes on its typed side, and the normal form it stores. */
+static PyObject *py_coerce(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *spec, *value;
+  const char *role = "value";
+  if (!PyArg_ParseTuple(args, "OO|s:_coerce", &spec, &value, &role))
+    return NULL;
+  edgert_py_elem_t e;
+  if (edgert_py_elem_resolve(spec, &e) < 0)
+    return NULL;
+  Py_DECREF(e.spec);
+  if (e.kind == 0)
+    return Py_NewRef(value);
+  unsigned char stackbuf[256];
+  unsigned char *buf = e.size <= sizeof stackbuf ? stackbuf : PyMem_Malloc(e.size);
+  if (buf == NULL)
+    return PyErr_NoMemory();
+  PyObject *r = NULL;
+  if (edgert_py_to_c(&e, value, buf, role) == 0) {
+    if (e.kind == EDGERT_KIND_STR || e.kind == EDGERT_KIND_BYTES)
+      r = Py_NewRef(value); /* already the exact object */
+    else
+      r = edgert_py_from_c(&e, buf);
+  }
+  if (buf != stackbuf)
+    PyMem_Free(buf);
+  return r;
+}
+
+static PyObject *py_containers_setup(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *gd, *gl, *kv, *iv, *mabc;
+  if (!PyArg_ParseTuple(args, "OOOOO:_containers_setup", &gd, &gl, &kv, &iv, &mabc))
+    return NULL;
+  Py_XSETREF(EdgertPy_GenericDict, Py_NewRef(gd));
+  Py_XSETREF(EdgertPy_GenericList, Py_NewRef(gl));
+  Py_XSETREF(EdgertPy_KeysView, Py_NewRef(kv));
+  Py_XSETREF(EdgertPy_ItemsView, Py_NewRef(iv));
+  Py_XSETREF(EdgertPy_MappingABC, Py_NewRef(mabc));
+  Py_RETURN_NONE;
+}
+
+static PyMethodDef container_functions[] = {
+    {"register_type", (PyCFunction)(void (*)(void))py_register_type,
+     METH_VARARGS | METH_KEYWORDS,
+     "register_type(name, sizeof_fn, check_fn, copy_fn, box_fn=None)\n--\n\n"
+     "Register a custom fixed-size element type from C function addresses (ints)."},
+    {"_type_info", py_type_info, METH_O, "Resolve an element type spec."},
+    {"_coerce", py_coerce, METH_VARARGS, "Check and normalize a value for an element type."},
+    {"_containers_setup", py_containers_setup, METH_VARARGS, "Wire in the Python helpers."},
+    {NULL, NULL, 0, NULL}};
+
 int edgert_py_containers_init(PyObject *m) {
-  (void)m;
+  name_object = PyUnicode_InternFromString("object");
+  if (name_object == NULL)
+    return -1;
+  if (PyModule_AddFunctions(m, container_functions) < 0)
+    return -1;
+  if (edgert_py_containers_dict_init(m) < 0 || edgert_py_containers_list_init(m) < 0)
+    return -1;
   return 0;
 }

@@ -125,6 +125,43 @@ int edgert_py_results_match(PyObject *a, PyObject *b, double tolerance,
                             PyObject **diff);
 
 /* ---- containers.c (what other parts call) ---------------------------- */
-/* (containers part: declarations go here) */
+
+/* An element type as the binding sees it: `kind` 0 (and `type` NULL) is the
+ * generic `object` fallback, which lives in the pure-Python package. */
+typedef struct edgert_py_elem_s {
+  const edgert_type_t *type;
+  int kind;       /* edgert_kind_t, or 0 for object */
+  size_t size;    /* inline size */
+  PyObject *spec; /* canonical spec (int, float, bool, str, bytes, object or
+                     the custom name as str); borrowed from the module's
+                     lifetime (types) or owned by the container (names) */
+} edgert_py_elem_t;
+
+/* Resolves a user's type spec (int, float, bool, str, bytes, object, their
+ * names, "int64"/"float64", or a registered custom name as str or bytes).
+ * 0 with *out filled (out->spec is a new reference), -1 with TypeError or
+ * ValueError naming the spec. */
+int edgert_py_elem_resolve(PyObject *spec, edgert_py_elem_t *out);
+/* "int", "float", "bool", "str", "bytes", "object" or the custom name. */
+const char *edgert_py_elem_name(const edgert_py_elem_t *e);
+/* Buffer format of the element ("q", "d", "?"), NULL for other kinds. */
+const char *edgert_py_elem_format(const edgert_py_elem_t *e);
+/* Converts `o` to the element's C representation at `out` (str/bytes: a
+ * descriptor borrowing o's buffer, valid while o lives). `role` names it in
+ * errors ("TypedDict key"). 0, or -1 with TypeError/OverflowError (or the
+ * custom check/copy callbacks' own exception). May run Python code for
+ * custom types. */
+int edgert_py_to_c(const edgert_py_elem_t *e, PyObject *o, void *out, const char *role);
+/* A new Python object for the C value at `src`, or NULL with an exception. */
+PyObject *edgert_py_from_c(const edgert_py_elem_t *e, const void *src);
+/* TypedList(e) holding a copy of the n C values at `items`: new reference. */
+PyObject *edgert_py_list_from_c(const edgert_py_elem_t *e, const void *items, size_t n);
+
+/* Set once by edgert.containers (via _edgert._containers_setup). */
+extern PyObject *EdgertPy_GenericDict, *EdgertPy_GenericList, *EdgertPy_KeysView,
+    *EdgertPy_ItemsView, *EdgertPy_MappingABC;
+extern PyTypeObject EdgertPy_TypedDictType, EdgertPy_TypedListType;
+int edgert_py_containers_dict_init(PyObject *m);
+int edgert_py_containers_list_init(PyObject *m);
 
 #endif /* EDGERT_PY_EXT_H */

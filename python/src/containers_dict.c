@@ -1,0 +1,1388 @@
+/*
+ * containers_dict.c: TypedDict, a MutableMapping over the core's
+ * edgert_dict_t, with its iterators and its values view (which exports the
+ * values array through the buffer protocol).
+ *
+ * Invariants: `d` is NULL only for the generic (object) subclass, whose
+ * Python methods replace every method here. Every key and value is
+ * converted completely before the core dict is touched, so a wrong-typed
+ * key or value, or a callback that raises, changes nothing; batches
+ * (update, set_many) go through edgert_dict_set_many, which is all or
+ * nothing. An exported values buffer pins the core dict.
+ */
+#include "ext.h"
+
+#include <stddef.h>
+
+typedef struct {
+  PyObject_HEAD edgert_dict_t *d;
+  edgert_py_elem_t k, v;
+  PyObject *weakreflist;
+} TypedDictObject;
+
+typedef struct {
+  PyObject_HEAD TypedDictObject *dict; /* NULL when exhausted */
+  edgert_dict_iter_t it;
+  int mode; /* 0 keys, 1 values, 2 items */
+} TypedDictIterObject;
+
+typedef struct {
+  PyObject_HEAD TypedDictObject *dict;
+  Py_ssize_t exports;
+  Py_ssize_t shape[2], strides[2];
+} TypedDictValuesObject;
+
+static PyTypeObject TypedDictIterType, TypedDictValuesType;
+static PyObject *str_keys; /* "keys", interned */
+
+#define TD_CHECK(o) PyObject_TypeCheck((o), &EdgertPy_TypedDictType)
+#define STACKBUF 256
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+
+static int need_core(TypedDictObject *self) {
+  if (self->d == NULL) {
+    PyErr_SetString(PyExc_TypeError, "this TypedDict(object) method is not available");
+    return -1;
+  }
+  return 0;
+}
+
+/* A scratch area for one converted element: on the stack when it fits. */
+typedef struct {
+  unsigned char stack[STACKBUF];
+  unsigned char *p;
+} scratch_t;
+
+static void *scratch_get(scratch_t *s, size_t n) {
+  s->p = n <= STACKBUF ? s->stack : PyMem_Malloc(n);
+  if (s->p == NULL)
+    PyErr_NoMemory();
+  return s->p;
+}
+static void scratch_free(scratch_t *s) {
+  if (s->p != NULL && s->p != s->stack)
+    PyMem_Free(s->p);
+  s->p = NULL;
+}
+
+static PyObject *key_error(PyObject *key) {
+  PyObject *t = PyTuple_Pack(1, key);
+  if (t != NULL) {
+    PyErr_SetObject(PyExc_KeyError, t);
+    Py_DECREF(t);
+  }
+  return NULL;
+}
+
+/* Looks key up: the value slot, or NULL with *err 0 (absent) or -1 (an
+ * exception: a wrong-typed key). An int key beyond int64 is absent. */
+static void *lookup(TypedDictObject *self, PyObject *key, int *err) {
+  *err = 0;
+  if (self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key)) {
+    int overflow;
+    long long k = PyLong_AsLongLongAndOverflow(key, &overflow);
+    if (overflow)
+      return NULL;
+    return edgert_dict_find_i64(self->d, k);
+  }
+  if (self->k.kind == EDGERT_KIND_STR && PyUnicode_CheckExact(key)) {
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(key, &n);
+    if (p == NULL) {
+      *err = -1;
+      return NULL;
+    }
+    edgert_bytes_t b = {(char *)p, (size_t)n};
+    /* The str's own cached hash tags the inline cache: a hit skips hashing. */
+    return edgert_dict_find_tagged(self->d, &b, (uint64_t)PyObject_Hash(key));
+  }
+  scratch_t s;
+  void *buf = scratch_get(&s, self->k.size);
+  if (buf == NULL) {
+    *err = -1;
+    return NULL;
+  }
+  void *r = NULL;
+  if (edgert_py_to_c(&self->k, key, buf, "TypedDict key") < 0) {
+    if (self->k.kind == EDGERT_KIND_INT64 && PyErr_ExceptionMatches(PyExc_OverflowError))
+      PyErr_Clear(); /* cannot be present */
+    else
+      *err = -1;
+  } else {
+    r = edgert_dict_find(self->d, buf);
+  }
+  scratch_free(&s);
+  return r;
+}
+
+static inline PyObject *box_value(TypedDictObject *self, const void *v) {
+  if (self->v.kind == EDGERT_KIND_FLOAT64)
+    return PyFloat_FromDouble(*(const double *)v);
+  return edgert_py_from_c(&self->v, v);
+}
+
+/* ---- construction ------------------------------------------------------- */
+
+static int parse_cache_mode(PyObject *o, int *mode) {
+  const char *s = PyUnicode_Check(o) ? PyUnicode_AsUTF8(o) : NULL;
+  if (s != NULL && strcmp(s, "auto") == 0)
+    *mode = EDGERT_DICT_CACHE_AUTO;
+  else if (s != NULL && strcmp(s, "on") == 0)
+    *mode = EDGERT_DICT_CACHE_ON;
+  else if (s != NULL && strcmp(s, "off") == 0)
+    *mode = EDGERT_DICT_CACHE_OFF;
+  else {
+    PyErr_Format(PyExc_ValueError, "cache must be 'auto', 'on' or 'off', not %R", o);
+    return -1;
+  }
+  return 0;
+}
+
+static TypedDictObject *td_alloc(PyTypeObject *type, const edgert_py_elem_t *k,
+                                 const edgert_py_elem_t *v) {
+  TypedDictObject *self = (TypedDictObject *)type->tp_alloc(type, 0);
+  if (self == NULL)
+    return NULL;
+  self->k = *k;
+  self->v = *v;
+  Py_INCREF(k->spec);
+  Py_INCREF(v->spec);
+  if (k->kind != 0 && v->kind != 0) {
+    int rc = edgert_dict_new(k->type, v->type, &self->d);
+    if (rc < 0) {
+      Py_DECREF(self);
+      edgert_py_raise(rc);
+      return NULL;
+    }
+  }
+  return self;
+}
+
+static int td_update_from(TypedDictObject *self, PyObject *arg, PyObject *kwargs);
+
+static PyObject *td_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"key_type", "value_type", "data", "cache", NULL};
+  PyObject *ks, *vs, *data = NULL, *cache = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O$O:TypedDict", kwlist, &ks, &vs, &data,
+                                   &cache))
+    return NULL;
+  edgert_py_elem_t k, v;
+  if (edgert_py_elem_resolve(ks, &k) < 0)
+    return NULL;
+  if (edgert_py_elem_resolve(vs, &v) < 0) {
+    Py_DECREF(k.spec);
+    return NULL;
+  }
+  if ((k.kind == 0 || v.kind == 0) && type == &EdgertPy_TypedDictType) {
+    Py_DECREF(k.spec);
+    Py_DECREF(v.spec);
+    if (EdgertPy_GenericDict == NULL) {
+      PyErr_SetString(PyExc_TypeError, "TypedDict with object types needs the edgert package");
+      return NULL;
+    }
+    return PyObject_Call(EdgertPy_GenericDict, args, kwargs);
+  }
+  TypedDictObject *self = td_alloc(type, &k, &v);
+  Py_DECREF(k.spec);
+  Py_DECREF(v.spec);
+  if (self == NULL)
+    return NULL;
+  if (self->d != NULL) {
+    int mode;
+    if (cache != NULL && cache != Py_None &&
+        (parse_cache_mode(cache, &mode) < 0 || edgert_dict_set_cache(self->d, mode) < 0))
+      goto fail;
+    if (data != NULL && data != Py_None && td_update_from(self, data, NULL) < 0)
+      goto fail;
+  }
+  return (PyObject *)self;
+fail:
+  Py_DECREF(self);
+  return NULL;
+}
+
+static void td_dealloc(TypedDictObject *self) {
+  if (self->weakreflist != NULL)
+    PyObject_ClearWeakRefs((PyObject *)self);
+  edgert_dict_free(self->d);
+  Py_XDECREF(self->k.spec);
+  Py_XDECREF(self->v.spec);
+  Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* ---- mapping protocol --------------------------------------------------- */
+
+static Py_ssize_t td_length(TypedDictObject *self) {
+  return self->d ? (Py_ssize_t)edgert_dict_len(self->d) : 0;
+}
+
+static PyObject *td_subscript(TypedDictObject *self, PyObject *key) {
+  if (LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->d != NULL)) {
+    int overflow;
+    long long k = PyLong_AsLongLongAndOverflow(key, &overflow);
+    void *v = overflow ? NULL : edgert_dict_find_i64(self->d, k);
+    if (v == NULL)
+      return key_error(key);
+    if (self->v.kind == EDGERT_KIND_FLOAT64)
+      return PyFloat_FromDouble(*(const double *)v);
+    return edgert_py_from_c(&self->v, v);
+  }
+  if (need_core(self) < 0)
+    return NULL;
+  int err;
+  void *v = lookup(self, key, &err);
+  if (v == NULL)
+    return err ? NULL : key_error(key);
+  return box_value(self, v);
+}
+
+/* Sets key to value, converting both first. 0 or -1. */
+static int td_setitem(TypedDictObject *self, PyObject *key, PyObject *value) {
+  int rc;
+  if (self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->v.kind != EDGERT_KIND_STR &&
+      self->v.kind != EDGERT_KIND_BYTES) {
+    int overflow;
+    long long k = PyLong_AsLongLongAndOverflow(key, &overflow);
+    if (overflow) {
+      PyErr_Format(PyExc_OverflowError, "TypedDict key does not fit in int64: %R", key);
+      return -1;
+    }
+    if (self->v.kind == EDGERT_KIND_FLOAT64 && PyFloat_CheckExact(value)) {
+      double d = PyFloat_AS_DOUBLE(value);
+      int err = 0;
+      double *slot = edgert_dict_upsert_i64(self->d, k, NULL, &err);
+      if (slot == NULL) {
+        edgert_py_raise(err);
+        return -1;
+      }
+      *slot = d;
+      return 0;
+    }
+    scratch_t s;
+    void *buf = scratch_get(&s, self->v.size);
+    if (buf == NULL)
+      return -1;
+    if (edgert_py_to_c(&self->v, value, buf, "TypedDict value") < 0) {
+      scratch_free(&s);
+      return -1;
+    }
+    int err = 0;
+    void *slot = edgert_dict_upsert_i64(self->d, k, NULL, &err);
+    if (slot == NULL) {
+      scratch_free(&s);
+      edgert_py_raise(err);
+      return -1;
+    }
+    memcpy(slot, buf, self->v.size);
+    scratch_free(&s);
+    return 0;
+  }
+  scratch_t ks, vs;
+  void *kb = scratch_get(&ks, self->k.size);
+  if (kb == NULL)
+    return -1;
+  void *vb = scratch_get(&vs, self->v.size);
+  if (vb == NULL) {
+    scratch_free(&ks);
+    return -1;
+  }
+  rc = -1;
+  if (edgert_py_to_c(&self->k, key, kb, "TypedDict key") == 0 &&
+      edgert_py_to_c(&self->v, value, vb, "TypedDict value") == 0) {
+    int r = edgert_dict_set(self->d, kb, vb);
+    if (r < 0)
+      edgert_py_raise(r);
+    else
+      rc = 0;
+  }
+  scratch_free(&ks);
+  scratch_free(&vs);
+  return rc;
+}
+
+static int td_delitem(TypedDictObject *self, PyObject *key) {
+  scratch_t s;
+  void *kb = scratch_get(&s, self->k.size);
+  if (kb == NULL)
+    return -1;
+  if (edgert_py_to_c(&self->k, key, kb, "TypedDict key") < 0) {
+    scratch_free(&s);
+    if (self->k.kind == EDGERT_KIND_INT64 && PyErr_ExceptionMatches(PyExc_OverflowError)) {
+      PyErr_Clear();
+      key_error(key);
+    }
+    return -1;
+  }
+  int r = edgert_dict_del(self->d, kb);
+  scratch_free(&s);
+  if (r == EDGERT_EKEY) {
+    key_error(key);
+    return -1;
+  }
+  if (r < 0) {
+    edgert_py_raise(r);
+    return -1;
+  }
+  return 0;
+}
+
+static int td_ass_subscript(TypedDictObject *self, PyObject *key, PyObject *value) {
+  if (need_core(self) < 0)
+    return -1;
+  return value == NULL ? td_delitem(self, key) : td_setitem(self, key, value);
+}
+
+static int td_contains(TypedDictObject *self, PyObject *key) {
+  if (LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->d != NULL)) {
+    int overflow;
+    long long k = PyLong_AsLongLongAndOverflow(key, &overflow);
+    return !overflow && edgert_dict_find_i64(self->d, k) != NULL;
+  }
+  if (need_core(self) < 0)
+    return -1;
+  int err;
+  void *v = lookup(self, key, &err);
+  return err ? -1 : v != NULL;
+}
+
+/* ---- iteration ---------------------------------------------------------- */
+
+static PyObject *make_iter(TypedDictObject *self, int mode) {
+  if (need_core(self) < 0)
+    return NULL;
+  TypedDictIterObject *it = PyObject_New(TypedDictIterObject, &TypedDictIterType);
+  if (it == NULL)
+    return NULL;
+  it->dict = (TypedDictObject *)Py_NewRef(self);
+  edgert_dict_iter_init(self->d, &it->it);
+  it->mode = mode;
+  return (PyObject *)it;
+}
+
+static PyObject *td_iter(TypedDictObject *self) { return make_iter(self, 0); }
+static PyObject *td_iter_values(TypedDictObject *self, PyObject *u) {
+  (void)u;
+  return make_iter(self, 1);
+}
+static PyObject *td_iter_items(TypedDictObject *self, PyObject *u) {
+  (void)u;
+  return make_iter(self, 2);
+}
+
+static void tdi_dealloc(TypedDictIterObject *it) {
+  Py_XDECREF(it->dict);
+  PyObject_Free(it);
+}
+
+static PyObject *tdi_next(TypedDictIterObject *it) {
+  TypedDictObject *self = it->dict;
+  if (self == NULL)
+    return NULL;
+  const void *k;
+  void *v;
+  int rc = edgert_dict_iter_next(&it->it, &k, &v);
+  if (rc == 1) {
+    if (it->mode == 0)
+      return edgert_py_from_c(&self->k, k);
+    if (it->mode == 1)
+      return box_value(self, v);
+    PyObject *ko = edgert_py_from_c(&self->k, k);
+    if (ko == NULL)
+      return NULL;
+    PyObject *vo = box_value(self, v);
+    if (vo == NULL) {
+      Py_DECREF(ko);
+      return NULL;
+    }
+    PyObject *t = PyTuple_New(2);
+    if (t == NULL) {
+      Py_DECREF(ko);
+      Py_DECREF(vo);
+      return NULL;
+    }
+    PyTuple_SET_ITEM(t, 0, ko);
+    PyTuple_SET_ITEM(t, 1, vo);
+    return t;
+  }
+  if (rc < 0) {
+    edgert_py_raise(rc);
+    return NULL;
+  }
+  it->dict = NULL;
+  Py_DECREF(self);
+  return NULL;
+}
+
+static PyObject *tdi_length_hint(TypedDictIterObject *it, PyObject *unused) {
+  (void)unused;
+  if (it->dict == NULL)
+    return PyLong_FromLong(0);
+  size_t n = edgert_dict_len(it->dict->d);
+  return PyLong_FromSize_t(n > it->it.pos ? n - it->it.pos : 0);
+}
+
+static PyMethodDef tdi_methods[] = {
+    {"__length_hint__", (PyCFunction)tdi_length_hint, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject TypedDictIterType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "edgert.TypedDictIterator",
+    .tp_basicsize = sizeof(TypedDictIterObject),
+    .tp_dealloc = (destructor)tdi_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)tdi_next,
+    .tp_methods = tdi_methods,
+};
+
+/* ---- the values view (with the buffer) ---------------------------------- */
+
+static PyObject *td_values(TypedDictObject *self, PyObject *u) {
+  (void)u;
+  if (need_core(self) < 0)
+    return NULL;
+  TypedDictValuesObject *v = PyObject_New(TypedDictValuesObject, &TypedDictValuesType);
+  if (v == NULL)
+    return NULL;
+  v->dict = (TypedDictObject *)Py_NewRef(self);
+  v->exports = 0;
+  return (PyObject *)v;
+}
+
+static void tdv_dealloc(TypedDictValuesObject *v) {
+  Py_XDECREF(v->dict);
+  PyObject_Free(v);
+}
+static Py_ssize_t tdv_length(TypedDictValuesObject *v) { return td_length(v->dict); }
+static PyObject *tdv_iter(TypedDictValuesObject *v) { return make_iter(v->dict, 1); }
+
+static int tdv_contains(TypedDictValuesObject *v, PyObject *value) {
+  TypedDictObject *self = v->dict;
+  for (size_t i = 0; i < edgert_dict_len(self->d); i++) {
+    PyObject *o = box_value(self, edgert_dict_value_at(self->d, i));
+    if (o == NULL)
+      return -1;
+    int r = PyObject_RichCompareBool(o, value, Py_EQ);
+    Py_DECREF(o);
+    if (r != 0)
+      return r;
+  }
+  return 0;
+}
+
+static PyObject *tdv_repr(TypedDictValuesObject *v) {
+  PyObject *lst = PySequence_List((PyObject *)v);
+  if (lst == NULL)
+    return NULL;
+  PyObject *r = PyUnicode_FromFormat("TypedDict.values(%R)", lst);
+  Py_DECREF(lst);
+  return r;
+}
+
+static PyObject *tdv_mapping(TypedDictValuesObject *v, void *c) {
+  (void)c;
+  return Py_NewRef(v->dict);
+}
+
+static int tdv_getbuffer(TypedDictValuesObject *v, Py_buffer *view, int flags) {
+  TypedDictObject *self = v->dict;
+  int kind = self->v.kind;
+  if (kind == EDGERT_KIND_STR || kind == EDGERT_KIND_BYTES) {
+    PyErr_Format(PyExc_BufferError,
+                 "TypedDict values of type %s have no buffer: they are not fixed-size C values",
+                 edgert_py_elem_name(&self->v));
+    view->obj = NULL;
+    return -1;
+  }
+  static double empty[1];
+  int custom = kind == EDGERT_KIND_CUSTOM;
+  size_t n = edgert_dict_len(self->d);
+  void *data = edgert_dict_values(self->d);
+  if (v->exports == 0) {
+    v->shape[0] = (Py_ssize_t)n;
+    v->shape[1] = (Py_ssize_t)self->v.size;
+    v->strides[0] = (Py_ssize_t)self->v.size;
+    v->strides[1] = 1;
+  }
+  if (!(flags & PyBUF_ND) && (flags & PyBUF_FORMAT) && !custom && self->v.size != 1) {
+    PyErr_SetString(PyExc_BufferError, "TypedDict values: a formatted buffer needs a shape");
+    view->obj = NULL;
+    return -1;
+  }
+  view->buf = data ? data : (void *)empty;
+  view->obj = Py_NewRef(v);
+  view->len = (Py_ssize_t)(n * self->v.size);
+  view->readonly = 0;
+  view->suboffsets = NULL;
+  view->internal = NULL;
+  view->format = (flags & PyBUF_FORMAT)
+                     ? (custom ? "B" : (char *)edgert_py_elem_format(&self->v))
+                     : NULL;
+  if (flags & PyBUF_ND) {
+    view->ndim = custom ? 2 : 1;
+    view->itemsize = custom ? 1 : (Py_ssize_t)self->v.size;
+    view->shape = v->shape;
+    view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? v->strides : NULL;
+  } else {
+    view->ndim = 1;
+    view->itemsize = 1;
+    view->shape = NULL;
+    view->strides = NULL;
+  }
+  edgert_dict_pin(self->d);
+  v->exports++;
+  return 0;
+}
+
+static void tdv_releasebuffer(TypedDictValuesObject *v, Py_buffer *view) {
+  (void)view;
+  v->exports--;
+  edgert_dict_unpin(v->dict->d);
+}
+
+static PySequenceMethods tdv_as_sequence = {
+    .sq_length = (lenfunc)tdv_length,
+    .sq_contains = (objobjproc)tdv_contains,
+};
+static PyBufferProcs tdv_as_buffer = {
+    .bf_getbuffer = (getbufferproc)tdv_getbuffer,
+    .bf_releasebuffer = (releasebufferproc)tdv_releasebuffer,
+};
+static PyGetSetDef tdv_getset[] = {
+    {"mapping", (getter)tdv_mapping, NULL, "The TypedDict this view shows.", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyTypeObject TypedDictValuesType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "edgert.TypedDictValues",
+    .tp_basicsize = sizeof(TypedDictValuesObject),
+    .tp_dealloc = (destructor)tdv_dealloc,
+    .tp_repr = (reprfunc)tdv_repr,
+    .tp_as_sequence = &tdv_as_sequence,
+    .tp_as_buffer = &tdv_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The values of a TypedDict, in iteration order. Fixed-size values export\n"
+              "the buffer protocol (the dict's values array, zero-copy); while a buffer\n"
+              "is exported the dict refuses inserts and deletes (BufferError).",
+    .tp_iter = (getiterfunc)tdv_iter,
+    .tp_getset = tdv_getset,
+};
+
+/* ---- methods ------------------------------------------------------------ */
+
+static PyObject *td_get(TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs < 1 || nargs > 2) {
+    PyErr_Format(PyExc_TypeError, "get expected 1 or 2 arguments, got %zd", nargs);
+    return NULL;
+  }
+  if (need_core(self) < 0)
+    return NULL;
+  int err;
+  void *v = lookup(self, args[0], &err);
+  if (v != NULL)
+    return box_value(self, v);
+  if (err)
+    return NULL;
+  return Py_NewRef(nargs == 2 ? args[1] : Py_None);
+}
+
+static PyObject *td_setdefault(TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs < 1 || nargs > 2) {
+    PyErr_Format(PyExc_TypeError, "setdefault expected 1 or 2 arguments, got %zd", nargs);
+    return NULL;
+  }
+  if (need_core(self) < 0)
+    return NULL;
+  int err;
+  void *v = lookup(self, args[0], &err);
+  if (v != NULL)
+    return box_value(self, v);
+  if (err)
+    return NULL;
+  PyObject *dflt = nargs == 2 ? args[1] : Py_None;
+  if (td_setitem(self, args[0], dflt) < 0)
+    return NULL;
+  v = lookup(self, args[0], &err);
+  if (v == NULL)
+    return err ? NULL : key_error(args[0]);
+  return box_value(self, v);
+}
+
+static PyObject *td_pop(TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (nargs < 1 || nargs > 2) {
+    PyErr_Format(PyExc_TypeError, "pop expected 1 or 2 arguments, got %zd", nargs);
+    return NULL;
+  }
+  if (need_core(self) < 0)
+    return NULL;
+  int err;
+  void *v = lookup(self, args[0], &err);
+  if (v == NULL) {
+    if (err)
+      return NULL;
+    if (nargs == 2)
+      return Py_NewRef(args[1]);
+    return key_error(args[0]);
+  }
+  PyObject *r = box_value(self, v);
+  if (r == NULL)
+    return NULL;
+  if (td_delitem(self, args[0]) < 0) {
+    Py_DECREF(r);
+    return NULL;
+  }
+  return r;
+}
+
+static PyObject *td_popitem(TypedDictObject *self, PyObject *unused) {
+  (void)unused;
+  if (need_core(self) < 0)
+    return NULL;
+  size_t n = edgert_dict_len(self->d);
+  if (n == 0) {
+    PyErr_SetString(PyExc_KeyError, "popitem(): dictionary is empty");
+    return NULL;
+  }
+  PyObject *k = edgert_py_from_c(&self->k, edgert_dict_key_at(self->d, n - 1));
+  if (k == NULL)
+    return NULL;
+  PyObject *v = box_value(self, edgert_dict_value_at(self->d, n - 1));
+  if (v == NULL) {
+    Py_DECREF(k);
+    return NULL;
+  }
+  int rc = edgert_dict_popitem(self->d, NULL, NULL);
+  if (rc < 0) {
+    Py_DECREF(k);
+    Py_DECREF(v);
+    return edgert_py_raise(rc);
+  }
+  PyObject *t = PyTuple_New(2);
+  if (t == NULL) {
+    Py_DECREF(k);
+    Py_DECREF(v);
+    return NULL;
+  }
+  PyTuple_SET_ITEM(t, 0, k);
+  PyTuple_SET_ITEM(t, 1, v);
+  return t;
+}
+
+static PyObject *td_clear(TypedDictObject *self, PyObject *unused) {
+  (void)unused;
+  if (need_core(self) < 0)
+    return NULL;
+  int rc = edgert_dict_clear(self->d);
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  Py_RETURN_NONE;
+}
+
+/* The (key, value) pairs of `arg` (a mapping or an iterable of pairs) and
+ * of kwargs, as a new list of 2-tuples; NULL with an exception. */
+static PyObject *collect_pairs(PyObject *arg, PyObject *kwargs) {
+  PyObject *pairs = NULL;
+  if (arg == NULL || arg == Py_None) {
+    pairs = PyList_New(0);
+  } else if (PyDict_Check(arg)) {
+    pairs = PyDict_Items(arg);
+  } else if (TD_CHECK(arg) && ((TypedDictObject *)arg)->d != NULL) {
+    PyObject *it = td_iter_items((TypedDictObject *)arg, NULL);
+    if (it == NULL)
+      return NULL;
+    pairs = PySequence_List(it);
+    Py_DECREF(it);
+  } else {
+    PyObject *keys = NULL;
+    if (_PyObject_LookupAttr(arg, str_keys, &keys) < 0)
+      return NULL;
+    if (keys != NULL) {
+      PyObject *ks = PyObject_CallNoArgs(keys);
+      Py_DECREF(keys);
+      if (ks == NULL)
+        return NULL;
+      PyObject *klist = PySequence_List(ks);
+      Py_DECREF(ks);
+      if (klist == NULL)
+        return NULL;
+      pairs = PyList_New(PyList_GET_SIZE(klist));
+      for (Py_ssize_t i = 0; pairs != NULL && i < PyList_GET_SIZE(klist); i++) {
+        PyObject *k = PyList_GET_ITEM(klist, i);
+        PyObject *v = PyObject_GetItem(arg, k);
+        PyObject *t = v ? PyTuple_Pack(2, k, v) : NULL;
+        Py_XDECREF(v);
+        if (t == NULL)
+          Py_CLEAR(pairs);
+        else
+          PyList_SET_ITEM(pairs, i, t);
+      }
+      Py_DECREF(klist);
+    } else {
+      PyObject *seq = PySequence_List(arg);
+      if (seq == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+          PyErr_Clear();
+          PyErr_Format(PyExc_TypeError, "'%.100s' object is not iterable",
+                       Py_TYPE(arg)->tp_name);
+        }
+        return NULL;
+      }
+      for (Py_ssize_t i = 0; i < PyList_GET_SIZE(seq); i++) {
+        PyObject *item = PyList_GET_ITEM(seq, i);
+        PyObject *fast = PySequence_Fast(item, "");
+        if (fast == NULL) {
+          PyErr_Clear();
+          PyErr_Format(PyExc_TypeError,
+                       "cannot convert dictionary update sequence element #%zd to a sequence",
+                       i);
+          Py_DECREF(seq);
+          return NULL;
+        }
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+        if (n != 2) {
+          PyErr_Format(PyExc_ValueError,
+                       "dictionary update sequence element #%zd has length %zd; 2 is required",
+                       i, n);
+          Py_DECREF(fast);
+          Py_DECREF(seq);
+          return NULL;
+        }
+        PyObject *t = PyTuple_Pack(2, PySequence_Fast_GET_ITEM(fast, 0),
+                                   PySequence_Fast_GET_ITEM(fast, 1));
+        Py_DECREF(fast);
+        if (t == NULL) {
+          Py_DECREF(seq);
+          return NULL;
+        }
+        PyList_SET_ITEM(seq, i, t); /* replaces the item, dropping our ref to it */
+        Py_DECREF(item);
+      }
+      pairs = seq;
+    }
+  }
+  if (pairs == NULL)
+    return NULL;
+  if (kwargs != NULL && PyDict_GET_SIZE(kwargs) > 0) {
+    PyObject *kw = PyDict_Items(kwargs);
+    Py_ssize_t end = PyList_GET_SIZE(pairs);
+    if (kw == NULL || PyList_SetSlice(pairs, end, end, kw) < 0) {
+      Py_XDECREF(kw);
+      Py_DECREF(pairs);
+      return NULL;
+    }
+    Py_DECREF(kw);
+  }
+  return pairs;
+}
+
+static int td_update_from(TypedDictObject *self, PyObject *arg, PyObject *kwargs) {
+  PyObject *pairs = collect_pairs(arg, kwargs);
+  if (pairs == NULL)
+    return -1;
+  Py_ssize_t n = PyList_GET_SIZE(pairs);
+  unsigned char *ks = PyMem_Malloc((size_t)n * self->k.size + 1);
+  unsigned char *vs = PyMem_Malloc((size_t)n * self->v.size + 1);
+  int rc = -1;
+  if (ks == NULL || vs == NULL) {
+    PyErr_NoMemory();
+    goto done;
+  }
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject *t = PyList_GET_ITEM(pairs, i);
+    if (edgert_py_to_c(&self->k, PyTuple_GET_ITEM(t, 0), ks + (size_t)i * self->k.size,
+                       "TypedDict key") < 0 ||
+        edgert_py_to_c(&self->v, PyTuple_GET_ITEM(t, 1), vs + (size_t)i * self->v.size,
+                       "TypedDict value") < 0)
+      goto done;
+  }
+  int r = edgert_dict_set_many(self->d, ks, vs, (size_t)n);
+  if (r < 0)
+    edgert_py_raise(r);
+  else
+    rc = 0;
+done:
+  PyMem_Free(ks);
+  PyMem_Free(vs);
+  Py_DECREF(pairs);
+  return rc;
+}
+
+static PyObject *td_update(TypedDictObject *self, PyObject *args, PyObject *kwargs) {
+  PyObject *arg = NULL;
+  if (!PyArg_UnpackTuple(args, "update", 0, 1, &arg))
+    return NULL;
+  if (need_core(self) < 0 || td_update_from(self, arg, kwargs) < 0)
+    return NULL;
+  Py_RETURN_NONE;
+}
+
+static PyObject *td_copy(TypedDictObject *self, PyObject *unused) {
+  (void)unused;
+  if (need_core(self) < 0)
+    return NULL;
+  TypedDictObject *r = (TypedDictObject *)EdgertPy_TypedDictType.tp_alloc(&EdgertPy_TypedDictType, 0);
+  if (r == NULL)
+    return NULL;
+  r->k = self->k;
+  r->v = self->v;
+  Py_INCREF(r->k.spec);
+  Py_INCREF(r->v.spec);
+  int rc = edgert_dict_copy(self->d, &r->d);
+  if (rc < 0) {
+    Py_DECREF(r);
+    return edgert_py_raise(rc);
+  }
+  return (PyObject *)r;
+}
+
+static PyObject *td_deepcopy(TypedDictObject *self, PyObject *memo) {
+  (void)memo;
+  return td_copy(self, NULL);
+}
+
+static PyObject *td_keys(TypedDictObject *self, PyObject *u) {
+  (void)u;
+  if (EdgertPy_KeysView == NULL) {
+    PyErr_SetString(PyExc_TypeError, "TypedDict.keys needs the edgert package");
+    return NULL;
+  }
+  return PyObject_CallOneArg(EdgertPy_KeysView, (PyObject *)self);
+}
+
+static PyObject *td_items(TypedDictObject *self, PyObject *u) {
+  (void)u;
+  if (EdgertPy_ItemsView == NULL) {
+    PyErr_SetString(PyExc_TypeError, "TypedDict.items needs the edgert package");
+    return NULL;
+  }
+  return PyObject_CallOneArg(EdgertPy_ItemsView, (PyObject *)self);
+}
+
+/* A plain dict with the same items: new reference. */
+static PyObject *to_dict(TypedDictObject *self) {
+  PyObject *r = PyDict_New();
+  if (r == NULL)
+    return NULL;
+  for (size_t i = 0; i < edgert_dict_len(self->d); i++) {
+    PyObject *k = edgert_py_from_c(&self->k, edgert_dict_key_at(self->d, i));
+    PyObject *v = k ? box_value(self, edgert_dict_value_at(self->d, i)) : NULL;
+    int rc = v ? PyDict_SetItem(r, k, v) : -1;
+    Py_XDECREF(k);
+    Py_XDECREF(v);
+    if (rc < 0) {
+      Py_DECREF(r);
+      return NULL;
+    }
+  }
+  return r;
+}
+
+static PyObject *td_reduce(TypedDictObject *self, PyObject *unused) {
+  (void)unused;
+  if (need_core(self) < 0)
+    return NULL;
+  PyObject *mod = PyImport_ImportModule("edgert.containers");
+  PyObject *fn = mod ? PyObject_GetAttrString(mod, "_rebuild_dict") : NULL;
+  Py_XDECREF(mod);
+  if (fn == NULL)
+    return NULL;
+  PyObject *d = to_dict(self);
+  if (d == NULL) {
+    Py_DECREF(fn);
+    return NULL;
+  }
+  edgert_dict_cache_stats_t st;
+  edgert_dict_cache_stats(self->d, &st);
+  const char *mode = st.mode == EDGERT_DICT_CACHE_OFF ? "off"
+                     : st.mode == EDGERT_DICT_CACHE_ON ? "on"
+                                                       : "auto";
+  return Py_BuildValue("N(OONs)", fn, self->k.spec, self->v.spec, d, mode);
+}
+
+static PyObject *td_sizeof(TypedDictObject *self, PyObject *unused) {
+  (void)unused;
+  return PyLong_FromSize_t((size_t)Py_TYPE(self)->tp_basicsize +
+                           (self->d ? edgert_dict_memory(self->d) : 0));
+}
+
+static PyObject *td_reserve(TypedDictObject *self, PyObject *arg) {
+  if (need_core(self) < 0)
+    return NULL;
+  Py_ssize_t n = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+  if (n == -1 && PyErr_Occurred())
+    return NULL;
+  if (n < 0) {
+    PyErr_SetString(PyExc_ValueError, "reserve: n must be >= 0");
+    return NULL;
+  }
+  int rc = edgert_dict_reserve(self->d, (size_t)n);
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  Py_RETURN_NONE;
+}
+
+static PyObject *td_cache_stats(TypedDictObject *self, PyObject *unused) {
+  (void)unused;
+  if (need_core(self) < 0)
+    return NULL;
+  edgert_dict_cache_stats_t st;
+  edgert_dict_cache_stats(self->d, &st);
+  const char *mode = st.mode == EDGERT_DICT_CACHE_OFF ? "off"
+                     : st.mode == EDGERT_DICT_CACHE_ON ? "on"
+                                                       : "auto";
+  return Py_BuildValue("{s:K,s:K,s:K,s:s,s:O}", "hits", (unsigned long long)st.hits, "misses",
+                       (unsigned long long)st.misses, "bypassed",
+                       (unsigned long long)st.bypassed, "mode", mode, "active",
+                       st.active ? Py_True : Py_False);
+}
+
+static PyObject *td_set_cache(TypedDictObject *self, PyObject *arg) {
+  int mode;
+  if (need_core(self) < 0 || parse_cache_mode(arg, &mode) < 0)
+    return NULL;
+  edgert_dict_set_cache(self->d, mode);
+  Py_RETURN_NONE;
+}
+
+/* ---- batches over buffers ----------------------------------------------- */
+
+/* C keys for get_many/set_many: from a buffer of the key format when there
+ * is one (int keys: any integer format, widened to int64), else converted
+ * one by one from an iterable. */
+typedef struct {
+  unsigned char *items;
+  size_t n;
+  int owned;
+  Py_buffer view;
+  int has_view;
+  PyObject *keep;
+} keys_t;
+
+static void keys_release(keys_t *k) {
+  if (k->owned)
+    PyMem_Free(k->items);
+  if (k->has_view)
+    PyBuffer_Release(&k->view);
+  Py_XDECREF(k->keep);
+  memset(k, 0, sizeof *k);
+}
+
+static int int_format(const char *f, Py_ssize_t itemsize, int *is_signed) {
+  if (f == NULL)
+    return 0;
+  if (*f == '@' || *f == '=')
+    f++;
+  if (f[0] == '\0' || f[1] != '\0')
+    return 0;
+  switch (f[0]) {
+  case 'b': case 'h': case 'i': case 'l': case 'q': case 'n':
+    *is_signed = 1;
+    break;
+  case 'B': case 'H': case 'I': case 'L': case 'Q': case 'N':
+    *is_signed = 0;
+    break;
+  default:
+    return 0;
+  }
+  return itemsize == 1 || itemsize == 2 || itemsize == 4 || itemsize == 8;
+}
+
+static int elems_from(const edgert_py_elem_t *e, PyObject *src, keys_t *out, const char *role) {
+  memset(out, 0, sizeof *out);
+  if (PyObject_CheckBuffer(src) && (e->kind == EDGERT_KIND_INT64 || e->kind == EDGERT_KIND_FLOAT64 ||
+                                    e->kind == EDGERT_KIND_BOOL)) {
+    if (PyObject_GetBuffer(src, &out->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0)
+      return -1;
+    out->has_view = 1;
+    Py_buffer *v = &out->view;
+    if (v->ndim != 1) {
+      PyErr_Format(PyExc_ValueError, "%s buffer must be one-dimensional, not %d-dimensional",
+                   role, v->ndim);
+      goto fail;
+    }
+    size_t n = (size_t)(v->len / (v->itemsize ? v->itemsize : 1));
+    const char *f = v->format ? v->format : "B";
+    int sgn;
+    if (e->kind == EDGERT_KIND_INT64 && int_format(f, v->itemsize, &sgn)) {
+      if (v->itemsize == 8 && sgn) {
+        out->items = v->buf;
+        out->n = n;
+        return 0;
+      }
+      int64_t *dst = PyMem_Malloc(n * 8 + 1);
+      if (dst == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+      }
+      out->items = (unsigned char *)dst;
+      out->owned = 1;
+      const unsigned char *p = v->buf;
+      for (size_t i = 0; i < n; i++, p += v->itemsize) {
+        switch (v->itemsize * (sgn ? 1 : -1)) {
+        case 1: dst[i] = *(const int8_t *)p; break;
+        case 2: { int16_t x; memcpy(&x, p, 2); dst[i] = x; break; }
+        case 4: { int32_t x; memcpy(&x, p, 4); dst[i] = x; break; }
+        case -1: dst[i] = *p; break;
+        case -2: { uint16_t x; memcpy(&x, p, 2); dst[i] = x; break; }
+        case -4: { uint32_t x; memcpy(&x, p, 4); dst[i] = x; break; }
+        default: {
+          uint64_t x;
+          memcpy(&x, p, 8);
+          if (x > (uint64_t)INT64_MAX) {
+            PyErr_Format(PyExc_OverflowError, "%s does not fit in int64: %llu", role,
+                         (unsigned long long)x);
+            goto fail;
+          }
+          dst[i] = (int64_t)x;
+        }
+        }
+      }
+      out->n = n;
+      return 0;
+    }
+    const char *want = edgert_py_elem_format(e);
+    const char *g = (*f == '@' || *f == '=') ? f + 1 : f;
+    if (strcmp(g, want) == 0 && (size_t)v->itemsize == e->size) {
+      out->items = v->buf;
+      out->n = n;
+      return 0;
+    }
+    if (e->kind == EDGERT_KIND_FLOAT64 && strcmp(g, "f") == 0) {
+      double *dst = PyMem_Malloc(n * 8 + 1);
+      if (dst == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+      }
+      for (size_t i = 0; i < n; i++) {
+        float x;
+        memcpy(&x, (const char *)v->buf + i * 4, 4);
+        dst[i] = x;
+      }
+      out->items = (unsigned char *)dst;
+      out->owned = 1;
+      out->n = n;
+      return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "%s buffer has format '%s', expected '%s' for %s", role, f,
+                 want, edgert_py_elem_name(e));
+    goto fail;
+  }
+  PyObject *seq = PySequence_Fast(src, "");
+  if (seq == NULL) {
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError, "%s must be a buffer or an iterable, not %.100s", role,
+                 Py_TYPE(src)->tp_name);
+    return -1;
+  }
+  out->keep = seq;
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  out->items = PyMem_Malloc((size_t)n * e->size + 1);
+  if (out->items == NULL) {
+    PyErr_NoMemory();
+    goto fail;
+  }
+  out->owned = 1;
+  for (Py_ssize_t i = 0; i < n; i++)
+    if (edgert_py_to_c(e, PySequence_Fast_GET_ITEM(seq, i), out->items + (size_t)i * e->size,
+                       role) < 0)
+      goto fail;
+  out->n = (size_t)n;
+  return 0;
+fail:
+  keys_release(out);
+  return -1;
+}
+
+static PyObject *td_get_many(TypedDictObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"keys", "out", "default", NULL};
+  PyObject *keys, *out = Py_None, *dflt = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO:get_many", kwlist, &keys, &out, &dflt))
+    return NULL;
+  if (need_core(self) < 0)
+    return NULL;
+  keys_t k;
+  if (elems_from(&self->k, keys, &k, "get_many keys") < 0)
+    return NULL;
+  scratch_t ds;
+  void *dbuf = NULL;
+  if (dflt != NULL) {
+    dbuf = scratch_get(&ds, self->v.size);
+    if (dbuf == NULL || edgert_py_to_c(&self->v, dflt, dbuf, "get_many default") < 0) {
+      if (dbuf)
+        scratch_free(&ds);
+      keys_release(&k);
+      return NULL;
+    }
+  }
+  PyObject *result = NULL;
+  Py_buffer ov;
+  int has_ov = 0;
+  void *dst;
+  if (out == Py_None) {
+    /* A fresh TypedList of the value type. */
+    result = edgert_py_list_from_c(&self->v, NULL, 0);
+    if (result == NULL)
+      goto done;
+    PyObject *r = PyObject_CallMethod(result, "reserve", "n", (Py_ssize_t)k.n);
+    if (r == NULL)
+      goto fail;
+    Py_DECREF(r);
+    dst = PyMem_Malloc(k.n * self->v.size + 1);
+    if (dst == NULL) {
+      PyErr_NoMemory();
+      goto fail;
+    }
+  } else {
+    if (self->v.kind == EDGERT_KIND_STR || self->v.kind == EDGERT_KIND_BYTES) {
+      PyErr_SetString(PyExc_TypeError, "get_many: out= needs fixed-size values");
+      goto done;
+    }
+    if (PyObject_GetBuffer(out, &ov, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0)
+      goto done;
+    has_ov = 1;
+    const char *f = ov.format ? ov.format : "B";
+    const char *g = (*f == '@' || *f == '=') ? f + 1 : f;
+    const char *want = self->v.kind == EDGERT_KIND_CUSTOM ? "B" : edgert_py_elem_format(&self->v);
+    int ok = strcmp(g, want) == 0 ||
+             (self->v.kind == EDGERT_KIND_INT64 && (strcmp(g, "l") == 0 || strcmp(g, "n") == 0) &&
+              ov.itemsize == 8);
+    if (!ok) {
+      PyErr_Format(PyExc_TypeError, "get_many: out has format '%s', expected '%s' for %s", f,
+                   want, edgert_py_elem_name(&self->v));
+      goto done;
+    }
+    if ((size_t)ov.len != k.n * self->v.size) {
+      PyErr_Format(PyExc_ValueError, "get_many: out holds %zd bytes, %zu keys need %zu", ov.len,
+                   k.n, k.n * self->v.size);
+      goto done;
+    }
+    dst = ov.buf;
+    result = Py_NewRef(out);
+  }
+  size_t missing = 0;
+  int rc = edgert_dict_get_many(self->d, k.items, k.n, dst, dbuf, &missing);
+  if (rc == EDGERT_EKEY) {
+    PyObject *key = edgert_py_from_c(&self->k, k.items + missing * self->k.size);
+    if (key != NULL) {
+      key_error(key);
+      Py_DECREF(key);
+    }
+  } else if (rc < 0) {
+    edgert_py_raise(rc);
+  }
+  if (out == Py_None) {
+    if (rc == 0) {
+      PyObject *tmp = edgert_py_list_from_c(&self->v, dst, k.n);
+      Py_SETREF(result, tmp);
+    }
+    PyMem_Free(dst);
+  }
+  if (rc < 0)
+    goto fail;
+  goto done;
+fail:
+  Py_CLEAR(result);
+done:
+  if (has_ov)
+    PyBuffer_Release(&ov);
+  if (dbuf)
+    scratch_free(&ds);
+  keys_release(&k);
+  return result;
+}
+
+static PyObject *td_set_many(TypedDictObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"keys", "values", NULL};
+  PyObject *keys, *values;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:set_many", kwlist, &keys, &values))
+    return NULL;
+  if (need_core(self) < 0)
+    return NULL;
+  keys_t k, v;
+  if (elems_from(&self->k, keys, &k, "set_many keys") < 0)
+    return NULL;
+  if (elems_from(&self->v, values, &v, "set_many values") < 0) {
+    keys_release(&k);
+    return NULL;
+  }
+  PyObject *r = NULL;
+  if (k.n != v.n) {
+    PyErr_Format(PyExc_ValueError, "set_many: %zu keys but %zu values", k.n, v.n);
+  } else {
+    if (self->v.kind == EDGERT_KIND_BOOL)
+      for (size_t i = 0; i < v.n; i++)
+        if (v.items[i] > 1) {
+          PyErr_Format(PyExc_ValueError, "set_many values: bool buffer holds byte %d",
+                       v.items[i]);
+          goto out;
+        }
+    int rc = edgert_dict_set_many(self->d, k.items, v.items, k.n);
+    if (rc < 0)
+      edgert_py_raise(rc);
+    else
+      r = Py_NewRef(Py_None);
+  }
+out:
+  keys_release(&k);
+  keys_release(&v);
+  return r;
+}
+
+/* ---- repr, comparison, attributes --------------------------------------- */
+
+static PyObject *td_repr(TypedDictObject *self) {
+  if (need_core(self) < 0)
+    return NULL;
+  int st = Py_ReprEnter((PyObject *)self);
+  if (st != 0)
+    return st > 0 ? PyUnicode_FromString("TypedDict(...)") : NULL;
+  PyObject *d = to_dict(self), *r = NULL;
+  if (d != NULL) {
+    PyObject *kn = self->k.kind == EDGERT_KIND_CUSTOM ? PyObject_Repr(self->k.spec)
+                                                      : PyUnicode_FromString(edgert_py_elem_name(&self->k));
+    PyObject *vn = self->v.kind == EDGERT_KIND_CUSTOM ? PyObject_Repr(self->v.spec)
+                                                      : PyUnicode_FromString(edgert_py_elem_name(&self->v));
+    if (kn && vn)
+      r = PyUnicode_FromFormat("TypedDict(%U, %U, %R)", kn, vn, d);
+    Py_XDECREF(kn);
+    Py_XDECREF(vn);
+    Py_DECREF(d);
+  }
+  Py_ReprLeave((PyObject *)self);
+  return r;
+}
+
+static PyObject *td_richcompare(PyObject *self, PyObject *other, int op) {
+  if (op != Py_EQ && op != Py_NE)
+    Py_RETURN_NOTIMPLEMENTED;
+  int is_map = PyDict_Check(other) || TD_CHECK(other);
+  if (!is_map && EdgertPy_MappingABC != NULL) {
+    is_map = PyObject_IsInstance(other, EdgertPy_MappingABC);
+    if (is_map < 0)
+      return NULL;
+  }
+  if (!is_map || ((TypedDictObject *)self)->d == NULL)
+    Py_RETURN_NOTIMPLEMENTED;
+  PyObject *a = to_dict((TypedDictObject *)self);
+  if (a == NULL)
+    return NULL;
+  PyObject *b;
+  if (PyDict_Check(other))
+    b = Py_NewRef(other);
+  else if (TD_CHECK(other) && ((TypedDictObject *)other)->d != NULL)
+    b = to_dict((TypedDictObject *)other);
+  else
+    b = PyObject_CallOneArg((PyObject *)&PyDict_Type, other);
+  if (b == NULL) {
+    Py_DECREF(a);
+    return NULL;
+  }
+  PyObject *r = PyObject_RichCompare(a, b, op);
+  Py_DECREF(a);
+  Py_DECREF(b);
+  return r;
+}
+
+static PyObject *td_get_version(TypedDictObject *self, void *c) {
+  (void)c;
+  return PyLong_FromUnsignedLongLong(self->d ? edgert_dict_version(self->d) : 0);
+}
+static PyObject *td_get_key_type(TypedDictObject *self, void *c) {
+  (void)c;
+  return Py_NewRef(self->k.spec);
+}
+static PyObject *td_get_value_type(TypedDictObject *self, void *c) {
+  (void)c;
+  return Py_NewRef(self->v.spec);
+}
+
+static PyGetSetDef td_getset[] = {
+    {"version", (getter)td_get_version, NULL,
+     "The version tag: changes on every insert, delete and resize.", NULL},
+    {"key_type", (getter)td_get_key_type, NULL, "The key type.", NULL},
+    {"value_type", (getter)td_get_value_type, NULL, "The value type.", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyMethodDef td_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))td_get, METH_FASTCALL,
+     "get(key, default=None): the value for key, else default."},
+    {"setdefault", (PyCFunction)(void (*)(void))td_setdefault, METH_FASTCALL,
+     "setdefault(key, default): the value for key, inserting default if absent."},
+    {"pop", (PyCFunction)(void (*)(void))td_pop, METH_FASTCALL,
+     "pop(key[, default]): remove key and return its value."},
+    {"popitem", (PyCFunction)td_popitem, METH_NOARGS,
+     "Remove and return the last (key, value) pair in iteration order."},
+    {"clear", (PyCFunction)td_clear, METH_NOARGS, "Remove every entry."},
+    {"update", (PyCFunction)(void (*)(void))td_update, METH_VARARGS | METH_KEYWORDS,
+     "update([other], **kw): set every pair (all or nothing)."},
+    {"copy", (PyCFunction)td_copy, METH_NOARGS, "A copy (values are inline: a deep copy)."},
+    {"__copy__", (PyCFunction)td_copy, METH_NOARGS, NULL},
+    {"__deepcopy__", (PyCFunction)td_deepcopy, METH_O, NULL},
+    {"keys", (PyCFunction)td_keys, METH_NOARGS, "A set-like view of the keys."},
+    {"values", (PyCFunction)td_values, METH_NOARGS,
+     "A view of the values (exports the buffer protocol for fixed-size values)."},
+    {"items", (PyCFunction)td_items, METH_NOARGS, "A set-like view of the (key, value) pairs."},
+    {"_iter_values", (PyCFunction)td_iter_values, METH_NOARGS, NULL},
+    {"_iter_items", (PyCFunction)td_iter_items, METH_NOARGS, NULL},
+    {"get_many", (PyCFunction)(void (*)(void))td_get_many, METH_VARARGS | METH_KEYWORDS,
+     "get_many(keys, out=None, default=<KeyError>): look a buffer of keys up at once."},
+    {"set_many", (PyCFunction)(void (*)(void))td_set_many, METH_VARARGS | METH_KEYWORDS,
+     "set_many(keys, values): set keys[i] to values[i] (all or nothing)."},
+    {"cache_stats", (PyCFunction)td_cache_stats, METH_NOARGS,
+     "The inline cache's counters: hits, misses, bypassed, mode, active."},
+    {"set_cache", (PyCFunction)td_set_cache, METH_O,
+     "set_cache('auto' | 'on' | 'off'): the inline cache's mode (resets its counters)."},
+    {"reserve", (PyCFunction)td_reserve, METH_O, "Make room for n entries in total."},
+    {"__reduce__", (PyCFunction)td_reduce, METH_NOARGS, NULL},
+    {"__sizeof__", (PyCFunction)td_sizeof, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL}};
+
+static PyMappingMethods td_as_mapping = {
+    .mp_length = (lenfunc)td_length,
+    .mp_subscript = (binaryfunc)td_subscript,
+    .mp_ass_subscript = (objobjargproc)td_ass_subscript,
+};
+
+static PySequenceMethods td_as_sequence = {
+    .sq_contains = (objobjproc)td_contains,
+};
+
+PyTypeObject EdgertPy_TypedDictType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "edgert.TypedDict",
+    .tp_basicsize = sizeof(TypedDictObject),
+    .tp_dealloc = (destructor)td_dealloc,
+    .tp_repr = (reprfunc)td_repr,
+    .tp_as_sequence = &td_as_sequence,
+    .tp_as_mapping = &td_as_mapping,
+    .tp_hash = PyObject_HashNotImplemented,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_MAPPING,
+    .tp_doc = "TypedDict(key_type, value_type, data=None, *, cache='auto')\n--\n\n"
+              "A hash map whose keys share one type and whose values share one type,\n"
+              "both stored inline in C. Types: int (int64), float (float64), bool, str,\n"
+              "bytes, a registered custom type's name, or object.",
+    .tp_richcompare = td_richcompare,
+    .tp_weaklistoffset = offsetof(TypedDictObject, weakreflist),
+    .tp_iter = (getiterfunc)td_iter,
+    .tp_methods = td_methods,
+    .tp_getset = td_getset,
+    .tp_new = td_new,
+};
+
+int edgert_py_containers_dict_init(PyObject *m) {
+  str_keys = PyUnicode_InternFromString("keys");
+  if (str_keys == NULL)
+    return -1;
+  if (PyType_Ready(&TypedDictIterType) < 0 || PyType_Ready(&TypedDictValuesType) < 0 ||
+      PyType_Ready(&EdgertPy_TypedDictType) < 0)
+    return -1;
+  Py_INCREF(&EdgertPy_TypedDictType);
+  if (PyModule_AddObject(m, "TypedDict", (PyObject *)&EdgertPy_TypedDictType) < 0) {
+    Py_DECREF(&EdgertPy_TypedDictType);
+    return -1;
+  }
+  Py_INCREF(&TypedDictValuesType);
+  if (PyModule_AddObject(m, "TypedDictValues", (PyObject *)&TypedDictValuesType) < 0) {
+    Py_DECREF(&TypedDictValuesType);
+    return -1;
+  }
+  return 0;
+}

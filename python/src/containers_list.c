@@ -1,0 +1,1153 @@
+/*
+ * containers_list.c: TypedList, a MutableSequence over the core's
+ * edgert_list_t.
+ *
+ * Invariants: `l` is NULL only for the generic (object) subclass, whose
+ * Python methods replace every method here. The core list is pinned once
+ * per exported buffer (so its array neither moves nor changes length while
+ * any export lives), and `shape`/`strides` describe it for all exports at
+ * once. Anything that converts Python objects does so completely before
+ * the core list is touched, so a wrong-typed element changes nothing.
+ */
+#include "ext.h"
+
+#include <stddef.h>
+
+typedef struct {
+  PyObject_HEAD edgert_list_t *l;
+  edgert_py_elem_t e;
+  Py_ssize_t exports;
+  Py_ssize_t shape[2], strides[2];
+  PyObject *weakreflist;
+} TypedListObject;
+
+typedef struct {
+  PyObject_HEAD TypedListObject *list; /* NULL when exhausted */
+  Py_ssize_t pos;
+} TypedListIterObject;
+
+static PyTypeObject TypedListIterType;
+
+#define TL_CHECK(o) PyObject_TypeCheck((o), &EdgertPy_TypedListType)
+
+static int need_core(TypedListObject *self) {
+  if (self->l == NULL) {
+    PyErr_SetString(PyExc_TypeError, "this TypedList(object) method is not available");
+    return -1;
+  }
+  return 0;
+}
+
+static PyObject *raise_busy(int rc) { return edgert_py_raise(rc); }
+
+/* ---- converting many elements ------------------------------------------- */
+
+/* A C array of converted elements, plus the Python objects they borrow from. */
+typedef struct {
+  unsigned char *items;
+  size_t n;
+  PyObject *keep; /* owned: the sequence whose items the descriptors borrow */
+  Py_buffer view; /* when taken straight from a buffer */
+  int has_view;
+} conv_t;
+
+static void conv_release(conv_t *c) {
+  if (c->has_view)
+    PyBuffer_Release(&c->view);
+  else
+    PyMem_Free(c->items);
+  Py_XDECREF(c->keep);
+  memset(c, 0, sizeof *c);
+}
+
+/* Whether buffer format `fmt` is the element format (with the native '@'
+ * prefix or none, 'l'/'n' being int64 here). */
+static int format_matches(const edgert_py_elem_t *e, const char *fmt, Py_ssize_t itemsize) {
+  const char *want = edgert_py_elem_format(e);
+  if (want == NULL || fmt == NULL)
+    return 0;
+  if (*fmt == '@' || *fmt == '=')
+    fmt++;
+  if (fmt[0] == '\0' || fmt[1] != '\0')
+    return 0;
+  if (fmt[0] == want[0])
+    return 1;
+  if (e->kind == EDGERT_KIND_INT64 && (fmt[0] == 'l' || fmt[0] == 'n') && itemsize == 8)
+    return 1;
+  return 0;
+}
+
+/* Converts an iterable to C elements. Zero-copy for a buffer of the right
+ * format; otherwise through a sequence. 0 or -1 with an exception. */
+static int conv_from_iterable(const edgert_py_elem_t *e, PyObject *it, conv_t *c,
+                              const char *role) {
+  memset(c, 0, sizeof *c);
+  if (TL_CHECK(it) && ((TypedListObject *)it)->l != NULL &&
+      ((TypedListObject *)it)->e.type == e->type && e->kind != EDGERT_KIND_STR &&
+      e->kind != EDGERT_KIND_BYTES) {
+    TypedListObject *o = (TypedListObject *)it;
+    size_t n = edgert_list_len(o->l);
+    c->items = PyMem_Malloc(n * e->size + 1);
+    if (c->items == NULL) {
+      PyErr_NoMemory();
+      return -1;
+    }
+    if (n)
+      memcpy(c->items, edgert_list_data(o->l), n * e->size);
+    c->n = n;
+    return 0;
+  }
+  if (edgert_py_elem_format(e) != NULL && PyObject_CheckBuffer(it) && !PyBytes_Check(it) &&
+      !PyByteArray_Check(it)) {
+    if (PyObject_GetBuffer(it, &c->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) == 0) {
+      if (c->view.ndim == 1 && format_matches(e, c->view.format, c->view.itemsize) &&
+          (size_t)c->view.itemsize == e->size) {
+        if (e->kind == EDGERT_KIND_BOOL) {
+          const unsigned char *b = c->view.buf;
+          for (Py_ssize_t i = 0; i < c->view.len; i++)
+            if (b[i] > 1) {
+              PyBuffer_Release(&c->view);
+              PyErr_Format(PyExc_ValueError, "%s: bool buffer holds byte %d", role, b[i]);
+              return -1;
+            }
+        }
+        c->has_view = 1;
+        c->items = c->view.buf;
+        c->n = (size_t)(c->view.len / c->view.itemsize);
+        return 0;
+      }
+      PyBuffer_Release(&c->view);
+    } else {
+      PyErr_Clear();
+    }
+  }
+  PyObject *seq = PySequence_Fast(it, "expected an iterable");
+  if (seq == NULL) {
+    if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+      PyErr_Clear();
+      PyErr_Format(PyExc_TypeError, "%s: expected an iterable, not %.100s", role,
+                   Py_TYPE(it)->tp_name);
+    }
+    return -1;
+  }
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  c->items = PyMem_Malloc((size_t)n * e->size + 1);
+  if (c->items == NULL) {
+    Py_DECREF(seq);
+    PyErr_NoMemory();
+    return -1;
+  }
+  c->keep = seq;
+  PyObject **objs = PySequence_Fast_ITEMS(seq);
+  for (Py_ssize_t i = 0; i < n; i++) {
+    if (edgert_py_to_c(e, objs[i], c->items + (size_t)i * e->size, role) < 0) {
+      conv_release(c);
+      return -1;
+    }
+  }
+  c->n = (size_t)n;
+  return 0;
+}
+
+/* ---- construction ------------------------------------------------------- */
+
+static TypedListObject *tl_alloc(PyTypeObject *type, const edgert_py_elem_t *e, size_t reserve) {
+  TypedListObject *self = (TypedListObject *)type->tp_alloc(type, 0);
+  if (self == NULL)
+    return NULL;
+  self->e = *e;
+  Py_INCREF(self->e.spec);
+  if (e->kind != 0) {
+    int rc = edgert_list_new(e->type, reserve, &self->l);
+    if (rc < 0) {
+      Py_DECREF(self);
+      edgert_py_raise(rc);
+      return NULL;
+    }
+  }
+  return self;
+}
+
+PyObject *edgert_py_list_from_c(const edgert_py_elem_t *e, const void *items, size_t n) {
+  TypedListObject *self = tl_alloc(&EdgertPy_TypedListType, e, n);
+  if (self == NULL)
+    return NULL;
+  int rc = edgert_list_splice(self->l, 0, 0, items, n);
+  if (rc < 0) {
+    Py_DECREF(self);
+    return edgert_py_raise(rc);
+  }
+  return (PyObject *)self;
+}
+
+static int tl_extend_from(TypedListObject *self, PyObject *it);
+
+static PyObject *tl_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"item_type", "iterable", "capacity", NULL};
+  PyObject *spec, *it = NULL;
+  Py_ssize_t capacity = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O$n:TypedList", kwlist, &spec, &it,
+                                   &capacity))
+    return NULL;
+  if (capacity < 0) {
+    PyErr_SetString(PyExc_ValueError, "TypedList: capacity must be >= 0");
+    return NULL;
+  }
+  edgert_py_elem_t e;
+  if (edgert_py_elem_resolve(spec, &e) < 0)
+    return NULL;
+  if (e.kind == 0 && type == &EdgertPy_TypedListType) {
+    Py_DECREF(e.spec);
+    if (EdgertPy_GenericList == NULL) {
+      PyErr_SetString(PyExc_TypeError, "TypedList(object) needs the edgert package");
+      return NULL;
+    }
+    return PyObject_Call(EdgertPy_GenericList, args, kwargs);
+  }
+  TypedListObject *self = tl_alloc(type, &e, (size_t)capacity);
+  Py_DECREF(e.spec);
+  if (self == NULL)
+    return NULL;
+  if (it != NULL && it != Py_None && self->l != NULL && tl_extend_from(self, it) < 0) {
+    Py_DECREF(self);
+    return NULL;
+  }
+  return (PyObject *)self;
+}
+
+static void tl_dealloc(TypedListObject *self) {
+  if (self->weakreflist != NULL)
+    PyObject_ClearWeakRefs((PyObject *)self);
+  edgert_list_free(self->l);
+  Py_XDECREF(self->e.spec);
+  Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* ---- sequence protocol -------------------------------------------------- */
+
+static Py_ssize_t tl_length(TypedListObject *self) {
+  return self->l ? (Py_ssize_t)edgert_list_len(self->l) : 0;
+}
+
+static PyObject *tl_item(TypedListObject *self, Py_ssize_t i) {
+  if (need_core(self) < 0)
+    return NULL;
+  void *p = edgert_list_at(self->l, (size_t)i);
+  if (i < 0 || p == NULL) {
+    PyErr_SetString(PyExc_IndexError, "TypedList index out of range");
+    return NULL;
+  }
+  return edgert_py_from_c(&self->e, p);
+}
+
+static PyObject *tl_slice(TypedListObject *self, Py_ssize_t start, Py_ssize_t step,
+                          Py_ssize_t n) {
+  TypedListObject *r = tl_alloc(Py_TYPE(self) == &EdgertPy_TypedListType
+                                    ? &EdgertPy_TypedListType
+                                    : &EdgertPy_TypedListType,
+                                &self->e, (size_t)n);
+  if (r == NULL)
+    return NULL;
+  int rc;
+  unsigned char *data = edgert_list_data(self->l);
+  if (step == 1) {
+    rc = edgert_list_splice(r->l, 0, 0, data + (size_t)start * self->e.size, (size_t)n);
+  } else {
+    rc = 0;
+    for (Py_ssize_t k = 0; k < n && rc == 0; k++)
+      rc = edgert_list_append(r->l, data + (size_t)(start + k * step) * self->e.size);
+  }
+  if (rc < 0) {
+    Py_DECREF(r);
+    return edgert_py_raise(rc);
+  }
+  return (PyObject *)r;
+}
+
+static PyObject *tl_subscript(TypedListObject *self, PyObject *key) {
+  if (need_core(self) < 0)
+    return NULL;
+  if (PyLong_CheckExact(key) || PyIndex_Check(key)) {
+    Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+    if (i == -1 && PyErr_Occurred())
+      return NULL;
+    Py_ssize_t n = (Py_ssize_t)edgert_list_len(self->l);
+    if (i < 0)
+      i += n;
+    if (i < 0 || i >= n) {
+      PyErr_SetString(PyExc_IndexError, "TypedList index out of range");
+      return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)edgert_list_data(self->l) +
+                             (size_t)i * self->e.size;
+    if (self->e.kind == EDGERT_KIND_FLOAT64)
+      return PyFloat_FromDouble(*(const double *)(const void *)p);
+    if (self->e.kind == EDGERT_KIND_INT64)
+      return PyLong_FromLongLong(*(const int64_t *)(const void *)p);
+    return edgert_py_from_c(&self->e, p);
+  }
+  if (PySlice_Check(key)) {
+    Py_ssize_t start, stop, step;
+    if (PySlice_Unpack(key, &start, &stop, &step) < 0)
+      return NULL;
+    Py_ssize_t n = PySlice_AdjustIndices((Py_ssize_t)edgert_list_len(self->l), &start, &stop,
+                                         step);
+    return tl_slice(self, start, step, n);
+  }
+  PyErr_Format(PyExc_TypeError, "TypedList indices must be integers or slices, not %.100s",
+               Py_TYPE(key)->tp_name);
+  return NULL;
+}
+
+/* Deletes an extended slice: keeps everything else, in one splice. */
+static int del_extended(TypedListObject *self, Py_ssize_t start, Py_ssize_t step,
+                        Py_ssize_t n) {
+  size_t len = edgert_list_len(self->l), isz = self->e.size;
+  unsigned char *data = edgert_list_data(self->l);
+  unsigned char *kept = PyMem_Malloc((len - (size_t)n) * isz + 1);
+  if (kept == NULL) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  char *drop = PyMem_Calloc(len + 1, 1);
+  if (drop == NULL) {
+    PyMem_Free(kept);
+    PyErr_NoMemory();
+    return -1;
+  }
+  for (Py_ssize_t k = 0; k < n; k++)
+    drop[start + k * step] = 1;
+  size_t m = 0;
+  for (size_t i = 0; i < len; i++)
+    if (!drop[i])
+      memcpy(kept + (m++) * isz, data + i * isz, isz);
+  int rc = edgert_list_splice(self->l, 0, len, kept, m);
+  PyMem_Free(kept);
+  PyMem_Free(drop);
+  if (rc < 0) {
+    edgert_py_raise(rc);
+    return -1;
+  }
+  return 0;
+}
+
+static int tl_ass_subscript(TypedListObject *self, PyObject *key, PyObject *value) {
+  if (need_core(self) < 0)
+    return -1;
+  Py_ssize_t n = (Py_ssize_t)edgert_list_len(self->l);
+  if (PyLong_CheckExact(key) || PyIndex_Check(key)) {
+    Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+    if (i == -1 && PyErr_Occurred())
+      return -1;
+    if (i < 0)
+      i += n;
+    if (i < 0 || i >= n) {
+      PyErr_SetString(PyExc_IndexError, "TypedList assignment index out of range");
+      return -1;
+    }
+    if (value == NULL) {
+      int rc = edgert_list_pop(self->l, (size_t)i, NULL);
+      if (rc < 0) {
+        edgert_py_raise(rc);
+        return -1;
+      }
+      return 0;
+    }
+    unsigned char *p = (unsigned char *)edgert_list_data(self->l) + (size_t)i * self->e.size;
+    if (self->e.kind == EDGERT_KIND_FLOAT64 && PyFloat_CheckExact(value)) {
+      *(double *)(void *)p = PyFloat_AS_DOUBLE(value);
+      return 0;
+    }
+    unsigned char stackbuf[256];
+    unsigned char *buf = self->e.size <= sizeof stackbuf ? stackbuf : PyMem_Malloc(self->e.size);
+    if (buf == NULL) {
+      PyErr_NoMemory();
+      return -1;
+    }
+    int r = edgert_py_to_c(&self->e, value, buf, "TypedList item");
+    if (r == 0) {
+      /* The conversion may have run Python code that resized the list. */
+      if ((size_t)i >= edgert_list_len(self->l)) {
+        PyErr_SetString(PyExc_IndexError, "TypedList assignment index out of range");
+        r = -1;
+      } else {
+        int rc = edgert_list_set(self->l, (size_t)i, buf);
+        if (rc < 0) {
+          edgert_py_raise(rc);
+          r = -1;
+        }
+      }
+    }
+    if (buf != stackbuf)
+      PyMem_Free(buf);
+    return r;
+  }
+  if (!PySlice_Check(key)) {
+    PyErr_Format(PyExc_TypeError, "TypedList indices must be integers or slices, not %.100s",
+                 Py_TYPE(key)->tp_name);
+    return -1;
+  }
+  Py_ssize_t start, stop, step;
+  if (PySlice_Unpack(key, &start, &stop, &step) < 0)
+    return -1;
+  Py_ssize_t count = PySlice_AdjustIndices(n, &start, &stop, step);
+  if (value == NULL) {
+    if (step == 1 || count == 0) {
+      int rc = count ? edgert_list_splice(self->l, (size_t)start, (size_t)count, NULL, 0) : 0;
+      if (rc < 0) {
+        edgert_py_raise(rc);
+        return -1;
+      }
+      return 0;
+    }
+    if (step < 0) {
+      start = start + (count - 1) * step;
+      step = -step;
+    }
+    return del_extended(self, start, step, count);
+  }
+  conv_t c;
+  if (conv_from_iterable(&self->e, value, &c, "TypedList item") < 0)
+    return -1;
+  /* Python code may have run: recompute the slice against the length now. */
+  n = (Py_ssize_t)edgert_list_len(self->l);
+  count = PySlice_AdjustIndices(n, &start, &stop, step);
+  int rc = 0;
+  if (step == 1) {
+    rc = edgert_list_splice(self->l, (size_t)start, (size_t)count, c.items, c.n);
+  } else if ((Py_ssize_t)c.n != count) {
+    PyErr_Format(PyExc_ValueError,
+                 "attempt to assign sequence of size %zd to extended slice of size %zd",
+                 (Py_ssize_t)c.n, count);
+    conv_release(&c);
+    return -1;
+  } else if (self->e.kind == EDGERT_KIND_STR || self->e.kind == EDGERT_KIND_BYTES) {
+    /* Copies of str/bytes data can fail part way: build aside, then swap. */
+    edgert_list_t *copy = NULL;
+    rc = edgert_list_copy(self->l, &copy);
+    for (Py_ssize_t k = 0; rc == 0 && k < count; k++)
+      rc = edgert_list_set(copy, (size_t)(start + k * step), c.items + (size_t)k * self->e.size);
+    if (rc == 0)
+      rc = edgert_list_swap(self->l, copy);
+    edgert_list_free(copy);
+  } else {
+    unsigned char *data = edgert_list_data(self->l);
+    for (Py_ssize_t k = 0; k < count; k++)
+      memcpy(data + (size_t)(start + k * step) * self->e.size,
+             c.items + (size_t)k * self->e.size, self->e.size);
+  }
+  conv_release(&c);
+  if (rc < 0) {
+    edgert_py_raise(rc);
+    return -1;
+  }
+  return 0;
+}
+
+/* 1 if element at p equals `value`, 0 if not, -1 on error. */
+static int elem_equals(TypedListObject *self, const void *p, PyObject *value) {
+  if (self->e.kind == EDGERT_KIND_FLOAT64 && PyFloat_CheckExact(value))
+    return *(const double *)p == PyFloat_AS_DOUBLE(value);
+  PyObject *o = edgert_py_from_c(&self->e, p);
+  if (o == NULL)
+    return -1;
+  int r = PyObject_RichCompareBool(o, value, Py_EQ);
+  Py_DECREF(o);
+  return r;
+}
+
+static int tl_contains(TypedListObject *self, PyObject *value) {
+  if (need_core(self) < 0)
+    return -1;
+  for (size_t i = 0; i < edgert_list_len(self->l); i++) {
+    int r = elem_equals(self, (unsigned char *)edgert_list_data(self->l) + i * self->e.size, value);
+    if (r != 0)
+      return r;
+  }
+  return 0;
+}
+
+/* ---- methods ------------------------------------------------------------ */
+
+static int tl_extend_from(TypedListObject *self, PyObject *it) {
+  conv_t c;
+  if (conv_from_iterable(&self->e, it, &c, "TypedList item") < 0)
+    return -1;
+  int rc = edgert_list_splice(self->l, edgert_list_len(self->l), 0, c.items, c.n);
+  conv_release(&c);
+  if (rc < 0) {
+    edgert_py_raise(rc);
+    return -1;
+  }
+  return 0;
+}
+
+static PyObject *tl_append(TypedListObject *self, PyObject *value) {
+  if (need_core(self) < 0)
+    return NULL;
+  int rc;
+  if (self->e.kind == EDGERT_KIND_FLOAT64 && PyFloat_CheckExact(value)) {
+    double d = PyFloat_AS_DOUBLE(value);
+    rc = edgert_list_append(self->l, &d);
+  } else {
+    unsigned char stackbuf[256];
+    unsigned char *buf = self->e.size <= sizeof stackbuf ? stackbuf : PyMem_Malloc(self->e.size);
+    if (buf == NULL)
+      return PyErr_NoMemory();
+    if (edgert_py_to_c(&self->e, value, buf, "TypedList item") < 0) {
+      if (buf != stackbuf)
+        PyMem_Free(buf);
+      return NULL;
+    }
+    rc = edgert_list_append(self->l, buf);
+    if (buf != stackbuf)
+      PyMem_Free(buf);
+  }
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  Py_RETURN_NONE;
+}
+
+static PyObject *tl_extend(TypedListObject *self, PyObject *it) {
+  if (need_core(self) < 0 || tl_extend_from(self, it) < 0)
+    return NULL;
+  Py_RETURN_NONE;
+}
+
+static PyObject *tl_insert(TypedListObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (need_core(self) < 0)
+    return NULL;
+  if (nargs != 2) {
+    PyErr_Format(PyExc_TypeError, "insert expected 2 arguments, got %zd", nargs);
+    return NULL;
+  }
+  Py_ssize_t i = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
+  if (i == -1 && PyErr_Occurred())
+    return NULL;
+  unsigned char stackbuf[256];
+  unsigned char *buf = self->e.size <= sizeof stackbuf ? stackbuf : PyMem_Malloc(self->e.size);
+  if (buf == NULL)
+    return PyErr_NoMemory();
+  if (edgert_py_to_c(&self->e, args[1], buf, "TypedList item") < 0) {
+    if (buf != stackbuf)
+      PyMem_Free(buf);
+    return NULL;
+  }
+  Py_ssize_t n = (Py_ssize_t)edgert_list_len(self->l);
+  if (i < 0) {
+    i += n;
+    if (i < 0)
+      i = 0;
+  }
+  if (i > n)
+    i = n;
+  int rc = edgert_list_insert(self->l, (size_t)i, buf);
+  if (buf != stackbuf)
+    PyMem_Free(buf);
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  Py_RETURN_NONE;
+}
+
+static PyObject *tl_pop(TypedListObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (need_core(self) < 0)
+    return NULL;
+  if (nargs > 1) {
+    PyErr_Format(PyExc_TypeError, "pop expected at most 1 argument, got %zd", nargs);
+    return NULL;
+  }
+  Py_ssize_t n = (Py_ssize_t)edgert_list_len(self->l);
+  Py_ssize_t i = -1;
+  if (nargs == 1) {
+    i = PyNumber_AsSsize_t(args[0], PyExc_IndexError);
+    if (i == -1 && PyErr_Occurred())
+      return NULL;
+  }
+  if (n == 0) {
+    PyErr_SetString(PyExc_IndexError, "pop from empty TypedList");
+    return NULL;
+  }
+  if (i < 0)
+    i += n;
+  if (i < 0 || i >= n) {
+    PyErr_SetString(PyExc_IndexError, "pop index out of range");
+    return NULL;
+  }
+  if (edgert_list_pins(self->l))
+    return raise_busy(edgert_list_pop(self->l, (size_t)i, NULL));
+  PyObject *r = edgert_py_from_c(&self->e, edgert_list_at(self->l, (size_t)i));
+  if (r == NULL)
+    return NULL;
+  int rc = edgert_list_pop(self->l, (size_t)i, NULL);
+  if (rc < 0) {
+    Py_DECREF(r);
+    return edgert_py_raise(rc);
+  }
+  return r;
+}
+
+/* Index of the first element equal to value in [start, stop), -1 if none,
+ * -2 on error. */
+static Py_ssize_t find_value(TypedListObject *self, PyObject *value, Py_ssize_t start,
+                             Py_ssize_t stop) {
+  for (Py_ssize_t i = start; i < stop && i < (Py_ssize_t)edgert_list_len(self->l); i++) {
+    int r = elem_equals(self, edgert_list_at(self->l, (size_t)i), value);
+    if (r < 0)
+      return -2;
+    if (r)
+      return i;
+  }
+  return -1;
+}
+
+static PyObject *tl_remove(TypedListObject *self, PyObject *value) {
+  if (need_core(self) < 0)
+    return NULL;
+  Py_ssize_t i = find_value(self, value, 0, PY_SSIZE_T_MAX);
+  if (i == -2)
+    return NULL;
+  if (i == -1) {
+    PyErr_SetString(PyExc_ValueError, "TypedList.remove(x): x not in list");
+    return NULL;
+  }
+  int rc = edgert_list_pop(self->l, (size_t)i, NULL);
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  Py_RETURN_NONE;
+}
+
+static PyObject *tl_index(TypedListObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  if (need_core(self) < 0)
+    return NULL;
+  if (nargs < 1 || nargs > 3) {
+    PyErr_SetString(PyExc_TypeError, "index expected 1 to 3 arguments");
+    return NULL;
+  }
+  Py_ssize_t n = (Py_ssize_t)edgert_list_len(self->l), start = 0, stop = PY_SSIZE_T_MAX;
+  if (nargs > 1 && !_PyEval_SliceIndexNotNone(args[1], &start))
+    return NULL;
+  if (nargs > 2 && !_PyEval_SliceIndexNotNone(args[2], &stop))
+    return NULL;
+  if (start < 0) {
+    start += n;
+    if (start < 0)
+      start = 0;
+  }
+  if (stop < 0) {
+    stop += n;
+    if (stop < 0)
+      stop = 0;
+  }
+  Py_ssize_t i = find_value(self, args[0], start, stop);
+  if (i == -2)
+    return NULL;
+  if (i == -1) {
+    PyErr_Format(PyExc_ValueError, "%R is not in TypedList", args[0]);
+    return NULL;
+  }
+  return PyLong_FromSsize_t(i);
+}
+
+static PyObject *tl_count(TypedListObject *self, PyObject *value) {
+  if (need_core(self) < 0)
+    return NULL;
+  Py_ssize_t c = 0;
+  for (size_t i = 0; i < edgert_list_len(self->l); i++) {
+    int r = elem_equals(self, edgert_list_at(self->l, i), value);
+    if (r < 0)
+      return NULL;
+    c += r;
+  }
+  return PyLong_FromSsize_t(c);
+}
+
+static PyObject *tl_reverse(TypedListObject *self, PyObject *unused) {
+  (void)unused;
+  if (need_core(self) < 0)
+    return NULL;
+  edgert_list_reverse(self->l);
+  Py_RETURN_NONE;
+}
+
+static PyObject *tl_sort(TypedListObject *self, PyObject *args, PyObject *kwargs) {
+  static char *kwlist[] = {"key", "reverse", NULL};
+  PyObject *keyfn = Py_None;
+  int reverse = 0;
+  if (need_core(self) < 0)
+    return NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$Op:sort", kwlist, &keyfn, &reverse))
+    return NULL;
+  int numeric = self->e.kind == EDGERT_KIND_INT64 || self->e.kind == EDGERT_KIND_FLOAT64 ||
+                self->e.kind == EDGERT_KIND_BOOL;
+  if (keyfn == Py_None && numeric) {
+    int rc = edgert_list_sort(self->l, reverse);
+    if (rc < 0)
+      return edgert_py_raise(rc);
+    Py_RETURN_NONE;
+  }
+  /* Any other order: Python's sort on the boxed elements, then one
+   * all-or-nothing assignment back. */
+  PyObject *lst = PySequence_List((PyObject *)self);
+  if (lst == NULL)
+    return NULL;
+  PyObject *sort = PyObject_GetAttrString(lst, "sort");
+  PyObject *r = sort ? PyObject_Call(sort, args, kwargs) : NULL;
+  Py_XDECREF(sort);
+  if (r == NULL) {
+    Py_DECREF(lst);
+    return NULL;
+  }
+  Py_DECREF(r);
+  conv_t c;
+  int ok = conv_from_iterable(&self->e, lst, &c, "TypedList item");
+  Py_DECREF(lst);
+  if (ok < 0)
+    return NULL;
+  int rc = 0;
+  if ((size_t)c.n != edgert_list_len(self->l)) {
+    conv_release(&c);
+    PyErr_SetString(PyExc_ValueError, "TypedList modified during sort");
+    return NULL;
+  }
+  if (self->e.kind == EDGERT_KIND_STR || self->e.kind == EDGERT_KIND_BYTES) {
+    edgert_list_t *tmp = NULL;
+    rc = edgert_list_new(self->e.type, c.n, &tmp);
+    if (rc == 0)
+      rc = edgert_list_splice(tmp, 0, 0, c.items, c.n);
+    if (rc == 0)
+      rc = edgert_list_swap(self->l, tmp);
+    edgert_list_free(tmp);
+  } else if (c.n) {
+    memcpy(edgert_list_data(self->l), c.items, c.n * self->e.size);
+  }
+  conv_release(&c);
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  Py_RETURN_NONE;
+}
+
+static PyObject *tl_clear(TypedListObject *self, PyObject *unused) {
+  (void)unused;
+  if (need_core(self) < 0)
+    return NULL;
+  int rc = edgert_list_clear(self->l);
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  Py_RETURN_NONE;
+}
+
+static PyObject *tl_copy(TypedListObject *self, PyObject *unused) {
+  (void)unused;
+  if (need_core(self) < 0)
+    return NULL;
+  return tl_slice(self, 0, 1, (Py_ssize_t)edgert_list_len(self->l));
+}
+
+static PyObject *tl_deepcopy(TypedListObject *self, PyObject *memo) {
+  (void)memo;
+  return tl_copy(self, NULL);
+}
+
+static PyObject *tl_reduce(TypedListObject *self, PyObject *unused) {
+  (void)unused;
+  if (need_core(self) < 0)
+    return NULL;
+  PyObject *content;
+  if (self->e.kind == EDGERT_KIND_STR || self->e.kind == EDGERT_KIND_BYTES ||
+      (self->e.kind == EDGERT_KIND_CUSTOM && edgert_type_has_box(self->e.type)))
+    content = PySequence_List((PyObject *)self);
+  else /* fixed-size raw elements: their bytes, restored through the buffer path */
+    content = PyBytes_FromStringAndSize(edgert_list_data(self->l),
+                                        (Py_ssize_t)(edgert_list_len(self->l) * self->e.size));
+  if (content == NULL)
+    return NULL;
+  PyObject *mod = PyImport_ImportModule("edgert.containers");
+  PyObject *fn = mod ? PyObject_GetAttrString(mod, "_rebuild_list") : NULL;
+  Py_XDECREF(mod);
+  if (fn == NULL) {
+    Py_DECREF(content);
+    return NULL;
+  }
+  return Py_BuildValue("N(ON)", fn, self->e.spec, content);
+}
+
+/* _frombytes(raw): replaces the contents with fixed-size elements given as
+ * raw bytes (the pickle path). */
+static PyObject *tl_frombytes(TypedListObject *self, PyObject *raw) {
+  if (need_core(self) < 0)
+    return NULL;
+  Py_buffer v;
+  if (PyObject_GetBuffer(raw, &v, PyBUF_SIMPLE) < 0)
+    return NULL;
+  if (self->e.kind == EDGERT_KIND_STR || self->e.kind == EDGERT_KIND_BYTES ||
+      v.len % (Py_ssize_t)self->e.size != 0) {
+    PyBuffer_Release(&v);
+    PyErr_Format(PyExc_ValueError, "TypedList(%s): %zd raw bytes are not whole elements",
+                 edgert_py_elem_name(&self->e), v.len);
+    return NULL;
+  }
+  size_t n = (size_t)v.len / self->e.size;
+  if (self->e.kind == EDGERT_KIND_BOOL)
+    for (size_t i = 0; i < n; i++)
+      if (((unsigned char *)v.buf)[i] > 1) {
+        PyBuffer_Release(&v);
+        PyErr_SetString(PyExc_ValueError, "TypedList(bool): raw byte is not 0 or 1");
+        return NULL;
+      }
+  int rc = edgert_list_splice(self->l, 0, edgert_list_len(self->l), v.buf, n);
+  PyBuffer_Release(&v);
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  Py_RETURN_NONE;
+}
+
+static PyObject *tl_sizeof(TypedListObject *self, PyObject *unused) {
+  (void)unused;
+  size_t n = (size_t)Py_TYPE(self)->tp_basicsize + (self->l ? edgert_list_memory(self->l) : 0);
+  return PyLong_FromSize_t(n);
+}
+
+static PyObject *tl_reserve(TypedListObject *self, PyObject *arg) {
+  if (need_core(self) < 0)
+    return NULL;
+  Py_ssize_t n = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+  if (n == -1 && PyErr_Occurred())
+    return NULL;
+  if (n < 0) {
+    PyErr_SetString(PyExc_ValueError, "reserve: n must be >= 0");
+    return NULL;
+  }
+  int rc = edgert_list_reserve(self->l, (size_t)n);
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  Py_RETURN_NONE;
+}
+
+static PyObject *tl_repr(TypedListObject *self) {
+  if (need_core(self) < 0)
+    return NULL;
+  int st = Py_ReprEnter((PyObject *)self);
+  if (st != 0)
+    return st > 0 ? PyUnicode_FromString("TypedList(...)") : NULL;
+  PyObject *lst = PySequence_List((PyObject *)self);
+  PyObject *r = NULL;
+  if (lst != NULL) {
+    if (self->e.kind == EDGERT_KIND_CUSTOM)
+      r = PyUnicode_FromFormat("TypedList(%R, %R)", self->e.spec, lst);
+    else
+      r = PyUnicode_FromFormat("TypedList(%s, %R)", edgert_py_elem_name(&self->e), lst);
+    Py_DECREF(lst);
+  }
+  Py_ReprLeave((PyObject *)self);
+  return r;
+}
+
+static PyObject *tl_richcompare(PyObject *self, PyObject *other, int op) {
+  if (!(PyList_Check(other) || TL_CHECK(other)))
+    Py_RETURN_NOTIMPLEMENTED;
+  PyObject *a = PySequence_List(self);
+  if (a == NULL)
+    return NULL;
+  PyObject *b = PyList_Check(other) ? Py_NewRef(other) : PySequence_List(other);
+  if (b == NULL) {
+    Py_DECREF(a);
+    return NULL;
+  }
+  PyObject *r = PyObject_RichCompare(a, b, op);
+  Py_DECREF(a);
+  Py_DECREF(b);
+  return r;
+}
+
+static PyObject *tl_concat(TypedListObject *self, PyObject *other) {
+  if (!(PyList_Check(other) || TL_CHECK(other))) {
+    PyErr_Format(PyExc_TypeError, "can only concatenate a list or TypedList (not \"%.100s\") to TypedList",
+                 Py_TYPE(other)->tp_name);
+    return NULL;
+  }
+  TypedListObject *r = (TypedListObject *)tl_copy(self, NULL);
+  if (r == NULL)
+    return NULL;
+  if (tl_extend_from(r, other) < 0) {
+    Py_DECREF(r);
+    return NULL;
+  }
+  return (PyObject *)r;
+}
+
+static PyObject *tl_inplace_concat(TypedListObject *self, PyObject *other) {
+  if (need_core(self) < 0 || tl_extend_from(self, other) < 0)
+    return NULL;
+  return Py_NewRef(self);
+}
+
+static int repeat_into(TypedListObject *self, edgert_list_t *dst, Py_ssize_t times) {
+  size_t n = edgert_list_len(self->l);
+  if (times <= 0 || n == 0)
+    return 0;
+  if ((size_t)times > ((size_t)PY_SSIZE_T_MAX / self->e.size) / n) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  int rc = edgert_list_reserve(dst, n * (size_t)times);
+  const void *src = edgert_list_data(self->l);
+  for (Py_ssize_t k = 0; rc == 0 && k < times; k++)
+    rc = edgert_list_splice(dst, edgert_list_len(dst), 0, src, n);
+  if (rc < 0) {
+    edgert_py_raise(rc);
+    return -1;
+  }
+  return 0;
+}
+
+static PyObject *tl_repeat(TypedListObject *self, Py_ssize_t times) {
+  if (need_core(self) < 0)
+    return NULL;
+  TypedListObject *r = tl_alloc(&EdgertPy_TypedListType, &self->e, 0);
+  if (r == NULL)
+    return NULL;
+  if (repeat_into(self, r->l, times) < 0) {
+    Py_DECREF(r);
+    return NULL;
+  }
+  return (PyObject *)r;
+}
+
+static PyObject *tl_inplace_repeat(TypedListObject *self, Py_ssize_t times) {
+  if (need_core(self) < 0)
+    return NULL;
+  edgert_list_t *tmp = NULL;
+  int rc = edgert_list_new(self->e.type, 0, &tmp);
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  if (repeat_into(self, tmp, times) < 0) {
+    edgert_list_free(tmp);
+    return NULL;
+  }
+  rc = edgert_list_swap(self->l, tmp);
+  edgert_list_free(tmp);
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  return Py_NewRef(self);
+}
+
+/* ---- buffer protocol ---------------------------------------------------- */
+
+static int tl_getbuffer(TypedListObject *self, Py_buffer *view, int flags) {
+  if (self->l == NULL || self->e.kind == EDGERT_KIND_STR || self->e.kind == EDGERT_KIND_BYTES) {
+    PyErr_Format(PyExc_BufferError,
+                 "TypedList(%s) has no buffer: its elements are not fixed-size C values",
+                 edgert_py_elem_name(&self->e));
+    view->obj = NULL;
+    return -1;
+  }
+  static double empty[1];
+  size_t n = edgert_list_len(self->l);
+  void *data = edgert_list_data(self->l);
+  int custom = self->e.kind == EDGERT_KIND_CUSTOM;
+  if (self->exports == 0) {
+    self->shape[0] = (Py_ssize_t)n;
+    self->shape[1] = (Py_ssize_t)self->e.size;
+    self->strides[0] = (Py_ssize_t)self->e.size;
+    self->strides[1] = 1;
+  }
+  view->buf = data ? data : (void *)empty;
+  view->obj = Py_NewRef(self);
+  view->len = (Py_ssize_t)(n * self->e.size);
+  view->readonly = 0;
+  view->suboffsets = NULL;
+  view->internal = NULL;
+  if (flags & PyBUF_FORMAT)
+    view->format = custom ? "B" : (char *)edgert_py_elem_format(&self->e);
+  else
+    view->format = NULL;
+  if (flags & PyBUF_ND) {
+    view->ndim = custom ? 2 : 1;
+    view->itemsize = custom ? 1 : (Py_ssize_t)self->e.size;
+    view->shape = self->shape;
+    view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? self->strides : NULL;
+  } else {
+    if (flags & PyBUF_FORMAT) {
+      /* A format without a shape only describes single-byte items. */
+      if (!custom && self->e.size != 1) {
+        Py_CLEAR(view->obj);
+        PyErr_SetString(PyExc_BufferError, "TypedList: a formatted buffer needs a shape");
+        return -1;
+      }
+    }
+    view->ndim = 1;
+    view->itemsize = 1;
+    view->shape = NULL;
+    view->strides = NULL;
+  }
+  edgert_list_pin(self->l);
+  self->exports++;
+  return 0;
+}
+
+static void tl_releasebuffer(TypedListObject *self, Py_buffer *view) {
+  (void)view;
+  self->exports--;
+  edgert_list_unpin(self->l);
+}
+
+/* ---- attributes --------------------------------------------------------- */
+
+static PyObject *tl_get_item_type(TypedListObject *self, void *c) {
+  (void)c;
+  return Py_NewRef(self->e.spec);
+}
+static PyObject *tl_get_capacity(TypedListObject *self, void *c) {
+  (void)c;
+  return PyLong_FromSize_t(self->l ? edgert_list_capacity(self->l) : 0);
+}
+static PyObject *tl_get_itemsize(TypedListObject *self, void *c) {
+  (void)c;
+  return PyLong_FromSize_t(self->e.size);
+}
+static PyObject *tl_get_address(TypedListObject *self, void *c) {
+  (void)c;
+  return PyLong_FromVoidPtr(self->l ? edgert_list_data(self->l) : NULL);
+}
+
+static PyGetSetDef tl_getset[] = {
+    {"item_type", (getter)tl_get_item_type, NULL, "The element type.", NULL},
+    {"capacity", (getter)tl_get_capacity, NULL, "Elements the storage holds before growing.",
+     NULL},
+    {"itemsize", (getter)tl_get_itemsize, NULL, "Bytes per element, inline.", NULL},
+    {"address", (getter)tl_get_address, NULL,
+     "Address of the element array (0 when none); valid until the list grows.", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyMethodDef tl_methods[] = {
+    {"append", (PyCFunction)tl_append, METH_O, "Append an element."},
+    {"extend", (PyCFunction)tl_extend, METH_O,
+     "Append every element of an iterable (all or nothing)."},
+    {"insert", (PyCFunction)(void (*)(void))tl_insert, METH_FASTCALL,
+     "Insert an element before index."},
+    {"pop", (PyCFunction)(void (*)(void))tl_pop, METH_FASTCALL,
+     "Remove and return the element at index (default last)."},
+    {"remove", (PyCFunction)tl_remove, METH_O, "Remove the first element equal to value."},
+    {"index", (PyCFunction)(void (*)(void))tl_index, METH_FASTCALL,
+     "First index of value (ValueError if absent)."},
+    {"count", (PyCFunction)tl_count, METH_O, "Number of elements equal to value."},
+    {"reverse", (PyCFunction)tl_reverse, METH_NOARGS, "Reverse in place."},
+    {"sort", (PyCFunction)(void (*)(void))tl_sort, METH_VARARGS | METH_KEYWORDS,
+     "Sort in place (stable; numeric lists without key sort in C)."},
+    {"clear", (PyCFunction)tl_clear, METH_NOARGS, "Remove every element."},
+    {"copy", (PyCFunction)tl_copy, METH_NOARGS, "A shallow copy (elements are inline)."},
+    {"__copy__", (PyCFunction)tl_copy, METH_NOARGS, NULL},
+    {"__deepcopy__", (PyCFunction)tl_deepcopy, METH_O, NULL},
+    {"__reduce__", (PyCFunction)tl_reduce, METH_NOARGS, NULL},
+    {"__sizeof__", (PyCFunction)tl_sizeof, METH_NOARGS, NULL},
+    {"_frombytes", (PyCFunction)tl_frombytes, METH_O, NULL},
+    {"reserve", (PyCFunction)tl_reserve, METH_O, "Make room for n elements in total."},
+    {NULL, NULL, 0, NULL}};
+
+static PySequenceMethods tl_as_sequence = {
+    .sq_length = (lenfunc)tl_length,
+    .sq_concat = (binaryfunc)tl_concat,
+    .sq_repeat = (ssizeargfunc)tl_repeat,
+    .sq_item = (ssizeargfunc)tl_item,
+    .sq_contains = (objobjproc)tl_contains,
+    .sq_inplace_concat = (binaryfunc)tl_inplace_concat,
+    .sq_inplace_repeat = (ssizeargfunc)tl_inplace_repeat,
+};
+
+static PyMappingMethods tl_as_mapping = {
+    .mp_length = (lenfunc)tl_length,
+    .mp_subscript = (binaryfunc)tl_subscript,
+    .mp_ass_subscript = (objobjargproc)tl_ass_subscript,
+};
+
+static PyBufferProcs tl_as_buffer = {
+    .bf_getbuffer = (getbufferproc)tl_getbuffer,
+    .bf_releasebuffer = (releasebufferproc)tl_releasebuffer,
+};
+
+/* ---- iterator ----------------------------------------------------------- */
+
+static PyObject *tl_iter(TypedListObject *self) {
+  if (need_core(self) < 0)
+    return NULL;
+  TypedListIterObject *it = PyObject_New(TypedListIterObject, &TypedListIterType);
+  if (it == NULL)
+    return NULL;
+  it->list = (TypedListObject *)Py_NewRef(self);
+  it->pos = 0;
+  return (PyObject *)it;
+}
+
+static void tli_dealloc(TypedListIterObject *it) {
+  Py_XDECREF(it->list);
+  PyObject_Free(it);
+}
+
+static PyObject *tli_next(TypedListIterObject *it) {
+  TypedListObject *self = it->list;
+  if (self == NULL)
+    return NULL;
+  if ((size_t)it->pos < edgert_list_len(self->l)) {
+    const unsigned char *p =
+        (const unsigned char *)edgert_list_data(self->l) + (size_t)it->pos++ * self->e.size;
+    if (self->e.kind == EDGERT_KIND_FLOAT64)
+      return PyFloat_FromDouble(*(const double *)(const void *)p);
+    return edgert_py_from_c(&self->e, p);
+  }
+  it->list = NULL;
+  Py_DECREF(self);
+  return NULL;
+}
+
+static PyObject *tli_length_hint(TypedListIterObject *it, PyObject *unused) {
+  (void)unused;
+  Py_ssize_t n = it->list ? (Py_ssize_t)edgert_list_len(it->list->l) - it->pos : 0;
+  return PyLong_FromSsize_t(n < 0 ? 0 : n);
+}
+
+static PyMethodDef tli_methods[] = {
+    {"__length_hint__", (PyCFunction)tli_length_hint, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject TypedListIterType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "edgert.TypedListIterator",
+    .tp_basicsize = sizeof(TypedListIterObject),
+    .tp_dealloc = (destructor)tli_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)tli_next,
+    .tp_methods = tli_methods,
+};
+
+PyTypeObject EdgertPy_TypedListType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "edgert.TypedList",
+    .tp_basicsize = sizeof(TypedListObject),
+    .tp_dealloc = (destructor)tl_dealloc,
+    .tp_repr = (reprfunc)tl_repr,
+    .tp_as_sequence = &tl_as_sequence,
+    .tp_as_mapping = &tl_as_mapping,
+    .tp_hash = PyObject_HashNotImplemented,
+    .tp_as_buffer = &tl_as_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_SEQUENCE,
+    .tp_doc = "TypedList(item_type, iterable=(), *, capacity=0)\n--\n\n"
+              "A list whose elements share one type and are stored inline in C.\n"
+              "item_type: int (int64), float (float64), bool, str, bytes, a registered\n"
+              "custom type's name, or object. Numeric lists export the buffer protocol.",
+    .tp_richcompare = tl_richcompare,
+    .tp_weaklistoffset = offsetof(TypedListObject, weakreflist),
+    .tp_iter = (getiterfunc)tl_iter,
+    .tp_methods = tl_methods,
+    .tp_getset = tl_getset,
+    .tp_new = tl_new,
+};
+
+int edgert_py_containers_list_init(PyObject *m) {
+  if (PyType_Ready(&TypedListIterType) < 0 || PyType_Ready(&EdgertPy_TypedListType) < 0)
+    return -1;
+  Py_INCREF(&EdgertPy_TypedListType);
+  if (PyModule_AddObject(m, "TypedList", (PyObject *)&EdgertPy_TypedListType) < 0) {
+    Py_DECREF(&EdgertPy_TypedListType);
+    return -1;
+  }
+  return 0;
+}

@@ -1,0 +1,942 @@
+/*
+ * dict.c: the typed hash map.
+ *
+ * Layout: dense entry arrays (keys, values and, for str/bytes/custom keys,
+ * their 64-bit hashes), `len` used of `ecap`, plus an open-addressing index
+ * of `icap` uint32 slots probed linearly. A slot is 0 when empty, else
+ * (tag << ebits) | (entry + 1), where tag is a few more bits of the hash so
+ * that most probes that would meet another key are rejected without
+ * touching the key arrays. icap runs through 8, 12, 16, 24, 32, 48, ...
+ * (home slot = high bits of hash * icap), so memory tracks the size closely;
+ * at most ilimit = 70% of the slots are used.
+ *
+ * Invariants:
+ *  - every entry 0 .. len-1 has exactly one index slot, reachable from its
+ *    home slot without crossing an empty slot (deletes shift following
+ *    slots back instead of leaving tombstones);
+ *  - len <= ecap, len <= ilimit, ilimit < 2^ebits - 1;
+ *  - the dict owns the data of every str/bytes key and value it holds;
+ *  - `version` changes on every insert, delete and resize; the ring cache
+ *    is valid only while ring_version == version;
+ *  - while pins > 0 no entry is added or removed and no array moves;
+ *  - every failing operation leaves the dict as it was.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+#define GOLDEN 0x9E3779B97F4A7C15ull
+#define RING_EMPTY UINT32_MAX
+#define CACHE_WINDOW 256u
+#define CACHE_MIN_HITS (CACHE_WINDOW / 4u)
+#define CACHE_IDLE 65536u
+
+typedef struct {
+  uint64_t tag;
+  uint32_t entry;
+} ring_slot_t;
+
+struct edgert_dict_s {
+  const edgert_type_t *kt, *vt;
+  edgert_kind_t kkind, vkind;
+  size_t ksize, vsize;
+  int khashed;  /* keys keep their hash in `hashes` */
+  int kvar, vvar; /* str/bytes: owned data */
+  size_t len, ecap;
+  unsigned char *keys, *values;
+  uint64_t *hashes;
+  uint32_t *index;
+  size_t icap, ilimit;
+  unsigned ebits;
+  uint32_t emask, tagmask;
+  uint64_t version;
+  unsigned pins;
+  size_t heap_bytes; /* str/bytes data owned */
+  /* inline cache */
+  int cache_mode, cache_on;
+  unsigned ring_next;
+  uint64_t ring_version;
+  ring_slot_t ring[EDGERT_DICT_CACHE_SLOTS];
+  uint64_t hits, misses, bypassed;
+  unsigned window, window_hits, idle;
+};
+
+/* ---- hashing --------------------------------------------------------- */
+
+static inline uint64_t hash_u64(uint64_t x) { return x * GOLDEN; }
+
+static uint64_t hash_bytes(const void *p, size_t n) {
+  const unsigned char *s = p;
+  uint64_t h = 0x243F6A8885A308D3ull ^ (n * GOLDEN);
+  while (n >= 8) {
+    uint64_t w;
+    memcpy(&w, s, 8);
+    h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 29;
+    s += 8;
+    n -= 8;
+  }
+  if (n > 0) {
+    uint64_t w = 0;
+    memcpy(&w, s, n);
+    h = (h ^ w ^ ((uint64_t)n << 59)) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 29;
+  }
+  h *= 0x94D049BB133111EBull;
+  h ^= h >> 31;
+  return h;
+}
+
+static inline uint64_t hash_f64(double x) {
+  if (x == 0.0)
+    x = 0.0; /* -0.0 and 0.0 are one key */
+  uint64_t b;
+  memcpy(&b, &x, 8);
+  return hash_u64(b ^ (b >> 32));
+}
+
+static uint64_t hash_key(const edgert_dict_t *d, const void *key) {
+  switch (d->kkind) {
+  case EDGERT_KIND_INT64: {
+    int64_t k;
+    memcpy(&k, key, 8);
+    return hash_u64((uint64_t)k);
+  }
+  case EDGERT_KIND_FLOAT64: {
+    double x;
+    memcpy(&x, key, 8);
+    return hash_f64(x);
+  }
+  case EDGERT_KIND_BOOL:
+    return hash_u64(*(const unsigned char *)key != 0);
+  case EDGERT_KIND_STR:
+  case EDGERT_KIND_BYTES: {
+    const edgert_bytes_t *b = key;
+    return hash_bytes(b->data, b->len);
+  }
+  default:
+    return hash_bytes(key, d->ksize);
+  }
+}
+
+static inline uint64_t entry_hash(const edgert_dict_t *d, size_t e) {
+  if (d->khashed)
+    return d->hashes[e];
+  return hash_key(d, d->keys + e * d->ksize);
+}
+
+/* 1 if entry e's key equals `key`; `h` is key's hash (checked first for
+ * hashed keys, skipped when have_h is 0). */
+static inline int key_eq(const edgert_dict_t *d, size_t e, const void *key, uint64_t h,
+                         int have_h) {
+  const unsigned char *k = d->keys + e * d->ksize;
+  switch (d->kkind) {
+  case EDGERT_KIND_INT64:
+    return memcmp(k, key, 8) == 0;
+  case EDGERT_KIND_FLOAT64: {
+    double a, b;
+    memcpy(&a, k, 8);
+    memcpy(&b, key, 8);
+    return a == b;
+  }
+  case EDGERT_KIND_BOOL:
+    return (*k != 0) == (*(const unsigned char *)key != 0);
+  case EDGERT_KIND_STR:
+  case EDGERT_KIND_BYTES: {
+    if (have_h && d->hashes[e] != h)
+      return 0;
+    const edgert_bytes_t *a = (const edgert_bytes_t *)(const void *)k, *b = key;
+    return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+  }
+  default:
+    if (have_h && d->hashes[e] != h)
+      return 0;
+    return memcmp(k, key, d->ksize) == 0;
+  }
+}
+
+/* ---- index ----------------------------------------------------------- */
+
+static inline size_t home_of(size_t icap, uint64_t h) {
+  return (size_t)(((unsigned __int128)h * icap) >> 64);
+}
+static inline uint32_t tag_of(const edgert_dict_t *d, uint64_t h) {
+  return ((uint32_t)(h >> 16) & d->tagmask) << d->ebits;
+}
+
+static size_t limit_of(size_t icap) { return icap / 10 * 7 + (icap % 10) * 7 / 10; }
+
+static unsigned bits_for(size_t v) {
+  unsigned b = 0;
+  while (v) {
+    b++;
+    v >>= 1;
+  }
+  return b;
+}
+
+/* Smallest icap of the 8, 12, 16, 24, ... sequence whose limit holds n. */
+static size_t icap_for(size_t n) {
+  size_t c = 8;
+  while (limit_of(c) < n) {
+    if ((c & (c - 1)) == 0)
+      c = c / 2 * 3;
+    else
+      c = c / 3 * 4;
+  }
+  return c;
+}
+
+/* Looks up `key` (hash h). Returns the entry, or -1 with *slot_out set to
+ * the empty slot where it would go. The index must exist. */
+static inline ptrdiff_t probe(const edgert_dict_t *d, const void *key, uint64_t h,
+                              size_t *slot_out) {
+  size_t i = home_of(d->icap, h);
+  uint32_t tag = tag_of(d, h);
+  uint32_t tmask = ~d->emask;
+  for (;;) {
+    uint32_t s = d->index[i];
+    if (s == 0) {
+      if (slot_out)
+        *slot_out = i;
+      return -1;
+    }
+    if ((s & tmask) == tag) {
+      size_t e = (s & d->emask) - 1;
+      if (key_eq(d, e, key, h, 1))
+        return (ptrdiff_t)e;
+    }
+    if (++i == d->icap)
+      i = 0;
+  }
+}
+
+static inline ptrdiff_t probe_i64(const edgert_dict_t *d, int64_t key, uint64_t h) {
+  size_t i = home_of(d->icap, h);
+  uint32_t tag = tag_of(d, h);
+  uint32_t tmask = ~d->emask;
+  const int64_t *keys = (const int64_t *)(const void *)d->keys;
+  for (;;) {
+    uint32_t s = d->index[i];
+    if (s == 0)
+      return -1;
+    if ((s & tmask) == tag) {
+      size_t e = (s & d->emask) - 1;
+      if (keys[e] == key)
+        return (ptrdiff_t)e;
+    }
+    if (++i == d->icap)
+      i = 0;
+  }
+}
+
+/* Rebuilds the index with `icap` slots. Bumps the version. */
+static int rebuild_index(edgert_dict_t *d, size_t icap) {
+  size_t limit = limit_of(icap);
+  if (limit > EDGERT_DICT_MAX_LEN)
+    limit = EDGERT_DICT_MAX_LEN;
+  uint32_t *index = edgert__calloc(icap, sizeof *index);
+  if (index == NULL)
+    return edgert__error(EDGERT_ENOMEM, "dict: out of memory growing the index to %zu slots",
+                         icap);
+  edgert__free(d->index);
+  d->index = index;
+  d->icap = icap;
+  d->ilimit = limit;
+  d->ebits = bits_for(limit + 1);
+  d->emask = (uint32_t)((1ull << d->ebits) - 1);
+  d->tagmask = d->ebits >= 32 ? 0 : (uint32_t)((1ull << (32 - d->ebits)) - 1);
+  for (size_t e = 0; e < d->len; e++) {
+    uint64_t h = entry_hash(d, e);
+    size_t i = home_of(icap, h);
+    while (index[i] != 0)
+      if (++i == icap)
+        i = 0;
+    index[i] = tag_of(d, h) | (uint32_t)(e + 1);
+  }
+  d->version++;
+  return 0;
+}
+
+static int grow_entries(edgert_dict_t *d, size_t need) {
+  if (need <= d->ecap)
+    return 0;
+  size_t cap = d->ecap < 8 ? 8 : d->ecap < 65536 ? d->ecap + d->ecap / 2 : d->ecap + d->ecap / 4;
+  if (cap < need)
+    cap = need;
+  if (cap > EDGERT_DICT_MAX_LEN)
+    cap = EDGERT_DICT_MAX_LEN;
+  /* Each array is grown on its own; a later failure leaves an earlier
+   * array merely larger than ecap says, which is harmless. */
+  void *k = edgert__realloc(d->keys, cap * d->ksize);
+  if (k == NULL)
+    goto oom;
+  d->keys = k;
+  void *v = edgert__realloc(d->values, cap * d->vsize);
+  if (v == NULL)
+    goto oom;
+  d->values = v;
+  if (d->khashed) {
+    void *h = edgert__realloc(d->hashes, cap * sizeof(uint64_t));
+    if (h == NULL)
+      goto oom;
+    d->hashes = h;
+  }
+  d->ecap = cap;
+  return 0;
+oom:
+  return edgert__error(EDGERT_ENOMEM, "dict: out of memory growing to %zu entries", cap);
+}
+
+/* Room for n entries in total, without pin checks. */
+static int reserve_raw(edgert_dict_t *d, size_t n) {
+  if (n > EDGERT_DICT_MAX_LEN)
+    return edgert__error(EDGERT_ELIMIT, "dict: %zu entries is more than the %zu a dict holds", n,
+                         (size_t)EDGERT_DICT_MAX_LEN);
+  if (n > d->ilimit || d->index == NULL) {
+    size_t icap = icap_for(n);
+    /* A version bump is the point of a resize; entries need room first so
+     * a failure there leaves the old index in place. */
+    if (grow_entries(d, n) < 0)
+      return EDGERT_ENOMEM;
+    if (rebuild_index(d, icap) < 0)
+      return EDGERT_ENOMEM;
+    return 0;
+  }
+  return grow_entries(d, n);
+}
+
+/* ---- lifetime -------------------------------------------------------- */
+
+int edgert_dict_new(const edgert_type_t *key_type, const edgert_type_t *value_type,
+                    edgert_dict_t **out) {
+  if (key_type == NULL || value_type == NULL || out == NULL)
+    return edgert__error(EDGERT_EINVAL, "edgert_dict_new: types and out must not be NULL");
+  edgert_dict_t *d = edgert__calloc(1, sizeof *d);
+  if (d == NULL)
+    return edgert__error(EDGERT_ENOMEM, "dict: out of memory");
+  d->kt = key_type;
+  d->vt = value_type;
+  d->kkind = edgert_type_kind(key_type);
+  d->vkind = edgert_type_kind(value_type);
+  d->ksize = edgert_type_size(key_type);
+  d->vsize = edgert_type_size(value_type);
+  d->kvar = d->kkind == EDGERT_KIND_STR || d->kkind == EDGERT_KIND_BYTES;
+  d->vvar = d->vkind == EDGERT_KIND_STR || d->vkind == EDGERT_KIND_BYTES;
+  d->khashed = d->kvar || d->kkind == EDGERT_KIND_CUSTOM;
+  d->cache_mode = EDGERT_DICT_CACHE_AUTO;
+  d->cache_on = 1;
+  d->ring_version = UINT64_MAX;
+  *out = d;
+  return 0;
+}
+
+static void release_entry_data(edgert_dict_t *d, size_t e) {
+  if (d->kvar) {
+    edgert_bytes_t *b = (edgert_bytes_t *)(void *)(d->keys + e * d->ksize);
+    d->heap_bytes -= b->data ? b->len + 1 : 0;
+    edgert_bytes_release(b);
+  }
+  if (d->vvar) {
+    edgert_bytes_t *b = (edgert_bytes_t *)(void *)(d->values + e * d->vsize);
+    d->heap_bytes -= b->data ? b->len + 1 : 0;
+    edgert_bytes_release(b);
+  }
+}
+
+static void release_storage(edgert_dict_t *d) {
+  for (size_t e = 0; e < d->len; e++)
+    release_entry_data(d, e);
+  edgert__free(d->keys);
+  edgert__free(d->values);
+  edgert__free(d->hashes);
+  edgert__free(d->index);
+  d->keys = d->values = NULL;
+  d->hashes = NULL;
+  d->index = NULL;
+  d->len = d->ecap = d->icap = d->ilimit = 0;
+}
+
+void edgert_dict_free(edgert_dict_t *d) {
+  if (d == NULL)
+    return;
+  release_storage(d);
+  edgert__free(d);
+}
+
+const edgert_type_t *edgert_dict_key_type(const edgert_dict_t *d) { return d->kt; }
+const edgert_type_t *edgert_dict_value_type(const edgert_dict_t *d) { return d->vt; }
+size_t edgert_dict_len(const edgert_dict_t *d) { return d->len; }
+uint64_t edgert_dict_version(const edgert_dict_t *d) { return d->version; }
+
+size_t edgert_dict_memory(const edgert_dict_t *d) {
+  return sizeof *d + d->ecap * (d->ksize + d->vsize + (d->khashed ? 8 : 0)) +
+         d->icap * sizeof(uint32_t) + d->heap_bytes;
+}
+
+/* ---- inline cache ---------------------------------------------------- */
+
+static inline void cache_adapt(edgert_dict_t *d) {
+  if (++d->window < CACHE_WINDOW)
+    return;
+  if (d->cache_mode == EDGERT_DICT_CACHE_AUTO && d->window_hits < CACHE_MIN_HITS) {
+    d->cache_on = 0;
+    d->idle = CACHE_IDLE;
+  }
+  d->window = d->window_hits = 0;
+}
+
+static inline void cache_bypass(edgert_dict_t *d) {
+  d->bypassed++;
+  if (d->cache_mode == EDGERT_DICT_CACHE_AUTO && --d->idle == 0) {
+    d->cache_on = 1;
+    d->window = d->window_hits = 0;
+  }
+}
+
+/* Looks `tag` up in the ring: the entry whose key equals `key`, or -1. */
+static inline ptrdiff_t cache_lookup(edgert_dict_t *d, const void *key, uint64_t tag) {
+  if (d->ring_version != d->version) {
+    for (unsigned r = 0; r < EDGERT_DICT_CACHE_SLOTS; r++)
+      d->ring[r].entry = RING_EMPTY;
+    d->ring_version = d->version;
+    return -1;
+  }
+  for (unsigned r = 0; r < EDGERT_DICT_CACHE_SLOTS; r++) {
+    if (d->ring[r].tag == tag && d->ring[r].entry != RING_EMPTY &&
+        key_eq(d, d->ring[r].entry, key, 0, 0)) {
+      d->hits++;
+      d->window_hits++;
+      cache_adapt(d);
+      return (ptrdiff_t)d->ring[r].entry;
+    }
+  }
+  return -1;
+}
+
+static inline void cache_store(edgert_dict_t *d, uint64_t tag, ptrdiff_t e) {
+  d->misses++;
+  if (e >= 0) {
+    d->ring[d->ring_next].tag = tag;
+    d->ring[d->ring_next].entry = (uint32_t)e;
+    d->ring_next = (d->ring_next + 1) % EDGERT_DICT_CACHE_SLOTS;
+  }
+  cache_adapt(d);
+}
+
+int edgert_dict_set_cache(edgert_dict_t *d, int mode) {
+  if (mode != EDGERT_DICT_CACHE_OFF && mode != EDGERT_DICT_CACHE_ON &&
+      mode != EDGERT_DICT_CACHE_AUTO)
+    return edgert__error(EDGERT_EINVAL, "dict: unknown cache mode %d", mode);
+  d->cache_mode = mode;
+  d->cache_on = mode != EDGERT_DICT_CACHE_OFF;
+  d->hits = d->misses = d->bypassed = 0;
+  d->window = d->window_hits = 0;
+  d->ring_version = UINT64_MAX;
+  return 0;
+}
+
+void edgert_dict_cache_stats(const edgert_dict_t *d, edgert_dict_cache_stats_t *out) {
+  out->hits = d->hits;
+  out->misses = d->misses;
+  out->bypassed = d->bypassed;
+  out->mode = d->cache_mode;
+  out->active = d->cache_on;
+}
+
+/* ---- lookups --------------------------------------------------------- */
+
+static inline ptrdiff_t find_entry(edgert_dict_t *d, const void *key, uint64_t tag,
+                                   int have_tag) {
+  if (d->len == 0)
+    return -1;
+  if (d->cache_on) {
+    if (have_tag) {
+      ptrdiff_t e = cache_lookup(d, key, tag);
+      if (e >= 0)
+        return e;
+      e = probe(d, key, hash_key(d, key), NULL);
+      cache_store(d, tag, e);
+      return e;
+    }
+    uint64_t h = hash_key(d, key);
+    ptrdiff_t e = cache_lookup(d, key, h);
+    if (e >= 0)
+      return e;
+    e = probe(d, key, h, NULL);
+    cache_store(d, h, e);
+    return e;
+  }
+  cache_bypass(d);
+  return probe(d, key, hash_key(d, key), NULL);
+}
+
+void *edgert_dict_find(edgert_dict_t *d, const void *key) {
+  ptrdiff_t e = find_entry(d, key, 0, 0);
+  return e < 0 ? NULL : d->values + (size_t)e * d->vsize;
+}
+
+void *edgert_dict_find_tagged(edgert_dict_t *d, const void *key, uint64_t tag) {
+  ptrdiff_t e = find_entry(d, key, tag, 1);
+  return e < 0 ? NULL : d->values + (size_t)e * d->vsize;
+}
+
+ptrdiff_t edgert_dict_index(edgert_dict_t *d, const void *key) {
+  return find_entry(d, key, 0, 0);
+}
+
+void *edgert_dict_find_i64(edgert_dict_t *d, int64_t key) {
+  if (d->len == 0)
+    return NULL;
+  uint64_t h = hash_u64((uint64_t)key);
+  ptrdiff_t e;
+  if (EDGERT__UNLIKELY(d->cache_on)) {
+    e = cache_lookup(d, &key, h);
+    if (e < 0) {
+      e = probe_i64(d, key, h);
+      cache_store(d, h, e);
+    }
+  } else {
+    cache_bypass(d);
+    e = probe_i64(d, key, h);
+  }
+  return e < 0 ? NULL : d->values + (size_t)e * d->vsize;
+}
+
+int edgert_dict_get(edgert_dict_t *d, const void *key, void *value_out) {
+  void *v = edgert_dict_find(d, key);
+  if (v == NULL)
+    return edgert__error(EDGERT_EKEY, "key not found in the dict");
+  memcpy(value_out, v, d->vsize);
+  return 0;
+}
+
+/* ---- inserts --------------------------------------------------------- */
+
+static int copy_bytes(edgert_bytes_t *dst, const edgert_bytes_t *src) {
+  char *p = edgert__malloc(src->len + 1);
+  if (p == NULL)
+    return edgert__error(EDGERT_ENOMEM, "dict: out of memory copying %zu bytes", src->len);
+  if (src->len)
+    memcpy(p, src->data, src->len);
+  p[src->len] = '\0';
+  dst->data = p;
+  dst->len = src->len;
+  return 0;
+}
+
+/* Appends entry `len` for key (hash h) at index slot `slot`, with the key
+ * copied from `key` (for str/bytes: taking `owned_key` when not NULL) and
+ * a zero value. Room must exist. */
+static size_t append_entry(edgert_dict_t *d, const void *key, const edgert_bytes_t *owned_key,
+                           uint64_t h, size_t slot) {
+  size_t e = d->len++;
+  unsigned char *k = d->keys + e * d->ksize;
+  if (owned_key != NULL) {
+    memcpy(k, owned_key, sizeof *owned_key);
+    d->heap_bytes += owned_key->len + 1;
+  } else {
+    memcpy(k, key, d->ksize);
+  }
+  if (d->khashed)
+    d->hashes[e] = h;
+  memset(d->values + e * d->vsize, 0, d->vsize);
+  d->index[slot] = tag_of(d, h) | (uint32_t)(e + 1);
+  d->version++;
+  return e;
+}
+
+/* Finds key or inserts it (zero value). For str/bytes keys, a new key's data
+ * is copied. Returns the entry or a negative code. */
+static ptrdiff_t upsert_entry(edgert_dict_t *d, const void *key, int *inserted) {
+  uint64_t h = hash_key(d, key);
+  size_t slot = 0;
+  if (d->index != NULL) {
+    ptrdiff_t e = probe(d, key, h, &slot);
+    if (e >= 0) {
+      *inserted = 0;
+      return e;
+    }
+  }
+  if (d->pins)
+    return edgert__error(EDGERT_EBUSY,
+                         "dict: cannot insert while its values buffer is exported");
+  edgert_bytes_t owned = {NULL, 0};
+  if (d->kvar && copy_bytes(&owned, key) < 0)
+    return EDGERT_ENOMEM;
+  if (d->len + 1 > d->ilimit || d->len + 1 > d->ecap || d->index == NULL) {
+    size_t old_icap = d->icap;
+    int rc = reserve_raw(d, d->len + 1);
+    if (rc < 0) {
+      edgert_bytes_release(&owned);
+      return rc;
+    }
+    if (d->icap != old_icap)
+      probe(d, key, h, &slot);
+  }
+  *inserted = 1;
+  return (ptrdiff_t)append_entry(d, key, d->kvar ? &owned : NULL, h, slot);
+}
+
+void *edgert_dict_upsert(edgert_dict_t *d, const void *key, int *inserted, int *err) {
+  int ins = 0;
+  if (d->vvar) {
+    int rc = edgert__error(EDGERT_ETYPE, "dict: upsert needs a fixed-size value type, not %s",
+                           edgert_type_name(d->vt));
+    if (err)
+      *err = rc;
+    return NULL;
+  }
+  ptrdiff_t e = upsert_entry(d, key, &ins);
+  if (e < 0) {
+    if (err)
+      *err = (int)e;
+    return NULL;
+  }
+  if (inserted)
+    *inserted = ins;
+  return d->values + (size_t)e * d->vsize;
+}
+
+void *edgert_dict_upsert_i64(edgert_dict_t *d, int64_t key, int *inserted, int *err) {
+  if (d->index != NULL && !d->vvar) {
+    ptrdiff_t e = probe_i64(d, key, hash_u64((uint64_t)key));
+    if (e >= 0) {
+      if (inserted)
+        *inserted = 0;
+      return d->values + (size_t)e * d->vsize;
+    }
+  }
+  return edgert_dict_upsert(d, &key, inserted, err);
+}
+
+int edgert_dict_set(edgert_dict_t *d, const void *key, const void *value) {
+  edgert_bytes_t nv = {NULL, 0};
+  if (d->vvar && copy_bytes(&nv, value) < 0)
+    return EDGERT_ENOMEM;
+  int ins = 0;
+  ptrdiff_t e = upsert_entry(d, key, &ins);
+  if (e < 0) {
+    edgert_bytes_release(&nv);
+    return (int)e;
+  }
+  unsigned char *v = d->values + (size_t)e * d->vsize;
+  if (d->vvar) {
+    edgert_bytes_t *old = (edgert_bytes_t *)(void *)v;
+    if (old->data)
+      d->heap_bytes -= old->len + 1;
+    edgert_bytes_release(old);
+    *old = nv;
+    d->heap_bytes += nv.len + 1;
+  } else {
+    memcpy(v, value, d->vsize);
+  }
+  return 0;
+}
+
+int edgert_dict_reserve(edgert_dict_t *d, size_t n) {
+  if (d->pins)
+    return edgert__error(EDGERT_EBUSY, "dict: cannot resize while its values buffer is exported");
+  return reserve_raw(d, n);
+}
+
+/* ---- deletes --------------------------------------------------------- */
+
+static inline size_t cdist(size_t icap, size_t from, size_t to) {
+  return to >= from ? to - from : to + icap - from;
+}
+
+/* Empties index slot i and shifts the following cluster back. */
+static void remove_slot(edgert_dict_t *d, size_t i) {
+  size_t hole = i, k = i;
+  for (;;) {
+    if (++k == d->icap)
+      k = 0;
+    uint32_t s = d->index[k];
+    if (s == 0)
+      break;
+    size_t hk = home_of(d->icap, entry_hash(d, (s & d->emask) - 1));
+    if (cdist(d->icap, hk, k) >= cdist(d->icap, hole, k)) {
+      d->index[hole] = s;
+      hole = k;
+    }
+  }
+  d->index[hole] = 0;
+}
+
+/* The index slot holding entry e. */
+static size_t slot_of(const edgert_dict_t *d, size_t e) {
+  size_t i = home_of(d->icap, entry_hash(d, e));
+  while ((d->index[i] & d->emask) != e + 1)
+    if (++i == d->icap)
+      i = 0;
+  return i;
+}
+
+/* Removes entry e (its data already moved out or released): the last entry
+ * takes its place. */
+static void remove_entry(edgert_dict_t *d, size_t e) {
+  remove_slot(d, slot_of(d, e));
+  size_t last = d->len - 1;
+  if (e != last) {
+    size_t s = slot_of(d, last);
+    d->index[s] = (d->index[s] & ~d->emask) | (uint32_t)(e + 1);
+    memcpy(d->keys + e * d->ksize, d->keys + last * d->ksize, d->ksize);
+    memcpy(d->values + e * d->vsize, d->values + last * d->vsize, d->vsize);
+    if (d->khashed)
+      d->hashes[e] = d->hashes[last];
+  }
+  d->len--;
+  d->version++;
+}
+
+static int take_entry(edgert_dict_t *d, size_t e, void *key_out, void *value_out) {
+  unsigned char *k = d->keys + e * d->ksize, *v = d->values + e * d->vsize;
+  if (d->kvar) {
+    edgert_bytes_t *b = (edgert_bytes_t *)(void *)k;
+    d->heap_bytes -= b->data ? b->len + 1 : 0;
+    if (key_out)
+      memcpy(key_out, b, sizeof *b);
+    else
+      edgert_bytes_release(b);
+  } else if (key_out) {
+    memcpy(key_out, k, d->ksize);
+  }
+  if (d->vvar) {
+    edgert_bytes_t *b = (edgert_bytes_t *)(void *)v;
+    d->heap_bytes -= b->data ? b->len + 1 : 0;
+    if (value_out)
+      memcpy(value_out, b, sizeof *b);
+    else
+      edgert_bytes_release(b);
+  } else if (value_out) {
+    memcpy(value_out, v, d->vsize);
+  }
+  remove_entry(d, e);
+  return 0;
+}
+
+int edgert_dict_pop(edgert_dict_t *d, const void *key, void *value_out) {
+  if (d->len == 0)
+    return edgert__error(EDGERT_EKEY, "key not found in the dict");
+  ptrdiff_t e = probe(d, key, hash_key(d, key), NULL);
+  if (e < 0)
+    return edgert__error(EDGERT_EKEY, "key not found in the dict");
+  if (d->pins)
+    return edgert__error(EDGERT_EBUSY,
+                         "dict: cannot delete while its values buffer is exported");
+  return take_entry(d, (size_t)e, NULL, value_out);
+}
+
+int edgert_dict_del(edgert_dict_t *d, const void *key) { return edgert_dict_pop(d, key, NULL); }
+
+int edgert_dict_popitem(edgert_dict_t *d, void *key_out, void *value_out) {
+  if (d->len == 0)
+    return edgert__error(EDGERT_EKEY, "popitem(): the dict is empty");
+  if (d->pins)
+    return edgert__error(EDGERT_EBUSY,
+                         "dict: cannot delete while its values buffer is exported");
+  return take_entry(d, d->len - 1, key_out, value_out);
+}
+
+int edgert_dict_clear(edgert_dict_t *d) {
+  if (d->pins)
+    return edgert__error(EDGERT_EBUSY, "dict: cannot clear while its values buffer is exported");
+  release_storage(d);
+  d->version++;
+  return 0;
+}
+
+/* ---- copies and batches ---------------------------------------------- */
+
+int edgert_dict_copy(const edgert_dict_t *src, edgert_dict_t **out) {
+  edgert_dict_t *d;
+  int rc = edgert_dict_new(src->kt, src->vt, &d);
+  if (rc < 0)
+    return rc;
+  d->cache_mode = src->cache_mode;
+  d->cache_on = src->cache_mode != EDGERT_DICT_CACHE_OFF;
+  if (src->len == 0) {
+    *out = d;
+    return 0;
+  }
+  if (reserve_raw(d, src->len) < 0)
+    goto fail;
+  memcpy(d->keys, src->keys, src->len * src->ksize);
+  memcpy(d->values, src->values, src->len * src->vsize);
+  if (src->khashed)
+    memcpy(d->hashes, src->hashes, src->len * sizeof(uint64_t));
+  /* Deep-copy var data. The aliases of src's data are zeroed first, so a
+   * failure part way leaves only owned (or NULL) data to free. */
+  if (src->kvar)
+    memset(d->keys, 0, src->len * src->ksize);
+  if (src->vvar)
+    memset(d->values, 0, src->len * src->vsize);
+  d->len = src->len;
+  for (size_t e = 0; e < src->len; e++) {
+    if (src->kvar) {
+      const edgert_bytes_t *o = (const edgert_bytes_t *)(const void *)(src->keys + e * src->ksize);
+      if (copy_bytes((edgert_bytes_t *)(void *)(d->keys + e * d->ksize), o) < 0)
+        goto fail;
+      d->heap_bytes += o->len + 1;
+    }
+    if (src->vvar) {
+      const edgert_bytes_t *o =
+          (const edgert_bytes_t *)(const void *)(src->values + e * src->vsize);
+      if (copy_bytes((edgert_bytes_t *)(void *)(d->values + e * d->vsize), o) < 0)
+        goto fail;
+      d->heap_bytes += o->len + 1;
+    }
+  }
+  d->len = src->len;
+  if (rebuild_index(d, d->icap) < 0)
+    goto fail;
+  *out = d;
+  return 0;
+fail:
+  edgert_dict_free(d);
+  return edgert__error(EDGERT_ENOMEM, "dict: out of memory copying %zu entries", src->len);
+}
+
+int edgert_dict_set_many(edgert_dict_t *d, const void *keys, const void *values, size_t n) {
+  if (n == 0)
+    return 0;
+  const unsigned char *ks = keys, *vs = values;
+  /* Make room for every key being new, and copy all str/bytes data first:
+   * after that nothing can fail. */
+  if (d->pins) {
+    for (size_t i = 0; i < n; i++)
+      if (d->len == 0 || probe(d, ks + i * d->ksize, hash_key(d, ks + i * d->ksize), NULL) < 0)
+        return edgert__error(EDGERT_EBUSY,
+                             "dict: cannot insert while its values buffer is exported");
+  } else if (d->len + n > d->ilimit || d->len + n > d->ecap) {
+    if (d->len + n < d->len || d->len + n > EDGERT_DICT_MAX_LEN)
+      return edgert__error(EDGERT_ELIMIT, "dict: too many entries");
+    int rc = reserve_raw(d, d->len + n);
+    if (rc < 0)
+      return rc;
+  }
+  edgert_bytes_t *kc = NULL, *vc = NULL;
+  if (d->kvar || d->vvar) {
+    kc = d->kvar ? edgert__calloc(n, sizeof *kc) : NULL;
+    vc = d->vvar ? edgert__calloc(n, sizeof *vc) : NULL;
+    if ((d->kvar && kc == NULL) || (d->vvar && vc == NULL))
+      goto oom;
+    for (size_t i = 0; i < n; i++) {
+      if (d->kvar && copy_bytes(&kc[i], (const edgert_bytes_t *)(const void *)(ks + i * d->ksize)) < 0)
+        goto oom;
+      if (d->vvar && copy_bytes(&vc[i], (const edgert_bytes_t *)(const void *)(vs + i * d->vsize)) < 0)
+        goto oom;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    const void *key = ks + i * d->ksize;
+    uint64_t h = hash_key(d, key);
+    size_t slot = 0;
+    /* The index exists: either entries exist or reserve_raw made it. */
+    ptrdiff_t e = probe(d, key, h, &slot);
+    if (e < 0)
+      e = (ptrdiff_t)append_entry(d, key, d->kvar ? &kc[i] : NULL, h, slot);
+    else if (d->kvar)
+      edgert_bytes_release(&kc[i]);
+    unsigned char *v = d->values + (size_t)e * d->vsize;
+    if (d->vvar) {
+      edgert_bytes_t *old = (edgert_bytes_t *)(void *)v;
+      d->heap_bytes -= old->data ? old->len + 1 : 0;
+      edgert_bytes_release(old);
+      *old = vc[i];
+      d->heap_bytes += vc[i].len + 1;
+    } else {
+      memcpy(v, vs + i * d->vsize, d->vsize);
+    }
+  }
+  edgert__free(kc);
+  edgert__free(vc);
+  return 0;
+oom:
+  for (size_t i = 0; i < n; i++) {
+    if (kc)
+      edgert_bytes_release(&kc[i]);
+    if (vc)
+      edgert_bytes_release(&vc[i]);
+  }
+  edgert__free(kc);
+  edgert__free(vc);
+  return edgert__error(EDGERT_ENOMEM, "dict: out of memory in set_many");
+}
+
+int edgert_dict_get_many(edgert_dict_t *d, const void *keys, size_t n, void *values_out,
+                         const void *dflt, size_t *missing_at) {
+  const unsigned char *ks = keys;
+  unsigned char *out = values_out;
+  size_t vsz = d->vsize;
+  if (d->kkind == EDGERT_KIND_INT64 && d->len > 0) {
+    const int64_t *ik = keys;
+    for (size_t i = 0; i < n; i++) {
+      ptrdiff_t e = probe_i64(d, ik[i], hash_u64((uint64_t)ik[i]));
+      if (e >= 0) {
+        memcpy(out + i * vsz, d->values + (size_t)e * vsz, vsz);
+      } else if (dflt) {
+        memcpy(out + i * vsz, dflt, vsz);
+      } else {
+        if (missing_at)
+          *missing_at = i;
+        return edgert__error(EDGERT_EKEY, "key %lld not found in the dict", (long long)ik[i]);
+      }
+    }
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const void *key = ks + i * d->ksize;
+    ptrdiff_t e = d->len ? probe(d, key, hash_key(d, key), NULL) : -1;
+    if (e >= 0) {
+      memcpy(out + i * vsz, d->values + (size_t)e * vsz, vsz);
+    } else if (dflt) {
+      memcpy(out + i * vsz, dflt, vsz);
+    } else {
+      if (missing_at)
+        *missing_at = i;
+      return edgert__error(EDGERT_EKEY, "key number %zu not found in the dict", i);
+    }
+  }
+  return 0;
+}
+
+/* ---- dense access, pins, iteration ----------------------------------- */
+
+const void *edgert_dict_key_at(const edgert_dict_t *d, size_t i) {
+  return i < d->len ? d->keys + i * d->ksize : NULL;
+}
+void *edgert_dict_value_at(edgert_dict_t *d, size_t i) {
+  return i < d->len ? d->values + i * d->vsize : NULL;
+}
+void *edgert_dict_values(edgert_dict_t *d) { return d->len ? d->values : NULL; }
+
+void edgert_dict_pin(edgert_dict_t *d) { d->pins++; }
+int edgert_dict_unpin(edgert_dict_t *d) {
+  if (d->pins == 0)
+    return edgert__error(EDGERT_EINVAL, "dict: unpin without a pin");
+  d->pins--;
+  return 0;
+}
+unsigned edgert_dict_pins(const edgert_dict_t *d) { return d->pins; }
+
+void edgert_dict_iter_init(edgert_dict_t *d, edgert_dict_iter_t *it) {
+  it->dict = d;
+  it->pos = 0;
+  it->version = d->version;
+}
+
+int edgert_dict_iter_next(edgert_dict_iter_t *it, const void **key, void **value) {
+  edgert_dict_t *d = it->dict;
+  if (d->version != it->version)
+    return edgert__error(EDGERT_ECHANGED, "dictionary changed size during iteration");
+  if (it->pos >= d->len)
+    return 0;
+  size_t e = it->pos++;
+  if (key)
+    *key = d->keys + e * d->ksize;
+  if (value)
+    *value = d->values + e * d->vsize;
+  return 1;
+}

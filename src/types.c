@@ -1,0 +1,209 @@
+/*
+ * types.c: the type registry.
+ *
+ * Invariants: the five built-in types are static and always present; custom
+ * types are heap nodes on a singly linked list that only grows (a node is
+ * never freed or changed once published, so handles stay valid for the life
+ * of the process and readers need no lock once they hold one). Every
+ * registered name is unique among built-in and custom names; the list is
+ * changed and searched under `registry_lock`. A custom type's size was
+ * obtained from its sizeof callback once, at registration, and is within
+ * 1 .. EDGERT_TYPE_MAX_SIZE.
+ */
+#include "internal.h"
+
+#include <pthread.h>
+#include <string.h>
+
+struct edgert_type_s {
+  const char *name;
+  edgert_kind_t kind;
+  size_t size;
+  edgert_sizeof_fn sizeof_fn;
+  edgert_check_fn check_fn;
+  edgert_copy_fn copy_fn;
+  edgert_box_fn box_fn;
+  struct edgert_type_s *next;
+};
+
+static edgert_type_t builtin_types[] = {
+    {"int64", EDGERT_KIND_INT64, sizeof(int64_t), NULL, NULL, NULL, NULL, NULL},
+    {"float64", EDGERT_KIND_FLOAT64, sizeof(double), NULL, NULL, NULL, NULL, NULL},
+    {"bool", EDGERT_KIND_BOOL, 1, NULL, NULL, NULL, NULL, NULL},
+    {"str", EDGERT_KIND_STR, sizeof(edgert_bytes_t), NULL, NULL, NULL, NULL, NULL},
+    {"bytes", EDGERT_KIND_BYTES, sizeof(edgert_bytes_t), NULL, NULL, NULL, NULL, NULL},
+};
+
+/* Names a custom type may not take; each maps to a built-in (or to none,
+ * for "object", which only the Python layer knows). */
+static const struct {
+  const char *name;
+  int builtin; /* index into builtin_types, -1 for none */
+} reserved_names[] = {
+    {"int", 0},   {"int64", 0}, {"float", 1}, {"float64", 1},
+    {"bool", 2},  {"str", 3},   {"bytes", 4}, {"object", -1},
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static edgert_type_t *custom_types; /* guarded by registry_lock */
+
+void edgert_bytes_release(edgert_bytes_t *b) {
+  if (b == NULL)
+    return;
+  edgert__free(b->data);
+  b->data = NULL;
+  b->len = 0;
+}
+
+const edgert_type_t *edgert_type_builtin(edgert_kind_t kind) {
+  if (kind >= EDGERT_KIND_INT64 && kind <= EDGERT_KIND_BYTES)
+    return &builtin_types[kind - 1];
+  return NULL;
+}
+
+static const edgert_type_t *find_locked(const char *name) {
+  for (const edgert_type_t *t = custom_types; t != NULL; t = t->next)
+    if (strcmp(t->name, name) == 0)
+      return t;
+  return NULL;
+}
+
+int edgert_type_find(const char *name, const edgert_type_t **out) {
+  if (name == NULL || out == NULL)
+    return edgert__error(EDGERT_EINVAL, "edgert_type_find: name and out must not be NULL");
+  for (size_t i = 0; i < sizeof reserved_names / sizeof reserved_names[0]; i++) {
+    if (strcmp(reserved_names[i].name, name) == 0 && reserved_names[i].builtin >= 0) {
+      *out = &builtin_types[reserved_names[i].builtin];
+      return 0;
+    }
+  }
+  pthread_mutex_lock(&registry_lock);
+  const edgert_type_t *t = find_locked(name);
+  pthread_mutex_unlock(&registry_lock);
+  if (t == NULL)
+    return edgert__error(EDGERT_ENOTFOUND, "no element type named '%.80s' is registered", name);
+  *out = t;
+  return 0;
+}
+
+static int valid_name(const char *name) {
+  size_t n = strlen(name);
+  if (n == 0 || n > EDGERT_TYPE_NAME_MAX)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    int digit = c >= '0' && c <= '9';
+    if (!(alpha || (i > 0 && (digit || c == '.'))))
+      return 0;
+  }
+  return 1;
+}
+
+int edgert_type_register(const char *name, edgert_sizeof_fn sizeof_fn,
+                         edgert_check_fn check_fn, edgert_copy_fn copy_fn,
+                         edgert_box_fn box_fn, const edgert_type_t **out) {
+  if (name == NULL)
+    return edgert__error(EDGERT_EINVAL, "register type: the name must not be NULL");
+  if (!valid_name(name))
+    return edgert__error(EDGERT_EINVAL,
+                         "register type: invalid type name '%.80s' (1 to %d characters: a "
+                         "letter or '_', then letters, digits, '_' or '.')",
+                         name, EDGERT_TYPE_NAME_MAX);
+  if (sizeof_fn == NULL || check_fn == NULL || copy_fn == NULL)
+    return edgert__error(EDGERT_EINVAL,
+                         "register type '%s': the %s callback must not be NULL", name,
+                         sizeof_fn == NULL ? "sizeof" : check_fn == NULL ? "check" : "copy");
+  for (size_t i = 0; i < sizeof reserved_names / sizeof reserved_names[0]; i++)
+    if (strcmp(reserved_names[i].name, name) == 0)
+      return edgert__error(EDGERT_EEXIST, "register type: '%s' is a built-in type name", name);
+  size_t size = sizeof_fn(); /* foreign code, outside the lock */
+  if (size == 0 || size > EDGERT_TYPE_MAX_SIZE)
+    return edgert__error(EDGERT_EINVAL,
+                         "register type '%s': sizeof returned %zu (must be 1 to %d)", name,
+                         size, EDGERT_TYPE_MAX_SIZE);
+  edgert_type_t *t = edgert__calloc(1, sizeof *t);
+  char *copy = edgert__strdup(name);
+  if (t == NULL || copy == NULL) {
+    edgert__free(t);
+    edgert__free(copy);
+    return edgert__error(EDGERT_ENOMEM, "register type '%s': out of memory", name);
+  }
+  t->name = copy;
+  t->kind = EDGERT_KIND_CUSTOM;
+  t->size = size;
+  t->sizeof_fn = sizeof_fn;
+  t->check_fn = check_fn;
+  t->copy_fn = copy_fn;
+  t->box_fn = box_fn;
+  pthread_mutex_lock(&registry_lock);
+  if (find_locked(name) != NULL) {
+    pthread_mutex_unlock(&registry_lock);
+    edgert__free(copy);
+    edgert__free(t);
+    return edgert__error(EDGERT_EEXIST, "register type: a type named '%s' is already registered",
+                         name);
+  }
+  t->next = custom_types;
+  custom_types = t;
+  pthread_mutex_unlock(&registry_lock);
+  if (out != NULL)
+    *out = t;
+  return 0;
+}
+
+/* Function pointers from plain addresses, without the cast ISO C frowns on. */
+#define FN_FROM_ADDR(type, var, addr)                                                    \
+  type var = NULL;                                                                       \
+  do {                                                                                   \
+    void *a_ = (addr);                                                                   \
+    memcpy(&var, &a_, sizeof var);                                                       \
+  } while (0)
+
+int edgert_register_custom_type_boxed(const char *name, void *sizeof_fn, void *check_fn,
+                                      void *copy_fn, void *box_fn) {
+  FN_FROM_ADDR(edgert_sizeof_fn, sz, sizeof_fn);
+  FN_FROM_ADDR(edgert_check_fn, ck, check_fn);
+  FN_FROM_ADDR(edgert_copy_fn, cp, copy_fn);
+  FN_FROM_ADDR(edgert_box_fn, bx, box_fn);
+  return edgert_type_register(name, sz, ck, cp, bx, NULL);
+}
+
+int edgert_register_custom_type(const char *name, void *sizeof_fn, void *check_fn,
+                                void *copy_fn) {
+  return edgert_register_custom_type_boxed(name, sizeof_fn, check_fn, copy_fn, NULL);
+}
+
+const char *edgert_type_name(const edgert_type_t *t) { return t->name; }
+edgert_kind_t edgert_type_kind(const edgert_type_t *t) { return t->kind; }
+size_t edgert_type_size(const edgert_type_t *t) { return t->size; }
+int edgert_type_has_box(const edgert_type_t *t) { return t->box_fn != NULL; }
+
+int edgert_type_check(const edgert_type_t *t, void *obj) {
+  if (t->kind != EDGERT_KIND_CUSTOM)
+    return edgert__error(EDGERT_ETYPE, "type '%s' has no check callback", t->name);
+  int r = t->check_fn(obj);
+  if (r < 0)
+    return edgert__error(EDGERT_EFAILED, "the check callback of type '%s' failed", t->name);
+  return r != 0;
+}
+
+int edgert_type_copy(const edgert_type_t *t, void *dst, void *obj) {
+  if (t->kind != EDGERT_KIND_CUSTOM)
+    return edgert__error(EDGERT_ETYPE, "type '%s' has no copy callback", t->name);
+  t->copy_fn(dst, obj);
+  return 0;
+}
+
+int edgert_type_box(const edgert_type_t *t, const void *src, void **out) {
+  if (t->kind != EDGERT_KIND_CUSTOM)
+    return edgert__error(EDGERT_ETYPE, "type '%s' has no box callback", t->name);
+  if (t->box_fn == NULL)
+    return edgert__error(EDGERT_EUNSUPPORTED, "type '%s' was registered without a box callback",
+                         t->name);
+  void *o = t->box_fn(src);
+  if (o == NULL)
+    return edgert__error(EDGERT_EFAILED, "the box callback of type '%s' failed", t->name);
+  *out = o;
+  return 0;
+}
