@@ -1,0 +1,100 @@
+"""Guard benchmarks: what ExplicitFallback.run_with_guard adds to a bound
+kernel call (target <= 2.0x the bare call), and what arming crash
+containment costs per call (target <= 10 ns), measured in C
+(tests/fixtures/linked/guard_bench.c) in child processes with
+EDGERT_CRASH_GUARD=1 and =0."""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+
+import common
+from common import Row, ns_per_call
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _fixture(name: str) -> str:
+    d = pathlib.Path(os.environ.get("EDGERT_FIXTURE_DIR") or ROOT / "build" / "fixtures")
+    for candidate in (d / f"{name}.so", d / f"lib{name}.so"):
+        if candidate.exists():
+            return str(candidate)
+    raise FileNotFoundError(f"{d}/{name}.so is not built: run `make build` first")
+
+
+_CHILD = r'''
+import ctypes, json, statistics, sys
+lib = ctypes.CDLL(sys.argv[1])
+for name in ("guard_bench_run_ns", "guard_bench_direct_ns"):
+    getattr(lib, name).restype = ctypes.c_double
+    getattr(lib, name).argtypes = [ctypes.c_long]
+n, repeat = 2_000_000, int(sys.argv[2])
+lib.guard_bench_run_ns(n)  # warm up
+print(json.dumps({
+    "run": statistics.median(lib.guard_bench_run_ns(n) for _ in range(repeat)),
+    "direct": statistics.median(lib.guard_bench_direct_ns(n) for _ in range(repeat)),
+}))
+'''
+
+
+def _c_timing(guard: str) -> dict:
+    env = dict(os.environ, EDGERT_CRASH_GUARD=guard)
+    out = subprocess.run([sys.executable, "-c", _CHILD, _fixture("guard_bench"),
+                          str(common.REPEAT)], env=env, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+class _ArticleFallback:
+    """The article's run_with_guard, in Python, for comparison."""
+
+    @classmethod
+    def run_with_guard(cls, compiled_func, reference_func, *args, tolerance=1e-9,
+                       fallback_enabled=False):
+        try:
+            result = compiled_func(*args)
+            return result
+        except Exception as comp_exc:
+            if not fallback_enabled:
+                from edgert import CompiledModeFailure
+                raise CompiledModeFailure("compiled path failed") from comp_exc
+            return reference_func(*args)
+
+
+def run() -> list[Row]:
+    from edgert import ABIContract, ExplicitFallback, ModuleLoader
+
+    loader = ModuleLoader()
+    loader.load(_fixture("guard_crashy"),
+                ABIContract("guard_ok", [ctypes.c_double], ctypes.c_double))
+    f = loader.function("guard_ok")
+
+    def ref(x: float) -> float:
+        return x * 2.0 + 1.0
+
+    g = {"f": f, "ref": ref, "E": ExplicitFallback, "A": _ArticleFallback,
+         "rwg": ExplicitFallback.run_with_guard}
+    bare = ns_per_call("f(1.5)", globals=g)
+    guarded = ns_per_call("E.run_with_guard(f, ref, 1.5)", globals=g)
+    article = ns_per_call("A.run_with_guard(f, ref, 1.5)", globals=g)
+    rows = [
+        Row("guard", "E.run_with_guard(f, ref, x), compiled succeeds", guarded,
+            "bare bound call f(x)", bare, "<= 2.0x"),
+        Row("guard", "E.run_with_guard(f, ref, x), compiled succeeds", guarded,
+            "article's Python run_with_guard", article),
+    ]
+    on, off = _c_timing("1"), _c_timing("0")
+    armed = max(on["run"] - off["run"], 0.01)
+    rows += [
+        Row("guard", "edgert_guard_run(noop), containment armed", on["run"],
+            "same, EDGERT_CRASH_GUARD=0", off["run"],
+            note=f"direct call {statistics.mean([on['direct'], off['direct']]):.1f} ns"),
+        Row("guard", "containment armed: ns added per call", armed, "budget 10 ns", 10.0,
+            "<= 1.0x"),
+    ]
+    return rows
