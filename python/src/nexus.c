@@ -1,7 +1,862 @@
-/* nexus.c: (not yet written) */
+/*
+ * nexus.c: kernel handles, the hot path of edgert.Nexus.
+ *
+ * A Kernel is called through vectorcall. A call goes to the current compiled
+ * version unless the kernel is quarantined; for a bound module function the
+ * argument guard is the contract, checked while the arguments are converted
+ * (edgert_py_bound_call with a `missed` flag), so a refused call goes to the
+ * reference with no exception ever built. A compiled call that raises (an
+ * Exception; KeyboardInterrupt and other BaseExceptions pass through) is a
+ * failure: the reference serves it when fallback is enabled, else it raises
+ * CompiledModeFailure whose __cause__ is the original error; max_failures
+ * consecutive failures of the current version quarantine the kernel until
+ * reset(), swap() or rollback().
+ *
+ * Invariants. All state lives in the handle as plain C integers and is only
+ * read or written with the GIL held, which makes every update atomic with
+ * respect to other Python threads; the GIL is released only inside a bound
+ * call. A call takes a strong reference to the compiled object of the
+ * version it starts on, and copies that version's number and kind, so a
+ * swap or rollback in another thread (while this call runs with the GIL
+ * released) never frees or changes what the call runs on; consecutive
+ * failures and the quarantine follow only calls on the version that is still
+ * current. The history is a fixed array, oldest first, never empty: its last
+ * entry is the current version. Latencies are sampled on one call in
+ * SAMPLE_EVERY of each side, so timing costs nothing on the others.
+ * The C core's nexus (src/nexus.c) implements the same policy for C hosts;
+ * this file does not use it because its compiled and reference sides are
+ * Python objects and its state is protected by the GIL for free.
+ */
 #include "ext.h"
 
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SAMPLE_EVERY 64u /* a power of two */
+#define LAT_RING 128u
+#define HISTORY_DEFAULT 8
+#define HISTORY_MAX 1024
+
+enum { ACTIVE = 0, QUARANTINED = 1, CLEARED = 2 };
+
+#if defined(__GNUC__)
+#define EDGERT_PY_LIKELY(x) __builtin_expect(!!(x), 1)
+#define EDGERT_PY_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define EDGERT_PY_LIKELY(x) (x)
+#define EDGERT_PY_UNLIKELY(x) (x)
+#endif
+
+static edgert_py_logger_t nexus_log;
+
+typedef struct lat_s {
+  uint64_t tick;  /* calls of this side so far: sampled when tick % SAMPLE_EVERY == 0 */
+  uint64_t n;     /* samples taken */
+  double sum, min, max;
+  double ring[LAT_RING]; /* the last LAT_RING samples, ns */
+} lat_t;
+
+typedef struct version_s {
+  PyObject *compiled; /* strong */
+  uint64_t number;
+  double installed; /* time.time() when it was installed */
+  int bound;        /* compiled is a bound module function (has a contract) */
+} version_t;
+
+typedef struct kernel_s {
+  PyObject_HEAD
+  vectorcallfunc vectorcall;
+  PyObject *weakrefs;
+  PyObject *name;      /* str */
+  PyObject *reference; /* callable */
+  version_t *history;  /* [0] oldest ... [nversions - 1] current */
+  int nversions, history_max;
+  uint64_t last_number;
+  int state;
+  int fallback_enabled, strict;
+  unsigned long max_failures, validate_every;
+  double tolerance;
+  unsigned long consecutive;
+  uint64_t calls, compiled, guard_misses, fallbacks, failures, mismatches,
+      validations;
+  lat_t clat, rlat;
+} KernelObject;
+
+static PyTypeObject Kernel_Type;
+
+/* ---- timing ------------------------------------------------------------ */
+
+static inline double now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void lat_record(lat_t *l, double ns) {
+  if (l->n == 0 || ns < l->min)
+    l->min = ns;
+  if (l->n == 0 || ns > l->max)
+    l->max = ns;
+  l->sum += ns;
+  l->ring[l->n % LAT_RING] = ns;
+  l->n++;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* {"samples", "mean_ns", "min_ns", "p50_ns", "p99_ns", "max_ns"}; the
+ * percentiles are over the last LAT_RING samples, the rest over all. */
+static PyObject *lat_summary(const lat_t *l) {
+  if (l->n == 0)
+    return Py_BuildValue("{s:i,s:O,s:O,s:O,s:O,s:O}", "samples", 0, "mean_ns",
+                         Py_None, "min_ns", Py_None, "p50_ns", Py_None,
+                         "p99_ns", Py_None, "max_ns", Py_None);
+  double sorted[LAT_RING];
+  size_t m = l->n < LAT_RING ? (size_t)l->n : LAT_RING;
+  memcpy(sorted, l->ring, m * sizeof *sorted);
+  qsort(sorted, m, sizeof *sorted, cmp_double);
+  double p50 = sorted[(m - 1) / 2];
+  double p99 = sorted[(size_t)((double)(m - 1) * 0.99)];
+  return Py_BuildValue("{s:K,s:d,s:d,s:d,s:d,s:d}", "samples",
+                       (unsigned long long)l->n, "mean_ns", l->sum / (double)l->n,
+                       "min_ns", l->min, "p50_ns", p50, "p99_ns", p99, "max_ns",
+                       l->max);
+}
+
+/* ---- the reference side ------------------------------------------------ */
+
+static PyObject *call_reference(KernelObject *self, PyObject *const *args,
+                                Py_ssize_t nargs) {
+  if ((self->rlat.tick++ & (SAMPLE_EVERY - 1)) == 0) {
+    double t0 = now_ns();
+    PyObject *r = PyObject_Vectorcall(self->reference, args, nargs, NULL);
+    if (r != NULL)
+      lat_record(&self->rlat, now_ns() - t0);
+    return r;
+  }
+  return PyObject_Vectorcall(self->reference, args, nargs, NULL);
+}
+
+/* ---- the slow paths ---------------------------------------------------- */
+
+static inline uint64_t current_number(KernelObject *self) {
+  return self->history[self->nversions - 1].number;
+}
+
+/*
+ * Whether debug logging is on, for the guard-miss path: the answer is kept
+ * with the version tag of the logger's level cache (PEP 509), which changes
+ * whenever logging clears or fills that cache, so the common case is one
+ * integer compare instead of a dict lookup.
+ */
+static uint64_t debug_tag;
+static int debug_on;
+static int debug_enabled(void) {
+#if PY_VERSION_HEX < 0x030C0000
+  PyDictObject *cache = (PyDictObject *)nexus_log.cache;
+  if (cache != NULL) {
+    if (debug_tag != 0 && cache->ma_version_tag == debug_tag)
+      return debug_on;
+    debug_on = edgert_py_log_enabled(&nexus_log, EDGERT_PY_DEBUG);
+    debug_tag = cache->ma_version_tag; /* read after the check filled it */
+    return debug_on;
+  }
+#endif
+  return edgert_py_log_enabled(&nexus_log, EDGERT_PY_DEBUG);
+}
+
+static PyObject *guard_miss(KernelObject *self, PyObject *const *args,
+                            Py_ssize_t nargs, uint64_t number) {
+  self->guard_misses++;
+  if (EDGERT_PY_UNLIKELY(debug_enabled())) {
+    PyObject *shapes = edgert_py_describe_args(args, nargs);
+    if (shapes != NULL) {
+      edgert_py_log(&nexus_log, EDGERT_PY_DEBUG,
+                    "kernel '%U' version %llu: guard miss: arguments %U do "
+                    "not fit the contract; calling the reference",
+                    self->name, (unsigned long long)number, shapes);
+      Py_DECREF(shapes);
+    } else
+      PyErr_Clear();
+  }
+  return call_reference(self, args, nargs);
+}
+
+static PyObject *quarantined_call(KernelObject *self, PyObject *const *args,
+                                  Py_ssize_t nargs) {
+  if (self->state == CLEARED || self->reference == NULL) {
+    PyErr_SetString(PyExc_RuntimeError, "this kernel handle was cleared");
+    return NULL;
+  }
+  self->fallbacks++;
+  return call_reference(self, args, nargs);
+}
+
+/* Logs at `level` with the arguments' shapes appended as "%U". */
+static void log_with_shapes(int level, PyObject *const *args, Py_ssize_t nargs,
+                            const char *fmt, KernelObject *self,
+                            uint64_t number, PyObject *what) {
+  if (!edgert_py_log_enabled(&nexus_log, level))
+    return;
+  PyObject *et, *ev, *tb;
+  PyErr_Fetch(&et, &ev, &tb);
+  PyObject *shapes = edgert_py_describe_args(args, nargs);
+  if (shapes != NULL) {
+    edgert_py_log(&nexus_log, level, fmt, self->name,
+                  (unsigned long long)number, what, shapes);
+    Py_DECREF(shapes);
+  }
+  PyErr_Clear();
+  PyErr_Restore(et, ev, tb);
+}
+
+/* The compiled call raised (the exception is set). Counts, logs, and falls
+ * back or raises CompiledModeFailure. */
+static PyObject *compiled_failed(KernelObject *self, PyObject *const *args,
+                                 Py_ssize_t nargs, uint64_t number) {
+  if (!PyErr_ExceptionMatches(PyExc_Exception))
+    return NULL; /* KeyboardInterrupt, SystemExit: not the kernel's failure */
+  PyObject *et, *ev, *tb;
+  PyErr_Fetch(&et, &ev, &tb);
+  PyErr_NormalizeException(&et, &ev, &tb);
+  if (tb != NULL && ev != NULL)
+    PyException_SetTraceback(ev, tb);
+  Py_XDECREF(tb);
+  Py_XDECREF(et);
+
+  self->failures++;
+  int quarantine = 0;
+  if (number == current_number(self) && self->state == ACTIVE) {
+    self->consecutive++;
+    if (self->max_failures != 0 && self->consecutive >= self->max_failures) {
+      self->state = QUARANTINED;
+      quarantine = 1;
+    }
+  }
+  PyObject *what = PyUnicode_FromFormat("%s: %S", Py_TYPE(ev)->tp_name, ev);
+  if (what == NULL) {
+    Py_DECREF(ev);
+    return NULL;
+  }
+  if (self->fallback_enabled) {
+    self->fallbacks++;
+    log_with_shapes(EDGERT_PY_WARNING, args, nargs,
+                    "kernel '%U' version %llu failed (%U) on %U; falling back "
+                    "to the reference",
+                    self, number, what);
+  } else {
+    log_with_shapes(EDGERT_PY_ERROR, args, nargs,
+                    "kernel '%U' version %llu failed (%U) on %U; fallback is "
+                    "disabled: raising CompiledModeFailure",
+                    self, number, what);
+  }
+  if (quarantine)
+    edgert_py_log(&nexus_log, EDGERT_PY_ERROR,
+                  "kernel '%U' version %llu quarantined after %lu consecutive "
+                  "failures; calls go to the reference until reset()",
+                  self->name, (unsigned long long)number, self->consecutive);
+  if (self->fallback_enabled) {
+    Py_DECREF(what);
+    Py_DECREF(ev);
+    return call_reference(self, args, nargs);
+  }
+  PyObject *msg = PyUnicode_FromFormat("kernel '%U' version %llu failed: %U",
+                                       self->name, (unsigned long long)number,
+                                       what);
+  Py_DECREF(what);
+  PyObject *exc = msg ? PyObject_CallOneArg(EdgertPy_CompiledModeFailure, msg)
+                      : NULL;
+  Py_XDECREF(msg);
+  if (exc == NULL) {
+    Py_DECREF(ev);
+    return NULL;
+  }
+  PyObject *num = PyLong_FromUnsignedLongLong(number);
+  if (num == NULL || PyObject_SetAttrString(exc, "kernel", self->name) < 0 ||
+      PyObject_SetAttrString(exc, "version", num) < 0) {
+    Py_XDECREF(num);
+    Py_DECREF(exc);
+    Py_DECREF(ev);
+    return NULL;
+  }
+  Py_DECREF(num);
+  Py_INCREF(ev);
+  PyException_SetContext(exc, ev);
+  PyException_SetCause(exc, ev); /* steals; also suppresses the context */
+  PyErr_SetObject(EdgertPy_CompiledModeFailure, exc);
+  Py_DECREF(exc);
+  return NULL;
+}
+
+/* Shadow validation: `result` (owned) is the compiled result. Returns it,
+ * or NULL with FallbackMismatchError in strict mode. */
+static PyObject *shadow_validate(KernelObject *self, PyObject *result,
+                                 PyObject *const *args, Py_ssize_t nargs,
+                                 uint64_t number) {
+  self->validations++;
+  PyObject *cause = NULL, *diff = NULL;
+  PyObject *ref = call_reference(self, args, nargs);
+  if (ref == NULL) {
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+      Py_DECREF(result);
+      return NULL;
+    }
+    PyObject *et, *tb;
+    PyErr_Fetch(&et, &cause, &tb);
+    PyErr_NormalizeException(&et, &cause, &tb);
+    Py_XDECREF(et);
+    Py_XDECREF(tb);
+    diff = PyUnicode_FromFormat("the reference raised %s: %S",
+                                Py_TYPE(cause)->tp_name, cause);
+  } else {
+    int m = edgert_py_results_match(result, ref, self->tolerance, &diff);
+    Py_DECREF(ref);
+    if (m == 1)
+      return result;
+    if (m < 0) {
+      if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+        Py_DECREF(result);
+        return NULL;
+      }
+      PyObject *et, *tb;
+      PyErr_Fetch(&et, &cause, &tb);
+      PyErr_NormalizeException(&et, &cause, &tb);
+      Py_XDECREF(et);
+      Py_XDECREF(tb);
+      diff = PyUnicode_FromFormat("the results could not be compared: %s: %S",
+                                  Py_TYPE(cause)->tp_name, cause);
+    } else if (diff == NULL) {
+      diff = PyUnicode_FromString("the results differ");
+    }
+  }
+  if (diff == NULL) {
+    Py_XDECREF(cause);
+    Py_DECREF(result);
+    return NULL;
+  }
+  self->mismatches++;
+  log_with_shapes(self->strict ? EDGERT_PY_ERROR : EDGERT_PY_WARNING, args,
+                  nargs,
+                  self->strict
+                      ? "kernel '%U' version %llu: shadow validation mismatch "
+                        "(%U) on %U; strict: raising FallbackMismatchError"
+                      : "kernel '%U' version %llu: shadow validation mismatch "
+                        "(%U) on %U; returning the compiled result",
+                  self, number, diff);
+  if (!self->strict) {
+    Py_DECREF(diff);
+    Py_XDECREF(cause);
+    return result;
+  }
+  Py_DECREF(result);
+  PyObject *shapes = edgert_py_describe_args(args, nargs);
+  PyObject *msg =
+      shapes ? PyUnicode_FromFormat("kernel '%U' version %llu: compiled and "
+                                    "reference results differ on %U: %U",
+                                    self->name, (unsigned long long)number,
+                                    shapes, diff)
+             : NULL;
+  Py_XDECREF(shapes);
+  Py_DECREF(diff);
+  PyObject *exc = msg ? PyObject_CallOneArg(EdgertPy_FallbackMismatchError, msg)
+                      : NULL;
+  Py_XDECREF(msg);
+  if (exc == NULL) {
+    Py_XDECREF(cause);
+    return NULL;
+  }
+  if (cause != NULL) {
+    Py_INCREF(cause);
+    PyException_SetContext(exc, cause);
+    PyException_SetCause(exc, cause);
+  }
+  PyErr_SetObject(EdgertPy_FallbackMismatchError, exc);
+  Py_DECREF(exc);
+  return NULL;
+}
+
+/* ---- the hot path ------------------------------------------------------ */
+
+static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
+                                   size_t nargsf, PyObject *kwnames) {
+  KernelObject *self = (KernelObject *)op;
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) {
+    PyErr_Format(PyExc_TypeError,
+                 "kernel '%U' takes positional arguments only", self->name);
+    return NULL;
+  }
+  self->calls++;
+  if (EDGERT_PY_UNLIKELY(self->state != ACTIVE))
+    return quarantined_call(self, args, nargs);
+  version_t *v = &self->history[self->nversions - 1];
+  PyObject *compiled = v->compiled;
+  uint64_t number = v->number;
+  int bound = v->bound;
+  Py_INCREF(compiled); /* the version this call runs on, whatever swaps */
+  int sample = (self->clat.tick++ & (SAMPLE_EVERY - 1)) == 0;
+  double t0 = sample ? now_ns() : 0.0;
+  PyObject *r;
+  if (bound) {
+    int missed = 0;
+    r = edgert_py_bound_call(compiled, args, nargs, &missed);
+    if (EDGERT_PY_UNLIKELY(r == NULL) && missed) {
+      Py_DECREF(compiled);
+      return guard_miss(self, args, nargs, number);
+    }
+  } else {
+    r = PyObject_Vectorcall(compiled, args, nargs, NULL);
+  }
+  Py_DECREF(compiled);
+  if (EDGERT_PY_UNLIKELY(r == NULL))
+    return compiled_failed(self, args, nargs, number);
+  if (sample)
+    lat_record(&self->clat, now_ns() - t0);
+  self->compiled++;
+  if (self->consecutive != 0 && number == current_number(self))
+    self->consecutive = 0;
+  if (self->validate_every != 0 && self->compiled % self->validate_every == 0)
+    return shadow_validate(self, r, args, nargs, number);
+  return r;
+}
+
+/* ---- construction ------------------------------------------------------ */
+
+static double wall_time(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int check_compiled(PyObject *name, PyObject *compiled) {
+  if (!PyCallable_Check(compiled)) {
+    PyErr_Format(PyExc_TypeError,
+                 "the compiled side of kernel '%U' must be callable, not %.100s",
+                 name, Py_TYPE(compiled)->tp_name);
+    return -1;
+  }
+  return 0;
+}
+
+static PyObject *kernel_new(PyTypeObject *type, PyObject *args,
+                            PyObject *kwds) {
+  static char *kwlist[] = {"name",          "compiled",     "reference",
+                           "fallback_enabled", "max_failures", "validate_every",
+                           "tolerance",     "strict",       "history",
+                           NULL};
+  PyObject *name, *compiled, *reference;
+  int fallback_enabled = 1, strict = 0;
+  long max_failures = 3, validate_every = 0, history = HISTORY_DEFAULT;
+  double tolerance = 1e-9;
+  if (!PyArg_ParseTupleAndKeywords(args, kwds, "UOO|$plldpl:Kernel", kwlist,
+                                   &name, &compiled, &reference,
+                                   &fallback_enabled, &max_failures,
+                                   &validate_every, &tolerance, &strict,
+                                   &history))
+    return NULL;
+  if (PyUnicode_GET_LENGTH(name) == 0) {
+    PyErr_SetString(PyExc_ValueError, "a kernel name must not be empty");
+    return NULL;
+  }
+  if (check_compiled(name, compiled) < 0)
+    return NULL;
+  if (!PyCallable_Check(reference)) {
+    PyErr_Format(PyExc_TypeError,
+                 "the reference of kernel '%U' must be callable, not %.100s",
+                 name, Py_TYPE(reference)->tp_name);
+    return NULL;
+  }
+  if (max_failures < 0) {
+    PyErr_Format(PyExc_ValueError,
+                 "kernel '%U': max_failures must be >= 0 (0 never "
+                 "quarantines), not %ld",
+                 name, max_failures);
+    return NULL;
+  }
+  if (validate_every < 0) {
+    PyErr_Format(PyExc_ValueError,
+                 "kernel '%U': validate_every must be >= 0 (0 is off), not %ld",
+                 name, validate_every);
+    return NULL;
+  }
+  if (!(tolerance >= 0.0) || isinf(tolerance)) {
+    PyObject *t = PyFloat_FromDouble(tolerance);
+    if (t != NULL)
+      PyErr_Format(PyExc_ValueError,
+                   "kernel '%U': tolerance must be a finite number >= 0, not %R",
+                   name, t);
+    Py_XDECREF(t);
+    return NULL;
+  }
+  if (history < 1 || history > HISTORY_MAX) {
+    PyErr_Format(PyExc_ValueError,
+                 "kernel '%U': history must be between 1 and %d, not %ld",
+                 name, HISTORY_MAX, history);
+    return NULL;
+  }
+  KernelObject *self = (KernelObject *)type->tp_alloc(type, 0);
+  if (self == NULL)
+    return NULL;
+  self->history = PyMem_Calloc((size_t)history, sizeof *self->history);
+  if (self->history == NULL) {
+    Py_DECREF(self);
+    return PyErr_NoMemory();
+  }
+  self->vectorcall = kernel_vectorcall;
+  self->history_max = (int)history;
+  self->name = Py_NewRef(name);
+  self->reference = Py_NewRef(reference);
+  self->fallback_enabled = fallback_enabled;
+  self->strict = strict;
+  self->max_failures = (unsigned long)max_failures;
+  self->validate_every = (unsigned long)validate_every;
+  self->tolerance = tolerance;
+  self->state = ACTIVE;
+  version_t *v = &self->history[0];
+  v->compiled = Py_NewRef(compiled);
+  v->number = self->last_number = 1;
+  v->installed = wall_time();
+  v->bound = edgert_py_is_bound(compiled);
+  self->nversions = 1;
+  return (PyObject *)self;
+}
+
+static int kernel_traverse(KernelObject *self, visitproc visit, void *arg) {
+  Py_VISIT(self->reference);
+  for (int i = 0; i < self->nversions; i++)
+    Py_VISIT(self->history[i].compiled);
+  return 0;
+}
+
+static int kernel_clear(KernelObject *self) {
+  self->state = CLEARED; /* calls now raise instead of touching the history */
+  Py_CLEAR(self->reference);
+  for (int i = 0; i < self->nversions; i++)
+    Py_CLEAR(self->history[i].compiled);
+  return 0;
+}
+
+static void kernel_dealloc(KernelObject *self) {
+  PyObject_GC_UnTrack(self);
+  if (self->weakrefs != NULL)
+    PyObject_ClearWeakRefs((PyObject *)self);
+  kernel_clear(self);
+  Py_CLEAR(self->name);
+  PyMem_Free(self->history);
+  Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* ---- methods ----------------------------------------------------------- */
+
+static int cleared(KernelObject *self) {
+  if (self->state == CLEARED) {
+    PyErr_SetString(PyExc_RuntimeError, "this kernel handle was cleared");
+    return 1;
+  }
+  return 0;
+}
+
+static PyObject *kernel_swap(KernelObject *self, PyObject *compiled) {
+  if (cleared(self) || check_compiled(self->name, compiled) < 0)
+    return NULL;
+  int bound = edgert_py_is_bound(compiled);
+  PyObject *dropped = NULL;
+  if (self->nversions == self->history_max) {
+    dropped = self->history[0].compiled;
+    memmove(self->history, self->history + 1,
+            (size_t)(self->nversions - 1) * sizeof *self->history);
+    self->nversions--;
+  }
+  version_t *v = &self->history[self->nversions];
+  v->compiled = Py_NewRef(compiled);
+  v->number = ++self->last_number;
+  v->installed = wall_time();
+  v->bound = bound;
+  self->nversions++;
+  int was = self->state;
+  self->state = ACTIVE;
+  self->consecutive = 0;
+  uint64_t number = v->number;
+  /* Dropping the oldest version may run arbitrary code (a __del__): only
+   * once the handle is consistent again. Calls in flight hold their own. */
+  Py_XDECREF(dropped);
+  edgert_py_log(&nexus_log, EDGERT_PY_INFO,
+                "kernel '%U': swapped in version %llu (%s)%s", self->name,
+                (unsigned long long)number, Py_TYPE(compiled)->tp_name,
+                was == QUARANTINED ? "; the quarantine is lifted" : "");
+  return PyLong_FromUnsignedLongLong(number);
+}
+
+static PyObject *kernel_rollback(KernelObject *self, PyObject *const *args,
+                                 Py_ssize_t nargs, PyObject *kwnames) {
+  static const char *const kw[] = {"steps"};
+  long steps = 1;
+  if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) {
+    if (nargs != 0 || PyTuple_GET_SIZE(kwnames) != 1 ||
+        PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), kw[0]) !=
+            0) {
+      PyErr_SetString(PyExc_TypeError,
+                      "rollback() takes one argument: steps=1");
+      return NULL;
+    }
+    nargs = 1;
+  } else if (nargs > 1) {
+    PyErr_SetString(PyExc_TypeError, "rollback() takes one argument: steps=1");
+    return NULL;
+  }
+  if (nargs == 1) {
+    if (!PyLong_Check(args[0]) || PyBool_Check(args[0])) {
+      PyErr_Format(PyExc_TypeError, "rollback(): steps must be an int, not %.100s",
+                   Py_TYPE(args[0])->tp_name);
+      return NULL;
+    }
+    steps = PyLong_AsLong(args[0]);
+    if (steps == -1 && PyErr_Occurred())
+      return NULL;
+  }
+  if (cleared(self))
+    return NULL;
+  if (steps < 1 || steps >= self->nversions) {
+    PyErr_Format(PyExc_ValueError,
+                 "kernel '%U': cannot roll back %ld step(s): the history "
+                 "holds %d version(s) (history=%d)",
+                 self->name, steps, self->nversions, self->history_max);
+    return NULL;
+  }
+  PyObject *dropped[HISTORY_MAX];
+  for (long i = 0; i < steps; i++) {
+    dropped[i] = self->history[--self->nversions].compiled;
+    self->history[self->nversions].compiled = NULL;
+  }
+  self->state = ACTIVE;
+  self->consecutive = 0;
+  uint64_t number = current_number(self);
+  for (long i = 0; i < steps; i++)
+    Py_DECREF(dropped[i]);
+  edgert_py_log(&nexus_log, EDGERT_PY_INFO,
+                "kernel '%U': rolled back %ld step(s) to version %llu",
+                self->name, steps, (unsigned long long)number);
+  return PyLong_FromUnsignedLongLong(number);
+}
+
+static PyObject *kernel_reset(KernelObject *self, PyObject *unused) {
+  (void)unused;
+  if (cleared(self))
+    return NULL;
+  int was = self->state;
+  unsigned long consecutive = self->consecutive;
+  self->state = ACTIVE;
+  self->consecutive = 0;
+  if (was == QUARANTINED)
+    edgert_py_log(&nexus_log, EDGERT_PY_INFO,
+                  "kernel '%U' reset: active again after %lu consecutive "
+                  "failures",
+                  self->name, consecutive);
+  Py_RETURN_NONE;
+}
+
+static const char *state_name(int state) {
+  return state == ACTIVE ? "active"
+                         : state == QUARANTINED ? "quarantined" : "cleared";
+}
+
+static PyObject *kernel_stats(KernelObject *self, PyObject *unused) {
+  (void)unused;
+  PyObject *cl = lat_summary(&self->clat);
+  PyObject *rl = cl ? lat_summary(&self->rlat) : NULL;
+  if (rl == NULL) {
+    Py_XDECREF(cl);
+    return NULL;
+  }
+  unsigned long long version =
+      self->nversions ? (unsigned long long)current_number(self) : 0;
+  return Py_BuildValue(
+      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s,s:k,s:i,s:N,s:N}", "calls",
+      (unsigned long long)self->calls, "compiled",
+      (unsigned long long)self->compiled, "guard_misses",
+      (unsigned long long)self->guard_misses, "fallbacks",
+      (unsigned long long)self->fallbacks, "failures",
+      (unsigned long long)self->failures, "mismatches",
+      (unsigned long long)self->mismatches, "validations",
+      (unsigned long long)self->validations, "version", version, "state",
+      state_name(self->state), "consecutive_failures", self->consecutive,
+      "versions", self->nversions, "compiled_latency", cl, "reference_latency",
+      rl);
+}
+
+static PyMethodDef kernel_methods[] = {
+    {"swap", (PyCFunction)kernel_swap, METH_O,
+     "swap(compiled) -> int\n\nInstall `compiled` as the new current version "
+     "and return its number. Calls already running finish on their version; "
+     "the oldest version leaves the history when it is full; a quarantined "
+     "kernel becomes active."},
+    {"rollback", (PyCFunction)(void (*)(void))kernel_rollback,
+     METH_FASTCALL | METH_KEYWORDS,
+     "rollback(steps=1) -> int\n\nDrop the `steps` newest versions and return "
+     "the number of the one now current. ValueError when the history does "
+     "not hold steps + 1 versions."},
+    {"reset", (PyCFunction)kernel_reset, METH_NOARGS,
+     "reset()\n\nLift a quarantine and forget consecutive failures."},
+    {"stats", (PyCFunction)kernel_stats, METH_NOARGS,
+     "stats() -> dict\n\nThe counters (calls, compiled, guard_misses, "
+     "fallbacks, failures, mismatches, validations), version, state "
+     "('active' or 'quarantined'), consecutive_failures, versions, and the "
+     "sampled compiled_latency and reference_latency summaries."},
+    {NULL, NULL, 0, NULL}};
+
+/* ---- attributes -------------------------------------------------------- */
+
+static PyObject *get_name(KernelObject *self, void *c) {
+  (void)c;
+  return Py_NewRef(self->name);
+}
+static PyObject *get_reference(KernelObject *self, void *c) {
+  (void)c;
+  if (cleared(self))
+    return NULL;
+  return Py_NewRef(self->reference);
+}
+static PyObject *get_compiled(KernelObject *self, void *c) {
+  (void)c;
+  if (cleared(self))
+    return NULL;
+  return Py_NewRef(self->history[self->nversions - 1].compiled);
+}
+static PyObject *get_version(KernelObject *self, void *c) {
+  (void)c;
+  return PyLong_FromUnsignedLongLong(self->nversions ? current_number(self) : 0);
+}
+static PyObject *get_state(KernelObject *self, void *c) {
+  (void)c;
+  return PyUnicode_FromString(state_name(self->state));
+}
+static PyObject *get_history(KernelObject *self, void *c) {
+  (void)c;
+  if (cleared(self))
+    return NULL;
+  PyObject *list = PyList_New(self->nversions);
+  if (list == NULL)
+    return NULL;
+  for (int i = 0; i < self->nversions; i++) {
+    version_t *v = &self->history[i];
+    PyObject *d = Py_BuildValue("{s:K,s:O,s:d,s:O}", "version",
+                                (unsigned long long)v->number, "compiled",
+                                v->compiled, "installed", v->installed,
+                                "current",
+                                i == self->nversions - 1 ? Py_True : Py_False);
+    if (d == NULL) {
+      Py_DECREF(list);
+      return NULL;
+    }
+    PyList_SET_ITEM(list, i, d);
+  }
+  return list;
+}
+static PyObject *get_history_max(KernelObject *self, void *c) {
+  (void)c;
+  return PyLong_FromLong(self->history_max);
+}
+static PyObject *get_fallback_enabled(KernelObject *self, void *c) {
+  (void)c;
+  return PyBool_FromLong(self->fallback_enabled);
+}
+static PyObject *get_strict(KernelObject *self, void *c) {
+  (void)c;
+  return PyBool_FromLong(self->strict);
+}
+static PyObject *get_max_failures(KernelObject *self, void *c) {
+  (void)c;
+  return PyLong_FromUnsignedLong(self->max_failures);
+}
+static PyObject *get_validate_every(KernelObject *self, void *c) {
+  (void)c;
+  return PyLong_FromUnsignedLong(self->validate_every);
+}
+static PyObject *get_tolerance(KernelObject *self, void *c) {
+  (void)c;
+  return PyFloat_FromDouble(self->tolerance);
+}
+static PyObject *get_guarded(KernelObject *self, void *c) {
+  (void)c;
+  if (cleared(self))
+    return NULL;
+  return PyBool_FromLong(self->history[self->nversions - 1].bound);
+}
+
+static PyGetSetDef kernel_getset[] = {
+    {"name", (getter)get_name, NULL, "The kernel's name.", NULL},
+    {"__name__", (getter)get_name, NULL, "The kernel's name.", NULL},
+    {"reference", (getter)get_reference, NULL, "The reference callable.", NULL},
+    {"__wrapped__", (getter)get_reference, NULL,
+     "The reference (so inspect.signature shows its signature).", NULL},
+    {"compiled", (getter)get_compiled, NULL, "The current compiled side.", NULL},
+    {"version", (getter)get_version, NULL, "The current version's number.", NULL},
+    {"state", (getter)get_state, NULL, "'active' or 'quarantined'.", NULL},
+    {"history", (getter)get_history, NULL,
+     "The versions kept for rollback, oldest first: dicts with version, "
+     "compiled, installed (time.time()) and current.",
+     NULL},
+    {"history_size", (getter)get_history_max, NULL,
+     "How many versions the history keeps.", NULL},
+    {"guarded", (getter)get_guarded, NULL,
+     "True when the current compiled side has an ABI contract that guards "
+     "its arguments.",
+     NULL},
+    {"fallback_enabled", (getter)get_fallback_enabled, NULL, NULL, NULL},
+    {"strict", (getter)get_strict, NULL, NULL, NULL},
+    {"max_failures", (getter)get_max_failures, NULL, NULL, NULL},
+    {"validate_every", (getter)get_validate_every, NULL, NULL, NULL},
+    {"tolerance", (getter)get_tolerance, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyObject *kernel_repr(KernelObject *self) {
+  return PyUnicode_FromFormat("<edgert.Kernel '%U' version %llu %s>",
+                              self->name,
+                              (unsigned long long)(self->nversions
+                                                       ? current_number(self)
+                                                       : 0),
+                              state_name(self->state));
+}
+
+static PyTypeObject Kernel_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "edgert.Kernel",
+    .tp_basicsize = sizeof(KernelObject),
+    .tp_dealloc = (destructor)kernel_dealloc,
+    .tp_vectorcall_offset = offsetof(KernelObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_repr = (reprfunc)kernel_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+                Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc =
+        "Kernel(name, compiled, reference, *, fallback_enabled=True, "
+        "max_failures=3, validate_every=0, tolerance=1e-9, strict=False, "
+        "history=8)\n\n"
+        "A named kernel: calling it runs the compiled side when its ABI "
+        "contract accepts the arguments and the kernel is active, else the "
+        "reference. Usually made by Nexus.register.",
+    .tp_traverse = (traverseproc)kernel_traverse,
+    .tp_clear = (inquiry)kernel_clear,
+    .tp_weaklistoffset = offsetof(KernelObject, weakrefs),
+    .tp_methods = kernel_methods,
+    .tp_getset = kernel_getset,
+    .tp_new = kernel_new,
+};
+
 int edgert_py_nexus_init(PyObject *m) {
-  (void)m;
+  if (edgert_py_logger_init(&nexus_log, "edgert.nexus") < 0)
+    return -1;
+  if (PyType_Ready(&Kernel_Type) < 0)
+    return -1;
+  Py_INCREF(&Kernel_Type);
+  if (PyModule_AddObject(m, "Kernel", (PyObject *)&Kernel_Type) < 0) {
+    Py_DECREF(&Kernel_Type);
+    return -1;
+  }
   return 0;
 }

@@ -1,0 +1,106 @@
+"""The nexus's cost over what it dispatches to.
+
+- compiled: a Kernel call that goes compiled, against calling the same bound
+  function directly (GIL held, validate_every=0, logging at its default
+  level). Target <= 1.3x.
+- guard miss: a call the contract refuses, against calling the Python
+  reference directly. Target <= 1.5x: the miss path must not build an
+  exception. Measured twice: with a trivial reference (a + b, 2 bytecodes),
+  where the ratio is dominated by the fixed cost of any C caller calling a
+  Python function (CPython inlines Python-to-Python calls, which a C
+  dispatcher cannot), and with a reference that does a kernel's work (the
+  sum of 16 floats, refused for its buffer format "f" instead of "d").
+- quarantined: a quarantined kernel's call, against the reference directly
+  (no target; shows the quarantine costs what a miss costs).
+
+Run: python3 bench/run.py nexus
+"""
+from __future__ import annotations
+
+import array
+import ctypes
+import os
+import pathlib
+import statistics
+import timeit
+
+import common
+
+import edgert
+
+
+def _fixture() -> str:
+    d = os.environ.get("EDGERT_FIXTURE_DIR") or str(
+        pathlib.Path(__file__).resolve().parents[1] / "build" / "fixtures")
+    path = os.path.join(d, "nexus_kernels.so")
+    return path if os.path.exists(path) else os.path.join(d, "libnexus_kernels.so")
+
+
+def affine(x):
+    return 2.0 * x + 1.0
+
+
+def add(a, b):
+    return a + b
+
+
+def sum_ref(xs, n):
+    return float(sum(xs[:n]))
+
+
+class _Broken:
+    def __call__(self, x):
+        raise ValueError("broken")
+
+
+def _pair(ours: str, peer: str, g: dict) -> tuple[float, float]:
+    """Median ns per call of `ours` and `peer`, measured in alternation so
+    that a change of load on a shared machine moves both alike."""
+    to, tp = timeit.Timer(ours, globals=g), timeit.Timer(peer, globals=g)
+    number = max(to.autorange()[0], tp.autorange()[0])
+    a, b = [], []
+    for _ in range(max(common.REPEAT, 3) * 3):
+        a.append(to.timeit(number) / number * 1e9)
+        b.append(tp.timeit(number) / number * 1e9)
+    return statistics.median(a), statistics.median(b)
+
+
+def run() -> list[common.Row]:
+    loader = edgert.ModuleLoader()
+    loader.load(_fixture(), edgert.ABIContract("nexus_affine", [ctypes.c_double], ctypes.c_double))
+    loader.bind(edgert.ABIContract("nexus_add_i32", [ctypes.c_int32, ctypes.c_int32],
+                                   ctypes.c_int32))
+    loader.bind(edgert.ABIContract("nexus_sum_f64", [ctypes.POINTER(ctypes.c_double),
+                                                     ctypes.c_size_t], ctypes.c_double))
+    bound = loader.function("nexus_affine")
+    bound_add = loader.function("nexus_add_i32")
+    nx = edgert.Nexus()
+    k = nx.register("affine", bound, affine)
+    k_add = nx.register("add", bound_add, add)
+    k_sum = nx.register("sum", loader.function("nexus_sum_f64"), sum_ref)
+    k_quarantined = nx.register("broken", _Broken(), affine, max_failures=1)
+    k_quarantined(1.0)
+    assert k_quarantined.state == "quarantined"
+    g = {"k": k, "bound": bound, "k_add": k_add, "add": add, "affine": affine,
+         "kq": k_quarantined, "x": 1.5, "n": 2, "k_sum": k_sum, "sum_ref": sum_ref,
+         "xs": array.array("f", range(16)), "m": 16}
+    assert k(1.5) == bound(1.5) == 4.0
+    assert k_add(1.5, 2) == add(1.5, 2)
+    assert k_sum(g["xs"], 16) == sum_ref(g["xs"], 16) == 120.0
+
+    rows = []
+    for case, ours, peer_name, peer, target, note in [
+        ("compiled call k(x)", "k(x)", "bound(x)", "bound(x)", "<= 1.3x", ""),
+        ("guard miss k_add(1.5, 2)", "k_add(x, n)", "reference add(1.5, 2)", "add(x, n)",
+         "<= 1.5x", "trivial reference"),
+        ("guard miss k_sum(f32[16], 16)", "k_sum(xs, m)", "reference sum_ref(f32[16], 16)",
+         "sum_ref(xs, m)", "<= 1.5x", ""),
+        ("quarantined kq(x)", "kq(x)", "reference affine(x)", "affine(x)", None, ""),
+    ]:
+        o, p = _pair(ours, peer, g)
+        rows.append(common.Row("nexus", case, o, peer_name, p, target, note))
+    s = k_add.stats()
+    assert s["compiled"] == 0 and s["guard_misses"] == s["calls"], s
+    assert k_sum.stats()["guard_misses"] == k_sum.stats()["calls"]
+    assert k.stats()["compiled"] == k.stats()["calls"]
+    return rows

@@ -1,0 +1,582 @@
+"""edgert.Nexus: routing on every guard-miss kind, failure policy and
+quarantine, hot swap and rollback (also under threads), shadow validation,
+the decorator form, logging and the report."""
+from __future__ import annotations
+
+import array
+import ctypes
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import edgert
+from edgert import (ABIContract, CompiledModeFailure, FallbackMismatchError, Kernel, ModuleLoader,
+                    Nexus)
+from conftest import fixture_path
+
+D = ctypes.c_double
+CONTRACTS = [
+    ABIContract("nexus_affine", [D], D),
+    ABIContract("nexus_affine_divergent", [D], D),
+    ABIContract("nexus_add_i32", [ctypes.c_int32, ctypes.c_int32], ctypes.c_int32),
+    ABIContract("nexus_sum_f64", [ctypes.POINTER(D), ctypes.c_size_t], D),
+    ABIContract("nexus_fill_f64", [ctypes.POINTER(D), ctypes.c_size_t, D], None),
+    ABIContract("nexus_tag_1", [ctypes.c_long], ctypes.c_long),
+    ABIContract("nexus_tag_2", [ctypes.c_long], ctypes.c_long),
+    ABIContract("nexus_tag_3", [ctypes.c_long], ctypes.c_long),
+]
+
+
+def kernels_path() -> str:
+    """tests/fixtures/nexus_kernels.c as built: nexus_kernels.so, or with the
+    lib prefix some build trees give it."""
+    try:
+        return fixture_path("nexus_kernels")
+    except FileNotFoundError:
+        return fixture_path("libnexus_kernels")
+
+
+@pytest.fixture(scope="module")
+def loader():
+    ld = ModuleLoader()
+    ld.load(kernels_path(), CONTRACTS[0])
+    for abi in CONTRACTS[1:]:
+        ld.bind(abi)
+    return ld
+
+
+def affine(x):
+    return 2.0 * x + 1.0
+
+
+class Recorder:
+    """A reference that counts its calls."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.calls = []
+
+    def __call__(self, *args):
+        self.calls.append(args)
+        return self.fn(*args)
+
+
+def counters(k):
+    s = k.stats()
+    return {key: s[key] for key in ("calls", "compiled", "guard_misses", "fallbacks", "failures",
+                                    "mismatches")}
+
+
+# ---- routing -------------------------------------------------------------
+
+def test_compiled_side_serves_calls_its_contract_accepts(loader):
+    nx = Nexus()
+    ref = Recorder(affine)
+    k = nx.register("affine", loader.function("nexus_affine"), ref)
+    assert isinstance(k, Kernel) and k.guarded
+    assert k(3.0) == 7.0
+    assert nx.call("affine", 4.0) == 9.0
+    assert ref.calls == []
+    assert counters(k) == dict(calls=2, compiled=2, guard_misses=0, fallbacks=0, failures=0,
+                               mismatches=0)
+    s = k.stats()
+    assert s["version"] == 1 and s["state"] == "active"
+
+
+@pytest.mark.parametrize("args, why", [
+    ((1,), "count: too few"),
+    ((1, 2, 3), "count: too many"),
+    ((1.5, 2), "type: float for c_int32"),
+    (("1", 2), "type: str for c_int32"),
+    ((2**31, 1), "overflow: above c_int32"),
+    ((-2**31 - 1, 0), "overflow: below c_int32"),
+])
+def test_every_guard_miss_goes_to_the_reference_without_an_exception(loader, args, why):
+    nx = Nexus()
+    ref = Recorder(lambda *a: ("reference", a))
+    k = nx.register("add", loader.function("nexus_add_i32"), ref)
+    assert k(*args) == ("reference", args), why
+    assert ref.calls == [args]
+    assert counters(k) == dict(calls=1, compiled=0, guard_misses=1, fallbacks=0, failures=0,
+                               mismatches=0)
+    assert k(2, 3) == 5  # and the compiled side still serves what fits
+    assert k.stats()["compiled"] == 1
+
+
+def test_a_buffer_of_the_wrong_format_is_a_guard_miss(loader):
+    nx = Nexus()
+    ref = Recorder(lambda xs, n: float(sum(xs[:n])))
+    k = nx.register("sum", loader.function("nexus_sum_f64"), ref)
+    assert k(array.array("d", [1.0, 2.0, 3.5]), 3) == 6.5
+    assert ref.calls == []
+    floats = array.array("f", [1.0, 2.0, 3.5])
+    assert k(floats, 3) == 6.5  # "f" is not "d": the reference serves it
+    assert len(ref.calls) == 1
+    assert k([1.0, 2.0], 2) == 3.0  # a list is no buffer at all
+    assert k.stats()["guard_misses"] == 2
+
+
+def test_a_guard_miss_has_no_partial_effect(loader):
+    nx = Nexus()
+    ref = Recorder(lambda out, n, v: None)  # a reference that writes nothing
+    k = nx.register("fill", loader.function("nexus_fill_f64"), ref)
+    wrong = array.array("f", [0.0, 0.0, 0.0])
+    assert k(wrong, 3, 5.0) is None
+    assert list(wrong) == [0.0, 0.0, 0.0] and len(ref.calls) == 1
+    right = array.array("d", [0.0, 0.0, 0.0])
+    assert k(right, 3, 5.0) is None
+    assert list(right) == [5.0, 5.0, 5.0] and len(ref.calls) == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-2**40, 2**40), st.integers(-2**40, 2**40))
+def test_add_routes_by_range_and_counts_every_call(loader, a, b):
+    nx = Nexus()
+    k = nx.register("add", loader.function("nexus_add_i32"), lambda x, y: x + y)
+    fits = all(-2**31 <= v < 2**31 for v in (a, b))
+    wrapped = (a + b + 2**31) % 2**32 - 2**31
+    assert k(a, b) == (wrapped if fits else a + b)
+    s = k.stats()
+    assert s["calls"] == s["compiled"] + s["guard_misses"] == 1
+    assert s["guard_misses"] == (0 if fits else 1)
+
+
+def test_keyword_arguments_are_refused():
+    k = Kernel("f", affine, affine)
+    with pytest.raises(TypeError, match="kernel 'f' takes positional arguments only"):
+        k(x=1.0)
+
+
+# ---- failure policy and quarantine --------------------------------------
+
+class Flaky:
+    """A compiled side (plain callable) that fails while `broken`."""
+
+    def __init__(self):
+        self.broken = True
+        self.calls = 0
+
+    def __call__(self, x):
+        self.calls += 1
+        if self.broken:
+            raise ValueError(f"flaky kernel refused {x!r}")
+        return 2.0 * x + 1.0
+
+
+def test_a_failing_compiled_call_falls_back_by_default():
+    flaky, ref = Flaky(), Recorder(affine)
+    k = Nexus().register("flaky", flaky, ref)
+    assert not k.guarded
+    assert k(1.0) == 3.0
+    assert len(ref.calls) == 1
+    assert counters(k) == dict(calls=1, compiled=0, guard_misses=0, fallbacks=1, failures=1,
+                               mismatches=0)
+    assert k.state == "active" and k.stats()["consecutive_failures"] == 1
+
+
+def test_without_fallback_a_failure_raises_compiled_mode_failure_from_the_cause():
+    flaky, ref = Flaky(), Recorder(affine)
+    k = Nexus().register("flaky", flaky, ref, fallback_enabled=False)
+    with pytest.raises(CompiledModeFailure) as ei:
+        k(1.0)
+    e = ei.value
+    assert str(e) == "kernel 'flaky' version 1 failed: ValueError: flaky kernel refused 1.0"
+    assert isinstance(e.__cause__, ValueError)
+    assert e.kernel == "flaky" and e.version == 1
+    assert isinstance(e, RuntimeError)  # CompiledModeFailure is also a RuntimeError
+    assert ref.calls == []
+    assert counters(k) == dict(calls=1, compiled=0, guard_misses=0, fallbacks=0, failures=1,
+                               mismatches=0)
+
+
+def test_keyboard_interrupt_is_not_a_kernel_failure():
+    def interrupted(x):
+        raise KeyboardInterrupt
+    k = Nexus().register("k", interrupted, affine)
+    with pytest.raises(KeyboardInterrupt):
+        k(1.0)
+    assert k.stats()["failures"] == 0
+
+
+def test_consecutive_failures_quarantine_until_reset():
+    flaky, ref = Flaky(), Recorder(affine)
+    k = Nexus().register("flaky", flaky, ref, max_failures=2)
+    k(1.0)
+    k(1.0)
+    assert k.state == "quarantined" and flaky.calls == 2
+    for x in range(5):
+        assert k(float(x)) == affine(x)
+    assert flaky.calls == 2  # the compiled side is not even tried
+    assert counters(k) == dict(calls=7, compiled=0, guard_misses=0, fallbacks=7, failures=2,
+                               mismatches=0)
+    flaky.broken = False
+    k.reset()
+    assert k.state == "active" and k.stats()["consecutive_failures"] == 0
+    assert k(2.0) == 5.0 and flaky.calls == 3
+    assert k.stats()["compiled"] == 1
+
+
+def test_a_success_breaks_a_run_of_failures():
+    flaky = Flaky()
+    k = Nexus().register("flaky", flaky, affine, max_failures=2)
+    for _ in range(4):
+        flaky.broken = True
+        k(1.0)
+        flaky.broken = False
+        k(1.0)
+    assert k.state == "active"
+    assert k.stats()["failures"] == 4 and k.stats()["compiled"] == 4
+
+
+def test_max_failures_zero_never_quarantines():
+    k = Nexus().register("flaky", Flaky(), affine, max_failures=0)
+    for _ in range(20):
+        k(1.0)
+    assert k.state == "active" and k.stats()["failures"] == 20
+
+
+CRASH_SCRIPT = textwrap.dedent("""
+    import ctypes, json, sys
+    import edgert
+    ld = edgert.ModuleLoader()
+    ld.load(sys.argv[1], edgert.ABIContract("nexus_crash_if_negative", [ctypes.c_int], ctypes.c_int))
+    nx = edgert.Nexus()
+    k = nx.register("crashy", ld.function("nexus_crash_if_negative"), lambda x: 2 * x + 1,
+                    max_failures=2)
+    out = [k(3), k(-1), k(-2), k(-3), k(4)]
+    strict = nx.register("strict", ld.function("nexus_crash_if_negative"), lambda x: 0,
+                         fallback_enabled=False)
+    try:
+        strict(-1)
+        cause = None
+    except edgert.CompiledModeFailure as e:
+        cause = type(e.__cause__).__name__
+    print(json.dumps({"out": out, "stats": {key: v for key, v in k.stats().items()
+                                             if not key.endswith("latency")},
+                      "cause": cause}))
+""")
+
+
+def test_a_crashing_kernel_under_the_nexus_falls_back_then_quarantines(tmp_path):
+    # In a subprocess: if containment failed, the crash would take the runner down.
+    r = subprocess.run([sys.executable, "-c", CRASH_SCRIPT, kernels_path()],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    # 3 compiled; -1 crashes (fallback); -2 fails again (the module is now
+    # quarantined by the guard), which quarantines the kernel; -3 and 4 go
+    # straight to the reference.
+    assert got["out"] == [7, -1, -3, -5, 9]
+    s = got["stats"]
+    assert s["compiled"] == 1 and s["failures"] == 2 and s["fallbacks"] == 4
+    assert s["state"] == "quarantined"
+    assert got["cause"] in ("KernelCrash", "QuarantinedError")
+
+
+# ---- hot swap and rollback -----------------------------------------------
+
+def test_swap_and_rollback_move_between_versions(loader):
+    nx = Nexus()
+    k = nx.register("tag", loader.function("nexus_tag_1"), lambda us: 0, history=3)
+    assert k(0) == 1 and k.version == 1
+    assert k.swap(loader.function("nexus_tag_2")) == 2
+    assert k(0) == 2
+    assert k.swap(loader.function("nexus_tag_3")) == 3
+    assert k(0) == 3
+    assert k.rollback() == 2 and k(0) == 2
+    assert k.swap(loader.function("nexus_tag_3")) == 4  # numbers are never reused
+    assert k.swap(lambda us: 42) == 5
+    assert k(0) == 42 and not k.guarded
+    # history=3: versions 2, 4, 5 are kept
+    assert [h["version"] for h in k.history] == [2, 4, 5]
+    assert [h["current"] for h in k.history] == [False, False, True]
+    assert all(isinstance(h["installed"], float) for h in k.history)
+    with pytest.raises(ValueError, match=r"kernel 'tag': cannot roll back 3 step\(s\): the "
+                                         r"history holds 3 version\(s\) \(history=3\)"):
+        k.rollback(3)
+    with pytest.raises(ValueError, match=r"cannot roll back 0 step\(s\)"):
+        k.rollback(0)
+    with pytest.raises(TypeError, match="steps must be an int, not float"):
+        k.rollback(1.0)
+    assert k.rollback(steps=2) == 2 and k(0) == 2
+    assert k.stats()["versions"] == 1
+    with pytest.raises(TypeError, match="the compiled side of kernel 'tag' must be callable, not int"):
+        k.swap(3)
+    assert k.version == 2
+
+
+def test_swap_and_rollback_lift_a_quarantine():
+    flaky = Flaky()
+    k = Nexus().register("flaky", flaky, affine, max_failures=1)
+    k(1.0)
+    assert k.state == "quarantined"
+    k.swap(affine)
+    assert k.state == "active" and k(1.0) == 3.0 and k.stats()["compiled"] == 1
+    k.swap(flaky)
+    k(1.0)
+    assert k.state == "quarantined"
+    assert k.rollback() == 2 and k.state == "active"
+
+
+def test_a_call_in_flight_finishes_on_the_version_it_started_with(loader):
+    k = Nexus().register("tag", loader.function("nexus_tag_1"), lambda us: 0, history=1)
+    out = []
+    t = threading.Thread(target=lambda: out.append(k(300_000)))  # 0.3 s in C, GIL released
+    t.start()
+    time.sleep(0.1)
+    assert k.swap(loader.function("nexus_tag_2")) == 2  # version 1 leaves the history
+    assert k(0) == 2
+    t.join()
+    assert out == [1]
+    assert k.stats()["compiled"] == 2 and k.stats()["calls"] == 2
+
+
+def test_threads_calling_while_another_swaps_lose_no_call(loader):
+    fns = [loader.function(f"nexus_tag_{i}") for i in (1, 2, 3)]
+    k = Nexus().register("tag", fns[0], lambda us: 0, history=4)
+    per_thread, threads = 300, 4
+    results: list[list[int]] = [[] for _ in range(threads)]
+    stop = threading.Event()
+
+    def caller(i):
+        for _ in range(per_thread):
+            results[i].append(k(50))  # 50 us inside the kernel, GIL released
+
+    def swapper():
+        n = 0
+        while not stop.is_set():
+            k.swap(fns[n % 3])
+            if n % 4 == 3:
+                k.rollback()
+            n += 1
+            time.sleep(0.0005)
+
+    sw = threading.Thread(target=swapper)
+    ts = [threading.Thread(target=caller, args=(i,)) for i in range(threads)]
+    sw.start()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    stop.set()
+    sw.join()
+    flat = [r for rs in results for r in rs]
+    assert len(flat) == per_thread * threads
+    assert set(flat) <= {1, 2, 3}
+    s = k.stats()
+    assert s["calls"] == s["compiled"] == per_thread * threads
+    assert s["failures"] == s["guard_misses"] == s["fallbacks"] == 0
+    assert s["version"] > 10  # the swapper really ran meanwhile
+
+
+# ---- shadow validation ---------------------------------------------------
+
+def test_shadow_validation_finds_a_divergent_kernel(loader, caplog):
+    ref = Recorder(affine)
+    k = Nexus().register("affine", loader.function("nexus_affine_divergent"), ref,
+                         validate_every=1)
+    with caplog.at_level(logging.WARNING, logger="edgert.nexus"):
+        assert k(1.0) == 3.0  # agrees here
+        assert k(20.0) == 41.5  # the compiled result is returned
+    assert len(ref.calls) == 2
+    s = k.stats()
+    assert s["mismatches"] == 1 and s["validations"] == 2 and s["compiled"] == 2
+    (rec,) = [r for r in caplog.records if "mismatch" in r.getMessage()]
+    assert rec.levelno == logging.WARNING and rec.name == "edgert.nexus"
+    msg = rec.getMessage()
+    assert "kernel 'affine' version 1" in msg and "(float)" in msg
+    assert "returning the compiled result" in msg
+
+
+def test_the_good_kernel_passes_shadow_validation(loader):
+    k = Nexus().register("affine", loader.function("nexus_affine"), affine, validate_every=1)
+    for x in (-50.0, 0.0, 3.25, 1e6):
+        k(x)
+    assert k.stats()["mismatches"] == 0 and k.stats()["validations"] == 4
+
+
+def test_validate_every_n_runs_the_reference_on_every_nth_compiled_call(loader):
+    ref = Recorder(affine)
+    k = Nexus().register("affine", loader.function("nexus_affine_divergent"), ref,
+                         validate_every=3)
+    for _ in range(7):
+        k(20.0)
+    assert len(ref.calls) == 2  # calls 3 and 6
+    assert k.stats()["mismatches"] == 2
+
+
+def test_tolerance_decides_what_differs(loader):
+    k = Nexus().register("affine", loader.function("nexus_affine_divergent"), affine,
+                         validate_every=1, tolerance=1.0)
+    k(20.0)  # 41.5 vs 41.0: within 1.0
+    assert k.stats()["mismatches"] == 0
+
+
+def test_strict_validation_raises_fallback_mismatch_error(loader):
+    k = Nexus().register("affine", loader.function("nexus_affine_divergent"), affine,
+                         validate_every=1, strict=True)
+    assert k(2.0) == 5.0
+    with pytest.raises(FallbackMismatchError,
+                       match=r"kernel 'affine' version 1: compiled and reference results "
+                             r"differ on \(float\): "):
+        k(20.0)
+    assert k.stats()["mismatches"] == 1
+
+
+def test_a_reference_that_raises_during_validation_is_a_mismatch():
+    def bad_ref(x):
+        raise ZeroDivisionError("reference broke")
+    k = Nexus().register("k", affine, bad_ref, validate_every=1)
+    assert k(1.0) == 3.0
+    assert k.stats()["mismatches"] == 1
+    ks = Nexus().register("k", affine, bad_ref, validate_every=1, strict=True)
+    with pytest.raises(FallbackMismatchError, match="the reference raised ZeroDivisionError") as ei:
+        ks(1.0)
+    assert isinstance(ei.value.__cause__, ZeroDivisionError)
+
+
+# ---- the decorator form --------------------------------------------------
+
+def test_the_decorator_registers_the_loader_function_beside_the_reference(loader):
+    nx = Nexus()
+
+    @nx.kernel(loader)
+    def nexus_affine(x):
+        """2x + 1"""
+        return 2.0 * x + 1.0
+
+    assert isinstance(nexus_affine, Kernel)
+    assert nx["nexus_affine"] is nexus_affine
+    assert nexus_affine.__name__ == "nexus_affine"
+    assert nexus_affine.__wrapped__.__doc__ == "2x + 1"
+    assert nexus_affine(2.0) == 5.0 and nexus_affine.stats()["compiled"] == 1
+
+    @nx.kernel(loader, name="nexus_add_i32", max_failures=5, validate_every=2)
+    def add(a, b):
+        return a + b
+
+    assert nx["nexus_add_i32"] is add
+    assert add.max_failures == 5 and add.validate_every == 2
+    assert add(2**40, 1) == 2**40 + 1  # the reference, no data lost
+    assert "nexus_add_i32" in nx and len(nx) == 2 and list(nx) == ["nexus_affine", "nexus_add_i32"]
+
+
+# ---- registry and bad input ----------------------------------------------
+
+def test_registry_errors_name_the_problem():
+    nx = Nexus()
+    nx.register("k", affine, affine)
+    with pytest.raises(ValueError, match="kernel 'k' is already registered"):
+        nx.register("k", affine, affine)
+    with pytest.raises(KeyError, match="no kernel named 'nope' is registered"):
+        nx.call("nope", 1.0)
+    with pytest.raises(KeyError, match="no kernel named 'nope'"):
+        nx["nope"]
+    with pytest.raises(TypeError, match="the compiled side of kernel 'x' must be callable, not int"):
+        nx.register("x", 1, affine)
+    with pytest.raises(TypeError, match="the reference of kernel 'x' must be callable, not str"):
+        nx.register("x", affine, "ref")
+    with pytest.raises(ValueError, match="kernel 'x': max_failures must be >= 0"):
+        nx.register("x", affine, affine, max_failures=-1)
+    with pytest.raises(ValueError, match="kernel 'x': validate_every must be >= 0"):
+        nx.register("x", affine, affine, validate_every=-2)
+    with pytest.raises(ValueError, match="kernel 'x': tolerance must be a finite number >= 0, not nan"):
+        nx.register("x", affine, affine, tolerance=float("nan"))
+    with pytest.raises(ValueError, match="kernel 'x': history must be between 1 and 1024, not 0"):
+        nx.register("x", affine, affine, history=0)
+    with pytest.raises(ValueError, match="a kernel name must not be empty"):
+        nx.register("", affine, affine)
+    with pytest.raises(TypeError, match="a kernel name must be a str, not int"):
+        nx.register(3, affine, affine)
+    assert list(nx) == ["k"]  # nothing half-registered
+    assert nx.unregister("k")(1.0) == 3.0
+    assert "k" not in nx
+
+
+def test_stats_have_the_documented_keys_and_latency_samples(loader):
+    k = Nexus().register("affine", loader.function("nexus_affine"), affine)
+    s = k.stats()
+    assert s["compiled_latency"]["samples"] == 0 and s["compiled_latency"]["p50_ns"] is None
+    k(1.0)
+    k.swap(Flaky())
+    k(1.0)
+    s = k.stats()
+    assert {"calls", "compiled", "guard_misses", "fallbacks", "failures", "mismatches", "version",
+            "state", "compiled_latency", "reference_latency"} <= set(s)
+    for side in ("compiled_latency", "reference_latency"):
+        lat = s[side]
+        assert lat["samples"] == 1
+        assert 0 < lat["min_ns"] <= lat["p50_ns"] <= lat["p99_ns"] <= lat["max_ns"]
+    assert repr(k) == "<edgert.Kernel 'affine' version 2 active>"
+
+
+# ---- logging ---------------------------------------------------------------
+
+def test_every_transition_is_logged(loader, caplog):
+    flaky = Flaky()
+    k = Nexus().register("flaky", flaky, affine, max_failures=2)
+    add = Nexus().register("add", loader.function("nexus_add_i32"), lambda a, b: a + b)
+    with caplog.at_level(logging.DEBUG, logger="edgert.nexus"):
+        assert add("x", "y") == "xy"
+        k(1.0)
+        k(2.0)
+        k.reset()
+        k.swap(affine)
+        k.rollback()
+    got = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "edgert.nexus"]
+    msgs = [m for _, m in got]
+    levels = dict((m, lvl) for lvl, m in got)
+    miss = next(m for m in msgs if "guard miss" in m)
+    assert "kernel 'add' version 1" in miss and "(str[1], str[1])" in miss and levels[miss] == "DEBUG"
+    fails = [m for m in msgs if "failed (ValueError: flaky kernel refused" in m]
+    assert len(fails) == 2 and all("falling back to the reference" in m for m in fails)
+    assert "on (float)" in fails[0] and levels[fails[0]] == "WARNING"
+    quar = next(m for m in msgs if "quarantined" in m)
+    assert quar == ("kernel 'flaky' version 1 quarantined after 2 consecutive failures; calls go "
+                    "to the reference until reset()") and levels[quar] == "ERROR"
+    assert "kernel 'flaky' reset: active again after 2 consecutive failures" in msgs
+    assert "kernel 'flaky': swapped in version 2 (function)" in msgs
+    assert "kernel 'flaky': rolled back 1 step(s) to version 1" in msgs
+
+
+def test_nothing_is_logged_for_successful_calls_at_default_level(loader, caplog):
+    k = Nexus().register("affine", loader.function("nexus_affine"), affine)
+    with caplog.at_level(logging.DEBUG, logger="edgert.nexus"):
+        k(1.0)
+    assert [r for r in caplog.records if r.name == "edgert.nexus"] == []
+
+
+# ---- the report ------------------------------------------------------------
+
+def test_report_shows_every_kernel_at_a_glance(loader):
+    nx = Nexus()
+    assert nx.report() == "edgert nexus: no kernels registered"
+    good = nx.register("affine", loader.function("nexus_affine"), affine)
+    bad = nx.register("flaky", Flaky(), affine, max_failures=1)
+    add = nx.register("add", loader.function("nexus_add_i32"), lambda a, b: a + b)
+    for x in range(3):
+        good(float(x))
+    bad(1.0)
+    bad(1.0)
+    add(2**40, 0)
+    lines = nx.report().splitlines()
+    assert lines[0].split() == ["kernel", "version", "state", "calls", "compiled", "guard_misses",
+                                "fallbacks", "failures", "mismatches", "compiled", "p50",
+                                "reference", "p50"]
+    assert set(lines[1]) == {"-", " "}
+    rows = {line.split()[0]: line for line in lines[2:]}
+    assert list(rows) == ["affine", "flaky", "add"]
+    assert rows["affine"].split()[:9] == ["affine", "v1", "active", "3", "3", "0", "0", "0", "0"]
+    assert rows["flaky"].split()[:10] == ["flaky", "v1", "quarantined", "!", "2", "0", "0", "2",
+                                          "1", "0"]
+    assert rows["add"].split()[:9] == ["add", "v1", "active", "1", "0", "1", "0", "0", "0"]
+    assert " ns" in rows["affine"] or " us" in rows["affine"]
+    # every column lines up under its header
+    assert len({len(line.rstrip()) for line in lines[:2]}) == 1
