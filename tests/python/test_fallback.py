@@ -435,3 +435,65 @@ def test_stats_count_every_route():
     }
     E.reset_stats()
     assert set(E.stats().values()) == {0}
+
+
+# ---- bound kernels that diverge -----------------------------------------------
+
+@pytest.fixture
+def crashy_loader():
+    import ctypes
+    from conftest import fixture_path
+
+    try:
+        path = fixture_path("guard_crashy")
+    except FileNotFoundError:
+        path = fixture_path("libguard_crashy")
+    loader = edgert.ModuleLoader()
+    dbl = ([ctypes.c_double], ctypes.c_double)
+    loader.load(path, edgert.ABIContract("guard_ok", *dbl))
+    for name in ("guard_slightly_off", "guard_badly_off"):
+        loader.bind(edgert.ABIContract(name, *dbl))
+    vec = [ctypes.POINTER(ctypes.c_double), ctypes.POINTER(ctypes.c_double), ctypes.c_size_t,
+           ctypes.c_double]
+    for name in ("guard_scale", "guard_scale_bad"):
+        loader.bind(edgert.ABIContract(name, vec, None))
+    yield loader
+    loader.unload()
+
+
+def test_bound_kernel_that_diverges_slightly_passes_validation(crashy_loader):
+    f = crashy_loader.function("guard_slightly_off")
+    assert f(3.0) != reference(3.0)
+    assert ExplicitFallback.fallback_to_python(f, reference, 3.0) == reference(3.0)
+    assert ExplicitFallback.run_with_guard(f, reference, 3.0) == f(3.0)
+
+
+def test_bound_kernel_that_diverges_badly_fails_validation(crashy_loader):
+    f = crashy_loader.function("guard_badly_off")
+    with pytest.raises(FallbackMismatchError) as info:
+        ExplicitFallback.fallback_to_python(f, reference, 3.0)
+    assert str(info.value) == ("compiled guard_badly_off and reference reference differ on "
+                               "(float) (tolerance 1e-09): 7.5 != 7.0")
+
+
+def test_bound_buffer_kernels_are_compared_elementwise(crashy_loader):
+    data = array.array("d", [1.0, 2.0, 3.0, 4.0])
+
+    def compiled_with(name):
+        def run(xs, k):
+            out = array.array("d", bytes(8 * len(xs)))
+            crashy_loader.call(name, out, xs, len(xs), k)
+            return out
+        run.__name__ = name
+        return run
+
+    def ref(xs, k):
+        return [x * k for x in xs]
+
+    good_out = ExplicitFallback.fallback_to_python(compiled_with("guard_scale"), ref, data, 2.0)
+    assert good_out == [2.0, 4.0, 6.0, 8.0]
+    with pytest.raises(FallbackMismatchError) as info:
+        ExplicitFallback.fallback_to_python(compiled_with("guard_scale_bad"), ref, data, 2.0)
+    assert str(info.value).endswith("(tolerance 1e-09): at [2]: 6.001 != 6.0")
+    assert str(info.value).startswith("compiled guard_scale_bad and reference ref differ on "
+                                      "(array.array[4], float)")
