@@ -47,7 +47,7 @@ def fixture(name: str) -> str:
 
 class Workload:
     def __init__(self) -> None:
-        self.path = fixture("quality_kernels")
+        self.path = fixture("libquality_kernels")
         with open(self.path, "rb") as f:
             self.sha = hashlib.sha256(f.read()).hexdigest()
         self.add = edgert.ABIContract("q_add_i32", [ctypes.c_int, ctypes.c_int], ctypes.c_int)
