@@ -580,3 +580,41 @@ def test_report_shows_every_kernel_at_a_glance(loader):
     assert " ns" in rows["affine"] or " us" in rows["affine"]
     # every column lines up under its header
     assert len({len(line.rstrip()) for line in lines[:2]}) == 1
+
+
+def test_turning_debug_on_later_logs_the_next_guard_miss(loader, caplog):
+    add = Nexus().register("add", loader.function("nexus_add_i32"), lambda a, b: a + b)
+    with caplog.at_level(logging.WARNING, logger="edgert.nexus"):
+        add(1.5, 2)  # debug is off: the answer is cached
+    assert [r for r in caplog.records if r.name == "edgert.nexus"] == []
+    with caplog.at_level(logging.DEBUG, logger="edgert.nexus"):
+        add(2.5, 2)  # setLevel cleared the logger's cache: noticed at once
+    (rec,) = [r for r in caplog.records if r.name == "edgert.nexus"]
+    assert "guard miss" in rec.getMessage() and "(float, int)" in rec.getMessage()
+
+
+def test_nexus_level_views():
+    nx = Nexus()
+    nx.register("flaky", Flaky(), affine, max_failures=1)
+    assert nx.call("flaky", 1.0) == 3.0
+    assert set(nx.stats()) == {"flaky"} and nx.stats()["flaky"]["fallbacks"] == 1
+    assert repr(nx) == "<edgert.Nexus with 1 kernel(s): flaky>"
+
+
+def test_a_handle_in_a_reference_cycle_is_collected():
+    import gc
+    import weakref
+
+    def make():
+        holder = {}
+
+        def ref(x):  # the reference reaches its own handle: a cycle
+            return holder["k"].name
+
+        holder["k"] = Kernel("cyclic", Flaky(), ref, max_failures=1)
+        assert holder["k"](1.0) == "cyclic"
+        return weakref.ref(holder["k"])
+
+    w = make()
+    gc.collect()
+    assert w() is None
