@@ -7,7 +7,9 @@
  * raw text is checked before and after cJSON for what cJSON cannot report:
  * NUL bytes, escaped NULs (cJSON silently cuts a string at "\u0000"), and
  * trailing data. cJSON's process-global error pointer is never read; error
- * positions come from the parse-end pointer of this call. A manifest, once
+ * positions come from the parse-end pointer of this call, and calls into
+ * cJSON's parser are serialized by one mutex because a failing parse writes
+ * that global (two threads refusing manifests at once would race on it). A manifest, once
  * returned, holds only validated data: identifiers, canonical contracts,
  * lowercase 64-digit hashes, and (when parsed with a base directory)
  * absolute paths of regular files that existed at parse time. All memory is
@@ -22,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +47,9 @@ struct edgert_manifest_s {
   int resolved; /* parsed with a base directory */
   int loaded;
 };
+
+/* cJSON's parser writes a process-global error record when it fails. */
+static pthread_mutex_t cjson_lock = PTHREAD_MUTEX_INITIALIZER;
 
 #define FIELD_MAX 160 /* longest field path we write: deeper ones are cut */
 #define QUOTE_SIZE 200
@@ -265,7 +271,9 @@ static int parse_json(const char *buf, size_t len, const char *what,
                          col);
   }
   const char *end = NULL;
+  pthread_mutex_lock(&cjson_lock);
   cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+  pthread_mutex_unlock(&cjson_lock);
   if (root == NULL) {
     size_t off = (end != NULL && end >= buf && end <= buf + len)
                      ? (size_t)(end - buf)

@@ -5,6 +5,7 @@
 #include <cmocka.h>
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -598,6 +599,62 @@ static void a_missing_symbol_names_it(void **state) {
   assert_null(m);
 }
 
+
+/* ---- threads ------------------------------------------------------------ */
+
+typedef struct {
+  int id;
+  int failures;
+} parser_t;
+
+/* Each thread parses good and bad documents of its own and checks that the
+ * message it reads is about its own document. */
+static void *parse_many(void *arg) {
+  parser_t *p = arg;
+  char good[256], bad[256], want[128];
+  snprintf(good, sizeof good,
+           "{\"schema_version\": 1, \"modules\": [{\"path\": \"t%d.so\", "
+           "\"sha256\": \"" H64 "\", \"contracts\": []}]}",
+           p->id);
+  snprintf(bad, sizeof bad,
+           "{\"schema_version\": 1, \"modules\": [], \"key%d\": 1} trailing",
+           p->id);
+  snprintf(want, sizeof want, "manifest: trailing data after the JSON value at line 1, column %zu",
+           strlen(bad) - strlen("trailing") + 1);
+  for (int i = 0; i < 300; i++) {
+    edgert_manifest_t *m = NULL;
+    if (edgert_manifest_parse(good, strlen(good), NULL, &m) != 0 ||
+        strncmp(edgert_manifest_module_path(m, 0), "t", 1) != 0 ||
+        atoi(edgert_manifest_module_path(m, 0) + 1) != p->id)
+      p->failures++;
+    edgert_manifest_free(m);
+    if (edgert_manifest_parse(bad, strlen(bad), NULL, &m) != EDGERT_EMANIFEST ||
+        strcmp(edgert_last_error(), want) != 0)
+      p->failures++;
+    /* invalid JSON goes through cJSON's failing path (its global error) */
+    if (edgert_manifest_parse(bad, 10, NULL, &m) != EDGERT_EMANIFEST ||
+        strncmp(edgert_last_error(), "manifest: invalid JSON", 22) != 0)
+      p->failures++;
+  }
+  return NULL;
+}
+
+static void parsing_is_thread_safe(void **state) {
+  (void)state;
+  enum { N = 4 };
+  pthread_t t[N];
+  parser_t p[N];
+  for (int i = 0; i < N; i++) {
+    p[i].id = i;
+    p[i].failures = 0;
+    assert_int_equal(pthread_create(&t[i], NULL, parse_many, &p[i]), 0);
+  }
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_int_equal(p[i].failures, 0);
+  }
+}
+
 /* ---- out of memory ------------------------------------------------------ */
 
 static edgert_manifest_t *oom_result;
@@ -651,6 +708,7 @@ int main(void) {
       cmocka_unit_test(loads_verifies_binds_and_calls),
       cmocka_unit_test(a_wrong_hash_loads_nothing),
       cmocka_unit_test(a_missing_symbol_names_it),
+      cmocka_unit_test(parsing_is_thread_safe),
       cmocka_unit_test(every_allocation_failure_is_enomem_and_leaks_nothing),
   };
   return cmocka_run_group_tests(tests, make_tree, remove_tree);
