@@ -16,8 +16,12 @@
  *   message, the counters, restoring the mask) happens after the jump,
  *   outside the handler. sigsetjmp(env, 0) keeps the armed path at a few
  *   nanoseconds; the mask is restored by hand on the fault path.
- * - Only kernel-generated faults (si_code > 0) are contained. A signal sent
- *   with kill/raise, or a fault with no armed frame on its thread, is
+ * - Contained are faults (si_code > 0) and the signal raised on the armed
+ *   thread by the process itself (SI_TKILL from this pid: a kernel calling
+ *   raise(SIGSEGV), or a handler installed in front of ours, such as
+ *   faulthandler, re-raising a fault it saw first). A signal sent by another
+ *   process or with kill() to the whole process, or anything with no armed
+ *   frame on its thread, is
  *   handed to the handler that was in place before ours, exactly once per
  *   signal for the life of the process: the disposition is set to SIG_DFL
  *   first, so whatever the previous handler does (faulthandler restores its
@@ -129,6 +133,8 @@ const char *edgert_signal_name(int signo) {
 static const char *fault_kind(int signo, int code) {
   if (code == SI_KERNEL)
     return "general protection fault";
+  if (code == SI_TKILL)
+    return "raised by the thread itself, not a fault";
   switch (signo) {
   case SIGSEGV:
     switch (code) {
@@ -246,14 +252,23 @@ static void hand_on(int signo, siginfo_t *si, void *ucv) {
   raise(signo);
 }
 
+/* A fault of this thread's code, or a signal this thread raised itself. */
+static int containable(const siginfo_t *si) {
+  if (si == NULL)
+    return 0;
+  if (si->si_code > 0)
+    return 1;
+  return si->si_code == SI_TKILL && si->si_pid == getpid();
+}
+
 static void on_fault(int signo, siginfo_t *si, void *ucv) {
   int saved_errno = errno;
   frame_t *f = self.armed;
-  if (f != NULL && si != NULL && si->si_code > 0) {
+  if (f != NULL && containable(si)) {
     ucontext_t *uc = (ucontext_t *)ucv;
     f->signo = signo;
     f->code = si->si_code;
-    f->address = si->si_addr;
+    f->address = si->si_code > 0 ? si->si_addr : NULL;
     f->mask = uc->uc_sigmask;
 #if defined(__x86_64__)
     f->have_fpu = uc->uc_mcontext.fpregs != NULL;

@@ -459,7 +459,41 @@ static void raise_kernel(void *ud) {
 
 static void child_raise_inside_guard(void) {
   say("before;");
-  edgert_guard_run(raise_kernel, NULL, "raiser");
+  if (edgert_guard_run(raise_kernel, NULL, "raiser") == EDGERT_ECRASH &&
+      edgert_last_crash()->code == SI_TKILL && edgert_last_crash()->address == NULL &&
+      strstr(edgert_last_error(), "SIGSEGV (raised by the thread itself, not a fault)"))
+    say("contained;");
+  raise(SIGSEGV); /* outside the guard: the process dies */
+  say("survived;");
+}
+
+static void kill_kernel(void *ud) {
+  (void)ud;
+  kill(getpid(), SIGSEGV); /* process-directed, SI_USER */
+}
+
+static void child_other_process_signal(void) {
+  /* The whole process gets SIGSEGV with kill() while a guarded call runs:
+   * not the kernel's doing, not contained. */
+  say("before;");
+  edgert_guard_run(kill_kernel, NULL, "killer");
+  say("survived;");
+}
+
+/* faulthandler-like handler installed in front without edgert_guard_install:
+ * it sees the fault first and re-raises; the guard still contains it. */
+static void child_displaced_without_reinstall(void) {
+  if (edgert_guard_run(null_kernel, NULL, "k") == EDGERT_ECRASH)
+    say("contained;");
+  install_faulthandler_like();
+  if (edgert_guard_run(null_kernel, NULL, "k") == EDGERT_ECRASH &&
+      edgert_last_crash()->code == SI_TKILL)
+    say("contained-after-report;");
+  /* the displacing handler put ours back in front when it re-raised */
+  if (edgert_guard_run(null_kernel, NULL, "k") == EDGERT_ECRASH &&
+      edgert_last_crash()->code == SEGV_MAPERR)
+    say("contained;");
+  null_kernel(NULL);
   say("survived;");
 }
 
@@ -483,6 +517,8 @@ static const struct {
     {"handler_after_guard", child_handler_after_guard},
     {"abort", child_abort},
     {"raise_inside_guard", child_raise_inside_guard},
+    {"other_process_signal", child_other_process_signal},
+    {"displaced_without_reinstall", child_displaced_without_reinstall},
     {"guard_off", child_guard_off},
 };
 
@@ -515,9 +551,20 @@ static void abort_is_never_contained(void **state) {
   expect_child("abort", 0, SIGABRT, "before;");
 }
 
-static void raised_signal_inside_guard_is_not_a_fault(void **state) {
+static void signal_raised_by_the_kernel_is_contained(void **state) {
   (void)state;
-  expect_child("raise_inside_guard", 0, SIGSEGV, "before;");
+  expect_child("raise_inside_guard", 0, SIGSEGV, "before;contained;");
+}
+
+static void signal_sent_to_the_process_is_not_contained(void **state) {
+  (void)state;
+  expect_child("other_process_signal", 0, SIGSEGV, "before;");
+}
+
+static void handler_in_front_without_reinstall_still_leaves_faults_contained(void **state) {
+  (void)state;
+  expect_child("displaced_without_reinstall", 0, SIGSEGV,
+               "contained;previous-handler;contained-after-report;contained;");
 }
 
 static void environment_switch_turns_containment_off(void **state) {
@@ -841,7 +888,9 @@ int main(int argc, char **argv) {
       cmocka_unit_test(previous_handler_runs_exactly_once_then_death),
       cmocka_unit_test(displacing_handler_chains_once_without_a_loop),
       cmocka_unit_test(abort_is_never_contained),
-      cmocka_unit_test(raised_signal_inside_guard_is_not_a_fault),
+      cmocka_unit_test(signal_raised_by_the_kernel_is_contained),
+      cmocka_unit_test(signal_sent_to_the_process_is_not_contained),
+      cmocka_unit_test(handler_in_front_without_reinstall_still_leaves_faults_contained),
       cmocka_unit_test(environment_switch_turns_containment_off),
       cmocka_unit_test_setup_teardown(guard_call_returns_the_compiled_result, load_crashy, free_crashy),
       cmocka_unit_test_setup_teardown(guard_call_crash_without_fallback_is_efailed, load_crashy, free_crashy),

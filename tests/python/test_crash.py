@@ -385,14 +385,38 @@ def test_abort_is_not_contained_and_faulthandler_reports_it():
     assert "Fatal Python error: Aborted" in proc.stderr
 
 
-def test_a_signal_raised_by_the_kernel_is_not_a_fault():
+def test_a_signal_the_kernel_raises_on_its_own_thread_is_contained():
     proc = run_child('''
-        out("before")
-        load().call("guard_raise_segv", 1)
-        out("survived")
-    ''')
-    assert lines(proc) == ["before"]
+        try:
+            load().call("guard_raise_segv", 1)
+        except KernelCrash as e:
+            out([e.signal_name, e.address, "raised by the thread itself" in str(e)])
+    ''' + UNGUARDED)
+    assert lines(proc) == [["SIGSEGV", 0, True]]
     assert proc.returncode == -signal.SIGSEGV
+
+
+def test_faulthandler_put_in_front_behind_edgerts_back():
+    # faulthandler.enable fetched before edgert wrapped it: nothing puts the
+    # guard back in front, faulthandler sees the fault first, reports it and
+    # re-raises on the faulting thread, and the guard still contains it.
+    proc = run_child('''
+        import faulthandler
+        enable = faulthandler.enable.__wrapped__
+        load().call("guard_ok", 1.0)
+        enable()
+        try:
+            load().call("guard_null_deref", 1.0)
+        except KernelCrash as e:
+            out(["contained", e.signal_name])
+        try:
+            load().call("guard_null_deref", 1.0)
+        except KernelCrash as e:
+            out(["contained", e.address])
+    ''' + UNGUARDED)
+    assert lines(proc) == [["contained", "SIGSEGV"], ["contained", 0]]
+    assert proc.returncode == -signal.SIGSEGV
+    assert _fatal_reports(proc.stderr) == 1  # the first contained fault, reported on its way
 
 
 def test_environment_switch_turns_containment_off():
