@@ -312,8 +312,9 @@ static int parse_json(const char *buf, size_t len, const char *what,
     if (s.found) {
       cJSON_Delete(root);
       return edgert__error(EDGERT_EMANIFEST,
-                           "%s: escaped NUL (\\u0000) in %s", 
+                           "%s%s: escaped NUL (\\u0000) in %s",
                            s.path[0] ? s.path : what,
+                           strlen(s.path) + 1 >= sizeof s.path ? "..." : "",
                            s.in_key ? "a key" : "a string");
     }
   }
@@ -460,6 +461,8 @@ static int is_hex64(const char *s) {
 static int resolve(const char *base_dir, const char *rel, const char *field,
                    char **out) {
   char q[QUOTE_SIZE];
+  if (base_dir[0] == '\0') /* "" is the current directory, not the root */
+    base_dir = ".";
   size_t blen = strlen(base_dir), rlen = strlen(rel);
   char *joined;
   if (rel[0] == '/') {

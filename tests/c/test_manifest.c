@@ -495,6 +495,17 @@ static void module_files_must_exist_and_be_regular(void **state) {
   assert_string_equal(edgert_manifest_module_sha256(m, 0), tree.other_sha);
   edgert_manifest_free(m);
 
+  /* An empty base directory is the current one. */
+  char cwd[PATH_MAX];
+  assert_non_null(getcwd(cwd, sizeof cwd));
+  assert_int_equal(chdir(tree.dir), 0);
+  char *rel = Q(MOD("{'path': 'kernels/other.so', 'sha256': '" H64 "', 'contracts': []}"));
+  assert_int_equal(edgert_manifest_parse(rel, strlen(rel), "", &m), 0);
+  assert_int_equal(chdir(cwd), 0);
+  assert_string_equal(edgert_manifest_module_file(m, 0), want);
+  edgert_manifest_free(m);
+  free(rel);
+
   assert_int_equal(edgert_manifest_read("/nonexistent/edgert/m.json", &m), EDGERT_EIO);
   assert_string_equal(edgert_last_error(),
                       "manifest '/nonexistent/edgert/m.json': No such file or directory");
