@@ -1,8 +1,9 @@
 /*
- * fuzz_containers.c: a differential harness for the typed dict
- * (include/edgert/dict.h) against a simple model.
+ * fuzz_containers.c: a differential harness for the typed dict and list
+ * (include/edgert/dict.h, list.h) against simple models.
  *
- * Input: one byte choosing the dict (int64 -> int64, or str -> bytes), then
+ * Input: one byte choosing the container (bit 1: list, else dict; bit 0:
+ * str -> bytes dict or bytes list, else int64), then
  * operations, one byte each plus operands. Every operation runs on the dict
  * and on the model (a dense array with the dict's documented order: new keys
  * go last, a delete moves the last entry into the hole), and after each one
@@ -14,6 +15,9 @@
  * EDGERT_ENOMEM and leave the dict exactly as the model says it was. Pinning
  * is exercised too: while pinned, adding or removing entries is
  * EDGERT_EBUSY and changes nothing. LeakSanitizer checks str/bytes ownership.
+ * The list runs against an array model the same way: append, insert, pop,
+ * set, get, splice (items from outside or from the list itself), reserve,
+ * clear, reverse, stable sort, copy, swap and pins.
  */
 #include "fuzz_common.h"
 
@@ -492,11 +496,270 @@ static void run(fuzz_in_t *in, int str) {
   edgert_dict_free(d);
 }
 
+
+/* ---- the typed list against an array model --------------------------------- */
+
+#define LIST_MAX 512
+
+typedef struct {
+  int str;
+  entry_t e[LIST_MAX]; /* items in the value fields: iv, or sv/svlen */
+  size_t len;
+  unsigned pins;
+} lmodel_t;
+
+static void lcheck_item(const lmodel_t *m, const void *p, const entry_t *e) {
+  model_t tmp;
+  tmp.str = m->str;
+  check_value(&tmp, p, e);
+}
+
+static void lcompare(edgert_list_t *l, const lmodel_t *m) {
+  FUZZ_CHECK(edgert_list_len(l) == m->len);
+  FUZZ_CHECK(edgert_list_pins(l) == m->pins);
+  FUZZ_CHECK(edgert_list_capacity(l) >= m->len);
+  size_t isz = edgert_list_itemsize(l);
+  FUZZ_CHECK(isz == (m->str ? sizeof(edgert_bytes_t) : sizeof(int64_t)));
+  char *data = edgert_list_data(l);
+  for (size_t i = 0; i < m->len; i++) {
+    void *at = edgert_list_at(l, i);
+    FUZZ_CHECK(at == data + i * isz);
+    lcheck_item(m, at, &m->e[i]);
+  }
+  FUZZ_CHECK(edgert_list_at(l, m->len) == NULL);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = ((const entry_t *)a)->iv, y = ((const entry_t *)b)->iv;
+  return (x > y) - (x < y);
+}
+
+/* Stable insertion sort of the model (the list's sort is stable). */
+static void lmodel_sort(lmodel_t *m, int descending) {
+  for (size_t i = 1; i < m->len; i++) {
+    entry_t x = m->e[i];
+    size_t j = i;
+    while (j > 0) {
+      int c = cmp_i64(&m->e[j - 1], &x);
+      if (descending ? c >= 0 : c <= 0)
+        break;
+      m->e[j] = m->e[j - 1];
+      j--;
+    }
+    m->e[j] = x;
+  }
+}
+
+enum {
+  L_APPEND, L_INSERT, L_POP, L_SET, L_GET, L_SPLICE, L_RESERVE, L_CLEAR,
+  L_REVERSE, L_SORT, L_COPY, L_SWAP, L_PIN, L_UNPIN, L__COUNT
+};
+
+static void run_list(fuzz_in_t *in, int str) {
+  static lmodel_t m;
+  memset(&m, 0, sizeof m);
+  m.str = str;
+  model_t vm; /* for read_value/val_repr */
+  vm.str = str;
+  const edgert_type_t *t;
+  FUZZ_CHECK(edgert_type_find(str ? "bytes" : "int64", &t) == 0);
+  edgert_list_t *l = NULL;
+  FUZZ_CHECK(edgert_list_new(t, fuzz_u8(in) % 8, &l) == 0 && l != NULL);
+
+  while (!fuzz_empty(in)) {
+    uint8_t opb = fuzz_u8(in);
+    long fail_at = (opb & 0x80) ? 1 + fuzz_u8(in) % 8 : 0;
+    int op = (opb & 0x7f) % L__COUNT;
+    size_t idx = fuzz_u8(in);
+    entry_t v;
+    cval_t vc;
+    read_value(in, &vm, &v);
+    const void *vr = val_repr(&vm, &v, &vc);
+    int rc = 0;
+    fz_countdown = fail_at;
+    long failed_before = fz_failed;
+#define FAILED_BY_ALLOC (rc == EDGERT_ENOMEM && fz_failed > failed_before)
+    switch (op) {
+    case L_APPEND:
+    case L_INSERT:
+      rc = op == L_APPEND ? edgert_list_append(l, vr) : edgert_list_insert(l, idx, vr);
+      if (rc == 0) {
+        FUZZ_CHECK(m.len < LIST_MAX);
+        size_t at = (op == L_APPEND || idx > m.len) ? m.len : idx;
+        memmove(&m.e[at + 1], &m.e[at], (m.len - at) * sizeof m.e[0]);
+        m.e[at] = v;
+        m.len++;
+      } else {
+        FUZZ_CHECK((rc == EDGERT_EBUSY && m.pins > 0) || FAILED_BY_ALLOC);
+      }
+      break;
+    case L_POP: {
+      cval_t out;
+      memset(&out, 0, sizeof out);
+      rc = edgert_list_pop(l, idx, str ? (void *)&out.b : (void *)&out.i);
+      if (rc == 0) {
+        FUZZ_CHECK(idx < m.len && m.pins == 0);
+        lcheck_item(&m, str ? (void *)&out.b : (void *)&out.i, &m.e[idx]);
+        if (str)
+          edgert_bytes_release(&out.b);
+        memmove(&m.e[idx], &m.e[idx + 1], (m.len - idx - 1) * sizeof m.e[0]);
+        m.len--;
+      } else {
+        FUZZ_CHECK((rc == EDGERT_ERANGE && idx >= m.len) ||
+                   (rc == EDGERT_EBUSY && m.pins > 0));
+      }
+      break;
+    }
+    case L_SET:
+      rc = edgert_list_set(l, idx, vr);
+      if (rc == 0) {
+        FUZZ_CHECK(idx < m.len);
+        m.e[idx] = v;
+      } else {
+        FUZZ_CHECK((rc == EDGERT_ERANGE && idx >= m.len) || FAILED_BY_ALLOC);
+      }
+      break;
+    case L_GET: {
+      cval_t out;
+      rc = edgert_list_get(l, idx, str ? (void *)&out.b : (void *)&out.i);
+      if (idx < m.len) {
+        FUZZ_CHECK(rc == 0);
+        lcheck_item(&m, str ? (void *)&out.b : (void *)&out.i, &m.e[idx]);
+      } else {
+        FUZZ_CHECK(rc == EDGERT_ERANGE);
+      }
+      break;
+    }
+    case L_SPLICE: {
+      /* Replace [start, start+count) by n new items, or by items taken from
+       * the list itself (the header allows items pointing into the list). */
+      size_t start = idx % (m.len + 2), count = fuzz_u8(in) % 4;
+      size_t n = fuzz_u8(in) % 6;
+      int from_self = (int)(v.iv & 1) && !str && m.len >= n && n > 0;
+      entry_t items[6];
+      int64_t ik[6];
+      edgert_bytes_t sb[6];
+      for (size_t i = 0; i < n; i++) {
+        if (from_self) {
+          items[i] = m.e[i];
+        } else {
+          read_value(in, &vm, &items[i]);
+        }
+        cval_t c;
+        val_repr(&vm, &items[i], &c);
+        ik[i] = c.i;
+        sb[i] = c.b;
+      }
+      const void *src = from_self ? edgert_list_data(l) : (str ? (void *)sb : (void *)ik);
+      rc = edgert_list_splice(l, start, count, src, n);
+      if (rc == 0) {
+        FUZZ_CHECK(start + count <= m.len);
+        FUZZ_CHECK(m.pins == 0 || n == count);
+        FUZZ_CHECK(m.len - count + n <= LIST_MAX);
+        memmove(&m.e[start + n], &m.e[start + count], (m.len - start - count) * sizeof m.e[0]);
+        memcpy(&m.e[start], items, n * sizeof items[0]);
+        m.len = m.len - count + n;
+      } else {
+        FUZZ_CHECK((rc == EDGERT_ERANGE && start + count > m.len) ||
+                   (rc == EDGERT_EBUSY && m.pins > 0 && n != count) || FAILED_BY_ALLOC);
+      }
+      break;
+    }
+    case L_RESERVE:
+      rc = edgert_list_reserve(l, idx * 3);
+      FUZZ_CHECK(rc == 0 || (rc == EDGERT_EBUSY && m.pins > 0) || FAILED_BY_ALLOC);
+      if (rc == 0)
+        FUZZ_CHECK(edgert_list_capacity(l) >= idx * 3);
+      break;
+    case L_CLEAR:
+      rc = edgert_list_clear(l);
+      if (rc == 0) {
+        FUZZ_CHECK(m.pins == 0);
+        m.len = 0;
+      } else {
+        FUZZ_CHECK(rc == EDGERT_EBUSY && m.pins > 0);
+      }
+      break;
+    case L_REVERSE:
+      FUZZ_CHECK(edgert_list_reverse(l) == 0);
+      for (size_t i = 0; i < m.len / 2; i++) {
+        entry_t x = m.e[i];
+        m.e[i] = m.e[m.len - 1 - i];
+        m.e[m.len - 1 - i] = x;
+      }
+      break;
+    case L_SORT:
+      rc = edgert_list_sort(l, (int)(idx & 1));
+      if (str) {
+        FUZZ_CHECK(rc == EDGERT_ETYPE);
+      } else if (rc == 0) {
+        lmodel_sort(&m, (int)(idx & 1));
+      } else {
+        FUZZ_CHECK(FAILED_BY_ALLOC);
+      }
+      break;
+    case L_COPY: {
+      edgert_list_t *c = NULL;
+      rc = edgert_list_copy(l, &c);
+      if (rc == 0) {
+        unsigned pins = m.pins;
+        m.pins = 0;
+        lcompare(c, &m);
+        m.pins = pins;
+        /* Swapping with a copy exchanges equal contents: nothing changes. */
+        int src = edgert_list_swap(l, c);
+        FUZZ_CHECK(src == 0 || (src == EDGERT_EBUSY && m.pins > 0));
+        edgert_list_free(c);
+      } else {
+        FUZZ_CHECK(FAILED_BY_ALLOC && c == NULL);
+      }
+      break;
+    }
+    case L_SWAP: {
+      const edgert_type_t *other;
+      FUZZ_CHECK(edgert_type_find(str ? "int64" : "bytes", &other) == 0);
+      edgert_list_t *o = NULL;
+      rc = edgert_list_new(other, 0, &o);
+      if (rc == 0) {
+        FUZZ_CHECK(edgert_list_swap(l, o) == EDGERT_ETYPE);
+        edgert_list_free(o);
+      } else {
+        FUZZ_CHECK(FAILED_BY_ALLOC);
+      }
+      break;
+    }
+    case L_PIN:
+      if (m.pins < 4) {
+        edgert_list_pin(l);
+        m.pins++;
+      }
+      break;
+    case L_UNPIN:
+      rc = edgert_list_unpin(l);
+      if (m.pins > 0) {
+        FUZZ_CHECK(rc == 0);
+        m.pins--;
+      } else {
+        FUZZ_CHECK(rc == EDGERT_EINVAL);
+      }
+      break;
+    }
+#undef FAILED_BY_ALLOC
+    fz_countdown = 0;
+    lcompare(l, &m);
+  }
+  FUZZ_CHECK(edgert_list_memory(l) >= sizeof(void *));
+  edgert_list_free(l);
+}
+
 int edgert_fuzz_containers(const uint8_t *data, size_t size) {
   fz_install();
   fuzz_in_t in = {data, size};
   uint8_t mode = fuzz_u8(&in);
-  run(&in, mode & 1);
+  if (mode & 2)
+    run_list(&in, mode & 1);
+  else
+    run(&in, mode & 1);
   return 0;
 }
 
