@@ -261,3 +261,57 @@ def test_a_tampered_file_is_refused(tree):
         f.write(bytes([last[0] ^ 1]))
     with pytest.raises(IntegrityError, match=r"^modules\[1\] \('kernels/other.so'\): "):
         load_manifest(m)
+
+
+# ---- differential: Python's from_manifest and the C reader agree ---------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_NAMES = sorted(_edgert.abi_type_names()) + ["c_flaot", "LP_c_float", "LP_LP_c_size_t", "LP_None", "struct P",
+                                            "py_object", "Structure", "c_buffer", "", "c_int ", "LP_" * 9 + "c_int"]
+_JSON = st.none() | st.booleans() | st.integers(-2, 2) | st.text(max_size=4)
+_TYPE = st.sampled_from(_NAMES) | _JSON
+
+
+_GOOD_TYPES = sorted(set(_edgert.abi_type_names()) - {"None"}) + ["LP_c_float", "LP_LP_c_size_t", "LP_c_ulong"]
+
+
+@st.composite
+def contract_dicts(draw):
+    """Mostly valid contracts, each field spoiled now and then."""
+    def spoil():
+        return draw(st.integers(0, 7)) == 0
+
+    d = {}
+    if not spoil():
+        d["function_name"] = draw(st.sampled_from(["9x", "a-b", "", "f\x00g"]) | _JSON) if spoil() \
+            else draw(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True))
+    if not spoil():
+        if spoil():
+            d["arg_types"] = draw(st.lists(_TYPE, max_size=34) | _JSON)
+        else:
+            d["arg_types"] = draw(st.lists(st.sampled_from(_GOOD_TYPES), max_size=33))
+    if draw(st.booleans()):
+        d["return_type"] = draw(_TYPE) if spoil() else draw(st.sampled_from(_GOOD_TYPES + ["None"]) | st.none())
+    if draw(st.booleans()):
+        d["calling_convention"] = draw(st.sampled_from(["stdcall"]) | _JSON) if spoil() else "cdecl"
+    if draw(st.booleans()):
+        d["release_gil"] = draw(_JSON) if spoil() else draw(st.booleans())
+    if spoil():
+        d[draw(st.sampled_from(["extra", "Function_name", "ARG_TYPES"]))] = 1
+    return d
+
+
+@settings(max_examples=400, deadline=None)
+@given(contract_dicts())
+def test_from_manifest_and_the_c_reader_accept_the_same_contracts(d):
+    try:
+        c_result = _edgert.parse_contract_json(json.dumps(d))
+    except ManifestError:
+        c_result = None
+    try:
+        py_result = ABIContract.from_manifest(d).to_dict()
+    except ManifestError:
+        py_result = None
+    assert c_result == py_result, (d, c_result, py_result)
