@@ -398,14 +398,6 @@ static PyObject *guard_enabled(PyObject *self, PyObject *unused) {
   return PyBool_FromLong(edgert_guard_enabled());
 }
 
-static PyObject *guard_stats(PyObject *self, PyObject *unused) {
-  (void)self;
-  (void)unused;
-  edgert_guard_stats_t s;
-  edgert_guard_stats(&s);
-  return Py_BuildValue("{s:K}", "crashes", (unsigned long long)s.crashes);
-}
-
 static PyMethodDef fallback_methods[] = {
     {"run_with_guard", (PyCFunction)(void (*)(void))run_with_guard,
      METH_FASTCALL | METH_KEYWORDS,
@@ -427,7 +419,6 @@ static PyMethodDef fallback_methods[] = {
     {"_guard_install", guard_install, METH_NOARGS,
      "Puts the crash guard's signal handlers back in front; False if the guard is off."},
     {"_guard_enabled", guard_enabled, METH_NOARGS, "Whether crash containment is on."},
-    {"_guard_stats", guard_stats, METH_NOARGS, "Process-wide crash guard counters."},
     {NULL, NULL, 0, NULL}};
 
 int edgert_py_fallback_init(PyObject *m) {
