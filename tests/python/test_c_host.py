@@ -122,3 +122,13 @@ def test_c_host_builds_with_pkg_config_and_runs(prefix, manifest, tmp_path):
     cc = os.environ.get("CC", "cc")
     run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", str(EXAMPLE / "main.c"), *flags, "-o", str(exe)], env=env)
     check_runs(exe, manifest, env)
+
+
+def test_c_host_built_in_tree_runs_its_own_manifest():
+    exe = BUILD / "examples" / "c_host" / "c_host"
+    if not exe.exists():
+        pytest.fail(f"{exe} is not built: run `make build` first")
+    r = run([str(exe), str(BUILD / "examples" / "c_host" / "manifest.json")])
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("module libvecadd.so sha256 ") and len(lines[0].split()[-1]) == 64
+    assert lines[1:] == ["  None vec_add_f32(LP_c_float, c_size_t)", "vec_add_f32([1, 2, 3, 4]) -> [2, 4, 6, 8]"]
