@@ -37,18 +37,15 @@ typedef struct {
 } ring_slot_t;
 
 struct edgert_dict_s {
+  edgert_dict_view_t v; /* first: what the inline lookups in dict.h read */
   const edgert_type_t *kt, *vt;
   edgert_kind_t kkind, vkind;
-  size_t ksize, vsize;
+  size_t ksize;
   int khashed;  /* keys keep their hash in `hashes` */
   int kvar, vvar; /* str/bytes: owned data */
-  size_t len, ecap;
-  unsigned char *keys, *values;
+  size_t ecap;
   uint64_t *hashes;
-  uint32_t *index;
-  size_t icap, ilimit;
-  unsigned ebits;
-  uint32_t emask, tagmask;
+  size_t ilimit;
   uint64_t version;
   unsigned pins;
   size_t heap_bytes; /* str/bytes data owned */
@@ -122,14 +119,14 @@ static uint64_t hash_key(const edgert_dict_t *d, const void *key) {
 static inline uint64_t entry_hash(const edgert_dict_t *d, size_t e) {
   if (d->khashed)
     return d->hashes[e];
-  return hash_key(d, d->keys + e * d->ksize);
+  return hash_key(d, d->v.keys + e * d->ksize);
 }
 
 /* 1 if entry e's key equals `key`; `h` is key's hash (checked first for
  * hashed keys, skipped when have_h is 0). */
 static inline int key_eq(const edgert_dict_t *d, size_t e, const void *key, uint64_t h,
                          int have_h) {
-  const unsigned char *k = d->keys + e * d->ksize;
+  const unsigned char *k = d->v.keys + e * d->ksize;
   switch (d->kkind) {
   case EDGERT_KIND_INT64:
     return memcmp(k, key, 8) == 0;
@@ -161,7 +158,7 @@ static inline size_t home_of(size_t icap, uint64_t h) {
   return (size_t)(((unsigned __int128)h * icap) >> 64);
 }
 static inline uint32_t tag_of(const edgert_dict_t *d, uint64_t h) {
-  return ((uint32_t)(h >> 16) & d->tagmask) << d->ebits;
+  return ((uint32_t)(h >> 16) & d->v.tagmask) << d->v.ebits;
 }
 
 static size_t limit_of(size_t icap) { return icap / 10 * 7 + (icap % 10) * 7 / 10; }
@@ -191,41 +188,41 @@ static size_t icap_for(size_t n) {
  * the empty slot where it would go. The index must exist. */
 static inline ptrdiff_t probe(const edgert_dict_t *d, const void *key, uint64_t h,
                               size_t *slot_out) {
-  size_t i = home_of(d->icap, h);
+  size_t i = home_of(d->v.icap, h);
   uint32_t tag = tag_of(d, h);
-  uint32_t tmask = ~d->emask;
+  uint32_t tmask = ~d->v.emask;
   for (;;) {
-    uint32_t s = d->index[i];
+    uint32_t s = d->v.index[i];
     if (s == 0) {
       if (slot_out)
         *slot_out = i;
       return -1;
     }
     if ((s & tmask) == tag) {
-      size_t e = (s & d->emask) - 1;
+      size_t e = (s & d->v.emask) - 1;
       if (key_eq(d, e, key, h, 1))
         return (ptrdiff_t)e;
     }
-    if (++i == d->icap)
+    if (++i == d->v.icap)
       i = 0;
   }
 }
 
 static inline ptrdiff_t probe_i64(const edgert_dict_t *d, int64_t key, uint64_t h) {
-  size_t i = home_of(d->icap, h);
+  size_t i = home_of(d->v.icap, h);
   uint32_t tag = tag_of(d, h);
-  uint32_t tmask = ~d->emask;
-  const int64_t *keys = (const int64_t *)(const void *)d->keys;
+  uint32_t tmask = ~d->v.emask;
+  const int64_t *keys = (const int64_t *)(const void *)d->v.keys;
   for (;;) {
-    uint32_t s = d->index[i];
+    uint32_t s = d->v.index[i];
     if (s == 0)
       return -1;
     if ((s & tmask) == tag) {
-      size_t e = (s & d->emask) - 1;
+      size_t e = (s & d->v.emask) - 1;
       if (keys[e] == key)
         return (ptrdiff_t)e;
     }
-    if (++i == d->icap)
+    if (++i == d->v.icap)
       i = 0;
   }
 }
@@ -239,14 +236,14 @@ static int rebuild_index(edgert_dict_t *d, size_t icap) {
   if (index == NULL)
     return edgert__error(EDGERT_ENOMEM, "dict: out of memory growing the index to %zu slots",
                          icap);
-  edgert__free(d->index);
-  d->index = index;
-  d->icap = icap;
+  edgert__free(d->v.index);
+  d->v.index = index;
+  d->v.icap = icap;
   d->ilimit = limit;
-  d->ebits = bits_for(limit + 1);
-  d->emask = (uint32_t)((1ull << d->ebits) - 1);
-  d->tagmask = d->ebits >= 32 ? 0 : (uint32_t)((1ull << (32 - d->ebits)) - 1);
-  for (size_t e = 0; e < d->len; e++) {
+  d->v.ebits = bits_for(limit + 1);
+  d->v.emask = (uint32_t)((1ull << d->v.ebits) - 1);
+  d->v.tagmask = d->v.ebits >= 32 ? 0 : (uint32_t)((1ull << (32 - d->v.ebits)) - 1);
+  for (size_t e = 0; e < d->v.len; e++) {
     uint64_t h = entry_hash(d, e);
     size_t i = home_of(icap, h);
     while (index[i] != 0)
@@ -268,14 +265,14 @@ static int grow_entries(edgert_dict_t *d, size_t need) {
     cap = EDGERT_DICT_MAX_LEN;
   /* Each array is grown on its own; a later failure leaves an earlier
    * array merely larger than ecap says, which is harmless. */
-  void *k = edgert__realloc(d->keys, cap * d->ksize);
+  void *k = edgert__realloc(d->v.keys, cap * d->ksize);
   if (k == NULL)
     goto oom;
-  d->keys = k;
-  void *v = edgert__realloc(d->values, cap * d->vsize);
+  d->v.keys = k;
+  void *v = edgert__realloc(d->v.values, cap * d->v.vsize);
   if (v == NULL)
     goto oom;
-  d->values = v;
+  d->v.values = v;
   if (d->khashed) {
     void *h = edgert__realloc(d->hashes, cap * sizeof(uint64_t));
     if (h == NULL)
@@ -288,13 +285,20 @@ oom:
   return edgert__error(EDGERT_ENOMEM, "dict: out of memory growing to %zu entries", cap);
 }
 
-/* Room for n entries in total, without pin checks. */
-static int reserve_raw(edgert_dict_t *d, size_t n) {
+/* Room for n entries in total, without pin checks. `ahead`: an insert is
+ * growing the dict, so size the index for more than n (twice n while
+ * small, 1.5 times beyond 64 Ki entries) and rebuild it less often. */
+static int reserve_ex(edgert_dict_t *d, size_t n, int ahead) {
   if (n > EDGERT_DICT_MAX_LEN)
     return edgert__error(EDGERT_ELIMIT, "dict: %zu entries is more than the %zu a dict holds", n,
                          (size_t)EDGERT_DICT_MAX_LEN);
-  if (n > d->ilimit || d->index == NULL) {
-    size_t icap = icap_for(n);
+  if (n > d->ilimit || d->v.index == NULL) {
+    size_t target = n;
+    if (ahead)
+      target = n < 65536 ? 2 * n : n + n / 2;
+    if (target > EDGERT_DICT_MAX_LEN)
+      target = EDGERT_DICT_MAX_LEN;
+    size_t icap = icap_for(target);
     /* A version bump is the point of a resize; entries need room first so
      * a failure there leaves the old index in place. */
     if (grow_entries(d, n) < 0)
@@ -305,6 +309,8 @@ static int reserve_raw(edgert_dict_t *d, size_t n) {
   }
   return grow_entries(d, n);
 }
+
+static int reserve_raw(edgert_dict_t *d, size_t n) { return reserve_ex(d, n, 0); }
 
 /* ---- lifetime -------------------------------------------------------- */
 
@@ -320,7 +326,7 @@ int edgert_dict_new(const edgert_type_t *key_type, const edgert_type_t *value_ty
   d->kkind = edgert_type_kind(key_type);
   d->vkind = edgert_type_kind(value_type);
   d->ksize = edgert_type_size(key_type);
-  d->vsize = edgert_type_size(value_type);
+  d->v.vsize = edgert_type_size(value_type);
   d->kvar = d->kkind == EDGERT_KIND_STR || d->kkind == EDGERT_KIND_BYTES;
   d->vvar = d->vkind == EDGERT_KIND_STR || d->vkind == EDGERT_KIND_BYTES;
   d->khashed = d->kvar || d->kkind == EDGERT_KIND_CUSTOM;
@@ -333,28 +339,28 @@ int edgert_dict_new(const edgert_type_t *key_type, const edgert_type_t *value_ty
 
 static void release_entry_data(edgert_dict_t *d, size_t e) {
   if (d->kvar) {
-    edgert_bytes_t *b = (edgert_bytes_t *)(void *)(d->keys + e * d->ksize);
+    edgert_bytes_t *b = (edgert_bytes_t *)(void *)(d->v.keys + e * d->ksize);
     d->heap_bytes -= b->data ? b->len + 1 : 0;
     edgert_bytes_release(b);
   }
   if (d->vvar) {
-    edgert_bytes_t *b = (edgert_bytes_t *)(void *)(d->values + e * d->vsize);
+    edgert_bytes_t *b = (edgert_bytes_t *)(void *)(d->v.values + e * d->v.vsize);
     d->heap_bytes -= b->data ? b->len + 1 : 0;
     edgert_bytes_release(b);
   }
 }
 
 static void release_storage(edgert_dict_t *d) {
-  for (size_t e = 0; e < d->len; e++)
+  for (size_t e = 0; e < d->v.len; e++)
     release_entry_data(d, e);
-  edgert__free(d->keys);
-  edgert__free(d->values);
+  edgert__free(d->v.keys);
+  edgert__free(d->v.values);
   edgert__free(d->hashes);
-  edgert__free(d->index);
-  d->keys = d->values = NULL;
+  edgert__free(d->v.index);
+  d->v.keys = d->v.values = NULL;
   d->hashes = NULL;
-  d->index = NULL;
-  d->len = d->ecap = d->icap = d->ilimit = 0;
+  d->v.index = NULL;
+  d->v.len = d->ecap = d->v.icap = d->ilimit = 0;
 }
 
 void edgert_dict_free(edgert_dict_t *d) {
@@ -364,14 +370,15 @@ void edgert_dict_free(edgert_dict_t *d) {
   edgert__free(d);
 }
 
+const edgert_dict_view_t *edgert_dict_view(const edgert_dict_t *d) { return &d->v; }
 const edgert_type_t *edgert_dict_key_type(const edgert_dict_t *d) { return d->kt; }
 const edgert_type_t *edgert_dict_value_type(const edgert_dict_t *d) { return d->vt; }
-size_t edgert_dict_len(const edgert_dict_t *d) { return d->len; }
+size_t edgert_dict_len(const edgert_dict_t *d) { return d->v.len; }
 uint64_t edgert_dict_version(const edgert_dict_t *d) { return d->version; }
 
 size_t edgert_dict_memory(const edgert_dict_t *d) {
-  return sizeof *d + d->ecap * (d->ksize + d->vsize + (d->khashed ? 8 : 0)) +
-         d->icap * sizeof(uint32_t) + d->heap_bytes;
+  return sizeof *d + d->ecap * (d->ksize + d->v.vsize + (d->khashed ? 8 : 0)) +
+         d->v.icap * sizeof(uint32_t) + d->heap_bytes;
 }
 
 /* ---- inline cache ---------------------------------------------------- */
@@ -386,9 +393,11 @@ static inline void cache_adapt(edgert_dict_t *d) {
   d->window = d->window_hits = 0;
 }
 
+/* A lookup that skipped the ring. Only AUTO counts them (as the idle
+ * countdown), so OFF costs nothing at all. */
 static inline void cache_bypass(edgert_dict_t *d) {
-  d->bypassed++;
   if (d->cache_mode == EDGERT_DICT_CACHE_AUTO && --d->idle == 0) {
+    d->bypassed += CACHE_IDLE;
     d->cache_on = 1;
     d->window = d->window_hits = 0;
   }
@@ -440,6 +449,8 @@ void edgert_dict_cache_stats(const edgert_dict_t *d, edgert_dict_cache_stats_t *
   out->hits = d->hits;
   out->misses = d->misses;
   out->bypassed = d->bypassed;
+  if (d->cache_mode == EDGERT_DICT_CACHE_AUTO && !d->cache_on)
+    out->bypassed += CACHE_IDLE - d->idle;
   out->mode = d->cache_mode;
   out->active = d->cache_on;
 }
@@ -448,7 +459,7 @@ void edgert_dict_cache_stats(const edgert_dict_t *d, edgert_dict_cache_stats_t *
 
 static inline ptrdiff_t find_entry(edgert_dict_t *d, const void *key, uint64_t tag,
                                    int have_tag) {
-  if (d->len == 0)
+  if (d->v.len == 0)
     return -1;
   if (d->cache_on) {
     if (have_tag) {
@@ -473,12 +484,12 @@ static inline ptrdiff_t find_entry(edgert_dict_t *d, const void *key, uint64_t t
 
 void *edgert_dict_find(edgert_dict_t *d, const void *key) {
   ptrdiff_t e = find_entry(d, key, 0, 0);
-  return e < 0 ? NULL : d->values + (size_t)e * d->vsize;
+  return e < 0 ? NULL : d->v.values + (size_t)e * d->v.vsize;
 }
 
 void *edgert_dict_find_tagged(edgert_dict_t *d, const void *key, uint64_t tag) {
   ptrdiff_t e = find_entry(d, key, tag, 1);
-  return e < 0 ? NULL : d->values + (size_t)e * d->vsize;
+  return e < 0 ? NULL : d->v.values + (size_t)e * d->v.vsize;
 }
 
 ptrdiff_t edgert_dict_index(edgert_dict_t *d, const void *key) {
@@ -486,7 +497,7 @@ ptrdiff_t edgert_dict_index(edgert_dict_t *d, const void *key) {
 }
 
 void *edgert_dict_find_i64(edgert_dict_t *d, int64_t key) {
-  if (d->len == 0)
+  if (d->v.len == 0)
     return NULL;
   uint64_t h = hash_u64((uint64_t)key);
   ptrdiff_t e;
@@ -500,14 +511,14 @@ void *edgert_dict_find_i64(edgert_dict_t *d, int64_t key) {
     cache_bypass(d);
     e = probe_i64(d, key, h);
   }
-  return e < 0 ? NULL : d->values + (size_t)e * d->vsize;
+  return e < 0 ? NULL : d->v.values + (size_t)e * d->v.vsize;
 }
 
 int edgert_dict_get(edgert_dict_t *d, const void *key, void *value_out) {
   void *v = edgert_dict_find(d, key);
   if (v == NULL)
     return edgert__error(EDGERT_EKEY, "key not found in the dict");
-  memcpy(value_out, v, d->vsize);
+  memcpy(value_out, v, d->v.vsize);
   return 0;
 }
 
@@ -530,8 +541,8 @@ static int copy_bytes(edgert_bytes_t *dst, const edgert_bytes_t *src) {
  * a zero value. Room must exist. */
 static size_t append_entry(edgert_dict_t *d, const void *key, const edgert_bytes_t *owned_key,
                            uint64_t h, size_t slot) {
-  size_t e = d->len++;
-  unsigned char *k = d->keys + e * d->ksize;
+  size_t e = d->v.len++;
+  unsigned char *k = d->v.keys + e * d->ksize;
   if (owned_key != NULL) {
     memcpy(k, owned_key, sizeof *owned_key);
     d->heap_bytes += owned_key->len + 1;
@@ -540,8 +551,8 @@ static size_t append_entry(edgert_dict_t *d, const void *key, const edgert_bytes
   }
   if (d->khashed)
     d->hashes[e] = h;
-  memset(d->values + e * d->vsize, 0, d->vsize);
-  d->index[slot] = tag_of(d, h) | (uint32_t)(e + 1);
+  memset(d->v.values + e * d->v.vsize, 0, d->v.vsize);
+  d->v.index[slot] = tag_of(d, h) | (uint32_t)(e + 1);
   d->version++;
   return e;
 }
@@ -551,7 +562,7 @@ static size_t append_entry(edgert_dict_t *d, const void *key, const edgert_bytes
 static ptrdiff_t upsert_entry(edgert_dict_t *d, const void *key, int *inserted) {
   uint64_t h = hash_key(d, key);
   size_t slot = 0;
-  if (d->index != NULL) {
+  if (d->v.index != NULL) {
     ptrdiff_t e = probe(d, key, h, &slot);
     if (e >= 0) {
       *inserted = 0;
@@ -564,14 +575,14 @@ static ptrdiff_t upsert_entry(edgert_dict_t *d, const void *key, int *inserted) 
   edgert_bytes_t owned = {NULL, 0};
   if (d->kvar && copy_bytes(&owned, key) < 0)
     return EDGERT_ENOMEM;
-  if (d->len + 1 > d->ilimit || d->len + 1 > d->ecap || d->index == NULL) {
-    size_t old_icap = d->icap;
-    int rc = reserve_raw(d, d->len + 1);
+  if (d->v.len + 1 > d->ilimit || d->v.len + 1 > d->ecap || d->v.index == NULL) {
+    size_t old_icap = d->v.icap;
+    int rc = reserve_ex(d, d->v.len + 1, 1);
     if (rc < 0) {
       edgert_bytes_release(&owned);
       return rc;
     }
-    if (d->icap != old_icap)
+    if (d->v.icap != old_icap)
       probe(d, key, h, &slot);
   }
   *inserted = 1;
@@ -595,19 +606,35 @@ void *edgert_dict_upsert(edgert_dict_t *d, const void *key, int *inserted, int *
   }
   if (inserted)
     *inserted = ins;
-  return d->values + (size_t)e * d->vsize;
+  return d->v.values + (size_t)e * d->v.vsize;
 }
 
 void *edgert_dict_upsert_i64(edgert_dict_t *d, int64_t key, int *inserted, int *err) {
-  if (d->index != NULL && !d->vvar) {
-    ptrdiff_t e = probe_i64(d, key, hash_u64((uint64_t)key));
-    if (e >= 0) {
+  if (d->kkind != EDGERT_KIND_INT64 || d->vvar || d->v.index == NULL || d->pins)
+    return edgert_dict_upsert(d, &key, inserted, err);
+  /* The common insert, in one probe: find the key or the empty slot. */
+  uint64_t h = hash_u64((uint64_t)key);
+  size_t i = home_of(d->v.icap, h);
+  uint32_t tag = tag_of(d, h), tmask = ~d->v.emask;
+  const int64_t *keys = (const int64_t *)(const void *)d->v.keys;
+  for (;;) {
+    uint32_t s = d->v.index[i];
+    if (s == 0)
+      break;
+    if ((s & tmask) == tag && keys[(s & d->v.emask) - 1] == key) {
       if (inserted)
         *inserted = 0;
-      return d->values + (size_t)e * d->vsize;
+      return d->v.values + (size_t)((s & d->v.emask) - 1) * d->v.vsize;
     }
+    if (++i == d->v.icap)
+      i = 0;
   }
-  return edgert_dict_upsert(d, &key, inserted, err);
+  if (d->v.len + 1 > d->ilimit || d->v.len + 1 > d->ecap)
+    return edgert_dict_upsert(d, &key, inserted, err);
+  size_t e = append_entry(d, &key, NULL, h, i);
+  if (inserted)
+    *inserted = 1;
+  return d->v.values + e * d->v.vsize;
 }
 
 int edgert_dict_set(edgert_dict_t *d, const void *key, const void *value) {
@@ -620,7 +647,7 @@ int edgert_dict_set(edgert_dict_t *d, const void *key, const void *value) {
     edgert_bytes_release(&nv);
     return (int)e;
   }
-  unsigned char *v = d->values + (size_t)e * d->vsize;
+  unsigned char *v = d->v.values + (size_t)e * d->v.vsize;
   if (d->vvar) {
     edgert_bytes_t *old = (edgert_bytes_t *)(void *)v;
     if (old->data)
@@ -629,7 +656,7 @@ int edgert_dict_set(edgert_dict_t *d, const void *key, const void *value) {
     *old = nv;
     d->heap_bytes += nv.len + 1;
   } else {
-    memcpy(v, value, d->vsize);
+    memcpy(v, value, d->v.vsize);
   }
   return 0;
 }
@@ -650,25 +677,25 @@ static inline size_t cdist(size_t icap, size_t from, size_t to) {
 static void remove_slot(edgert_dict_t *d, size_t i) {
   size_t hole = i, k = i;
   for (;;) {
-    if (++k == d->icap)
+    if (++k == d->v.icap)
       k = 0;
-    uint32_t s = d->index[k];
+    uint32_t s = d->v.index[k];
     if (s == 0)
       break;
-    size_t hk = home_of(d->icap, entry_hash(d, (s & d->emask) - 1));
-    if (cdist(d->icap, hk, k) >= cdist(d->icap, hole, k)) {
-      d->index[hole] = s;
+    size_t hk = home_of(d->v.icap, entry_hash(d, (s & d->v.emask) - 1));
+    if (cdist(d->v.icap, hk, k) >= cdist(d->v.icap, hole, k)) {
+      d->v.index[hole] = s;
       hole = k;
     }
   }
-  d->index[hole] = 0;
+  d->v.index[hole] = 0;
 }
 
 /* The index slot holding entry e. */
 static size_t slot_of(const edgert_dict_t *d, size_t e) {
-  size_t i = home_of(d->icap, entry_hash(d, e));
-  while ((d->index[i] & d->emask) != e + 1)
-    if (++i == d->icap)
+  size_t i = home_of(d->v.icap, entry_hash(d, e));
+  while ((d->v.index[i] & d->v.emask) != e + 1)
+    if (++i == d->v.icap)
       i = 0;
   return i;
 }
@@ -677,21 +704,21 @@ static size_t slot_of(const edgert_dict_t *d, size_t e) {
  * takes its place. */
 static void remove_entry(edgert_dict_t *d, size_t e) {
   remove_slot(d, slot_of(d, e));
-  size_t last = d->len - 1;
+  size_t last = d->v.len - 1;
   if (e != last) {
     size_t s = slot_of(d, last);
-    d->index[s] = (d->index[s] & ~d->emask) | (uint32_t)(e + 1);
-    memcpy(d->keys + e * d->ksize, d->keys + last * d->ksize, d->ksize);
-    memcpy(d->values + e * d->vsize, d->values + last * d->vsize, d->vsize);
+    d->v.index[s] = (d->v.index[s] & ~d->v.emask) | (uint32_t)(e + 1);
+    memcpy(d->v.keys + e * d->ksize, d->v.keys + last * d->ksize, d->ksize);
+    memcpy(d->v.values + e * d->v.vsize, d->v.values + last * d->v.vsize, d->v.vsize);
     if (d->khashed)
       d->hashes[e] = d->hashes[last];
   }
-  d->len--;
+  d->v.len--;
   d->version++;
 }
 
 static int take_entry(edgert_dict_t *d, size_t e, void *key_out, void *value_out) {
-  unsigned char *k = d->keys + e * d->ksize, *v = d->values + e * d->vsize;
+  unsigned char *k = d->v.keys + e * d->ksize, *v = d->v.values + e * d->v.vsize;
   if (d->kvar) {
     edgert_bytes_t *b = (edgert_bytes_t *)(void *)k;
     d->heap_bytes -= b->data ? b->len + 1 : 0;
@@ -710,14 +737,14 @@ static int take_entry(edgert_dict_t *d, size_t e, void *key_out, void *value_out
     else
       edgert_bytes_release(b);
   } else if (value_out) {
-    memcpy(value_out, v, d->vsize);
+    memcpy(value_out, v, d->v.vsize);
   }
   remove_entry(d, e);
   return 0;
 }
 
 int edgert_dict_pop(edgert_dict_t *d, const void *key, void *value_out) {
-  if (d->len == 0)
+  if (d->v.len == 0)
     return edgert__error(EDGERT_EKEY, "key not found in the dict");
   ptrdiff_t e = probe(d, key, hash_key(d, key), NULL);
   if (e < 0)
@@ -731,12 +758,12 @@ int edgert_dict_pop(edgert_dict_t *d, const void *key, void *value_out) {
 int edgert_dict_del(edgert_dict_t *d, const void *key) { return edgert_dict_pop(d, key, NULL); }
 
 int edgert_dict_popitem(edgert_dict_t *d, void *key_out, void *value_out) {
-  if (d->len == 0)
+  if (d->v.len == 0)
     return edgert__error(EDGERT_EKEY, "popitem(): the dict is empty");
   if (d->pins)
     return edgert__error(EDGERT_EBUSY,
                          "dict: cannot delete while its values buffer is exported");
-  return take_entry(d, d->len - 1, key_out, value_out);
+  return take_entry(d, d->v.len - 1, key_out, value_out);
 }
 
 int edgert_dict_clear(edgert_dict_t *d) {
@@ -756,46 +783,46 @@ int edgert_dict_copy(const edgert_dict_t *src, edgert_dict_t **out) {
     return rc;
   d->cache_mode = src->cache_mode;
   d->cache_on = src->cache_mode != EDGERT_DICT_CACHE_OFF;
-  if (src->len == 0) {
+  if (src->v.len == 0) {
     *out = d;
     return 0;
   }
-  if (reserve_raw(d, src->len) < 0)
+  if (reserve_raw(d, src->v.len) < 0)
     goto fail;
-  memcpy(d->keys, src->keys, src->len * src->ksize);
-  memcpy(d->values, src->values, src->len * src->vsize);
+  memcpy(d->v.keys, src->v.keys, src->v.len * src->ksize);
+  memcpy(d->v.values, src->v.values, src->v.len * src->v.vsize);
   if (src->khashed)
-    memcpy(d->hashes, src->hashes, src->len * sizeof(uint64_t));
+    memcpy(d->hashes, src->hashes, src->v.len * sizeof(uint64_t));
   /* Deep-copy var data. The aliases of src's data are zeroed first, so a
    * failure part way leaves only owned (or NULL) data to free. */
   if (src->kvar)
-    memset(d->keys, 0, src->len * src->ksize);
+    memset(d->v.keys, 0, src->v.len * src->ksize);
   if (src->vvar)
-    memset(d->values, 0, src->len * src->vsize);
-  d->len = src->len;
-  for (size_t e = 0; e < src->len; e++) {
+    memset(d->v.values, 0, src->v.len * src->v.vsize);
+  d->v.len = src->v.len;
+  for (size_t e = 0; e < src->v.len; e++) {
     if (src->kvar) {
-      const edgert_bytes_t *o = (const edgert_bytes_t *)(const void *)(src->keys + e * src->ksize);
-      if (copy_bytes((edgert_bytes_t *)(void *)(d->keys + e * d->ksize), o) < 0)
+      const edgert_bytes_t *o = (const edgert_bytes_t *)(const void *)(src->v.keys + e * src->ksize);
+      if (copy_bytes((edgert_bytes_t *)(void *)(d->v.keys + e * d->ksize), o) < 0)
         goto fail;
       d->heap_bytes += o->len + 1;
     }
     if (src->vvar) {
       const edgert_bytes_t *o =
-          (const edgert_bytes_t *)(const void *)(src->values + e * src->vsize);
-      if (copy_bytes((edgert_bytes_t *)(void *)(d->values + e * d->vsize), o) < 0)
+          (const edgert_bytes_t *)(const void *)(src->v.values + e * src->v.vsize);
+      if (copy_bytes((edgert_bytes_t *)(void *)(d->v.values + e * d->v.vsize), o) < 0)
         goto fail;
       d->heap_bytes += o->len + 1;
     }
   }
-  d->len = src->len;
-  if (rebuild_index(d, d->icap) < 0)
+  d->v.len = src->v.len;
+  if (rebuild_index(d, d->v.icap) < 0)
     goto fail;
   *out = d;
   return 0;
 fail:
   edgert_dict_free(d);
-  return edgert__error(EDGERT_ENOMEM, "dict: out of memory copying %zu entries", src->len);
+  return edgert__error(EDGERT_ENOMEM, "dict: out of memory copying %zu entries", src->v.len);
 }
 
 int edgert_dict_set_many(edgert_dict_t *d, const void *keys, const void *values, size_t n) {
@@ -806,13 +833,13 @@ int edgert_dict_set_many(edgert_dict_t *d, const void *keys, const void *values,
    * after that nothing can fail. */
   if (d->pins) {
     for (size_t i = 0; i < n; i++)
-      if (d->len == 0 || probe(d, ks + i * d->ksize, hash_key(d, ks + i * d->ksize), NULL) < 0)
+      if (d->v.len == 0 || probe(d, ks + i * d->ksize, hash_key(d, ks + i * d->ksize), NULL) < 0)
         return edgert__error(EDGERT_EBUSY,
                              "dict: cannot insert while its values buffer is exported");
-  } else if (d->len + n > d->ilimit || d->len + n > d->ecap) {
-    if (d->len + n < d->len || d->len + n > EDGERT_DICT_MAX_LEN)
+  } else if (d->v.len + n > d->ilimit || d->v.len + n > d->ecap) {
+    if (d->v.len + n < d->v.len || d->v.len + n > EDGERT_DICT_MAX_LEN)
       return edgert__error(EDGERT_ELIMIT, "dict: too many entries");
-    int rc = reserve_raw(d, d->len + n);
+    int rc = reserve_raw(d, d->v.len + n);
     if (rc < 0)
       return rc;
   }
@@ -825,7 +852,7 @@ int edgert_dict_set_many(edgert_dict_t *d, const void *keys, const void *values,
     for (size_t i = 0; i < n; i++) {
       if (d->kvar && copy_bytes(&kc[i], (const edgert_bytes_t *)(const void *)(ks + i * d->ksize)) < 0)
         goto oom;
-      if (d->vvar && copy_bytes(&vc[i], (const edgert_bytes_t *)(const void *)(vs + i * d->vsize)) < 0)
+      if (d->vvar && copy_bytes(&vc[i], (const edgert_bytes_t *)(const void *)(vs + i * d->v.vsize)) < 0)
         goto oom;
     }
   }
@@ -839,7 +866,7 @@ int edgert_dict_set_many(edgert_dict_t *d, const void *keys, const void *values,
       e = (ptrdiff_t)append_entry(d, key, d->kvar ? &kc[i] : NULL, h, slot);
     else if (d->kvar)
       edgert_bytes_release(&kc[i]);
-    unsigned char *v = d->values + (size_t)e * d->vsize;
+    unsigned char *v = d->v.values + (size_t)e * d->v.vsize;
     if (d->vvar) {
       edgert_bytes_t *old = (edgert_bytes_t *)(void *)v;
       d->heap_bytes -= old->data ? old->len + 1 : 0;
@@ -847,7 +874,7 @@ int edgert_dict_set_many(edgert_dict_t *d, const void *keys, const void *values,
       *old = vc[i];
       d->heap_bytes += vc[i].len + 1;
     } else {
-      memcpy(v, vs + i * d->vsize, d->vsize);
+      memcpy(v, vs + i * d->v.vsize, d->v.vsize);
     }
   }
   edgert__free(kc);
@@ -869,13 +896,13 @@ int edgert_dict_get_many(edgert_dict_t *d, const void *keys, size_t n, void *val
                          const void *dflt, size_t *missing_at) {
   const unsigned char *ks = keys;
   unsigned char *out = values_out;
-  size_t vsz = d->vsize;
-  if (d->kkind == EDGERT_KIND_INT64 && d->len > 0) {
+  size_t vsz = d->v.vsize;
+  if (d->kkind == EDGERT_KIND_INT64 && d->v.len > 0) {
     const int64_t *ik = keys;
     for (size_t i = 0; i < n; i++) {
       ptrdiff_t e = probe_i64(d, ik[i], hash_u64((uint64_t)ik[i]));
       if (e >= 0) {
-        memcpy(out + i * vsz, d->values + (size_t)e * vsz, vsz);
+        memcpy(out + i * vsz, d->v.values + (size_t)e * vsz, vsz);
       } else if (dflt) {
         memcpy(out + i * vsz, dflt, vsz);
       } else {
@@ -888,9 +915,9 @@ int edgert_dict_get_many(edgert_dict_t *d, const void *keys, size_t n, void *val
   }
   for (size_t i = 0; i < n; i++) {
     const void *key = ks + i * d->ksize;
-    ptrdiff_t e = d->len ? probe(d, key, hash_key(d, key), NULL) : -1;
+    ptrdiff_t e = d->v.len ? probe(d, key, hash_key(d, key), NULL) : -1;
     if (e >= 0) {
-      memcpy(out + i * vsz, d->values + (size_t)e * vsz, vsz);
+      memcpy(out + i * vsz, d->v.values + (size_t)e * vsz, vsz);
     } else if (dflt) {
       memcpy(out + i * vsz, dflt, vsz);
     } else {
@@ -905,12 +932,12 @@ int edgert_dict_get_many(edgert_dict_t *d, const void *keys, size_t n, void *val
 /* ---- dense access, pins, iteration ----------------------------------- */
 
 const void *edgert_dict_key_at(const edgert_dict_t *d, size_t i) {
-  return i < d->len ? d->keys + i * d->ksize : NULL;
+  return i < d->v.len ? d->v.keys + i * d->ksize : NULL;
 }
 void *edgert_dict_value_at(edgert_dict_t *d, size_t i) {
-  return i < d->len ? d->values + i * d->vsize : NULL;
+  return i < d->v.len ? d->v.values + i * d->v.vsize : NULL;
 }
-void *edgert_dict_values(edgert_dict_t *d) { return d->len ? d->values : NULL; }
+void *edgert_dict_values(edgert_dict_t *d) { return d->v.len ? d->v.values : NULL; }
 
 void edgert_dict_pin(edgert_dict_t *d) { d->pins++; }
 int edgert_dict_unpin(edgert_dict_t *d) {
@@ -931,12 +958,12 @@ int edgert_dict_iter_next(edgert_dict_iter_t *it, const void **key, void **value
   edgert_dict_t *d = it->dict;
   if (d->version != it->version)
     return edgert__error(EDGERT_ECHANGED, "dictionary changed size during iteration");
-  if (it->pos >= d->len)
+  if (it->pos >= d->v.len)
     return 0;
   size_t e = it->pos++;
   if (key)
-    *key = d->keys + e * d->ksize;
+    *key = d->v.keys + e * d->ksize;
   if (value)
-    *value = d->values + e * d->vsize;
+    *value = d->v.values + e * d->v.vsize;
   return 1;
 }

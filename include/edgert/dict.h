@@ -44,6 +44,23 @@ typedef struct edgert_dict_s edgert_dict_t;
 #define EDGERT_DICT_MAX_LEN ((size_t)0x7FFFFFF0u)
 
 /*
+ * The read-only view the inline lookups below use: the dict keeps it
+ * current (it is part of the dict; edgert_dict_view() returns the same
+ * pointer for the dict's whole life). Its layout is part of this header's
+ * contract for the inline functions only; treat every field as read-only.
+ */
+typedef struct edgert_dict_view_s {
+  uint32_t *index;       /* icap slots: 0, or (tag << ebits) | (entry + 1) */
+  size_t icap;
+  uint32_t emask, tagmask;
+  unsigned ebits;
+  unsigned char *keys;   /* dense key array */
+  unsigned char *values; /* dense value array */
+  size_t vsize;          /* inline value size */
+  size_t len;
+} edgert_dict_view_t;
+
+/*
  * A new empty dict. Returns 0 with *out set (free with edgert_dict_free),
  * EDGERT_EINVAL (NULL arguments) or EDGERT_ENOMEM.
  */
@@ -74,6 +91,40 @@ EDGERT_EXTERN void *edgert_dict_find_i64(edgert_dict_t *d, int64_t key);
 EDGERT_EXTERN void *edgert_dict_find_tagged(edgert_dict_t *d, const void *key, uint64_t tag);
 /* Entry number of `key` (0 .. len-1), or -1 when absent. */
 EDGERT_EXTERN ptrdiff_t edgert_dict_index(edgert_dict_t *d, const void *key);
+
+/* The dict's view (never NULL, stable for the dict's life). */
+EDGERT_EXTERN const edgert_dict_view_t *edgert_dict_view(const edgert_dict_t *d);
+
+/*
+ * edgert_dict_find_i64 without a function call, for hot loops in hosts
+ * (int64 keys only). Same result; it does not consult or count the inline
+ * cache (for int64 keys a probe costs what a ring check costs).
+ */
+#if defined(__SIZEOF_INT128__)
+static inline void *edgert_dict_find_i64_inline(const edgert_dict_view_t *v, int64_t key) {
+  if (v->len == 0)
+    return NULL;
+  uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ull;
+  size_t i = (size_t)(((unsigned __int128)h * v->icap) >> 64);
+  uint32_t tag = ((uint32_t)(h >> 16) & v->tagmask) << v->ebits;
+  uint32_t tmask = ~v->emask;
+  const int64_t *keys = (const int64_t *)(const void *)v->keys;
+  for (;;) {
+    uint32_t s = v->index[i];
+    if (s == 0)
+      return NULL;
+    if ((s & tmask) == tag) {
+      size_t e = (s & v->emask) - 1;
+      if (keys[e] == key)
+        return v->values + e * v->vsize;
+    }
+    if (++i == v->icap)
+      i = 0;
+  }
+}
+#else
+#define edgert_dict_find_i64_inline(v, key) edgert_dict_find_i64((edgert_dict_t *)(void *)(v), (key))
+#endif
 
 /*
  * Copies the value for `key` to *value_out (for str/bytes values the
@@ -170,7 +221,7 @@ EDGERT_EXTERN int edgert_dict_set_cache(edgert_dict_t *d, int mode);
 typedef struct edgert_dict_cache_stats_s {
   uint64_t hits;     /* lookups answered from the ring */
   uint64_t misses;   /* lookups that consulted the ring and went on to the table */
-  uint64_t bypassed; /* lookups that skipped the ring (OFF, or AUTO while idle) */
+  uint64_t bypassed; /* lookups that skipped the ring while AUTO was idle */
   int mode;          /* EDGERT_DICT_CACHE_* */
   int active;        /* whether the ring is consulted right now */
 } edgert_dict_cache_stats_t;

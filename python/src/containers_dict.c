@@ -16,7 +16,9 @@
 
 typedef struct {
   PyObject_HEAD edgert_dict_t *d;
+  const edgert_dict_view_t *view; /* the core's inline-lookup view, NULL with d */
   edgert_py_elem_t k, v;
+  PyObject *fbox; /* float handed out again while nobody holds it */
   PyObject *weakreflist;
 } TypedDictObject;
 
@@ -79,11 +81,10 @@ static PyObject *key_error(PyObject *key) {
 static void *lookup(TypedDictObject *self, PyObject *key, int *err) {
   *err = 0;
   if (self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key)) {
-    int overflow;
-    long long k = PyLong_AsLongLongAndOverflow(key, &overflow);
-    if (overflow)
+    int64_t k;
+    if (!edgert_py_exact_int64(key, &k))
       return NULL;
-    return edgert_dict_find_i64(self->d, k);
+    return edgert_dict_find_i64_inline(self->view, k);
   }
   if (self->k.kind == EDGERT_KIND_STR && PyUnicode_CheckExact(key)) {
     Py_ssize_t n;
@@ -117,7 +118,7 @@ static void *lookup(TypedDictObject *self, PyObject *key, int *err) {
 
 static inline PyObject *box_value(TypedDictObject *self, const void *v) {
   if (self->v.kind == EDGERT_KIND_FLOAT64)
-    return PyFloat_FromDouble(*(const double *)v);
+    return edgert_py_box_float(&self->fbox, *(const double *)v);
   return edgert_py_from_c(&self->v, v);
 }
 
@@ -154,6 +155,7 @@ static TypedDictObject *td_alloc(PyTypeObject *type, const edgert_py_elem_t *k,
       edgert_py_raise(rc);
       return NULL;
     }
+    self->view = edgert_dict_view(self->d);
   }
   return self;
 }
@@ -205,6 +207,7 @@ static void td_dealloc(TypedDictObject *self) {
   if (self->weakreflist != NULL)
     PyObject_ClearWeakRefs((PyObject *)self);
   edgert_dict_free(self->d);
+  Py_XDECREF(self->fbox);
   Py_XDECREF(self->k.spec);
   Py_XDECREF(self->v.spec);
   Py_TYPE(self)->tp_free((PyObject *)self);
@@ -217,14 +220,13 @@ static Py_ssize_t td_length(TypedDictObject *self) {
 }
 
 static PyObject *td_subscript(TypedDictObject *self, PyObject *key) {
-  if (LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->d != NULL)) {
-    int overflow;
-    long long k = PyLong_AsLongLongAndOverflow(key, &overflow);
-    void *v = overflow ? NULL : edgert_dict_find_i64(self->d, k);
+  if (LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->view != NULL)) {
+    int64_t k;
+    void *v = edgert_py_exact_int64(key, &k) ? edgert_dict_find_i64_inline(self->view, k) : NULL;
     if (v == NULL)
       return key_error(key);
     if (self->v.kind == EDGERT_KIND_FLOAT64)
-      return PyFloat_FromDouble(*(const double *)v);
+      return edgert_py_box_float(&self->fbox, *(const double *)v);
     return edgert_py_from_c(&self->v, v);
   }
   if (need_core(self) < 0)
@@ -241,16 +243,17 @@ static int td_setitem(TypedDictObject *self, PyObject *key, PyObject *value) {
   int rc;
   if (self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->v.kind != EDGERT_KIND_STR &&
       self->v.kind != EDGERT_KIND_BYTES) {
-    int overflow;
-    long long k = PyLong_AsLongLongAndOverflow(key, &overflow);
-    if (overflow) {
+    int64_t k;
+    if (!edgert_py_exact_int64(key, &k)) {
       PyErr_Format(PyExc_OverflowError, "TypedDict key does not fit in int64: %R", key);
       return -1;
     }
     if (self->v.kind == EDGERT_KIND_FLOAT64 && PyFloat_CheckExact(value)) {
       double d = PyFloat_AS_DOUBLE(value);
       int err = 0;
-      double *slot = edgert_dict_upsert_i64(self->d, k, NULL, &err);
+      double *slot = edgert_dict_find_i64_inline(self->view, k);
+      if (slot == NULL)
+        slot = edgert_dict_upsert_i64(self->d, k, NULL, &err);
       if (slot == NULL) {
         edgert_py_raise(err);
         return -1;
@@ -333,10 +336,9 @@ static int td_ass_subscript(TypedDictObject *self, PyObject *key, PyObject *valu
 }
 
 static int td_contains(TypedDictObject *self, PyObject *key) {
-  if (LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->d != NULL)) {
-    int overflow;
-    long long k = PyLong_AsLongLongAndOverflow(key, &overflow);
-    return !overflow && edgert_dict_find_i64(self->d, k) != NULL;
+  if (LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->view != NULL)) {
+    int64_t k;
+    return edgert_py_exact_int64(key, &k) && edgert_dict_find_i64_inline(self->view, k) != NULL;
   }
   if (need_core(self) < 0)
     return -1;
@@ -831,6 +833,7 @@ static PyObject *td_copy(TypedDictObject *self, PyObject *unused) {
     Py_DECREF(r);
     return edgert_py_raise(rc);
   }
+  r->view = edgert_dict_view(r->d);
   return (PyObject *)r;
 }
 

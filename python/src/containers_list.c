@@ -18,6 +18,7 @@ typedef struct {
   edgert_py_elem_t e;
   Py_ssize_t exports;
   Py_ssize_t shape[2], strides[2];
+  PyObject *fbox; /* float handed out again while nobody holds it */
   PyObject *weakreflist;
 } TypedListObject;
 
@@ -219,6 +220,7 @@ static void tl_dealloc(TypedListObject *self) {
   if (self->weakreflist != NULL)
     PyObject_ClearWeakRefs((PyObject *)self);
   edgert_list_free(self->l);
+  Py_XDECREF(self->fbox);
   Py_XDECREF(self->e.spec);
   Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -281,7 +283,7 @@ static PyObject *tl_subscript(TypedListObject *self, PyObject *key) {
     const unsigned char *p = (const unsigned char *)edgert_list_data(self->l) +
                              (size_t)i * self->e.size;
     if (self->e.kind == EDGERT_KIND_FLOAT64)
-      return PyFloat_FromDouble(*(const double *)(const void *)p);
+      return edgert_py_box_float(&self->fbox, *(const double *)(const void *)p);
     if (self->e.kind == EDGERT_KIND_INT64)
       return PyLong_FromLongLong(*(const int64_t *)(const void *)p);
     return edgert_py_from_c(&self->e, p);
@@ -1091,7 +1093,7 @@ static PyObject *tli_next(TypedListIterObject *it) {
     const unsigned char *p =
         (const unsigned char *)edgert_list_data(self->l) + (size_t)it->pos++ * self->e.size;
     if (self->e.kind == EDGERT_KIND_FLOAT64)
-      return PyFloat_FromDouble(*(const double *)(const void *)p);
+      return edgert_py_box_float(&self->fbox, *(const double *)(const void *)p);
     return edgert_py_from_c(&self->e, p);
   }
   it->list = NULL;

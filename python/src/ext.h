@@ -164,4 +164,59 @@ extern PyTypeObject EdgertPy_TypedDictType, EdgertPy_TypedListType;
 int edgert_py_containers_dict_init(PyObject *m);
 int edgert_py_containers_list_init(PyObject *m);
 
+/* An exact int as int64 without a call for values of up to two digits
+ * (|v| < 2**60 on 30-bit digits). 1 with *out set, 0 when it does not fit
+ * in int64 (no exception). `o` must pass PyLong_CheckExact. */
+static inline int edgert_py_exact_int64(PyObject *o, int64_t *out) {
+#if PY_VERSION_HEX < 0x030C0000 && PyLong_SHIFT == 30
+  const digit *dg = ((PyLongObject *)o)->ob_digit;
+  switch (Py_SIZE(o)) {
+  case 0:
+    *out = 0;
+    return 1;
+  case 1:
+    *out = (int64_t)dg[0];
+    return 1;
+  case -1:
+    *out = -(int64_t)dg[0];
+    return 1;
+  case 2:
+    *out = (int64_t)dg[0] | ((int64_t)dg[1] << PyLong_SHIFT);
+    return 1;
+  case -2:
+    *out = -((int64_t)dg[0] | ((int64_t)dg[1] << PyLong_SHIFT));
+    return 1;
+  default:
+    break;
+  }
+#endif
+  int overflow = 0;
+  long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+  if (overflow)
+    return 0;
+  *out = v;
+  return 1;
+}
+
+/*
+ * A float object holding `d`. `*cache` is a float the container keeps: when
+ * nobody else holds it (its refcount is 1), no code can observe it, so it
+ * is refilled and handed out again instead of allocating (the loop
+ * `for k in keys: total += td[k]` then allocates no float at all).
+ */
+static inline PyObject *edgert_py_box_float(PyObject **cache, double d) {
+  PyObject *f = *cache;
+  if (f != NULL && Py_REFCNT(f) == 1) {
+    ((PyFloatObject *)f)->ob_fval = d;
+    Py_INCREF(f);
+    return f;
+  }
+  f = PyFloat_FromDouble(d);
+  if (f == NULL)
+    return NULL;
+  Py_INCREF(f);
+  Py_XSETREF(*cache, f);
+  return f;
+}
+
 #endif /* EDGERT_PY_EXT_H */

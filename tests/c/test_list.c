@@ -1,0 +1,246 @@
+/* test_list.c: the typed list, from a C host with no Python. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "edgert.h"
+#include "helpers/failalloc.h"
+
+static edgert_list_t *new_list(edgert_kind_t k, size_t reserve) {
+  edgert_list_t *l = NULL;
+  assert_int_equal(edgert_list_new(edgert_type_builtin(k), reserve, &l), 0);
+  assert_non_null(l);
+  return l;
+}
+
+static void float_list_is_one_contiguous_array(void **state) {
+  (void)state;
+  edgert_list_t *l = new_list(EDGERT_KIND_FLOAT64, 0);
+  assert_null(edgert_list_data(l));
+  for (int i = 0; i < 1000; i++) {
+    double v = i * 0.25;
+    assert_int_equal(edgert_list_append(l, &v), 0);
+  }
+  assert_int_equal(edgert_list_len(l), 1000);
+  assert_int_equal(edgert_list_itemsize(l), sizeof(double));
+  const double *a = edgert_list_data(l);
+  double sum = 0;
+  for (int i = 0; i < 1000; i++)
+    sum += a[i];
+  assert_true(sum == 0.25 * 999 * 1000 / 2);
+  double out;
+  assert_int_equal(edgert_list_get(l, 999, &out), 0);
+  assert_true(out == 249.75);
+  assert_int_equal(edgert_list_get(l, 1000, &out), EDGERT_ERANGE);
+  assert_non_null(strstr(edgert_last_error(), "out of range"));
+  assert_null(edgert_list_at(l, 1000));
+  double v = -1;
+  assert_int_equal(edgert_list_set(l, 0, &v), 0);
+  assert_true(a[0] == -1);
+  assert_int_equal(edgert_list_set(l, 5000, &v), EDGERT_ERANGE);
+  edgert_list_free(l);
+  edgert_list_free(NULL);
+}
+
+static void insert_pop_and_splice_move_elements(void **state) {
+  (void)state;
+  edgert_list_t *l = new_list(EDGERT_KIND_INT64, 4);
+  int64_t xs[] = {1, 2, 3, 4, 5};
+  assert_int_equal(edgert_list_splice(l, 0, 0, xs, 5), 0);
+  int64_t z = 0;
+  assert_int_equal(edgert_list_insert(l, 0, &z), 0);
+  assert_int_equal(edgert_list_insert(l, 99, &z), 0); /* past the end: appends */
+  const int64_t *a = edgert_list_data(l);
+  int64_t want1[] = {0, 1, 2, 3, 4, 5, 0};
+  assert_memory_equal(a, want1, sizeof want1);
+  int64_t out;
+  assert_int_equal(edgert_list_pop(l, 3, &out), 0);
+  assert_int_equal(out, 3);
+  /* Replace [1, 3) with three elements taken from the list itself. */
+  a = edgert_list_data(l);
+  assert_int_equal(edgert_list_splice(l, 1, 2, a + 3, 3), 0);
+  a = edgert_list_data(l);
+  int64_t want2[] = {0, 4, 5, 0, 4, 5, 0};
+  assert_int_equal(edgert_list_len(l), 7);
+  assert_memory_equal(a, want2, sizeof want2);
+  assert_int_equal(edgert_list_splice(l, 5, 3, NULL, 0), EDGERT_ERANGE);
+  assert_int_equal(edgert_list_splice(l, 0, 7, NULL, 0), 0);
+  assert_int_equal(edgert_list_len(l), 0);
+  assert_int_equal(edgert_list_pop(l, 0, &out), EDGERT_ERANGE);
+  edgert_list_free(l);
+}
+
+static void sort_is_stable_numeric_and_puts_nan_last(void **state) {
+  (void)state;
+  edgert_list_t *l = new_list(EDGERT_KIND_FLOAT64, 0);
+  double xs[] = {3, NAN, -1, 0.0, 2, -0.0, 10, NAN, -5};
+  assert_int_equal(edgert_list_splice(l, 0, 0, xs, 9), 0);
+  assert_int_equal(edgert_list_sort(l, 0), 0);
+  const double *a = edgert_list_data(l);
+  assert_true(a[0] == -5 && a[1] == -1 && a[4] == 2 && a[5] == 3 && a[6] == 10);
+  assert_false(signbit(a[2])); /* 0.0 came before -0.0: stable */
+  assert_true(signbit(a[3]));
+  assert_true(isnan(a[7]) && isnan(a[8]));
+  assert_int_equal(edgert_list_sort(l, 1), 0);
+  a = edgert_list_data(l);
+  assert_true(isnan(a[0]) && a[2] == 10 && a[8] == -5);
+  assert_false(signbit(a[5])); /* still stable when descending */
+  assert_int_equal(edgert_list_reverse(l), 0);
+  assert_true(a[0] == -5);
+
+  edgert_list_t *s = new_list(EDGERT_KIND_STR, 0);
+  assert_int_equal(edgert_list_sort(s, 0), EDGERT_ETYPE);
+  edgert_list_free(s);
+
+  edgert_list_t *big = new_list(EDGERT_KIND_INT64, 0);
+  for (int64_t i = 0; i < 5000; i++) {
+    int64_t v = (i * 7919) % 5003;
+    assert_int_equal(edgert_list_append(big, &v), 0);
+  }
+  assert_int_equal(edgert_list_sort(big, 0), 0);
+  const int64_t *b = edgert_list_data(big);
+  for (int i = 1; i < 5000; i++)
+    assert_true(b[i - 1] <= b[i]);
+  edgert_list_free(big);
+  edgert_list_free(l);
+}
+
+static void str_elements_are_owned(void **state) {
+  (void)state;
+  assert_int_equal(edgert_test_failalloc_install(), 0);
+  long live = edgert_test_failalloc_live();
+  edgert_list_t *l = new_list(EDGERT_KIND_STR, 0);
+  char buf[16];
+  for (int i = 0; i < 100; i++) {
+    snprintf(buf, sizeof buf, "s%d", i);
+    edgert_bytes_t b = {buf, strlen(buf)};
+    assert_int_equal(edgert_list_append(l, &b), 0);
+  }
+  edgert_bytes_t *a = edgert_list_data(l);
+  assert_string_equal(a[42].data, "s42");
+  edgert_bytes_t nb = {"replaced", 8};
+  assert_int_equal(edgert_list_set(l, 42, &nb), 0);
+  assert_string_equal(((edgert_bytes_t *)edgert_list_data(l))[42].data, "replaced");
+  edgert_list_t *c;
+  assert_int_equal(edgert_list_copy(l, &c), 0);
+  assert_int_equal(edgert_list_splice(l, 10, 50, NULL, 0), 0);
+  assert_int_equal(edgert_list_len(l), 50);
+  assert_string_equal(((edgert_bytes_t *)edgert_list_data(c))[42].data, "replaced");
+  assert_int_equal(edgert_list_swap(l, c), 0);
+  assert_int_equal(edgert_list_len(l), 100);
+  assert_int_equal(edgert_list_len(c), 50);
+  edgert_list_t *f = new_list(EDGERT_KIND_FLOAT64, 0);
+  assert_int_equal(edgert_list_swap(l, f), EDGERT_ETYPE);
+  edgert_list_free(f);
+  assert_int_equal(edgert_list_clear(c), 0);
+  edgert_list_free(c);
+  edgert_list_free(l);
+  assert_int_equal(edgert_test_failalloc_live(), live);
+  edgert_test_failalloc_uninstall();
+}
+
+static void pinned_list_keeps_its_array_and_length(void **state) {
+  (void)state;
+  edgert_list_t *l = new_list(EDGERT_KIND_FLOAT64, 0);
+  double xs[] = {1, 2, 3};
+  assert_int_equal(edgert_list_splice(l, 0, 0, xs, 3), 0);
+  void *data = edgert_list_data(l);
+  edgert_list_pin(l);
+  double v = 9;
+  /* Room may exist, but a pinned list never changes length. */
+  assert_int_equal(edgert_list_splice(l, 3, 0, &v, 1), EDGERT_EBUSY);
+  assert_int_equal(edgert_list_pop(l, 0, NULL), EDGERT_EBUSY);
+  assert_int_equal(edgert_list_clear(l), EDGERT_EBUSY);
+  assert_int_equal(edgert_list_reserve(l, 1000), EDGERT_EBUSY);
+  assert_non_null(strstr(edgert_last_error(), "exported"));
+  assert_int_equal(edgert_list_set(l, 1, &v), 0);
+  assert_int_equal(edgert_list_splice(l, 0, 1, &v, 1), 0); /* same length */
+  assert_int_equal(edgert_list_sort(l, 0), 0);
+  assert_int_equal(edgert_list_reverse(l), 0);
+  assert_ptr_equal(edgert_list_data(l), data);
+  assert_int_equal(edgert_list_len(l), 3);
+  assert_int_equal(edgert_list_pins(l), 1);
+  assert_int_equal(edgert_list_unpin(l), 0);
+  assert_int_equal(edgert_list_unpin(l), EDGERT_EINVAL);
+  while (edgert_list_len(l) < 3 + 100)
+    assert_int_equal(edgert_list_append(l, &v), 0);
+  edgert_list_free(l);
+}
+
+static void large_lists_waste_little_capacity(void **state) {
+  (void)state;
+  edgert_list_t *l = new_list(EDGERT_KIND_FLOAT64, 0);
+  double v = 1;
+  for (int i = 0; i < 1000000; i++)
+    assert_int_equal(edgert_list_append(l, &v), 0);
+  double per = (double)edgert_list_memory(l) / 1e6;
+  print_message("float list built by appends: %.2f bytes per element at 1e6\n", per);
+  assert_true(per <= 8.0 * (1.0 + 1.0 / 16) + 0.01);
+  edgert_list_free(l);
+}
+
+/* ---- allocation failures ------------------------------------------------- */
+
+static void *setup_strs(void) {
+  edgert_list_t *l = new_list(EDGERT_KIND_BYTES, 0);
+  for (int i = 0; i < 5; i++) {
+    edgert_bytes_t b = {"abc", 3};
+    assert_int_equal(edgert_list_append(l, &b), 0);
+  }
+  return l;
+}
+static void strs_unchanged(void *state) {
+  edgert_list_t *l = state;
+  assert_int_equal(edgert_list_len(l), 5);
+  edgert_bytes_t *a = edgert_list_data(l);
+  for (int i = 0; i < 5; i++)
+    assert_memory_equal(a[i].data, "abc", 3);
+}
+static void free_list(void *state) { edgert_list_free(state); }
+static int run_splice(void *state) {
+  edgert_bytes_t items[40];
+  for (int i = 0; i < 40; i++)
+    items[i] = (edgert_bytes_t){"xyz", 3};
+  return edgert_list_splice(state, 1, 2, items, 40);
+}
+static int run_set(void *state) {
+  edgert_bytes_t b = {"new", 3};
+  return edgert_list_set(state, 2, &b);
+}
+static int run_copy(void *state) {
+  edgert_list_t *c = NULL;
+  int rc = edgert_list_copy(state, &c);
+  edgert_list_free(c);
+  return rc;
+}
+
+static void allocation_failures_change_nothing(void **state) {
+  (void)state;
+  assert_int_equal(edgert_test_failalloc_install(), 0);
+  const edgert_test_oom_case_t cases[] = {
+      {"edgert_list_splice", setup_strs, run_splice, strs_unchanged, free_list, 0},
+      {"edgert_list_set", setup_strs, run_set, strs_unchanged, free_list, 0},
+      {"edgert_list_copy", setup_strs, run_copy, strs_unchanged, free_list, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    assert_true(edgert_test_failalloc_sweep(&cases[i]) > 0);
+  edgert_test_failalloc_uninstall();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(float_list_is_one_contiguous_array),
+      cmocka_unit_test(insert_pop_and_splice_move_elements),
+      cmocka_unit_test(sort_is_stable_numeric_and_puts_nan_last),
+      cmocka_unit_test(str_elements_are_owned),
+      cmocka_unit_test(pinned_list_keeps_its_array_and_length),
+      cmocka_unit_test(large_lists_waste_little_capacity),
+      cmocka_unit_test(allocation_failures_change_nothing),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
