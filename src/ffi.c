@@ -284,7 +284,7 @@ static int refuse_quarantined(const edgert_func_t *fn) {
 }
 
 /* Runs the call with the module held (loaded, counted or serialized). */
-static inline int invoke(edgert_func_t *fn, edgert_value_t *values, void **avalues,
+static inline __attribute__((always_inline)) int invoke(edgert_func_t *fn, edgert_value_t *values, void **avalues,
                          void *ret) {
   edgert__image_t *img = fn->module->image;
   if (EDGERT__UNLIKELY(atomic_load_explicit(&img->quarantined, memory_order_relaxed)))
@@ -333,12 +333,32 @@ int edgert_func_call_values(edgert_func_t *fn, edgert_value_t *values, void *ret
 }
 
 int edgert_func_call_serialized(edgert_func_t *fn, edgert_value_t *values, void *ret) {
-  if (EDGERT__UNLIKELY(fn == NULL || (values == NULL && fn->nargs > 0)))
-    return edgert__error(EDGERT_EINVAL, "edgert_func_call_serialized: NULL function or values");
-  if (EDGERT__UNLIKELY(atomic_load_explicit(&fn->module->state, memory_order_relaxed) != 0))
+  if (EDGERT__UNLIKELY(fn == NULL || (values == NULL && fn->nargs > 0) || ret == NULL)) {
+    if (fn == NULL || (values == NULL && fn->nargs > 0))
+      return edgert__error(EDGERT_EINVAL, "edgert_func_call_serialized: NULL function or values");
+    long double scratch[2];
+    return edgert_func_call_serialized(fn, values, scratch);
+  }
+  /* The lean path: no in-flight count (the caller's lock excludes unload). */
+  edgert_module_t *m = fn->module;
+  if (EDGERT__UNLIKELY(atomic_load_explicit(&m->state, memory_order_relaxed) != 0))
     return refuse_unloaded(fn);
-  edgert_value_t none[1];
-  return invoke(fn, values ? values : none, NULL, ret);
+  edgert__image_t *img = m->image;
+  if (EDGERT__UNLIKELY(atomic_load_explicit(&img->quarantined, memory_order_relaxed)))
+    return refuse_quarantined(fn);
+  int rc;
+  if (EDGERT__LIKELY(fn->tramp != NULL)) {
+    rc = edgert__guarded_invoke(fn->tramp, fn->addr, (void **)(void *)values, ret,
+                                fn->contract.function_name, m->path);
+  } else {
+    void *av[EDGERT_MAX_ARGS];
+    for (unsigned i = 0; i < fn->nargs; i++)
+      av[i] = &values[i];
+    rc = edgert__guarded_invoke(ffi_tramp, fn, av, ret, fn->contract.function_name, m->path);
+  }
+  if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH))
+    atomic_store(&img->quarantined, 1);
+  return rc;
 }
 
 /* Widens one exact-typed argument into its slot. */

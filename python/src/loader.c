@@ -85,6 +85,8 @@ typedef struct {
   unsigned nargs;
   int release_gil;
   int cleanup; /* some argument may need releasing (buffer, wide string) */
+  int fast;    /* GIL kept, <= FAST_MAX arguments, each a double or a 64-bit int */
+  unsigned char fastcode[EDGERT_MAX_ARGS];
   edgert_abi_type_t ret;
   edgert_abi_type_t args[EDGERT_MAX_ARGS];
 } BoundObject;
@@ -401,10 +403,34 @@ static int cv_pointer(const edgert_abi_type_t *t, PyObject *o, unsigned i,
   return CV_OK;
 }
 
+/* Ranges of the integer codes, for the compact-int fast path. */
+static const struct {
+  int64_t lo, hi;
+} int_range[EDGERT_CT__COUNT] = {
+    [EDGERT_CT_BYTE] = {INT8_MIN, INT8_MAX},     [EDGERT_CT_UBYTE] = {0, UINT8_MAX},
+    [EDGERT_CT_SHORT] = {INT16_MIN, INT16_MAX},  [EDGERT_CT_USHORT] = {0, UINT16_MAX},
+    [EDGERT_CT_INT] = {INT32_MIN, INT32_MAX},    [EDGERT_CT_UINT] = {0, UINT32_MAX},
+    [EDGERT_CT_LONG] = {INT64_MIN, INT64_MAX},   [EDGERT_CT_ULONG] = {0, INT64_MAX},
+    [EDGERT_CT_LONGLONG] = {INT64_MIN, INT64_MAX}, [EDGERT_CT_ULONGLONG] = {0, INT64_MAX},
+};
+
 /* Converts argument i into its slot. */
 static int convert_one(const edgert_abi_type_t *t, PyObject *o, unsigned i,
                        edgert_value_t *v, cvhold_t *h, cverr_t *e) {
   int rc;
+#if PY_VERSION_HEX < 0x030C0000
+  /* Exact small ints for any integer type: one digit, no call. */
+  if (PyLong_CheckExact(o) && int_range[t->code].hi != 0) {
+    Py_ssize_t size = Py_SIZE(o);
+    if (size == 0 || size == 1 || size == -1) {
+      int64_t x = size * (int64_t)((PyLongObject *)o)->ob_digit[0];
+      if (x < int_range[t->code].lo || x > int_range[t->code].hi)
+        return cv_fail(e, CV_OVERFLOW, i, o);
+      v->i = x;
+      return CV_OK;
+    }
+  }
+#endif
   switch (t->code) {
   case EDGERT_CT_DOUBLE:
     if (PyFloat_CheckExact(o)) {
@@ -832,8 +858,64 @@ refused:
   return NULL;
 }
 
+/* The fast path of a call: contracts whose arguments are all c_double or
+ * 64-bit integers, called with exact floats and ints, keeping the GIL.
+ * Anything else (or a value that needs a check the fast path does not make)
+ * goes through bound_invoke, which handles every case. */
+#define FAST_MAX 6
+enum { FC_NONE = 0, FC_DOUBLE, FC_I64 };
+
+static inline int fast_i64(PyObject *o, int64_t *out) {
+#if PY_VERSION_HEX < 0x030C0000
+  Py_ssize_t size = Py_SIZE(o);
+  if (size == 0 || size == 1 || size == -1) { /* compact: one digit or zero */
+    *out = size * (int64_t)((PyLongObject *)o)->ob_digit[0];
+    return 1;
+  }
+#endif
+  int ovf = 0;
+  long long x = PyLong_AsLongLongAndOverflow(o, &ovf);
+  *out = x;
+  return ovf == 0;
+}
+
 static PyObject *bound_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-  return bound_invoke((BoundObject *)self, args, nargs, NULL);
+  BoundObject *b = (BoundObject *)self;
+  ModObject *h = b->mod;
+  if (EDGERT__PY_LIKELY(b->fast && (size_t)nargs == b->nargs && !h->unloaded)) {
+    edgert_value_t v[FAST_MAX];
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+      PyObject *o = args[i];
+      if (b->fastcode[i] == FC_DOUBLE) {
+        if (EDGERT__PY_UNLIKELY(!PyFloat_CheckExact(o)))
+          goto slow;
+        v[i].d = PyFloat_AS_DOUBLE(o);
+      } else {
+        if (EDGERT__PY_UNLIKELY(!PyLong_CheckExact(o) || !fast_i64(o, &v[i].i)))
+          goto slow;
+      }
+    }
+    retbuf_t r;
+    h->gil_calls++;
+    int rc = edgert_func_call_serialized(b->fn, v, &r);
+    if (--h->gil_calls == 0 && EDGERT__PY_UNLIKELY(h->pending_unload))
+      mod_core_unload(h);
+    if (EDGERT__PY_UNLIKELY(rc != 0))
+      return edgert_py_raise(rc);
+    switch (b->ret.code) {
+    case EDGERT_CT_DOUBLE:
+      return PyFloat_FromDouble(*(const double *)r.raw);
+    case EDGERT_CT_VOID:
+      Py_RETURN_NONE;
+    case EDGERT_CT_LONG:
+    case EDGERT_CT_LONGLONG:
+      return PyLong_FromLongLong(*(const int64_t *)r.raw);
+    default:
+      return convert_ret(&b->ret, &r);
+    }
+  }
+slow:
+  return bound_invoke(b, args, nargs, NULL);
 }
 
 int edgert_py_is_bound(PyObject *o) {
@@ -875,6 +957,15 @@ static PyObject *make_bound(ModObject *h, edgert_func_t *fn) {
     edgert_ctype_t k = c->args[i].code;
     if (k == EDGERT_CT_POINTER || k == EDGERT_CT_VOID_P || k == EDGERT_CT_WCHAR_P)
       b->cleanup = 1;
+  }
+  b->fast = !b->release_gil && c->nargs <= FAST_MAX && edgert_func_is_fast(fn);
+  for (unsigned i = 0; i < c->nargs; i++) {
+    edgert_ctype_t k = c->args[i].code;
+    b->fastcode[i] = k == EDGERT_CT_DOUBLE                            ? FC_DOUBLE
+                     : (k == EDGERT_CT_LONG || k == EDGERT_CT_LONGLONG) ? FC_I64
+                                                                        : FC_NONE;
+    if (b->fastcode[i] == FC_NONE)
+      b->fast = 0;
   }
   b->def.ml_name = edgert_func_name(fn);
   b->def.ml_meth = (PyCFunction)(void (*)(void))bound_call;
@@ -1211,16 +1302,17 @@ static PyObject *lookup_bound(LoaderObject *self, PyObject *name) {
 }
 
 static PyObject *loader_call(LoaderObject *self, PyObject *const *args, Py_ssize_t nargs) {
-  if (nargs < 1) {
+  if (EDGERT__PY_UNLIKELY(nargs < 1)) {
     PyErr_SetString(PyExc_TypeError, "call() needs the function name");
     return NULL;
   }
   PyObject *f = lookup_bound(self, args[0]);
-  if (f == NULL)
+  if (EDGERT__PY_UNLIKELY(f == NULL))
     return NULL;
-  Py_INCREF(f); /* a callback could rebind and drop it from the dict */
-  PyObject *r = bound_invoke((BoundObject *)PyCFunction_GET_SELF(f), args + 1, nargs - 1, NULL);
-  Py_DECREF(f);
+  PyObject *b = PyCFunction_GET_SELF(f);
+  Py_INCREF(b); /* a callback could rebind and drop `f` from the dict */
+  PyObject *r = bound_call(b, args + 1, nargs - 1);
+  Py_DECREF(b);
   return r;
 }
 

@@ -1,0 +1,136 @@
+"""Loader bench: edgert's call paths against a hand-written floor, ctypes and
+cffi, and verified loading throughput.
+
+Floor: bench/floor_ext.c, a METH_FASTCALL extension calling libbenchk.so's
+functions through dlsym'ed pointers. Every row calls the same C function in
+libbenchk.so (edgert loads its own verified copy). Timed statements are plain
+calls (`f(1.0, 2.0)`) so no Python wrapper dilutes the ratios.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import statistics
+import timeit
+import pathlib
+import sys
+import time
+from typing import List
+
+import common
+from common import Row
+
+import edgert
+from edgert import ABIContract, ModuleLoader
+
+C = ctypes
+
+
+def _build_dir() -> pathlib.Path:
+    env = os.environ.get("EDGERT_BUILD_DIR")
+    if env:
+        return pathlib.Path(env)
+    return pathlib.Path(edgert.__file__).resolve().parents[2]
+
+
+def _contracts(release_gil: bool) -> list:
+    return [
+        ABIContract("add", [C.c_double, C.c_double], C.c_double, release_gil=release_gil),
+        ABIContract("inc", [C.c_int64], C.c_int64, release_gil=release_gil),
+        ABIContract("noop", [], None, release_gil=release_gil),
+        ABIContract("mul3", [C.c_int32] * 3, C.c_int32, release_gil=release_gil),
+        ABIContract("mix5", [C.c_int32, C.c_double, C.c_float, C.c_int64, C.c_uint8],
+                    C.c_double, release_gil=release_gil),
+    ]
+
+
+def _pair(ours: str, peer: str, g: dict) -> tuple:
+    """Median ns per call of two statements measured in alternation, so a
+    busy machine slows both alike (the ratio is what the rows judge)."""
+    t_ours = timeit.Timer(ours, globals=g)
+    t_peer = timeit.Timer(peer, globals=g)
+    n, _ = t_peer.autorange()
+    n = max(n // 2, 1)
+    a, b = [], []
+    for _ in range(max(common.REPEAT, 5) * 2):
+        a.append(t_ours.timeit(n) / n)
+        b.append(t_peer.timeit(n) / n)
+    return statistics.median(a) * 1e9, statistics.median(b) * 1e9
+
+
+def _ctypes_lib(lib: ctypes.CDLL) -> ctypes.CDLL:
+    lib.add.argtypes, lib.add.restype = [C.c_double, C.c_double], C.c_double
+    lib.inc.argtypes, lib.inc.restype = [C.c_int64], C.c_int64
+    lib.noop.argtypes, lib.noop.restype = [], None
+    return lib
+
+
+def run() -> List[Row]:
+    bdir = _build_dir() / "bench"
+    sys.path.insert(0, str(bdir))
+    import floor_ext  # built by bench/CMakeLists.txt
+
+    kpath = str(bdir / "libbenchk.so")
+    floor_ext.init(kpath)
+    held = ModuleLoader().load(kpath, _contracts(False))
+    freed = ModuleLoader().load(kpath, _contracts(True))
+    rows: List[Row] = []
+
+    g = {"floor": floor_ext, "held": held}
+    for name, args in (("add", "1.0, 2.0"), ("inc", "41"), ("noop", "")):
+        g[name] = held.function(name)
+        ours, floor = _pair(f"{name}({args})", f"floor.{name}({args})", g)
+        rows.append(Row("loader", f"bound {name}() GIL held", ours, "floor ext", floor, "<= 1.4x"))
+    ours, floor = _pair('held.call("add", 1.0, 2.0)', "floor.add(1.0, 2.0)", g)
+    rows.append(Row("loader", 'loader.call("add", ...) GIL held', ours, "floor ext", floor, "<= 2.2x"))
+    g["mix5"] = held.function("mix5")
+    ours, floor = _pair("mix5(1, 2.0, 3.0, 4, 5)", "floor.mix5(1, 2.0, 3.0, 4, 5)", g)
+    rows.append(Row("loader", "bound mix5() via libffi", ours, "floor ext", floor, "<= 3x",
+                    note="(5 mixed args: no trampoline)"))
+
+    # ctypes with argtypes/restype: PyDLL keeps the GIL, CDLL releases it.
+    cg = _ctypes_lib(ctypes.PyDLL(kpath))
+    cr = _ctypes_lib(ctypes.CDLL(kpath))
+    g.update(cg_add=cg.add, cr_add=cr.add, fadd=freed.function("add"))
+    ours, peer = _pair("add(1.0, 2.0)", "cg_add(1.0, 2.0)", g)
+    rows.append(Row("loader", "bound add() GIL held", ours, "ctypes PyDLL", peer, ">= 9x faster"))
+    ours, peer = _pair("fadd(1.0, 2.0)", "cr_add(1.0, 2.0)", g)
+    rows.append(Row("loader", "bound add() GIL released", ours, "ctypes CDLL", peer, ">= 4x faster"))
+
+    try:
+        import cffi
+    except ImportError:
+        cffi = None
+    if cffi is not None:
+        ffi = cffi.FFI()
+        ffi.cdef("double add(double, double); int64_t inc(int64_t);")
+        flib = ffi.dlopen(kpath)
+        g.update(ff_add=flib.add)
+        ours, peer = _pair("add(1.0, 2.0)", "ff_add(1.0, 2.0)", g)
+        rows.append(Row("loader", "bound add() GIL held", ours, "cffi ABI mode", peer))
+
+    # Verified loading: read once, seal, hash, dlopen, 50 MiB.
+    big = str(bdir / "libbenchbig.so")
+    size = os.path.getsize(big)
+    sha = ModuleLoader().load(big).sha256  # warms the page cache, then unloads
+    times = []
+    for _ in range(max(common.REPEAT, 5)):
+        t0 = time.perf_counter()
+        m = ModuleLoader().load(big, expected_sha256=sha)
+        t1 = time.perf_counter()
+        m.unload()
+        del m
+        times.append(t1 - t0)
+    times.sort()
+    ours = times[len(times) // 2] * 1e9
+    budget = size / 1e9 * 1e9  # ns that 1 GB/s allows
+    rows.append(Row("loader", f"verify+load {size / 2**20:.0f} MiB module", ours, "1 GB/s budget",
+                    budget, "<= 1.0x", note=f"({size / (ours / 1e9) / 1e9:.2f} GB/s)"))
+    held.unload()
+    freed.unload()
+    return rows
+
+
+if __name__ == "__main__":
+    for r in run():
+        print(r)
