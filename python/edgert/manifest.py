@@ -21,16 +21,18 @@ runs.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping
-from typing import Any, Callable, Dict, Iterator, List, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Union
 
 from . import _edgert
 from .abi import ABIContract
 from .errors import SymbolNotFoundError
 from .loader import ModuleLoader
 
-__all__ = ["load_manifest", "read_manifest", "LoadedManifest"]
+__all__ = ["load_manifest", "read_manifest", "write_manifest", "LoadedManifest"]
 
 _Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
@@ -45,6 +47,37 @@ def read_manifest(path: _Path) -> List[Dict[str, Any]]:
     or OSError when the manifest itself cannot be read.
     """
     return _edgert.parse_manifest(path)
+
+
+def write_manifest(path: _Path, modules: "Mapping[str, Iterable[ABIContract]]") -> Dict[str, Any]:
+    """Writes a manifest listing `modules`, a mapping from each module's path
+    (relative to the manifest's directory, or absolute) to its contracts,
+    with each file's SHA-256 computed now. The file is written atomically
+    (a temporary file renamed into place) after it has been read back by the
+    C reader, so what is written is a manifest ``load_manifest`` accepts.
+    Returns the document written. Raises OSError if a module cannot be read,
+    ManifestError if the result would not be a valid manifest.
+    """
+    target = os.fsdecode(path)
+    base = os.path.dirname(os.path.abspath(target))
+    entries = []
+    for rel, contracts in modules.items():
+        with open(os.path.join(base, rel), "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        entries.append({"path": rel, "sha256": digest, "contracts": [c.to_dict() for c in contracts]})
+    doc = {"schema_version": 1, "modules": entries}
+    text = json.dumps(doc, indent=2) + "\n"
+    _edgert.parse_manifest_text(text, base)
+    tmp = f"{target}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return doc
 
 
 class LoadedManifest(Mapping):

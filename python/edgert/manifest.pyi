@@ -1,7 +1,8 @@
 import os
 from collections.abc import Mapping
-from typing import Any, Callable, Dict, Iterator, List, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Union
 
+from .abi import ABIContract
 from .loader import ModuleLoader
 
 __all__: list[str]
@@ -9,6 +10,7 @@ __all__: list[str]
 _Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 def read_manifest(path: _Path) -> List[Dict[str, Any]]: ...
+def write_manifest(path: _Path, modules: Mapping[str, Iterable[ABIContract]]) -> Dict[str, Any]: ...
 
 class LoadedManifest(Mapping[str, ModuleLoader]):
     path: str

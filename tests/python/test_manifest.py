@@ -315,3 +315,24 @@ def test_from_manifest_and_the_c_reader_accept_the_same_contracts(d):
     except ManifestError:
         py_result = None
     assert c_result == py_result, (d, c_result, py_result)
+
+
+def test_write_manifest_hashes_writes_and_round_trips(tree):
+    tmp, ksha, osha = tree
+    vec = ABIContract("vec_add_f32", [ctypes.POINTER(ctypes.c_float), ctypes.c_size_t])
+    answer = ABIContract("answer", [], ctypes.c_int32, release_gil=False)
+    m = tmp / "written.json"
+    doc = edgert.write_manifest(m, {"kernels/libmanifest_kernels.so": [vec], "kernels/other.so": [answer]})
+    assert json.loads(m.read_text()) == doc
+    assert doc["modules"][0] == {"path": "kernels/libmanifest_kernels.so", "sha256": ksha,
+                                 "contracts": [vec.to_dict()]}
+    assert doc["modules"][1]["sha256"] == osha
+    with load_manifest(m) as loaded:
+        assert loaded.call("answer") == 42
+    # Nothing is written when the result would not load.
+    with pytest.raises(ManifestError, match=r"^modules\[1\]\.contracts\[1\]\.function_name: 'answer' is already bound"):
+        edgert.write_manifest(m, {"kernels/libmanifest_kernels.so": [vec], "kernels/other.so": [answer, answer]})
+    assert json.loads(m.read_text()) == doc
+    assert not [p for p in os.listdir(tmp) if ".tmp" in p]
+    with pytest.raises(FileNotFoundError):
+        edgert.write_manifest(m, {"kernels/nope.so": []})
