@@ -1,7 +1,10 @@
 /*
  * test_bad_input.c: every malformed thing a C host can hand libedgert, in one
  * place, each with the exact error code it must give and a fragment of the
- * message that names the problem. Also replays the fuzzers' committed seeds
+ * message that names the problem: type names, contracts, files that are not
+ * modules (damaged copies of a real one), hashes, symbols, calls after
+ * unload, manifests, type registrations, container misuse and the nexus.
+ * EDGERT_SHOW_MESSAGES=1 prints every message checked. Also replays the fuzzers' committed seeds
  * and regression inputs (tests/fuzz/corpus/NAME/, tests/fuzz/regressions/NAME/)
  * through the harnesses' own entry points, built here with gcc and no
  * libFuzzer, so a fixed crash stays fixed in `make test`.
@@ -12,15 +15,20 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "edgert.h"
 
 /* The harnesses, compiled without their libFuzzer entry points. */
 #define EDGERT_FUZZ_REPLAY 1
 #include "../fuzz/fuzz_abi.c"
+#include "../fuzz/fuzz_containers.c"
+#include "../fuzz/fuzz_manifest.c"
 
 static int bad_inputs_tried;
 
@@ -34,6 +42,9 @@ static int bad_inputs_tried;
       fail_msg("%s: got %s (%d), want %s; message \"%s\"", #call,            \
                edgert_err_name(rc_), rc_, edgert_err_name(want),               \
                edgert_last_error());                                           \
+    if (getenv("EDGERT_SHOW_MESSAGES"))                                       \
+      print_message("%-48.48s -> %s: %s\n", #call, edgert_err_name(rc_),    \
+                    edgert_last_error());                                      \
     if (strstr(edgert_last_error(), (fragment)) == NULL)                       \
       fail_msg("%s: message \"%s\" lacks \"%s\"", #call, edgert_last_error(), \
                (fragment));                                                    \
@@ -191,6 +202,349 @@ static void contracts_that_are_refused(void **state) {
   assert_memory_equal(&c, &before, sizeof c);
 }
 
+
+/* ---- modules -------------------------------------------------------------- */
+
+#define KERNELS EDGERT_FIXTURE_DIR "/libquality_kernels.so"
+
+/* Reads the kernels' bytes, so tests can write damaged copies of them. */
+static unsigned char *read_kernels(size_t *len) {
+  FILE *f = fopen(KERNELS, "rb");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  unsigned char *buf = malloc((size_t)n);
+  assert_non_null(buf);
+  assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  *len = (size_t)n;
+  return buf;
+}
+
+static char tmpdir[256];
+
+static const char *write_tmp(const char *name, const void *data, size_t len) {
+  static char path[512];
+  if (tmpdir[0] == '\0') {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/edgert-bad-input-XXXXXX");
+    assert_non_null(mkdtemp(tmpdir));
+  }
+  snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, len, f), len);
+  fclose(f);
+  return path;
+}
+
+static void expect_load(const char *path, const char *sha, int want,
+                        const char *fragment) {
+  edgert_module_t *m = (edgert_module_t *)&m;
+  expect_error(edgert_module_load(path, sha, &m), want, fragment);
+  assert_ptr_equal(m, (edgert_module_t *)&m); /* *out untouched */
+}
+
+static void files_that_are_not_modules(void **state) {
+  (void)state;
+  size_t len;
+  unsigned char *so = read_kernels(&len);
+  unsigned char *bad = malloc(len);
+  assert_non_null(bad);
+
+  expect_load(NULL, NULL, EDGERT_EINVAL, "edgert_module_load: path and out must not be NULL");
+  expect_load("/nonexistent-edgert.so", NULL, EDGERT_EIO,
+              "cannot open module /nonexistent-edgert.so: No such file or directory");
+  expect_load("/tmp", NULL, EDGERT_EIO, "/tmp is a directory, not a regular file");
+  expect_load("/dev/null", NULL, EDGERT_EIO, "/dev/null is a character device, not a regular file");
+  expect_load(write_tmp("empty.so", "", 0), NULL, EDGERT_EFORMAT, "is empty, not a shared object");
+  expect_load(write_tmp("text.so", "hello\n", 6), NULL, EDGERT_EFORMAT, "is not an ELF file (no ELF magic)");
+  expect_load(write_tmp("magic.so", "\x7f" "ELF", 4), NULL, EDGERT_EFORMAT, "is a truncated ELF file");
+
+  memcpy(bad, so, len);
+  bad[4] = 1; /* EI_CLASS: ELFCLASS32 */
+  expect_load(write_tmp("class32.so", bad, len), NULL, EDGERT_EFORMAT,
+              "is a 32-bit ELF file; this machine loads 64-bit shared objects");
+  memcpy(bad, so, len);
+  bad[5] = 2; /* EI_DATA: big-endian */
+  expect_load(write_tmp("bigendian.so", bad, len), NULL, EDGERT_EFORMAT,
+              "is an ELF file of the wrong byte order for this machine");
+  memcpy(bad, so, len);
+  bad[16] = 2; /* e_type: ET_EXEC */
+  bad[17] = 0;
+  expect_load(write_tmp("exec.so", bad, len), NULL, EDGERT_EFORMAT,
+              "is an executable (ET_EXEC), not a shared object (ET_DYN)");
+  memcpy(bad, so, len);
+  bad[18] = 183; /* e_machine: EM_AARCH64 */
+  bad[19] = 0;
+  expect_load(write_tmp("aarch64.so", bad, len), NULL, EDGERT_EFORMAT,
+              "is built for AArch64 (e_machine 183); this machine is x86-64");
+  /* Cut short: the header is fine, the rest is missing. */
+  expect_load(write_tmp("truncated.so", so, 200), NULL, EDGERT_EFORMAT,
+              "has a malformed or truncated program header table");
+
+  /* Hashes. */
+  expect_load(KERNELS, "zz", EDGERT_EINVAL, "must be 64 hex digits (a SHA-256), got 2 characters");
+  char hex[65];
+  memset(hex, 'g', 64);
+  hex[64] = '\0';
+  expect_load(KERNELS, hex, EDGERT_EINVAL, "character 1 is not a hex digit");
+  memset(hex, '0', 64);
+  expect_load(KERNELS, hex, EDGERT_EINTEGRITY,
+              "failed its integrity check: SHA-256 is ");
+  assert_non_null(strstr(edgert_last_error(), "none of its code ran"));
+  char longer[80];
+  memset(longer, 'a', 79);
+  longer[79] = '\0';
+  expect_load(KERNELS, longer, EDGERT_EINVAL, "must be 64 hex digits (a SHA-256), got more than 64 characters");
+
+  /* A size limit below the file's size. */
+  edgert_load_options_t o = {100, 0};
+  edgert_module_t *m = NULL;
+  expect_error(edgert_module_load_ex(KERNELS, NULL, &o, &m), EDGERT_ELIMIT,
+               "bytes, more than the module size limit of 100 bytes");
+  assert_null(m);
+  free(bad);
+  free(so);
+}
+
+static void symbols_and_calls_that_are_refused(void **state) {
+  (void)state;
+  edgert_module_t *m = NULL;
+  assert_int_equal(edgert_module_load(KERNELS, NULL, &m), 0);
+  edgert_contract_t c;
+  const char *args[] = {"c_char_p"};
+  assert_int_equal(edgert_contract_init(&c, "missing_fn", NULL, 0, NULL, NULL, 1), 0);
+  expect_error(edgert_module_bind(m, &c, NULL), EDGERT_ENOTFOUND, "symbol 'missing_fn' is not defined in module");
+  assert_int_equal(edgert_contract_init(&c, "system", args, 1, "c_int", NULL, 1), 0);
+  expect_error(edgert_module_bind(m, &c, NULL), EDGERT_ENOTFOUND, "symbol 'system' is not defined in module");
+  expect_error(edgert_module_bind(m, NULL, NULL), EDGERT_EINVAL, "module and contract must not be NULL");
+  /* A data object is not a function. */
+  assert_int_equal(edgert_contract_init(&c, "q_counter", NULL, 0, "c_int", NULL, 1), 0);
+  expect_error(edgert_module_bind(m, &c, NULL), EDGERT_ENOTFOUND,
+               "'q_counter' in module");
+  assert_non_null(strstr(edgert_last_error(), "is a data object, not a function"));
+  void *addr = NULL;
+  expect_error(edgert_module_address_of(m, "nope", &addr), EDGERT_ENOTFOUND, "symbol 'nope' is not defined in module");
+  expect_error(edgert_module_address_of(m, "printf", &addr), EDGERT_ENOTFOUND,
+               "(it resolves to /lib/x86_64-linux-gnu/libc.so.6, a dependency or another object");
+  expect_error(edgert_module_verify(m, "xyz"), EDGERT_EINVAL,
+               "the SHA-256 to verify must be 64 hex digits (a SHA-256), got 3 characters");
+  assert_int_equal(edgert_module_verify(m, edgert_module_sha256(m)), 1);
+
+  const char *ii[] = {"c_int", "c_int"};
+  assert_int_equal(edgert_contract_init(&c, "q_add_i32", ii, 2, "c_int", NULL, 1), 0);
+  edgert_func_t *fn = NULL;
+  assert_int_equal(edgert_module_bind(m, &c, &fn), 0);
+  edgert_module_unload(m);
+  int a = 1, b = 2, out = 0;
+  void *av[] = {&a, &b};
+  expect_error(edgert_func_call(fn, av, &out), EDGERT_EUNLOADED, "cannot call 'q_add_i32': module");
+  edgert_value_t vals[2];
+  vals[0].i = 1;
+  vals[1].i = 2;
+  expect_error(edgert_func_call_values(fn, vals, &out), EDGERT_EUNLOADED, "is unloaded");
+  expect_error(edgert_module_bind(m, &c, NULL), EDGERT_EUNLOADED, "unloaded");
+  expect_error(edgert_module_address_of(m, "q_add_i32", &addr), EDGERT_EUNLOADED, "unloaded");
+  edgert_module_free(m);
+}
+
+/* ---- manifests --------------------------------------------------------------- */
+
+static void manifests_that_are_refused(void **state) {
+  (void)state;
+  static const struct {
+    const char *text;
+    const char *fragment;
+  } cases[] = {
+      {"", "manifest: invalid JSON: unexpected end at line 1, column 1"},
+      {"{schema_version: 1}", "manifest: invalid JSON at line 1, column 3"},
+      {"{\"schema_version\": 1, \"modules\": []} x", "trailing data after the JSON value"},
+      {"[]", "manifest: expected an object, got an array"},
+      {"{\"modules\": []}", "missing required key 'schema_version'"},
+      {"{\"schema_version\": 2, \"modules\": []}", "schema_version: 2 is not supported"},
+      {"{\"schema_version\": 1e300, \"modules\": []}", "schema_version: expected the integer 1, got 1e+300"},
+      {"{\"schema_version\": -1e300, \"modules\": []}", "schema_version: expected the integer 1"},
+      {"{\"schema_version\": 1, \"modules\": {}}", "modules: expected an array, got an object"},
+      {"{\"schema_version\": 1, \"modules\": [], \"x\": 0}", "manifest: unknown key 'x'"},
+      {"{\"schema_version\": 1, \"schema_version\": 1, \"modules\": []}", "duplicate key 'schema_version'"},
+      {"{\"schema_version\": 1, \"MODULES\": [], \"modules\": []}", "keys are case-sensitive"},
+      {"{\"schema_version\": 1, \"modules\": [{\"path\": \"a.so\", \"sha256\": \"xyz\", \"contracts\": []}]}",
+       "modules[0].sha256: 'xyz' is not 64 hexadecimal digits"},
+      {"{\"schema_version\": 1, \"modules\": [{\"path\": \"a\\u0000.so\", \"sha256\": \"xyz\", \"contracts\": []}]}",
+       "modules[0].path: escaped NUL (\\u0000) in a string"},
+      {"{\"schema_version\": 1, \"modules\": [{\"path\": 5, \"sha256\": \"xyz\", \"contracts\": []}]}",
+       "modules[0].path: expected a string, got a number"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    edgert_manifest_t *m = NULL;
+    expect_error(edgert_manifest_parse(cases[i].text, strlen(cases[i].text), NULL, &m),
+                 EDGERT_EMANIFEST, cases[i].fragment);
+    assert_null(m);
+  }
+  /* A NUL byte inside the given length. */
+  edgert_manifest_t *m = NULL;
+  static const char nul[] = "{\"schema_version\": 1,\0 \"modules\": []}";
+  expect_error(edgert_manifest_parse(nul, sizeof nul - 1, NULL, &m), EDGERT_EMANIFEST, "NUL byte at line 1");
+  expect_error(edgert_manifest_parse(NULL, 0, NULL, &m), EDGERT_EINVAL,
+               "edgert_manifest_parse: json and out must not be NULL");
+  expect_error(edgert_manifest_read("/nonexistent-edgert.json", &m), EDGERT_EIO,
+               "manifest '/nonexistent-edgert.json': No such file or directory");
+  expect_error(edgert_manifest_read("/tmp", &m), EDGERT_EIO, "not a regular file");
+
+  edgert_contract_t c;
+  static const char bad_contract[] = "{\"function_name\": \"f\", \"arg_types\": [\"c_int\", \"c_flaot\"]}";
+  expect_error(edgert_contract_parse_json(bad_contract, sizeof bad_contract - 1, &c), EDGERT_EMANIFEST,
+               "arg_types[1]: unknown type name 'c_flaot'");
+  static const char no_name[] = "{\"arg_types\": []}";
+  expect_error(edgert_contract_parse_json(no_name, sizeof no_name - 1, &c), EDGERT_EMANIFEST,
+               "contract: missing required key 'function_name'");
+}
+
+/* ---- containers and types ----------------------------------------------------------- */
+
+static size_t zero_size(void) { return 0; }
+static size_t huge_size(void) { return (size_t)EDGERT_TYPE_MAX_SIZE + 1; }
+static size_t ok_size(void) { return 16; }
+static int any_check(void *obj) { return obj != NULL; }
+static void any_copy(void *dst, void *src) { memcpy(dst, src, 16); }
+
+static void type_registrations_that_are_refused(void **state) {
+  (void)state;
+  const edgert_type_t *t = NULL;
+  expect_error(edgert_type_find("flaot", &t), EDGERT_ENOTFOUND, "no element type named 'flaot' is registered");
+  expect_error(edgert_type_find(NULL, &t), EDGERT_EINVAL, "name and out must not be NULL");
+  static const char *const bad_names[] = {"", "9lives", "a b", "a-b", "a/b", "\xc3\xa9t\xc3\xa9"};
+  for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++)
+    expect_error(edgert_type_register(bad_names[i], ok_size, any_check, any_copy, NULL, &t),
+                 EDGERT_EINVAL, "register type: invalid type name '");
+  static const char *const builtin_names[] = {"int", "int64", "float", "float64", "bool", "str", "bytes", "object"};
+  for (size_t i = 0; i < sizeof builtin_names / sizeof builtin_names[0]; i++)
+    expect_error(edgert_type_register(builtin_names[i], ok_size, any_check, any_copy, NULL, &t),
+                 EDGERT_EEXIST, "is a built-in type name");
+  char longname[EDGERT_TYPE_NAME_MAX + 2];
+  memset(longname, 'n', sizeof longname - 1);
+  longname[sizeof longname - 1] = '\0';
+  expect_error(edgert_type_register(longname, ok_size, any_check, any_copy, NULL, &t), EDGERT_EINVAL,
+               "(1 to 63 characters");
+  expect_error(edgert_type_register("QNoSize", NULL, any_check, any_copy, NULL, &t), EDGERT_EINVAL, "the sizeof callback must not be NULL");
+  expect_error(edgert_type_register("QNoCheck", ok_size, NULL, any_copy, NULL, &t), EDGERT_EINVAL,
+               "the check callback must not be NULL");
+  expect_error(edgert_type_register("QNoCopy", ok_size, any_check, NULL, NULL, &t), EDGERT_EINVAL,
+               "the copy callback must not be NULL");
+  expect_error(edgert_type_register("QZero", zero_size, any_check, any_copy, NULL, &t), EDGERT_EINVAL,
+               "register type 'QZero': sizeof returned 0 (must be 1 to 65536)");
+  expect_error(edgert_type_register("QHuge", huge_size, any_check, any_copy, NULL, &t), EDGERT_EINVAL,
+               "sizeof returned 65537 (must be 1 to 65536)");
+  assert_int_equal(edgert_type_register("QBadInputOnce", ok_size, any_check, any_copy, NULL, &t), 0);
+  expect_error(edgert_type_register("QBadInputOnce", ok_size, any_check, any_copy, NULL, &t), EDGERT_EEXIST,
+               "a type named 'QBadInputOnce' is already registered");
+  const edgert_type_t *i64 = edgert_type_builtin(EDGERT_KIND_INT64);
+  expect_error(edgert_type_check(i64, &t), EDGERT_ETYPE, "type 'int64' has no check callback");
+}
+
+static void container_misuse_is_refused(void **state) {
+  (void)state;
+  const edgert_type_t *i64 = edgert_type_builtin(EDGERT_KIND_INT64);
+  const edgert_type_t *by = edgert_type_builtin(EDGERT_KIND_BYTES);
+  edgert_dict_t *d = NULL;
+  expect_error(edgert_dict_new(NULL, i64, &d), EDGERT_EINVAL, "edgert_dict_new: types and out must not be NULL");
+  assert_int_equal(edgert_dict_new(i64, i64, &d), 0);
+  int64_t k = 1, v = 2, out;
+  expect_error(edgert_dict_get(d, &k, &out), EDGERT_EKEY, "key not found in the dict");
+  expect_error(edgert_dict_del(d, &k), EDGERT_EKEY, "key not found in the dict");
+  expect_error(edgert_dict_popitem(d, &k, &out), EDGERT_EKEY, "popitem(): the dict is empty");
+  expect_error(edgert_dict_unpin(d), EDGERT_EINVAL, "dict: unpin without a pin");
+  expect_error(edgert_dict_set_cache(d, 7), EDGERT_EINVAL, "dict: unknown cache mode 7");
+  assert_int_equal(edgert_dict_set(d, &k, &v), 0);
+  edgert_dict_pin(d);
+  int64_t k2 = 2;
+  expect_error(edgert_dict_set(d, &k2, &v), EDGERT_EBUSY, "dict: cannot insert while its values buffer is exported");
+  expect_error(edgert_dict_del(d, &k), EDGERT_EBUSY, "dict: cannot delete while");
+  expect_error(edgert_dict_clear(d), EDGERT_EBUSY, "dict: cannot clear while");
+  assert_int_equal(edgert_dict_unpin(d), 0);
+  edgert_dict_iter_t it;
+  edgert_dict_iter_init(d, &it);
+  const void *ik;
+  void *iv;
+  assert_int_equal(edgert_dict_iter_next(&it, &ik, &iv), 1);
+  assert_int_equal(edgert_dict_set(d, &k2, &v), 0);
+  expect_error(edgert_dict_iter_next(&it, &ik, &iv), EDGERT_ECHANGED, "dictionary changed size during iteration");
+  edgert_dict_free(d);
+
+  edgert_list_t *l = NULL, *lb = NULL;
+  expect_error(edgert_list_new(NULL, 0, &l), EDGERT_EINVAL, "edgert_list_new: type and out must not be NULL");
+  assert_int_equal(edgert_list_new(i64, 0, &l), 0);
+  assert_int_equal(edgert_list_new(by, 0, &lb), 0);
+  expect_error(edgert_list_get(l, 0, &out), EDGERT_ERANGE, "list index 0 out of range (length 0)");
+  expect_error(edgert_list_set(l, 3, &v), EDGERT_ERANGE, "list assignment index 3 out of range (length 0)");
+  expect_error(edgert_list_pop(l, 0, &out), EDGERT_ERANGE, "pop index 0 out of range (length 0)");
+  expect_error(edgert_list_splice(l, 1, 0, NULL, 0), EDGERT_ERANGE, "list splice [1, 1) out of range (length 0)");
+  expect_error(edgert_list_unpin(l), EDGERT_EINVAL, "list: unpin without a pin");
+  expect_error(edgert_list_swap(l, lb), EDGERT_ETYPE, "list swap: element types differ (int64, bytes)");
+  expect_error(edgert_list_sort(lb, 0), EDGERT_ETYPE, "sort needs int64, float64 or bool elements, not bytes");
+  edgert_list_pin(l);
+  expect_error(edgert_list_append(l, &v), EDGERT_EBUSY, "list: cannot resize while its buffer is exported");
+  assert_int_equal(edgert_list_unpin(l), 0);
+  edgert_list_free(l);
+  edgert_list_free(lb);
+}
+
+/* ---- nexus and guard ------------------------------------------------------------- */
+
+static int ref_fn(void *ud, void **args, void *ret) {
+  (void)ud;
+  (void)args;
+  (void)ret;
+  return 0;
+}
+
+static void nexus_misuse_is_refused(void **state) {
+  (void)state;
+  edgert_nexus_t *nx = NULL;
+  assert_int_equal(edgert_nexus_new(&nx), 0);
+  edgert_nexus_impl_t fn_only = {NULL, ref_fn, NULL, NULL, NULL};
+  edgert_nexus_impl_t neither = {NULL, NULL, NULL, NULL, NULL};
+  edgert_func_t *fake = (edgert_func_t *)(void *)&fn_only;
+  edgert_nexus_impl_t both = {fake, ref_fn, NULL, NULL, NULL};
+  expect_error(edgert_nexus_register(nx, "", &fn_only, ref_fn, NULL, NULL, NULL), EDGERT_EINVAL,
+               "the kernel name is empty");
+  expect_error(edgert_nexus_register(nx, NULL, &fn_only, ref_fn, NULL, NULL, NULL), EDGERT_EINVAL,
+               "edgert_nexus_register: the kernel name");
+  expect_error(edgert_nexus_register(nx, "k", &fn_only, NULL, NULL, NULL, NULL), EDGERT_EINVAL,
+               "kernel 'k': the reference is NULL");
+  expect_error(edgert_nexus_register(nx, "k", &neither, ref_fn, NULL, NULL, NULL), EDGERT_EINVAL,
+               "the compiled side must set exactly one of func and fn");
+  expect_error(edgert_nexus_register(nx, "k", &both, ref_fn, NULL, NULL, NULL), EDGERT_EINVAL,
+               "the compiled side must set exactly one of func and fn");
+  edgert_nexus_options_t o;
+  edgert_nexus_options_init(&o);
+  o.history = 0;
+  expect_error(edgert_nexus_register(nx, "k", &fn_only, ref_fn, NULL, &o, NULL), EDGERT_EINVAL,
+               "kernel 'k': history must be between 1 and 1024, not 0");
+  o.history = 5000;
+  expect_error(edgert_nexus_register(nx, "k", &fn_only, ref_fn, NULL, &o, NULL), EDGERT_EINVAL,
+               "history must be between 1 and 1024, not 5000");
+  edgert_nexus_options_init(&o);
+  o.tolerance = -1.0;
+  expect_error(edgert_nexus_register(nx, "k", &fn_only, ref_fn, NULL, &o, NULL), EDGERT_EINVAL,
+               "kernel 'k': tolerance must be a number >= 0");
+  edgert_kernel_t *k = NULL;
+  assert_int_equal(edgert_nexus_register(nx, "k", &fn_only, ref_fn, NULL, NULL, &k), 0);
+  expect_error(edgert_nexus_register(nx, "k", &fn_only, ref_fn, NULL, NULL, NULL), EDGERT_EEXIST,
+               "kernel 'k' is already registered");
+  edgert_kernel_t *found = NULL;
+  expect_error(edgert_nexus_find(nx, "nope", &found), EDGERT_ENOTFOUND, "no kernel named 'nope'");
+  expect_error(edgert_nexus_call(nx, "nope", NULL, NULL), EDGERT_ENOTFOUND, "no kernel named 'nope'");
+  uint64_t ver = 0;
+  expect_error(edgert_kernel_rollback(k, 1, &ver), EDGERT_EINVAL,
+               "kernel 'k': cannot roll back 1 step(s): the history holds 1 version(s)");
+  expect_error(edgert_kernel_swap(k, &neither, &ver), EDGERT_EINVAL,
+               "the compiled side must set exactly one of func and fn");
+  edgert_nexus_free(nx);
+  expect_error(edgert_guard_run(NULL, NULL, "nothing"), EDGERT_EINVAL, "edgert_guard_run: fn is NULL");
+}
+
 /* ---- fuzz regressions ---------------------------------------------------- */
 
 typedef int (*harness_fn)(const uint8_t *, size_t);
@@ -240,12 +594,28 @@ static int replay_dir(const char *name, harness_fn fn) {
 static void fuzz_inputs_replay_cleanly(void **state) {
   (void)state;
   int n = replay_dir("fuzz_abi", edgert_fuzz_abi);
+  n += replay_dir("fuzz_manifest", edgert_fuzz_manifest);
+  n += replay_dir("fuzz_containers", edgert_fuzz_containers);
   assert_true(n > 0);
   print_message("replayed %d committed fuzz input(s)\n", n);
 }
 
 static int report(void **state) {
   (void)state;
+  if (tmpdir[0]) {
+    DIR *d = opendir(tmpdir);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+      if (e->d_name[0] == '.')
+        continue;
+      char path[600];
+      snprintf(path, sizeof path, "%s/%s", tmpdir, e->d_name);
+      unlink(path);
+    }
+    if (d)
+      closedir(d);
+    rmdir(tmpdir);
+  }
   print_message("bad inputs tried: %d\n", bad_inputs_tried);
   return 0;
 }
@@ -256,6 +626,12 @@ int main(void) {
       cmocka_unit_test(a_huge_type_name_is_quoted_short),
       cmocka_unit_test(invalid_types_are_not_named),
       cmocka_unit_test(contracts_that_are_refused),
+      cmocka_unit_test(files_that_are_not_modules),
+      cmocka_unit_test(symbols_and_calls_that_are_refused),
+      cmocka_unit_test(manifests_that_are_refused),
+      cmocka_unit_test(type_registrations_that_are_refused),
+      cmocka_unit_test(container_misuse_is_refused),
+      cmocka_unit_test(nexus_misuse_is_refused),
       cmocka_unit_test(fuzz_inputs_replay_cleanly),
   };
   return cmocka_run_group_tests(tests, NULL, report);

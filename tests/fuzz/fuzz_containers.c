@@ -551,8 +551,8 @@ static void lmodel_sort(lmodel_t *m, int descending) {
 }
 
 enum {
-  L_APPEND, L_INSERT, L_POP, L_SET, L_GET, L_SPLICE, L_RESERVE, L_CLEAR,
-  L_REVERSE, L_SORT, L_COPY, L_SWAP, L_PIN, L_UNPIN, L__COUNT
+  LOP_APPEND, LOP_INSERT, LOP_POP, LOP_SET, LOP_GET, LOP_SPLICE, LOP_RESERVE, LOP_CLEAR,
+  LOP_REVERSE, LOP_SORT, LOP_COPY, LOP_SWAP, LOP_PIN, LOP_UNPIN, LOP__COUNT
 };
 
 static void run_list(fuzz_in_t *in, int str) {
@@ -569,7 +569,7 @@ static void run_list(fuzz_in_t *in, int str) {
   while (!fuzz_empty(in)) {
     uint8_t opb = fuzz_u8(in);
     long fail_at = (opb & 0x80) ? 1 + fuzz_u8(in) % 8 : 0;
-    int op = (opb & 0x7f) % L__COUNT;
+    int op = (opb & 0x7f) % LOP__COUNT;
     size_t idx = fuzz_u8(in);
     entry_t v;
     cval_t vc;
@@ -580,12 +580,12 @@ static void run_list(fuzz_in_t *in, int str) {
     long failed_before = fz_failed;
 #define FAILED_BY_ALLOC (rc == EDGERT_ENOMEM && fz_failed > failed_before)
     switch (op) {
-    case L_APPEND:
-    case L_INSERT:
-      rc = op == L_APPEND ? edgert_list_append(l, vr) : edgert_list_insert(l, idx, vr);
+    case LOP_APPEND:
+    case LOP_INSERT:
+      rc = op == LOP_APPEND ? edgert_list_append(l, vr) : edgert_list_insert(l, idx, vr);
       if (rc == 0) {
         FUZZ_CHECK(m.len < LIST_MAX);
-        size_t at = (op == L_APPEND || idx > m.len) ? m.len : idx;
+        size_t at = (op == LOP_APPEND || idx > m.len) ? m.len : idx;
         memmove(&m.e[at + 1], &m.e[at], (m.len - at) * sizeof m.e[0]);
         m.e[at] = v;
         m.len++;
@@ -593,7 +593,7 @@ static void run_list(fuzz_in_t *in, int str) {
         FUZZ_CHECK((rc == EDGERT_EBUSY && m.pins > 0) || FAILED_BY_ALLOC);
       }
       break;
-    case L_POP: {
+    case LOP_POP: {
       cval_t out;
       memset(&out, 0, sizeof out);
       rc = edgert_list_pop(l, idx, str ? (void *)&out.b : (void *)&out.i);
@@ -610,7 +610,7 @@ static void run_list(fuzz_in_t *in, int str) {
       }
       break;
     }
-    case L_SET:
+    case LOP_SET:
       rc = edgert_list_set(l, idx, vr);
       if (rc == 0) {
         FUZZ_CHECK(idx < m.len);
@@ -619,7 +619,7 @@ static void run_list(fuzz_in_t *in, int str) {
         FUZZ_CHECK((rc == EDGERT_ERANGE && idx >= m.len) || FAILED_BY_ALLOC);
       }
       break;
-    case L_GET: {
+    case LOP_GET: {
       cval_t out;
       rc = edgert_list_get(l, idx, str ? (void *)&out.b : (void *)&out.i);
       if (idx < m.len) {
@@ -630,7 +630,7 @@ static void run_list(fuzz_in_t *in, int str) {
       }
       break;
     }
-    case L_SPLICE: {
+    case LOP_SPLICE: {
       /* Replace [start, start+count) by n new items, or by items taken from
        * the list itself (the header allows items pointing into the list). */
       size_t start = idx % (m.len + 2), count = fuzz_u8(in) % 4;
@@ -646,6 +646,7 @@ static void run_list(fuzz_in_t *in, int str) {
           read_value(in, &vm, &items[i]);
         }
         cval_t c;
+        memset(&c, 0, sizeof c);
         val_repr(&vm, &items[i], &c);
         ik[i] = c.i;
         sb[i] = c.b;
@@ -665,13 +666,13 @@ static void run_list(fuzz_in_t *in, int str) {
       }
       break;
     }
-    case L_RESERVE:
+    case LOP_RESERVE:
       rc = edgert_list_reserve(l, idx * 3);
       FUZZ_CHECK(rc == 0 || (rc == EDGERT_EBUSY && m.pins > 0) || FAILED_BY_ALLOC);
       if (rc == 0)
         FUZZ_CHECK(edgert_list_capacity(l) >= idx * 3);
       break;
-    case L_CLEAR:
+    case LOP_CLEAR:
       rc = edgert_list_clear(l);
       if (rc == 0) {
         FUZZ_CHECK(m.pins == 0);
@@ -680,7 +681,7 @@ static void run_list(fuzz_in_t *in, int str) {
         FUZZ_CHECK(rc == EDGERT_EBUSY && m.pins > 0);
       }
       break;
-    case L_REVERSE:
+    case LOP_REVERSE:
       FUZZ_CHECK(edgert_list_reverse(l) == 0);
       for (size_t i = 0; i < m.len / 2; i++) {
         entry_t x = m.e[i];
@@ -688,7 +689,7 @@ static void run_list(fuzz_in_t *in, int str) {
         m.e[m.len - 1 - i] = x;
       }
       break;
-    case L_SORT:
+    case LOP_SORT:
       rc = edgert_list_sort(l, (int)(idx & 1));
       if (str) {
         FUZZ_CHECK(rc == EDGERT_ETYPE);
@@ -698,7 +699,7 @@ static void run_list(fuzz_in_t *in, int str) {
         FUZZ_CHECK(FAILED_BY_ALLOC);
       }
       break;
-    case L_COPY: {
+    case LOP_COPY: {
       edgert_list_t *c = NULL;
       rc = edgert_list_copy(l, &c);
       if (rc == 0) {
@@ -715,7 +716,7 @@ static void run_list(fuzz_in_t *in, int str) {
       }
       break;
     }
-    case L_SWAP: {
+    case LOP_SWAP: {
       const edgert_type_t *other;
       FUZZ_CHECK(edgert_type_find(str ? "int64" : "bytes", &other) == 0);
       edgert_list_t *o = NULL;
@@ -728,13 +729,13 @@ static void run_list(fuzz_in_t *in, int str) {
       }
       break;
     }
-    case L_PIN:
+    case LOP_PIN:
       if (m.pins < 4) {
         edgert_list_pin(l);
         m.pins++;
       }
       break;
-    case L_UNPIN:
+    case LOP_UNPIN:
       rc = edgert_list_unpin(l);
       if (m.pins > 0) {
         FUZZ_CHECK(rc == 0);
