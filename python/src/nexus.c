@@ -131,16 +131,28 @@ static PyObject *lat_summary(const lat_t *l) {
 
 /* ---- the reference side ------------------------------------------------ */
 
+/* The reference through its own vectorcall entry when it has one (a Python
+ * function: _PyFunction_Vectorcall), read at each call since an object may
+ * change it, else the generic call. */
+static inline PyObject *invoke_reference(KernelObject *self,
+                                         PyObject *const *args,
+                                         Py_ssize_t nargs) {
+  vectorcallfunc vc = PyVectorcall_Function(self->reference);
+  if (EDGERT_PY_LIKELY(vc != NULL))
+    return vc(self->reference, args, (size_t)nargs, NULL);
+  return PyObject_Vectorcall(self->reference, args, (size_t)nargs, NULL);
+}
+
 static PyObject *call_reference(KernelObject *self, PyObject *const *args,
                                 Py_ssize_t nargs) {
   if ((self->rlat.tick++ & (SAMPLE_EVERY - 1)) == 0) {
     double t0 = now_ns();
-    PyObject *r = PyObject_Vectorcall(self->reference, args, nargs, NULL);
+    PyObject *r = invoke_reference(self, args, nargs);
     if (r != NULL)
       lat_record(&self->rlat, now_ns() - t0);
     return r;
   }
-  return PyObject_Vectorcall(self->reference, args, nargs, NULL);
+  return invoke_reference(self, args, nargs);
 }
 
 /* ---- the slow paths ---------------------------------------------------- */
