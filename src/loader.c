@@ -552,6 +552,38 @@ out:
   return 0;
 }
 
+/* ---- the mapping's executable ranges ----------------------------------------- */
+
+typedef struct {
+  const struct link_map *lm;
+  edgert__image_t *img;
+} exec_scan_t;
+
+static int scan_object(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  exec_scan_t *s = arg;
+  if (info->dlpi_addr != s->lm->l_addr || info->dlpi_name == NULL || s->lm->l_name == NULL ||
+      strcmp(info->dlpi_name, s->lm->l_name) != 0)
+    return 0;
+  for (int i = 0; i < info->dlpi_phnum && s->img->nexec < 8; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X)) {
+      s->img->exec_lo[s->img->nexec] = info->dlpi_addr + ph->p_vaddr;
+      s->img->exec_hi[s->img->nexec] = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+      s->img->nexec++;
+    }
+  }
+  return 1;
+}
+
+static int in_exec(const edgert__image_t *img, const void *a) {
+  uintptr_t p = (uintptr_t)a;
+  for (int i = 0; i < img->nexec; i++)
+    if (p >= img->exec_lo[i] && p < img->exec_hi[i])
+      return 1;
+  return 0;
+}
+
 /* ---- load / unload -------------------------------------------------------- */
 
 int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
@@ -635,6 +667,10 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
         rc = edgert__error(EDGERT_EFORMAT, "loading %s: no link map for the loaded object", path);
       }
       fresh->linkmap = lm;
+      if (h != NULL) {
+        exec_scan_t scan = {lm, fresh};
+        dl_iterate_phdr(scan_object, &scan);
+      }
     }
     if (rc != 0) {
       registry_leave();
@@ -762,17 +798,20 @@ static int lookup(edgert_module_t *m, const char *name, int want_func, void **ou
                                                                          : "outside it");
     goto done;
   }
+  /* The symbol's type: from its dynamic symbol entry when dladdr finds
+   * it at exactly this address; an IFUNC (libm's cos) resolves to an
+   * implementation with no dynamic entry, and then the address decides:
+   * code lives in an executable segment of the module. */
   const ElfW(Sym) *sym = NULL;
-  if (!dladdr1(a, &info, (void **)&sym, RTLD_DL_SYMENT) || sym == NULL) {
-    rc = edgert__error(EDGERT_ENOTFOUND, "symbol '%s' in module %s has no symbol table entry",
-                       name, m->path);
-    goto done;
-  }
-  unsigned type = ELF64_ST_TYPE(sym->st_info);
-  if (want_func && type != STT_FUNC && type != STT_GNU_IFUNC) {
-    rc = edgert__error(EDGERT_ENOTFOUND,
-                       "'%s' in module %s is %s, not a function", name, m->path,
-                       type == STT_OBJECT ? "a data object" : "not a function symbol");
+  int exact = dladdr1(a, &info, (void **)&sym, RTLD_DL_SYMENT) && sym != NULL &&
+              info.dli_saddr == a;
+  unsigned type = exact ? ELF64_ST_TYPE(sym->st_info) : STT_NOTYPE;
+  if (want_func && (type == STT_OBJECT || type == STT_TLS || type == STT_COMMON ||
+                    !in_exec(img, a))) {
+    rc = edgert__error(EDGERT_ENOTFOUND, "'%s' in module %s is %s, not a function", name,
+                       m->path,
+                       type == STT_OBJECT || !in_exec(img, a) ? "a data object"
+                                                              : "not a function symbol");
     goto done;
   }
   if (!want_func && type == STT_TLS) {

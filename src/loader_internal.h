@@ -25,6 +25,8 @@ struct edgert__image_s {
   int fd;                  /* the sealed memfd (or tmpfile), open for life */
   void *handle;            /* dlopen handle */
   void *linkmap;           /* struct link_map * of the object */
+  int nexec;               /* executable PT_LOAD ranges of the mapping */
+  uintptr_t exec_lo[8], exec_hi[8];
   size_t refs;             /* handles using it (registry lock) */
   atomic_int quarantined;  /* a call crashed; cleared by a new load */
   edgert__image_t *next;   /* registry list */
