@@ -195,7 +195,9 @@ EDGERT_EXTERN int edgert_nexus_call(edgert_nexus_t *nx, const char *name,
 
 /*
  * Calls kernel `k` with `args` (as edgert_nexus_fn_t takes them), writing
- * the result to `ret`. Runs foreign code: the guard, the compiled side (crash
+ * the result to `ret` (when the compiled side is a bound function, `ret`
+ * follows edgert_func_call's rule: at least 16 bytes, aligned for long
+ * double; NULL only for a void kernel). Runs foreign code: the guard, the compiled side (crash
  * contained), the reference, the comparison and the observer.
  * Returns 0 when a side produced the result; the reference's own error when
  * it failed; EDGERT_EFAILED when the compiled side failed and fallback is

@@ -322,6 +322,8 @@ static PyObject *shadow_validate(KernelObject *self, PyObject *result,
     PyObject *et, *tb;
     PyErr_Fetch(&et, &cause, &tb);
     PyErr_NormalizeException(&et, &cause, &tb);
+    if (tb != NULL && cause != NULL)
+      PyException_SetTraceback(cause, tb);
     Py_XDECREF(et);
     Py_XDECREF(tb);
     diff = PyUnicode_FromFormat("the reference raised %s: %S",
