@@ -25,6 +25,15 @@
 #include "helpers/failalloc.h"
 
 #define KERNELS EDGERT_FIXTURE_DIR "/libquality_kernels.so"
+
+/* A return slot as edgert_func_call wants it: at least 16 bytes, aligned
+ * for long double (a fast-path trampoline may store a whole register). */
+typedef union {
+  int i;
+  double d;
+  long double ld;
+  unsigned char bytes[16];
+} ret_t;
 #define THREADS 4
 
 static double now(void) {
@@ -88,27 +97,29 @@ static void *churn(void *arg) {
     for (int i = 0; i < 16; i++)
       xs[i] = i + t->id;
     for (int i = 0; i < 50; i++) {
-      int a = t->id * 1000 + i, b = i, out = 0;
+      int a = t->id * 1000 + i, b = i;
+      ret_t out;
       void *args[] = {&a, &b};
-      if ((rc = edgert_func_call(add, args, &out)) < 0 || out != a + b) {
-        snprintf(t->error, sizeof t->error, "call: rc %d out %d", rc, out);
+      if ((rc = edgert_func_call(add, args, &out)) < 0 || out.i != a + b) {
+        snprintf(t->error, sizeof t->error, "call: rc %d out %d", rc, out.i);
         edgert_module_free(m);
         return NULL;
       }
       edgert_value_t v[2];
       v[0].p = xs;
       v[1].u = 16;
-      double s = 0;
+      ret_t s;
       if ((rc = edgert_func_call_values(sum, v, &s)) < 0 ||
-          s != 120.0 + 16.0 * t->id) {
-        snprintf(t->error, sizeof t->error, "call_values: rc %d sum %g", rc, s);
+          s.d != 120.0 + 16.0 * t->id) {
+        snprintf(t->error, sizeof t->error, "call_values: rc %d sum %g", rc, s.d);
         edgert_module_free(m);
         return NULL;
       }
       t->calls += 2;
     }
     edgert_module_unload(m);
-    int a = 1, b = 2, out = 0;
+    int a = 1, b = 2;
+    ret_t out;
     void *args[] = {&a, &b};
     rc = edgert_func_call(add, args, &out);
     if (rc != EDGERT_EUNLOADED) {
@@ -175,11 +186,11 @@ static void *caller(void *arg) {
     edgert_value_t v[2];
     v[0].i = i;
     v[1].i = 7;
-    int out = -1;
+    ret_t out;
     int rc = edgert_func_call_values(c->add, v, &out);
     if (rc == 0) {
-      if (out != i + 7) {
-        snprintf(c->error, sizeof c->error, "wrong result %d for %d + 7", out, i);
+      if (out.i != i + 7) {
+        snprintf(c->error, sizeof c->error, "wrong result %d for %d + 7", out.i, i);
         return NULL;
       }
       c->ok++;
@@ -254,10 +265,11 @@ static void *binder(void *arg) {
       snprintf(b->error, sizeof b->error, "bind: %s", edgert_last_error());
       return NULL;
     }
-    int x = 20, y = 22, out = 0;
+    int x = 20, y = 22;
+    ret_t out;
     void *args[] = {&x, &y};
-    if ((rc = edgert_func_call(fn, args, &out)) < 0 || out != 42) {
-      snprintf(b->error, sizeof b->error, "call: rc %d out %d", rc, out);
+    if ((rc = edgert_func_call(fn, args, &out)) < 0 || out.i != 42) {
+      snprintf(b->error, sizeof b->error, "call: rc %d out %d", rc, out.i);
       return NULL;
     }
     edgert_func_t *cur = edgert_module_function(b->m, "q_add_i32");
@@ -333,12 +345,13 @@ typedef struct {
 static void *nexus_caller(void *arg) {
   nexus_caller_t *c = arg;
   for (int i = 0; !atomic_load(c->stop); i++) {
-    double x = (double)(i % 100) - 10.0, out = 0;
+    double x = (double)(i % 100) - 10.0;
+    ret_t out;
     void *args[] = {&x};
     int rc = edgert_kernel_call(c->k, args, &out);
-    if (rc != 0 || out != x * 2.0 + 1.0) {
+    if (rc != 0 || out.d != x * 2.0 + 1.0) {
       snprintf(c->error, sizeof c->error, "call(%g): rc %s (%s), out %g", x,
-               edgert_err_name(rc), edgert_last_error(), out);
+               edgert_err_name(rc), edgert_last_error(), out.d);
       return NULL;
     }
     c->calls++;
