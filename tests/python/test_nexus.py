@@ -123,6 +123,20 @@ def test_a_buffer_of_the_wrong_format_is_a_guard_miss(loader):
     assert k.stats()["guard_misses"] == 2
 
 
+def test_numpy_arrays_route_by_dtype_and_contiguity(loader):
+    np = pytest.importorskip("numpy")
+    ref = Recorder(lambda xs, n: float(np.sum(np.asarray(xs)[:n])))
+    k = Nexus().register("sum", loader.function("nexus_sum_f64"), ref)
+    assert k(np.arange(4, dtype=np.float64), 4) == 6.0
+    assert ref.calls == []
+    assert k(np.arange(4, dtype=np.float32), 4) == 6.0  # "f", not "d"
+    assert k(np.arange(8, dtype=np.float64)[::2], 4) == 12.0  # not C-contiguous
+    assert k(np.arange(4, dtype=np.int64), 4) == 6.0  # "q"/"l", not "d"
+    assert len(ref.calls) == 3
+    assert counters(k) == dict(calls=4, compiled=1, guard_misses=3, fallbacks=0, failures=0,
+                               mismatches=0)
+
+
 def test_a_guard_miss_has_no_partial_effect(loader):
     nx = Nexus()
     ref = Recorder(lambda out, n, v: None)  # a reference that writes nothing
@@ -618,3 +632,91 @@ def test_a_handle_in_a_reference_cycle_is_collected():
     w = make()
     gc.collect()
     assert w() is None
+
+
+# ---- the policy against a model --------------------------------------------
+
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
+
+
+class Version:
+    """A compiled side that returns its tag, or fails while `broken`."""
+
+    def __init__(self, tag, broken):
+        self.tag, self.broken = tag, broken
+
+    def __call__(self, x):
+        if self.broken:
+            raise RuntimeError(f"version {self.tag} is broken")
+        return ("compiled", self.tag, x)
+
+
+class NexusPolicy(RuleBasedStateMachine):
+    """Random calls, swaps, rollbacks and resets of one kernel, checked
+    against a few lines of Python that state the policy."""
+
+    HISTORY, MAX_FAILURES = 3, 2
+
+    def __init__(self):
+        super().__init__()
+        self.k = Kernel("model", Version(1, False), lambda x: ("reference", x),
+                        max_failures=self.MAX_FAILURES, history=self.HISTORY)
+        self.versions = [(1, False)]
+        self.last = 1
+        self.state = "active"
+        self.consecutive = 0
+        self.n = dict(calls=0, compiled=0, fallbacks=0, failures=0)
+
+    @rule(x=st.integers())
+    def call(self, x):
+        got = self.k(x)
+        self.n["calls"] += 1
+        number, broken = self.versions[-1]
+        if self.state == "quarantined":
+            self.n["fallbacks"] += 1
+            assert got == ("reference", x)
+        elif broken:
+            self.n["failures"] += 1
+            self.n["fallbacks"] += 1
+            self.consecutive += 1
+            if self.consecutive >= self.MAX_FAILURES:
+                self.state = "quarantined"
+            assert got == ("reference", x)
+        else:
+            self.n["compiled"] += 1
+            self.consecutive = 0
+            assert got == ("compiled", number, x)
+
+    @rule(broken=st.booleans())
+    def swap(self, broken):
+        self.last += 1
+        assert self.k.swap(Version(self.last, broken)) == self.last
+        self.versions = (self.versions + [(self.last, broken)])[-self.HISTORY:]
+        self.state, self.consecutive = "active", 0
+
+    @rule(steps=st.integers(0, 4))
+    def rollback(self, steps):
+        if 1 <= steps < len(self.versions):
+            self.versions = self.versions[:-steps]
+            assert self.k.rollback(steps) == self.versions[-1][0]
+            self.state, self.consecutive = "active", 0
+        else:
+            with pytest.raises(ValueError, match="cannot roll back"):
+                self.k.rollback(steps)
+
+    @rule()
+    def reset(self):
+        self.k.reset()
+        self.state, self.consecutive = "active", 0
+
+    @invariant()
+    def stats_match_the_model(self):
+        s = self.k.stats()
+        assert {key: s[key] for key in self.n} == self.n
+        assert s["state"] == self.state and s["consecutive_failures"] == self.consecutive
+        assert s["version"] == self.versions[-1][0] == self.k.version
+        assert [h["version"] for h in self.k.history] == [v for v, _ in self.versions]
+
+
+NexusPolicy.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+test_the_policy_matches_its_model = NexusPolicy.TestCase
