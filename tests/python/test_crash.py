@@ -199,6 +199,25 @@ def test_stack_overflow_in_a_python_thread_is_contained():
     assert ok(proc) == [["SIGSEGV"]]
 
 
+def test_stack_overflow_with_faulthandler_on_every_thread():
+    # faulthandler brings its own (smaller) alternate stack for the main
+    # thread; the guard's handler and faulthandler's both still fit.
+    proc = run_child('''
+        res = []
+        def work():
+            try:
+                load().call("guard_stack_overflow", 0)
+            except KernelCrash as e:
+                res.append(e.signal_name)
+        work()
+        t = threading.Thread(target=work); t.start(); t.join()
+        out(res)
+    ''' + UNGUARDED, faulthandler_env=True)
+    assert lines(proc) == [["SIGSEGV", "SIGSEGV"]]
+    assert proc.returncode == -signal.SIGSEGV
+    assert _fatal_reports(proc.stderr) == 1
+
+
 # ---- under ExplicitFallback ---------------------------------------------------
 
 def test_run_with_guard_turns_a_crash_into_compiled_mode_failure():
