@@ -121,8 +121,9 @@ static PyObject *lat_summary(const lat_t *l) {
   size_t m = l->n < LAT_RING ? (size_t)l->n : LAT_RING;
   memcpy(sorted, l->ring, m * sizeof *sorted);
   qsort(sorted, m, sizeof *sorted, cmp_double);
-  double p50 = sorted[(m - 1) / 2];
-  double p99 = sorted[(size_t)((double)(m - 1) * 0.99)];
+  /* nearest rank: the smallest sample with at least p of them at or below */
+  double p50 = sorted[(m + 1) / 2 - 1];
+  double p99 = sorted[(size_t)ceil((double)m * 0.99) - 1];
   return Py_BuildValue("{s:K,s:d,s:d,s:d,s:d,s:d}", "samples",
                        (unsigned long long)l->n, "mean_ns", l->sum / (double)l->n,
                        "min_ns", l->min, "p50_ns", p50, "p99_ns", p99, "max_ns",

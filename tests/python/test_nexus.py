@@ -720,3 +720,25 @@ class NexusPolicy(RuleBasedStateMachine):
 
 NexusPolicy.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 test_the_policy_matches_its_model = NexusPolicy.TestCase
+
+
+def test_latency_is_sampled_every_64th_call_with_nearest_rank_percentiles():
+    slow = {"first": True}
+
+    def compiled(x):
+        if slow.pop("first", False):
+            time.sleep(0.002)
+        return x
+
+    k = Kernel("lat", compiled, affine)
+    for i in range(64):
+        k(i)
+    lat = k.stats()["compiled_latency"]
+    assert lat["samples"] == 1 and lat["min_ns"] >= 2e6  # the first call
+    k(64)  # the 65th call: the second sample, a fast one
+    lat = k.stats()["compiled_latency"]
+    assert lat["samples"] == 2
+    assert lat["min_ns"] < 2e6 <= lat["max_ns"]
+    assert lat["p50_ns"] == lat["min_ns"] and lat["p99_ns"] == lat["max_ns"]
+    assert lat["mean_ns"] == pytest.approx((lat["min_ns"] + lat["max_ns"]) / 2)
+    assert k.stats()["reference_latency"]["samples"] == 0
