@@ -147,7 +147,7 @@ int edgert_list_set(edgert_list_t *l, size_t i, const void *value) {
 }
 
 int edgert_list_append(edgert_list_t *l, const void *value) {
-  if (EDGERT__LIKELY(l->len < l->cap && !l->var)) {
+  if (EDGERT__LIKELY(l->len < l->cap && !l->var && !l->pins)) {
     memcpy(l->data + l->len * l->isz, value, l->isz);
     l->len++;
     return 0;

@@ -413,6 +413,10 @@ static int tl_ass_subscript(TypedListObject *self, PyObject *key, PyObject *valu
     return -1;
   /* Python code may have run: recompute the slice against the length now. */
   n = (Py_ssize_t)edgert_list_len(self->l);
+  if (PySlice_Unpack(key, &start, &stop, &step) < 0) {
+    conv_release(&c);
+    return -1;
+  }
   count = PySlice_AdjustIndices(n, &start, &stop, step);
   int rc = 0;
   if (step == 1) {

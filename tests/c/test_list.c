@@ -153,6 +153,9 @@ static void pinned_list_keeps_its_array_and_length(void **state) {
   edgert_list_pin(l);
   double v = 9;
   /* Room may exist, but a pinned list never changes length. */
+  assert_int_equal(edgert_list_reserve(l, 3), 0); /* no-op: room exists */
+  assert_true(edgert_list_capacity(l) > 3);
+  assert_int_equal(edgert_list_append(l, &v), EDGERT_EBUSY);
   assert_int_equal(edgert_list_splice(l, 3, 0, &v, 1), EDGERT_EBUSY);
   assert_int_equal(edgert_list_pop(l, 0, NULL), EDGERT_EBUSY);
   assert_int_equal(edgert_list_clear(l), EDGERT_EBUSY);
