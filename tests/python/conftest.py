@@ -8,9 +8,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def fixture_path(name: str) -> str:
-    """Path of the built test library lib`name`.so (tests/fixtures/`name`.c)."""
+    """Path of the built test library for tests/fixtures/NAME.c, which CMake
+    builds as libNAME.so; `name` may be given with or without the "lib"."""
     d = os.environ.get("EDGERT_FIXTURE_DIR") or str(ROOT / "build" / "fixtures")
-    path = os.path.join(d, f"{name}.so")
+    stem = name if name.startswith("lib") else "lib" + name
+    path = os.path.join(d, f"{stem}.so")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} is not built: run `make build` first")
     return path
