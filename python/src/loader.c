@@ -1487,7 +1487,36 @@ static PyTypeObject LoaderType = {
     .tp_new = loader_new,
 };
 
+/* _edgert._bound_try_call(f, *args) -> (missed, result): edgert_py_bound_call
+ * with a miss flag, for tests of the path other parts use. */
+static PyObject *bound_try_call(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+  (void)m;
+  if (nargs < 1 || !edgert_py_is_bound(args[0])) {
+    PyErr_SetString(PyExc_TypeError, "_bound_try_call(f, *args): f must be a bound callable");
+    return NULL;
+  }
+  int missed = -1;
+  PyObject *r = edgert_py_bound_call(args[0], args + 1, nargs - 1, &missed);
+  if (r == NULL && !missed)
+    return NULL;
+  if (r == NULL && PyErr_Occurred()) {
+    PyErr_SetString(PyExc_SystemError, "a miss left an exception set");
+    return NULL;
+  }
+  PyObject *t = Py_BuildValue("(NO)", PyBool_FromLong(missed), r ? r : Py_None);
+  Py_XDECREF(r);
+  return t;
+}
+
+static PyMethodDef module_methods[] = {
+    {"_bound_try_call", (PyCFunction)(void (*)(void))bound_try_call, METH_FASTCALL,
+     "_bound_try_call(f, *args) -> (missed, result): the miss-flag call path (tests)."},
+    {NULL, NULL, 0, NULL},
+};
+
 int edgert_py_loader_init(PyObject *m) {
+  if (PyModule_AddFunctions(m, module_methods) < 0)
+    return -1;
   if (PyType_Ready(&ModType) < 0 || PyType_Ready(&BoundType) < 0 ||
       PyType_Ready(&LoaderType) < 0)
     return -1;

@@ -323,3 +323,25 @@ def test_bound_callables_are_builtins(k) -> None:
     assert add.__self__.signature == "c_double add(c_double, c_double)"
     assert k.function("add") is add
     assert "add" in repr(add.__self__)
+
+
+def test_miss_path_refuses_without_raising(k, held) -> None:
+    from edgert import _edgert
+    for loader in (k, held):
+        add = loader.function("add")
+        assert _edgert._bound_try_call(add, 1.0, 2.0) == (False, 3.0)
+        assert _edgert._bound_try_call(add, "x", 2.0) == (True, None)  # type
+        assert _edgert._bound_try_call(add, 1.0) == (True, None)  # count
+        assert _edgert._bound_try_call(loader.function("id_i8"), 300) == (True, None)  # overflow
+        assert _edgert._bound_try_call(loader.function("sum_f32"), np.zeros(2), 2) == (True, None)
+    with pytest.raises(TypeError):
+        _edgert._bound_try_call(len, 1)
+
+
+def test_miss_path_still_raises_for_unloaded_modules() -> None:
+    from edgert import ModuleUnloadedError, _edgert
+    loader = ModuleLoader().load(fx("loader_kernels"), CONTRACTS[:1])
+    f = loader.function(CONTRACTS[0].function_name)
+    loader.unload()
+    with pytest.raises(ModuleUnloadedError):
+        _edgert._bound_try_call(f, 1)
