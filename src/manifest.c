@@ -4,9 +4,12 @@
  * Invariants: cJSON is used only to tokenize; every schema rule is checked
  * here by walking each object's members in document order, so duplicate and
  * case-variant keys (which cJSON_GetObjectItem would hide) are seen, and the
- * raw text is checked before and after cJSON for what cJSON cannot report:
- * NUL bytes, escaped NULs (cJSON silently cuts a string at "\u0000"), and
- * trailing data. cJSON's process-global error pointer is never read; error
+ * raw text is checked before and after cJSON for what cJSON cannot report
+ * or lets through: NUL bytes, invalid UTF-8, escaped NULs (cJSON silently
+ * cuts a string at "\u0000"), trailing data, and everything outside RFC 8259
+ * that cJSON accepts (numbers such as "01", raw control characters in
+ * strings, whitespace other than space/tab/CR/LF): what this reader accepts
+ * is strict JSON. cJSON's process-global error pointer is never read; error
  * positions come from the parse-end pointer of this call, and calls into
  * cJSON's parser are serialized by one mutex because a failing parse writes
  * that global (two threads refusing manifests at once would race on it). A manifest, once
@@ -133,31 +136,52 @@ static void line_col(const char *text, size_t off, size_t *line, size_t *col) {
 }
 
 /*
- * Finding the field of an escaped NUL: a walk over text cJSON accepted, so
- * well-formed; it tracks the path of object keys and array indexes and stops
- * at the first string holding "\u0000".
+ * The lexical check: cJSON is lenient where JSON (RFC 8259) is not, and
+ * blind to "\u0000" (it cuts the string there). This walk over the text
+ * cJSON accepted (so well-formed in structure) tracks the field path of
+ * object keys and array indexes and stops at the first token that strict
+ * JSON refuses or that would read as something else: an escaped NUL, a raw
+ * control character in a string, a number outside JSON's grammar ("01",
+ * "1.", ".5"), whitespace other than space, tab, CR and LF.
  */
-typedef struct nulscan_s {
+typedef enum { LX_OK, LX_NUL_ESCAPE, LX_CONTROL, LX_NUMBER, LX_SPACE } lexerr_t;
+
+typedef struct lexscan_s {
   const char *p, *end;
   char path[FIELD_MAX];
-  int found;
+  lexerr_t err;
   int in_key;
-} nulscan_t;
+  const char *at; /* the offending byte or token */
+} lexscan_t;
 
-static void ns_ws(nulscan_t *s) {
-  while (s->p < s->end && (unsigned char)*s->p <= 32)
-    s->p++;
+static int lx_fail(lexscan_t *s, lexerr_t err, const char *at) {
+  s->err = err;
+  s->at = at;
+  return -1;
 }
 
-/* Skips the string at s->p (on its '"'); 1 if it holds an escaped NUL. */
-static int ns_string(nulscan_t *s, const char **start, size_t *len) {
-  int nul = 0;
+static int lx_ws(lexscan_t *s) {
+  while (s->p < s->end && (unsigned char)*s->p <= 32) {
+    char c = *s->p;
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+      return lx_fail(s, LX_SPACE, s->p);
+    s->p++;
+  }
+  return 0;
+}
+
+/* Skips the string at s->p (on its opening quote); its raw text is
+ * start[0 .. len). */
+static int lx_string(lexscan_t *s, const char **start, size_t *len) {
   s->p++;
   *start = s->p;
   while (s->p < s->end && *s->p != '"') {
+    if ((unsigned char)*s->p < 0x20)
+      return lx_fail(s, LX_CONTROL, s->p);
     if (*s->p == '\\' && s->p + 1 < s->end) {
-      if (s->p[1] == 'u' && s->end - s->p >= 6 && memcmp(s->p + 2, "0000", 4) == 0)
-        nul = 1;
+      if (s->p[1] == 'u' && s->end - s->p >= 6 &&
+          memcmp(s->p + 2, "0000", 4) == 0)
+        return lx_fail(s, LX_NUL_ESCAPE, s->p);
       s->p += 2;
     } else {
       s->p++;
@@ -166,94 +190,142 @@ static int ns_string(nulscan_t *s, const char **start, size_t *len) {
   *len = (size_t)(s->p - *start);
   if (s->p < s->end)
     s->p++;
-  return nul;
+  return 0;
 }
 
-static void ns_value(nulscan_t *s, int depth) {
-  ns_ws(s);
-  if (s->p >= s->end || s->found || depth > CJSON_NESTING_LIMIT)
-    return;
+static int is_digit(const char *q, const char *end) {
+  return q < end && *q >= '0' && *q <= '9';
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? then a delimiter. */
+static int lx_number(lexscan_t *s) {
+  const char *q = s->p, *end = s->end;
+  if (q < end && *q == '-')
+    q++;
+  if (q < end && *q == '0')
+    q++;
+  else if (is_digit(q, end))
+    while (is_digit(q, end))
+      q++;
+  else
+    return lx_fail(s, LX_NUMBER, s->p);
+  if (q < end && *q == '.') {
+    q++;
+    if (!is_digit(q, end))
+      return lx_fail(s, LX_NUMBER, s->p);
+    while (is_digit(q, end))
+      q++;
+  }
+  if (q < end && (*q == 'e' || *q == 'E')) {
+    q++;
+    if (q < end && (*q == '+' || *q == '-'))
+      q++;
+    if (!is_digit(q, end))
+      return lx_fail(s, LX_NUMBER, s->p);
+    while (is_digit(q, end))
+      q++;
+  }
+  if (q < end && *q != ',' && *q != ']' && *q != '}' &&
+      (unsigned char)*q > 32)
+    return lx_fail(s, LX_NUMBER, s->p);
+  s->p = q;
+  return 0;
+}
+
+static int lx_value(lexscan_t *s, int depth) {
+  if (lx_ws(s) < 0)
+    return -1;
+  if (s->p >= s->end || depth > CJSON_NESTING_LIMIT)
+    return 0;
   size_t plen = strlen(s->path);
   const char *str;
   size_t len;
-  if (*s->p == '"') {
-    if (ns_string(s, &str, &len))
-      s->found = 1;
-    return;
-  }
-  if (*s->p == '{') {
-    s->p++;
-    for (;;) {
-      ns_ws(s);
-      if (s->p >= s->end || *s->p == '}')
-        break;
-      if (*s->p == ',') {
-        s->p++;
-        continue;
-      }
-      if (*s->p != '"')
-        break;
-      int nul = ns_string(s, &str, &len);
-      if (nul) {
-        s->found = 1;
-        s->in_key = 1;
-        return;
-      }
-      snprintf(s->path + plen, sizeof s->path - plen, "%s%.*s",
-               plen ? "." : "", (int)(len > 64 ? 64 : len), str);
-      ns_ws(s);
-      if (s->p < s->end && *s->p == ':')
-        s->p++;
-      ns_value(s, depth + 1);
-      if (s->found)
-        return;
-      s->path[plen] = '\0';
-    }
-    if (s->p < s->end)
-      s->p++;
-    return;
-  }
-  if (*s->p == '[') {
+  char c = *s->p;
+  if (c == '"')
+    return lx_string(s, &str, &len);
+  if (c == '{' || c == '[') {
+    int obj = c == '{';
     s->p++;
     for (size_t i = 0;; i++) {
-      ns_ws(s);
-      if (s->p >= s->end || *s->p == ']')
+      if (lx_ws(s) < 0)
+        return -1;
+      if (s->p >= s->end || *s->p == (obj ? '}' : ']'))
         break;
       if (*s->p == ',') {
         s->p++;
-        ns_ws(s);
+        if (lx_ws(s) < 0)
+          return -1;
       }
-      snprintf(s->path + plen, sizeof s->path - plen, "[%zu]", i);
-      ns_value(s, depth + 1);
-      if (s->found)
-        return;
+      if (obj) {
+        if (s->p >= s->end || *s->p != '"')
+          break;
+        if (lx_string(s, &str, &len) < 0) {
+          s->in_key = 1;
+          return -1;
+        }
+        fieldf(s->path + plen, sizeof s->path - plen, "%s%.*s",
+               plen ? "." : "", (int)(len > 64 ? 64 : len), str);
+        if (lx_ws(s) < 0)
+          return -1;
+        if (s->p < s->end && *s->p == ':')
+          s->p++;
+      } else {
+        fieldf(s->path + plen, sizeof s->path - plen, "[%zu]", i);
+      }
+      if (lx_value(s, depth + 1) < 0)
+        return -1;
       s->path[plen] = '\0';
     }
     if (s->p < s->end)
       s->p++;
-    return;
+    return 0;
   }
-  /* number or literal */
-  while (s->p < s->end && *s->p != ',' && *s->p != ']' && *s->p != '}' &&
-         (unsigned char)*s->p > 32)
+  if (c == '-' || (c >= '0' && c <= '9'))
+    return lx_number(s);
+  /* true, false, null: cJSON checked their spelling */
+  while (s->p < s->end && *s->p >= 'a' && *s->p <= 'z')
     s->p++;
+  return 0;
 }
 
-/* 1 if the text has an escape sequence \u0000 anywhere (cheap pre-check:
- * a backslash run of odd length before "u0000"). */
-static int has_nul_escape(const char *text, size_t len) {
-  for (size_t i = 0; i + 6 <= len; i++) {
-    if (text[i] != '\\')
-      continue;
-    size_t run = 0;
-    while (i < len && text[i] == '\\') {
-      run++;
+/* Offset of the first byte of `text` that does not continue valid UTF-8
+ * (no overlongs, surrogates or code points above U+10FFFF), or len. */
+static size_t utf8_invalid_at(const unsigned char *t, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    unsigned char c = t[i];
+    size_t n;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c < 0x80) {
       i++;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      n = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+      if (c == 0xE0)
+        lo = 0xA0;
+      if (c == 0xED)
+        hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+      if (c == 0xF0)
+        lo = 0x90;
+      if (c == 0xF4)
+        hi = 0x8F;
+    } else {
+      return i;
     }
-    if (run % 2 == 1 && i + 5 <= len && memcmp(text + i, "u0000", 5) == 0)
-      return 1;
+    if (i + n >= len) /* cut short by the end */
+      return i;
+    if (t[i + 1] < lo || t[i + 1] > hi)
+      return i;
+    for (size_t k = 2; k <= n; k++)
+      if (t[i + k] < 0x80 || t[i + k] > 0xBF)
+        return i;
+    i += n + 1;
   }
-  return 0;
+  return len;
 }
 
 /*
@@ -269,6 +341,14 @@ static int parse_json(const char *buf, size_t len, const char *what,
     return edgert__error(EDGERT_EMANIFEST,
                          "%s: NUL byte at line %zu, column %zu", what, line,
                          col);
+  }
+  size_t bad = utf8_invalid_at((const unsigned char *)buf, len);
+  if (bad < len) {
+    size_t line, col;
+    line_col(buf, bad, &line, &col);
+    return edgert__error(EDGERT_EMANIFEST,
+                         "%s: invalid UTF-8 at line %zu, column %zu", what,
+                         line, col);
   }
   const char *end = NULL;
   pthread_mutex_lock(&cjson_lock);
@@ -301,21 +381,49 @@ static int parse_json(const char *buf, size_t len, const char *what,
                          "%zu, column %zu",
                          what, line, col);
   }
-  if (has_nul_escape(buf, len)) {
-    nulscan_t s;
-    memset(&s, 0, sizeof s);
-    s.p = buf;
-    s.end = buf + len;
-    if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
-      s.p += 3;
-    ns_value(&s, 0);
-    if (s.found) {
-      cJSON_Delete(root);
+  lexscan_t s;
+  memset(&s, 0, sizeof s);
+  s.p = buf;
+  s.end = buf + len;
+  if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0)
+    s.p += 3;
+  if (lx_value(&s, 0) == 0)
+    lx_ws(&s); /* what follows the value: whitespace only (checked above) */
+  if (s.err != LX_OK) {
+    size_t line, col;
+    line_col(buf, (size_t)(s.at - buf), &line, &col);
+    cJSON_Delete(root);
+    const char *field = s.path[0] ? s.path : what;
+    const char *cut = strlen(s.path) + 1 >= sizeof s.path ? "..." : "";
+    const char *kind = s.in_key ? "a key" : "a string";
+    switch (s.err) {
+    case LX_NUL_ESCAPE:
+      return edgert__error(EDGERT_EMANIFEST, "%s%s: escaped NUL (\\u0000) in %s",
+                           field, cut, kind);
+    case LX_CONTROL:
       return edgert__error(EDGERT_EMANIFEST,
-                           "%s%s: escaped NUL (\\u0000) in %s",
-                           s.path[0] ? s.path : what,
-                           strlen(s.path) + 1 >= sizeof s.path ? "..." : "",
-                           s.in_key ? "a key" : "a string");
+                           "%s%s: unescaped control character 0x%02x in %s "
+                           "at line %zu, column %zu",
+                           field, cut, (unsigned char)*s.at, kind, line, col);
+    case LX_NUMBER: {
+      size_t n = 0;
+      while (s.at + n < s.end && n < 24 && s.at[n] != ',' && s.at[n] != ']' &&
+             s.at[n] != '}' && (unsigned char)s.at[n] > 32)
+        n++;
+      char tok[32];
+      memcpy(tok, s.at, n);
+      tok[n] = '\0';
+      char q[QUOTE_SIZE];
+      return edgert__error(EDGERT_EMANIFEST,
+                           "%s%s: %s is not a JSON number, at line %zu, "
+                           "column %zu",
+                           field, cut, quote(tok, q, sizeof q), line, col);
+    }
+    default:
+      return edgert__error(EDGERT_EMANIFEST,
+                           "%s: control character 0x%02x outside a string at "
+                           "line %zu, column %zu",
+                           what, (unsigned char)*s.at, line, col);
     }
   }
   *out = root;

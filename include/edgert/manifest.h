@@ -16,7 +16,10 @@
  * strict, and every refusal is EDGERT_EMANIFEST with a message that starts
  * with the field: "modules[0].contracts[1].arg_types[2]: unknown type name
  * 'c_flaot'". Refused: invalid JSON (with line and column), trailing data,
- * NUL bytes and escaped NULs (\u0000) anywhere, unknown keys, duplicate keys,
+ * anything strict JSON (RFC 8259) refuses and cJSON would take (numbers like
+ * "01", raw control characters in strings, other whitespace, bytes that are
+ * not UTF-8), NUL bytes and escaped NULs (\u0000) anywhere, unknown keys,
+ * duplicate keys,
  * keys that differ only in case, wrong JSON types, missing required keys, a
  * schema_version other than 1, bad hex, paths that do not name an existing
  * regular file, a path listed twice, a function bound twice in one module,

@@ -255,6 +255,60 @@ static void syntax_errors_give_line_and_column(void **state) {
   assert_null(m);
 }
 
+static void only_strict_json_is_accepted(void **state) {
+  (void)state;
+  /* Numbers in JSON's grammar only (cJSON's strtod takes more). */
+  expect_refused("{'schema_version': 01, 'modules': []}",
+                 "schema_version: '01' is not a JSON number, at line 1, column 20");
+  expect_refused("{'schema_version': 1., 'modules': []}",
+                 "schema_version: '1.' is not a JSON number, at line 1, column 20");
+  expect_refused("{'schema_version': 1, 'modules': [], 'x': [1, -01e5]}",
+                 "x[1]: '-01e5' is not a JSON number, at line 1, column 47");
+  expect_refused("{'schema_version': -0, 'modules': []}",
+                 "schema_version: 0 is not supported (this edgert reads schema_version 1)");
+  edgert_manifest_t *m = parse_ok("{'schema_version': 1E+0, 'modules': []}");
+  edgert_manifest_free(m);
+  m = parse_ok("{'schema_version': 0.1e1, 'modules': []}");
+  edgert_manifest_free(m);
+  /* Raw control characters inside strings and keys. */
+  expect_refused(MOD("{'path': 'a\tb.so', 'sha256': '" H64 "', 'contracts': []}"),
+                 "modules[0].path: unescaped control character 0x09 in a "
+                 "string at line 1, column 46");
+  expect_refused("{'schema_version': 1, 'modules': [], 'k\ney': 1}",
+                 "manifest: unescaped control character 0x0a in a key at "
+                 "line 1, column 40");
+  /* Whitespace is space, tab, CR and LF only. */
+  expect_refused("\v{'schema_version': 1, 'modules': []}",
+                 "manifest: control character 0x0b outside a string at line "
+                 "1, column 1");
+  expect_refused("{'schema_version': 1, 'modules': []}\x01",
+                 "manifest: control character 0x01 outside a string at line "
+                 "1, column 37");
+  expect_refused("{'schema_version':\f1, 'modules': []}",
+                 "manifest: control character 0x0c outside a string at line "
+                 "1, column 19");
+  m = parse_ok("\r\n\t {'schema_version':\r\n1, 'modules': []}\n");
+  edgert_manifest_free(m);
+  /* UTF-8 only: invalid, overlong, surrogate, cut short. */
+  static const char *const bad_utf8[] = {"a\xff.so", "a\xc0\xaf.so",
+                                         "a\xed\xa0\x80.so", "a\xf4\x90\x80\x80.so"};
+  for (size_t i = 0; i < sizeof bad_utf8 / sizeof bad_utf8[0]; i++) {
+    char doc[300];
+    snprintf(doc, sizeof doc,
+             MOD("{'path': '%s', 'sha256': '" H64 "', 'contracts': []}"),
+             bad_utf8[i]);
+    expect_refused(doc, "manifest: invalid UTF-8 at line 1, column 46");
+  }
+  char cut[] = "{\"schema_version\": 1, \"modules\": []} \xe2\x82";
+  assert_int_equal(edgert_manifest_parse(cut, strlen(cut), NULL, &m), EDGERT_EMANIFEST);
+  assert_string_equal(edgert_last_error(), "manifest: invalid UTF-8 at line 1, column 38");
+  m = parse_ok(MOD("{'path': 'k\xc3\xa9rnel-\xe2\x82\xac-\xf0\x9f\x98\x80.so', 'sha256': '" H64
+                   "', 'contracts': []}"));
+  assert_string_equal(edgert_manifest_module_path(m, 0),
+                      "k\xc3\xa9rnel-\xe2\x82\xac-\xf0\x9f\x98\x80.so");
+  edgert_manifest_free(m);
+}
+
 static void keys_are_exact_unique_and_known(void **state) {
   (void)state;
   expect_refused("{'schema_version': 1, 'modules': [], 'extra': 1}",
@@ -709,6 +763,7 @@ int main(void) {
       cmocka_unit_test(parses_the_schema_to_canonical_contracts),
       cmocka_unit_test(the_text_need_not_be_terminated),
       cmocka_unit_test(syntax_errors_give_line_and_column),
+      cmocka_unit_test(only_strict_json_is_accepted),
       cmocka_unit_test(keys_are_exact_unique_and_known),
       cmocka_unit_test(required_keys_and_json_types),
       cmocka_unit_test(contracts_are_validated_by_name),

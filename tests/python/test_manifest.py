@@ -336,3 +336,60 @@ def test_write_manifest_hashes_writes_and_round_trips(tree):
     assert not [p for p in os.listdir(tmp) if ".tmp" in p]
     with pytest.raises(FileNotFoundError):
         edgert.write_manifest(m, {"kernels/nope.so": []})
+
+
+@pytest.mark.parametrize("text, message", [
+    (b'{"schema_version": 01, "modules": []}', "schema_version: '01' is not a JSON number, at line 1, column 20"),
+    (b'{"schema_version": 1., "modules": []}', "schema_version: '1.' is not a JSON number, at line 1, column 20"),
+    (b'{"schema_version": 1, "modules": [], "k\ney": 1}',
+     "manifest: unescaped control character 0x0a in a key at line 1, column 40"),
+    (b'\x0b{"schema_version": 1, "modules": []}', "manifest: control character 0x0b outside a string at line 1, column 1"),
+    (b'{"schema_version": 1, "modules": [{"path": "a\xff.so", "sha256": "' + H64.encode() + b'", "contracts": []}]}',
+     "manifest: invalid UTF-8 at line 1, column 46"),
+    (b'{"schema_version": 1, "modules": [{"path": "a\xed\xa0\x80.so", "sha256": "' + H64.encode()
+     + b'", "contracts": []}]}', "manifest: invalid UTF-8 at line 1, column 46"),
+])
+def test_only_strict_json_is_accepted(text, message):
+    refused(text, message)
+
+
+_VALID = json.dumps(doc(module("kernels/k.so", H64, [
+    {"function_name": "vec_add_f32", "arg_types": ["LP_c_float", "c_size_t"], "return_type": None,
+     "calling_convention": "cdecl"},
+    {"function_name": "add", "arg_types": ["c_double", "c_double"], "return_type": "c_double",
+     "release_gil": False}]), module("ü/other.so", H64.upper(), [])), indent=1)
+
+
+@st.composite
+def mutated_manifests(draw):
+    text = _VALID.encode()
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(text)))
+        op = draw(st.integers(0, 2))
+        junk = draw(st.sampled_from([b"0", b"1", b".", b"e", b"-", b'"', b"\\", b"\\u0000", b"{", b"}", b"[",
+                                     b"]", b",", b":", b" ", b"\t", b"\x0b", b"\x01", b"\xff", b"\xc3\xa9",
+                                     b'"x": 1', b'"path": "a.so"', b"null", b"true", b"A", b"c_", b"LP_"]))
+        if op == 0:
+            text = text[:i] + junk + text[i:]
+        elif op == 1:
+            text = text[:i] + text[i + len(junk):]
+        else:
+            text = text[:i] + junk + text[i + len(junk):]
+    return text
+
+
+def _schema_view(d):
+    return [(m["path"], m["sha256"].lower(), [ABIContract.from_manifest(c).to_dict() for c in m["contracts"]])
+            for m in d["modules"]]
+
+
+@settings(max_examples=600, deadline=None)
+@given(mutated_manifests())
+def test_what_the_c_reader_accepts_is_strict_json_with_the_same_meaning(text):
+    try:
+        entries = _edgert.parse_manifest_text(text)
+    except ManifestError:
+        return
+    d = json.loads(text.decode("utf-8"))  # strict JSON: must not raise
+    assert isinstance(d, dict) and set(d) == {"schema_version", "modules"} and d["schema_version"] == 1
+    assert [(e["path"], e["sha256"], e["contracts"]) for e in entries] == _schema_view(d)
