@@ -506,8 +506,10 @@ static int read_verified(const char *path, size_t limit, unsigned flags,
       pthread_join(th, NULL);
       if (rc == 0 && c.rc != 0)
         rc = c.rc;
-      if (rc != 0)
+      if (rc != 0) {
         edgert__error(rc, "%s", c.msg);
+        errno = EIO; /* the copier's errno was its own thread's */
+      }
       pthread_mutex_destroy(&c.mu);
       pthread_cond_destroy(&c.cv);
       if (rc != 0)

@@ -51,7 +51,7 @@ typedef struct edgert_func_s edgert_func_t;
 
 /* Load flags. */
 /* Where vm.memfd_noexec=2 forbids executable memfds, fall back to an
- * unnamed O_TMPFILE file (mode 0500) in $TMPDIR or /tmp. Weaker: that file
+ * unnamed O_TMPFILE file (mode 0700) in $TMPDIR or /tmp. Weaker: that file
  * cannot be sealed, so another process of the same user could rewrite it
  * between the hash check and the mapping. Off by default. */
 #define EDGERT_LOAD_ALLOW_TMPFILE 0x1u
