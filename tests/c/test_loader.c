@@ -461,6 +461,11 @@ static void unloaded_modules_refuse_calls(void **state) {
 
 static void a_crash_quarantines_until_loaded_again(void **state) {
   (void)state;
+  /* The crash is on purpose: skip where the guard is off, and under
+   * valgrind (which reports the contained fault as an invalid read). */
+  const char *pre = getenv("LD_PRELOAD");
+  if (!edgert_guard_enabled() || (pre != NULL && strstr(pre, "vgpreload") != NULL))
+    skip();
   assert_int_equal(edgert_guard_install(), 0); /* in front of cmocka's handlers */
   edgert_module_t *m = NULL;
   assert_int_equal(edgert_module_load(FX("loader_risky"), NULL, &m), 0);
