@@ -165,6 +165,11 @@ class ABIContract:
             d["release_gil"] = False
         return d
 
+    def __reduce__(self) -> Tuple[Any, Tuple[dict]]:
+        # POINTER types do not pickle (ctypes makes them on the fly); the
+        # manifest form does, and reads back to an equal contract.
+        return (_from_dict, (self.to_dict(),))
+
     @classmethod
     def from_manifest(cls, d: Mapping[str, Any]) -> "ABIContract":
         """The contract a ``to_dict()`` mapping describes. Strict, as the C
@@ -200,3 +205,8 @@ class ABIContract:
             return cls(name, args, ret, cc, release)
         except (TypeError, ValueError, NotImplementedError) as exc:
             raise ManifestError(str(exc)) from None
+
+
+def _from_dict(d: dict) -> ABIContract:
+    """Unpickles an ABIContract (module-level so pickle can find it)."""
+    return ABIContract.from_manifest(d)

@@ -261,3 +261,14 @@ def test_check_contract_is_libedgert_validation():
     with pytest.raises(ValueError, match="only a return type"):
         _edgert.canonical_type_name("None")
     assert _edgert.canonical_type_name("None", True) == "None"
+
+
+def test_contracts_pickle_and_copy():
+    import copy
+    import pickle
+    abi = ABIContract("vec_add_f32", [POINTER(ctypes.c_float), POINTER(POINTER(ctypes.c_uint64)), ctypes.c_size_t],
+                      ctypes.c_double, release_gil=False)
+    for proto in range(pickle.HIGHEST_PROTOCOL + 1):
+        back = pickle.loads(pickle.dumps(abi, proto))
+        assert back == abi and back.arg_types[0] is POINTER(ctypes.c_float)
+    assert copy.deepcopy(abi) == abi and copy.copy(abi) == abi
