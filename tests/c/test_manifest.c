@@ -730,6 +730,12 @@ static int oom_read(void *state) {
   return edgert_manifest_read(in_tree("two.json"), &oom_result);
 }
 
+static int oom_load(void *state) {
+  (void)state;
+  oom_result = NULL;
+  return edgert_manifest_load(in_tree("two.json"), &oom_result);
+}
+
 static int oom_contract(void *state) {
   (void)state;
   static const char json[] = "{\"function_name\": \"f\", \"arg_types\": [\"c_int\"]}";
@@ -752,6 +758,10 @@ static void every_allocation_failure_is_enomem_and_leaks_nothing(void **state) {
                                  .teardown = oom_teardown};
   long points = edgert_test_failalloc_sweep(&read);
   assert_true(points >= 8);
+  edgert_test_oom_case_t load = {.name = "edgert_manifest_load",
+                                 .run = oom_load,
+                                 .teardown = oom_teardown};
+  assert_true(edgert_test_failalloc_sweep(&load) > points);
   edgert_test_oom_case_t contract = {.name = "edgert_contract_parse_json",
                                      .run = oom_contract};
   assert_true(edgert_test_failalloc_sweep(&contract) >= 1);
