@@ -243,6 +243,29 @@ def test_a_wrong_hash_raises_integrity_error_and_loads_nothing(tree):
         load_manifest(m)
 
 
+def test_modules_loaded_before_a_failure_are_unloaded(tree, monkeypatch):
+    import edgert.manifest as em
+    made = []
+
+    class Recording(edgert.ModuleLoader):
+        def __init__(self):
+            super().__init__()
+            made.append(self)
+
+    monkeypatch.setattr(em, "ModuleLoader", Recording)
+    tmp, ksha, osha = tree
+    m = write(tmp / "m.json", doc(module("kernels/libmanifest_kernels.so", ksha,
+                                         [{"function_name": "add", "arg_types": ["c_double", "c_double"],
+                                           "return_type": "c_double"}]),
+                                  module("kernels/other.so", ksha)))
+    with pytest.raises(IntegrityError):
+        load_manifest(m)
+    assert len(made) == 2
+    assert not made[0].loaded  # loaded, then unloaded again
+    with pytest.raises(edgert.ModuleUnloadedError):
+        made[0].call("add", 1.0, 2.0)
+
+
 def test_a_missing_symbol_names_it(tree):
     tmp, _, osha = tree
     m = write(tmp / "m.json", doc(module("kernels/other.so", osha,
