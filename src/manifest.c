@@ -12,8 +12,8 @@
  * is strict JSON. cJSON's process-global error pointer is never read; error
  * positions come from the parse-end pointer of this call, and calls into
  * cJSON's parser are serialized by one mutex because a failing parse writes
- * that global (two threads refusing manifests at once would race on it). A manifest, once
- * returned, holds only validated data: identifiers, canonical contracts,
+ * that global (two threads refusing manifests at once would race on it).
+ * A manifest, once returned, holds only validated data: identifiers, canonical contracts,
  * lowercase 64-digit hashes, and (when parsed with a base directory)
  * absolute paths of regular files that existed at parse time. All memory is
  * ours (edgert__malloc); the cJSON tree never outlives a parse. Every
