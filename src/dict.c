@@ -44,13 +44,14 @@ struct edgert_dict_s {
   int khashed;  /* keys keep their hash in `hashes` */
   int kvar, vvar; /* str/bytes: owned data */
   size_t ecap;
-  uint64_t *hashes;
   size_t ilimit;
   uint64_t version;
   unsigned pins;
   size_t heap_bytes; /* str/bytes data owned */
+  edgert_dict_hash_fn hasher; /* str/bytes keys: the host's hash, or NULL */
+  void *hasher_ud;
   /* inline cache */
-  int cache_mode, cache_on;
+  int cache_mode;
   unsigned ring_next;
   uint64_t ring_version;
   ring_slot_t ring[EDGERT_DICT_CACHE_SLOTS];
@@ -109,6 +110,8 @@ static uint64_t hash_key(const edgert_dict_t *d, const void *key) {
   case EDGERT_KIND_STR:
   case EDGERT_KIND_BYTES: {
     const edgert_bytes_t *b = key;
+    if (d->hasher != NULL)
+      return d->hasher(b->data ? b->data : "", b->len, d->hasher_ud);
     return hash_bytes(b->data, b->len);
   }
   default:
@@ -118,7 +121,7 @@ static uint64_t hash_key(const edgert_dict_t *d, const void *key) {
 
 static inline uint64_t entry_hash(const edgert_dict_t *d, size_t e) {
   if (d->khashed)
-    return d->hashes[e];
+    return d->v.hashes[e];
   return hash_key(d, d->v.keys + e * d->ksize);
 }
 
@@ -140,13 +143,13 @@ static inline int key_eq(const edgert_dict_t *d, size_t e, const void *key, uint
     return (*k != 0) == (*(const unsigned char *)key != 0);
   case EDGERT_KIND_STR:
   case EDGERT_KIND_BYTES: {
-    if (have_h && d->hashes[e] != h)
+    if (have_h && d->v.hashes[e] != h)
       return 0;
     const edgert_bytes_t *a = (const edgert_bytes_t *)(const void *)k, *b = key;
     return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
   }
   default:
-    if (have_h && d->hashes[e] != h)
+    if (have_h && d->v.hashes[e] != h)
       return 0;
     return memcmp(k, key, d->ksize) == 0;
   }
@@ -274,10 +277,10 @@ static int grow_entries(edgert_dict_t *d, size_t need) {
     goto oom;
   d->v.values = v;
   if (d->khashed) {
-    void *h = edgert__realloc(d->hashes, cap * sizeof(uint64_t));
+    void *h = edgert__realloc(d->v.hashes, cap * sizeof(uint64_t));
     if (h == NULL)
       goto oom;
-    d->hashes = h;
+    d->v.hashes = h;
   }
   d->ecap = cap;
   return 0;
@@ -331,7 +334,7 @@ int edgert_dict_new(const edgert_type_t *key_type, const edgert_type_t *value_ty
   d->vvar = d->vkind == EDGERT_KIND_STR || d->vkind == EDGERT_KIND_BYTES;
   d->khashed = d->kvar || d->kkind == EDGERT_KIND_CUSTOM;
   d->cache_mode = EDGERT_DICT_CACHE_AUTO;
-  d->cache_on = 1;
+  d->v.cache_active = 1;
   d->ring_version = UINT64_MAX;
   *out = d;
   return 0;
@@ -355,10 +358,10 @@ static void release_storage(edgert_dict_t *d) {
     release_entry_data(d, e);
   edgert__free(d->v.keys);
   edgert__free(d->v.values);
-  edgert__free(d->hashes);
+  edgert__free(d->v.hashes);
   edgert__free(d->v.index);
   d->v.keys = d->v.values = NULL;
-  d->hashes = NULL;
+  d->v.hashes = NULL;
   d->v.index = NULL;
   d->v.len = d->ecap = d->v.icap = d->ilimit = 0;
 }
@@ -387,7 +390,7 @@ static inline void cache_adapt(edgert_dict_t *d) {
   if (++d->window < CACHE_WINDOW)
     return;
   if (d->cache_mode == EDGERT_DICT_CACHE_AUTO && d->window_hits < CACHE_MIN_HITS) {
-    d->cache_on = 0;
+    d->v.cache_active = 0;
     d->idle = CACHE_IDLE;
   }
   d->window = d->window_hits = 0;
@@ -398,7 +401,7 @@ static inline void cache_adapt(edgert_dict_t *d) {
 static inline void cache_bypass(edgert_dict_t *d) {
   if (d->cache_mode == EDGERT_DICT_CACHE_AUTO && --d->idle == 0) {
     d->bypassed += CACHE_IDLE;
-    d->cache_on = 1;
+    d->v.cache_active = 1;
     d->window = d->window_hits = 0;
   }
 }
@@ -438,7 +441,7 @@ int edgert_dict_set_cache(edgert_dict_t *d, int mode) {
       mode != EDGERT_DICT_CACHE_AUTO)
     return edgert__error(EDGERT_EINVAL, "dict: unknown cache mode %d", mode);
   d->cache_mode = mode;
-  d->cache_on = mode != EDGERT_DICT_CACHE_OFF;
+  d->v.cache_active = mode != EDGERT_DICT_CACHE_OFF;
   d->hits = d->misses = d->bypassed = 0;
   d->window = d->window_hits = 0;
   d->ring_version = UINT64_MAX;
@@ -449,10 +452,10 @@ void edgert_dict_cache_stats(const edgert_dict_t *d, edgert_dict_cache_stats_t *
   out->hits = d->hits;
   out->misses = d->misses;
   out->bypassed = d->bypassed;
-  if (d->cache_mode == EDGERT_DICT_CACHE_AUTO && !d->cache_on)
+  if (d->cache_mode == EDGERT_DICT_CACHE_AUTO && !d->v.cache_active)
     out->bypassed += CACHE_IDLE - d->idle;
   out->mode = d->cache_mode;
-  out->active = d->cache_on;
+  out->active = d->v.cache_active;
 }
 
 /* ---- lookups --------------------------------------------------------- */
@@ -461,7 +464,7 @@ static inline ptrdiff_t find_entry(edgert_dict_t *d, const void *key, uint64_t t
                                    int have_tag) {
   if (d->v.len == 0)
     return -1;
-  if (d->cache_on) {
+  if (d->v.cache_active) {
     if (have_tag) {
       ptrdiff_t e = cache_lookup(d, key, tag);
       if (e >= 0)
@@ -480,6 +483,38 @@ static inline ptrdiff_t find_entry(edgert_dict_t *d, const void *key, uint64_t t
   }
   cache_bypass(d);
   return probe(d, key, hash_key(d, key), NULL);
+}
+
+/* With the key's hash given (it must be the dict's own hash of the key). */
+static inline ptrdiff_t find_entry_h(edgert_dict_t *d, const void *key, uint64_t h) {
+  if (d->v.len == 0)
+    return -1;
+  if (d->v.cache_active) {
+    ptrdiff_t e = cache_lookup(d, key, h);
+    if (e >= 0)
+      return e;
+    e = probe(d, key, h, NULL);
+    cache_store(d, h, e);
+    return e;
+  }
+  cache_bypass(d);
+  return probe(d, key, h, NULL);
+}
+
+void *edgert_dict_find_hashed(edgert_dict_t *d, const void *key, uint64_t hash) {
+  ptrdiff_t e = find_entry_h(d, key, hash);
+  return e < 0 ? NULL : d->v.values + (size_t)e * d->v.vsize;
+}
+
+int edgert_dict_set_hasher(edgert_dict_t *d, edgert_dict_hash_fn fn, void *ud) {
+  if (!d->kvar)
+    return edgert__error(EDGERT_ETYPE, "dict: a hasher is for str or bytes keys, not %s",
+                         edgert_type_name(d->kt));
+  if (d->v.len != 0)
+    return edgert__error(EDGERT_EINVAL, "dict: the hasher can only be set while it is empty");
+  d->hasher = fn;
+  d->hasher_ud = ud;
+  return 0;
 }
 
 void *edgert_dict_find(edgert_dict_t *d, const void *key) {
@@ -501,7 +536,7 @@ void *edgert_dict_find_i64(edgert_dict_t *d, int64_t key) {
     return NULL;
   uint64_t h = hash_u64((uint64_t)key);
   ptrdiff_t e;
-  if (EDGERT__UNLIKELY(d->cache_on)) {
+  if (EDGERT__UNLIKELY(d->v.cache_active)) {
     e = cache_lookup(d, &key, h);
     if (e < 0) {
       e = probe_i64(d, key, h);
@@ -550,8 +585,12 @@ static size_t append_entry(edgert_dict_t *d, const void *key, const edgert_bytes
     memcpy(k, key, d->ksize);
   }
   if (d->khashed)
-    d->hashes[e] = h;
-  memset(d->v.values + e * d->v.vsize, 0, d->v.vsize);
+    d->v.hashes[e] = h;
+  unsigned char *v = d->v.values + e * d->v.vsize;
+  if (d->v.vsize == 8)
+    memcpy(v, &(uint64_t){0}, 8);
+  else
+    memset(v, 0, d->v.vsize);
   d->v.index[slot] = tag_of(d, h) | (uint32_t)(e + 1);
   d->version++;
   return e;
@@ -559,8 +598,7 @@ static size_t append_entry(edgert_dict_t *d, const void *key, const edgert_bytes
 
 /* Finds key or inserts it (zero value). For str/bytes keys, a new key's data
  * is copied. Returns the entry or a negative code. */
-static ptrdiff_t upsert_entry(edgert_dict_t *d, const void *key, int *inserted) {
-  uint64_t h = hash_key(d, key);
+static ptrdiff_t upsert_entry_h(edgert_dict_t *d, const void *key, uint64_t h, int *inserted) {
   size_t slot = 0;
   if (d->v.index != NULL) {
     ptrdiff_t e = probe(d, key, h, &slot);
@@ -587,6 +625,10 @@ static ptrdiff_t upsert_entry(edgert_dict_t *d, const void *key, int *inserted) 
   }
   *inserted = 1;
   return (ptrdiff_t)append_entry(d, key, d->kvar ? &owned : NULL, h, slot);
+}
+
+static ptrdiff_t upsert_entry(edgert_dict_t *d, const void *key, int *inserted) {
+  return upsert_entry_h(d, key, hash_key(d, key), inserted);
 }
 
 void *edgert_dict_upsert(edgert_dict_t *d, const void *key, int *inserted, int *err) {
@@ -637,12 +679,12 @@ void *edgert_dict_upsert_i64(edgert_dict_t *d, int64_t key, int *inserted, int *
   return d->v.values + e * d->v.vsize;
 }
 
-int edgert_dict_set(edgert_dict_t *d, const void *key, const void *value) {
+static int set_h(edgert_dict_t *d, const void *key, uint64_t h, const void *value) {
   edgert_bytes_t nv = {NULL, 0};
   if (d->vvar && copy_bytes(&nv, value) < 0)
     return EDGERT_ENOMEM;
   int ins = 0;
-  ptrdiff_t e = upsert_entry(d, key, &ins);
+  ptrdiff_t e = upsert_entry_h(d, key, h, &ins);
   if (e < 0) {
     edgert_bytes_release(&nv);
     return (int)e;
@@ -659,6 +701,15 @@ int edgert_dict_set(edgert_dict_t *d, const void *key, const void *value) {
     memcpy(v, value, d->v.vsize);
   }
   return 0;
+}
+
+int edgert_dict_set(edgert_dict_t *d, const void *key, const void *value) {
+  return set_h(d, key, hash_key(d, key), value);
+}
+
+int edgert_dict_set_hashed(edgert_dict_t *d, const void *key, uint64_t hash,
+                           const void *value) {
+  return set_h(d, key, hash, value);
 }
 
 int edgert_dict_reserve(edgert_dict_t *d, size_t n) {
@@ -711,7 +762,7 @@ static void remove_entry(edgert_dict_t *d, size_t e) {
     memcpy(d->v.keys + e * d->ksize, d->v.keys + last * d->ksize, d->ksize);
     memcpy(d->v.values + e * d->v.vsize, d->v.values + last * d->v.vsize, d->v.vsize);
     if (d->khashed)
-      d->hashes[e] = d->hashes[last];
+      d->v.hashes[e] = d->v.hashes[last];
   }
   d->v.len--;
   d->version++;
@@ -743,16 +794,24 @@ static int take_entry(edgert_dict_t *d, size_t e, void *key_out, void *value_out
   return 0;
 }
 
-int edgert_dict_pop(edgert_dict_t *d, const void *key, void *value_out) {
+static int pop_h(edgert_dict_t *d, const void *key, uint64_t h, void *value_out) {
   if (d->v.len == 0)
     return edgert__error(EDGERT_EKEY, "key not found in the dict");
-  ptrdiff_t e = probe(d, key, hash_key(d, key), NULL);
+  ptrdiff_t e = probe(d, key, h, NULL);
   if (e < 0)
     return edgert__error(EDGERT_EKEY, "key not found in the dict");
   if (d->pins)
     return edgert__error(EDGERT_EBUSY,
                          "dict: cannot delete while its values buffer is exported");
   return take_entry(d, (size_t)e, NULL, value_out);
+}
+
+int edgert_dict_pop(edgert_dict_t *d, const void *key, void *value_out) {
+  return pop_h(d, key, d->v.len ? hash_key(d, key) : 0, value_out);
+}
+
+int edgert_dict_pop_hashed(edgert_dict_t *d, const void *key, uint64_t hash, void *value_out) {
+  return pop_h(d, key, hash, value_out);
 }
 
 int edgert_dict_del(edgert_dict_t *d, const void *key) { return edgert_dict_pop(d, key, NULL); }
@@ -782,7 +841,9 @@ int edgert_dict_copy(const edgert_dict_t *src, edgert_dict_t **out) {
   if (rc < 0)
     return rc;
   d->cache_mode = src->cache_mode;
-  d->cache_on = src->cache_mode != EDGERT_DICT_CACHE_OFF;
+  d->v.cache_active = src->cache_mode != EDGERT_DICT_CACHE_OFF;
+  d->hasher = src->hasher;
+  d->hasher_ud = src->hasher_ud;
   if (src->v.len == 0) {
     *out = d;
     return 0;
@@ -792,7 +853,7 @@ int edgert_dict_copy(const edgert_dict_t *src, edgert_dict_t **out) {
   memcpy(d->v.keys, src->v.keys, src->v.len * src->ksize);
   memcpy(d->v.values, src->v.values, src->v.len * src->v.vsize);
   if (src->khashed)
-    memcpy(d->hashes, src->hashes, src->v.len * sizeof(uint64_t));
+    memcpy(d->v.hashes, src->v.hashes, src->v.len * sizeof(uint64_t));
   /* Deep-copy var data. The aliases of src's data are zeroed first, so a
    * failure part way leaves only owned (or NULL) data to free. */
   if (src->kvar)
@@ -901,7 +962,9 @@ int edgert_dict_get_many(edgert_dict_t *d, const void *keys, size_t n, void *val
     const int64_t *ik = keys;
     for (size_t i = 0; i < n; i++) {
       ptrdiff_t e = probe_i64(d, ik[i], hash_u64((uint64_t)ik[i]));
-      if (e >= 0) {
+      if (e >= 0 && vsz == 8) {
+        memcpy(out + i * 8, d->v.values + (size_t)e * 8, 8);
+      } else if (e >= 0) {
         memcpy(out + i * vsz, d->v.values + (size_t)e * vsz, vsz);
       } else if (dflt) {
         memcpy(out + i * vsz, dflt, vsz);

@@ -58,6 +58,9 @@ typedef struct edgert_dict_view_s {
   unsigned char *values; /* dense value array */
   size_t vsize;          /* inline value size */
   size_t len;
+  uint64_t *hashes;      /* str/bytes/custom keys: each entry's hash */
+  int cache_active;      /* whether the inline cache is being consulted: a host
+                            that wants it used calls the non-inline finds then */
 } edgert_dict_view_t;
 
 /*
@@ -89,6 +92,25 @@ EDGERT_EXTERN size_t edgert_dict_memory(const edgert_dict_t *d);
 EDGERT_EXTERN void *edgert_dict_find(edgert_dict_t *d, const void *key);
 EDGERT_EXTERN void *edgert_dict_find_i64(edgert_dict_t *d, int64_t key);
 EDGERT_EXTERN void *edgert_dict_find_tagged(edgert_dict_t *d, const void *key, uint64_t tag);
+/*
+ * A host hash for str/bytes keys. By default the dict hashes their bytes
+ * itself; a host that already holds a hash of its own for its key objects
+ * (Python caches one in every str) installs it here, while the dict is
+ * empty, and then passes that hash to the *_hashed calls, so no lookup
+ * hashes anything. `fn(data, len, ud)` must be deterministic for the life
+ * of the dict and is still called by the unhashed calls (and set_many);
+ * a dict's copy keeps it. Returns 0, EDGERT_ETYPE (keys not str/bytes) or
+ * EDGERT_EINVAL (not empty). Foreign code: `fn` runs inside later calls.
+ */
+typedef uint64_t (*edgert_dict_hash_fn)(const char *data, size_t len, void *ud);
+EDGERT_EXTERN int edgert_dict_set_hasher(edgert_dict_t *d, edgert_dict_hash_fn fn, void *ud);
+/* find / set / pop with the key's hash given: `hash` must be what the
+ * dict's hasher returns for the key. Same results and codes otherwise. */
+EDGERT_EXTERN void *edgert_dict_find_hashed(edgert_dict_t *d, const void *key, uint64_t hash);
+EDGERT_EXTERN int edgert_dict_set_hashed(edgert_dict_t *d, const void *key, uint64_t hash,
+                                         const void *value);
+EDGERT_EXTERN int edgert_dict_pop_hashed(edgert_dict_t *d, const void *key, uint64_t hash,
+                                         void *value_out);
 /* Entry number of `key` (0 .. len-1), or -1 when absent. */
 EDGERT_EXTERN ptrdiff_t edgert_dict_index(edgert_dict_t *d, const void *key);
 
@@ -97,8 +119,9 @@ EDGERT_EXTERN const edgert_dict_view_t *edgert_dict_view(const edgert_dict_t *d)
 
 /*
  * edgert_dict_find_i64 without a function call, for hot loops in hosts
- * (int64 keys only). Same result; it does not consult or count the inline
- * cache (for int64 keys a probe costs what a ring check costs).
+ * (int64 keys only). Same result; it neither consults nor counts the inline
+ * cache, so a host that wants the cache used (view->cache_active) calls
+ * edgert_dict_find_i64 while it is active.
  */
 #if defined(__SIZEOF_INT128__)
 static inline void *edgert_dict_find_i64_inline(const edgert_dict_view_t *v, int64_t key) {
@@ -122,8 +145,53 @@ static inline void *edgert_dict_find_i64_inline(const edgert_dict_view_t *v, int
       i = 0;
   }
 }
+
+/*
+ * edgert_dict_find_hashed for str/bytes keys without a function call:
+ * `data`/`len` the key's bytes, `hash` the dict's hash of them.
+ */
+static inline void *edgert_dict_find_bytes_inline(const edgert_dict_view_t *v,
+                                                  const char *data, size_t len,
+                                                  uint64_t hash) {
+  if (v->len == 0)
+    return NULL;
+  size_t i = (size_t)(((unsigned __int128)hash * v->icap) >> 64);
+  uint32_t tag = ((uint32_t)(hash >> 16) & v->tagmask) << v->ebits;
+  uint32_t tmask = ~v->emask;
+  const edgert_bytes_t *keys = (const edgert_bytes_t *)(const void *)v->keys;
+  for (;;) {
+    uint32_t s = v->index[i];
+    if (s == 0)
+      return NULL;
+    if ((s & tmask) == tag) {
+      size_t e = (s & v->emask) - 1;
+      if (v->hashes[e] == hash && keys[e].len == len) {
+        const char *a = keys[e].data;
+        size_t k = 0;
+        for (; k + 8 <= len; k += 8) {
+          uint64_t x, y;
+          __builtin_memcpy(&x, a + k, 8);
+          __builtin_memcpy(&y, data + k, 8);
+          if (x != y)
+            break;
+        }
+        if (k + 8 > len) {
+          while (k < len && a[k] == data[k])
+            k++;
+          if (k == len)
+            return v->values + e * v->vsize;
+        }
+      }
+    }
+    if (++i == v->icap)
+      i = 0;
+  }
+}
 #else
 #define edgert_dict_find_i64_inline(v, key) edgert_dict_find_i64((edgert_dict_t *)(void *)(v), (key))
+#define edgert_dict_find_bytes_inline(v, data, len, hash)                                   \
+  edgert_dict_find_hashed((edgert_dict_t *)(void *)(v),                                   \
+                          &(edgert_bytes_t){(char *)(data), (len)}, (hash))
 #endif
 
 /*

@@ -19,6 +19,11 @@ typedef struct {
   const edgert_dict_view_t *view; /* the core's inline-lookup view, NULL with d */
   edgert_py_elem_t k, v;
   PyObject *fbox; /* float handed out again while nobody holds it */
+  /* cache='on': lookups go through the core's inline cache (the ring).
+   * Otherwise they use the inline probe, which from Python is never slower
+   * than the ring (bench_containers.py measures both), so 'auto' never
+   * makes a lookup slower. */
+  int use_ring;
   PyObject *weakreflist;
 } TypedDictObject;
 
@@ -67,6 +72,45 @@ static void scratch_free(scratch_t *s) {
   s->p = NULL;
 }
 
+/* The dict's hash of a str/bytes key is Python's own (cached in every str
+ * and bytes object), so lookups from Python hash nothing. These compute it
+ * from the bytes for the core's unhashed paths (set_many, C callers). */
+static uint64_t py_bytes_hasher(const char *data, size_t len, void *ud) {
+  (void)ud;
+  return (uint64_t)_Py_HashBytes(data, (Py_ssize_t)len);
+}
+
+static uint64_t py_str_hasher(const char *data, size_t len, void *ud) {
+  (void)ud;
+  size_t i = 0;
+  while (i < len && !(data[i] & 0x80))
+    i++;
+  if (i == len) /* ASCII: Python hashes exactly these bytes */
+    return (uint64_t)_Py_HashBytes(data, (Py_ssize_t)len);
+  /* Other text: hash the str it decodes to (the core calls this only from
+   * the binding, with the GIL held). */
+  PyObject *t, *v, *tb;
+  PyErr_Fetch(&t, &v, &tb);
+  PyObject *s = PyUnicode_DecodeUTF8(data, (Py_ssize_t)len, "surrogateescape");
+  Py_hash_t h = s ? PyObject_Hash(s) : 0;
+  Py_XDECREF(s);
+  PyErr_Clear();
+  PyErr_Restore(t, v, tb);
+  return (uint64_t)h;
+}
+
+/* Python's hash of a str/bytes key (the base type's, whatever a subclass
+ * overrides). */
+static inline uint64_t var_key_hash(const TypedDictObject *self, PyObject *key) {
+  if (self->k.kind == EDGERT_KIND_STR)
+    return (uint64_t)PyUnicode_Type.tp_hash(key);
+  return (uint64_t)PyBytes_Type.tp_hash(key);
+}
+
+static inline int var_keys(const TypedDictObject *self) {
+  return self->k.kind == EDGERT_KIND_STR || self->k.kind == EDGERT_KIND_BYTES;
+}
+
 static PyObject *key_error(PyObject *key) {
   PyObject *t = PyTuple_Pack(1, key);
   if (t != NULL) {
@@ -84,9 +128,19 @@ static void *lookup(TypedDictObject *self, PyObject *key, int *err) {
     int64_t k;
     if (!edgert_py_exact_int64(key, &k))
       return NULL;
+    if (self->use_ring)
+      return edgert_dict_find_i64(self->d, k);
     return edgert_dict_find_i64_inline(self->view, k);
   }
   if (self->k.kind == EDGERT_KIND_STR && PyUnicode_CheckExact(key)) {
+    if (PyUnicode_IS_COMPACT_ASCII(key) && !self->use_ring) {
+      /* ASCII is its own UTF-8, and its hash is cached in the object. */
+      Py_hash_t h = ((PyASCIIObject *)key)->hash;
+      if (h == -1)
+        h = PyUnicode_Type.tp_hash(key);
+      return edgert_dict_find_bytes_inline(self->view, (const char *)(((PyASCIIObject *)key) + 1),
+                                           (size_t)PyUnicode_GET_LENGTH(key), (uint64_t)h);
+    }
     Py_ssize_t n;
     const char *p = PyUnicode_AsUTF8AndSize(key, &n);
     if (p == NULL) {
@@ -94,8 +148,8 @@ static void *lookup(TypedDictObject *self, PyObject *key, int *err) {
       return NULL;
     }
     edgert_bytes_t b = {(char *)p, (size_t)n};
-    /* The str's own cached hash tags the inline cache: a hit skips hashing. */
-    return edgert_dict_find_tagged(self->d, &b, (uint64_t)PyObject_Hash(key));
+    /* The str's own cached hash is the dict's hash: nothing to compute. */
+    return edgert_dict_find_hashed(self->d, &b, (uint64_t)PyUnicode_Type.tp_hash(key));
   }
   scratch_t s;
   void *buf = scratch_get(&s, self->k.size);
@@ -109,6 +163,8 @@ static void *lookup(TypedDictObject *self, PyObject *key, int *err) {
       PyErr_Clear(); /* cannot be present */
     else
       *err = -1;
+  } else if (var_keys(self)) {
+    r = edgert_dict_find_hashed(self->d, buf, var_key_hash(self, key));
   } else {
     r = edgert_dict_find(self->d, buf);
   }
@@ -156,6 +212,10 @@ static TypedDictObject *td_alloc(PyTypeObject *type, const edgert_py_elem_t *k,
       return NULL;
     }
     self->view = edgert_dict_view(self->d);
+    if (k->kind == EDGERT_KIND_STR)
+      edgert_dict_set_hasher(self->d, py_str_hasher, NULL);
+    else if (k->kind == EDGERT_KIND_BYTES)
+      edgert_dict_set_hasher(self->d, py_bytes_hasher, NULL);
   }
   return self;
 }
@@ -191,9 +251,11 @@ static PyObject *td_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     return NULL;
   if (self->d != NULL) {
     int mode;
-    if (cache != NULL && cache != Py_None &&
-        (parse_cache_mode(cache, &mode) < 0 || edgert_dict_set_cache(self->d, mode) < 0))
-      goto fail;
+    if (cache != NULL && cache != Py_None) {
+      if (parse_cache_mode(cache, &mode) < 0 || edgert_dict_set_cache(self->d, mode) < 0)
+        goto fail;
+      self->use_ring = mode == EDGERT_DICT_CACHE_ON;
+    }
     if (data != NULL && data != Py_None && td_update_from(self, data, NULL) < 0)
       goto fail;
   }
@@ -220,7 +282,8 @@ static Py_ssize_t td_length(TypedDictObject *self) {
 }
 
 static PyObject *td_subscript(TypedDictObject *self, PyObject *key) {
-  if (LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->view != NULL)) {
+  if (LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->view != NULL &&
+             !self->use_ring)) {
     int64_t k;
     void *v = edgert_py_exact_int64(key, &k) ? edgert_dict_find_i64_inline(self->view, k) : NULL;
     if (v == NULL)
@@ -292,7 +355,8 @@ static int td_setitem(TypedDictObject *self, PyObject *key, PyObject *value) {
   rc = -1;
   if (edgert_py_to_c(&self->k, key, kb, "TypedDict key") == 0 &&
       edgert_py_to_c(&self->v, value, vb, "TypedDict value") == 0) {
-    int r = edgert_dict_set(self->d, kb, vb);
+    int r = var_keys(self) ? edgert_dict_set_hashed(self->d, kb, var_key_hash(self, key), vb)
+                           : edgert_dict_set(self->d, kb, vb);
     if (r < 0)
       edgert_py_raise(r);
     else
@@ -316,7 +380,8 @@ static int td_delitem(TypedDictObject *self, PyObject *key) {
     }
     return -1;
   }
-  int r = edgert_dict_del(self->d, kb);
+  int r = var_keys(self) ? edgert_dict_pop_hashed(self->d, kb, var_key_hash(self, key), NULL)
+                         : edgert_dict_del(self->d, kb);
   scratch_free(&s);
   if (r == EDGERT_EKEY) {
     key_error(key);
@@ -336,7 +401,8 @@ static int td_ass_subscript(TypedDictObject *self, PyObject *key, PyObject *valu
 }
 
 static int td_contains(TypedDictObject *self, PyObject *key) {
-  if (LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->view != NULL)) {
+  if (LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->view != NULL &&
+             !self->use_ring)) {
     int64_t k;
     return edgert_py_exact_int64(key, &k) && edgert_dict_find_i64_inline(self->view, k) != NULL;
   }
@@ -834,6 +900,7 @@ static PyObject *td_copy(TypedDictObject *self, PyObject *unused) {
     return edgert_py_raise(rc);
   }
   r->view = edgert_dict_view(r->d);
+  r->use_ring = self->use_ring;
   return (PyObject *)r;
 }
 
@@ -943,6 +1010,7 @@ static PyObject *td_set_cache(TypedDictObject *self, PyObject *arg) {
   if (need_core(self) < 0 || parse_cache_mode(arg, &mode) < 0)
     return NULL;
   edgert_dict_set_cache(self->d, mode);
+  self->use_ring = mode == EDGERT_DICT_CACHE_ON;
   Py_RETURN_NONE;
 }
 
