@@ -41,6 +41,8 @@ def _contracts(release_gil: bool) -> list:
         ABIContract("mul3", [C.c_int32] * 3, C.c_int32, release_gil=release_gil),
         ABIContract("mix5", [C.c_int32, C.c_double, C.c_float, C.c_int64, C.c_uint8],
                     C.c_double, release_gil=release_gil),
+        ABIContract("seven", [C.c_int32] * 7, C.c_int32, release_gil=release_gil),
+        ABIContract("halve_ld", [C.c_longdouble], C.c_longdouble, release_gil=release_gil),
     ]
 
 
@@ -85,8 +87,16 @@ def run() -> List[Row]:
     rows.append(Row("loader", 'loader.call("add", ...) GIL held', ours, "floor ext", floor, "<= 2.2x"))
     g["mix5"] = held.function("mix5")
     ours, floor = _pair("mix5(1, 2.0, 3.0, 4, 5)", "floor.mix5(1, 2.0, 3.0, 4, 5)", g)
-    rows.append(Row("loader", "bound mix5() via libffi", ours, "floor ext", floor, "<= 3x",
-                    note="(5 mixed args: no trampoline)"))
+    rows.append(Row("loader", "bound mix5() register trampoline", ours, "floor ext", floor,
+                    "<= 3x", note="(5 mixed args)"))
+    g["seven"] = held.function("seven")
+    ours, floor = _pair("seven(1, 2, 3, 4, 5, 6, 7)", "floor.seven(1, 2, 3, 4, 5, 6, 7)", g)
+    rows.append(Row("loader", "bound seven() via libffi", ours, "floor ext", floor, "<= 3x",
+                    note="(7 int32 args, one on the stack)"))
+    g["halve_ld"] = held.function("halve_ld")
+    ours, floor = _pair("halve_ld(3.0)", "floor.halve_ld(3.0)", g)
+    rows.append(Row("loader", "bound halve_ld() via libffi", ours, "floor ext", floor, "<= 3x",
+                    note="(long double)"))
 
     # ctypes with argtypes/restype: PyDLL keeps the GIL, CDLL releases it.
     cg = _ctypes_lib(ctypes.PyDLL(kpath))

@@ -8,7 +8,8 @@ int64_t inc(int64_t x) { return x + 1; }
 void noop(void) {}
 float addf(float a, float b) { return a + b; }
 int32_t mul3(int32_t a, int32_t b, int32_t c) { return a * b * c; }
-/* Five mixed arguments: beyond edgert's trampolines, so it runs through libffi. */
+/* Five mixed arguments: beyond the exact trampolines; every argument travels
+ * in a register, so edgert calls it through its register-file trampoline. */
 double mix5(int32_t a, double b, float c, int64_t d, uint8_t e) {
   return a + b + (double)c + (double)d + e;
 }
@@ -18,3 +19,9 @@ double sum_f64(const double *x, size_t n) {
     s += x[i];
   return s;
 }
+/* Seven ints: the seventh goes on the stack, so edgert calls it through libffi. */
+int32_t seven(int32_t a, int32_t b, int32_t c, int32_t d, int32_t e, int32_t f, int32_t g) {
+  return a + b + c + d + e + f + g;
+}
+/* long double: through libffi too. */
+long double halve_ld(long double x) { return x / 2; }

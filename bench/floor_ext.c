@@ -17,6 +17,8 @@ static float (*p_addf)(float, float);
 static int32_t (*p_mul3)(int32_t, int32_t, int32_t);
 static double (*p_mix5)(int32_t, double, float, int64_t, uint8_t);
 static double (*p_sum_f64)(const double *, size_t);
+static int32_t (*p_seven)(int32_t, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t);
+static long double (*p_halve_ld)(long double);
 
 static void *sym(void *h, const char *name) {
   void *p = dlsym(h, name);
@@ -35,7 +37,8 @@ static PyObject *f_init(PyObject *m, PyObject *arg) {
     return PyErr_Format(PyExc_OSError, "dlopen %s: %s", path, dlerror());
   if (!(p_add = sym(h, "add")) || !(p_inc = sym(h, "inc")) || !(p_noop = sym(h, "noop")) ||
       !(p_addf = sym(h, "addf")) || !(p_mul3 = sym(h, "mul3")) || !(p_mix5 = sym(h, "mix5")) ||
-      !(p_sum_f64 = sym(h, "sum_f64")))
+      !(p_sum_f64 = sym(h, "sum_f64")) || !(p_seven = sym(h, "seven")) ||
+      !(p_halve_ld = sym(h, "halve_ld")))
     return NULL;
   Py_RETURN_NONE;
 }
@@ -136,6 +139,30 @@ static PyObject *f_sum_f64(PyObject *m, PyObject *const *a, Py_ssize_t n) {
   return PyFloat_FromDouble(r);
 }
 
+static PyObject *f_seven(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+  (void)m;
+  if (!nargs_is(n, 7))
+    return NULL;
+  long v[7];
+  for (int i = 0; i < 7; i++) {
+    v[i] = PyLong_AsLong(a[i]);
+    if (v[i] == -1 && PyErr_Occurred())
+      return NULL;
+  }
+  return PyLong_FromLong(p_seven((int32_t)v[0], (int32_t)v[1], (int32_t)v[2], (int32_t)v[3],
+                                 (int32_t)v[4], (int32_t)v[5], (int32_t)v[6]));
+}
+
+static PyObject *f_halve_ld(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+  (void)m;
+  if (!nargs_is(n, 1))
+    return NULL;
+  double x = PyFloat_AsDouble(a[0]);
+  if (x == -1.0 && PyErr_Occurred())
+    return NULL;
+  return PyFloat_FromDouble((double)p_halve_ld(x));
+}
+
 static PyMethodDef methods[] = {
     {"init", (PyCFunction)f_init, METH_O, "init(path): dlopen libbenchk.so"},
     {"add", (PyCFunction)(void (*)(void))f_add, METH_FASTCALL, NULL},
@@ -145,6 +172,8 @@ static PyMethodDef methods[] = {
     {"mul3", (PyCFunction)(void (*)(void))f_mul3, METH_FASTCALL, NULL},
     {"mix5", (PyCFunction)(void (*)(void))f_mix5, METH_FASTCALL, NULL},
     {"sum_f64", (PyCFunction)(void (*)(void))f_sum_f64, METH_FASTCALL, NULL},
+    {"seven", (PyCFunction)(void (*)(void))f_seven, METH_FASTCALL, NULL},
+    {"halve_ld", (PyCFunction)(void (*)(void))f_halve_ld, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };
 

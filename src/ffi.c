@@ -2,11 +2,13 @@
  * ffi.c: preparing bound functions and calling them.
  *
  * Invariants:
- * - A function's call path is fixed at bind time: either a precompiled
- *   trampoline cast to the exact prototype of its register classes (integer
- *   and pointer arguments as int64_t, float, double) or a libffi cif
- *   prepared once. ffi_call reclassifies every argument on each call; the
- *   trampolines do no per-call work beyond loading the slots.
+ * - A function's call path is fixed at bind time: a precompiled trampoline
+ *   cast to the exact prototype of its register classes (integer and pointer
+ *   arguments as int64_t, float, double) for up to 4 arguments; else a
+ *   register-file trampoline when every argument travels in a register;
+ *   else a libffi cif prepared once (stack arguments, long double).
+ *   ffi_call reclassifies every argument on each call; the trampolines do no
+ *   per-call work beyond moving the slots.
  * - Trampolines read arguments from edgert_value_t slots whose integers are
  *   already widened with the sign or zero extension of their C type, so a
  *   narrow argument passed as int64_t arrives exactly as the callee's
@@ -204,6 +206,73 @@ static int ret_class(edgert_ctype_t code) {
   }
 }
 
+/*
+ * Register-file trampolines: any signature whose arguments all travel in
+ * registers (at most NGPR integer/pointer and 8 float/double arguments, no
+ * long double) is called through a prototype that takes every argument
+ * register: NGPR int64_t then 8 doubles. The callee reads the registers its
+ * own prototype names and ignores the rest; a float travels in the low 32
+ * bits of its vector register, which is where its bits are copied. Which
+ * register each argument goes to is decided at bind time (fn->slot), so a
+ * call only moves slots into two small arrays.
+ */
+#if defined(__x86_64__)
+#define NGPR 6
+#define GPR_ARGS(g) g[0], g[1], g[2], g[3], g[4], g[5]
+#define GPR_TYPES int64_t, int64_t, int64_t, int64_t, int64_t, int64_t
+#else
+#define NGPR 8
+#define GPR_ARGS(g) g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]
+#define GPR_TYPES int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t
+#endif
+#define FPR_ARGS(x) x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]
+#define FPR_TYPES double, double, double, double, double, double, double, double
+
+#define REGCALL(R)                                                             \
+  static void rc_##R(void *fp, void **a, void *ret) {                          \
+    const edgert_func_t *f = fp;                                               \
+    const edgert_value_t *v = (const edgert_value_t *)(void *)a;               \
+    int64_t g[NGPR] = {0};                                                     \
+    double x[8] = {0};                                                         \
+    for (unsigned i = 0; i < f->nargs; i++) {                                  \
+      unsigned s = f->slot[i];                                                 \
+      if (s & 0x80)                                                            \
+        memcpy(&x[s & 7], &v[i], sizeof(double));                              \
+      else                                                                     \
+        g[s] = v[i].i;                                                         \
+    }                                                                          \
+    ST_##R(((RT_##R(*)(GPR_TYPES, FPR_TYPES))f->addr)(GPR_ARGS(g), FPR_ARGS(x))); \
+  }
+REGCALL(V)
+REGCALL(I)
+REGCALL(D)
+REGCALL(F)
+static const edgert__tramp_t regcalls[4] = {rc_V, rc_I, rc_D, rc_F};
+
+/* Fills fn->slot and returns the register-file trampoline, or NULL. */
+static edgert__tramp_t pick_regcall(edgert_func_t *fn) {
+  const edgert_contract_t *c = &fn->contract;
+  int r = ret_class(c->ret.code);
+  if (r < 0)
+    return NULL;
+  unsigned ng = 0, nf = 0;
+  for (unsigned i = 0; i < c->nargs; i++) {
+    int k = arg_class(c->args[i].code);
+    if (k < 0)
+      return NULL;
+    if (k == 0) {
+      if (ng == NGPR)
+        return NULL;
+      fn->slot[i] = (unsigned char)ng++;
+    } else {
+      if (nf == 8)
+        return NULL;
+      fn->slot[i] = (unsigned char)(0x80 | nf++);
+    }
+  }
+  return regcalls[r];
+}
+
 static edgert__tramp_t pick_tramp(const edgert_contract_t *c) {
   int r = ret_class(c->ret.code);
   if (r < 0)
@@ -266,6 +335,11 @@ int edgert__func_prepare(edgert_func_t *fn) {
     return edgert__error(EDGERT_EUNSUPPORTED, "binding '%s': libffi cannot prepare "
                          "this signature (status %d)", c->function_name, (int)st);
   fn->tramp = pick_tramp(c);
+  fn->regcall = 0;
+#if EDGERT_FAST_TRAMPOLINES
+  if (fn->tramp == NULL && (fn->tramp = pick_regcall(fn)) != NULL)
+    fn->regcall = 1;
+#endif
   return 0;
 }
 
@@ -294,8 +368,9 @@ static inline __attribute__((always_inline)) int invoke(edgert_func_t *fn, edger
     ret = scratch;
   int rc;
   if (EDGERT__LIKELY(fn->tramp != NULL && values != NULL)) {
-    rc = edgert__guarded_invoke(fn->tramp, fn->addr, (void **)(void *)values, ret,
-                                fn->contract.function_name, fn->module->path);
+    rc = edgert__guarded_invoke(fn->tramp, fn->regcall ? (void *)fn : fn->addr,
+                                (void **)(void *)values, ret, fn->contract.function_name,
+                                fn->module->path);
   } else {
     void *av[EDGERT_MAX_ARGS];
     if (avalues == NULL) {
@@ -348,8 +423,9 @@ int edgert_func_call_serialized(edgert_func_t *fn, edgert_value_t *values, void 
     return refuse_quarantined(fn);
   int rc;
   if (EDGERT__LIKELY(fn->tramp != NULL)) {
-    rc = edgert__guarded_invoke(fn->tramp, fn->addr, (void **)(void *)values, ret,
-                                fn->contract.function_name, m->path);
+    rc = edgert__guarded_invoke(fn->tramp, fn->regcall ? (void *)fn : fn->addr,
+                                (void **)(void *)values, ret, fn->contract.function_name,
+                                m->path);
   } else {
     void *av[EDGERT_MAX_ARGS];
     for (unsigned i = 0; i < fn->nargs; i++)

@@ -51,6 +51,8 @@ struct edgert_func_s {
   edgert__tramp_t tramp; /* the precompiled trampoline, or NULL: libffi */
   unsigned nargs;
   int replaced;          /* a later bind took over the name */
+  int regcall;           /* tramp is a register-file trampoline: `fn` is this struct */
+  unsigned char slot[EDGERT_MAX_ARGS]; /* regcall: GPR index, or 0x80 | FPR index */
   edgert_func_t *next;
   edgert_contract_t contract;
   ffi_cif cif;

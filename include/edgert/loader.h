@@ -148,7 +148,9 @@ EDGERT_EXTERN int edgert_module_address_of(edgert_module_t *m,
  * through dependencies, is refused) with contract `c` (copied).
  * Prepares the call once: a precompiled trampoline for common scalar
  * signatures (up to 4 arguments of integer, pointer, float or double type,
- * up to 6 of one kind), a libffi call interface for the rest.
+ * up to 6 of one kind), a register-file trampoline when every argument
+ * travels in a register (x86-64: up to 6 integer/pointer and 8 float/double
+ * arguments), a libffi call interface for the rest.
  * Binding the same name again replaces what edgert_module_function returns;
  * earlier edgert_func_t stay valid and keep their contract.
  * Returns 0 and the function (owned by the module) in *out (out may be NULL),
@@ -167,7 +169,9 @@ EDGERT_EXTERN const char *edgert_func_name(const edgert_func_t *fn);
 EDGERT_EXTERN const edgert_contract_t *edgert_func_contract(const edgert_func_t *fn);
 EDGERT_EXTERN edgert_module_t *edgert_func_module(const edgert_func_t *fn);
 EDGERT_EXTERN void *edgert_func_address(const edgert_func_t *fn);
-/* 1 if calls go through a precompiled trampoline, 0 if through libffi. */
+/* 1 if calls go through a precompiled trampoline (an exact prototype, or
+ * the register-file one for signatures whose arguments all travel in
+ * registers), 0 if through libffi (stack arguments, long double). */
 EDGERT_EXTERN int edgert_func_is_fast(const edgert_func_t *fn);
 
 /*

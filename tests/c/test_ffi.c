@@ -59,9 +59,12 @@ static void trampolines_cover_common_scalar_signatures(void **state) {
                                        "c_int64", "c_int64", "c_int64")));
   assert_true(edgert_func_is_fast(bind("strlen_c", "c_size_t", 1, "c_char_p")));
   assert_true(edgert_func_is_fast(bind("sum_f32", "c_float", 2, "LP_c_float", "c_size_t")));
-  /* libffi for the rest */
-  assert_false(edgert_func_is_fast(bind("mix5", "c_double", 5, "c_int32", "c_double",
-                                        "c_float", "c_int64", "c_uint8")));
+  /* register-file trampolines: every argument in a register */
+  assert_true(edgert_func_is_fast(bind("mix5", "c_double", 5, "c_int32", "c_double",
+                                       "c_float", "c_int64", "c_uint8")));
+  /* libffi for the rest: stack arguments, long double */
+  assert_false(edgert_func_is_fast(bind("seven_ints", "c_int32", 7, "c_int32", "c_int32",
+                                        "c_int32", "c_int32", "c_int32", "c_int32", "c_int32")));
   assert_false(edgert_func_is_fast(bind("half_ld", "c_longdouble", 1, "c_longdouble")));
   assert_false(edgert_func_is_fast(bind("sum8", "c_int64", 8, "c_int64", "c_int64", "c_int64",
                                         "c_int64", "c_int64", "c_int64", "c_int64", "c_int64")));
@@ -178,6 +181,45 @@ static void libffi_path_handles_mixed_and_stack_arguments(void **state) {
   assert_int_equal(*(int64_t *)r.raw, 21000000000000LL);
 }
 
+static void register_file_trampolines_place_every_argument(void **state) {
+  (void)state;
+  ret_t r;
+  edgert_func_t *m10 = bind("many10", "c_double", 10, "c_int8", "c_double", "c_float", "c_int64",
+                            "c_uint16", "c_double", "c_float", "c_int32", "c_double",
+                            "LP_c_double");
+  assert_true(edgert_func_is_fast(m10));
+  int8_t a = -3;
+  double b = 0.5, f = 0.25, i = 1000.0, pv = 7.0;
+  float c = 1.5f, g = -2.0f;
+  int64_t d = (int64_t)1 << 33;
+  uint16_t e = 65535;
+  int32_t h = -100000;
+  const double *p = &pv;
+  void *args[] = {&a, &b, &c, &d, &e, &f, &g, &h, &i, &p};
+  assert_int_equal(edgert_func_call(m10, args, &r), 0);
+  double want = -3 + 0.5 + 1.5 + (double)((int64_t)1 << 33) + 65535 + 0.25 - 2.0 - 100000 +
+                1000.0 + 7.0;
+  assert_true(*(double *)r.raw == want);
+  edgert_func_t *a14 = bind("all14", "c_float", 14, "c_int64", "c_int64", "c_int64", "c_int64",
+                            "c_int64", "c_int64", "c_double", "c_double", "c_double",
+                            "c_double", "c_double", "c_double", "c_float", "c_double");
+  assert_true(edgert_func_is_fast(a14));
+  edgert_value_t v[14];
+  for (int k = 0; k < 6; k++)
+    v[k].i = k + 1;
+  for (int k = 6; k < 14; k++)
+    v[k].d = k + 1;
+  v[12].f = 13.0f;
+  assert_int_equal(edgert_func_call_values(a14, v, &r), 0);
+  assert_true(*(float *)r.raw == (float)(1 - 2 + 3 - 4 + 5 - 6 + 7 - 8 + 9 - 10 + 11 - 12 + 13 - 14));
+  edgert_func_t *s7 = bind("seven_ints", "c_int32", 7, "c_int32", "c_int32", "c_int32",
+                           "c_int32", "c_int32", "c_int32", "c_int32");
+  int32_t xs[7] = {1, 2, 3, 4, 5, 6, -7};
+  void *a7[] = {&xs[0], &xs[1], &xs[2], &xs[3], &xs[4], &xs[5], &xs[6]};
+  assert_int_equal(edgert_func_call(s7, a7, &r), 0);
+  assert_int_equal(*(int32_t *)r.raw, 1 + 4 + 9 + 16 + 25 + 36 - 49);
+}
+
 static void pointers_and_strings(void **state) {
   (void)state;
   ret_t r;
@@ -215,6 +257,7 @@ int main(void) {
       cmocka_unit_test(every_integer_width_round_trips),
       cmocka_unit_test(floats_bools_chars_and_long_double),
       cmocka_unit_test(libffi_path_handles_mixed_and_stack_arguments),
+      cmocka_unit_test(register_file_trampolines_place_every_argument),
       cmocka_unit_test(pointers_and_strings),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
