@@ -1,5 +1,6 @@
 # Long-running quality targets (included by the top Makefile).
-#   make deps-quality   install clang, libclang-rt and valgrind when missing (apt-get)
+#   make deps-quality   install clang, libclang-rt and valgrind when missing (apt-get);
+#                       deps-valgrind and deps-fuzz install each half
 #   make test-sanitize  C suites (leak detection on) and the Python suite on an
 #                       ASan+UBSan build in $(ASAN_BUILD)
 #   make test-valgrind  the C suites under valgrind memcheck (plain build in $(VALGRIND_BUILD))
@@ -27,7 +28,6 @@ ASAN_EXCLUDE   ?= ^(test_guard|test_nexus|test_loader)$$
 # kernel fault on purpose (test_crash.py, and tests named *crash* elsewhere:
 # guard_crashy.c, nexus_kernels.c), as above.
 ASAN_PY_K ?= not crash
-QUALITY_DEB_PACKAGES := clang libclang-rt-14-dev valgrind
 
 ASAN_RT  := $(shell gcc -print-file-name=libasan.so 2>/dev/null)
 UBSAN_RT := $(shell gcc -print-file-name=libubsan.so 2>/dev/null)
@@ -43,11 +43,13 @@ SAN_ENV_PY := EDGERT_SANITIZED=1 \
   EDGERT_FIXTURE_DIR=$(CURDIR)/$(ASAN_BUILD)/fixtures \
   EDGERT_BUILD_DIR=$(CURDIR)/$(ASAN_BUILD)
 
-.PHONY: deps-quality test-sanitize test-sanitize-c test-sanitize-py \
+.PHONY: deps-quality deps-valgrind deps-fuzz test-sanitize test-sanitize-c test-sanitize-py \
         build-asan test-valgrind build-fuzz fuzz fuzz-regress soak
 
-deps-quality:
-	@missing=""; for p in $(QUALITY_DEB_PACKAGES); do \
+# Installs the Debian packages in $(1) that are missing (apt-get, as root or
+# through sudo).
+define install_missing_debs
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -55,6 +57,15 @@ deps-quality:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+endef
+
+deps-quality: deps-valgrind deps-fuzz
+
+deps-valgrind:
+	$(call install_missing_debs,valgrind)
+
+deps-fuzz:
+	$(call install_missing_debs,clang libclang-rt-14-dev)
 
 # ---- sanitizers --------------------------------------------------------------
 $(ASAN_BUILD)/CMakeCache.txt:
@@ -86,7 +97,7 @@ $(VALGRIND_BUILD)/CMakeCache.txt:
 VALGRIND := valgrind -q --error-exitcode=1 --suppressions=$(CURDIR)/mk/valgrind.supp --leak-check=full --show-leak-kinds=definite,indirect \
   --errors-for-leak-kinds=definite,indirect --track-origins=yes
 
-test-valgrind: deps deps-quality $(VALGRIND_BUILD)/CMakeCache.txt
+test-valgrind: deps deps-valgrind $(VALGRIND_BUILD)/CMakeCache.txt
 	cmake --build $(VALGRIND_BUILD) -j $(JOBS)
 	@cd $(VALGRIND_BUILD) && find . -maxdepth 1 -type f -perm -u+x -name 'test_*' -printf '%f\n' | sort | grep -Ev '$(VALGRIND_EXCLUDE)' > valgrind-suites.txt; \
 	pass=0; fail=0; failed=""; start=$$(date +%s); \
@@ -108,7 +119,7 @@ $(FUZZ_BUILD)/CMakeCache.txt:
 	  -DEDGERT_FUZZ=ON -DEDGERT_BUILD_PYTHON=OFF -DEDGERT_BUILD_TESTS=OFF \
 	  -DEDGERT_BUILD_BENCH=OFF -DEDGERT_BUILD_EXAMPLES=OFF -DEDGERT_WERROR=OFF
 
-build-fuzz: deps deps-quality $(FUZZ_BUILD)/CMakeCache.txt
+build-fuzz: deps deps-fuzz $(FUZZ_BUILD)/CMakeCache.txt
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 
 fuzz: build-fuzz
