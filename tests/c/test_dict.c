@@ -365,6 +365,58 @@ static void custom_keys_compare_bitwise(void **state) {
   edgert_dict_free(d);
 }
 
+static uint64_t fnv_calls;
+static uint64_t fnv(const char *data, size_t len, void *ud) {
+  (void)ud;
+  fnv_calls++;
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ (unsigned char)data[i]) * 1099511628211ull;
+  return h;
+}
+
+static void a_host_hash_serves_hashed_lookups(void **state) {
+  (void)state;
+  edgert_dict_t *d = new_dict(EDGERT_KIND_STR, EDGERT_KIND_INT64);
+  edgert_dict_t *i = new_dict(EDGERT_KIND_INT64, EDGERT_KIND_INT64);
+  assert_int_equal(edgert_dict_set_hasher(i, fnv, NULL), EDGERT_ETYPE);
+  edgert_dict_free(i);
+  assert_int_equal(edgert_dict_set_hasher(d, fnv, NULL), 0);
+  char buf[32];
+  for (int64_t n = 0; n < 2000; n++) {
+    snprintf(buf, sizeof buf, "name-%lld", (long long)n);
+    edgert_bytes_t k = B(buf);
+    assert_int_equal(edgert_dict_set_hashed(d, &k, fnv(buf, k.len, NULL), &n), 0);
+  }
+  assert_int_equal(edgert_dict_set_hasher(d, NULL, NULL), EDGERT_EINVAL); /* not empty */
+  const edgert_dict_view_t *v = edgert_dict_view(d);
+  fnv_calls = 0;
+  for (int64_t n = 0; n < 2000; n += 7) {
+    snprintf(buf, sizeof buf, "name-%lld", (long long)n);
+    edgert_bytes_t k = B(buf);
+    uint64_t h = fnv(buf, k.len, NULL);
+    int64_t *p = edgert_dict_find_hashed(d, &k, h);
+    assert_non_null(p);
+    assert_int_equal(*p, n);
+    assert_ptr_equal(edgert_dict_find_bytes_inline(v, buf, k.len, h), p);
+    assert_ptr_equal(edgert_dict_find(d, &k), p); /* unhashed: calls the hasher */
+  }
+  assert_int_equal(fnv_calls, 2 * 286); /* ours above, and find()'s */
+  edgert_bytes_t gone = B("name-5");
+  assert_int_equal(edgert_dict_pop_hashed(d, &gone, fnv("name-5", 6, NULL), NULL), 0);
+  assert_null(edgert_dict_find(d, &gone));
+  assert_null(edgert_dict_find_bytes_inline(v, "name-5", 6, fnv("name-5", 6, NULL)));
+  edgert_bytes_t near = B("name-50");
+  assert_null(edgert_dict_find_bytes_inline(v, "name-5", 6, fnv("name-50", 7, NULL)));
+  assert_non_null(edgert_dict_find(d, &near));
+  edgert_dict_t *c;
+  assert_int_equal(edgert_dict_copy(d, &c), 0); /* the copy keeps the hasher */
+  edgert_bytes_t k = B("name-1999");
+  assert_int_equal(*(int64_t *)edgert_dict_find_hashed(c, &k, fnv("name-1999", 9, NULL)), 1999);
+  edgert_dict_free(c);
+  edgert_dict_free(d);
+}
+
 /* ---- allocation failures: nothing changes, nothing leaks ----------------- */
 
 static void *setup_str_dict(void) {
@@ -457,6 +509,7 @@ int main(void) {
       cmocka_unit_test(pinned_dict_refuses_inserts_and_deletes),
       cmocka_unit_test(batches_get_and_set_many),
       cmocka_unit_test(custom_keys_compare_bitwise),
+      cmocka_unit_test(a_host_hash_serves_hashed_lookups),
       cmocka_unit_test(the_inline_cache_hits_on_repeats_and_stands_aside_otherwise),
       cmocka_unit_test(allocation_failures_change_nothing),
       cmocka_unit_test(memory_per_int_float_entry_is_compact),
