@@ -879,10 +879,12 @@ static inline int fast_i64(PyObject *o, int64_t *out) {
   return ovf == 0;
 }
 
-static PyObject *bound_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-  BoundObject *b = (BoundObject *)self;
+static inline PyObject *bound_dispatch(BoundObject *b, PyObject *const *args,
+                                       Py_ssize_t nargs, int *missed) {
   ModObject *h = b->mod;
   if (EDGERT__PY_LIKELY(b->fast && (size_t)nargs == b->nargs && !h->unloaded)) {
+    if (missed)
+      *missed = 0;
     edgert_value_t v[FAST_MAX];
     for (Py_ssize_t i = 0; i < nargs; i++) {
       PyObject *o = args[i];
@@ -915,7 +917,11 @@ static PyObject *bound_call(PyObject *self, PyObject *const *args, Py_ssize_t na
     }
   }
 slow:
-  return bound_invoke(b, args, nargs, NULL);
+  return bound_invoke(b, args, nargs, missed);
+}
+
+static PyObject *bound_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  return bound_dispatch((BoundObject *)self, args, nargs, NULL);
 }
 
 int edgert_py_is_bound(PyObject *o) {
@@ -936,7 +942,7 @@ PyObject *edgert_py_bound_call(PyObject *bound, PyObject *const *args, Py_ssize_
     PyErr_SetString(PyExc_TypeError, "edgert_py_bound_call: not a bound callable");
     return NULL;
   }
-  return bound_invoke((BoundObject *)PyCFunction_GET_SELF(bound), args, nargs, missed);
+  return bound_dispatch((BoundObject *)PyCFunction_GET_SELF(bound), args, nargs, missed);
 }
 
 /* A new bound callable for fn (new reference). */
