@@ -165,17 +165,24 @@ static inline void *edgert_dict_find_bytes_inline(const edgert_dict_view_t *v,
       return NULL;
     if ((s & tmask) == tag) {
       size_t e = (s & v->emask) - 1;
-      if (v->hashes[e] == hash && keys[e].len == len) {
+      if (keys[e].len == len) { /* the tag already matched: compare the bytes */
         const char *a = keys[e].data;
-        size_t k = 0;
-        for (; k + 8 <= len; k += 8) {
-          uint64_t x, y;
-          __builtin_memcpy(&x, a + k, 8);
-          __builtin_memcpy(&y, data + k, 8);
-          if (x != y)
-            break;
-        }
-        if (k + 8 > len) {
+        uint64_t x, y;
+        if (len >= 8) {
+          /* 8 bytes at a time; the last word overlaps the one before. */
+          size_t k = 0;
+          for (; k + 8 < len; k += 8) {
+            __builtin_memcpy(&x, a + k, 8);
+            __builtin_memcpy(&y, data + k, 8);
+            if (x != y)
+              goto next;
+          }
+          __builtin_memcpy(&x, a + len - 8, 8);
+          __builtin_memcpy(&y, data + len - 8, 8);
+          if (x == y)
+            return v->values + e * v->vsize;
+        } else {
+          size_t k = 0;
           while (k < len && a[k] == data[k])
             k++;
           if (k == len)
@@ -183,6 +190,7 @@ static inline void *edgert_dict_find_bytes_inline(const edgert_dict_view_t *v,
         }
       }
     }
+  next:
     if (++i == v->icap)
       i = 0;
   }

@@ -292,6 +292,18 @@ static PyObject *td_subscript(TypedDictObject *self, PyObject *key) {
       return edgert_py_box_float(&self->fbox, *(const double *)v);
     return edgert_py_from_c(&self->v, v);
   }
+  if (self->k.kind == EDGERT_KIND_STR && PyUnicode_CheckExact(key) &&
+      PyUnicode_IS_COMPACT_ASCII(key) && self->view != NULL && !self->use_ring) {
+    /* ASCII is its own UTF-8, and Python caches its hash in the object. */
+    Py_hash_t h = ((PyASCIIObject *)key)->hash;
+    if (h == -1)
+      h = PyUnicode_Type.tp_hash(key);
+    void *v = edgert_dict_find_bytes_inline(self->view, (const char *)(((PyASCIIObject *)key) + 1),
+                                            (size_t)PyUnicode_GET_LENGTH(key), (uint64_t)h);
+    if (v == NULL)
+      return key_error(key);
+    return box_value(self, v);
+  }
   if (need_core(self) < 0)
     return NULL;
   int err;
