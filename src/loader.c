@@ -91,6 +91,11 @@ static void registry_enter(void) {
 
 static void registry_leave(void) { pthread_mutex_unlock(&registry_lock); }
 
+static int still_mapped(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  return info->dlpi_name != NULL && strcmp(info->dlpi_name, (const char *)arg) == 0;
+}
+
 static void image_release(edgert__image_t *img) {
   registry_enter();
   if (--img->refs == 0) {
@@ -100,7 +105,15 @@ static void image_release(edgert__image_t *img) {
         break;
       }
     dlclose(img->handle);
-    close(img->fd);
+    /* dlclose may leave the object mapped (RTLD_NODELETE, or C++
+     * STB_GNU_UNIQUE symbols make it so). glibc would then answer a later
+     * dlopen of the same /proc/self/fd/N name with this object, whatever
+     * that fd holds by then: keep the fd open (and its number taken) for as
+     * long as the object stays. */
+    char name[64];
+    snprintf(name, sizeof name, "/proc/self/fd/%d", img->fd);
+    if (!dl_iterate_phdr(still_mapped, name))
+      close(img->fd);
     edgert__free(img);
   }
   registry_leave();

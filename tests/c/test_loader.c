@@ -232,6 +232,26 @@ static void file_changes_after_load_change_nothing(void **state) {
   edgert_module_free(m1);
 }
 
+/* A module dlclose cannot unload keeps its /proc/self/fd/N name in glibc:
+ * another module loaded later must never be answered with it. */
+static void a_module_that_stays_mapped_never_answers_for_another(void **state) {
+  (void)state;
+  for (int round = 0; round < 3; round++) {
+    edgert_module_t *a = NULL, *b = NULL;
+    assert_int_equal(edgert_module_load(FX("loader_nodelete"), NULL, &a), 0);
+    edgert_func_t *va = bind_sig(a, "nodelete_version", "c_int", 0);
+    int r[4];
+    assert_int_equal(edgert_func_call(va, NULL, r), 0);
+    assert_int_equal(r[0], 1);
+    edgert_module_free(a); /* stays mapped: NODELETE */
+    assert_int_equal(edgert_module_load(FX("loader_nodelete2"), NULL, &b), 0);
+    edgert_func_t *vb = bind_sig(b, "nodelete_version", "c_int", 0);
+    assert_int_equal(edgert_func_call(vb, NULL, r), 0);
+    assert_int_equal(r[0], 2);
+    edgert_module_free(b);
+  }
+}
+
 static void same_bytes_share_one_mapping(void **state) {
   (void)state;
   char copy[PATH_MAX];
@@ -592,6 +612,7 @@ int main(void) {
       cmocka_unit_test(tampered_module_runs_no_code),
       cmocka_unit_test(file_changes_after_load_change_nothing),
       cmocka_unit_test(same_bytes_share_one_mapping),
+      cmocka_unit_test(a_module_that_stays_mapped_never_answers_for_another),
       cmocka_unit_test(not_regular_files_are_refused),
       cmocka_unit_test(empty_oversized_and_non_elf_are_refused),
       cmocka_unit_test(wrong_elf_files_are_refused),
