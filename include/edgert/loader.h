@@ -46,7 +46,7 @@ typedef struct edgert_module_s edgert_module_t;
 /* A module function bound by a contract; owned by its module. */
 typedef struct edgert_func_s edgert_func_t;
 
-/* The default and the hard upper bound of the module size limit. */
+/* The default module size limit (edgert_load_options_t.max_size overrides it). */
 #define EDGERT_MODULE_MAX_SIZE_DEFAULT ((size_t)1 << 30) /* 1 GiB */
 
 /* Load flags. */
