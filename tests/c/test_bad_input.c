@@ -29,6 +29,7 @@
 #include "../fuzz/fuzz_abi.c"
 #include "../fuzz/fuzz_containers.c"
 #include "../fuzz/fuzz_manifest.c"
+#include "../fuzz/fuzz_module.c"
 
 static int bad_inputs_tried;
 
@@ -605,6 +606,7 @@ static void fuzz_inputs_replay_cleanly(void **state) {
   int n = replay_dir("fuzz_abi", edgert_fuzz_abi);
   n += replay_dir("fuzz_manifest", edgert_fuzz_manifest);
   n += replay_dir("fuzz_containers", edgert_fuzz_containers);
+  n += replay_dir("fuzz_module", edgert_fuzz_module);
   assert_true(n > 0);
   print_message("replayed %d committed fuzz input(s)\n", n);
 }
