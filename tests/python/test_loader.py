@@ -233,14 +233,30 @@ def test_address_of_data_symbols(kernels: ModuleLoader) -> None:
         kernels.address_of(b"add")
 
 
+def _mapped_path(suffix: str) -> str:
+    """The real path of a library this process has mapped from disk."""
+    for token in open("/proc/self/maps").read().split():
+        if token.startswith("/") and not token.startswith("/memfd:") and \
+                os.path.basename(token).startswith(suffix) and os.path.exists(token):
+            return os.path.realpath(token)
+    raise LookupError(suffix)
+
+
 def test_a_library_the_process_already_has_loads() -> None:
     libm = ctypes.CDLL(ctypes.util.find_library("m"))  # the process has it
-    real = os.path.realpath(next(p for p in open("/proc/self/maps").read().split()
-                                 if p.endswith("libm.so.6")))
+    real = _mapped_path("libm.so")
     loader = ModuleLoader().load(real, ABIContract("cos", [C.c_double], C.c_double))
     assert loader.call("cos", 0.0) == 1.0
     libm.cos.restype, libm.cos.argtypes = C.c_double, [C.c_double]
     assert loader.call("cos", 2.0) == libm.cos(2.0)
+    loader.unload()
+
+
+def test_libz_the_process_already_has_loads_too() -> None:
+    import zlib  # maps the system libz into this process
+    real = _mapped_path("libz.so")
+    loader = ModuleLoader().load(real, ABIContract("zlibVersion", [], C.c_char_p))
+    assert loader.call("zlibVersion").decode() == zlib.ZLIB_RUNTIME_VERSION
     loader.unload()
 
 
