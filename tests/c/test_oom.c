@@ -14,9 +14,12 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "edgert.h"
 #include "helpers/failalloc.h"
@@ -492,6 +495,311 @@ static void nexus_calls_fail_cleanly(void **state) {
     sweep(&cases[i]);
 }
 
+/* ---- list ------------------------------------------------------------------ */
+
+typedef struct {
+  edgert_list_t *l;
+  size_t len;
+  int str;
+} list_state_t;
+
+static size_t list_size_now;
+
+static list_state_t *make_list(size_t n, int str) {
+  list_state_t *s = calloc(1, sizeof *s);
+  assert_non_null(s);
+  s->str = str;
+  assert_int_equal(edgert_list_new(type_named(str ? "bytes" : "int64"), 0, &s->l), 0);
+  for (size_t i = 0; i < n; i++) {
+    if (str) {
+      char v[32];
+      int vl = snprintf(v, sizeof v, "item %zu", i);
+      edgert_bytes_t b = {v, (size_t)vl};
+      assert_int_equal(edgert_list_append(s->l, &b), 0);
+    } else {
+      int64_t v = (int64_t)(n - i); /* descending, so sorting moves items */
+      assert_int_equal(edgert_list_append(s->l, &v), 0);
+    }
+  }
+  s->len = n;
+  return s;
+}
+
+static void *setup_list_int(void) { return make_list(list_size_now, 0); }
+static void *setup_list_str(void) { return make_list(list_size_now, 1); }
+
+static void list_unchanged(void *state) {
+  list_state_t *s = state;
+  assert_int_equal(edgert_list_len(s->l), s->len);
+  for (size_t i = 0; i < s->len; i++) {
+    if (s->str) {
+      char v[32];
+      int vl = snprintf(v, sizeof v, "item %zu", i);
+      edgert_bytes_t out;
+      assert_int_equal(edgert_list_get(s->l, i, &out), 0);
+      assert_int_equal(out.len, (size_t)vl);
+      assert_memory_equal(out.data, v, out.len);
+    } else {
+      int64_t out;
+      assert_int_equal(edgert_list_get(s->l, i, &out), 0);
+      assert_int_equal(out, (int64_t)(s->len - i));
+    }
+  }
+}
+
+static void list_teardown(void *state) {
+  list_state_t *s = state;
+  edgert_list_free(s->l);
+  free(s);
+}
+
+static int run_list_append(void *state) {
+  list_state_t *s = state;
+  if (s->str) {
+    edgert_bytes_t b = {"appended", 8};
+    return edgert_list_append(s->l, &b);
+  }
+  int64_t v = 99;
+  return edgert_list_append(s->l, &v);
+}
+
+static int run_list_insert(void *state) {
+  list_state_t *s = state;
+  if (s->str) {
+    edgert_bytes_t b = {"inserted", 8};
+    return edgert_list_insert(s->l, 0, &b);
+  }
+  int64_t v = 98;
+  return edgert_list_insert(s->l, 0, &v);
+}
+
+static int run_list_set(void *state) {
+  list_state_t *s = state;
+  if (s->len == 0)
+    return 0; /* nothing to replace */
+  if (s->str) {
+    edgert_bytes_t b = {"a replacement long enough to need its own block", 48};
+    return edgert_list_set(s->l, 0, &b);
+  }
+  int64_t v = 97;
+  return edgert_list_set(s->l, 0, &v);
+}
+
+static int run_list_splice(void *state) {
+  list_state_t *s = state;
+  size_t count = s->len < 2 ? s->len : 2;
+  if (s->str) {
+    edgert_bytes_t b[3] = {{"x", 1}, {"yy", 2}, {"zzz", 3}};
+    return edgert_list_splice(s->l, 0, count, b, 3);
+  }
+  int64_t v[3] = {1, 2, 3};
+  return edgert_list_splice(s->l, 0, count, v, 3);
+}
+
+static int run_list_reserve(void *state) {
+  list_state_t *s = state;
+  return edgert_list_reserve(s->l, s->len + 1000);
+}
+
+static int run_list_copy(void *state) {
+  list_state_t *s = state;
+  edgert_list_t *c = NULL;
+  int rc = edgert_list_copy(s->l, &c);
+  if (rc == 0) {
+    assert_int_equal(edgert_list_len(c), s->len);
+    edgert_list_free(c);
+  } else {
+    assert_null(c);
+  }
+  return rc;
+}
+
+static int run_list_sort(void *state) {
+  list_state_t *s = state;
+  if (s->str)
+    return 0; /* sort is for numbers */
+  return edgert_list_sort(s->l, 0);
+}
+
+static int run_list_new(void *state) {
+  (void)state;
+  edgert_list_t *l = NULL;
+  int rc = edgert_list_new(type_named("float64"), 100, &l);
+  if (rc == 0)
+    edgert_list_free(l);
+  return rc;
+}
+
+static void list_operations_fail_cleanly(void **state) {
+  (void)state;
+  static const size_t sizes[] = {0, 1, 8, 9, 100};
+  char name[64];
+  {
+    const edgert_test_oom_case_t c = {"edgert_list_new", NULL, run_list_new, NULL, NULL, 0};
+    sweep(&c);
+  }
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    list_size_now = sizes[i];
+    for (int str = 0; str < 2; str++) {
+      void *(*setup)(void) = str ? setup_list_str : setup_list_int;
+      const edgert_test_oom_case_t cases[] = {
+          {"edgert_list_append", setup, run_list_append, list_unchanged, list_teardown, 0},
+          {"edgert_list_insert", setup, run_list_insert, list_unchanged, list_teardown, 0},
+          {"edgert_list_set", setup, run_list_set, list_unchanged, list_teardown, 0},
+          {"edgert_list_splice", setup, run_list_splice, list_unchanged, list_teardown, 0},
+          {"edgert_list_reserve", setup, run_list_reserve, list_unchanged, list_teardown, 0},
+          {"edgert_list_copy", setup, run_list_copy, list_unchanged, list_teardown, 0},
+          {"edgert_list_sort", setup, run_list_sort, list_unchanged, list_teardown, 0},
+      };
+      for (size_t j = 0; j < sizeof cases / sizeof cases[0]; j++) {
+        edgert_test_oom_case_t c = cases[j];
+        snprintf(name, sizeof name, "%s (%s, %zu items)", cases[j].name, str ? "bytes" : "int64",
+                 sizes[i]);
+        c.name = name;
+        sweep(&c);
+      }
+    }
+  }
+}
+
+/* ---- loading a manifest's modules, and bytes already loaded ------------------ */
+
+static char manifest_path[512];
+
+/* A manifest file next to the fixtures, listing the kernels with their real hash. */
+static void write_manifest_file(void) {
+  edgert_module_t *m = NULL;
+  assert_int_equal(edgert_module_load(KERNELS, NULL, &m), 0);
+  char sha[65];
+  snprintf(sha, sizeof sha, "%s", edgert_module_sha256(m));
+  edgert_module_free(m);
+  snprintf(manifest_path, sizeof manifest_path, "%s/oom-manifest-%ld.json", EDGERT_FIXTURE_DIR,
+           (long)getpid());
+  FILE *f = fopen(manifest_path, "w");
+  assert_non_null(f);
+  fprintf(f,
+          "{\"schema_version\": 1, \"modules\": [{\"path\": \"libquality_kernels.so\", "
+          "\"sha256\": \"%s\", \"contracts\": [{\"function_name\": \"q_add_i32\", "
+          "\"arg_types\": [\"c_int\", \"c_int\"], \"return_type\": \"c_int\"}, "
+          "{\"function_name\": \"q_mix\", \"arg_types\": [\"c_int8\", \"c_uint16\", \"c_int32\", "
+          "\"c_int64\", \"c_float\", \"c_double\"], \"return_type\": \"c_int64\"}]}]}",
+          sha);
+  fclose(f);
+}
+
+static int run_manifest_read(void *state) {
+  (void)state;
+  edgert_manifest_t *m = (edgert_manifest_t *)&m;
+  int rc = edgert_manifest_read(manifest_path, &m);
+  if (rc == 0)
+    edgert_manifest_free(m);
+  else
+    assert_ptr_equal(m, (edgert_manifest_t *)&m);
+  return rc;
+}
+
+static void *setup_manifest(void) {
+  edgert_manifest_t *m = NULL;
+  assert_int_equal(edgert_manifest_read(manifest_path, &m), 0);
+  return m;
+}
+
+static int run_manifest_load_modules(void *state) {
+  return edgert_manifest_load_modules(state);
+}
+
+static void manifest_nothing_loaded(void *state) {
+  /* All or nothing: after a failure no module of it is loaded. */
+  assert_null(edgert_manifest_module(state, 0));
+}
+
+static void teardown_manifest(void *state) { edgert_manifest_free(state); }
+
+static int run_manifest_load(void *state) {
+  (void)state;
+  edgert_manifest_t *m = NULL;
+  int rc = edgert_manifest_load(manifest_path, &m);
+  if (rc == 0) {
+    edgert_func_t *fn = NULL;
+    assert_int_equal(edgert_manifest_function(m, "q_add_i32", &fn), 0);
+    edgert_manifest_free(m);
+  } else {
+    assert_null(m);
+  }
+  return rc;
+}
+
+static int run_module_load_again(void *state) {
+  /* The same bytes as the module held by `state`: shares its mapping. */
+  (void)state;
+  edgert_module_t *m = NULL;
+  int rc = edgert_module_load(KERNELS, NULL, &m);
+  if (rc == 0)
+    edgert_module_free(m);
+  return rc;
+}
+
+static void loading_from_manifests_fails_cleanly(void **state) {
+  (void)state;
+  write_manifest_file();
+  const edgert_test_oom_case_t cases[] = {
+      {"edgert_manifest_read", NULL, run_manifest_read, NULL, NULL, 0},
+      {"edgert_manifest_load_modules", setup_manifest, run_manifest_load_modules,
+       manifest_nothing_loaded, teardown_manifest, 0},
+      {"edgert_manifest_load", NULL, run_manifest_load, NULL, NULL, 0},
+      {"edgert_module_load (bytes already loaded)", setup_module, run_module_load_again, NULL,
+       teardown_module, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    sweep(&cases[i]);
+  unlink(manifest_path);
+}
+
+/* ---- the crash guard's first call on a new thread ----------------------------- */
+
+typedef struct {
+  long points;
+  int failed;
+} guard_thread_t;
+
+static void noop_kernel(void *ud) { (void)ud; }
+
+static void *first_guarded_calls(void *arg) {
+  guard_thread_t *g = arg;
+  /* The first guarded call of a thread allocates its alternate signal
+   * stack, unless the thread has a big enough one already (ASan gives every
+   * thread one): fail that allocation, then let it succeed. */
+  stack_t cur;
+  int has_stack = sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE);
+  edgert_test_failalloc_fail_at(1);
+  int rc = edgert_guard_run(noop_kernel, NULL, "noop");
+  edgert_test_failalloc_disarm();
+  if (rc == EDGERT_ENOMEM && strstr(edgert_last_error(), "alternate signal stack") != NULL)
+    g->points = 1;
+  else if (!(has_stack && rc == 0))
+    g->failed = 1;
+  if (edgert_guard_run(noop_kernel, NULL, "noop") != 0)
+    g->failed = 1;
+  return NULL;
+}
+
+static void a_new_threads_guard_setup_fails_cleanly(void **state) {
+  (void)state;
+  if (!edgert_guard_enabled())
+    skip();
+  long live = edgert_test_failalloc_live();
+  guard_thread_t g = {0, 0};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, first_guarded_calls, &g), 0);
+  pthread_join(t, NULL);
+  assert_false(g.failed);
+  /* The thread's stack was freed when it exited. */
+  assert_int_equal(edgert_test_failalloc_live(), live);
+  print_message("oom: %-40s %4ld allocation-failure point(s)\n", "edgert_guard_run (new thread)", g.points);
+  total_points += g.points;
+  entry_points++;
+}
+
 static int report(void **state) {
   (void)state;
   edgert_test_failalloc_uninstall();
@@ -509,6 +817,9 @@ int main(void) {
       cmocka_unit_test(loader_calls_fail_cleanly),
       cmocka_unit_test(manifest_calls_fail_cleanly),
       cmocka_unit_test(nexus_calls_fail_cleanly),
+      cmocka_unit_test(list_operations_fail_cleanly),
+      cmocka_unit_test(loading_from_manifests_fails_cleanly),
+      cmocka_unit_test(a_new_threads_guard_setup_fails_cleanly),
   };
   return cmocka_run_group_tests(tests, install, report);
 }
