@@ -45,7 +45,6 @@ struct edgert_dict_s {
   int kvar, vvar; /* str/bytes: owned data */
   size_t ecap;
   size_t ilimit;
-  uint64_t version;
   unsigned pins;
   size_t heap_bytes; /* str/bytes data owned */
   edgert_dict_hash_fn hasher; /* str/bytes keys: the host's hash, or NULL */
@@ -246,22 +245,40 @@ static int rebuild_index(edgert_dict_t *d, size_t icap) {
   d->v.ebits = bits_for(limit + 1);
   d->v.emask = (uint32_t)((1ull << d->v.ebits) - 1);
   d->v.tagmask = d->v.ebits >= 32 ? 0 : (uint32_t)((1ull << (32 - d->v.ebits)) - 1);
-  for (size_t e = 0; e < d->v.len; e++) {
-    uint64_t h = entry_hash(d, e);
-    size_t i = home_of(icap, h);
-    while (index[i] != 0)
-      if (++i == icap)
-        i = 0;
-    index[i] = tag_of(d, h) | (uint32_t)(e + 1);
+  if (d->kkind == EDGERT_KIND_INT64) {
+    /* The common case, with the hash inlined. */
+    const int64_t *keys = (const int64_t *)(const void *)d->v.keys;
+    for (size_t e = 0; e < d->v.len; e++) {
+      uint64_t h = hash_u64((uint64_t)keys[e]);
+      size_t i = home_of(icap, h);
+      while (index[i] != 0)
+        if (++i == icap)
+          i = 0;
+      index[i] = tag_of(d, h) | (uint32_t)(e + 1);
+    }
+  } else {
+    for (size_t e = 0; e < d->v.len; e++) {
+      uint64_t h = entry_hash(d, e);
+      size_t i = home_of(icap, h);
+      while (index[i] != 0)
+        if (++i == icap)
+          i = 0;
+      index[i] = tag_of(d, h) | (uint32_t)(e + 1);
+    }
   }
-  d->version++;
+  d->v.version++;
   return 0;
 }
 
 static int grow_entries(edgert_dict_t *d, size_t need) {
   if (need <= d->ecap)
     return 0;
-  size_t cap = d->ecap < 8 ? 8 : d->ecap < 65536 ? d->ecap + d->ecap / 2 : d->ecap + d->ecap / 4;
+  /* Doubling while small (few reallocations where they cost most per
+   * entry), then by half, then by a quarter beyond 64 Ki entries. */
+  size_t cap = d->ecap < 16   ? 16
+               : d->ecap < 512 ? 2 * d->ecap
+               : d->ecap < 65536 ? d->ecap + d->ecap / 2
+                                 : d->ecap + d->ecap / 4;
   if (cap < need)
     cap = need;
   if (cap > EDGERT_DICT_MAX_LEN)
@@ -377,7 +394,7 @@ const edgert_dict_view_t *edgert_dict_view(const edgert_dict_t *d) { return &d->
 const edgert_type_t *edgert_dict_key_type(const edgert_dict_t *d) { return d->kt; }
 const edgert_type_t *edgert_dict_value_type(const edgert_dict_t *d) { return d->vt; }
 size_t edgert_dict_len(const edgert_dict_t *d) { return d->v.len; }
-uint64_t edgert_dict_version(const edgert_dict_t *d) { return d->version; }
+uint64_t edgert_dict_version(const edgert_dict_t *d) { return d->v.version; }
 
 size_t edgert_dict_memory(const edgert_dict_t *d) {
   return sizeof *d + d->ecap * (d->ksize + d->v.vsize + (d->khashed ? 8 : 0)) +
@@ -408,10 +425,10 @@ static inline void cache_bypass(edgert_dict_t *d) {
 
 /* Looks `tag` up in the ring: the entry whose key equals `key`, or -1. */
 static inline ptrdiff_t cache_lookup(edgert_dict_t *d, const void *key, uint64_t tag) {
-  if (d->ring_version != d->version) {
+  if (d->ring_version != d->v.version) {
     for (unsigned r = 0; r < EDGERT_DICT_CACHE_SLOTS; r++)
       d->ring[r].entry = RING_EMPTY;
-    d->ring_version = d->version;
+    d->ring_version = d->v.version;
     return -1;
   }
   for (unsigned r = 0; r < EDGERT_DICT_CACHE_SLOTS; r++) {
@@ -592,7 +609,7 @@ static size_t append_entry(edgert_dict_t *d, const void *key, const edgert_bytes
   else
     memset(v, 0, d->v.vsize);
   d->v.index[slot] = tag_of(d, h) | (uint32_t)(e + 1);
-  d->version++;
+  d->v.version++;
   return e;
 }
 
@@ -703,6 +720,19 @@ static int set_h(edgert_dict_t *d, const void *key, uint64_t h, const void *valu
   return 0;
 }
 
+void *edgert_dict_insert_i64_probed(edgert_dict_t *d, int64_t key, const edgert_dict_probe_t *p,
+                                    int *err) {
+  /* The probe still holds if nothing was inserted, deleted or resized
+   * since (the version) and its slot is still empty; else start over. */
+  if (p != NULL && p->version == d->v.version && d->v.index != NULL && p->slot < d->v.icap &&
+      d->v.index[p->slot] == 0 && d->kkind == EDGERT_KIND_INT64 && !d->vvar && !d->pins &&
+      d->v.len + 1 <= d->ilimit && d->v.len + 1 <= d->ecap) {
+    size_t e = append_entry(d, &key, NULL, hash_u64((uint64_t)key), p->slot);
+    return d->v.values + e * d->v.vsize;
+  }
+  return edgert_dict_upsert_i64(d, key, NULL, err);
+}
+
 int edgert_dict_set(edgert_dict_t *d, const void *key, const void *value) {
   return set_h(d, key, hash_key(d, key), value);
 }
@@ -765,7 +795,7 @@ static void remove_entry(edgert_dict_t *d, size_t e) {
       d->v.hashes[e] = d->v.hashes[last];
   }
   d->v.len--;
-  d->version++;
+  d->v.version++;
 }
 
 static int take_entry(edgert_dict_t *d, size_t e, void *key_out, void *value_out) {
@@ -829,7 +859,7 @@ int edgert_dict_clear(edgert_dict_t *d) {
   if (d->pins)
     return edgert__error(EDGERT_EBUSY, "dict: cannot clear while its values buffer is exported");
   release_storage(d);
-  d->version++;
+  d->v.version++;
   return 0;
 }
 
@@ -1014,12 +1044,12 @@ unsigned edgert_dict_pins(const edgert_dict_t *d) { return d->pins; }
 void edgert_dict_iter_init(edgert_dict_t *d, edgert_dict_iter_t *it) {
   it->dict = d;
   it->pos = 0;
-  it->version = d->version;
+  it->version = d->v.version;
 }
 
 int edgert_dict_iter_next(edgert_dict_iter_t *it, const void **key, void **value) {
   edgert_dict_t *d = it->dict;
-  if (d->version != it->version)
+  if (d->v.version != it->version)
     return edgert__error(EDGERT_ECHANGED, "dictionary changed size during iteration");
   if (it->pos >= d->v.len)
     return 0;

@@ -61,7 +61,14 @@ typedef struct edgert_dict_view_s {
   uint64_t *hashes;      /* str/bytes/custom keys: each entry's hash */
   int cache_active;      /* whether the inline cache is being consulted: a host
                             that wants it used calls the non-inline finds then */
+  uint64_t version;      /* the version tag (edgert_dict_version) */
 } edgert_dict_view_t;
+
+/* What edgert_dict_probe_i64_inline found out about an absent key. */
+typedef struct edgert_dict_probe_s {
+  size_t slot;      /* the empty index slot where the key would go */
+  uint64_t version; /* the dict's version when probed */
+} edgert_dict_probe_t;
 
 /*
  * A new empty dict. Returns 0 with *out set (free with edgert_dict_free),
@@ -147,6 +154,37 @@ static inline void *edgert_dict_find_i64_inline(const edgert_dict_view_t *v, int
 }
 
 /*
+ * The same lookup, remembering where an absent key would go, so that
+ * edgert_dict_insert_i64_probed can insert it without probing again.
+ */
+static inline void *edgert_dict_probe_i64_inline(const edgert_dict_view_t *v, int64_t key,
+                                                 edgert_dict_probe_t *p) {
+  p->version = v->version;
+  p->slot = (size_t)-1;
+  if (v->index == NULL)
+    return NULL;
+  uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ull;
+  size_t i = (size_t)(((unsigned __int128)h * v->icap) >> 64);
+  uint32_t tag = ((uint32_t)(h >> 16) & v->tagmask) << v->ebits;
+  uint32_t tmask = ~v->emask;
+  const int64_t *keys = (const int64_t *)(const void *)v->keys;
+  for (;;) {
+    uint32_t s = v->index[i];
+    if (s == 0) {
+      p->slot = i;
+      return NULL;
+    }
+    if ((s & tmask) == tag) {
+      size_t e = (s & v->emask) - 1;
+      if (keys[e] == key)
+        return v->values + e * v->vsize;
+    }
+    if (++i == v->icap)
+      i = 0;
+  }
+}
+
+/*
  * edgert_dict_find_hashed for str/bytes keys without a function call:
  * `data`/`len` the key's bytes, `hash` the dict's hash of them.
  */
@@ -197,6 +235,9 @@ static inline void *edgert_dict_find_bytes_inline(const edgert_dict_view_t *v,
 }
 #else
 #define edgert_dict_find_i64_inline(v, key) edgert_dict_find_i64((edgert_dict_t *)(void *)(v), (key))
+#define edgert_dict_probe_i64_inline(v, key, p)                                             \
+  ((p)->slot = (size_t)-1, (p)->version = (v)->version,                                    \
+   edgert_dict_find_i64((edgert_dict_t *)(void *)(v), (key)))
 #define edgert_dict_find_bytes_inline(v, data, len, hash)                                   \
   edgert_dict_find_hashed((edgert_dict_t *)(void *)(v),                                   \
                           &(edgert_bytes_t){(char *)(data), (len)}, (hash))
@@ -226,6 +267,17 @@ EDGERT_EXTERN void *edgert_dict_upsert(edgert_dict_t *d, const void *key, int *i
                                        int *err);
 EDGERT_EXTERN void *edgert_dict_upsert_i64(edgert_dict_t *d, int64_t key, int *inserted,
                                            int *err);
+
+/*
+ * Inserts int64 `key`, which `p` (from edgert_dict_probe_i64_inline on this
+ * dict) found absent, with a zero value, and returns its value slot. When
+ * the dict changed since the probe, or must grow, or `p` is NULL, it works
+ * as edgert_dict_upsert_i64. `p` must come from a probe of this very key:
+ * the dict checks that it is still current, not that it was for this key.
+ * NULL on failure with *err set (as upsert), dict unchanged.
+ */
+EDGERT_EXTERN void *edgert_dict_insert_i64_probed(edgert_dict_t *d, int64_t key,
+                                                  const edgert_dict_probe_t *p, int *err);
 
 /*
  * Removes `key`. edgert_dict_pop moves its value to *value_out first (the

@@ -326,9 +326,10 @@ static int td_setitem(TypedDictObject *self, PyObject *key, PyObject *value) {
     if (self->v.kind == EDGERT_KIND_FLOAT64 && PyFloat_CheckExact(value)) {
       double d = PyFloat_AS_DOUBLE(value);
       int err = 0;
-      double *slot = edgert_dict_find_i64_inline(self->view, k);
+      edgert_dict_probe_t probe;
+      double *slot = edgert_dict_probe_i64_inline(self->view, k, &probe);
       if (slot == NULL)
-        slot = edgert_dict_upsert_i64(self->d, k, NULL, &err);
+        slot = edgert_dict_insert_i64_probed(self->d, k, &probe, &err);
       if (slot == NULL) {
         edgert_py_raise(err);
         return -1;

@@ -145,6 +145,41 @@ static void random_operations_match_a_model(void **state) {
   edgert_dict_free(d);
 }
 
+static void probed_inserts_take_the_probed_slot_only_while_current(void **state) {
+  (void)state;
+  edgert_dict_t *d = new_dict(EDGERT_KIND_INT64, EDGERT_KIND_FLOAT64);
+  const edgert_dict_view_t *v = edgert_dict_view(d);
+  edgert_dict_probe_t p;
+  int err = 0;
+  /* No index yet: the probe finds nothing and the insert falls back. */
+  assert_null(edgert_dict_probe_i64_inline(v, 5, &p));
+  double *slot = edgert_dict_insert_i64_probed(d, 5, &p, &err);
+  assert_non_null(slot);
+  *slot = 5.0;
+  for (int64_t k = 0; k < 5000; k++) {
+    double *found = edgert_dict_probe_i64_inline(v, k, &p);
+    if (found == NULL) {
+      found = edgert_dict_insert_i64_probed(d, k, &p, &err);
+      assert_non_null(found);
+      *found = (double)k;
+    }
+    assert_ptr_equal(edgert_dict_probe_i64_inline(v, k, &p), edgert_dict_find_i64(d, k));
+  }
+  assert_int_equal(edgert_dict_len(d), 5000);
+  /* A stale probe (the dict changed since) is not trusted. */
+  assert_null(edgert_dict_probe_i64_inline(v, -1, &p));
+  int64_t other = -2;
+  double val = 2.0;
+  assert_int_equal(edgert_dict_set(d, &other, &val), 0);
+  slot = edgert_dict_insert_i64_probed(d, -1, &p, &err);
+  *slot = -1.0;
+  assert_true(*(double *)edgert_dict_find_i64(d, -1) == -1.0);
+  assert_true(*(double *)edgert_dict_find_i64(d, -2) == 2.0);
+  assert_int_equal(edgert_dict_len(d), 5002);
+  assert_int_equal(edgert_dict_version(d), v->version);
+  edgert_dict_free(d);
+}
+
 static void float_keys_compare_as_doubles(void **state) {
   (void)state;
   edgert_dict_t *d = new_dict(EDGERT_KIND_FLOAT64, EDGERT_KIND_BOOL);
@@ -503,6 +538,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(int_float_basics_and_version_rules),
       cmocka_unit_test(random_operations_match_a_model),
+      cmocka_unit_test(probed_inserts_take_the_probed_slot_only_while_current),
       cmocka_unit_test(float_keys_compare_as_doubles),
       cmocka_unit_test(str_keys_and_bytes_values_are_owned_copies),
       cmocka_unit_test(iteration_fails_after_an_insert_or_delete),
