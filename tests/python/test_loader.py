@@ -428,3 +428,52 @@ def test_article_guard_example_runs_and_crashes_are_contained(capsys) -> None:
     assert not loader.quarantined
     assert loader.call("risky_kernel", 1.0) == 3.0
     loader.unload()
+
+
+@pytest.mark.parametrize("release_gil", [False, True])
+def test_unload_from_a_callback_inside_a_call_waits_for_it(release_gil: bool) -> None:
+    loader = ModuleLoader().load(fx("loader_kernels"), [
+        ABIContract("call_back", [C.c_void_p], C.c_int, release_gil=release_gil),
+        ABIContract("inc", [C.c_int64], C.c_int64)])
+    seen: list = []
+
+    @C.CFUNCTYPE(None)
+    def unload_now() -> None:
+        loader.unload()
+        try:
+            loader.call("inc", 1)
+        except ModuleUnloadedError:
+            seen.append("refused")
+
+    address = C.cast(unload_now, C.c_void_p).value
+    # The module's code after the callback still runs: it was not unmapped.
+    assert loader.call("call_back", address) == 7
+    assert seen == ["refused"]
+    with pytest.raises(ModuleUnloadedError):
+        loader.call("call_back", address)
+
+
+def test_a_crash_raises_kernel_crash_then_quarantines() -> None:
+    if not getattr(edgert._edgert, "_guard_enabled", lambda: True)():
+        pytest.skip("the crash guard is off")
+    loader = ModuleLoader().load(fx("loader_risky"), [
+        ABIContract("risky_kernel", [C.c_double], C.c_double, release_gil=False)])
+    released = ModuleLoader().load(fx("loader_risky"), [
+        ABIContract("risky_kernel", [C.c_double], C.c_double)])
+    f, g = loader.function("risky_kernel"), released.function("risky_kernel")
+    assert f(1.0) == 3.0 and g(1.0) == 3.0
+    with pytest.raises(edgert.KernelCrash) as info:
+        f(-1.0)
+    assert info.value.signal_name == "SIGSEGV"
+    assert info.value.function == "risky_kernel"
+    assert "loader_risky" in info.value.module
+    # Same bytes, one mapping: both handles are quarantined.
+    assert loader.quarantined and released.quarantined
+    for h in (f, g):
+        with pytest.raises(edgert.QuarantinedError, match="'risky_kernel'"):
+            h(1.0)
+    released.load(fx("loader_risky"), ABIContract("risky_kernel", [C.c_double], C.c_double))
+    assert not loader.quarantined
+    assert f(2.0) == 5.0
+    loader.unload()
+    released.unload()
