@@ -20,6 +20,8 @@ import sys
 from typing import Any, Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import edgert
 from conftest import fixture_path
@@ -357,3 +359,65 @@ def test_nexus_misuse():
 def test_run_with_guard_with_something_not_callable():
     expect(edgert.CompiledModeFailure, "compiled path int() failed and fallback is disabled: TypeError",
            lambda: edgert.ExplicitFallback.run_with_guard(1, 2))
+
+
+# ---- anything at all: only the documented exceptions, never a crash ------------------
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12)
+    | st.sampled_from(["c_int", "c_double", "LP_c_float", "None", "cdecl", "q_add_i32"]),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(
+        st.sampled_from(["function_name", "arg_types", "return_type", "calling_convention",
+                         "release_gil", "path", "sha256", "contracts", "modules", "schema_version", "x"]),
+        inner, max_size=6),
+    max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_json)
+def test_any_contract_dict_is_accepted_or_refused_as_manifest_error(d):
+    try:
+        c = edgert.ABIContract.from_manifest(d)
+    except edgert.ManifestError as e:
+        assert str(e)
+    except TypeError as e:  # not a mapping at all
+        assert not isinstance(d, dict), e
+    else:
+        assert edgert.ABIContract.from_manifest(c.to_dict()) == c
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.binary(max_size=300), _json.map(lambda v: json.dumps({"schema_version": 1, "modules": v}).encode())))
+def test_any_manifest_text_is_read_or_refused_as_manifest_error(tmp_path, text):
+    p = tmp_path / "m.json"
+    p.write_bytes(text)
+    try:
+        edgert.read_manifest(str(p))
+    except edgert.ManifestError as e:
+        assert str(e)
+    except UnicodeDecodeError:
+        pass  # the open invalid-UTF-8 case above
+
+
+_arg = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=4),
+                 st.binary(max_size=16), st.lists(st.floats(), max_size=3),
+                 st.builds(lambda n: array.array("d", [0.0] * n), st.integers(0, 4)),
+                 st.builds(lambda n: array.array("i", [0] * n), st.integers(0, 4)))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["q_add_i32", "q_sum_f64", "q_strlen"]), st.lists(_arg, max_size=3))
+def test_any_arguments_are_converted_or_refused(loader, name, args):
+    # A q_sum_f64 buffer shorter than the count it is given is the caller's
+    # promise to keep (as with ctypes): only pass counts that fit.
+    if name == "q_sum_f64" and len(args) == 2 and isinstance(args[1], int) and not isinstance(args[1], bool):
+        first = args[0]
+        n = len(first) if isinstance(first, array.array) and first.typecode == "d" else 0
+        if args[1] > n:
+            args = [first, n]
+    if name == "q_strlen" and args and isinstance(args[0], bytes) and b"\0" not in args[0]:
+        args = [args[0] + b"\0", *args[1:]]
+    try:
+        loader.call(name, *args)
+    except (TypeError, OverflowError, ValueError) as e:
+        assert name in str(e) or str(e)
