@@ -319,6 +319,36 @@ def test_memory_is_compact_and_does_not_grow_with_reuse():
     assert sys.getsizeof(td) <= size * 1.5
 
 
+def _rss_kib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4
+
+
+def test_repeated_use_does_not_leak():
+    def cycle():
+        td = TypedDict(str, bytes, {f"key{i}": b"v" * (i % 50) for i in range(2000)})
+        c = td.copy()
+        c.update({"extra": b"x"})
+        back = pickle.loads(pickle.dumps(c))
+        for k in list(back)[:500]:
+            del back[k]
+        back.popitem()
+        assert len(back) == 1500
+        td.clear()
+        lst = TypedList(str, (f"s{i}" for i in range(2000)))
+        lst[::2] = ["x"] * 1000
+        del lst[::3]
+
+    for _ in range(20):  # warm up allocator pools
+        cycle()
+    gc.collect()
+    before = _rss_kib()
+    for _ in range(300):
+        cycle()
+    gc.collect()
+    assert _rss_kib() - before < 4096  # KiB: 300 cycles of ~200 KiB each leaked nothing
+
+
 def test_threads_share_a_dict_under_the_gil():
     td = TypedDict(int, int)
 
