@@ -13,7 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "edgert.h"
@@ -375,6 +380,50 @@ static void wrong_elf_files_are_refused(void **state) {
   expect_refusal(p, NULL, EDGERT_EFORMAT, "program header");
 }
 
+/* Where executable memfds are forbidden (vm.memfd_noexec=2 makes
+ * memfd_create fail with EACCES; a seccomp filter does the same here, in a
+ * child process), loading is refused unless the caller opts into the tmpfile
+ * fallback, which then loads and calls normally. */
+static int noexec_child(void) {
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_memfd_create, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EACCES & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+      prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+    return 10;
+  edgert_module_t *m = NULL;
+  if (edgert_module_load(FX("loader_v2"), NULL, &m) != EDGERT_EUNSUPPORTED ||
+      strstr(edgert_last_error(), "vm.memfd_noexec") == NULL)
+    return 11;
+  edgert_load_options_t o = {0, EDGERT_LOAD_ALLOW_TMPFILE};
+  if (edgert_module_load_ex(FX("loader_v2"), NULL, &o, &m) != 0)
+    return 12;
+  edgert_contract_t c;
+  edgert_func_t *fn = NULL;
+  int r[4] = {0};
+  if (edgert_contract_init(&c, "version", NULL, 0, "c_int", NULL, 1) != 0 ||
+      edgert_module_bind(m, &c, &fn) != 0 || edgert_func_call(fn, NULL, r) != 0 || r[0] != 1337)
+    return 13;
+  edgert_module_free(m);
+  return 0;
+}
+
+static void noexec_memfds_need_the_tmpfile_opt_in(void **state) {
+  (void)state;
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0)
+    _exit(noexec_child());
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* ---- symbols -------------------------------------------------------------------- */
 
 static void only_the_modules_own_symbols_bind(void **state) {
@@ -616,6 +665,7 @@ int main(void) {
       cmocka_unit_test(not_regular_files_are_refused),
       cmocka_unit_test(empty_oversized_and_non_elf_are_refused),
       cmocka_unit_test(wrong_elf_files_are_refused),
+      cmocka_unit_test(noexec_memfds_need_the_tmpfile_opt_in),
       cmocka_unit_test(only_the_modules_own_symbols_bind),
       cmocka_unit_test(a_library_the_process_has_loads_privately),
       cmocka_unit_test(unloaded_modules_refuse_calls),
