@@ -3,7 +3,9 @@
  * (include/edgert/dict.h, list.h) against simple models.
  *
  * Input: one byte choosing the container (bit 1: list, else dict; bit 0:
- * str -> bytes dict or bytes list, else int64), then
+ * str -> bytes dict or bytes list, else int64; for a str dict, (bits 2-3) % 3
+ * installs no host hash, a colliding one or a constant one, and the
+ * *_hashed calls are used with it), then
  * operations, one byte each plus operands. Every operation runs on the dict
  * and on the model (a dense array with the dict's documented order: new keys
  * go last, a delete moves the last entry into the hole), and after each one
@@ -93,6 +95,25 @@ static ptrdiff_t model_index(const model_t *m, const entry_t *k) {
 static void model_remove(model_t *m, size_t i) {
   m->e[i] = m->e[m->len - 1];
   m->len--;
+}
+
+/* Weak host hashes for str/bytes keys (edgert_dict_set_hasher): one that
+ * collides a lot (the length), one that collides on everything. */
+static uint64_t hash_by_len(const char *data, size_t len, void *ud) {
+  (void)data;
+  (void)ud;
+  return (uint64_t)len * 0x9E3779B97F4A7C15ull;
+}
+static uint64_t hash_constant(const char *data, size_t len, void *ud) {
+  (void)data;
+  (void)len;
+  (void)ud;
+  return 42;
+}
+static edgert_dict_hash_fn hasher; /* the current dict's, or NULL */
+
+static uint64_t key_hash(const entry_t *k) {
+  return hasher ? hasher(k->sk, k->sklen, NULL) : 0;
 }
 
 /* ---- operands ------------------------------------------------------------- */
@@ -211,7 +232,7 @@ enum {
   OP_CACHE, OP__COUNT
 };
 
-static void run(fuzz_in_t *in, int str) {
+static void run(fuzz_in_t *in, int str, int hash_mode) {
   static model_t m; /* large: static, reset per input */
   memset(&m, 0, sizeof m);
   m.str = str;
@@ -220,6 +241,13 @@ static void run(fuzz_in_t *in, int str) {
   FUZZ_CHECK(edgert_type_find(str ? "bytes" : "int64", &vt) == 0);
   edgert_dict_t *d = NULL;
   FUZZ_CHECK(edgert_dict_new(kt, vt, &d) == 0 && d != NULL);
+  hasher = NULL;
+  if (str && hash_mode) {
+    hasher = hash_mode == 1 ? hash_by_len : hash_constant;
+    FUZZ_CHECK(edgert_dict_set_hasher(d, hasher, NULL) == 0);
+  } else if (!str && hash_mode) {
+    FUZZ_CHECK(edgert_dict_set_hasher(d, hash_by_len, NULL) == EDGERT_ETYPE);
+  }
 
   while (!fuzz_empty(in)) {
     uint8_t opb = fuzz_u8(in);
@@ -245,7 +273,24 @@ static void run(fuzz_in_t *in, int str) {
       if (op == OP_UPSERT && str)
         op = OP_SET; /* upsert is for fixed-size values */
       if (op == OP_SET) {
-        rc = edgert_dict_set(d, kr, vr);
+        rc = (hasher && (opb & 0x40)) ? edgert_dict_set_hashed(d, kr, key_hash(&k), vr)
+                                      : edgert_dict_set(d, kr, vr);
+      } else if (opb & 0x40) {
+        /* Probe, then insert at the probed slot (or update in place). */
+        edgert_dict_probe_t pr;
+        int64_t *slot = edgert_dict_probe_i64_inline(edgert_dict_view(d), k.ik, &pr);
+        FUZZ_CHECK((slot != NULL) == (at >= 0));
+        int inserted = at < 0, err = 0;
+        if (slot == NULL)
+          slot = edgert_dict_insert_i64_probed(d, k.ik, &pr, &err);
+        if (slot == NULL) {
+          rc = err;
+          FUZZ_CHECK(rc < 0);
+        } else {
+          if (inserted)
+            FUZZ_CHECK(*slot == 0);
+          *slot = v.iv;
+        }
       } else {
         int inserted = -1, err = 0;
         int64_t *slot = edgert_dict_upsert_i64(d, k.ik, &inserted, &err);
@@ -282,8 +327,10 @@ static void run(fuzz_in_t *in, int str) {
     case OP_POP: {
       cval_t out;
       memset(&out, 0, sizeof out);
-      rc = op == OP_DEL ? edgert_dict_del(d, kr)
-                        : edgert_dict_pop(d, kr, str ? (void *)&out.b : (void *)&out.i);
+      void *outp = str ? (void *)&out.b : (void *)&out.i;
+      rc = op == OP_DEL                  ? edgert_dict_del(d, kr)
+           : (hasher && (opb & 0x40))    ? edgert_dict_pop_hashed(d, kr, key_hash(&k), outp)
+                                         : edgert_dict_pop(d, kr, outp);
       if (rc == 0) {
         FUZZ_CHECK(at >= 0 && m.pins == 0);
         if (op == OP_POP) {
@@ -318,8 +365,12 @@ static void run(fuzz_in_t *in, int str) {
       FUZZ_CHECK((p != NULL) == (at >= 0) && p == q);
       if (p)
         check_value(&m, p, &m.e[at]);
-      if (!str)
+      if (!str) {
         FUZZ_CHECK(edgert_dict_find_i64(d, k.ik) == p);
+        FUZZ_CHECK(edgert_dict_find_i64_inline(edgert_dict_view(d), k.ik) == p);
+      }
+      if (hasher)
+        FUZZ_CHECK(edgert_dict_find_hashed(d, kr, key_hash(&k)) == p);
       FUZZ_CHECK(edgert_dict_version(d) == ver);
       break;
     }
@@ -760,7 +811,7 @@ int edgert_fuzz_containers(const uint8_t *data, size_t size) {
   if (mode & 2)
     run_list(&in, mode & 1);
   else
-    run(&in, mode & 1);
+    run(&in, mode & 1, (mode >> 2) % 3);
   return 0;
 }
 
