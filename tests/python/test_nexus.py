@@ -742,3 +742,17 @@ def test_latency_is_sampled_every_64th_call_with_nearest_rank_percentiles():
     assert lat["p50_ns"] == lat["min_ns"] and lat["p99_ns"] == lat["max_ns"]
     assert lat["mean_ns"] == pytest.approx((lat["min_ns"] + lat["max_ns"]) / 2)
     assert k.stats()["reference_latency"]["samples"] == 0
+
+
+def test_a_kernel_of_an_unloaded_module_falls_back():
+    ld = ModuleLoader()
+    ld.load(kernels_path(), CONTRACTS[0])
+    k = Nexus().register("affine", ld.function("nexus_affine"), affine, max_failures=2)
+    assert k(1.0) == 3.0 and k.stats()["compiled"] == 1
+    ld.unload()
+    assert k(2.0) == 5.0 and k(3.0) == 7.0  # the reference, after two failures
+    assert k.state == "quarantined" and k.stats()["failures"] == 2
+    k2 = Nexus().register("affine", k.compiled, affine, fallback_enabled=False)
+    with pytest.raises(CompiledModeFailure) as ei:
+        k2(1.0)
+    assert isinstance(ei.value.__cause__, edgert.ModuleUnloadedError)
