@@ -8,7 +8,9 @@ TypedList; drives a Nexus kernel through calls, swaps, rollbacks and a
 quarantine; runs guarded calls with fallback; and makes the error paths run
 (bad type names, wrong arguments, a tampered hash). The resident set size
 is sampled after a warm-up and at the end; the run fails if it grew by more
-than --max-growth-mib (default 4 MiB), or if any round gave a wrong result.
+than --max-growth-mib (default 4 MiB), if the process holds more file
+descriptors at the end than after the warm-up (every load opens a sealed
+memfd), or if any round gave a wrong result.
 
   PYTHONPATH=build/py EDGERT_FIXTURE_DIR=build/fixtures python3 tools/soak.py --seconds 120
 """
@@ -35,6 +37,10 @@ def rss_kib() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
 
 
 def fixture(name: str) -> str:
@@ -230,6 +236,7 @@ def main() -> int:
         rounds += 1
     gc.collect()
     rss_start = rss_kib()
+    fds_start = open_fds()
     t_start = time.monotonic()
     samples = [(0.0, rss_start)]
     next_sample = t_start + max(1.0, a.seconds / 10)
@@ -242,13 +249,15 @@ def main() -> int:
             next_sample = now + max(1.0, a.seconds / 10)
     gc.collect()
     rss_end = rss_kib()
+    fds_end = open_fds()
     samples.append((time.monotonic() - t_start, rss_end))
     elapsed = time.monotonic() - t0
     growth = (rss_end - rss_start) / 1024.0
     print(f"soak: {elapsed:.0f} s, {rounds} rounds ({', '.join(f'{k} {v}' for k, v in sorted(w.counts.items()))})")
     print("soak: RSS samples (s after warm-up: MiB): " + ", ".join(f"{t:.0f}: {r / 1024:.1f}" for t, r in samples))
     print(f"soak: RSS after {warmup:.0f} s warm-up {rss_start / 1024:.1f} MiB, at end {rss_end / 1024:.1f} MiB, growth {growth:+.2f} MiB (limit {a.max_growth_mib} MiB)")
-    ok = growth <= a.max_growth_mib
+    print(f"soak: open file descriptors after warm-up {fds_start}, at end {fds_end}")
+    ok = growth <= a.max_growth_mib and fds_end <= fds_start
     print(f"soak: {1 if ok else 0} passed, {0 if ok else 1} failed")
     return 0 if ok else 1
 
