@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,6 +36,20 @@ typedef union {
   unsigned char bytes[16];
 } ret_t;
 #define THREADS 4
+
+/* Open file descriptors of this process (every load holds a sealed memfd
+ * until its mapping goes: none may outlive the modules). */
+static int open_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  assert_non_null(d);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n;
+}
 
 static double now(void) {
   struct timespec ts;
@@ -143,6 +158,7 @@ static char *sha_of_kernels(void) {
 
 static void threads_load_bind_call_and_unload_at_once(void **state) {
   (void)state;
+  int fds = open_fds();
   long live = edgert_test_failalloc_live();
   char *sha = sha_of_kernels();
   churn_t t[THREADS];
@@ -169,6 +185,7 @@ static void threads_load_bind_call_and_unload_at_once(void **state) {
   print_message("stress: %ld load/bind/call/unload rounds, %ld calls in %d "
                 "threads\n", rounds, calls, THREADS);
   assert_int_equal(edgert_test_failalloc_live(), live);
+  assert_int_equal(open_fds(), fds);
 }
 
 /* ---- many threads calling one module while it is unloaded ----------------- */
@@ -210,6 +227,7 @@ static void *caller(void *arg) {
 
 static void unload_races_calls_safely(void **state) {
   (void)state;
+  int fds = open_fds();
   long live = edgert_test_failalloc_live();
   double until = now() + budget();
   long rounds = 0, ok = 0, unloaded = 0;
@@ -245,6 +263,7 @@ static void unload_races_calls_safely(void **state) {
                 "%ld refused as unloaded\n", rounds, ok, unloaded);
   assert_true(unloaded >= rounds); /* every caller saw the unload */
   assert_int_equal(edgert_test_failalloc_live(), live);
+  assert_int_equal(open_fds(), fds);
 }
 
 /* ---- one module, threads binding and calling it at once ------------------- */
@@ -286,6 +305,7 @@ static void *binder(void *arg) {
 
 static void threads_bind_one_module_at_once(void **state) {
   (void)state;
+  int fds = open_fds();
   long live = edgert_test_failalloc_live();
   edgert_module_t *m = NULL;
   assert_int_equal(edgert_module_load(KERNELS, NULL, &m), 0);
@@ -308,6 +328,7 @@ static void threads_bind_one_module_at_once(void **state) {
   edgert_module_free(m);
   print_message("stress: %ld concurrent binds of one module\n", binds);
   assert_int_equal(edgert_test_failalloc_live(), live);
+  assert_int_equal(open_fds(), fds);
 }
 
 
@@ -361,6 +382,7 @@ static void *nexus_caller(void *arg) {
 
 static void nexus_swaps_and_rollbacks_under_calls(void **state) {
   (void)state;
+  int fds = open_fds();
   long live = edgert_test_failalloc_live();
   atomic_store(&released, 0);
   edgert_module_t *m = NULL;
@@ -427,6 +449,7 @@ static void nexus_swaps_and_rollbacks_under_calls(void **state) {
   print_message("stress: %ld nexus calls in %d threads across %ld swaps and "
                 "%ld rollbacks\n", calls, THREADS - 1, swaps, rollbacks);
   assert_int_equal(edgert_test_failalloc_live(), live);
+  assert_int_equal(open_fds(), fds);
 }
 
 static int setup(void **state) {
