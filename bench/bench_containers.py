@@ -142,6 +142,33 @@ def _cache_rows() -> List[Row]:
     return rows
 
 
+def _c_cache_rows() -> List[Row]:
+    """The inline cache from a C host (tests/fixtures/linked/
+    containers_cachebench.c times edgert_dict_find on str keys in C):
+    there a hit skips hashing the key, so it must earn its place on hot keys
+    and stand aside (AUTO) on random ones."""
+    path = _fixture("libcontainers_cachebench")
+    if path is None:
+        return []
+    lib = ctypes.CDLL(path)
+    lib.cache_bench.restype = ctypes.c_double
+    lib.cache_bench.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_size_t, ctypes.c_size_t,
+                                ctypes.c_size_t]
+    off, on, auto = 0, 1, 2
+    rows = []
+    for hot, name, target in ((1, "hot keys", "<= 1.0x"), (0, "random keys", "<= 1.05x")):
+        runs = {m: [] for m in (off, auto, on)}
+        for _ in range(max(common.REPEAT, 5)):
+            for m in runs:
+                runs[m].append(lib.cache_bench(m, hot, 100_000, 1_000_000, 32))
+        med = {m: statistics.median(v) for m, v in runs.items()}
+        rows.append(Row(GROUP + "-cache", f"C find str[32], cache auto vs off, {name}", med[auto],
+                        "cache off", med[off], target))
+        rows.append(Row(GROUP + "-cache", f"C find str[32], cache on vs off, {name}", med[on],
+                        "cache off", med[off], None, note="(info)"))
+    return rows
+
+
 def _list_rows() -> List[Row]:
     import numpy as np
     rows = []
@@ -229,6 +256,7 @@ def run() -> List[Row]:
     rows += _dict_rows(1_000_000)
     rows.append(_get_many_row())
     rows += _cache_rows()
+    rows += _c_cache_rows()
     rows += _list_rows()
     rows += _numba_rows()
     return rows

@@ -32,7 +32,9 @@
 #define CACHE_IDLE 65536u
 
 typedef struct {
-  uint64_t tag;
+  uint64_t tag;       /* the key's hash (or the caller's tag) */
+  const char *kdata;  /* str/bytes keys: where the caller's key bytes were */
+  size_t klen;
   uint32_t entry;
 } ring_slot_t;
 
@@ -443,10 +445,34 @@ static inline ptrdiff_t cache_lookup(edgert_dict_t *d, const void *key, uint64_t
   return -1;
 }
 
+/* str/bytes keys from C: a lookup whose key bytes sit where a recent
+ * one's did (a constant, a reused buffer) is checked against that entry
+ * before anything is hashed; the bytes are compared, so a buffer that
+ * changed in between is simply a miss. */
+static inline ptrdiff_t cache_lookup_bytes(edgert_dict_t *d, const edgert_bytes_t *key) {
+  if (d->ring_version != d->v.version) {
+    for (unsigned r = 0; r < EDGERT_DICT_CACHE_SLOTS; r++)
+      d->ring[r].entry = RING_EMPTY;
+    d->ring_version = d->v.version;
+    return -1;
+  }
+  for (unsigned r = 0; r < EDGERT_DICT_CACHE_SLOTS; r++) {
+    if (d->ring[r].kdata == key->data && d->ring[r].klen == key->len &&
+        d->ring[r].entry != RING_EMPTY && key_eq(d, d->ring[r].entry, key, 0, 0)) {
+      d->hits++;
+      d->window_hits++;
+      cache_adapt(d);
+      return (ptrdiff_t)d->ring[r].entry;
+    }
+  }
+  return -1;
+}
+
 static inline void cache_store(edgert_dict_t *d, uint64_t tag, ptrdiff_t e) {
   d->misses++;
   if (e >= 0) {
     d->ring[d->ring_next].tag = tag;
+    d->ring[d->ring_next].kdata = NULL;
     d->ring[d->ring_next].entry = (uint32_t)e;
     d->ring_next = (d->ring_next + 1) % EDGERT_DICT_CACHE_SLOTS;
   }
@@ -488,6 +514,21 @@ static inline ptrdiff_t find_entry(edgert_dict_t *d, const void *key, uint64_t t
         return e;
       e = probe(d, key, hash_key(d, key), NULL);
       cache_store(d, tag, e);
+      return e;
+    }
+    if (d->kvar) {
+      const edgert_bytes_t *b = key;
+      ptrdiff_t e = cache_lookup_bytes(d, b);
+      if (e >= 0)
+        return e;
+      unsigned slot = d->ring_next;
+      uint64_t h = hash_key(d, key);
+      e = probe(d, key, h, NULL);
+      cache_store(d, h, e);
+      if (e >= 0) {
+        d->ring[slot].kdata = b->data;
+        d->ring[slot].klen = b->len;
+      }
       return e;
     }
     uint64_t h = hash_key(d, key);

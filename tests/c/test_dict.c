@@ -452,6 +452,38 @@ static void a_host_hash_serves_hashed_lookups(void **state) {
   edgert_dict_free(d);
 }
 
+static void repeated_key_buffers_hit_the_cache_without_hashing(void **state) {
+  (void)state;
+  edgert_dict_t *d = new_dict(EDGERT_KIND_STR, EDGERT_KIND_INT64);
+  assert_int_equal(edgert_dict_set_hasher(d, fnv, NULL), 0);
+  char buf[32];
+  for (int64_t n = 0; n < 100; n++) {
+    snprintf(buf, sizeof buf, "key-%lld", (long long)n);
+    edgert_bytes_t k = B(buf);
+    assert_int_equal(edgert_dict_set(d, &k, &n), 0);
+  }
+  assert_int_equal(edgert_dict_set_cache(d, EDGERT_DICT_CACHE_ON), 0);
+  char a[] = "key-7", b[] = "key-42";
+  edgert_bytes_t ka = B(a), kb = B(b);
+  fnv_calls = 0;
+  for (int r = 0; r < 50; r++) {
+    assert_int_equal(*(int64_t *)edgert_dict_find(d, &ka), 7);
+    assert_int_equal(*(int64_t *)edgert_dict_find(d, &kb), 42);
+  }
+  assert_int_equal(fnv_calls, 2); /* hashed once each; the rest were hits */
+  edgert_dict_cache_stats_t st;
+  edgert_dict_cache_stats(d, &st);
+  assert_int_equal(st.hits, 98);
+  assert_int_equal(st.misses, 2);
+  /* Same buffer, new content: compared, so a miss with the right answer. */
+  memcpy(a, "key-8", 5);
+  assert_int_equal(*(int64_t *)edgert_dict_find(d, &ka), 8);
+  memcpy(a, "nokey", 5);
+  assert_null(edgert_dict_find(d, &ka));
+  assert_int_equal(fnv_calls, 4);
+  edgert_dict_free(d);
+}
+
 /* ---- allocation failures: nothing changes, nothing leaks ----------------- */
 
 static void *setup_str_dict(void) {
@@ -546,6 +578,7 @@ int main(void) {
       cmocka_unit_test(batches_get_and_set_many),
       cmocka_unit_test(custom_keys_compare_bitwise),
       cmocka_unit_test(a_host_hash_serves_hashed_lookups),
+      cmocka_unit_test(repeated_key_buffers_hit_the_cache_without_hashing),
       cmocka_unit_test(the_inline_cache_hits_on_repeats_and_stands_aside_otherwise),
       cmocka_unit_test(allocation_failures_change_nothing),
       cmocka_unit_test(memory_per_int_float_entry_is_compact),
