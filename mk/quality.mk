@@ -4,6 +4,7 @@
 #   make test-sanitize  C suites (leak detection on) and the Python suite on an
 #                       ASan+UBSan build in $(ASAN_BUILD)
 #   make test-valgrind  the C suites under valgrind memcheck (plain build in $(VALGRIND_BUILD))
+#   make test-tsan      the C suites under ThreadSanitizer (build-tsan)
 #   make fuzz           each libFuzzer harness for FUZZ_SECONDS on a copy of its seed corpus
 #   make soak           tools/soak.py: a mixed workload for SOAK_SECONDS, RSS checked
 # Figures these produce are collected in docs/reliability.md.
@@ -45,7 +46,7 @@ SAN_ENV_PY := EDGERT_SANITIZED=1 \
   EDGERT_FIXTURE_DIR=$(CURDIR)/$(ASAN_BUILD)/fixtures \
   EDGERT_BUILD_DIR=$(CURDIR)/$(ASAN_BUILD)
 
-.PHONY: deps-quality deps-valgrind deps-fuzz test-sanitize test-sanitize-c test-sanitize-py \
+.PHONY: deps-quality deps-valgrind deps-fuzz test-tsan test-sanitize test-sanitize-c test-sanitize-py \
         build-asan test-valgrind build-fuzz fuzz fuzz-regress soak
 
 # Installs the Debian packages in $(1) that are missing (apt-get, as root or
@@ -114,6 +115,25 @@ test-valgrind: deps deps-valgrind $(VALGRIND_BUILD)/CMakeCache.txt
 	echo "valgrind took $$(( $$(date +%s) - start )) s$${failed:+; failed:$$failed}"; \
 	echo "valgrind: $$pass passed, $$fail failed"; \
 	test $$fail = 0
+
+# ---- ThreadSanitizer ----------------------------------------------------------
+# The C suites (the threaded stress cases included) built with -fsanitize=thread.
+# test_guard is left out: TSan defers signals and instruments the deliberate
+# faults, which breaks the containment tests' premises (not a race).
+TSAN_BUILD   ?= build-tsan
+TSAN_EXCLUDE ?= ^test_guard$$
+
+$(TSAN_BUILD)/CMakeCache.txt:
+	cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DEDGERT_WERROR=$(WERROR) -DEDGERT_BUILD_PYTHON=OFF -DEDGERT_BUILD_BENCH=OFF \
+	  -DEDGERT_BUILD_EXAMPLES=OFF \
+	  "-DCMAKE_C_FLAGS=-fsanitize=thread -fno-omit-frame-pointer" \
+	  -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread -DCMAKE_SHARED_LINKER_FLAGS=-fsanitize=thread
+
+test-tsan: deps $(TSAN_BUILD)/CMakeCache.txt
+	cmake --build $(TSAN_BUILD) -j $(JOBS)
+	cd $(TSAN_BUILD) && EDGERT_SANITIZED=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  ctest --output-on-failure -j $(JOBS) -E '$(TSAN_EXCLUDE)'
 
 # ---- fuzzing ----------------------------------------------------------------
 $(FUZZ_BUILD)/CMakeCache.txt:
