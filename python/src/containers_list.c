@@ -244,10 +244,7 @@ static PyObject *tl_item(TypedListObject *self, Py_ssize_t i) {
 
 static PyObject *tl_slice(TypedListObject *self, Py_ssize_t start, Py_ssize_t step,
                           Py_ssize_t n) {
-  TypedListObject *r = tl_alloc(Py_TYPE(self) == &EdgertPy_TypedListType
-                                    ? &EdgertPy_TypedListType
-                                    : &EdgertPy_TypedListType,
-                                &self->e, (size_t)n);
+  TypedListObject *r = tl_alloc(&EdgertPy_TypedListType, &self->e, (size_t)n);
   if (r == NULL)
     return NULL;
   int rc;
@@ -630,10 +627,17 @@ static PyObject *tl_index(TypedListObject *self, PyObject *const *args, Py_ssize
     return NULL;
   }
   Py_ssize_t n = (Py_ssize_t)edgert_list_len(self->l), start = 0, stop = PY_SSIZE_T_MAX;
-  if (nargs > 1 && !_PyEval_SliceIndexNotNone(args[1], &start))
-    return NULL;
-  if (nargs > 2 && !_PyEval_SliceIndexNotNone(args[2], &stop))
-    return NULL;
+  for (Py_ssize_t a = 1; a < nargs; a++) {
+    if (!PyIndex_Check(args[a])) {
+      PyErr_SetString(PyExc_TypeError,
+                      "slice indices must be integers or have an __index__ method");
+      return NULL;
+    }
+    Py_ssize_t v = PyNumber_AsSsize_t(args[a], NULL); /* clamps, as list.index does */
+    if (v == -1 && PyErr_Occurred())
+      return NULL;
+    *(a == 1 ? &start : &stop) = v;
+  }
   if (start < 0) {
     start += n;
     if (start < 0)

@@ -62,6 +62,37 @@ def test_every_builtin_type_round_trips():
     assert TypedDict(int, float).value_type is float
 
 
+def test_str_and_bytes_keys_agree_across_every_path():
+    # Keys inserted one way must be found every other way: single sets use
+    # the str's own hash, update/set_many hash the stored UTF-8 in C.
+    keys = ["plain", "", "ключ", "日本語", "\U0001f600x", "a" * 100, "caf\u00e9"]
+    one = TypedDict(str, int)
+    for i, k in enumerate(keys):
+        one[k] = i
+    batch = TypedDict(str, int)
+    batch.update({k: i for i, k in enumerate(keys)})
+    many = TypedDict(str, int)
+    many.set_many(keys, list(range(len(keys))))
+    for td in (one, batch, many):
+        assert [td[k] for k in keys] == list(range(len(keys)))
+        assert all(k in td for k in keys) and "nope" not in td
+        assert td == dict(zip(keys, range(len(keys))))
+
+    class S(str):
+        def __hash__(self):
+            return 1
+
+    assert one[S("ключ")] == 2  # a str subclass is looked up by its text
+    bk = [b"", b"\x00\xff", b"bytes" * 20]
+    b1 = TypedDict(bytes, int, {k: i for i, k in enumerate(bk)})
+    b2 = TypedDict(bytes, int)
+    for i, k in enumerate(bk):
+        b2[k] = i
+    assert b1 == b2 and [b1[k] for k in bk] == [0, 1, 2]
+    del b1[b"\x00\xff"]
+    assert b"\x00\xff" not in b1 and len(b1) == 2
+
+
 def test_wrong_types_raise_type_error_and_change_nothing():
     td = TypedDict(int, float, {1: 1.0})
     before, version = dict(td), td.version
