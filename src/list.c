@@ -1,7 +1,7 @@
 /*
  * list.c: the typed list.
  *
- * Invariants: `data` holds `cap` slots of `isz` bytes, the first `len` of
+ * Invariants: `data` holds `cap` slots of `itemsize` bytes, the first `len` of
  * them elements (len <= cap; data is NULL only when cap == 0). The list owns
  * the data of every str/bytes element it holds, and nothing beyond `len`.
  * While pins > 0 neither `data` nor `len` changes. Every failing operation
@@ -13,11 +13,11 @@
 #include <string.h>
 
 struct edgert_list_s {
+  edgert_list_view_t v; /* first: data, len, itemsize, for inline readers */
   const edgert_type_t *type;
   edgert_kind_t kind;
   int var; /* str/bytes */
-  size_t isz, len, cap;
-  unsigned char *data;
+  size_t cap;
   unsigned pins;
   size_t heap_bytes;
 };
@@ -33,7 +33,7 @@ int edgert_list_new(const edgert_type_t *item_type, size_t reserve, edgert_list_
   l->type = item_type;
   l->kind = edgert_type_kind(item_type);
   l->var = l->kind == EDGERT_KIND_STR || l->kind == EDGERT_KIND_BYTES;
-  l->isz = edgert_type_size(item_type);
+  l->v.itemsize = edgert_type_size(item_type);
   if (reserve > 0) {
     int rc = edgert_list_reserve(l, reserve);
     if (rc < 0) {
@@ -49,7 +49,7 @@ static void release_range(edgert_list_t *l, size_t from, size_t to) {
   if (!l->var)
     return;
   for (size_t i = from; i < to; i++) {
-    edgert_bytes_t *b = (edgert_bytes_t *)(void *)(l->data + i * l->isz);
+    edgert_bytes_t *b = (edgert_bytes_t *)(void *)(l->v.data + i * l->v.itemsize);
     l->heap_bytes -= b->data ? b->len + 1 : 0;
     edgert_bytes_release(b);
   }
@@ -58,31 +58,32 @@ static void release_range(edgert_list_t *l, size_t from, size_t to) {
 void edgert_list_free(edgert_list_t *l) {
   if (l == NULL)
     return;
-  release_range(l, 0, l->len);
-  edgert__free(l->data);
+  release_range(l, 0, l->v.len);
+  edgert__free(l->v.data);
   edgert__free(l);
 }
 
+const edgert_list_view_t *edgert_list_view(const edgert_list_t *l) { return &l->v; }
 const edgert_type_t *edgert_list_type(const edgert_list_t *l) { return l->type; }
-size_t edgert_list_len(const edgert_list_t *l) { return l->len; }
+size_t edgert_list_len(const edgert_list_t *l) { return l->v.len; }
 size_t edgert_list_capacity(const edgert_list_t *l) { return l->cap; }
-size_t edgert_list_itemsize(const edgert_list_t *l) { return l->isz; }
+size_t edgert_list_itemsize(const edgert_list_t *l) { return l->v.itemsize; }
 size_t edgert_list_memory(const edgert_list_t *l) {
-  return sizeof *l + l->cap * l->isz + l->heap_bytes;
+  return sizeof *l + l->cap * l->v.itemsize + l->heap_bytes;
 }
-void *edgert_list_data(edgert_list_t *l) { return l->data; }
+void *edgert_list_data(edgert_list_t *l) { return l->v.data; }
 void *edgert_list_at(edgert_list_t *l, size_t i) {
-  return i < l->len ? l->data + i * l->isz : NULL;
+  return i < l->v.len ? l->v.data + i * l->v.itemsize : NULL;
 }
 
 /* Sets the capacity to exactly `cap` (>= len). */
 static int set_capacity(edgert_list_t *l, size_t cap) {
   if (cap > LIST_MAX_LEN)
     return edgert__error(EDGERT_ELIMIT, "list: %zu elements is more than a list holds", cap);
-  void *p = edgert__realloc(l->data, cap * l->isz);
+  void *p = edgert__realloc(l->v.data, cap * l->v.itemsize);
   if (p == NULL)
     return edgert__error(EDGERT_ENOMEM, "list: out of memory growing to %zu elements", cap);
-  l->data = p;
+  l->v.data = p;
   l->cap = cap;
   return 0;
 }
@@ -120,17 +121,17 @@ static int copy_bytes(edgert_bytes_t *dst, const edgert_bytes_t *src) {
 }
 
 int edgert_list_get(const edgert_list_t *l, size_t i, void *out) {
-  if (i >= l->len)
-    return edgert__error(EDGERT_ERANGE, "list index %zu out of range (length %zu)", i, l->len);
-  memcpy(out, l->data + i * l->isz, l->isz);
+  if (i >= l->v.len)
+    return edgert__error(EDGERT_ERANGE, "list index %zu out of range (length %zu)", i, l->v.len);
+  memcpy(out, l->v.data + i * l->v.itemsize, l->v.itemsize);
   return 0;
 }
 
 int edgert_list_set(edgert_list_t *l, size_t i, const void *value) {
-  if (i >= l->len)
+  if (i >= l->v.len)
     return edgert__error(EDGERT_ERANGE, "list assignment index %zu out of range (length %zu)",
-                         i, l->len);
-  unsigned char *slot = l->data + i * l->isz;
+                         i, l->v.len);
+  unsigned char *slot = l->v.data + i * l->v.itemsize;
   if (l->var) {
     edgert_bytes_t nb;
     if (copy_bytes(&nb, value) < 0)
@@ -141,32 +142,32 @@ int edgert_list_set(edgert_list_t *l, size_t i, const void *value) {
     *old = nb;
     l->heap_bytes += nb.len + 1;
   } else {
-    memmove(slot, value, l->isz);
+    memmove(slot, value, l->v.itemsize);
   }
   return 0;
 }
 
 int edgert_list_append(edgert_list_t *l, const void *value) {
-  if (EDGERT__LIKELY(l->len < l->cap && !l->var && !l->pins)) {
-    memcpy(l->data + l->len * l->isz, value, l->isz);
-    l->len++;
+  if (EDGERT__LIKELY(l->v.len < l->cap && !l->var && !l->pins)) {
+    memcpy(l->v.data + l->v.len * l->v.itemsize, value, l->v.itemsize);
+    l->v.len++;
     return 0;
   }
-  return edgert_list_splice(l, l->len, 0, value, 1);
+  return edgert_list_splice(l, l->v.len, 0, value, 1);
 }
 
 int edgert_list_insert(edgert_list_t *l, size_t i, const void *value) {
-  if (i > l->len)
-    i = l->len;
+  if (i > l->v.len)
+    i = l->v.len;
   return edgert_list_splice(l, i, 0, value, 1);
 }
 
 int edgert_list_pop(edgert_list_t *l, size_t i, void *out) {
-  if (i >= l->len)
-    return edgert__error(EDGERT_ERANGE, "pop index %zu out of range (length %zu)", i, l->len);
+  if (i >= l->v.len)
+    return edgert__error(EDGERT_ERANGE, "pop index %zu out of range (length %zu)", i, l->v.len);
   if (l->pins)
     return edgert__error(EDGERT_EBUSY, "list: cannot resize while its buffer is exported");
-  unsigned char *slot = l->data + i * l->isz;
+  unsigned char *slot = l->v.data + i * l->v.itemsize;
   if (l->var) {
     edgert_bytes_t *b = (edgert_bytes_t *)(void *)slot;
     l->heap_bytes -= b->data ? b->len + 1 : 0;
@@ -175,45 +176,45 @@ int edgert_list_pop(edgert_list_t *l, size_t i, void *out) {
     else
       edgert_bytes_release(b);
   } else if (out) {
-    memcpy(out, slot, l->isz);
+    memcpy(out, slot, l->v.itemsize);
   }
-  memmove(slot, slot + l->isz, (l->len - i - 1) * l->isz);
-  l->len--;
+  memmove(slot, slot + l->v.itemsize, (l->v.len - i - 1) * l->v.itemsize);
+  l->v.len--;
   return 0;
 }
 
 int edgert_list_splice(edgert_list_t *l, size_t start, size_t count, const void *items,
                        size_t n) {
-  if (start > l->len || count > l->len - start)
+  if (start > l->v.len || count > l->v.len - start)
     return edgert__error(EDGERT_ERANGE, "list splice [%zu, %zu) out of range (length %zu)",
-                         start, start + count, l->len);
+                         start, start + count, l->v.len);
   if (n != count && l->pins)
     return edgert__error(EDGERT_EBUSY, "list: cannot resize while its buffer is exported");
-  if (n > LIST_MAX_LEN || l->len - count > LIST_MAX_LEN - n)
+  if (n > LIST_MAX_LEN || l->v.len - count > LIST_MAX_LEN - n)
     return edgert__error(EDGERT_ELIMIT, "list: too many elements");
-  size_t newlen = l->len - count + n;
+  size_t newlen = l->v.len - count + n;
   /* Everything that can fail first: the new elements' own copy (needed
    * for str/bytes data, and when `items` points into this list), then room. */
   unsigned char *tmp = NULL;
   const unsigned char *src = items;
-  int overlaps = n > 0 && l->data != NULL && src < l->data + l->cap * l->isz &&
-                 src + n * l->isz > l->data;
+  int overlaps = n > 0 && l->v.data != NULL && src < l->v.data + l->cap * l->v.itemsize &&
+                 src + n * l->v.itemsize > l->v.data;
   if (n > 0 && (l->var || overlaps)) {
-    tmp = edgert__malloc(n * l->isz);
+    tmp = edgert__malloc(n * l->v.itemsize);
     if (tmp == NULL)
       return edgert__error(EDGERT_ENOMEM, "list: out of memory copying %zu elements", n);
     if (l->var) {
       for (size_t k = 0; k < n; k++) {
-        if (copy_bytes((edgert_bytes_t *)(void *)(tmp + k * l->isz),
-                       (const edgert_bytes_t *)(const void *)(src + k * l->isz)) < 0) {
+        if (copy_bytes((edgert_bytes_t *)(void *)(tmp + k * l->v.itemsize),
+                       (const edgert_bytes_t *)(const void *)(src + k * l->v.itemsize)) < 0) {
           for (size_t j = 0; j < k; j++)
-            edgert_bytes_release((edgert_bytes_t *)(void *)(tmp + j * l->isz));
+            edgert_bytes_release((edgert_bytes_t *)(void *)(tmp + j * l->v.itemsize));
           edgert__free(tmp);
           return EDGERT_ENOMEM;
         }
       }
     } else {
-      memcpy(tmp, src, n * l->isz);
+      memcpy(tmp, src, n * l->v.itemsize);
     }
     src = tmp;
   }
@@ -222,21 +223,21 @@ int edgert_list_splice(edgert_list_t *l, size_t start, size_t count, const void 
     if (rc < 0) {
       if (l->var)
         for (size_t j = 0; j < n; j++)
-          edgert_bytes_release((edgert_bytes_t *)(void *)(tmp + j * l->isz));
+          edgert_bytes_release((edgert_bytes_t *)(void *)(tmp + j * l->v.itemsize));
       edgert__free(tmp);
       return rc;
     }
   }
   release_range(l, start, start + count);
   if (n != count)
-    memmove(l->data + (start + n) * l->isz, l->data + (start + count) * l->isz,
-            (l->len - start - count) * l->isz);
+    memmove(l->v.data + (start + n) * l->v.itemsize, l->v.data + (start + count) * l->v.itemsize,
+            (l->v.len - start - count) * l->v.itemsize);
   if (n > 0)
-    memcpy(l->data + start * l->isz, src, n * l->isz);
+    memcpy(l->v.data + start * l->v.itemsize, src, n * l->v.itemsize);
   if (l->var)
     for (size_t k = 0; k < n; k++)
-      l->heap_bytes += ((edgert_bytes_t *)(void *)(l->data + (start + k) * l->isz))->len + 1;
-  l->len = newlen;
+      l->heap_bytes += ((edgert_bytes_t *)(void *)(l->v.data + (start + k) * l->v.itemsize))->len + 1;
+  l->v.len = newlen;
   edgert__free(tmp);
   return 0;
 }
@@ -244,21 +245,21 @@ int edgert_list_splice(edgert_list_t *l, size_t start, size_t count, const void 
 int edgert_list_clear(edgert_list_t *l) {
   if (l->pins)
     return edgert__error(EDGERT_EBUSY, "list: cannot resize while its buffer is exported");
-  release_range(l, 0, l->len);
-  edgert__free(l->data);
-  l->data = NULL;
-  l->len = l->cap = 0;
+  release_range(l, 0, l->v.len);
+  edgert__free(l->v.data);
+  l->v.data = NULL;
+  l->v.len = l->cap = 0;
   return 0;
 }
 
 int edgert_list_reverse(edgert_list_t *l) {
   unsigned char buf[64];
-  if (l->len < 2)
+  if (l->v.len < 2)
     return 0;
-  for (size_t i = 0, j = l->len - 1; i < j; i++, j--) {
-    unsigned char *a = l->data + i * l->isz, *b = l->data + j * l->isz;
-    for (size_t off = 0; off < l->isz; off += sizeof buf) {
-      size_t n = l->isz - off < sizeof buf ? l->isz - off : sizeof buf;
+  for (size_t i = 0, j = l->v.len - 1; i < j; i++, j--) {
+    unsigned char *a = l->v.data + i * l->v.itemsize, *b = l->v.data + j * l->v.itemsize;
+    for (size_t off = 0; off < l->v.itemsize; off += sizeof buf) {
+      size_t n = l->v.itemsize - off < sizeof buf ? l->v.itemsize - off : sizeof buf;
       memcpy(buf, a + off, n);
       memcpy(a + off, b + off, n);
       memcpy(b + off, buf, n);
@@ -303,27 +304,27 @@ int edgert_list_sort(edgert_list_t *l, int descending) {
       l->kind != EDGERT_KIND_BOOL)
     return edgert__error(EDGERT_ETYPE, "list: sort needs int64, float64 or bool elements, not %s",
                          edgert_type_name(l->type));
-  if (l->len < 2)
+  if (l->v.len < 2)
     return 0;
-  void *tmp = edgert__malloc(l->len * l->isz);
+  void *tmp = edgert__malloc(l->v.len * l->v.itemsize);
   if (tmp == NULL)
-    return edgert__error(EDGERT_ENOMEM, "list: out of memory sorting %zu elements", l->len);
+    return edgert__error(EDGERT_ENOMEM, "list: out of memory sorting %zu elements", l->v.len);
   if (l->kind == EDGERT_KIND_INT64)
-    sort_i64((int64_t *)(void *)l->data, tmp, l->len, descending);
+    sort_i64((int64_t *)(void *)l->v.data, tmp, l->v.len, descending);
   else if (l->kind == EDGERT_KIND_FLOAT64)
-    sort_f64((double *)(void *)l->data, tmp, l->len, descending);
+    sort_f64((double *)(void *)l->v.data, tmp, l->v.len, descending);
   else
-    sort_u8(l->data, tmp, l->len, descending);
+    sort_u8(l->v.data, tmp, l->v.len, descending);
   edgert__free(tmp);
   return 0;
 }
 
 int edgert_list_copy(const edgert_list_t *l, edgert_list_t **out) {
   edgert_list_t *c;
-  int rc = edgert_list_new(l->type, l->len, &c);
+  int rc = edgert_list_new(l->type, l->v.len, &c);
   if (rc < 0)
     return rc;
-  rc = edgert_list_splice(c, 0, 0, l->data, l->len);
+  rc = edgert_list_splice(c, 0, 0, l->v.data, l->v.len);
   if (rc < 0) {
     edgert_list_free(c);
     return rc;

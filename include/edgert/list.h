@@ -30,6 +30,18 @@ extern "C" {
 
 typedef struct edgert_list_s edgert_list_t;
 
+/*
+ * What a host reads without a call: the element array, its length and the
+ * element size, kept current by the list (edgert_list_view() returns the
+ * same pointer for the list's whole life). Read-only.
+ */
+typedef struct edgert_list_view_s {
+  unsigned char *data; /* NULL while no storage is allocated */
+  size_t len;
+  size_t itemsize;
+} edgert_list_view_t;
+EDGERT_EXTERN const edgert_list_view_t *edgert_list_view(const edgert_list_t *l);
+
 /* A new empty list with room for `reserve` elements. 0 with *out set,
  * EDGERT_EINVAL (NULL arguments) or EDGERT_ENOMEM. */
 EDGERT_EXTERN int edgert_list_new(const edgert_type_t *item_type, size_t reserve,

@@ -15,6 +15,7 @@
 
 typedef struct {
   PyObject_HEAD edgert_list_t *l;
+  const edgert_list_view_t *view; /* the core's data/len, read without calls */
   edgert_py_elem_t e;
   Py_ssize_t exports;
   Py_ssize_t shape[2], strides[2];
@@ -165,6 +166,7 @@ static TypedListObject *tl_alloc(PyTypeObject *type, const edgert_py_elem_t *e, 
       edgert_py_raise(rc);
       return NULL;
     }
+    self->view = edgert_list_view(self->l);
   }
   return self;
 }
@@ -228,7 +230,7 @@ static void tl_dealloc(TypedListObject *self) {
 /* ---- sequence protocol -------------------------------------------------- */
 
 static Py_ssize_t tl_length(TypedListObject *self) {
-  return self->l ? (Py_ssize_t)edgert_list_len(self->l) : 0;
+  return self->view ? (Py_ssize_t)self->view->len : 0;
 }
 
 static PyObject *tl_item(TypedListObject *self, Py_ssize_t i) {
@@ -270,15 +272,14 @@ static PyObject *tl_subscript(TypedListObject *self, PyObject *key) {
     Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
     if (i == -1 && PyErr_Occurred())
       return NULL;
-    Py_ssize_t n = (Py_ssize_t)edgert_list_len(self->l);
+    Py_ssize_t n = (Py_ssize_t)self->view->len;
     if (i < 0)
       i += n;
     if (i < 0 || i >= n) {
       PyErr_SetString(PyExc_IndexError, "TypedList index out of range");
       return NULL;
     }
-    const unsigned char *p = (const unsigned char *)edgert_list_data(self->l) +
-                             (size_t)i * self->e.size;
+    const unsigned char *p = self->view->data + (size_t)i * self->e.size;
     if (self->e.kind == EDGERT_KIND_FLOAT64)
       return edgert_py_box_float(&self->fbox, *(const double *)(const void *)p);
     if (self->e.kind == EDGERT_KIND_INT64)
@@ -1097,9 +1098,8 @@ static PyObject *tli_next(TypedListIterObject *it) {
   TypedListObject *self = it->list;
   if (self == NULL)
     return NULL;
-  if ((size_t)it->pos < edgert_list_len(self->l)) {
-    const unsigned char *p =
-        (const unsigned char *)edgert_list_data(self->l) + (size_t)it->pos++ * self->e.size;
+  if ((size_t)it->pos < self->view->len) {
+    const unsigned char *p = self->view->data + (size_t)it->pos++ * self->e.size;
     if (self->e.kind == EDGERT_KIND_FLOAT64)
       return edgert_py_box_float(&self->fbox, *(const double *)(const void *)p);
     return edgert_py_from_c(&self->e, p);
