@@ -468,6 +468,27 @@ static inline ptrdiff_t cache_lookup_bytes(edgert_dict_t *d, const edgert_bytes_
   return -1;
 }
 
+/* The ring for int64 keys: the hash and the key itself compared. */
+static inline ptrdiff_t cache_lookup_i64(edgert_dict_t *d, int64_t key, uint64_t h) {
+  if (d->ring_version != d->v.version) {
+    for (unsigned r = 0; r < EDGERT_DICT_CACHE_SLOTS; r++)
+      d->ring[r].entry = RING_EMPTY;
+    d->ring_version = d->v.version;
+    return -1;
+  }
+  const int64_t *keys = (const int64_t *)(const void *)d->v.keys;
+  for (unsigned r = 0; r < EDGERT_DICT_CACHE_SLOTS; r++) {
+    uint32_t e = d->ring[r].entry;
+    if (d->ring[r].tag == h && e != RING_EMPTY && keys[e] == key) {
+      d->hits++;
+      d->window_hits++;
+      cache_adapt(d);
+      return (ptrdiff_t)e;
+    }
+  }
+  return -1;
+}
+
 static inline void cache_store(edgert_dict_t *d, uint64_t tag, ptrdiff_t e) {
   d->misses++;
   if (e >= 0) {
@@ -595,7 +616,7 @@ void *edgert_dict_find_i64(edgert_dict_t *d, int64_t key) {
   uint64_t h = hash_u64((uint64_t)key);
   ptrdiff_t e;
   if (EDGERT__UNLIKELY(d->v.cache_active)) {
-    e = cache_lookup(d, &key, h);
+    e = cache_lookup_i64(d, key, h);
     if (e < 0) {
       e = probe_i64(d, key, h);
       cache_store(d, h, e);
