@@ -28,6 +28,14 @@ class TypedDictKeys(_abc.KeysView):
     def __iter__(self) -> Iterator[Any]:
         return iter(self._mapping)
 
+    def __contains__(self, key: object) -> bool:
+        # Set-like: a key of another type is simply not there (so set
+        # operations with mixed sets work as they do on dict views).
+        try:
+            return key in self._mapping
+        except TypeError:
+            return False
+
     def __repr__(self) -> str:
         return f"TypedDict.keys({list(self)!r})"
 

@@ -185,6 +185,8 @@ def test_views_are_set_like_and_live():
     assert isinstance(keys, collections.abc.KeysView)
     assert isinstance(values, collections.abc.ValuesView)
     assert keys & {"a", "z"} == {"a"}
+    assert keys & {1, "a"} == {"a"} and 1 not in keys  # as dict views: no TypeError
+    assert keys | {1} == {"a", "b", 1}
     assert ("a", 1) in items and ("a", 2) not in items and "a" not in items
     td["c"] = 3
     assert len(keys) == 3 and set(keys) == {"a", "b", "c"}
