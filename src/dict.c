@@ -18,6 +18,11 @@
  *  - the dict owns the data of every str/bytes key and value it holds;
  *  - `version` changes on every insert, delete and resize; the ring cache
  *    is valid only while ring_version == version;
+ *  - the view `v` (first member, read by the inline lookups in dict.h) is
+ *    the one copy of index, sizes, arrays, len and version: it is always
+ *    current;
+ *  - str/bytes key hashes come from the host's hasher when one is set
+ *    (only while empty), so every stored hash is of one function;
  *  - while pins > 0 no entry is added or removed and no array moves;
  *  - every failing operation leaves the dict as it was.
  */

@@ -17,14 +17,16 @@
  * Version tag: edgert_dict_version() changes on every insert of a new key,
  * every delete and every resize (not when an existing key's value is
  * replaced). Iterators record it and fail with EDGERT_ECHANGED when it
- * moved; the inline cache (a ring of the last EDGERT_DICT_CACHE_SLOTS hits,
- * keyed by hash) is invalidated by it.
+ * moved; the inline cache (a ring of the last EDGERT_DICT_CACHE_SLOTS
+ * lookups, keyed by hash and, for str/bytes keys, by where the caller's key
+ * bytes were) is invalidated by it.
  *
  * Pinning (edgert_dict_pin) keeps the values array where it is: while
  * pinned, anything that would add or remove an entry or reallocate fails
  * with EDGERT_EBUSY and changes nothing.
  *
- * No function here runs foreign code. A dict is not thread-safe: callers
+ * No function here runs foreign code, except a hasher the host installed
+ * with edgert_dict_set_hasher. A dict is not thread-safe: callers
  * serialize access (the Python binding does so with the GIL).
  */
 #ifndef EDGERT_DICT_H
