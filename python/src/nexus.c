@@ -272,8 +272,9 @@ static PyObject *compiled_failed(KernelObject *self, PyObject *const *args,
   if (quarantine)
     edgert_py_log(&nexus_log, EDGERT_PY_ERROR,
                   "kernel '%U' version %llu quarantined after %lu consecutive "
-                  "failures; calls go to the reference until reset()",
-                  self->name, (unsigned long long)number, self->consecutive);
+                  "failure%s; calls go to the reference until reset()",
+                  self->name, (unsigned long long)number, self->consecutive,
+                  self->consecutive == 1 ? "" : "s");
   if (self->fallback_enabled) {
     Py_DECREF(what);
     Py_DECREF(ev);
@@ -671,8 +672,8 @@ static PyObject *kernel_reset(KernelObject *self, PyObject *unused) {
   if (was == QUARANTINED)
     edgert_py_log(&nexus_log, EDGERT_PY_INFO,
                   "kernel '%U' reset: active again after %lu consecutive "
-                  "failures",
-                  self->name, consecutive);
+                  "failure%s",
+                  self->name, consecutive, consecutive == 1 ? "" : "s");
   Py_RETURN_NONE;
 }
 

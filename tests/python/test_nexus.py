@@ -756,3 +756,14 @@ def test_a_kernel_of_an_unloaded_module_falls_back():
     with pytest.raises(CompiledModeFailure) as ei:
         k2(1.0)
     assert isinstance(ei.value.__cause__, edgert.ModuleUnloadedError)
+
+
+def test_a_single_failure_quarantine_reads_naturally(caplog):
+    k = Nexus().register("once", Flaky(), affine, max_failures=1)
+    with caplog.at_level(logging.INFO, logger="edgert.nexus"):
+        k(1.0)
+        k.reset()
+    msgs = [r.getMessage() for r in caplog.records if r.name == "edgert.nexus"]
+    assert ("kernel 'once' version 1 quarantined after 1 consecutive failure; calls go to the "
+            "reference until reset()") in msgs
+    assert "kernel 'once' reset: active again after 1 consecutive failure" in msgs
