@@ -794,8 +794,17 @@ void *edgert_dict_insert_i64_probed(edgert_dict_t *d, int64_t key, const edgert_
   if (p != NULL && p->version == d->v.version && d->v.index != NULL && p->slot < d->v.icap &&
       d->v.index[p->slot] == 0 && d->kkind == EDGERT_KIND_INT64 && !d->vvar && !d->pins &&
       d->v.len + 1 <= d->ilimit && d->v.len + 1 <= d->ecap) {
-    size_t e = append_entry(d, &key, NULL, hash_u64((uint64_t)key), p->slot);
-    return d->v.values + e * d->v.vsize;
+    /* append_entry, specialized: int64 key, fixed-size zeroed value. */
+    size_t e = d->v.len++;
+    ((int64_t *)(void *)d->v.keys)[e] = key;
+    unsigned char *v = d->v.values + e * d->v.vsize;
+    if (d->v.vsize == 8)
+      memcpy(v, &(uint64_t){0}, 8);
+    else
+      memset(v, 0, d->v.vsize);
+    d->v.index[p->slot] = tag_of(d, hash_u64((uint64_t)key)) | (uint32_t)(e + 1);
+    d->v.version++;
+    return v;
   }
   return edgert_dict_upsert_i64(d, key, NULL, err);
 }

@@ -24,6 +24,7 @@ typedef struct {
    * than the ring (bench_containers.py measures both), so 'auto' never
    * makes a lookup slower. */
   int use_ring;
+  int int_float; /* int64 keys, float64 values, a core dict: the fast path */
   PyObject *weakreflist;
 } TypedDictObject;
 
@@ -212,6 +213,7 @@ static TypedDictObject *td_alloc(PyTypeObject *type, const edgert_py_elem_t *k,
       return NULL;
     }
     self->view = edgert_dict_view(self->d);
+    self->int_float = k->kind == EDGERT_KIND_INT64 && v->kind == EDGERT_KIND_FLOAT64;
     if (k->kind == EDGERT_KIND_STR)
       edgert_dict_set_hasher(self->d, py_str_hasher, NULL);
     else if (k->kind == EDGERT_KIND_BYTES)
@@ -408,6 +410,24 @@ static int td_delitem(TypedDictObject *self, PyObject *key) {
 }
 
 static int td_ass_subscript(TypedDictObject *self, PyObject *key, PyObject *value) {
+  int64_t k;
+  if (LIKELY(self->int_float && value != NULL && PyLong_CheckExact(key) &&
+             PyFloat_CheckExact(value) && edgert_py_exact_int64(key, &k))) {
+    /* td[int] = float in one probe: the inline probe finds the value, or
+     * the slot a new key goes to. */
+    edgert_dict_probe_t probe;
+    double *slot = edgert_dict_probe_i64_inline(self->view, k, &probe);
+    if (slot == NULL) {
+      int err = 0;
+      slot = edgert_dict_insert_i64_probed(self->d, k, &probe, &err);
+      if (slot == NULL) {
+        edgert_py_raise(err);
+        return -1;
+      }
+    }
+    *slot = PyFloat_AS_DOUBLE(value);
+    return 0;
+  }
   if (need_core(self) < 0)
     return -1;
   return value == NULL ? td_delitem(self, key) : td_setitem(self, key, value);
@@ -914,6 +934,7 @@ static PyObject *td_copy(TypedDictObject *self, PyObject *unused) {
   }
   r->view = edgert_dict_view(r->d);
   r->use_ring = self->use_ring;
+  r->int_float = self->int_float;
   return (PyObject *)r;
 }
 
