@@ -555,6 +555,40 @@ static void nexus_misuse_is_refused(void **state) {
   expect_error(edgert_guard_run(NULL, NULL, "nothing"), EDGERT_EINVAL, "edgert_guard_run: fn is NULL");
 }
 
+/* ---- NULL where a handle or an argument belongs ------------------------------- */
+
+static void null_arguments_are_refused_where_checked(void **state) {
+  (void)state;
+  ret_t out;
+  edgert_value_t v[2];
+  void *addr;
+  edgert_contract_t c;
+  expect_error(edgert_func_call(NULL, NULL, &out), EDGERT_EINVAL, "edgert_func_call: NULL function or arguments");
+  expect_error(edgert_func_call_values(NULL, v, &out), EDGERT_EINVAL,
+               "edgert_func_call_values: NULL function or values");
+  expect_error(edgert_guard_call(NULL, NULL, &out, NULL, NULL), EDGERT_EINVAL, "edgert_guard_call: fn is NULL");
+  expect_error(edgert_module_bind(NULL, &c, NULL), EDGERT_EINVAL, "module and contract must not be NULL");
+  expect_error(edgert_module_verify(NULL, "ab"), EDGERT_EINVAL, "module and hash must not be NULL");
+  expect_error(edgert_module_address_of(NULL, "x", &addr), EDGERT_EINVAL, "NULL argument");
+  expect_error(edgert_nexus_register(NULL, "k", NULL, NULL, NULL, NULL, NULL), EDGERT_EINVAL,
+               "edgert_nexus_register: nexus is NULL");
+  expect_error(edgert_nexus_call(NULL, "k", NULL, NULL), EDGERT_EINVAL, "NULL argument");
+  edgert_func_t *fn;
+  expect_error(edgert_manifest_function(NULL, "x", &fn), EDGERT_EINVAL, "NULL argument");
+  expect_error(edgert_contract_parse_json("{}", 2, NULL), EDGERT_EINVAL, "json and out must not be NULL");
+  /* Accessors answer NULL or 0 for a NULL handle. */
+  assert_null(edgert_module_sha256(NULL));
+  assert_int_equal(edgert_manifest_module_count(NULL), 0);
+  /* Freeing NULL does nothing. */
+  edgert_module_free(NULL);
+  edgert_module_unload(NULL);
+  edgert_manifest_free(NULL);
+  edgert_nexus_free(NULL);
+  edgert_dict_free(NULL);
+  edgert_list_free(NULL);
+  edgert_bytes_release(NULL);
+}
+
 /* ---- fuzz regressions ---------------------------------------------------- */
 
 typedef int (*harness_fn)(const uint8_t *, size_t);
@@ -643,6 +677,7 @@ int main(void) {
       cmocka_unit_test(type_registrations_that_are_refused),
       cmocka_unit_test(container_misuse_is_refused),
       cmocka_unit_test(nexus_misuse_is_refused),
+      cmocka_unit_test(null_arguments_are_refused_where_checked),
       cmocka_unit_test(fuzz_inputs_replay_cleanly),
   };
   return cmocka_run_group_tests(tests, NULL, report);
