@@ -75,6 +75,7 @@ class _GenericTypedDict(TypedDict):
                 cache: Any = None) -> "_GenericTypedDict":
         self = super().__new__(cls, key_type, value_type)
         self._d = {}
+        self._version = 0
         self._kspec = _edgert._type_info(key_type)["spec"]
         self._vspec = _edgert._type_info(value_type)["spec"]
         if data is not None:
@@ -100,7 +101,8 @@ class _GenericTypedDict(TypedDict):
 
     @property
     def version(self) -> int:
-        return 0
+        """Bumped on every insert of a new key and every delete."""
+        return self._version
 
     def __len__(self) -> int:
         return len(self._d)
@@ -110,10 +112,13 @@ class _GenericTypedDict(TypedDict):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         k, v = self._k(key), self._v(value)
+        if k not in self._d:
+            self._version += 1
         self._d[k] = v
 
     def __delitem__(self, key: Any) -> None:
         del self._d[self._k(key)]
+        self._version += 1
 
     def __contains__(self, key: object) -> bool:
         return self._k(key) in self._d
@@ -143,20 +148,28 @@ class _GenericTypedDict(TypedDict):
         if k in self._d:
             return self._d[k]
         self._d[k] = self._v(default)
+        self._version += 1
         return self._d[k]
 
     _MISSING = object()
 
     def pop(self, key: Any, default: Any = _MISSING) -> Any:
         k = self._k(key)
-        if default is self._MISSING:
+        if k in self._d:
+            self._version += 1
             return self._d.pop(k)
-        return self._d.pop(k, default)
+        if default is self._MISSING:
+            raise KeyError(key)
+        return default
 
     def popitem(self) -> tuple:
-        return self._d.popitem()
+        item = self._d.popitem()
+        self._version += 1
+        return item
 
     def clear(self) -> None:
+        if self._d:
+            self._version += 1
         self._d.clear()
 
     def update(self, other: Any = (), **kwargs: Any) -> None:
@@ -172,11 +185,14 @@ class _GenericTypedDict(TypedDict):
                 pairs.append(p)
         pairs.extend(kwargs.items())
         converted = [(self._k(k), self._v(v)) for k, v in pairs]  # all or nothing
+        if any(k not in self._d for k, _ in converted):
+            self._version += 1
         self._d.update(converted)
 
     def copy(self) -> "_GenericTypedDict":
         c = _GenericTypedDict(self._kspec, self._vspec)
         c._d = dict(self._d)
+        c._version = 0
         return c
 
     __copy__ = copy

@@ -328,6 +328,15 @@ def test_generic_object_side_still_checks_the_typed_side():
         td[1] = "x"
     assert td == {"a": [1], "b": None}
     assert repr(td) == "TypedDict(str, object, {'a': [1], 'b': None})"
+    v = td.version
+    td["a"] = [2]
+    assert td.version == v
+    td["c"] = 1
+    del td["c"]
+    assert td.version == v + 2
+    with pytest.raises(RuntimeError, match="changed size during iteration"):
+        for k in td:
+            td[k + "!"] = 0
     od = TypedDict(object, int, {(1, 2): 3})
     assert od[(1, 2)] == 3
     with pytest.raises(TypeError):
