@@ -237,6 +237,7 @@ def _numba_rows() -> List[Row]:
     try:
         from numba import types as nbt
         from numba.typed import Dict as NbDict
+        from numba.typed import List as NbList
     except ImportError:
         return []
     n = 1000
@@ -246,8 +247,17 @@ def _numba_rows() -> List[Row]:
         nd[k] = 1.0
     td = TypedDict(int, float, {k: 1.0 for k in keys})
     ours, peer = _loop_pair("td[k]", "nd[k]", dict(keys=keys, td=td, nd=nd), n)
-    return [Row(GROUP, "get int->float 1e3 vs numba", ours, "numba.typed.Dict", peer,
+    rows = [Row(GROUP, "get int->float 1e3 vs numba", ours, "numba.typed.Dict", peer,
                 ">= 20x faster")]
+    nl = NbList.empty_list(nbt.float64)
+    for i in range(n):
+        nl.append(float(i))
+    tl = TypedList(float, range(n))
+    idx = list(range(n))
+    ours, peer = _loop_pair("tl[i]", "nl[i]", dict(keys=idx, tl=tl, nl=nl), n, loop="for i in keys")
+    rows.append(Row(GROUP, "list get 1e3 vs numba", ours, "numba.typed.List", peer,
+                    ">= 20x faster"))
+    return rows
 
 
 def run() -> List[Row]:
