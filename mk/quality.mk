@@ -13,9 +13,7 @@ ASAN_BUILD     ?= build-asan
 VALGRIND_BUILD ?= build-valgrind
 FUZZ_BUILD     ?= build-fuzz
 FUZZ_SECONDS   ?= 60
-FUZZ_JOBS      ?= 1
 SOAK_SECONDS   ?= 120
-SOAK_BUILD     ?= $(BUILD)
 # Suites left out of the valgrind run (grep -E regex): test_guard overflows
 # its stack on purpose, which valgrind cannot contain. The other deliberate
 # faults (test_nexus, loader kernels) are suppressed in mk/valgrind.supp.
@@ -81,15 +79,15 @@ $(ASAN_BUILD)/CMakeCache.txt:
 build-asan: deps $(ASAN_BUILD)/CMakeCache.txt
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-test-sanitize: build-asan test-sanitize-c test-sanitize-py
+test-sanitize: test-sanitize-c test-sanitize-py
 
-test-sanitize-c:
+test-sanitize-c: build-asan
 	cd $(ASAN_BUILD) && $(SAN_ENV_C) ctest --output-on-failure -j $(JOBS) -E '$(ASAN_EXCLUDE)'
 
 # The interpreter is not sanitized: the ASan and UBSan runtimes are preloaded
 # so the instrumented libedgert and extension can load into it. Leak detection
 # is off here (CPython keeps its arenas to exit); the C suites cover leaks.
-test-sanitize-py:
+test-sanitize-py: build-asan
 	$(SAN_ENV_PY) $(PYTHON) -m pytest -q -p no:cacheprovider \
 	  $(if $(ASAN_PY_K),-k '$(ASAN_PY_K)') tests/python
 
@@ -156,5 +154,5 @@ fuzz-regress: build-fuzz
 
 # ---- soak -------------------------------------------------------------------
 soak: build
-	PYTHONPATH=$(CURDIR)/$(SOAK_BUILD)/py EDGERT_FIXTURE_DIR=$(CURDIR)/$(SOAK_BUILD)/fixtures \
+	PYTHONPATH=$(CURDIR)/$(BUILD)/py EDGERT_FIXTURE_DIR=$(CURDIR)/$(BUILD)/fixtures \
 	  $(PYTHON) tools/soak.py --seconds $(SOAK_SECONDS)
