@@ -12,7 +12,6 @@ import array
 import ctypes
 import hashlib
 import json
-import os
 import pathlib
 import shutil
 import subprocess
