@@ -133,11 +133,12 @@ EDGERT_EXTERN const edgert_dict_view_t *edgert_dict_view(const edgert_dict_t *d)
  * edgert_dict_find_i64 while it is active.
  */
 #if defined(__SIZEOF_INT128__)
+__extension__ typedef unsigned __int128 edgert__u128; /* quiet under -pedantic */
 static inline void *edgert_dict_find_i64_inline(const edgert_dict_view_t *v, int64_t key) {
   if (v->len == 0)
     return NULL;
   uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ull;
-  size_t i = (size_t)(((unsigned __int128)h * v->icap) >> 64);
+  size_t i = (size_t)(((edgert__u128)h * v->icap) >> 64);
   uint32_t tag = ((uint32_t)(h >> 16) & v->tagmask) << v->ebits;
   uint32_t tmask = ~v->emask;
   const int64_t *keys = (const int64_t *)(const void *)v->keys;
@@ -166,7 +167,7 @@ static inline void *edgert_dict_probe_i64_inline(const edgert_dict_view_t *v, in
   if (v->index == NULL)
     return NULL;
   uint64_t h = (uint64_t)key * 0x9E3779B97F4A7C15ull;
-  size_t i = (size_t)(((unsigned __int128)h * v->icap) >> 64);
+  size_t i = (size_t)(((edgert__u128)h * v->icap) >> 64);
   uint32_t tag = ((uint32_t)(h >> 16) & v->tagmask) << v->ebits;
   uint32_t tmask = ~v->emask;
   const int64_t *keys = (const int64_t *)(const void *)v->keys;
@@ -195,7 +196,7 @@ static inline void *edgert_dict_find_bytes_inline(const edgert_dict_view_t *v,
                                                   uint64_t hash) {
   if (v->len == 0)
     return NULL;
-  size_t i = (size_t)(((unsigned __int128)hash * v->icap) >> 64);
+  size_t i = (size_t)(((edgert__u128)hash * v->icap) >> 64);
   uint32_t tag = ((uint32_t)(hash >> 16) & v->tagmask) << v->ebits;
   uint32_t tmask = ~v->emask;
   const edgert_bytes_t *keys = (const edgert_bytes_t *)(const void *)v->keys;
