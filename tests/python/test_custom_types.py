@@ -148,3 +148,20 @@ def test_register_type_from_ctypes_addresses():
     edgert.register_type(name, *addrs)
     tl = TypedList(name, [PointObj(5, 6)])
     assert np.asarray(tl).view(np.float64).tolist() == [[5.0, 6.0]]
+
+
+def test_the_custom_type_example_runs():
+    # In its own process: this one has registered "Point" already.
+    import os
+    import pathlib
+    import subprocess
+    import sys
+    build = os.environ.get("EDGERT_BUILD_DIR")
+    lib = pathlib.Path(build or "", "examples", "custom_type", "libcustom_types.so")
+    if not build or not lib.exists():
+        pytest.skip("examples/custom_type is not built in EDGERT_BUILD_DIR")
+    src = pathlib.Path(__file__).resolve().parents[2] / "examples" / "custom_type" / "pipeline.py"
+    out = subprocess.run([sys.executable, str(src), str(lib)], capture_output=True, text=True,
+                         timeout=60, env=dict(os.environ))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "mean x: 3.0"
