@@ -2,6 +2,7 @@
 import pickle
 
 import hypothesis.strategies as st
+import numpy as np
 from hypothesis import settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
@@ -94,6 +95,25 @@ class DictMachine(RuleBasedStateMachine):
     @rule(k=st.text(max_size=8))
     def del_str(self, k):
         assert self.ts.pop(k, None) == self.s.pop(k, None)
+
+    @rule(ks=st.lists(st.integers(-100, 100), max_size=20), default=FLOATS)
+    def get_many(self, ks, default):
+        got = self.td.get_many(np.array(ks, dtype=np.int64), default=default)
+        assert list(got) == [self.d.get(k, default) for k in ks]
+        missing = [k for k in ks if k not in self.d]
+        if missing:
+            try:
+                self.td.get_many(ks)
+                raise AssertionError("a missing key went unnoticed")
+            except KeyError as e:
+                assert e.args == (missing[0],)
+
+    @rule(items=st.lists(st.tuples(st.integers(-100, 100), FLOATS), max_size=20))
+    def set_many(self, items):
+        ks = np.array([k for k, _ in items], dtype=np.int64)
+        vs = np.array([v for _, v in items], dtype=np.float64)
+        self.td.set_many(ks, vs)
+        self.d.update(items)
 
     @rule()
     def copy_and_pickle(self):
