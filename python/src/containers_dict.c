@@ -1223,14 +1223,7 @@ static PyObject *td_get_many(TypedDictObject *self, PyObject *args, PyObject *kw
   int has_ov = 0;
   void *dst;
   if (out == Py_None) {
-    /* A fresh TypedList of the value type. */
-    result = edgert_py_list_from_c(&self->v, NULL, 0);
-    if (result == NULL)
-      goto done;
-    PyObject *r = PyObject_CallMethod(result, "reserve", "n", (Py_ssize_t)k.n);
-    if (r == NULL)
-      goto fail;
-    Py_DECREF(r);
+    /* Results go to scratch, then into a fresh TypedList of the value type. */
     dst = PyMem_Malloc(k.n * self->v.size + 1);
     if (dst == NULL) {
       PyErr_NoMemory();
@@ -1275,10 +1268,8 @@ static PyObject *td_get_many(TypedDictObject *self, PyObject *args, PyObject *kw
     edgert_py_raise(rc);
   }
   if (out == Py_None) {
-    if (rc == 0) {
-      PyObject *tmp = edgert_py_list_from_c(&self->v, dst, k.n);
-      Py_SETREF(result, tmp);
-    }
+    if (rc == 0)
+      result = edgert_py_list_from_c(&self->v, dst, k.n);
     PyMem_Free(dst);
   }
   if (rc < 0)
