@@ -189,6 +189,20 @@ class _GenericTypedDict(TypedDict):
             self._version += 1
         self._d.update(converted)
 
+    def __or__(self, other: Any) -> Any:
+        if not isinstance(other, (dict, TypedDict)):
+            return NotImplemented
+        c = self.copy()
+        c.update(other)
+        return c
+
+    def __ior__(self, other: Any) -> "_GenericTypedDict":
+        self.update(other)
+        return self
+
+    def __reversed__(self) -> Iterator[Any]:
+        return reversed(self._d)
+
     def copy(self) -> "_GenericTypedDict":
         c = _GenericTypedDict(self._kspec, self._vspec)
         c._d = dict(self._d)

@@ -469,6 +469,10 @@ static PyObject *td_iter_items(TypedDictObject *self, PyObject *u) {
   (void)u;
   return make_iter(self, 2);
 }
+static PyObject *td_reversed(TypedDictObject *self, PyObject *u) {
+  (void)u;
+  return make_iter(self, 3);
+}
 
 static void tdi_dealloc(TypedDictIterObject *it) {
   Py_XDECREF(it->dict);
@@ -479,6 +483,19 @@ static PyObject *tdi_next(TypedDictIterObject *it) {
   TypedDictObject *self = it->dict;
   if (self == NULL)
     return NULL;
+  if (it->mode == 3) { /* reversed keys */
+    edgert_dict_t *d = self->d;
+    if (edgert_dict_version(d) != it->it.version) {
+      PyErr_SetString(PyExc_RuntimeError, "dictionary changed size during iteration");
+      return NULL;
+    }
+    size_t n = edgert_dict_len(d);
+    if (it->it.pos < n)
+      return edgert_py_from_c(&self->k, edgert_dict_key_at(d, n - 1 - it->it.pos++));
+    it->dict = NULL;
+    Py_DECREF(self);
+    return NULL;
+  }
   const void *k;
   void *v;
   int rc = edgert_dict_iter_next(&it->it, &k, &v);
@@ -1419,6 +1436,8 @@ static PyMethodDef td_methods[] = {
     {"items", (PyCFunction)td_items, METH_NOARGS, "A set-like view of the (key, value) pairs."},
     {"_iter_values", (PyCFunction)td_iter_values, METH_NOARGS, NULL},
     {"_iter_items", (PyCFunction)td_iter_items, METH_NOARGS, NULL},
+    {"__reversed__", (PyCFunction)td_reversed, METH_NOARGS,
+     "Iterate the keys from the last entry to the first."},
     {"get_many", (PyCFunction)(void (*)(void))td_get_many, METH_VARARGS | METH_KEYWORDS,
      "get_many(keys, out=None, default=<KeyError>): look a buffer of keys up at once."},
     {"set_many", (PyCFunction)(void (*)(void))td_set_many, METH_VARARGS | METH_KEYWORDS,
@@ -1431,6 +1450,33 @@ static PyMethodDef td_methods[] = {
     {"__reduce__", (PyCFunction)td_reduce, METH_NOARGS, NULL},
     {"__sizeof__", (PyCFunction)td_sizeof, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL}};
+
+static PyObject *td_copy(TypedDictObject *self, PyObject *unused);
+
+/* td | other: a new TypedDict with other's items set over td's (other a
+ * dict or TypedDict, as dict's | takes only dicts). */
+static PyObject *td_or(PyObject *a, PyObject *b) {
+  if (!TD_CHECK(a) || ((TypedDictObject *)a)->d == NULL || !(PyDict_Check(b) || TD_CHECK(b)))
+    Py_RETURN_NOTIMPLEMENTED;
+  PyObject *r = td_copy((TypedDictObject *)a, NULL);
+  if (r != NULL && td_update_from((TypedDictObject *)r, b, NULL) < 0)
+    Py_CLEAR(r);
+  return r;
+}
+
+/* td |= other: update (any mapping or iterable of pairs), all or nothing. */
+static PyObject *td_ior(PyObject *a, PyObject *b) {
+  if (!TD_CHECK(a) || ((TypedDictObject *)a)->d == NULL)
+    Py_RETURN_NOTIMPLEMENTED;
+  if (td_update_from((TypedDictObject *)a, b, NULL) < 0)
+    return NULL;
+  return Py_NewRef(a);
+}
+
+static PyNumberMethods td_as_number = {
+    .nb_or = td_or,
+    .nb_inplace_or = td_ior,
+};
 
 static PyMappingMethods td_as_mapping = {
     .mp_length = (lenfunc)td_length,
@@ -1447,6 +1493,7 @@ PyTypeObject EdgertPy_TypedDictType = {
     .tp_basicsize = sizeof(TypedDictObject),
     .tp_dealloc = (destructor)td_dealloc,
     .tp_repr = (reprfunc)td_repr,
+    .tp_as_number = &td_as_number,
     .tp_as_sequence = &td_as_sequence,
     .tp_as_mapping = &td_as_mapping,
     .tp_hash = PyObject_HashNotImplemented,

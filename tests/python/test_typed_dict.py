@@ -46,6 +46,27 @@ def test_is_a_mutable_mapping_with_dict_semantics():
         hash(td)
 
 
+def test_union_operators_and_reversed_follow_dict():
+    td = TypedDict(int, float, {1: 1.0, 2: 2.0, 3: 3.0})
+    merged = td | {3: 30.0, 4: 4.0}
+    assert isinstance(merged, TypedDict) and merged == {1: 1.0, 2: 2.0, 3: 30.0, 4: 4.0}
+    assert td == {1: 1.0, 2: 2.0, 3: 3.0}
+    assert td | TypedDict(int, float, {5: 5.0}) == {1: 1.0, 2: 2.0, 3: 3.0, 5: 5.0}
+    with pytest.raises(TypeError):
+        td | [(9, 9.0)]  # as dict: | takes mappings only
+    with pytest.raises(TypeError, match="TypedDict value must be float, not str"):
+        td | {9: "x"}
+    td |= [(9, 9.0)]
+    assert td[9] == 9.0
+    with pytest.raises(TypeError):
+        td |= {10: 1.0, 11: "x"}
+    assert 10 not in td
+    assert list(reversed(td)) == list(td)[::-1]
+    with pytest.raises(RuntimeError, match="changed size during iteration"):
+        for k in reversed(td):
+            del td[k]
+
+
 def test_every_builtin_type_round_trips():
     td = TypedDict(str, bytes, {"a": b"\x00x", "": b""})
     assert td["a"] == b"\x00x" and td[""] == b""
@@ -337,6 +358,8 @@ def test_generic_object_side_still_checks_the_typed_side():
     with pytest.raises(RuntimeError, match="changed size during iteration"):
         for k in td:
             td[k + "!"] = 0
+    assert td | {"z": 1} == {"a": [2], "b": None, "z": 1}
+    assert list(reversed(td)) == ["b", "a"]
     od = TypedDict(object, int, {(1, 2): 3})
     assert od[(1, 2)] == 3
     with pytest.raises(TypeError):
