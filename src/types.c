@@ -100,6 +100,12 @@ static int valid_name(const char *name) {
   return 1;
 }
 
+/* Trampoline for edgert__guarded_invoke: fn points at an edgert_sizeof_fn. */
+static void call_sizeof(void *fn, void **args, void *ret) {
+  (void)args;
+  *(size_t *)ret = (*(edgert_sizeof_fn *)fn)();
+}
+
 int edgert_type_register(const char *name, edgert_sizeof_fn sizeof_fn,
                          edgert_check_fn check_fn, edgert_copy_fn copy_fn,
                          edgert_box_fn box_fn, const edgert_type_t **out) {
@@ -117,7 +123,18 @@ int edgert_type_register(const char *name, edgert_sizeof_fn sizeof_fn,
   for (size_t i = 0; i < sizeof reserved_names / sizeof reserved_names[0]; i++)
     if (strcmp(reserved_names[i].name, name) == 0)
       return edgert__error(EDGERT_EEXIST, "register type: '%s' is a built-in type name", name);
-  size_t size = sizeof_fn(); /* foreign code, outside the lock */
+  /* Foreign code, outside the lock and under the crash guard: an address
+   * that is not a sizeof function must fail the registration, not the
+   * process. */
+  size_t size = 0;
+  int crashed = edgert__guarded_invoke(call_sizeof, (void *)&sizeof_fn, NULL, &size,
+                                       "sizeof_fn", name);
+  if (crashed < 0)
+    return edgert__error(crashed,
+                         "register type '%s': its sizeof callback crashed (%s at address "
+                         "%p): is it the address of a `size_t sizeof_fn(void)`?",
+                         name, edgert_signal_name(edgert_last_crash()->signo),
+                         edgert_last_crash()->address);
   if (size == 0 || size > EDGERT_TYPE_MAX_SIZE)
     return edgert__error(EDGERT_EINVAL,
                          "register type '%s': sizeof returned %zu (must be 1 to %d)", name,

@@ -137,7 +137,13 @@ PyObject *edgert_py_raise(int err) {
     type = EdgertPy_Error;
     break;
   }
-  PyErr_SetString(type, msg);
+  /* Messages quote user input (paths, names from a manifest), which need
+   * not be UTF-8: never let decoding the message replace the error. */
+  PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "backslashreplace");
+  if (text == NULL)
+    return NULL;
+  PyErr_SetObject(type, text);
+  Py_DECREF(text);
   return NULL;
 }
 

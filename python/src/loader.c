@@ -1220,7 +1220,10 @@ static PyObject *loader_load(LoaderObject *self, PyObject *args, PyObject *kw) {
   if (rc != 0) {
     int e = errno;
     if (rc == EDGERT_EIO && e != 0) {
-      PyObject *a = Py_BuildValue("(isO)", e, edgert_last_error(), pathb);
+      /* The message quotes the path, which need not be UTF-8. */
+      const char *msg = edgert_last_error();
+      PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "backslashreplace");
+      PyObject *a = text ? Py_BuildValue("(iNO)", e, text, pathb) : NULL;
       if (a != NULL) {
         PyErr_SetObject(PyExc_OSError, a);
         Py_DECREF(a);
