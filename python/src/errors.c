@@ -7,7 +7,6 @@
  */
 #include "ext.h"
 
-#include <signal.h>
 #include <string.h>
 
 PyObject *EdgertPy_Error;
@@ -20,21 +19,6 @@ PyObject *EdgertPy_KernelCrash;
 PyObject *EdgertPy_QuarantinedError;
 PyObject *EdgertPy_CompiledModeFailure;
 PyObject *EdgertPy_FallbackMismatchError;
-
-static const char *signal_name(int signo) {
-  switch (signo) {
-  case SIGSEGV:
-    return "SIGSEGV";
-  case SIGBUS:
-    return "SIGBUS";
-  case SIGFPE:
-    return "SIGFPE";
-  case SIGILL:
-    return "SIGILL";
-  default:
-    return "signal";
-  }
-}
 
 static int set_attr(PyObject *obj, const char *name, PyObject *value) {
   if (value == NULL)
@@ -53,7 +37,7 @@ static PyObject *raise_crash(void) {
     return NULL;
   if (set_attr(exc, "address", PyLong_FromVoidPtr(c->address)) < 0 ||
       set_attr(exc, "signal", PyLong_FromLong(c->signo)) < 0 ||
-      set_attr(exc, "signal_name", PyUnicode_FromString(signal_name(c->signo))) < 0 ||
+      set_attr(exc, "signal_name", PyUnicode_FromString(edgert_signal_name(c->signo))) < 0 ||
       set_attr(exc, "function",
                PyUnicode_DecodeFSDefault(c->function ? c->function : "")) < 0 ||
       set_attr(exc, "module",
