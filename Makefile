@@ -25,8 +25,10 @@ all: build
 
 deps: deps-deb deps-py
 
-deps-deb:
-	@missing=""; for p in $(DEB_PACKAGES); do \
+# Installs the Debian packages in $(1) that are missing (apt-get, as root or
+# through sudo). mk/*.mk use it too.
+define install_missing_debs
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -34,6 +36,10 @@ deps-deb:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+endef
+
+deps-deb:
+	$(call install_missing_debs,$(DEB_PACKAGES))
 
 deps-py:
 	@$(PYTHON) tools/missing_py.py $(PY_PACKAGES) | xargs -r $(PYTHON) -m pip install -q
