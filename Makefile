@@ -13,7 +13,7 @@ PYTHON   ?= python3
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 
 DEB_PACKAGES := cmake pkg-config gcc libffi-dev libssl-dev libcjson-dev libcmocka-dev
-PY_PACKAGES  := pytest hypothesis numpy cffi scikit-build-core
+PY_PACKAGES  := pytest hypothesis numpy cffi scikit-build-core mypy
 
 export PYTHONPATH := $(CURDIR)/$(BUILD)/py$(if $(PYTHONPATH),:$(PYTHONPATH))
 export EDGERT_FIXTURE_DIR := $(CURDIR)/$(BUILD)/fixtures

@@ -1,7 +1,7 @@
 from collections.abc import Mapping
 from typing import Any, List, Optional, Tuple, Type
 
-__all__: list[str]
+__all__ = ["ABIContract"]
 
 class ABIContract:
     function_name: str

@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, Union
 from .abi import ABIContract
 from .loader import ModuleLoader
 
-__all__: list[str]
+__all__ = ["load_manifest", "read_manifest", "write_manifest", "LoadedManifest"]
 
 _Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 

@@ -1,0 +1,9 @@
+# The C extension behind the package. Its public names are re-exported,
+# typed, by the package's modules (abi, loader, manifest, fallback,
+# containers, nexus, errors); the rest is private.
+from typing import Any
+
+__version__: str
+core_version: str
+
+def __getattr__(name: str) -> Any: ...
