@@ -20,7 +20,7 @@ SOAK_SECONDS   ?= 120
 VALGRIND_EXCLUDE ?= ^test_guard$$
 # C suites left out under ASan+UBSan (ctest -E regex): none. The kernels
 # that fault on purpose (test_guard.c, test_nexus.c, guard_crashy.c,
-# nexus_kernels.c, loader_risky.c) are marked
+# nexus_kernels.c, loader_risky.c, examples/pipeline/kernels.c) are marked
 # __attribute__((no_sanitize("address", "undefined"))), so the real hardware
 # fault happens and the guard contains it instead of UBSan stopping at the
 # NULL access or the division by zero (it cannot recover) or ASan reporting
@@ -28,10 +28,8 @@ VALGRIND_EXCLUDE ?= ^test_guard$$
 ASAN_EXCLUDE   ?=
 # Python tests left out under ASan+UBSan (pytest -k): RSS-based leak checks
 # (*does_not_leak), which ASan's quarantine of freed memory defeats (the C
-# suites cover leaks with LeakSanitizer instead); and test_article's crashing
-# input, whose kernel (examples/pipeline/kernels.c, risky_kernel) is not
-# marked no_sanitize, so UBSan stops at its NULL load.
-ASAN_PY_K ?= not does_not_leak and not test_guard_example_with_a_crashing_input_is_contained
+# suites cover leaks with LeakSanitizer instead).
+ASAN_PY_K ?= not does_not_leak
 
 ASAN_RT  := $(shell gcc -print-file-name=libasan.so 2>/dev/null)
 UBSAN_RT := $(shell gcc -print-file-name=libubsan.so 2>/dev/null)
@@ -58,18 +56,7 @@ SAN_ENV_PY := EDGERT_SANITIZED=1 \
 .PHONY: deps-quality deps-valgrind deps-fuzz test-tsan test-sanitize test-sanitize-c test-sanitize-py \
         build-asan test-valgrind build-fuzz fuzz fuzz-regress soak
 
-# Installs the Debian packages in $(1) that are missing (apt-get, as root or
-# through sudo).
-define install_missing_debs
-	@missing=""; for p in $(1); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "Installing Debian packages:$$missing"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
-	fi
-endef
+# install_missing_debs comes from the top Makefile.
 
 deps-quality: deps-valgrind deps-fuzz
 

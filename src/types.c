@@ -129,12 +129,14 @@ int edgert_type_register(const char *name, edgert_sizeof_fn sizeof_fn,
   size_t size = 0;
   int crashed = edgert__guarded_invoke(call_sizeof, (void *)&sizeof_fn, NULL, &size,
                                        "sizeof_fn", name);
-  if (crashed < 0)
+  if (crashed == EDGERT_ECRASH)
     return edgert__error(crashed,
                          "register type '%s': its sizeof callback crashed (%s at address "
                          "%p): is it the address of a `size_t sizeof_fn(void)`?",
                          name, edgert_signal_name(edgert_last_crash()->signo),
                          edgert_last_crash()->address);
+  if (crashed < 0) /* the guard could not be set up: its message stands */
+    return crashed;
   if (size == 0 || size > EDGERT_TYPE_MAX_SIZE)
     return edgert__error(EDGERT_EINVAL,
                          "register type '%s': sizeof returned %zu (must be 1 to %d)", name,
