@@ -293,15 +293,7 @@ static PyObject *index_text(const Py_buffer *v, Py_ssize_t k) {
     }
     Py_DECREF(s);
   }
-  PyObject *sep = PyUnicode_FromString(", ");
-  PyObject *j = sep ? PyUnicode_Join(sep, parts) : NULL;
-  Py_XDECREF(sep);
-  Py_DECREF(parts);
-  if (j == NULL)
-    return NULL;
-  PyObject *r = PyUnicode_FromFormat("[%U]", j);
-  Py_DECREF(j);
-  return r;
+  return edgert_py_join_format(parts, "[%U]");
 }
 
 static PyObject *shape_text(const Py_buffer *v) {

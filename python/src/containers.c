@@ -394,3 +394,15 @@ int edgert_py_containers_init(PyObject *m) {
     return -1;
   return 0;
 }
+
+int edgert_py_count_arg(PyObject *arg, const char *what, size_t *out) {
+  Py_ssize_t n = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+  if (n == -1 && PyErr_Occurred())
+    return -1;
+  if (n < 0) {
+    PyErr_Format(PyExc_ValueError, "%s must be >= 0, not %zd", what, n);
+    return -1;
+  }
+  *out = (size_t)n;
+  return 0;
+}

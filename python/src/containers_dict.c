@@ -997,6 +997,11 @@ static PyObject *to_dict(TypedDictObject *self) {
   return r;
 }
 
+/* The Python name of a cache mode, as cache_stats() and pickles give it. */
+static const char *cache_mode_name(int mode) {
+  return mode == EDGERT_DICT_CACHE_OFF ? "off" : mode == EDGERT_DICT_CACHE_ON ? "on" : "auto";
+}
+
 static PyObject *td_reduce(TypedDictObject *self, PyObject *unused) {
   (void)unused;
   if (need_core(self) < 0)
@@ -1013,9 +1018,7 @@ static PyObject *td_reduce(TypedDictObject *self, PyObject *unused) {
   }
   edgert_dict_cache_stats_t st;
   edgert_dict_cache_stats(self->d, &st);
-  const char *mode = st.mode == EDGERT_DICT_CACHE_OFF ? "off"
-                     : st.mode == EDGERT_DICT_CACHE_ON ? "on"
-                                                       : "auto";
+  const char *mode = cache_mode_name(st.mode);
   return Py_BuildValue("N(OONs)", fn, self->k.spec, self->v.spec, d, mode);
 }
 
@@ -1028,14 +1031,10 @@ static PyObject *td_sizeof(TypedDictObject *self, PyObject *unused) {
 static PyObject *td_reserve(TypedDictObject *self, PyObject *arg) {
   if (need_core(self) < 0)
     return NULL;
-  Py_ssize_t n = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
-  if (n == -1 && PyErr_Occurred())
+  size_t n;
+  if (edgert_py_count_arg(arg, "reserve: n", &n) < 0)
     return NULL;
-  if (n < 0) {
-    PyErr_SetString(PyExc_ValueError, "reserve: n must be >= 0");
-    return NULL;
-  }
-  int rc = edgert_dict_reserve(self->d, (size_t)n);
+  int rc = edgert_dict_reserve(self->d, n);
   if (rc < 0)
     return edgert_py_raise(rc);
   Py_RETURN_NONE;
@@ -1047,9 +1046,7 @@ static PyObject *td_cache_stats(TypedDictObject *self, PyObject *unused) {
     return NULL;
   edgert_dict_cache_stats_t st;
   edgert_dict_cache_stats(self->d, &st);
-  const char *mode = st.mode == EDGERT_DICT_CACHE_OFF ? "off"
-                     : st.mode == EDGERT_DICT_CACHE_ON ? "on"
-                                                       : "auto";
+  const char *mode = cache_mode_name(st.mode);
   return Py_BuildValue("{s:K,s:K,s:K,s:s,s:O}", "hits", (unsigned long long)st.hits, "misses",
                        (unsigned long long)st.misses, "bypassed",
                        (unsigned long long)st.bypassed, "mode", mode, "active",

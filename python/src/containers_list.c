@@ -821,14 +821,10 @@ static PyObject *tl_sizeof(TypedListObject *self, PyObject *unused) {
 static PyObject *tl_reserve(TypedListObject *self, PyObject *arg) {
   if (need_core(self) < 0)
     return NULL;
-  Py_ssize_t n = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
-  if (n == -1 && PyErr_Occurred())
+  size_t n;
+  if (edgert_py_count_arg(arg, "reserve: n", &n) < 0)
     return NULL;
-  if (n < 0) {
-    PyErr_SetString(PyExc_ValueError, "reserve: n must be >= 0");
-    return NULL;
-  }
-  int rc = edgert_list_reserve(self->l, (size_t)n);
+  int rc = edgert_list_reserve(self->l, n);
   if (rc < 0)
     return edgert_py_raise(rc);
   Py_RETURN_NONE;

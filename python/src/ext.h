@@ -81,6 +81,9 @@ void edgert_py_log(edgert_py_logger_t *lg, int level, const char *fmt, ...);
 /* A short description of an argument for logs: "float", "bytes[12]",
  * "ndarray(float64, (3, 4))", "TypedList(float)[5]". New reference or NULL. */
 PyObject *edgert_py_describe(PyObject *obj);
+/* PyUnicode_FromFormat(fmt, ", ".join(parts)), `fmt` holding one %U.
+ * Steals `parts` (a list of str). New reference or NULL. */
+PyObject *edgert_py_join_format(PyObject *parts, const char *fmt);
 /* "(float, bytes[12])" for a vector of arguments. New reference or NULL. */
 PyObject *edgert_py_describe_args(PyObject *const *args, Py_ssize_t nargs);
 
@@ -152,6 +155,10 @@ const char *edgert_py_elem_format(const edgert_py_elem_t *e);
  * custom check/copy callbacks' own exception). May run Python code for
  * custom types. */
 int edgert_py_to_c(const edgert_py_elem_t *e, PyObject *o, void *out, const char *role);
+/* A count argument (reserve(n) and the like): 0 with *out set, or -1 with
+ * TypeError (not an integer), OverflowError or ValueError (negative),
+ * each naming `what`. */
+int edgert_py_count_arg(PyObject *arg, const char *what, size_t *out);
 /* A new Python object for the C value at `src`, or NULL with an exception. */
 PyObject *edgert_py_from_c(const edgert_py_elem_t *e, const void *src);
 /* TypedList(e) holding a copy of the n C values at `items`: new reference. */

@@ -118,13 +118,17 @@ PyObject *edgert_py_describe_args(PyObject *const *args, Py_ssize_t nargs) {
     }
     PyList_SET_ITEM(parts, i, d);
   }
+  return edgert_py_join_format(parts, "(%U)");
+}
+
+PyObject *edgert_py_join_format(PyObject *parts, const char *fmt) {
   PyObject *sep = PyUnicode_FromString(", ");
   PyObject *joined = sep ? PyUnicode_Join(sep, parts) : NULL;
   Py_XDECREF(sep);
   Py_DECREF(parts);
   if (joined == NULL)
     return NULL;
-  PyObject *r = PyUnicode_FromFormat("(%U)", joined);
+  PyObject *r = PyUnicode_FromFormat(fmt, joined);
   Py_DECREF(joined);
   return r;
 }

@@ -50,7 +50,7 @@ static void message_is_per_thread(void **state) {
   assert_string_equal(edgert_last_error(), "");
 }
 
-static int calls;
+static int calls, frees;
 static void *count_malloc(void *ud, size_t n) {
   (void)ud;
   calls++;
@@ -58,10 +58,12 @@ static void *count_malloc(void *ud, size_t n) {
 }
 static void *count_realloc(void *ud, void *p, size_t n) {
   (void)ud;
+  calls++;
   return realloc(p, n);
 }
 static void count_free(void *ud, void *p) {
   (void)ud;
+  frees++;
   free(p);
 }
 
@@ -70,12 +72,22 @@ static void allocator_hook_is_used_and_restored(void **state) {
   edgert_allocator_t bad = {count_malloc, NULL, count_free, NULL};
   assert_int_equal(edgert_set_allocator(&bad), EDGERT_EINVAL);
   assert_non_null(strstr(edgert_last_error(), "realloc_fn"));
+
+  /* What the library allocates goes through the hook, and is freed by it. */
   edgert_allocator_t a = {count_malloc, count_realloc, count_free, NULL};
   assert_int_equal(edgert_set_allocator(&a), 0);
-  /* Which calls allocate is each part's business; that the hook is the
-   * one used is pinned by the parts' own out-of-memory tests. */
+  edgert_list_t *l = NULL;
+  assert_int_equal(edgert_list_new(edgert_type_builtin(EDGERT_KIND_FLOAT64), 16, &l), 0);
+  assert_true(calls >= 1);
+  edgert_list_free(l);
+  assert_true(frees >= 1);
+
+  /* Restored: the same calls no longer reach it. */
   assert_int_equal(edgert_set_allocator(NULL), 0);
-  assert_int_equal(calls, 0);
+  int before = calls;
+  assert_int_equal(edgert_list_new(edgert_type_builtin(EDGERT_KIND_FLOAT64), 16, &l), 0);
+  edgert_list_free(l);
+  assert_int_equal(calls, before);
 }
 
 int main(void) {
