@@ -633,10 +633,40 @@ void *edgert_dict_find_i64(edgert_dict_t *d, int64_t key) {
   return e < 0 ? NULL : d->v.values + (size_t)e * d->v.vsize;
 }
 
+/* EDGERT_EKEY naming the key that was looked for, so a C host sees which
+ * one is missing (strings are quoted, cut at 64 bytes). */
+static int key_not_found(const edgert_dict_t *d, const void *key) {
+  switch (d->kkind) {
+  case EDGERT_KIND_INT64: {
+    int64_t k;
+    memcpy(&k, key, 8);
+    return edgert__error(EDGERT_EKEY, "key %lld not found in the dict", (long long)k);
+  }
+  case EDGERT_KIND_FLOAT64: {
+    double x;
+    memcpy(&x, key, 8);
+    return edgert__error(EDGERT_EKEY, "key %.17g not found in the dict", x);
+  }
+  case EDGERT_KIND_BOOL:
+    return edgert__error(EDGERT_EKEY, "key %s not found in the dict",
+                         *(const unsigned char *)key ? "true" : "false");
+  case EDGERT_KIND_STR:
+  case EDGERT_KIND_BYTES: {
+    const edgert_bytes_t *b = key;
+    int n = b->len > 64 ? 64 : (int)b->len;
+    return edgert__error(EDGERT_EKEY, "key '%.*s'%s not found in the dict", n,
+                         b->data ? b->data : "", b->len > 64 ? "..." : "");
+  }
+  default:
+    return edgert__error(EDGERT_EKEY, "key (a %zu-byte custom value) not found in the dict",
+                         d->ksize);
+  }
+}
+
 int edgert_dict_get(edgert_dict_t *d, const void *key, void *value_out) {
   void *v = edgert_dict_find(d, key);
   if (v == NULL)
-    return edgert__error(EDGERT_EKEY, "key not found in the dict");
+    return key_not_found(d, key);
   memcpy(value_out, v, d->v.vsize);
   return 0;
 }
@@ -901,11 +931,9 @@ static int take_entry(edgert_dict_t *d, size_t e, void *key_out, void *value_out
 }
 
 static int pop_h(edgert_dict_t *d, const void *key, uint64_t h, void *value_out) {
-  if (d->v.len == 0)
-    return edgert__error(EDGERT_EKEY, "key not found in the dict");
-  ptrdiff_t e = probe(d, key, h, NULL);
+  ptrdiff_t e = d->v.len == 0 ? -1 : probe(d, key, h, NULL);
   if (e < 0)
-    return edgert__error(EDGERT_EKEY, "key not found in the dict");
+    return key_not_found(d, key);
   if (d->pins)
     return edgert__error(EDGERT_EBUSY,
                          "dict: cannot delete while its values buffer is exported");

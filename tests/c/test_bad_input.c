@@ -461,8 +461,16 @@ static void container_misuse_is_refused(void **state) {
   expect_error(edgert_dict_new(NULL, i64, &d), EDGERT_EINVAL, "edgert_dict_new: types and out must not be NULL");
   assert_int_equal(edgert_dict_new(i64, i64, &d), 0);
   int64_t k = 1, v = 2, out;
-  expect_error(edgert_dict_get(d, &k, &out), EDGERT_EKEY, "key not found in the dict");
-  expect_error(edgert_dict_del(d, &k), EDGERT_EKEY, "key not found in the dict");
+  expect_error(edgert_dict_get(d, &k, &out), EDGERT_EKEY, "key 1 not found in the dict");
+  expect_error(edgert_dict_del(d, &k), EDGERT_EKEY, "key 1 not found in the dict");
+  {
+    edgert_dict_t *sd = NULL;
+    assert_int_equal(edgert_dict_new(by, i64, &sd), 0);
+    edgert_bytes_t missing = {(char *)"sensor-7", 8};
+    expect_error(edgert_dict_get(sd, &missing, &out), EDGERT_EKEY,
+                 "key 'sensor-7' not found in the dict");
+    edgert_dict_free(sd);
+  }
   expect_error(edgert_dict_popitem(d, &k, &out), EDGERT_EKEY, "popitem(): the dict is empty");
   expect_error(edgert_dict_unpin(d), EDGERT_EINVAL, "dict: unpin without a pin");
   expect_error(edgert_dict_set_cache(d, 7), EDGERT_EINVAL, "dict: unknown cache mode 7");
