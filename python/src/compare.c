@@ -333,48 +333,42 @@ static const char *contiguous(Py_buffer *v, char **owned) {
   return *owned;
 }
 
-static int match_buffers(cmp_t *c, PyObject *a, PyObject *b) {
-  Py_buffer va, vb;
-  if (PyObject_GetBuffer(a, &va, PyBUF_FULL_RO) < 0)
-    return -1;
-  if (PyObject_GetBuffer(b, &vb, PyBUF_FULL_RO) < 0) {
-    PyBuffer_Release(&va);
-    return -1;
-  }
+/* Two views compared elementwise by their item formats (see the top). */
+static int match_views(cmp_t *c, Py_buffer *va, Py_buffer *vb) {
   int rc = -1;
   char *oa = NULL, *ob = NULL;
-  Py_ssize_t na = va.itemsize ? va.len / va.itemsize : 0;
-  Py_ssize_t nb = vb.itemsize ? vb.len / vb.itemsize : 0;
-  int same_shape = va.ndim == vb.ndim && na == nb;
-  for (int d = 0; same_shape && d < va.ndim && va.shape && vb.shape; d++)
-    same_shape = va.shape[d] == vb.shape[d];
+  Py_ssize_t na = va->itemsize ? va->len / va->itemsize : 0;
+  Py_ssize_t nb = vb->itemsize ? vb->len / vb->itemsize : 0;
+  int same_shape = va->ndim == vb->ndim && na == nb;
+  for (int d = 0; same_shape && d < va->ndim && va->shape && vb->shape; d++)
+    same_shape = va->shape[d] == vb->shape[d];
   if (!same_shape) {
-    PyObject *sa = shape_text(&va), *sb = shape_text(&vb);
+    PyObject *sa = shape_text(va), *sb = shape_text(vb);
     rc = (sa && sb) ? differ(c, PyUnicode_FromFormat("shape %U != %U", sa, sb)) : -1;
     Py_XDECREF(sa);
     Py_XDECREF(sb);
     goto done;
   }
   item_t ia, ib;
-  int fa = parse_format(va.format, va.itemsize, &ia);
-  int fb = parse_format(vb.format, vb.itemsize, &ib);
-  const char *pa = contiguous(&va, &oa);
+  int fa = parse_format(va->format, va->itemsize, &ia);
+  int fb = parse_format(vb->format, vb->itemsize, &ib);
+  const char *pa = contiguous(va, &oa);
   if (pa == NULL)
     goto done;
-  const char *pb = contiguous(&vb, &ob);
+  const char *pb = contiguous(vb, &ob);
   if (pb == NULL)
     goto done;
   if (fa < 0 || fb < 0) {
     /* Items we cannot read as numbers (structs, pointers): equal formats
      * and equal bytes, or a difference. */
-    const char *sa = va.format ? va.format : "B", *sb = vb.format ? vb.format : "B";
-    if (strcmp(sa, sb) != 0 || va.itemsize != vb.itemsize) {
+    const char *sa = va->format ? va->format : "B", *sb = vb->format ? vb->format : "B";
+    if (strcmp(sa, sb) != 0 || va->itemsize != vb->itemsize) {
       rc = differ(c, PyUnicode_FromFormat("item format '%s' != '%s'", sa, sb));
       goto done;
     }
     for (Py_ssize_t k = 0; k < na; k++) {
-      if (memcmp(pa + k * va.itemsize, pb + k * vb.itemsize, (size_t)va.itemsize) != 0) {
-        PyObject *at = index_text(&va, k);
+      if (memcmp(pa + k * va->itemsize, pb + k * vb->itemsize, (size_t)va->itemsize) != 0) {
+        PyObject *at = index_text(va, k);
         if (at == NULL || prepend(c, at) < 0)
           goto done;
         rc = differ(c, PyUnicode_FromString("items differ bytewise"));
@@ -385,10 +379,10 @@ static int match_buffers(cmp_t *c, PyObject *a, PyObject *b) {
     goto done;
   }
   for (Py_ssize_t k = 0; k < na; k++) {
-    value_t x = read_item(&ia, pa + k * va.itemsize);
-    value_t y = read_item(&ib, pb + k * vb.itemsize);
+    value_t x = read_item(&ia, pa + k * va->itemsize);
+    value_t y = read_item(&ib, pb + k * vb->itemsize);
     if (!values_match(&x, &y, c->tol)) {
-      PyObject *at = index_text(&va, k);
+      PyObject *at = index_text(va, k);
       if (at == NULL || prepend(c, at) < 0)
         goto done;
       PyObject *ox = value_obj(&x), *oy = value_obj(&y);
@@ -402,6 +396,18 @@ static int match_buffers(cmp_t *c, PyObject *a, PyObject *b) {
 done:
   PyMem_Free(oa);
   PyMem_Free(ob);
+  return rc;
+}
+
+static int match_buffers(cmp_t *c, PyObject *a, PyObject *b) {
+  Py_buffer va, vb;
+  if (PyObject_GetBuffer(a, &va, PyBUF_FULL_RO) < 0)
+    return -1;
+  if (PyObject_GetBuffer(b, &vb, PyBUF_FULL_RO) < 0) {
+    PyBuffer_Release(&va);
+    return -1;
+  }
+  int rc = match_views(c, &va, &vb);
   PyBuffer_Release(&va);
   PyBuffer_Release(&vb);
   return rc;
@@ -586,4 +592,200 @@ int edgert_py_results_match(PyObject *a, PyObject *b, double tolerance, PyObject
   Py_XDECREF(c.path);
   Py_XDECREF(c.detail);
   return rc;
+}
+
+/* ---- buffer arguments: snapshots for running both sides ------------------ */
+
+/*
+ * A kernel may write through a buffer argument (an output array, an
+ * in-place update), and then its effect is part of its result. To compare
+ * two sides on the same arguments, each must start from the same contents
+ * and each one's writes must be kept apart: the caller takes a snapshot
+ * before the first side, takes another after it, restores the first before
+ * the second side runs, and compares the second snapshot with what the
+ * second side left. Only arguments that export a writable buffer are
+ * copied (read-only ones cannot change); the copies are C-contiguous, with
+ * the layout (format, shape) kept for the comparison. No buffer stays
+ * exported between calls, so a side may resize its arguments; a snapshot
+ * whose argument changed size can no longer be restored and says so.
+ */
+typedef struct snap_arg_s {
+  Py_ssize_t index; /* argument position, 0-based */
+  Py_ssize_t len, itemsize;
+  int ndim;
+  char *format;       /* owned copy, or NULL for "B" */
+  Py_ssize_t *shape;  /* owned copy of the ndim extents, or NULL when ndim == 0 */
+  char *bytes;        /* owned, len bytes in C order */
+} snap_arg_t;
+
+struct edgert_py_snap_s {
+  Py_ssize_t n;
+  snap_arg_t arg[];
+};
+
+void edgert_py_snap_free(edgert_py_snap_t *s) {
+  if (s == NULL)
+    return;
+  for (Py_ssize_t i = 0; i < s->n; i++) {
+    PyMem_Free(s->arg[i].format);
+    PyMem_Free(s->arg[i].shape);
+    PyMem_Free(s->arg[i].bytes);
+  }
+  PyMem_Free(s);
+}
+
+/* The writable view of args[i], or 0 (no exception) when it has none. */
+static int writable_view(PyObject *o, Py_buffer *v) {
+  if (PyBytes_Check(o) || PyUnicode_Check(o) || !PyObject_CheckBuffer(o))
+    return 0;
+  if (PyObject_GetBuffer(o, v, PyBUF_FULL) == 0)
+    return 1;
+  if (PyErr_ExceptionMatches(PyExc_BufferError) || PyErr_ExceptionMatches(PyExc_TypeError)) {
+    PyErr_Clear(); /* read-only: it cannot change */
+    return 0;
+  }
+  return -1;
+}
+
+static int snap_one(snap_arg_t *a, Py_ssize_t index, Py_buffer *v) {
+  memset(a, 0, sizeof *a);
+  a->index = index;
+  a->len = v->len;
+  a->itemsize = v->itemsize;
+  a->ndim = v->ndim;
+  if (v->format != NULL) {
+    size_t n = strlen(v->format) + 1;
+    if ((a->format = PyMem_Malloc(n)) == NULL)
+      goto nomem;
+    memcpy(a->format, v->format, n);
+  }
+  if (v->ndim > 0 && v->shape != NULL) {
+    if ((a->shape = PyMem_Malloc((size_t)v->ndim * sizeof *a->shape)) == NULL)
+      goto nomem;
+    memcpy(a->shape, v->shape, (size_t)v->ndim * sizeof *a->shape);
+  }
+  if ((a->bytes = PyMem_Malloc(v->len > 0 ? (size_t)v->len : 1)) == NULL)
+    goto nomem;
+  return PyBuffer_ToContiguous(a->bytes, v, v->len, 'C');
+nomem:
+  PyErr_NoMemory();
+  return -1;
+}
+
+edgert_py_snap_t *edgert_py_snap_take(PyObject *const *args, Py_ssize_t nargs) {
+  edgert_py_snap_t *s = PyMem_Malloc(sizeof *s + (size_t)nargs * sizeof(snap_arg_t));
+  if (s == NULL) {
+    PyErr_NoMemory();
+    return NULL;
+  }
+  s->n = 0;
+  for (Py_ssize_t i = 0; i < nargs; i++) {
+    Py_buffer v;
+    int w = writable_view(args[i], &v);
+    if (w == 0)
+      continue;
+    int rc = w < 0 ? -1 : snap_one(&s->arg[s->n++], i, &v);
+    if (w > 0)
+      PyBuffer_Release(&v);
+    if (rc < 0) {
+      edgert_py_snap_free(s);
+      return NULL;
+    }
+  }
+  return s;
+}
+
+int edgert_py_snap_empty(const edgert_py_snap_t *s) { return s->n == 0; }
+
+/* args[a->index]'s writable view: 0 with *v when it has the snapshot's size;
+ * 1 (nothing held, *now_len its length or -1 when it exports no writable
+ * buffer any more) when it changed; -1 with an exception. */
+static int same_view(const snap_arg_t *a, PyObject *const *args, Py_buffer *v,
+                     Py_ssize_t *now_len) {
+  int w = writable_view(args[a->index], v);
+  if (w < 0)
+    return -1;
+  *now_len = w == 0 ? -1 : v->len;
+  if (w == 0)
+    return 1;
+  if (v->len != a->len || v->itemsize != a->itemsize) {
+    PyBuffer_Release(v);
+    return 1;
+  }
+  return 0;
+}
+
+int edgert_py_snap_restore(const edgert_py_snap_t *s, PyObject *const *args) {
+  for (Py_ssize_t i = 0; i < s->n; i++) {
+    Py_buffer v;
+    Py_ssize_t now_len;
+    int changed = same_view(&s->arg[i], args, &v, &now_len);
+    if (changed < 0)
+      return -1;
+    if (changed) {
+      if (now_len < 0)
+        PyErr_Format(PyExc_RuntimeError,
+                     "argument %zd no longer exports a writable buffer, so its contents "
+                     "cannot be restored",
+                     s->arg[i].index + 1);
+      else
+        PyErr_Format(PyExc_RuntimeError,
+                     "argument %zd changed size (%zd bytes before, %zd now), so its contents "
+                     "cannot be restored",
+                     s->arg[i].index + 1, s->arg[i].len, now_len);
+      return -1;
+    }
+    int rc = PyBuffer_FromContiguous(&v, s->arg[i].bytes, v.len, 'C');
+    PyBuffer_Release(&v);
+    if (rc < 0)
+      return -1;
+  }
+  return 0;
+}
+
+int edgert_py_snap_match(const edgert_py_snap_t *s, PyObject *const *args, double tolerance,
+                         PyObject **diff) {
+  if (diff != NULL)
+    *diff = NULL;
+  for (Py_ssize_t i = 0; i < s->n; i++) {
+    const snap_arg_t *a = &s->arg[i];
+    Py_buffer now;
+    Py_ssize_t now_len;
+    int changed = same_view(a, args, &now, &now_len);
+    if (changed < 0)
+      return -1;
+    if (changed) { /* a side that resized its argument differs from one that did not */
+      if (diff == NULL)
+        return 0;
+      *diff = now_len < 0 ? PyUnicode_FromFormat("argument %zd: a writable buffer != %s",
+                                                 a->index + 1, Py_TYPE(args[a->index])->tp_name)
+                          : PyUnicode_FromFormat("argument %zd: %zd bytes != %zd bytes",
+                                                 a->index + 1, a->len, now_len);
+      return *diff == NULL ? -1 : 0;
+    }
+    Py_buffer then = now; /* the snapshot's layout over its bytes */
+    then.buf = a->bytes;
+    then.obj = NULL;
+    then.readonly = 1;
+    then.format = a->format;
+    then.ndim = a->ndim;
+    then.shape = a->shape;
+    then.strides = NULL; /* C-contiguous */
+    then.suboffsets = NULL;
+    cmp_t c = {tolerance, NULL, NULL};
+    int rc = match_views(&c, &then, &now);
+    PyBuffer_Release(&now);
+    if (rc == 0 && diff != NULL) {
+      *diff = c.path != NULL ? PyUnicode_FromFormat("argument %zd at %U: %U", a->index + 1,
+                                                    c.path, c.detail)
+                             : PyUnicode_FromFormat("argument %zd: %U", a->index + 1, c.detail);
+      if (*diff == NULL)
+        rc = -1;
+    }
+    Py_XDECREF(c.path);
+    Py_XDECREF(c.detail);
+    if (rc != 1)
+      return rc;
+  }
+  return 1;
 }

@@ -126,6 +126,30 @@ PyObject *edgert_py_bound_call(PyObject *bound, PyObject *const *args,
  */
 int edgert_py_results_match(PyObject *a, PyObject *b, double tolerance,
                             PyObject **diff);
+/*
+ * Snapshots of the arguments that export a writable buffer, for running two
+ * sides on the same arguments when a side writes through them (an output
+ * array, an in-place update): take one before the first side and one after
+ * it, restore the first before the second side runs, then match the second
+ * snapshot against what the second side left. Read-only buffers and other
+ * objects are not copied. Needs the GIL; no buffer stays exported between
+ * calls.
+ * - take: a new snapshot (possibly of nothing), or NULL with an exception.
+ * - empty: 1 when no argument was copied.
+ * - restore: writes the snapshot back; 0, or -1 with an exception
+ *   (RuntimeError naming the argument if it changed size since).
+ * - match: compares the snapshot (as `a`) with the arguments' contents now
+ *   (as `b`) by the rules of edgert_py_results_match; 1, 0 with *diff a new
+ *   str such as "argument 1 at [3]: 6.0 != 7.0", or -1 with an exception.
+ * - free: NULL does nothing.
+ */
+typedef struct edgert_py_snap_s edgert_py_snap_t;
+edgert_py_snap_t *edgert_py_snap_take(PyObject *const *args, Py_ssize_t nargs);
+int edgert_py_snap_empty(const edgert_py_snap_t *s);
+int edgert_py_snap_restore(const edgert_py_snap_t *s, PyObject *const *args);
+int edgert_py_snap_match(const edgert_py_snap_t *s, PyObject *const *args, double tolerance,
+                         PyObject **diff);
+void edgert_py_snap_free(edgert_py_snap_t *s);
 
 /* ---- containers.c (what other parts call) ---------------------------- */
 

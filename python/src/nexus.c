@@ -308,18 +308,60 @@ static PyObject *compiled_failed(KernelObject *self, PyObject *const *args,
   return NULL;
 }
 
-/* Shadow validation: `result` (owned) is the compiled result. Returns it,
- * or NULL with FallbackMismatchError in strict mode. */
+/* Puts the buffer arguments back to `snap` (when there is one) at the end of
+ * a call that returns `r`. When the call raises (r == NULL), its exception
+ * is kept and a failed restore is dropped; otherwise a failed restore turns
+ * the call into that error. */
+static PyObject *leave_buffers(PyObject *r, const edgert_py_snap_t *snap,
+                               PyObject *const *args) {
+  if (snap == NULL)
+    return r;
+  if (r == NULL) {
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    if (edgert_py_snap_restore(snap, args) < 0)
+      PyErr_Clear();
+    PyErr_Restore(et, ev, tb);
+    return NULL;
+  }
+  if (edgert_py_snap_restore(snap, args) == 0)
+    return r;
+  Py_DECREF(r);
+  return NULL;
+}
+
+/*
+ * Shadow validation: `result` (owned) is the compiled result. Returns it,
+ * or NULL with FallbackMismatchError in strict mode.
+ *
+ * When arguments export writable buffers, `before` holds their contents
+ * from before the compiled call: what the compiled side wrote is kept
+ * aside, the arguments are put back so that the reference starts from the
+ * same inputs, and the two sides' writes are compared after the return
+ * values. The call then leaves the compiled side's writes in place (it
+ * returns the compiled result), except when it raises, which leaves the
+ * arguments as they were before the call.
+ */
 static PyObject *shadow_validate(KernelObject *self, PyObject *result,
                                  PyObject *const *args, Py_ssize_t nargs,
-                                 uint64_t number) {
+                                 uint64_t number, const edgert_py_snap_t *before) {
   self->validations++;
+  edgert_py_snap_t *after = NULL;
+  if (before != NULL) {
+    after = edgert_py_snap_take(args, nargs);
+    if (after == NULL || edgert_py_snap_restore(before, args) < 0) {
+      edgert_py_snap_free(after);
+      Py_DECREF(result);
+      return NULL;
+    }
+  }
   PyObject *cause = NULL, *diff = NULL;
   PyObject *ref = call_reference(self, args, nargs);
   if (ref == NULL) {
     if (!PyErr_ExceptionMatches(PyExc_Exception)) {
       Py_DECREF(result);
-      return NULL;
+      result = leave_buffers(NULL, before, args);
+      goto out;
     }
     PyObject *et, *tb;
     PyErr_Fetch(&et, &cause, &tb);
@@ -333,12 +375,17 @@ static PyObject *shadow_validate(KernelObject *self, PyObject *result,
   } else {
     int m = edgert_py_results_match(result, ref, self->tolerance, &diff);
     Py_DECREF(ref);
-    if (m == 1)
-      return result;
+    if (m == 1 && after != NULL)
+      m = edgert_py_snap_match(after, args, self->tolerance, &diff);
+    if (m == 1) {
+      result = leave_buffers(result, after, args);
+      goto out;
+    }
     if (m < 0) {
       if (!PyErr_ExceptionMatches(PyExc_Exception)) {
         Py_DECREF(result);
-        return NULL;
+        result = leave_buffers(NULL, before, args);
+        goto out;
       }
       PyObject *et, *tb;
       PyErr_Fetch(&et, &cause, &tb);
@@ -354,7 +401,8 @@ static PyObject *shadow_validate(KernelObject *self, PyObject *result,
   if (diff == NULL) {
     Py_XDECREF(cause);
     Py_DECREF(result);
-    return NULL;
+    result = leave_buffers(NULL, before, args);
+    goto out;
   }
   self->mismatches++;
   log_with_shapes(self->strict ? EDGERT_PY_ERROR : EDGERT_PY_WARNING, args,
@@ -368,9 +416,16 @@ static PyObject *shadow_validate(KernelObject *self, PyObject *result,
   if (!self->strict) {
     Py_DECREF(diff);
     Py_XDECREF(cause);
-    return result;
+    result = leave_buffers(result, after, args);
+    goto out;
   }
   Py_DECREF(result);
+  result = NULL;
+  if (before != NULL && edgert_py_snap_restore(before, args) < 0) {
+    Py_DECREF(diff);
+    Py_XDECREF(cause);
+    goto out;
+  }
   PyObject *shapes = edgert_py_describe_args(args, nargs);
   PyObject *msg =
       shapes ? PyUnicode_FromFormat("kernel '%U' version %llu: compiled and "
@@ -385,7 +440,7 @@ static PyObject *shadow_validate(KernelObject *self, PyObject *result,
   Py_XDECREF(msg);
   if (exc == NULL) {
     Py_XDECREF(cause);
-    return NULL;
+    goto out;
   }
   if (cause != NULL) {
     Py_INCREF(cause);
@@ -394,10 +449,75 @@ static PyObject *shadow_validate(KernelObject *self, PyObject *result,
   }
   PyErr_SetObject(EdgertPy_FallbackMismatchError, exc);
   Py_DECREF(exc);
-  return NULL;
+out:
+  edgert_py_snap_free(after);
+  return result;
 }
 
 /* ---- the hot path ------------------------------------------------------ */
+
+/*
+ * One call on the current version. *served is 1 when the compiled side
+ * served it (then *number is its version), 0 when the reference did or the
+ * call raised. `before` (validated calls with buffer arguments, else NULL)
+ * is restored before the reference serves a failed call, so the reference
+ * never sees a failed kernel's partial writes, and when the call raises.
+ */
+static inline PyObject *compiled_call(KernelObject *self, PyObject *const *args,
+                                      Py_ssize_t nargs,
+                                      const edgert_py_snap_t *before,
+                                      int *served, uint64_t *number) {
+  version_t *v = &self->history[self->nversions - 1];
+  PyObject *compiled = v->compiled;
+  *number = v->number;
+  *served = 0;
+  int bound = v->bound;
+  Py_INCREF(compiled); /* the version this call runs on, whatever swaps */
+  int sample = (self->clat.tick++ & (SAMPLE_EVERY - 1)) == 0;
+  double t0 = sample ? now_ns() : 0.0;
+  PyObject *r;
+  if (bound) {
+    int missed = 0;
+    r = edgert_py_bound_call(compiled, args, nargs, &missed);
+    if (EDGERT_PY_UNLIKELY(r == NULL) && missed) {
+      Py_DECREF(compiled);
+      return guard_miss(self, args, nargs, *number);
+    }
+  } else {
+    r = PyObject_Vectorcall(compiled, args, nargs, NULL);
+  }
+  Py_DECREF(compiled);
+  if (EDGERT_PY_UNLIKELY(r == NULL)) {
+    leave_buffers(NULL, before, args); /* the kernel's error stays set */
+    return compiled_failed(self, args, nargs, *number);
+  }
+  if (sample)
+    lat_record(&self->clat, now_ns() - t0);
+  self->compiled++;
+  if (self->consecutive != 0 && *number == current_number(self))
+    self->consecutive = 0;
+  *served = 1;
+  return r;
+}
+
+/* A call that shadow validation will check if the compiled side serves it. */
+static PyObject *validated_call(KernelObject *self, PyObject *const *args,
+                                Py_ssize_t nargs) {
+  edgert_py_snap_t *before = edgert_py_snap_take(args, nargs);
+  if (before == NULL)
+    return NULL;
+  if (edgert_py_snap_empty(before)) {
+    edgert_py_snap_free(before);
+    before = NULL;
+  }
+  int served;
+  uint64_t number;
+  PyObject *r = compiled_call(self, args, nargs, before, &served, &number);
+  if (r != NULL && served)
+    r = shadow_validate(self, r, args, nargs, number, before);
+  edgert_py_snap_free(before);
+  return r;
+}
 
 static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
                                    size_t nargsf, PyObject *kwnames) {
@@ -411,35 +531,13 @@ static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
   self->calls++;
   if (EDGERT_PY_UNLIKELY(self->state != ACTIVE))
     return quarantined_call(self, args, nargs);
-  version_t *v = &self->history[self->nversions - 1];
-  PyObject *compiled = v->compiled;
-  uint64_t number = v->number;
-  int bound = v->bound;
-  Py_INCREF(compiled); /* the version this call runs on, whatever swaps */
-  int sample = (self->clat.tick++ & (SAMPLE_EVERY - 1)) == 0;
-  double t0 = sample ? now_ns() : 0.0;
-  PyObject *r;
-  if (bound) {
-    int missed = 0;
-    r = edgert_py_bound_call(compiled, args, nargs, &missed);
-    if (EDGERT_PY_UNLIKELY(r == NULL) && missed) {
-      Py_DECREF(compiled);
-      return guard_miss(self, args, nargs, number);
-    }
-  } else {
-    r = PyObject_Vectorcall(compiled, args, nargs, NULL);
-  }
-  Py_DECREF(compiled);
-  if (EDGERT_PY_UNLIKELY(r == NULL))
-    return compiled_failed(self, args, nargs, number);
-  if (sample)
-    lat_record(&self->clat, now_ns() - t0);
-  self->compiled++;
-  if (self->consecutive != 0 && number == current_number(self))
-    self->consecutive = 0;
-  if (self->validate_every != 0 && self->compiled % self->validate_every == 0)
-    return shadow_validate(self, r, args, nargs, number);
-  return r;
+  /* every validate_every-th call the compiled side serves is validated */
+  if (EDGERT_PY_UNLIKELY(self->validate_every != 0) &&
+      (self->compiled + 1) % self->validate_every == 0)
+    return validated_call(self, args, nargs);
+  int served;
+  uint64_t number;
+  return compiled_call(self, args, nargs, NULL, &served, &number);
 }
 
 /* ---- construction ------------------------------------------------------ */

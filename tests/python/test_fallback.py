@@ -207,6 +207,60 @@ def test_validation_reference_failure_propagates_unchanged():
         ExplicitFallback.fallback_to_python(good, bad_ref, 1.0)
 
 
+# ---- fallback_to_python with sides that write through their arguments -------
+
+def scale_in_place(x, by):
+    for i in range(len(x)):
+        x[i] *= by
+
+
+def scale_wrong_at_3(x, by):
+    scale_in_place(x, by)
+    x[3] += by
+
+
+def test_validation_runs_both_sides_from_the_same_inputs_and_compares_their_writes():
+    x = array.array("d", [1.0, 2.0, 3.0, 4.0])
+    assert ExplicitFallback.fallback_to_python(scale_in_place, scale_in_place, x, 2.0) is None
+    assert list(x) == [2.0, 4.0, 6.0, 8.0]  # scaled once: the reference's writes stay
+
+
+def test_validation_mismatch_in_writes_names_the_argument_and_restores_it():
+    x = array.array("d", [1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(FallbackMismatchError) as info:
+        ExplicitFallback.fallback_to_python(scale_wrong_at_3, scale_in_place, x, 2.0)
+    assert str(info.value).endswith("(tolerance 1e-09): argument 1 at [3]: 10.0 != 8.0")
+    assert info.value.difference == "argument 1 at [3]: 10.0 != 8.0"
+    assert list(x) == [1.0, 2.0, 3.0, 4.0]
+    # within the tolerance, the writes agree
+    y = array.array("d", [1.0, 2.0, 3.0, 4.0])
+    ExplicitFallback.fallback_to_python(scale_wrong_at_3, scale_in_place, y, 2.0, tolerance=0.5)
+    assert list(y) == [2.0, 4.0, 6.0, 8.0]
+
+
+@pytest.mark.parametrize("side", ["compiled", "reference"])
+def test_a_side_failing_after_a_partial_write_leaves_the_arguments_as_they_were(side):
+    x = bytearray(b"\x01\x02\x03")
+    def doubles(b, by):
+        for i in range(len(b)):
+            b[i] *= by
+    def half_bytes(b, by):
+        b[0] *= by
+        raise ValueError("failed halfway")
+    compiled, ref = (half_bytes, doubles) if side == "compiled" else (doubles, half_bytes)
+    with pytest.raises(CompiledModeFailure if side == "compiled" else ValueError):
+        ExplicitFallback.fallback_to_python(compiled, ref, x, 2)
+    assert x == bytearray(b"\x01\x02\x03")
+
+
+def test_a_side_that_resizes_its_argument_differs_from_one_that_does_not():
+    b = bytearray(b"abc")
+    with pytest.raises(FallbackMismatchError,
+                       match=r"argument 1: 3 bytes != 4 bytes"):
+        ExplicitFallback.fallback_to_python(lambda v: v.__setitem__(0, 65),
+                                            lambda v: v.append(100), b)
+
+
 # ---- the comparison ----------------------------------------------------------
 
 @pytest.mark.parametrize("a, b", [

@@ -31,6 +31,10 @@ CONTRACTS = [
     ABIContract("nexus_tag_1", [ctypes.c_long], ctypes.c_long),
     ABIContract("nexus_tag_2", [ctypes.c_long], ctypes.c_long),
     ABIContract("nexus_tag_3", [ctypes.c_long], ctypes.c_long),
+    ABIContract("nexus_scale_f64", [ctypes.POINTER(D), ctypes.c_size_t, D], None),
+    ABIContract("nexus_scale_f64_divergent", [ctypes.POINTER(D), ctypes.c_size_t, D], None),
+    ABIContract("nexus_scale_then_crash", [ctypes.POINTER(D), ctypes.c_size_t, D,
+                                           ctypes.c_size_t], None),
 ]
 
 
@@ -454,6 +458,119 @@ def test_a_reference_that_raises_during_validation_is_a_mismatch():
     with pytest.raises(FallbackMismatchError, match="the reference raised ZeroDivisionError") as ei:
         ks(1.0)
     assert isinstance(ei.value.__cause__, ZeroDivisionError)
+
+
+# ---- shadow validation of kernels that write through their arguments ----
+
+def scale_ref(seen):
+    """The reference of nexus_scale_f64 (x[i] *= by, in place); records the
+    contents it was handed in `seen`."""
+    def ref(x, n, by, *rest):
+        flat = memoryview(x).cast("B").cast("d")  # any C-contiguous float64 buffer
+        seen.append(flat[:n].tolist())
+        for i in range(n):
+            flat[i] *= by
+    return ref
+
+
+def test_validation_hands_the_reference_the_inputs_the_kernel_saw(loader):
+    seen = []
+    k = Nexus().register("scale", loader.function("nexus_scale_f64"), scale_ref(seen),
+                         validate_every=1)
+    x = array.array("d", [1.0, 2.0, 3.0, 4.0, 5.0])
+    assert k(x, 5, 2.0) is None
+    # scaled once, not twice: the reference ran on the original contents
+    assert seen == [[1.0, 2.0, 3.0, 4.0, 5.0]]
+    assert list(x) == [2.0, 4.0, 6.0, 8.0, 10.0]
+    s = k.stats()
+    assert s["validations"] == 1 and s["mismatches"] == 0 and s["compiled"] == 1
+
+
+def test_validation_compares_what_the_sides_write_not_only_what_they_return(loader, caplog):
+    seen = []
+    k = Nexus().register("scale", loader.function("nexus_scale_f64_divergent"),
+                         scale_ref(seen), validate_every=1)
+    x = array.array("d", [1.0, 2.0, 3.0, 4.0, 5.0])
+    with caplog.at_level(logging.WARNING, logger="edgert.nexus"):
+        assert k(x, 5, 2.0) is None  # both return None: only the writes differ
+    assert k.stats()["mismatches"] == 1
+    assert seen == [[1.0, 2.0, 3.0, 4.0, 5.0]]
+    # not strict: the compiled side's writes are what the caller gets
+    assert list(x) == [2.0, 4.0, 6.0, 12.0, 10.0]
+    (rec,) = [r for r in caplog.records if "mismatch" in r.getMessage()]
+    assert "argument 1 at [3]: 12.0 != 8.0" in rec.getMessage()
+
+
+def test_strict_validation_of_writes_raises_and_leaves_the_arguments_as_they_were(loader):
+    k = Nexus().register("scale", loader.function("nexus_scale_f64_divergent"),
+                         scale_ref([]), validate_every=1, strict=True)
+    x = array.array("d", [1.0, 2.0, 3.0, 4.0, 5.0])
+    with pytest.raises(FallbackMismatchError, match=r"argument 1 at \[3\]: 12\.0 != 8\.0"):
+        k(x, 5, 2.0)
+    assert list(x) == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_validated_writes_through_typedlists_and_numpy_arrays(loader):
+    np = pytest.importorskip("numpy")
+    good = Nexus().register("scale", loader.function("nexus_scale_f64"), scale_ref([]),
+                            validate_every=1)
+    bad = Nexus().register("scale", loader.function("nexus_scale_f64_divergent"),
+                           scale_ref([]), validate_every=1, strict=True)
+    tl = edgert.TypedList(float, [1.0, 2.0, 3.0, 4.0])
+    good(tl, 4, 3.0)
+    assert list(tl) == [3.0, 6.0, 9.0, 12.0] and good.stats()["mismatches"] == 0
+    with pytest.raises(FallbackMismatchError, match=r"argument 1 at \[3\]: 48\.0 != 36\.0"):
+        bad(tl, 4, 3.0)
+    assert list(tl) == [3.0, 6.0, 9.0, 12.0]
+    tl.append(13.0)  # no buffer was left exported: the list can still grow
+    arr = np.arange(8.0).reshape(2, 4)
+    with pytest.raises(FallbackMismatchError, match=r"argument 1 at \[0, 3\]: 12\.0 != 9\.0"):
+        bad(arr, 8, 3.0)
+    assert arr.tolist() == [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0, 7.0]]
+    good(arr, 8, 0.5)
+    assert arr.tolist() == [[0.0, 0.5, 1.0, 1.5], [2.0, 2.5, 3.0, 3.5]]
+
+
+PARTIAL_CRASH_SCRIPT = textwrap.dedent("""
+    import array, ctypes, json, sys
+    import edgert
+    D = ctypes.c_double
+    ld = edgert.ModuleLoader()
+    ld.load(sys.argv[1], edgert.ABIContract("nexus_scale_then_crash",
+                                            [ctypes.POINTER(D), ctypes.c_size_t, D,
+                                             ctypes.c_size_t], None))
+    seen = []
+    def ref(x, n, by, at):
+        seen.append(list(x[:n]))
+        for i in range(n):
+            x[i] *= by
+    k = edgert.Nexus().register("scale", ld.function("nexus_scale_then_crash"), ref,
+                                validate_every=1)
+    x = array.array("d", [1.0, 2.0, 3.0, 4.0])
+    k(x, 4, 2.0, 2)  # scales x[0:2], then crashes
+    print(json.dumps({"seen": seen, "x": list(x), "stats": {
+        key: v for key, v in k.stats().items() if not key.endswith("latency")}}))
+""")
+
+
+def test_a_validated_call_that_crashes_midway_falls_back_from_the_original_inputs():
+    # In a subprocess: the crash quarantines the module for the rest of the run.
+    r = subprocess.run([sys.executable, "-c", PARTIAL_CRASH_SCRIPT, kernels_path()],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["seen"] == [[1.0, 2.0, 3.0, 4.0]]
+    assert got["x"] == [2.0, 4.0, 6.0, 8.0]  # not [4.0, 8.0, 6.0, 8.0]
+    s = got["stats"]
+    assert s["failures"] == 1 and s["fallbacks"] == 1 and s["validations"] == 0
+
+
+def test_validation_with_read_only_and_non_buffer_arguments_copies_nothing(loader):
+    k = Nexus().register("sum", loader.function("nexus_sum_f64"),
+                         lambda xs, n: float(sum(xs[:n])), validate_every=1)
+    ro = memoryview(array.array("d", [1.0, 2.5])).toreadonly()
+    assert k(ro, 2) == 3.5
+    assert k.stats()["mismatches"] == 0 and k.stats()["validations"] == 1
 
 
 # ---- the decorator form --------------------------------------------------
