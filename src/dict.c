@@ -24,11 +24,36 @@
  *  - str/bytes key hashes come from the host's hasher when one is set
  *    (only while empty), so every stored hash is of one function;
  *  - while pins > 0 no entry is added or removed and no array moves;
- *  - every failing operation leaves the dict as it was.
+ *  - every failing operation leaves the dict as it was;
+ *  - every public function refuses a NULL dict handle or required pointer
+ *    before touching anything (EDGERT_EINVAL, or the NULL/0/-1 the header
+ *    names, with a message naming the function and the argument); the
+ *    inline lookups in dict.h check nothing.
  */
 #include "internal.h"
 
 #include <string.h>
+
+/* If `p` is NULL: this thread's message names the calling function and the
+ * argument, and the function returns `value` (nothing, in a void one). */
+#define RETURN_IF_NULL(p, value)                                                          \
+  do {                                                                                    \
+    if (EDGERT__UNLIKELY((p) == NULL)) {                                                  \
+      edgert__error(EDGERT_EINVAL, "%s: %s is NULL", __func__, #p);                       \
+      return value;                                                                       \
+    }                                                                                     \
+  } while (0)
+
+/* The same for functions that report through an optional `int *err`. */
+#define RETURN_NULL_IF_NULL_ERR(p, err)                                                   \
+  do {                                                                                    \
+    if (EDGERT__UNLIKELY((p) == NULL)) {                                                  \
+      int rc_ = edgert__error(EDGERT_EINVAL, "%s: %s is NULL", __func__, #p);             \
+      if (err)                                                                            \
+        *(err) = rc_;                                                                     \
+      return NULL;                                                                        \
+    }                                                                                     \
+  } while (0)
 
 #define GOLDEN 0x9E3779B97F4A7C15ull
 #define RING_EMPTY UINT32_MAX
@@ -397,13 +422,29 @@ void edgert_dict_free(edgert_dict_t *d) {
   edgert__free(d);
 }
 
-const edgert_dict_view_t *edgert_dict_view(const edgert_dict_t *d) { return &d->v; }
-const edgert_type_t *edgert_dict_key_type(const edgert_dict_t *d) { return d->kt; }
-const edgert_type_t *edgert_dict_value_type(const edgert_dict_t *d) { return d->vt; }
-size_t edgert_dict_len(const edgert_dict_t *d) { return d->v.len; }
-uint64_t edgert_dict_version(const edgert_dict_t *d) { return d->v.version; }
+const edgert_dict_view_t *edgert_dict_view(const edgert_dict_t *d) {
+  RETURN_IF_NULL(d, NULL);
+  return &d->v;
+}
+const edgert_type_t *edgert_dict_key_type(const edgert_dict_t *d) {
+  RETURN_IF_NULL(d, NULL);
+  return d->kt;
+}
+const edgert_type_t *edgert_dict_value_type(const edgert_dict_t *d) {
+  RETURN_IF_NULL(d, NULL);
+  return d->vt;
+}
+size_t edgert_dict_len(const edgert_dict_t *d) {
+  RETURN_IF_NULL(d, 0);
+  return d->v.len;
+}
+uint64_t edgert_dict_version(const edgert_dict_t *d) {
+  RETURN_IF_NULL(d, 0);
+  return d->v.version;
+}
 
 size_t edgert_dict_memory(const edgert_dict_t *d) {
+  RETURN_IF_NULL(d, 0);
   return sizeof *d + d->ecap * (d->ksize + d->v.vsize + (d->khashed ? 8 : 0)) +
          d->v.icap * sizeof(uint32_t) + d->heap_bytes;
 }
@@ -506,6 +547,7 @@ static inline void cache_store(edgert_dict_t *d, uint64_t tag, ptrdiff_t e) {
 }
 
 int edgert_dict_set_cache(edgert_dict_t *d, int mode) {
+  RETURN_IF_NULL(d, EDGERT_EINVAL);
   if (mode != EDGERT_DICT_CACHE_OFF && mode != EDGERT_DICT_CACHE_ON &&
       mode != EDGERT_DICT_CACHE_AUTO)
     return edgert__error(EDGERT_EINVAL, "dict: unknown cache mode %d", mode);
@@ -518,6 +560,12 @@ int edgert_dict_set_cache(edgert_dict_t *d, int mode) {
 }
 
 void edgert_dict_cache_stats(const edgert_dict_t *d, edgert_dict_cache_stats_t *out) {
+  RETURN_IF_NULL(out, );
+  if (EDGERT__UNLIKELY(d == NULL)) {
+    memset(out, 0, sizeof *out);
+    edgert__error(EDGERT_EINVAL, "%s: d is NULL", __func__);
+    return;
+  }
   out->hits = d->hits;
   out->misses = d->misses;
   out->bypassed = d->bypassed;
@@ -586,11 +634,14 @@ static inline ptrdiff_t find_entry_h(edgert_dict_t *d, const void *key, uint64_t
 }
 
 void *edgert_dict_find_hashed(edgert_dict_t *d, const void *key, uint64_t hash) {
+  RETURN_IF_NULL(d, NULL);
+  RETURN_IF_NULL(key, NULL);
   ptrdiff_t e = find_entry_h(d, key, hash);
   return e < 0 ? NULL : d->v.values + (size_t)e * d->v.vsize;
 }
 
 int edgert_dict_set_hasher(edgert_dict_t *d, edgert_dict_hash_fn fn, void *ud) {
+  RETURN_IF_NULL(d, EDGERT_EINVAL);
   if (!d->kvar)
     return edgert__error(EDGERT_ETYPE, "dict: a hasher is for str or bytes keys, not %s",
                          edgert_type_name(d->kt));
@@ -602,20 +653,27 @@ int edgert_dict_set_hasher(edgert_dict_t *d, edgert_dict_hash_fn fn, void *ud) {
 }
 
 void *edgert_dict_find(edgert_dict_t *d, const void *key) {
+  RETURN_IF_NULL(d, NULL);
+  RETURN_IF_NULL(key, NULL);
   ptrdiff_t e = find_entry(d, key, 0, 0);
   return e < 0 ? NULL : d->v.values + (size_t)e * d->v.vsize;
 }
 
 void *edgert_dict_find_tagged(edgert_dict_t *d, const void *key, uint64_t tag) {
+  RETURN_IF_NULL(d, NULL);
+  RETURN_IF_NULL(key, NULL);
   ptrdiff_t e = find_entry(d, key, tag, 1);
   return e < 0 ? NULL : d->v.values + (size_t)e * d->v.vsize;
 }
 
 ptrdiff_t edgert_dict_index(edgert_dict_t *d, const void *key) {
+  RETURN_IF_NULL(d, -1);
+  RETURN_IF_NULL(key, -1);
   return find_entry(d, key, 0, 0);
 }
 
 void *edgert_dict_find_i64(edgert_dict_t *d, int64_t key) {
+  RETURN_IF_NULL(d, NULL);
   if (d->v.len == 0)
     return NULL;
   uint64_t h = hash_u64((uint64_t)key);
@@ -664,6 +722,9 @@ static int key_not_found(const edgert_dict_t *d, const void *key) {
 }
 
 int edgert_dict_get(edgert_dict_t *d, const void *key, void *value_out) {
+  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  RETURN_IF_NULL(key, EDGERT_EINVAL);
+  RETURN_IF_NULL(value_out, EDGERT_EINVAL);
   void *v = edgert_dict_find(d, key);
   if (v == NULL)
     return key_not_found(d, key);
@@ -747,6 +808,8 @@ static ptrdiff_t upsert_entry(edgert_dict_t *d, const void *key, int *inserted) 
 
 void *edgert_dict_upsert(edgert_dict_t *d, const void *key, int *inserted, int *err) {
   int ins = 0;
+  RETURN_NULL_IF_NULL_ERR(d, err);
+  RETURN_NULL_IF_NULL_ERR(key, err);
   if (d->vvar) {
     int rc = edgert__error(EDGERT_ETYPE, "dict: upsert needs a fixed-size value type, not %s",
                            edgert_type_name(d->vt));
@@ -766,6 +829,7 @@ void *edgert_dict_upsert(edgert_dict_t *d, const void *key, int *inserted, int *
 }
 
 void *edgert_dict_upsert_i64(edgert_dict_t *d, int64_t key, int *inserted, int *err) {
+  RETURN_NULL_IF_NULL_ERR(d, err);
   if (d->kkind != EDGERT_KIND_INT64 || d->vvar || d->v.index == NULL || d->pins)
     return edgert_dict_upsert(d, &key, inserted, err);
   /* The common insert, in one probe: find the key or the empty slot. */
@@ -819,6 +883,7 @@ static int set_h(edgert_dict_t *d, const void *key, uint64_t h, const void *valu
 
 void *edgert_dict_insert_i64_probed(edgert_dict_t *d, int64_t key, const edgert_dict_probe_t *p,
                                     int *err) {
+  RETURN_NULL_IF_NULL_ERR(d, err);
   /* The probe still holds if nothing was inserted, deleted or resized
    * since (the version) and its slot is still empty; else start over. */
   if (p != NULL && p->version == d->v.version && d->v.index != NULL && p->slot < d->v.icap &&
@@ -840,15 +905,22 @@ void *edgert_dict_insert_i64_probed(edgert_dict_t *d, int64_t key, const edgert_
 }
 
 int edgert_dict_set(edgert_dict_t *d, const void *key, const void *value) {
+  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  RETURN_IF_NULL(key, EDGERT_EINVAL);
+  RETURN_IF_NULL(value, EDGERT_EINVAL);
   return set_h(d, key, hash_key(d, key), value);
 }
 
 int edgert_dict_set_hashed(edgert_dict_t *d, const void *key, uint64_t hash,
                            const void *value) {
+  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  RETURN_IF_NULL(key, EDGERT_EINVAL);
+  RETURN_IF_NULL(value, EDGERT_EINVAL);
   return set_h(d, key, hash, value);
 }
 
 int edgert_dict_reserve(edgert_dict_t *d, size_t n) {
+  RETURN_IF_NULL(d, EDGERT_EINVAL);
   if (d->pins)
     return edgert__error(EDGERT_EBUSY, "dict: cannot resize while its values buffer is exported");
   return reserve_raw(d, n);
@@ -941,16 +1013,25 @@ static int pop_h(edgert_dict_t *d, const void *key, uint64_t h, void *value_out)
 }
 
 int edgert_dict_pop(edgert_dict_t *d, const void *key, void *value_out) {
+  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  RETURN_IF_NULL(key, EDGERT_EINVAL);
   return pop_h(d, key, d->v.len ? hash_key(d, key) : 0, value_out);
 }
 
 int edgert_dict_pop_hashed(edgert_dict_t *d, const void *key, uint64_t hash, void *value_out) {
+  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  RETURN_IF_NULL(key, EDGERT_EINVAL);
   return pop_h(d, key, hash, value_out);
 }
 
-int edgert_dict_del(edgert_dict_t *d, const void *key) { return edgert_dict_pop(d, key, NULL); }
+int edgert_dict_del(edgert_dict_t *d, const void *key) {
+  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  RETURN_IF_NULL(key, EDGERT_EINVAL);
+  return edgert_dict_pop(d, key, NULL);
+}
 
 int edgert_dict_popitem(edgert_dict_t *d, void *key_out, void *value_out) {
+  RETURN_IF_NULL(d, EDGERT_EINVAL);
   if (d->v.len == 0)
     return edgert__error(EDGERT_EKEY, "popitem(): the dict is empty");
   if (d->pins)
@@ -960,6 +1041,7 @@ int edgert_dict_popitem(edgert_dict_t *d, void *key_out, void *value_out) {
 }
 
 int edgert_dict_clear(edgert_dict_t *d) {
+  RETURN_IF_NULL(d, EDGERT_EINVAL);
   if (d->pins)
     return edgert__error(EDGERT_EBUSY, "dict: cannot clear while its values buffer is exported");
   release_storage(d);
@@ -969,7 +1051,7 @@ int edgert_dict_clear(edgert_dict_t *d) {
 
 /* ---- copies and batches ---------------------------------------------- */
 
-int edgert_dict_copy(const edgert_dict_t *src, edgert_dict_t **out) {
+static int copy_dict(const edgert_dict_t *src, edgert_dict_t **out) {
   edgert_dict_t *d;
   int rc = edgert_dict_new(src->kt, src->vt, &d);
   if (rc < 0)
@@ -1020,7 +1102,17 @@ fail:
   return edgert__error(EDGERT_ENOMEM, "dict: out of memory copying %zu entries", src->v.len);
 }
 
+int edgert_dict_copy(const edgert_dict_t *d, edgert_dict_t **out) {
+  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  RETURN_IF_NULL(out, EDGERT_EINVAL);
+  return copy_dict(d, out);
+}
+
 int edgert_dict_set_many(edgert_dict_t *d, const void *keys, const void *values, size_t n) {
+  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  if (EDGERT__UNLIKELY(n > 0 && (keys == NULL || values == NULL)))
+    return edgert__error(EDGERT_EINVAL, "edgert_dict_set_many: %s is NULL (with n = %zu)",
+                         keys == NULL ? "keys" : "values", n);
   if (n == 0)
     return 0;
   const unsigned char *ks = keys, *vs = values;
@@ -1089,6 +1181,10 @@ oom:
 
 int edgert_dict_get_many(edgert_dict_t *d, const void *keys, size_t n, void *values_out,
                          const void *dflt, size_t *missing_at) {
+  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  if (EDGERT__UNLIKELY(n > 0 && (keys == NULL || values_out == NULL)))
+    return edgert__error(EDGERT_EINVAL, "edgert_dict_get_many: %s is NULL (with n = %zu)",
+                         keys == NULL ? "keys" : "values_out", n);
   const unsigned char *ks = keys;
   unsigned char *out = values_out;
   size_t vsz = d->v.vsize;
@@ -1129,30 +1225,52 @@ int edgert_dict_get_many(edgert_dict_t *d, const void *keys, size_t n, void *val
 /* ---- dense access, pins, iteration ----------------------------------- */
 
 const void *edgert_dict_key_at(const edgert_dict_t *d, size_t i) {
+  RETURN_IF_NULL(d, NULL);
   return i < d->v.len ? d->v.keys + i * d->ksize : NULL;
 }
 void *edgert_dict_value_at(edgert_dict_t *d, size_t i) {
+  RETURN_IF_NULL(d, NULL);
   return i < d->v.len ? d->v.values + i * d->v.vsize : NULL;
 }
-void *edgert_dict_values(edgert_dict_t *d) { return d->v.len ? d->v.values : NULL; }
+void *edgert_dict_values(edgert_dict_t *d) {
+  RETURN_IF_NULL(d, NULL);
+  return d->v.len ? d->v.values : NULL;
+}
 
-void edgert_dict_pin(edgert_dict_t *d) { d->pins++; }
+void edgert_dict_pin(edgert_dict_t *d) {
+  RETURN_IF_NULL(d, );
+  d->pins++;
+}
 int edgert_dict_unpin(edgert_dict_t *d) {
+  RETURN_IF_NULL(d, EDGERT_EINVAL);
   if (d->pins == 0)
     return edgert__error(EDGERT_EINVAL, "dict: unpin without a pin");
   d->pins--;
   return 0;
 }
-unsigned edgert_dict_pins(const edgert_dict_t *d) { return d->pins; }
+unsigned edgert_dict_pins(const edgert_dict_t *d) {
+  RETURN_IF_NULL(d, 0);
+  return d->pins;
+}
 
 void edgert_dict_iter_init(edgert_dict_t *d, edgert_dict_iter_t *it) {
+  RETURN_IF_NULL(it, );
   it->dict = d;
   it->pos = 0;
+  if (EDGERT__UNLIKELY(d == NULL)) {
+    /* An iterator over no dict is at its end (see iter_next). */
+    it->version = 0;
+    edgert__error(EDGERT_EINVAL, "%s: d is NULL", __func__);
+    return;
+  }
   it->version = d->v.version;
 }
 
 int edgert_dict_iter_next(edgert_dict_iter_t *it, const void **key, void **value) {
+  RETURN_IF_NULL(it, EDGERT_EINVAL);
   edgert_dict_t *d = it->dict;
+  if (EDGERT__UNLIKELY(d == NULL))
+    return 0;
   if (d->v.version != it->version)
     return edgert__error(EDGERT_ECHANGED, "dictionary changed size during iteration");
   if (it->pos >= d->v.len)

@@ -7,10 +7,24 @@
  * While pins > 0 neither `data` nor `len` changes. Every failing operation
  * leaves the list as it was: anything that can fail (allocating room,
  * copying str/bytes data) happens before the first element is touched.
+ *
+ * Every public function refuses a NULL list handle or required pointer
+ * before touching anything (EDGERT_EINVAL, or the NULL/0 the header names,
+ * with a message naming the function and the argument).
  */
 #include "internal.h"
 
 #include <string.h>
+
+/* If `p` is NULL: this thread's message names the calling function and the
+ * argument, and the function returns `value` (nothing, in a void one). */
+#define RETURN_IF_NULL(p, value)                                                          \
+  do {                                                                                    \
+    if (EDGERT__UNLIKELY((p) == NULL)) {                                                  \
+      edgert__error(EDGERT_EINVAL, "%s: %s is NULL", __func__, #p);                       \
+      return value;                                                                       \
+    }                                                                                     \
+  } while (0)
 
 struct edgert_list_s {
   edgert_list_view_t v; /* first: data, len, itemsize, for inline readers */
@@ -63,16 +77,36 @@ void edgert_list_free(edgert_list_t *l) {
   edgert__free(l);
 }
 
-const edgert_list_view_t *edgert_list_view(const edgert_list_t *l) { return &l->v; }
-const edgert_type_t *edgert_list_type(const edgert_list_t *l) { return l->type; }
-size_t edgert_list_len(const edgert_list_t *l) { return l->v.len; }
-size_t edgert_list_capacity(const edgert_list_t *l) { return l->cap; }
-size_t edgert_list_itemsize(const edgert_list_t *l) { return l->v.itemsize; }
+const edgert_list_view_t *edgert_list_view(const edgert_list_t *l) {
+  RETURN_IF_NULL(l, NULL);
+  return &l->v;
+}
+const edgert_type_t *edgert_list_type(const edgert_list_t *l) {
+  RETURN_IF_NULL(l, NULL);
+  return l->type;
+}
+size_t edgert_list_len(const edgert_list_t *l) {
+  RETURN_IF_NULL(l, 0);
+  return l->v.len;
+}
+size_t edgert_list_capacity(const edgert_list_t *l) {
+  RETURN_IF_NULL(l, 0);
+  return l->cap;
+}
+size_t edgert_list_itemsize(const edgert_list_t *l) {
+  RETURN_IF_NULL(l, 0);
+  return l->v.itemsize;
+}
 size_t edgert_list_memory(const edgert_list_t *l) {
+  RETURN_IF_NULL(l, 0);
   return sizeof *l + l->cap * l->v.itemsize + l->heap_bytes;
 }
-void *edgert_list_data(edgert_list_t *l) { return l->v.data; }
+void *edgert_list_data(edgert_list_t *l) {
+  RETURN_IF_NULL(l, NULL);
+  return l->v.data;
+}
 void *edgert_list_at(edgert_list_t *l, size_t i) {
+  RETURN_IF_NULL(l, NULL);
   return i < l->v.len ? l->v.data + i * l->v.itemsize : NULL;
 }
 
@@ -101,6 +135,7 @@ static int grow(edgert_list_t *l, size_t need) {
 }
 
 int edgert_list_reserve(edgert_list_t *l, size_t n) {
+  RETURN_IF_NULL(l, EDGERT_EINVAL);
   if (n <= l->cap)
     return 0;
   if (l->pins)
@@ -121,6 +156,8 @@ static int copy_bytes(edgert_bytes_t *dst, const edgert_bytes_t *src) {
 }
 
 int edgert_list_get(const edgert_list_t *l, size_t i, void *out) {
+  RETURN_IF_NULL(l, EDGERT_EINVAL);
+  RETURN_IF_NULL(out, EDGERT_EINVAL);
   if (i >= l->v.len)
     return edgert__error(EDGERT_ERANGE, "list index %zu out of range (length %zu)", i, l->v.len);
   memcpy(out, l->v.data + i * l->v.itemsize, l->v.itemsize);
@@ -128,6 +165,8 @@ int edgert_list_get(const edgert_list_t *l, size_t i, void *out) {
 }
 
 int edgert_list_set(edgert_list_t *l, size_t i, const void *value) {
+  RETURN_IF_NULL(l, EDGERT_EINVAL);
+  RETURN_IF_NULL(value, EDGERT_EINVAL);
   if (i >= l->v.len)
     return edgert__error(EDGERT_ERANGE, "list assignment index %zu out of range (length %zu)",
                          i, l->v.len);
@@ -148,6 +187,8 @@ int edgert_list_set(edgert_list_t *l, size_t i, const void *value) {
 }
 
 int edgert_list_append(edgert_list_t *l, const void *value) {
+  RETURN_IF_NULL(l, EDGERT_EINVAL);
+  RETURN_IF_NULL(value, EDGERT_EINVAL);
   if (EDGERT__LIKELY(l->v.len < l->cap && !l->var && !l->pins)) {
     memcpy(l->v.data + l->v.len * l->v.itemsize, value, l->v.itemsize);
     l->v.len++;
@@ -157,12 +198,15 @@ int edgert_list_append(edgert_list_t *l, const void *value) {
 }
 
 int edgert_list_insert(edgert_list_t *l, size_t i, const void *value) {
+  RETURN_IF_NULL(l, EDGERT_EINVAL);
+  RETURN_IF_NULL(value, EDGERT_EINVAL);
   if (i > l->v.len)
     i = l->v.len;
   return edgert_list_splice(l, i, 0, value, 1);
 }
 
 int edgert_list_pop(edgert_list_t *l, size_t i, void *out) {
+  RETURN_IF_NULL(l, EDGERT_EINVAL);
   if (i >= l->v.len)
     return edgert__error(EDGERT_ERANGE, "pop index %zu out of range (length %zu)", i, l->v.len);
   if (l->pins)
@@ -185,6 +229,9 @@ int edgert_list_pop(edgert_list_t *l, size_t i, void *out) {
 
 int edgert_list_splice(edgert_list_t *l, size_t start, size_t count, const void *items,
                        size_t n) {
+  RETURN_IF_NULL(l, EDGERT_EINVAL);
+  if (EDGERT__UNLIKELY(items == NULL && n > 0))
+    return edgert__error(EDGERT_EINVAL, "edgert_list_splice: items is NULL (with n = %zu)", n);
   if (start > l->v.len || count > l->v.len - start)
     return edgert__error(EDGERT_ERANGE, "list splice [%zu, %zu) out of range (length %zu)",
                          start, start + count, l->v.len);
@@ -243,6 +290,7 @@ int edgert_list_splice(edgert_list_t *l, size_t start, size_t count, const void 
 }
 
 int edgert_list_clear(edgert_list_t *l) {
+  RETURN_IF_NULL(l, EDGERT_EINVAL);
   if (l->pins)
     return edgert__error(EDGERT_EBUSY, "list: cannot resize while its buffer is exported");
   release_range(l, 0, l->v.len);
@@ -254,6 +302,7 @@ int edgert_list_clear(edgert_list_t *l) {
 
 int edgert_list_reverse(edgert_list_t *l) {
   unsigned char buf[64];
+  RETURN_IF_NULL(l, EDGERT_EINVAL);
   if (l->v.len < 2)
     return 0;
   for (size_t i = 0, j = l->v.len - 1; i < j; i++, j--) {
@@ -300,6 +349,7 @@ DEFINE_MERGE_SORT(sort_f64, double, F64_LT)
 DEFINE_MERGE_SORT(sort_u8, unsigned char, U8_LT)
 
 int edgert_list_sort(edgert_list_t *l, int descending) {
+  RETURN_IF_NULL(l, EDGERT_EINVAL);
   if (l->kind != EDGERT_KIND_INT64 && l->kind != EDGERT_KIND_FLOAT64 &&
       l->kind != EDGERT_KIND_BOOL)
     return edgert__error(EDGERT_ETYPE, "list: sort needs int64, float64 or bool elements, not %s",
@@ -321,6 +371,8 @@ int edgert_list_sort(edgert_list_t *l, int descending) {
 
 int edgert_list_copy(const edgert_list_t *l, edgert_list_t **out) {
   edgert_list_t *c;
+  RETURN_IF_NULL(l, EDGERT_EINVAL);
+  RETURN_IF_NULL(out, EDGERT_EINVAL);
   int rc = edgert_list_new(l->type, l->v.len, &c);
   if (rc < 0)
     return rc;
@@ -334,6 +386,8 @@ int edgert_list_copy(const edgert_list_t *l, edgert_list_t **out) {
 }
 
 int edgert_list_swap(edgert_list_t *a, edgert_list_t *b) {
+  RETURN_IF_NULL(a, EDGERT_EINVAL);
+  RETURN_IF_NULL(b, EDGERT_EINVAL);
   if (a->type != b->type)
     return edgert__error(EDGERT_ETYPE, "list swap: element types differ (%s, %s)",
                          edgert_type_name(a->type), edgert_type_name(b->type));
@@ -345,11 +399,18 @@ int edgert_list_swap(edgert_list_t *a, edgert_list_t *b) {
   return 0;
 }
 
-void edgert_list_pin(edgert_list_t *l) { l->pins++; }
+void edgert_list_pin(edgert_list_t *l) {
+  RETURN_IF_NULL(l, );
+  l->pins++;
+}
 int edgert_list_unpin(edgert_list_t *l) {
+  RETURN_IF_NULL(l, EDGERT_EINVAL);
   if (l->pins == 0)
     return edgert__error(EDGERT_EINVAL, "list: unpin without a pin");
   l->pins--;
   return 0;
 }
-unsigned edgert_list_pins(const edgert_list_t *l) { return l->pins; }
+unsigned edgert_list_pins(const edgert_list_t *l) {
+  RETURN_IF_NULL(l, 0);
+  return l->pins;
+}

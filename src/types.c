@@ -9,11 +9,26 @@
  * changed and searched under `registry_lock`. A custom type's size was
  * obtained from its sizeof callback once, at registration, and is within
  * 1 .. EDGERT_TYPE_MAX_SIZE.
+ *
+ * A NULL type handle or required pointer is refused by every public
+ * function (EDGERT_EINVAL, or the NULL/0/EDGERT_KIND_NONE the header names,
+ * with a message naming the function and the argument); only the opaque
+ * host `obj` passed through to the callbacks may be anything.
  */
 #include "internal.h"
 
 #include <pthread.h>
 #include <string.h>
+
+/* If `p` is NULL: this thread's message names the calling function and the
+ * argument, and the function returns `value`. */
+#define RETURN_IF_NULL(p, value)                                                          \
+  do {                                                                                    \
+    if (EDGERT__UNLIKELY((p) == NULL)) {                                                  \
+      edgert__error(EDGERT_EINVAL, "%s: %s is NULL", __func__, #p);                       \
+      return value;                                                                       \
+    }                                                                                     \
+  } while (0)
 
 struct edgert_type_s {
   const char *name;
@@ -106,20 +121,23 @@ static void call_sizeof(void *fn, void **args, void *ret) {
   *(size_t *)ret = (*(edgert_sizeof_fn *)fn)();
 }
 
-int edgert_type_register(const char *name, edgert_sizeof_fn sizeof_fn,
+/* edgert_type_register and its address-taking forms; `fn` is the public
+ * function the host called, for the NULL messages. */
+static int register_type(const char *fn, const char *name, edgert_sizeof_fn sizeof_fn,
                          edgert_check_fn check_fn, edgert_copy_fn copy_fn,
                          edgert_box_fn box_fn, const edgert_type_t **out) {
   if (name == NULL)
-    return edgert__error(EDGERT_EINVAL, "register type: the name must not be NULL");
+    return edgert__error(EDGERT_EINVAL, "%s: name is NULL", fn);
   if (!valid_name(name))
     return edgert__error(EDGERT_EINVAL,
                          "register type: invalid type name '%.80s' (1 to %d characters: a "
                          "letter or '_', then letters, digits, '_' or '.')",
                          name, EDGERT_TYPE_NAME_MAX);
-  if (sizeof_fn == NULL || check_fn == NULL || copy_fn == NULL)
-    return edgert__error(EDGERT_EINVAL,
-                         "register type '%s': the %s callback must not be NULL", name,
-                         sizeof_fn == NULL ? "sizeof" : check_fn == NULL ? "check" : "copy");
+  if (sizeof_fn == NULL || check_fn == NULL || copy_fn == NULL) {
+    const char *which = sizeof_fn == NULL ? "sizeof" : check_fn == NULL ? "check" : "copy";
+    return edgert__error(EDGERT_EINVAL, "%s: %s_fn is NULL (type '%s' needs its %s callback)",
+                         fn, which, name, which);
+  }
   for (size_t i = 0; i < sizeof reserved_names / sizeof reserved_names[0]; i++)
     if (strcmp(reserved_names[i].name, name) == 0)
       return edgert__error(EDGERT_EEXIST, "register type: '%s' is a built-in type name", name);
@@ -171,6 +189,12 @@ int edgert_type_register(const char *name, edgert_sizeof_fn sizeof_fn,
   return 0;
 }
 
+int edgert_type_register(const char *name, edgert_sizeof_fn sizeof_fn,
+                         edgert_check_fn check_fn, edgert_copy_fn copy_fn,
+                         edgert_box_fn box_fn, const edgert_type_t **out) {
+  return register_type(__func__, name, sizeof_fn, check_fn, copy_fn, box_fn, out);
+}
+
 /* Function pointers from plain addresses, without the cast ISO C frowns on. */
 #define FN_FROM_ADDR(type, var, addr)                                                    \
   type var = NULL;                                                                       \
@@ -185,20 +209,36 @@ int edgert_register_custom_type_boxed(const char *name, void *sizeof_fn, void *c
   FN_FROM_ADDR(edgert_check_fn, ck, check_fn);
   FN_FROM_ADDR(edgert_copy_fn, cp, copy_fn);
   FN_FROM_ADDR(edgert_box_fn, bx, box_fn);
-  return edgert_type_register(name, sz, ck, cp, bx, NULL);
+  return register_type(__func__, name, sz, ck, cp, bx, NULL);
 }
 
 int edgert_register_custom_type(const char *name, void *sizeof_fn, void *check_fn,
                                 void *copy_fn) {
-  return edgert_register_custom_type_boxed(name, sizeof_fn, check_fn, copy_fn, NULL);
+  FN_FROM_ADDR(edgert_sizeof_fn, sz, sizeof_fn);
+  FN_FROM_ADDR(edgert_check_fn, ck, check_fn);
+  FN_FROM_ADDR(edgert_copy_fn, cp, copy_fn);
+  return register_type(__func__, name, sz, ck, cp, NULL, NULL);
 }
 
-const char *edgert_type_name(const edgert_type_t *t) { return t->name; }
-edgert_kind_t edgert_type_kind(const edgert_type_t *t) { return t->kind; }
-size_t edgert_type_size(const edgert_type_t *t) { return t->size; }
-int edgert_type_has_box(const edgert_type_t *t) { return t->box_fn != NULL; }
+const char *edgert_type_name(const edgert_type_t *t) {
+  RETURN_IF_NULL(t, NULL);
+  return t->name;
+}
+edgert_kind_t edgert_type_kind(const edgert_type_t *t) {
+  RETURN_IF_NULL(t, EDGERT_KIND_NONE);
+  return t->kind;
+}
+size_t edgert_type_size(const edgert_type_t *t) {
+  RETURN_IF_NULL(t, 0);
+  return t->size;
+}
+int edgert_type_has_box(const edgert_type_t *t) {
+  RETURN_IF_NULL(t, 0);
+  return t->box_fn != NULL;
+}
 
 int edgert_type_check(const edgert_type_t *t, void *obj) {
+  RETURN_IF_NULL(t, EDGERT_EINVAL);
   if (t->kind != EDGERT_KIND_CUSTOM)
     return edgert__error(EDGERT_ETYPE, "type '%s' has no check callback", t->name);
   int r = t->check_fn(obj);
@@ -208,6 +248,8 @@ int edgert_type_check(const edgert_type_t *t, void *obj) {
 }
 
 int edgert_type_copy(const edgert_type_t *t, void *dst, void *obj) {
+  RETURN_IF_NULL(t, EDGERT_EINVAL);
+  RETURN_IF_NULL(dst, EDGERT_EINVAL);
   if (t->kind != EDGERT_KIND_CUSTOM)
     return edgert__error(EDGERT_ETYPE, "type '%s' has no copy callback", t->name);
   t->copy_fn(dst, obj);
@@ -215,6 +257,9 @@ int edgert_type_copy(const edgert_type_t *t, void *dst, void *obj) {
 }
 
 int edgert_type_box(const edgert_type_t *t, const void *src, void **out) {
+  RETURN_IF_NULL(t, EDGERT_EINVAL);
+  RETURN_IF_NULL(src, EDGERT_EINVAL);
+  RETURN_IF_NULL(out, EDGERT_EINVAL);
   if (t->kind != EDGERT_KIND_CUSTOM)
     return edgert__error(EDGERT_ETYPE, "type '%s' has no box callback", t->name);
   if (t->box_fn == NULL)

@@ -28,6 +28,15 @@
  * No function here runs foreign code, except a hasher the host installed
  * with edgert_dict_set_hasher. A dict is not thread-safe: callers
  * serialize access (the Python binding does so with the GIL).
+ *
+ * NULL: a NULL dict handle or required pointer is refused, never
+ * dereferenced: int-returning functions return EDGERT_EINVAL, the
+ * pointer-returning ones NULL (setting *err to EDGERT_EINVAL where they
+ * have one), and each leaves a message naming the function and the
+ * argument (edgert_last_error()). Getters, void functions and
+ * edgert_dict_index say what they do instead. Pointers documented as
+ * optional, and arrays when their count is 0, may be NULL. The static
+ * inline lookups check nothing: their arguments must not be NULL.
  */
 #ifndef EDGERT_DICT_H
 #define EDGERT_DICT_H
@@ -81,6 +90,7 @@ EDGERT_EXTERN int edgert_dict_new(const edgert_type_t *key_type,
 /* Frees the dict and everything it owns. NULL does nothing. */
 EDGERT_EXTERN void edgert_dict_free(edgert_dict_t *d);
 
+/* Getters. For a NULL handle (message set): the types NULL, the numbers 0. */
 EDGERT_EXTERN const edgert_type_t *edgert_dict_key_type(const edgert_dict_t *d);
 EDGERT_EXTERN const edgert_type_t *edgert_dict_value_type(const edgert_dict_t *d);
 EDGERT_EXTERN size_t edgert_dict_len(const edgert_dict_t *d);
@@ -108,8 +118,9 @@ EDGERT_EXTERN void *edgert_dict_find_tagged(edgert_dict_t *d, const void *key, u
  * empty, and then passes that hash to the *_hashed calls, so no lookup
  * hashes anything. `fn(data, len, ud)` must be deterministic for the life
  * of the dict and is still called by the unhashed calls (and set_many);
- * a dict's copy keeps it. Returns 0, EDGERT_ETYPE (keys not str/bytes) or
- * EDGERT_EINVAL (not empty). Foreign code: `fn` runs inside later calls.
+ * a dict's copy keeps it; a NULL `fn` restores the dict's own hash.
+ * Returns 0, EDGERT_ETYPE (keys not str/bytes) or EDGERT_EINVAL (not empty,
+ * or `d` NULL). Foreign code: `fn` runs inside later calls.
  */
 typedef uint64_t (*edgert_dict_hash_fn)(const char *data, size_t len, void *ud);
 EDGERT_EXTERN int edgert_dict_set_hasher(edgert_dict_t *d, edgert_dict_hash_fn fn, void *ud);
@@ -120,17 +131,20 @@ EDGERT_EXTERN int edgert_dict_set_hashed(edgert_dict_t *d, const void *key, uint
                                          const void *value);
 EDGERT_EXTERN int edgert_dict_pop_hashed(edgert_dict_t *d, const void *key, uint64_t hash,
                                          void *value_out);
-/* Entry number of `key` (0 .. len-1), or -1 when absent. */
+/* Entry number of `key` (0 .. len-1), or -1 when absent (and, with the
+ * message set, when `d` or `key` is NULL). */
 EDGERT_EXTERN ptrdiff_t edgert_dict_index(edgert_dict_t *d, const void *key);
 
-/* The dict's view (never NULL, stable for the dict's life). */
+/* The dict's view: never NULL for a valid handle (and stable for the dict's
+ * life); NULL, with the message set, for a NULL handle. */
 EDGERT_EXTERN const edgert_dict_view_t *edgert_dict_view(const edgert_dict_t *d);
 
 /*
  * edgert_dict_find_i64 without a function call, for hot loops in hosts
  * (int64 keys only). Same result; it neither consults nor counts the inline
  * cache, so a host that wants the cache used (view->cache_active) calls
- * edgert_dict_find_i64 while it is active.
+ * edgert_dict_find_i64 while it is active. Like every inline function here
+ * it checks nothing: `v` (and `p`, `data` below) must not be NULL.
  */
 #if defined(__SIZEOF_INT128__)
 __extension__ typedef unsigned __int128 edgert__u128; /* quiet under -pedantic */
@@ -248,7 +262,8 @@ static inline void *edgert_dict_find_bytes_inline(const edgert_dict_view_t *v,
 
 /*
  * Copies the value for `key` to *value_out (for str/bytes values the
- * descriptor borrows the dict's data). 0 or EDGERT_EKEY.
+ * descriptor borrows the dict's data). 0, EDGERT_EKEY, or EDGERT_EINVAL
+ * (`d`, `key` or `value_out` NULL).
  */
 EDGERT_EXTERN int edgert_dict_get(edgert_dict_t *d, const void *key, void *value_out);
 
@@ -262,9 +277,10 @@ EDGERT_EXTERN int edgert_dict_set(edgert_dict_t *d, const void *key, const void 
 /*
  * Finds `key` or inserts it with a zero-filled value, and returns the value
  * slot to fill (borrowed, as for find) with *inserted set to 1 for a new
- * key. Fixed-size value types only (EDGERT_ETYPE for str/bytes values).
- * NULL on failure (EDGERT_EBUSY, EDGERT_ELIMIT, EDGERT_ENOMEM, EDGERT_ETYPE
- * in *err when err is not NULL), dict unchanged.
+ * key (`inserted` and `err` are optional). Fixed-size value types only
+ * (EDGERT_ETYPE for str/bytes values). NULL on failure (EDGERT_EBUSY,
+ * EDGERT_ELIMIT, EDGERT_ENOMEM, EDGERT_ETYPE, EDGERT_EINVAL for a NULL `d` or
+ * `key`, in *err when err is not NULL), dict unchanged.
  */
 EDGERT_EXTERN void *edgert_dict_upsert(edgert_dict_t *d, const void *key, int *inserted,
                                        int *err);
@@ -276,7 +292,8 @@ EDGERT_EXTERN void *edgert_dict_upsert_i64(edgert_dict_t *d, int64_t key, int *i
  * dict) found absent, with a zero value, and returns its value slot. When
  * the dict changed since the probe, or must grow, or `p` is NULL, it works
  * as edgert_dict_upsert_i64. `p` must come from a probe of this very key:
- * the dict checks that it is still current, not that it was for this key.
+ * the dict checks that it is still current, not that it was for this key
+ * (`p` and `err` are optional).
  * NULL on failure with *err set (as upsert), dict unchanged.
  */
 EDGERT_EXTERN void *edgert_dict_insert_i64_probed(edgert_dict_t *d, int64_t key,
@@ -307,35 +324,42 @@ EDGERT_EXTERN int edgert_dict_copy(const edgert_dict_t *d, edgert_dict_t **out);
  * or nothing: on failure (EDGERT_EBUSY, EDGERT_ELIMIT, EDGERT_ENOMEM) the
  * dict is unchanged. get_many copies the value of each keys[i] to
  * values_out[i]; an absent key gets a copy of *dflt, or, with dflt NULL,
- * stops with EDGERT_EKEY and *missing_at = i (values before i are written).
- * str/bytes values are copied as borrowed descriptors.
+ * stops with EDGERT_EKEY and *missing_at = i (values before i are written;
+ * `missing_at` is optional). str/bytes values are copied as borrowed
+ * descriptors. The arrays may be NULL when n is 0 (EDGERT_EINVAL otherwise).
  */
 EDGERT_EXTERN int edgert_dict_set_many(edgert_dict_t *d, const void *keys, const void *values,
                                        size_t n);
 EDGERT_EXTERN int edgert_dict_get_many(edgert_dict_t *d, const void *keys, size_t n,
                                        void *values_out, const void *dflt, size_t *missing_at);
 
-/* Dense storage, borrowed, valid until the next insert/delete/resize. */
+/* Dense storage, borrowed, valid until the next insert/delete/resize.
+ * NULL when i >= len (and, with the message set, for a NULL handle). */
 EDGERT_EXTERN const void *edgert_dict_key_at(const edgert_dict_t *d, size_t i);
 EDGERT_EXTERN void *edgert_dict_value_at(edgert_dict_t *d, size_t i);
 /* The values array: len values of the value type's inline size; NULL when empty. */
 EDGERT_EXTERN void *edgert_dict_values(edgert_dict_t *d);
 
-/* Pin counting (see above). unpin returns EDGERT_EINVAL if not pinned. */
+/* Pin counting (see above). unpin returns EDGERT_EINVAL if not pinned.
+ * With a NULL handle: pin does nothing but set the message (it has no return
+ * value to report with), unpin returns EDGERT_EINVAL, pins returns 0. */
 EDGERT_EXTERN void edgert_dict_pin(edgert_dict_t *d);
 EDGERT_EXTERN int edgert_dict_unpin(edgert_dict_t *d);
 EDGERT_EXTERN unsigned edgert_dict_pins(const edgert_dict_t *d);
 
 /* Iteration: keys and values in entry order. Any insert or delete during
- * iteration makes the next step fail with EDGERT_ECHANGED. */
+ * iteration makes the next step fail with EDGERT_ECHANGED. iter_init with a
+ * NULL dict sets the message and leaves `it` at its end (iter_next returns
+ * 0, as for a zero-filled iterator); with a NULL `it` it only sets the
+ * message. */
 typedef struct edgert_dict_iter_s {
   edgert_dict_t *dict;
   size_t pos;
   uint64_t version;
 } edgert_dict_iter_t;
 EDGERT_EXTERN void edgert_dict_iter_init(edgert_dict_t *d, edgert_dict_iter_t *it);
-/* 1 with *key and *value set (borrowed; either may be NULL), 0 at the end, or
- * EDGERT_ECHANGED. */
+/* 1 with *key and *value set (borrowed; either may be NULL), 0 at the end,
+ * EDGERT_ECHANGED, or EDGERT_EINVAL for a NULL `it`. */
 EDGERT_EXTERN int edgert_dict_iter_next(edgert_dict_iter_t *it, const void **key,
                                         void **value);
 
@@ -356,6 +380,8 @@ typedef struct edgert_dict_cache_stats_s {
   int mode;          /* EDGERT_DICT_CACHE_* */
   int active;        /* whether the ring is consulted right now */
 } edgert_dict_cache_stats_t;
+/* Fills *out. A NULL `d` zero-fills *out and sets the message; a NULL `out`
+ * only sets the message. */
 EDGERT_EXTERN void edgert_dict_cache_stats(const edgert_dict_t *d,
                                            edgert_dict_cache_stats_t *out);
 

@@ -17,6 +17,13 @@
  *
  * Every failing call leaves the list unchanged. No function here runs
  * foreign code. A list is not thread-safe: callers serialize access.
+ *
+ * NULL: a NULL list handle or required pointer is refused, never
+ * dereferenced: int-returning functions return EDGERT_EINVAL, the
+ * pointer-returning ones NULL, and each leaves a message naming the
+ * function and the argument (edgert_last_error()). Getters and
+ * edgert_list_pin say what they do instead. Pointers documented as
+ * optional, and `items` when n is 0, may be NULL.
  */
 #ifndef EDGERT_LIST_H
 #define EDGERT_LIST_H
@@ -33,7 +40,8 @@ typedef struct edgert_list_s edgert_list_t;
 /*
  * What a host reads without a call: the element array, its length and the
  * element size, kept current by the list (edgert_list_view() returns the
- * same pointer for the list's whole life). Read-only.
+ * same pointer for the list's whole life). Read-only. edgert_list_view() is
+ * never NULL for a valid handle; NULL, with the message set, for a NULL one.
  */
 typedef struct edgert_list_view_s {
   unsigned char *data; /* NULL while no storage is allocated */
@@ -49,6 +57,7 @@ EDGERT_EXTERN int edgert_list_new(const edgert_type_t *item_type, size_t reserve
 /* Frees the list and its data. NULL does nothing. */
 EDGERT_EXTERN void edgert_list_free(edgert_list_t *l);
 
+/* Getters. For a NULL handle (message set): the type NULL, the numbers 0. */
 EDGERT_EXTERN const edgert_type_t *edgert_list_type(const edgert_list_t *l);
 EDGERT_EXTERN size_t edgert_list_len(const edgert_list_t *l);
 EDGERT_EXTERN size_t edgert_list_capacity(const edgert_list_t *l);
@@ -58,7 +67,7 @@ EDGERT_EXTERN size_t edgert_list_memory(const edgert_list_t *l);
 /* The element array (borrowed; moves when the list grows unless pinned);
  * NULL while no storage is allocated. */
 EDGERT_EXTERN void *edgert_list_data(edgert_list_t *l);
-/* Element i (borrowed), NULL when i >= len. */
+/* Element i (borrowed), NULL when i >= len (or, message set, `l` NULL). */
 EDGERT_EXTERN void *edgert_list_at(edgert_list_t *l, size_t i);
 
 /* Copies element i to *out (str/bytes: a borrowed descriptor). 0 or EDGERT_ERANGE. */
@@ -70,15 +79,16 @@ EDGERT_EXTERN int edgert_list_append(edgert_list_t *l, const void *value);
 /* Inserts before i (i > len means at the end). Codes as append. */
 EDGERT_EXTERN int edgert_list_insert(edgert_list_t *l, size_t i, const void *value);
 /* Removes element i, moving it to *out (the caller owns str/bytes data;
- * NULL discards it). 0, EDGERT_ERANGE or EDGERT_EBUSY. */
+ * NULL `out` discards it). 0, EDGERT_ERANGE or EDGERT_EBUSY. */
 EDGERT_EXTERN int edgert_list_pop(edgert_list_t *l, size_t i, void *out);
 /*
  * Replaces elements [start, start+count) with copies of the n elements at
  * `items` (a C array of the element representation; it may point into this
  * list). Covers insert-many, extend (start = len, count = 0), delete (n = 0)
- * and contiguous slice assignment. All or nothing. 0, EDGERT_ERANGE
- * (start+count > len), EDGERT_EBUSY (pinned and n != count), EDGERT_ELIMIT,
- * EDGERT_ENOMEM.
+ * and contiguous slice assignment; `items` may be NULL when n is 0. All or
+ * nothing. 0, EDGERT_ERANGE (start+count > len), EDGERT_EBUSY (pinned and
+ * n != count), EDGERT_ELIMIT, EDGERT_ENOMEM, EDGERT_EINVAL (NULL `l`, or NULL
+ * `items` with n > 0).
  */
 EDGERT_EXTERN int edgert_list_splice(edgert_list_t *l, size_t start, size_t count,
                                      const void *items, size_t n);
@@ -86,7 +96,7 @@ EDGERT_EXTERN int edgert_list_splice(edgert_list_t *l, size_t start, size_t coun
 EDGERT_EXTERN int edgert_list_reserve(edgert_list_t *l, size_t n);
 /* Removes everything and frees the array. 0 or EDGERT_EBUSY. */
 EDGERT_EXTERN int edgert_list_clear(edgert_list_t *l);
-/* Reverses in place. Always 0. */
+/* Reverses in place. 0 (EDGERT_EINVAL for a NULL handle). */
 EDGERT_EXTERN int edgert_list_reverse(edgert_list_t *l);
 /*
  * Sorts in place, ascending or (descending != 0) descending; stable.
@@ -100,7 +110,9 @@ EDGERT_EXTERN int edgert_list_copy(const edgert_list_t *l, edgert_list_t **out);
  * EDGERT_EBUSY (either pinned). */
 EDGERT_EXTERN int edgert_list_swap(edgert_list_t *a, edgert_list_t *b);
 
-/* Pin counting (see above). unpin returns EDGERT_EINVAL if not pinned. */
+/* Pin counting (see above). unpin returns EDGERT_EINVAL if not pinned.
+ * With a NULL handle: pin does nothing but set the message (it has no return
+ * value to report with), unpin returns EDGERT_EINVAL, pins returns 0. */
 EDGERT_EXTERN void edgert_list_pin(edgert_list_t *l);
 EDGERT_EXTERN int edgert_list_unpin(edgert_list_t *l);
 EDGERT_EXTERN unsigned edgert_list_pins(const edgert_list_t *l);

@@ -19,6 +19,11 @@
  * registry lives for the whole process: a registered type is never removed,
  * so `const edgert_type_t *` handles stay valid forever. Registration and
  * lookup are thread-safe.
+ *
+ * NULL: a NULL type handle or required pointer is refused, never
+ * dereferenced: int-returning functions return EDGERT_EINVAL, the others the
+ * value their comment names, and each leaves a message naming the function
+ * and the argument (edgert_last_error()). Optional pointers say so.
  */
 #ifndef EDGERT_TYPES_H
 #define EDGERT_TYPES_H
@@ -30,6 +35,7 @@ extern "C" {
 #endif
 
 typedef enum {
+  EDGERT_KIND_NONE = 0, /* no kind: edgert_type_kind's answer for a NULL handle */
   EDGERT_KIND_INT64 = 1,
   EDGERT_KIND_FLOAT64 = 2,
   EDGERT_KIND_BOOL = 3,
@@ -82,7 +88,8 @@ typedef void *(*edgert_box_fn)(const void *src);
  */
 EDGERT_EXTERN int edgert_type_find(const char *name, const edgert_type_t **out);
 
-/* The built-in type of `kind` (not EDGERT_KIND_CUSTOM), NULL otherwise. */
+/* The built-in type of `kind` (not EDGERT_KIND_CUSTOM nor EDGERT_KIND_NONE),
+ * NULL otherwise (without a message: any kind value is a valid question). */
 EDGERT_EXTERN const edgert_type_t *edgert_type_builtin(edgert_kind_t kind);
 
 /*
@@ -92,8 +99,8 @@ EDGERT_EXTERN const edgert_type_t *edgert_type_builtin(edgert_kind_t kind);
  * "bytes", "object") nor an already registered one. `sizeof_fn`,
  * `check_fn`, `copy_fn` are required, `box_fn` may be NULL. Calls
  * `sizeof_fn` once (foreign code) and keeps what it returned.
- * Returns 0 (with *out set when `out` is not NULL), EDGERT_EINVAL (bad
- * name, missing callback, size 0 or above EDGERT_TYPE_MAX_SIZE),
+ * Returns 0 (with *out set when `out` is not NULL), EDGERT_EINVAL (NULL or
+ * bad name, missing callback, size 0 or above EDGERT_TYPE_MAX_SIZE),
  * EDGERT_EEXIST (name taken) or EDGERT_ENOMEM. The name is copied.
  * Thread-safe: of two threads registering one name, exactly one succeeds.
  */
@@ -113,7 +120,11 @@ EDGERT_EXTERN int edgert_register_custom_type_boxed(const char *name, void *size
                                                     void *check_fn, void *copy_fn,
                                                     void *box_fn);
 
-/* Accessors. They never fail for a valid handle and run no foreign code. */
+/*
+ * Accessors. They never fail for a valid handle and run no foreign code.
+ * For a NULL handle (with the message set): name NULL, kind
+ * EDGERT_KIND_NONE, size 0 (no type has size 0), has_box 0.
+ */
 EDGERT_EXTERN const char *edgert_type_name(const edgert_type_t *t);   /* "int64", "Point" */
 EDGERT_EXTERN edgert_kind_t edgert_type_kind(const edgert_type_t *t);
 EDGERT_EXTERN size_t edgert_type_size(const edgert_type_t *t);        /* inline size */
@@ -124,7 +135,9 @@ EDGERT_EXTERN int edgert_type_has_box(const edgert_type_t *t);        /* 1 or 0 
  * code: edgert_type_check returns 1, 0, or EDGERT_EFAILED when the check
  * reported -1; edgert_type_copy returns 0; edgert_type_box returns the new
  * host object in *out, or EDGERT_EUNSUPPORTED without a box callback,
- * EDGERT_EFAILED when it returned NULL.
+ * EDGERT_EFAILED when it returned NULL. `t`, `dst`, `src` and `out` must not
+ * be NULL (EDGERT_EINVAL); `obj` is the host's and is passed on as it is,
+ * NULL included.
  */
 EDGERT_EXTERN int edgert_type_check(const edgert_type_t *t, void *obj);
 EDGERT_EXTERN int edgert_type_copy(const edgert_type_t *t, void *dst, void *obj);

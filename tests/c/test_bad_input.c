@@ -437,11 +437,12 @@ static void type_registrations_that_are_refused(void **state) {
   longname[sizeof longname - 1] = '\0';
   expect_error(edgert_type_register(longname, ok_size, any_check, any_copy, NULL, &t), EDGERT_EINVAL,
                "(1 to 63 characters");
-  expect_error(edgert_type_register("QNoSize", NULL, any_check, any_copy, NULL, &t), EDGERT_EINVAL, "the sizeof callback must not be NULL");
+  expect_error(edgert_type_register("QNoSize", NULL, any_check, any_copy, NULL, &t), EDGERT_EINVAL,
+               "edgert_type_register: sizeof_fn is NULL (type 'QNoSize' needs its sizeof callback)");
   expect_error(edgert_type_register("QNoCheck", ok_size, NULL, any_copy, NULL, &t), EDGERT_EINVAL,
-               "the check callback must not be NULL");
+               "edgert_type_register: check_fn is NULL (type 'QNoCheck' needs its check callback)");
   expect_error(edgert_type_register("QNoCopy", ok_size, any_check, NULL, NULL, &t), EDGERT_EINVAL,
-               "the copy callback must not be NULL");
+               "edgert_type_register: copy_fn is NULL (type 'QNoCopy' needs its copy callback)");
   expect_error(edgert_type_register("QZero", zero_size, any_check, any_copy, NULL, &t), EDGERT_EINVAL,
                "register type 'QZero': sizeof returned 0 (must be 1 to 65536)");
   expect_error(edgert_type_register("QHuge", huge_size, any_check, any_copy, NULL, &t), EDGERT_EINVAL,
@@ -506,6 +507,355 @@ static void container_misuse_is_refused(void **state) {
   assert_int_equal(edgert_list_unpin(l), 0);
   edgert_list_free(l);
   edgert_list_free(lb);
+}
+
+/* ---- NULL handles and required pointers: containers and types ----------------------- */
+
+/*
+ * Every public function of dict.h, list.h and types.h, called with one NULL
+ * handle or required pointer (the other arguments valid), must refuse it
+ * without touching anything: the exact value its header names (EDGERT_EINVAL,
+ * NULL as 0, 0, -1, EDGERT_KIND_NONE) and a message naming the function and
+ * the argument. The handles the cases use besides the NULL one:
+ */
+static edgert_dict_t *nd;       /* int64 -> int64, one entry 1 -> 2 */
+static edgert_list_t *nl;       /* int64, one element 7 */
+static const edgert_type_t *nt; /* int64 */
+static int64_t nk = 1, nv = 2, nout;
+static edgert_dict_t *ndcopy;
+static edgert_list_t *nlcopy;
+static const edgert_type_t *ntype;
+static edgert_dict_iter_t nit;
+static edgert_dict_cache_stats_t nstats;
+static const void *nik;
+static void *niv, *nbox;
+static int nerr, nins;
+
+#define P(x) ((long long)(intptr_t)(x))
+/* A pointer-returning call with `int *err`: *err when it returned NULL and
+ * left *inserted alone, 1 otherwise (so the case wants EDGERT_EINVAL). */
+#define NULL_ERR(call) (nerr = 0, nins = 7, ((call) == NULL && nins == 7) ? nerr : 1)
+/* cache_stats into a filled struct: how many bytes it left non-zero. */
+static long long stats_nonzero_bytes(void) {
+  const unsigned char *b = (const unsigned char *)&nstats;
+  long long n = 0;
+  for (size_t i = 0; i < sizeof nstats; i++)
+    n += b[i] != 0;
+  return n;
+}
+#define EINV EDGERT_EINVAL
+
+#define NULL_CASES(X)                                                                            \
+  /* dict.h */                                                                                   \
+  X(d_new, edgert_dict_new(nt, nt, NULL), EINV, "edgert_dict_new: types and out must not be NULL") \
+  X(d_key_type, P(edgert_dict_key_type(NULL)), 0, "edgert_dict_key_type: d is NULL")             \
+  X(d_value_type, P(edgert_dict_value_type(NULL)), 0, "edgert_dict_value_type: d is NULL")       \
+  X(d_len, (long long)edgert_dict_len(NULL), 0, "edgert_dict_len: d is NULL")                    \
+  X(d_version, (long long)edgert_dict_version(NULL), 0, "edgert_dict_version: d is NULL")        \
+  X(d_memory, (long long)edgert_dict_memory(NULL), 0, "edgert_dict_memory: d is NULL")           \
+  X(d_find, P(edgert_dict_find(NULL, &nk)), 0, "edgert_dict_find: d is NULL")                    \
+  X(d_find_key, P(edgert_dict_find(nd, NULL)), 0, "edgert_dict_find: key is NULL")               \
+  X(d_find_i64, P(edgert_dict_find_i64(NULL, 1)), 0, "edgert_dict_find_i64: d is NULL")          \
+  X(d_find_tagged, P(edgert_dict_find_tagged(NULL, &nk, 9)), 0,                                  \
+    "edgert_dict_find_tagged: d is NULL")                                                        \
+  X(d_find_tagged_key, P(edgert_dict_find_tagged(nd, NULL, 9)), 0,                               \
+    "edgert_dict_find_tagged: key is NULL")                                                      \
+  X(d_set_hasher, edgert_dict_set_hasher(NULL, NULL, NULL), EINV,                                \
+    "edgert_dict_set_hasher: d is NULL")                                                         \
+  X(d_find_hashed, P(edgert_dict_find_hashed(NULL, &nk, 9)), 0,                                  \
+    "edgert_dict_find_hashed: d is NULL")                                                        \
+  X(d_find_hashed_key, P(edgert_dict_find_hashed(nd, NULL, 9)), 0,                               \
+    "edgert_dict_find_hashed: key is NULL")                                                      \
+  X(d_set_hashed, edgert_dict_set_hashed(NULL, &nk, 9, &nv), EINV,                               \
+    "edgert_dict_set_hashed: d is NULL")                                                         \
+  X(d_set_hashed_key, edgert_dict_set_hashed(nd, NULL, 9, &nv), EINV,                            \
+    "edgert_dict_set_hashed: key is NULL")                                                       \
+  X(d_set_hashed_value, edgert_dict_set_hashed(nd, &nk, 9, NULL), EINV,                          \
+    "edgert_dict_set_hashed: value is NULL")                                                     \
+  X(d_pop_hashed, edgert_dict_pop_hashed(NULL, &nk, 9, &nout), EINV,                             \
+    "edgert_dict_pop_hashed: d is NULL")                                                         \
+  X(d_pop_hashed_key, edgert_dict_pop_hashed(nd, NULL, 9, &nout), EINV,                          \
+    "edgert_dict_pop_hashed: key is NULL")                                                       \
+  X(d_index, (long long)edgert_dict_index(NULL, &nk), -1, "edgert_dict_index: d is NULL")        \
+  X(d_index_key, (long long)edgert_dict_index(nd, NULL), -1, "edgert_dict_index: key is NULL")   \
+  X(d_view, P(edgert_dict_view(NULL)), 0, "edgert_dict_view: d is NULL")                         \
+  X(d_get, edgert_dict_get(NULL, &nk, &nout), EINV, "edgert_dict_get: d is NULL")                \
+  X(d_get_key, edgert_dict_get(nd, NULL, &nout), EINV, "edgert_dict_get: key is NULL")           \
+  X(d_get_out, edgert_dict_get(nd, &nk, NULL), EINV, "edgert_dict_get: value_out is NULL")       \
+  X(d_set, edgert_dict_set(NULL, &nk, &nv), EINV, "edgert_dict_set: d is NULL")                  \
+  X(d_set_key, edgert_dict_set(nd, NULL, &nv), EINV, "edgert_dict_set: key is NULL")             \
+  X(d_set_value, edgert_dict_set(nd, &nk, NULL), EINV, "edgert_dict_set: value is NULL")         \
+  X(d_upsert, NULL_ERR(edgert_dict_upsert(NULL, &nk, &nins, &nerr)), EINV,                       \
+    "edgert_dict_upsert: d is NULL")                                                             \
+  X(d_upsert_no_err, P(edgert_dict_upsert(NULL, &nk, NULL, NULL)), 0,                            \
+    "edgert_dict_upsert: d is NULL")                                                             \
+  X(d_upsert_key, NULL_ERR(edgert_dict_upsert(nd, NULL, &nins, &nerr)), EINV,                    \
+    "edgert_dict_upsert: key is NULL")                                                           \
+  X(d_upsert_i64, NULL_ERR(edgert_dict_upsert_i64(NULL, 5, &nins, &nerr)), EINV,                 \
+    "edgert_dict_upsert_i64: d is NULL")                                                         \
+  X(d_insert_i64_probed, NULL_ERR(edgert_dict_insert_i64_probed(NULL, 5, NULL, &nerr)), EINV,    \
+    "edgert_dict_insert_i64_probed: d is NULL")                                                  \
+  X(d_del, edgert_dict_del(NULL, &nk), EINV, "edgert_dict_del: d is NULL")                       \
+  X(d_del_key, edgert_dict_del(nd, NULL), EINV, "edgert_dict_del: key is NULL")                  \
+  X(d_pop, edgert_dict_pop(NULL, &nk, &nout), EINV, "edgert_dict_pop: d is NULL")                \
+  X(d_pop_key, edgert_dict_pop(nd, NULL, &nout), EINV, "edgert_dict_pop: key is NULL")           \
+  X(d_popitem, edgert_dict_popitem(NULL, &nk, &nout), EINV, "edgert_dict_popitem: d is NULL")    \
+  X(d_clear, edgert_dict_clear(NULL), EINV, "edgert_dict_clear: d is NULL")                      \
+  X(d_reserve, edgert_dict_reserve(NULL, 8), EINV, "edgert_dict_reserve: d is NULL")             \
+  X(d_copy, edgert_dict_copy(NULL, &ndcopy), EINV, "edgert_dict_copy: d is NULL")                \
+  X(d_copy_out, edgert_dict_copy(nd, NULL), EINV, "edgert_dict_copy: out is NULL")               \
+  X(d_set_many, edgert_dict_set_many(NULL, &nk, &nv, 1), EINV, "edgert_dict_set_many: d is NULL") \
+  X(d_set_many_empty, edgert_dict_set_many(NULL, NULL, NULL, 0), EINV,                           \
+    "edgert_dict_set_many: d is NULL")                                                           \
+  X(d_set_many_keys, edgert_dict_set_many(nd, NULL, &nv, 1), EINV,                               \
+    "edgert_dict_set_many: keys is NULL (with n = 1)")                                           \
+  X(d_set_many_values, edgert_dict_set_many(nd, &nk, NULL, 1), EINV,                             \
+    "edgert_dict_set_many: values is NULL (with n = 1)")                                         \
+  X(d_get_many, edgert_dict_get_many(NULL, &nk, 1, &nout, NULL, NULL), EINV,                     \
+    "edgert_dict_get_many: d is NULL")                                                           \
+  X(d_get_many_keys, edgert_dict_get_many(nd, NULL, 1, &nout, NULL, NULL), EINV,                 \
+    "edgert_dict_get_many: keys is NULL (with n = 1)")                                           \
+  X(d_get_many_out, edgert_dict_get_many(nd, &nk, 1, NULL, NULL, NULL), EINV,                    \
+    "edgert_dict_get_many: values_out is NULL (with n = 1)")                                     \
+  X(d_key_at, P(edgert_dict_key_at(NULL, 0)), 0, "edgert_dict_key_at: d is NULL")                \
+  X(d_value_at, P(edgert_dict_value_at(NULL, 0)), 0, "edgert_dict_value_at: d is NULL")          \
+  X(d_values, P(edgert_dict_values(NULL)), 0, "edgert_dict_values: d is NULL")                   \
+  X(d_pin, (edgert_dict_pin(NULL), 0), 0, "edgert_dict_pin: d is NULL")                          \
+  X(d_unpin, edgert_dict_unpin(NULL), EINV, "edgert_dict_unpin: d is NULL")                      \
+  X(d_pins, (long long)edgert_dict_pins(NULL), 0, "edgert_dict_pins: d is NULL")                 \
+  /* an iterator over no dict is at its end */                                                   \
+  X(d_iter_init, (edgert_dict_iter_init(NULL, &nit), edgert_dict_iter_next(&nit, &nik, &niv)), 0, \
+    "edgert_dict_iter_init: d is NULL")                                                          \
+  X(d_iter_init_it, (edgert_dict_iter_init(nd, NULL), 0), 0, "edgert_dict_iter_init: it is NULL") \
+  X(d_iter_next, edgert_dict_iter_next(NULL, &nik, &niv), EINV, "edgert_dict_iter_next: it is NULL") \
+  X(d_set_cache, edgert_dict_set_cache(NULL, EDGERT_DICT_CACHE_ON), EINV,                        \
+    "edgert_dict_set_cache: d is NULL")                                                          \
+  /* a NULL dict's stats are all zero */                                                         \
+  X(d_cache_stats,                                                                               \
+    (memset(&nstats, 0x5A, sizeof nstats), edgert_dict_cache_stats(NULL, &nstats),               \
+     stats_nonzero_bytes()),                                                                     \
+    0, "edgert_dict_cache_stats: d is NULL")                                                     \
+  X(d_cache_stats_out, (edgert_dict_cache_stats(nd, NULL), 0), 0,                                \
+    "edgert_dict_cache_stats: out is NULL")                                                      \
+  /* list.h */                                                                                   \
+  X(l_view, P(edgert_list_view(NULL)), 0, "edgert_list_view: l is NULL")                         \
+  X(l_new, edgert_list_new(nt, 0, NULL), EINV, "edgert_list_new: type and out must not be NULL") \
+  X(l_type, P(edgert_list_type(NULL)), 0, "edgert_list_type: l is NULL")                         \
+  X(l_len, (long long)edgert_list_len(NULL), 0, "edgert_list_len: l is NULL")                    \
+  X(l_capacity, (long long)edgert_list_capacity(NULL), 0, "edgert_list_capacity: l is NULL")     \
+  X(l_itemsize, (long long)edgert_list_itemsize(NULL), 0, "edgert_list_itemsize: l is NULL")     \
+  X(l_memory, (long long)edgert_list_memory(NULL), 0, "edgert_list_memory: l is NULL")           \
+  X(l_data, P(edgert_list_data(NULL)), 0, "edgert_list_data: l is NULL")                         \
+  X(l_at, P(edgert_list_at(NULL, 0)), 0, "edgert_list_at: l is NULL")                            \
+  X(l_get, edgert_list_get(NULL, 0, &nout), EINV, "edgert_list_get: l is NULL")                  \
+  X(l_get_out, edgert_list_get(nl, 0, NULL), EINV, "edgert_list_get: out is NULL")               \
+  X(l_set, edgert_list_set(NULL, 0, &nv), EINV, "edgert_list_set: l is NULL")                    \
+  X(l_set_value, edgert_list_set(nl, 0, NULL), EINV, "edgert_list_set: value is NULL")           \
+  X(l_append, edgert_list_append(NULL, &nv), EINV, "edgert_list_append: l is NULL")              \
+  X(l_append_value, edgert_list_append(nl, NULL), EINV, "edgert_list_append: value is NULL")     \
+  X(l_insert, edgert_list_insert(NULL, 0, &nv), EINV, "edgert_list_insert: l is NULL")           \
+  X(l_insert_value, edgert_list_insert(nl, 0, NULL), EINV, "edgert_list_insert: value is NULL")  \
+  X(l_pop, edgert_list_pop(NULL, 0, &nout), EINV, "edgert_list_pop: l is NULL")                  \
+  X(l_splice, edgert_list_splice(NULL, 0, 0, &nv, 1), EINV, "edgert_list_splice: l is NULL")     \
+  X(l_splice_items, edgert_list_splice(nl, 0, 0, NULL, 1), EINV,                                 \
+    "edgert_list_splice: items is NULL (with n = 1)")                                            \
+  X(l_reserve, edgert_list_reserve(NULL, 8), EINV, "edgert_list_reserve: l is NULL")             \
+  X(l_clear, edgert_list_clear(NULL), EINV, "edgert_list_clear: l is NULL")                      \
+  X(l_reverse, edgert_list_reverse(NULL), EINV, "edgert_list_reverse: l is NULL")                \
+  X(l_sort, edgert_list_sort(NULL, 0), EINV, "edgert_list_sort: l is NULL")                      \
+  X(l_copy, edgert_list_copy(NULL, &nlcopy), EINV, "edgert_list_copy: l is NULL")                \
+  X(l_copy_out, edgert_list_copy(nl, NULL), EINV, "edgert_list_copy: out is NULL")               \
+  X(l_swap_a, edgert_list_swap(NULL, nl), EINV, "edgert_list_swap: a is NULL")                   \
+  X(l_swap_b, edgert_list_swap(nl, NULL), EINV, "edgert_list_swap: b is NULL")                   \
+  X(l_pin, (edgert_list_pin(NULL), 0), 0, "edgert_list_pin: l is NULL")                          \
+  X(l_unpin, edgert_list_unpin(NULL), EINV, "edgert_list_unpin: l is NULL")                      \
+  X(l_pins, (long long)edgert_list_pins(NULL), 0, "edgert_list_pins: l is NULL")                 \
+  /* types.h */                                                                                  \
+  X(t_find, edgert_type_find("int", NULL), EINV, "edgert_type_find: name and out must not be NULL") \
+  X(t_register, edgert_type_register(NULL, ok_size, any_check, any_copy, NULL, &ntype), EINV,    \
+    "edgert_type_register: name is NULL")                                                        \
+  X(t_register_custom_type, edgert_register_custom_type(NULL, NULL, NULL, NULL), EINV,           \
+    "edgert_register_custom_type: name is NULL")                                                 \
+  X(t_register_custom_type_fn, edgert_register_custom_type("QNullAddr", NULL, NULL, NULL), EINV, \
+    "edgert_register_custom_type: sizeof_fn is NULL (type 'QNullAddr' needs its sizeof callback)") \
+  X(t_register_custom_type_boxed, edgert_register_custom_type_boxed(NULL, NULL, NULL, NULL, NULL), \
+    EINV, "edgert_register_custom_type_boxed: name is NULL")                                     \
+  X(t_register_custom_type_boxed_fn,                                                             \
+    edgert_register_custom_type_boxed("QNullAddr", NULL, NULL, NULL, NULL), EINV,                \
+    "edgert_register_custom_type_boxed: sizeof_fn is NULL")                                      \
+  X(t_name, P(edgert_type_name(NULL)), 0, "edgert_type_name: t is NULL")                         \
+  X(t_kind, (long long)edgert_type_kind(NULL), EDGERT_KIND_NONE, "edgert_type_kind: t is NULL")  \
+  X(t_size, (long long)edgert_type_size(NULL), 0, "edgert_type_size: t is NULL")                 \
+  X(t_has_box, edgert_type_has_box(NULL), 0, "edgert_type_has_box: t is NULL")                   \
+  X(t_check, edgert_type_check(NULL, &nk), EINV, "edgert_type_check: t is NULL")                 \
+  X(t_copy, edgert_type_copy(NULL, &nout, &nk), EINV, "edgert_type_copy: t is NULL")             \
+  X(t_copy_dst, edgert_type_copy(nt, NULL, &nk), EINV, "edgert_type_copy: dst is NULL")          \
+  X(t_box, edgert_type_box(NULL, &nk, &nbox), EINV, "edgert_type_box: t is NULL")                \
+  X(t_box_src, edgert_type_box(nt, NULL, &nbox), EINV, "edgert_type_box: src is NULL")           \
+  X(t_box_out, edgert_type_box(nt, &nk, NULL), EINV, "edgert_type_box: out is NULL")
+
+#define NULL_CASE_THUNK(id, expr, want, fragment)                                                \
+  static long long null_case_##id(void) { return (long long)(expr); }
+NULL_CASES(NULL_CASE_THUNK)
+
+static const struct {
+  const char *call;
+  long long (*run)(void);
+  long long want;
+  const char *fragment;
+} null_cases[] = {
+#define NULL_CASE_ROW(id, expr, want, fragment) {#expr, null_case_##id, (want), (fragment)},
+    NULL_CASES(NULL_CASE_ROW)
+#undef NULL_CASE_ROW
+};
+
+/* Functions that take no handle nor required pointer, or whose NULL is legal
+ * (freeing NULL does nothing; a kind is any integer). */
+static const char *const null_exempt[] = {"edgert_dict_free", "edgert_list_free",
+                                          "edgert_bytes_release", "edgert_type_builtin"};
+
+/* Every EDGERT_EXTERN function of include/edgert/<header> has a NULL case
+ * (or is exempt), so a function added later without one fails here. */
+static void every_function_has_a_null_case(const char *header) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/include/edgert/%s", EDGERT_SOURCE_DIR, header);
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  static char text[64 * 1024];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  text[n] = '\0';
+  int seen = 0;
+  for (const char *p = strstr(text, "EDGERT_EXTERN "); p; p = strstr(p + 1, "EDGERT_EXTERN ")) {
+    const char *paren = strchr(p, '(');
+    assert_non_null(paren);
+    const char *start = paren;
+    while (start > p && (start[-1] == '_' || (start[-1] >= 'a' && start[-1] <= 'z') ||
+                         (start[-1] >= '0' && start[-1] <= '9')))
+      start--;
+    char name[128];
+    snprintf(name, sizeof name, "%.*s(", (int)(paren - start), start);
+    seen++;
+    int covered = 0;
+    for (size_t i = 0; i < sizeof null_exempt / sizeof null_exempt[0] && !covered; i++)
+      covered = strncmp(name, null_exempt[i], strlen(name) - 1) == 0 &&
+                strlen(null_exempt[i]) == strlen(name) - 1;
+    for (size_t i = 0; i < sizeof null_cases / sizeof null_cases[0] && !covered; i++)
+      covered = strstr(null_cases[i].call, name) != NULL;
+    if (!covered)
+      fail_msg("%s: %.*s has no NULL case", header, (int)strlen(name) - 1, name);
+  }
+  assert_true(seen > 0);
+}
+
+static void container_and_type_nulls_are_refused(void **state) {
+  (void)state;
+  nt = edgert_type_builtin(EDGERT_KIND_INT64);
+  assert_int_equal(edgert_dict_new(nt, nt, &nd), 0);
+  assert_int_equal(edgert_dict_set(nd, &nk, &nv), 0);
+  assert_int_equal(edgert_list_new(nt, 0, &nl), 0);
+  int64_t seven = 7;
+  assert_int_equal(edgert_list_append(nl, &seven), 0);
+  uint64_t version = edgert_dict_version(nd);
+  for (size_t i = 0; i < sizeof null_cases / sizeof null_cases[0]; i++) {
+    edgert_clear_error();
+    long long got = null_cases[i].run();
+    bad_inputs_tried++;
+    if (getenv("EDGERT_SHOW_MESSAGES"))
+      print_message("%-48.48s -> %lld: %s\n", null_cases[i].call, got, edgert_last_error());
+    if (got != null_cases[i].want)
+      fail_msg("%s: got %lld, want %lld; message \"%s\"", null_cases[i].call, got,
+               null_cases[i].want, edgert_last_error());
+    if (strstr(edgert_last_error(), null_cases[i].fragment) == NULL)
+      fail_msg("%s: message \"%s\" lacks \"%s\"", null_cases[i].call, edgert_last_error(),
+               null_cases[i].fragment);
+  }
+  every_function_has_a_null_case("dict.h");
+  every_function_has_a_null_case("list.h");
+  every_function_has_a_null_case("types.h");
+  /* Nothing was touched: the valid handles are as they were, nothing was
+   * copied or registered. */
+  assert_int_equal(edgert_dict_len(nd), 1);
+  assert_int_equal(edgert_dict_version(nd), version);
+  assert_int_equal(edgert_dict_pins(nd), 0);
+  assert_int_equal(*(int64_t *)edgert_dict_find(nd, &nk), 2);
+  assert_int_equal(edgert_list_len(nl), 1);
+  assert_int_equal(edgert_list_pins(nl), 0);
+  assert_int_equal(*(int64_t *)edgert_list_at(nl, 0), 7);
+  assert_null(ndcopy);
+  assert_null(nlcopy);
+  assert_null(ntype);
+  assert_null(nbox);
+  const edgert_type_t *t;
+  assert_int_equal(edgert_type_find("QNullAddr", &t), EDGERT_ENOTFOUND);
+  edgert_dict_free(nd);
+  edgert_list_free(nl);
+  nd = NULL;
+  nl = NULL;
+}
+
+/* A custom type whose callbacks accept a NULL host object. */
+static int null_obj_check(void *obj) { return obj == NULL; }
+static void null_obj_copy(void *dst, void *src) { memset(dst, src == NULL ? 0xAB : 0, 16); }
+
+static void legal_nulls_still_work(void **state) {
+  (void)state;
+  const edgert_type_t *i64 = edgert_type_builtin(EDGERT_KIND_INT64);
+  const edgert_type_t *str = edgert_type_builtin(EDGERT_KIND_STR);
+  edgert_dict_t *d = NULL;
+  edgert_list_t *l = NULL;
+  assert_int_equal(edgert_dict_new(i64, i64, &d), 0);
+  assert_int_equal(edgert_list_new(i64, 0, &l), 0);
+  int64_t k = 1, v = 10, out = 0;
+  /* Arrays may be NULL when their count is 0. */
+  assert_int_equal(edgert_dict_set_many(d, NULL, NULL, 0), 0);
+  assert_int_equal(edgert_dict_get_many(d, NULL, 0, NULL, NULL, NULL), 0);
+  assert_int_equal(edgert_list_splice(l, 0, 0, NULL, 0), 0);
+  assert_int_equal(edgert_list_len(l), 0);
+  /* Optional out-parameters. */
+  int *no_err = NULL, *no_inserted = NULL;
+  int64_t *slot = edgert_dict_upsert(d, &k, no_inserted, no_err);
+  assert_non_null(slot);
+  *slot = v;
+  assert_non_null(edgert_dict_insert_i64_probed(d, 2, NULL, NULL));
+  assert_int_equal(edgert_dict_len(d), 2);
+  edgert_dict_iter_t it;
+  edgert_dict_iter_init(d, &it);
+  assert_int_equal(edgert_dict_iter_next(&it, NULL, NULL), 1);
+  int64_t absent = 99;
+  size_t *no_missing = NULL;
+  expect_error(edgert_dict_get_many(d, &absent, 1, &out, NULL, no_missing), EDGERT_EKEY,
+               "key 99 not found in the dict");
+  assert_int_equal(edgert_dict_pop(d, &k, NULL), 0);
+  assert_int_equal(edgert_dict_popitem(d, NULL, NULL), 0);
+  assert_int_equal(edgert_dict_len(d), 0);
+  /* A zero-filled iterator is at its end. */
+  edgert_dict_iter_t zero;
+  memset(&zero, 0, sizeof zero);
+  assert_int_equal(edgert_dict_iter_next(&zero, NULL, NULL), 0);
+  assert_int_equal(edgert_list_append(l, &v), 0);
+  assert_int_equal(edgert_list_pop(l, 0, NULL), 0);
+  /* A NULL hasher restores the dict's own hash. */
+  edgert_dict_t *sd = NULL;
+  assert_int_equal(edgert_dict_new(str, i64, &sd), 0);
+  assert_int_equal(edgert_dict_set_hasher(sd, NULL, NULL), 0);
+  edgert_bytes_t key = {(char *)"k", 1};
+  assert_int_equal(edgert_dict_set(sd, &key, &v), 0);
+  assert_int_equal(edgert_dict_get(sd, &key, &out), 0);
+  assert_int_equal(out, 10);
+  edgert_dict_free(sd);
+  /* Registration without `out` or a box callback; the host object of
+   * check and copy is passed through, NULL included. */
+  assert_int_equal(edgert_type_register("QNullObj", ok_size, null_obj_check, null_obj_copy, NULL, NULL), 0);
+  const edgert_type_t *t = NULL;
+  assert_int_equal(edgert_type_find("QNullObj", &t), 0);
+  assert_int_equal(edgert_type_check(t, NULL), 1);
+  unsigned char dst[16] = {0};
+  assert_int_equal(edgert_type_copy(t, dst, NULL), 0);
+  assert_int_equal(dst[0], 0xAB);
+  assert_int_equal(dst[15], 0xAB);
+  edgert_dict_free(d);
+  edgert_list_free(l);
 }
 
 /* ---- nexus and guard ------------------------------------------------------------- */
@@ -684,6 +1034,8 @@ int main(void) {
       cmocka_unit_test(manifests_that_are_refused),
       cmocka_unit_test(type_registrations_that_are_refused),
       cmocka_unit_test(container_misuse_is_refused),
+      cmocka_unit_test(container_and_type_nulls_are_refused),
+      cmocka_unit_test(legal_nulls_still_work),
       cmocka_unit_test(nexus_misuse_is_refused),
       cmocka_unit_test(null_arguments_are_refused_where_checked),
       cmocka_unit_test(fuzz_inputs_replay_cleanly),
