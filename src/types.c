@@ -22,10 +22,16 @@
 
 /* If `p` is NULL: this thread's message names the calling function and the
  * argument, and the function returns `value`. */
+#if defined(__GNUC__)
+__attribute__((cold, noinline)) /* keeps the report out of the hot paths' code */
+#endif
+static int null_arg(const char *fn, const char *arg) {
+  return edgert__error(EDGERT_EINVAL, "%s: %s is NULL", fn, arg);
+}
 #define RETURN_IF_NULL(p, value)                                                          \
   do {                                                                                    \
     if (EDGERT__UNLIKELY((p) == NULL)) {                                                  \
-      edgert__error(EDGERT_EINVAL, "%s: %s is NULL", __func__, #p);                       \
+      null_arg(__func__, #p);                                                             \
       return value;                                                                       \
     }                                                                                     \
   } while (0)
