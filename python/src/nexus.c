@@ -45,9 +45,13 @@ enum { ACTIVE = 0, QUARANTINED = 1, CLEARED = 2 };
 #if defined(__GNUC__)
 #define EDGERT_PY_LIKELY(x) __builtin_expect(!!(x), 1)
 #define EDGERT_PY_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define EDGERT_PY_INLINE inline __attribute__((always_inline))
+#define EDGERT_PY_COLD __attribute__((noinline, cold))
 #else
 #define EDGERT_PY_LIKELY(x) (x)
 #define EDGERT_PY_UNLIKELY(x) (x)
+#define EDGERT_PY_INLINE inline
+#define EDGERT_PY_COLD
 #endif
 
 static edgert_py_logger_t nexus_log;
@@ -184,7 +188,7 @@ static int debug_enabled(void) {
   return edgert_py_log_enabled(&nexus_log, EDGERT_PY_DEBUG);
 }
 
-static PyObject *guard_miss(KernelObject *self, PyObject *const *args,
+static EDGERT_PY_INLINE PyObject *guard_miss(KernelObject *self, PyObject *const *args,
                             Py_ssize_t nargs, uint64_t number) {
   self->guard_misses++;
   if (EDGERT_PY_UNLIKELY(debug_enabled())) {
@@ -231,7 +235,7 @@ static void log_with_shapes(int level, PyObject *const *args, Py_ssize_t nargs,
 
 /* The compiled call raised (the exception is set). Counts, logs, and falls
  * back or raises CompiledModeFailure. */
-static PyObject *compiled_failed(KernelObject *self, PyObject *const *args,
+static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self, PyObject *const *args,
                                  Py_ssize_t nargs, uint64_t number) {
   if (!PyErr_ExceptionMatches(PyExc_Exception))
     return NULL; /* KeyboardInterrupt, SystemExit: not the kernel's failure */
@@ -463,7 +467,7 @@ out:
  * is restored before the reference serves a failed call, so the reference
  * never sees a failed kernel's partial writes, and when the call raises.
  */
-static inline PyObject *compiled_call(KernelObject *self, PyObject *const *args,
+static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self, PyObject *const *args,
                                       Py_ssize_t nargs,
                                       const edgert_py_snap_t *before,
                                       int *served, uint64_t *number) {
@@ -501,7 +505,7 @@ static inline PyObject *compiled_call(KernelObject *self, PyObject *const *args,
 }
 
 /* A call that shadow validation will check if the compiled side serves it. */
-static PyObject *validated_call(KernelObject *self, PyObject *const *args,
+static EDGERT_PY_COLD PyObject *validated_call(KernelObject *self, PyObject *const *args,
                                 Py_ssize_t nargs) {
   edgert_py_snap_t *before = edgert_py_snap_take(args, nargs);
   if (before == NULL)
