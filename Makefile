@@ -14,6 +14,9 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 
 DEB_PACKAGES := cmake pkg-config gcc libffi-dev libssl-dev libcjson-dev libcmocka-dev
 PY_PACKAGES  := pytest hypothesis numpy cffi scikit-build-core mypy
+# Peers only the benchmarks compare against: installed by `make bench` where
+# PyPI has a build for this Python; their rows are left out otherwise.
+BENCH_PY_PACKAGES := numba
 
 export PYTHONPATH := $(CURDIR)/$(BUILD)/py$(if $(PYTHONPATH),:$(PYTHONPATH))
 export EDGERT_FIXTURE_DIR := $(CURDIR)/$(BUILD)/fixtures
@@ -68,6 +71,8 @@ test-install:
 	$(PYTHON) tests/install_check.py
 
 bench: build
+	@$(PYTHON) tools/missing_py.py $(BENCH_PY_PACKAGES) | xargs -r $(PYTHON) -m pip install -q \
+	  || echo "bench: $(BENCH_PY_PACKAGES) not installable here; their rows are skipped"
 	$(PYTHON) bench/run.py
 
 clean:

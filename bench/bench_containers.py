@@ -1,5 +1,6 @@
 """Typed containers against the built-ins (and numba's typed containers
-where numba is installed; it is not installed in CI).
+where numba is installed: `make bench` installs it where PyPI has a build for
+this Python; CI runs no benchmarks).
 
 Method: every operation is timed as a loop over prepared keys inside one
 timeit statement (`for k in keys: d[k]`), ours and the peer's measured in
@@ -203,6 +204,23 @@ def _list_rows() -> List[Row]:
     t_ours, t_peer = _alternate(["f(tl, n)", "np.sum(arr)"], g, 50)
     rows.append(Row(GROUP, "kernel sum 1e6 via loader", t_ours * 1e9, "numpy.sum",
                     t_peer * 1e9, "<= 0.6x", note=f"({n * 8 / t_ours / 1e9:.0f} GB/s)"))
+    # What one core can read: the same 8 MB through the fastest read loop we
+    # have (bench/benchk.c, called with ctypes, no edgert). No single-threaded
+    # sum is faster than this; the kernel's row is judged against it too.
+    ceiling = _benchk("read_ceiling_f64")
+    if ceiling is not None:
+        ceiling.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+        ceiling.restype = ctypes.c_double
+        addr = arr.ctypes.data
+        g = dict(f=f, tl=tl, n=n, np=np, arr=arr, ceiling=ceiling, addr=addr)
+        t_ceil, t_np, t_k = _alternate(["ceiling(addr, n)", "np.sum(arr)", "f(tl, n)"], g, 50)
+        rows.append(Row(GROUP, "one core's read ceiling 1e6 (C, ctypes)", t_ceil * 1e9,
+                        "numpy.sum", t_np * 1e9, None,
+                        note=f"(info: {n * 8 / t_ceil / 1e9:.0f} GB/s; best ratio any "
+                             "single-threaded sum can reach)"))
+        rows.append(Row(GROUP, "kernel sum 1e6 via loader vs read ceiling", t_k * 1e9,
+                        "read ceiling", t_ceil * 1e9, None,
+                        note="(info: what edgert's call and zero-copy handoff cost)"))
     small = TypedList(float, data[:100_000])
     sarr = np.asarray(small)
     g = dict(f=f, small=small, np=np, sarr=sarr)
@@ -231,6 +249,15 @@ def _fixture(name: str) -> Optional[str]:
         d = str(pathlib.Path(edgert.__file__).resolve().parents[2] / "fixtures")
     p = os.path.join(d, f"{name}.so")
     return p if os.path.exists(p) else None
+
+
+def _benchk(name: str):
+    """A function of bench/benchk.c (libbenchk.so beside the bench build), or
+    None when it was not built."""
+    path = common.build_dir() / "bench" / "libbenchk.so"
+    if not path.exists():
+        return None
+    return getattr(ctypes.CDLL(str(path)), name)
 
 
 def _numba_rows() -> List[Row]:

@@ -12,7 +12,6 @@ import ctypes
 import os
 import statistics
 import timeit
-import pathlib
 import sys
 import time
 from typing import List
@@ -24,13 +23,6 @@ import edgert
 from edgert import ABIContract, ModuleLoader
 
 C = ctypes
-
-
-def _build_dir() -> pathlib.Path:
-    env = os.environ.get("EDGERT_BUILD_DIR")
-    if env:
-        return pathlib.Path(env)
-    return pathlib.Path(edgert.__file__).resolve().parents[2]
 
 
 def _contracts(release_gil: bool) -> list:
@@ -68,7 +60,7 @@ def _ctypes_lib(lib: ctypes.CDLL) -> ctypes.CDLL:
 
 
 def run() -> List[Row]:
-    bdir = _build_dir() / "bench"
+    bdir = common.build_dir() / "bench"
     sys.path.insert(0, str(bdir))
     import floor_ext  # built by bench/CMakeLists.txt
 

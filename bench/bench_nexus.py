@@ -12,6 +12,11 @@
   sum of 16 floats, refused for its buffer format "f" instead of "d").
 - quarantined: a quarantined kernel's call, against the reference directly
   (no target; shows the quarantine costs what a miss costs).
+- the floor under the trivial-reference miss, in the same run (no target):
+  a quarantined handle forwarding to the same `add` (the nexus's own path
+  with no guard at all), and functools.partial(add), the standard library's
+  C-level forwarder. Any callable written in C pays this to call a Python
+  function, which is what keeps the trivial-reference row above 1.5x.
 
 Run: python3 bench/run.py nexus
 """
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import array
 import ctypes
+import functools
 import os
 import pathlib
 import statistics
@@ -81,8 +87,12 @@ def run() -> list[common.Row]:
     k_quarantined = nx.register("broken", _Broken(), affine, max_failures=1)
     k_quarantined(1.0)
     assert k_quarantined.state == "quarantined"
+    kq_add = nx.register("broken_add", _Broken(), add, max_failures=1)
+    kq_add(1.5, 2)
+    assert kq_add.state == "quarantined"
     g = {"k": k, "bound": bound, "k_add": k_add, "add": add, "affine": affine,
-         "kq": k_quarantined, "x": 1.5, "n": 2, "k_sum": k_sum, "sum_ref": sum_ref,
+         "kq": k_quarantined, "kq_add": kq_add, "partial_add": functools.partial(add),
+         "x": 1.5, "n": 2, "k_sum": k_sum, "sum_ref": sum_ref,
          "xs": array.array("f", range(16)), "m": 16}
     assert k(1.5) == bound(1.5) == 4.0
     assert k_add(1.5, 2) == add(1.5, 2)
@@ -96,6 +106,10 @@ def run() -> list[common.Row]:
         ("guard miss k_sum(f32[16], 16)", "k_sum(xs, m)", "reference sum_ref(f32[16], 16)",
          "sum_ref(xs, m)", "<= 1.5x", ""),
         ("quarantined kq(x)", "kq(x)", "reference affine(x)", "affine(x)", None, ""),
+        ("floor: quarantined kq_add(1.5, 2)", "kq_add(x, n)", "reference add(1.5, 2)",
+         "add(x, n)", None, "info: forwarding, no guard"),
+        ("floor: functools.partial(add)(1.5, 2)", "partial_add(x, n)", "reference add(1.5, 2)",
+         "add(x, n)", None, "info: any C forwarder"),
     ]:
         o, p = _pair(ours, peer, g)
         rows.append(common.Row("nexus", case, o, peer_name, p, target, note))

@@ -51,3 +51,16 @@ class Row:
         if t.startswith(">=") and "faster" in t:
             return self.peer_ns / self.ours_ns >= float(t[2:].replace("faster", ""))
         raise ValueError(f"unknown target {self.target!r}")
+
+
+def build_dir() -> "pathlib.Path":
+    """The build tree the benches run against: $EDGERT_BUILD_DIR, else the
+    tree the imported edgert package was copied into (<build>/py/edgert)."""
+    import os
+    import pathlib
+
+    import edgert
+    env = os.environ.get("EDGERT_BUILD_DIR")
+    if env:
+        return pathlib.Path(env)
+    return pathlib.Path(edgert.__file__).resolve().parents[2]
