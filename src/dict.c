@@ -34,33 +34,6 @@
 
 #include <string.h>
 
-/* If `p` is NULL: this thread's message names the calling function and the
- * argument, and the function returns `value` (nothing, in a void one). */
-#if defined(__GNUC__)
-__attribute__((cold, noinline)) /* keeps the report out of the hot paths' code */
-#endif
-static int null_arg(const char *fn, const char *arg) {
-  return edgert__error(EDGERT_EINVAL, "%s: %s is NULL", fn, arg);
-}
-#define RETURN_IF_NULL(p, value)                                                          \
-  do {                                                                                    \
-    if (EDGERT__UNLIKELY((p) == NULL)) {                                                  \
-      null_arg(__func__, #p);                                                             \
-      return value;                                                                       \
-    }                                                                                     \
-  } while (0)
-
-/* The same for functions that report through an optional `int *err`. */
-#define RETURN_NULL_IF_NULL_ERR(p, err)                                                   \
-  do {                                                                                    \
-    if (EDGERT__UNLIKELY((p) == NULL)) {                                                  \
-      int rc_ = null_arg(__func__, #p);                                                   \
-      if (err)                                                                            \
-        *(err) = rc_;                                                                     \
-      return NULL;                                                                        \
-    }                                                                                     \
-  } while (0)
-
 #define GOLDEN 0x9E3779B97F4A7C15ull
 #define RING_EMPTY UINT32_MAX
 #define CACHE_WINDOW 256u
@@ -429,28 +402,28 @@ void edgert_dict_free(edgert_dict_t *d) {
 }
 
 const edgert_dict_view_t *edgert_dict_view(const edgert_dict_t *d) {
-  RETURN_IF_NULL(d, NULL);
+  EDGERT__RETURN_IF_NULL(d, NULL);
   return &d->v;
 }
 const edgert_type_t *edgert_dict_key_type(const edgert_dict_t *d) {
-  RETURN_IF_NULL(d, NULL);
+  EDGERT__RETURN_IF_NULL(d, NULL);
   return d->kt;
 }
 const edgert_type_t *edgert_dict_value_type(const edgert_dict_t *d) {
-  RETURN_IF_NULL(d, NULL);
+  EDGERT__RETURN_IF_NULL(d, NULL);
   return d->vt;
 }
 size_t edgert_dict_len(const edgert_dict_t *d) {
-  RETURN_IF_NULL(d, 0);
+  EDGERT__RETURN_IF_NULL(d, 0);
   return d->v.len;
 }
 uint64_t edgert_dict_version(const edgert_dict_t *d) {
-  RETURN_IF_NULL(d, 0);
+  EDGERT__RETURN_IF_NULL(d, 0);
   return d->v.version;
 }
 
 size_t edgert_dict_memory(const edgert_dict_t *d) {
-  RETURN_IF_NULL(d, 0);
+  EDGERT__RETURN_IF_NULL(d, 0);
   return sizeof *d + d->ecap * (d->ksize + d->v.vsize + (d->khashed ? 8 : 0)) +
          d->v.icap * sizeof(uint32_t) + d->heap_bytes;
 }
@@ -553,7 +526,7 @@ static inline void cache_store(edgert_dict_t *d, uint64_t tag, ptrdiff_t e) {
 }
 
 int edgert_dict_set_cache(edgert_dict_t *d, int mode) {
-  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
   if (mode != EDGERT_DICT_CACHE_OFF && mode != EDGERT_DICT_CACHE_ON &&
       mode != EDGERT_DICT_CACHE_AUTO)
     return edgert__error(EDGERT_EINVAL, "dict: unknown cache mode %d", mode);
@@ -566,10 +539,10 @@ int edgert_dict_set_cache(edgert_dict_t *d, int mode) {
 }
 
 void edgert_dict_cache_stats(const edgert_dict_t *d, edgert_dict_cache_stats_t *out) {
-  RETURN_IF_NULL(out, );
+  EDGERT__RETURN_IF_NULL(out, );
   if (EDGERT__UNLIKELY(d == NULL)) {
     memset(out, 0, sizeof *out);
-    null_arg(__func__, "d");
+    edgert__null_arg(__func__, "d");
     return;
   }
   out->hits = d->hits;
@@ -640,14 +613,14 @@ static inline ptrdiff_t find_entry_h(edgert_dict_t *d, const void *key, uint64_t
 }
 
 void *edgert_dict_find_hashed(edgert_dict_t *d, const void *key, uint64_t hash) {
-  RETURN_IF_NULL(d, NULL);
-  RETURN_IF_NULL(key, NULL);
+  EDGERT__RETURN_IF_NULL(d, NULL);
+  EDGERT__RETURN_IF_NULL(key, NULL);
   ptrdiff_t e = find_entry_h(d, key, hash);
   return e < 0 ? NULL : d->v.values + (size_t)e * d->v.vsize;
 }
 
 int edgert_dict_set_hasher(edgert_dict_t *d, edgert_dict_hash_fn fn, void *ud) {
-  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
   if (!d->kvar)
     return edgert__error(EDGERT_ETYPE, "dict: a hasher is for str or bytes keys, not %s",
                          edgert_type_name(d->kt));
@@ -659,27 +632,27 @@ int edgert_dict_set_hasher(edgert_dict_t *d, edgert_dict_hash_fn fn, void *ud) {
 }
 
 void *edgert_dict_find(edgert_dict_t *d, const void *key) {
-  RETURN_IF_NULL(d, NULL);
-  RETURN_IF_NULL(key, NULL);
+  EDGERT__RETURN_IF_NULL(d, NULL);
+  EDGERT__RETURN_IF_NULL(key, NULL);
   ptrdiff_t e = find_entry(d, key, 0, 0);
   return e < 0 ? NULL : d->v.values + (size_t)e * d->v.vsize;
 }
 
 void *edgert_dict_find_tagged(edgert_dict_t *d, const void *key, uint64_t tag) {
-  RETURN_IF_NULL(d, NULL);
-  RETURN_IF_NULL(key, NULL);
+  EDGERT__RETURN_IF_NULL(d, NULL);
+  EDGERT__RETURN_IF_NULL(key, NULL);
   ptrdiff_t e = find_entry(d, key, tag, 1);
   return e < 0 ? NULL : d->v.values + (size_t)e * d->v.vsize;
 }
 
 ptrdiff_t edgert_dict_index(edgert_dict_t *d, const void *key) {
-  RETURN_IF_NULL(d, -1);
-  RETURN_IF_NULL(key, -1);
+  EDGERT__RETURN_IF_NULL(d, -1);
+  EDGERT__RETURN_IF_NULL(key, -1);
   return find_entry(d, key, 0, 0);
 }
 
 void *edgert_dict_find_i64(edgert_dict_t *d, int64_t key) {
-  RETURN_IF_NULL(d, NULL);
+  EDGERT__RETURN_IF_NULL(d, NULL);
   if (d->v.len == 0)
     return NULL;
   uint64_t h = hash_u64((uint64_t)key);
@@ -728,9 +701,9 @@ static int key_not_found(const edgert_dict_t *d, const void *key) {
 }
 
 int edgert_dict_get(edgert_dict_t *d, const void *key, void *value_out) {
-  RETURN_IF_NULL(d, EDGERT_EINVAL);
-  RETURN_IF_NULL(key, EDGERT_EINVAL);
-  RETURN_IF_NULL(value_out, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(key, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(value_out, EDGERT_EINVAL);
   void *v = edgert_dict_find(d, key);
   if (v == NULL)
     return key_not_found(d, key);
@@ -814,8 +787,8 @@ static ptrdiff_t upsert_entry(edgert_dict_t *d, const void *key, int *inserted) 
 
 void *edgert_dict_upsert(edgert_dict_t *d, const void *key, int *inserted, int *err) {
   int ins = 0;
-  RETURN_NULL_IF_NULL_ERR(d, err);
-  RETURN_NULL_IF_NULL_ERR(key, err);
+  EDGERT__RETURN_NULL_IF_NULL_ERR(d, err);
+  EDGERT__RETURN_NULL_IF_NULL_ERR(key, err);
   if (d->vvar) {
     int rc = edgert__error(EDGERT_ETYPE, "dict: upsert needs a fixed-size value type, not %s",
                            edgert_type_name(d->vt));
@@ -835,7 +808,7 @@ void *edgert_dict_upsert(edgert_dict_t *d, const void *key, int *inserted, int *
 }
 
 void *edgert_dict_upsert_i64(edgert_dict_t *d, int64_t key, int *inserted, int *err) {
-  RETURN_NULL_IF_NULL_ERR(d, err);
+  EDGERT__RETURN_NULL_IF_NULL_ERR(d, err);
   if (d->kkind != EDGERT_KIND_INT64 || d->vvar || d->v.index == NULL || d->pins)
     return edgert_dict_upsert(d, &key, inserted, err);
   /* The common insert, in one probe: find the key or the empty slot. */
@@ -889,7 +862,7 @@ static int set_h(edgert_dict_t *d, const void *key, uint64_t h, const void *valu
 
 void *edgert_dict_insert_i64_probed(edgert_dict_t *d, int64_t key, const edgert_dict_probe_t *p,
                                     int *err) {
-  RETURN_NULL_IF_NULL_ERR(d, err);
+  EDGERT__RETURN_NULL_IF_NULL_ERR(d, err);
   /* The probe still holds if nothing was inserted, deleted or resized
    * since (the version) and its slot is still empty; else start over. */
   if (p != NULL && p->version == d->v.version && d->v.index != NULL && p->slot < d->v.icap &&
@@ -911,22 +884,22 @@ void *edgert_dict_insert_i64_probed(edgert_dict_t *d, int64_t key, const edgert_
 }
 
 int edgert_dict_set(edgert_dict_t *d, const void *key, const void *value) {
-  RETURN_IF_NULL(d, EDGERT_EINVAL);
-  RETURN_IF_NULL(key, EDGERT_EINVAL);
-  RETURN_IF_NULL(value, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(key, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(value, EDGERT_EINVAL);
   return set_h(d, key, hash_key(d, key), value);
 }
 
 int edgert_dict_set_hashed(edgert_dict_t *d, const void *key, uint64_t hash,
                            const void *value) {
-  RETURN_IF_NULL(d, EDGERT_EINVAL);
-  RETURN_IF_NULL(key, EDGERT_EINVAL);
-  RETURN_IF_NULL(value, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(key, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(value, EDGERT_EINVAL);
   return set_h(d, key, hash, value);
 }
 
 int edgert_dict_reserve(edgert_dict_t *d, size_t n) {
-  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
   if (d->pins)
     return edgert__error(EDGERT_EBUSY, "dict: cannot resize while its values buffer is exported");
   return reserve_raw(d, n);
@@ -1019,25 +992,25 @@ static int pop_h(edgert_dict_t *d, const void *key, uint64_t h, void *value_out)
 }
 
 int edgert_dict_pop(edgert_dict_t *d, const void *key, void *value_out) {
-  RETURN_IF_NULL(d, EDGERT_EINVAL);
-  RETURN_IF_NULL(key, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(key, EDGERT_EINVAL);
   return pop_h(d, key, d->v.len ? hash_key(d, key) : 0, value_out);
 }
 
 int edgert_dict_pop_hashed(edgert_dict_t *d, const void *key, uint64_t hash, void *value_out) {
-  RETURN_IF_NULL(d, EDGERT_EINVAL);
-  RETURN_IF_NULL(key, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(key, EDGERT_EINVAL);
   return pop_h(d, key, hash, value_out);
 }
 
 int edgert_dict_del(edgert_dict_t *d, const void *key) {
-  RETURN_IF_NULL(d, EDGERT_EINVAL);
-  RETURN_IF_NULL(key, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(key, EDGERT_EINVAL);
   return edgert_dict_pop(d, key, NULL);
 }
 
 int edgert_dict_popitem(edgert_dict_t *d, void *key_out, void *value_out) {
-  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
   if (d->v.len == 0)
     return edgert__error(EDGERT_EKEY, "popitem(): the dict is empty");
   if (d->pins)
@@ -1047,7 +1020,7 @@ int edgert_dict_popitem(edgert_dict_t *d, void *key_out, void *value_out) {
 }
 
 int edgert_dict_clear(edgert_dict_t *d) {
-  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
   if (d->pins)
     return edgert__error(EDGERT_EBUSY, "dict: cannot clear while its values buffer is exported");
   release_storage(d);
@@ -1109,13 +1082,13 @@ fail:
 }
 
 int edgert_dict_copy(const edgert_dict_t *d, edgert_dict_t **out) {
-  RETURN_IF_NULL(d, EDGERT_EINVAL);
-  RETURN_IF_NULL(out, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(out, EDGERT_EINVAL);
   return copy_dict(d, out);
 }
 
 int edgert_dict_set_many(edgert_dict_t *d, const void *keys, const void *values, size_t n) {
-  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
   if (EDGERT__UNLIKELY(n > 0 && (keys == NULL || values == NULL)))
     return edgert__error(EDGERT_EINVAL, "edgert_dict_set_many: %s is NULL (with n = %zu)",
                          keys == NULL ? "keys" : "values", n);
@@ -1187,7 +1160,7 @@ oom:
 
 int edgert_dict_get_many(edgert_dict_t *d, const void *keys, size_t n, void *values_out,
                          const void *dflt, size_t *missing_at) {
-  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
   if (EDGERT__UNLIKELY(n > 0 && (keys == NULL || values_out == NULL)))
     return edgert__error(EDGERT_EINVAL, "edgert_dict_get_many: %s is NULL (with n = %zu)",
                          keys == NULL ? "keys" : "values_out", n);
@@ -1231,49 +1204,49 @@ int edgert_dict_get_many(edgert_dict_t *d, const void *keys, size_t n, void *val
 /* ---- dense access, pins, iteration ----------------------------------- */
 
 const void *edgert_dict_key_at(const edgert_dict_t *d, size_t i) {
-  RETURN_IF_NULL(d, NULL);
+  EDGERT__RETURN_IF_NULL(d, NULL);
   return i < d->v.len ? d->v.keys + i * d->ksize : NULL;
 }
 void *edgert_dict_value_at(edgert_dict_t *d, size_t i) {
-  RETURN_IF_NULL(d, NULL);
+  EDGERT__RETURN_IF_NULL(d, NULL);
   return i < d->v.len ? d->v.values + i * d->v.vsize : NULL;
 }
 void *edgert_dict_values(edgert_dict_t *d) {
-  RETURN_IF_NULL(d, NULL);
+  EDGERT__RETURN_IF_NULL(d, NULL);
   return d->v.len ? d->v.values : NULL;
 }
 
 void edgert_dict_pin(edgert_dict_t *d) {
-  RETURN_IF_NULL(d, );
+  EDGERT__RETURN_IF_NULL(d, );
   d->pins++;
 }
 int edgert_dict_unpin(edgert_dict_t *d) {
-  RETURN_IF_NULL(d, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
   if (d->pins == 0)
     return edgert__error(EDGERT_EINVAL, "dict: unpin without a pin");
   d->pins--;
   return 0;
 }
 unsigned edgert_dict_pins(const edgert_dict_t *d) {
-  RETURN_IF_NULL(d, 0);
+  EDGERT__RETURN_IF_NULL(d, 0);
   return d->pins;
 }
 
 void edgert_dict_iter_init(edgert_dict_t *d, edgert_dict_iter_t *it) {
-  RETURN_IF_NULL(it, );
+  EDGERT__RETURN_IF_NULL(it, );
   it->dict = d;
   it->pos = 0;
   if (EDGERT__UNLIKELY(d == NULL)) {
     /* An iterator over no dict is at its end (see iter_next). */
     it->version = 0;
-    null_arg(__func__, "d");
+    edgert__null_arg(__func__, "d");
     return;
   }
   it->version = d->v.version;
 }
 
 int edgert_dict_iter_next(edgert_dict_iter_t *it, const void **key, void **value) {
-  RETURN_IF_NULL(it, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(it, EDGERT_EINVAL);
   edgert_dict_t *d = it->dict;
   if (EDGERT__UNLIKELY(d == NULL))
     return 0;

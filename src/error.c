@@ -56,6 +56,10 @@ int edgert__verror(int err, const char *fmt, va_list ap) {
   return err;
 }
 
+int edgert__null_arg(const char *fn, const char *arg) {
+  return edgert__error(EDGERT_EINVAL, "%s: %s is NULL", fn, arg);
+}
+
 int edgert__error(int err, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

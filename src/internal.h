@@ -29,6 +29,36 @@
 int edgert__error(int err, const char *fmt, ...) EDGERT__PRINTF(2, 3);
 int edgert__verror(int err, const char *fmt, va_list ap);
 
+/* error.c: EDGERT_EINVAL with the message "<fn>: <arg> is NULL". Out of
+ * line and cold, so the NULL checks below keep the report out of the hot
+ * paths' code. */
+#if defined(__GNUC__)
+__attribute__((cold))
+#endif
+int edgert__null_arg(const char *fn, const char *arg);
+
+/* Public entry points check handles and required pointers with these: if
+ * `p` is NULL, this thread's message names the calling function and the
+ * argument, and the function returns `value` (nothing, in a void one). The
+ * _ERR form also stores EDGERT_EINVAL in an optional `int *err` and returns
+ * NULL. */
+#define EDGERT__RETURN_IF_NULL(p, value)                                                \
+  do {                                                                                  \
+    if (EDGERT__UNLIKELY((p) == NULL)) {                                                \
+      edgert__null_arg(__func__, #p);                                                   \
+      return value;                                                                     \
+    }                                                                                   \
+  } while (0)
+#define EDGERT__RETURN_NULL_IF_NULL_ERR(p, err)                                         \
+  do {                                                                                  \
+    if (EDGERT__UNLIKELY((p) == NULL)) {                                                \
+      int rc_ = edgert__null_arg(__func__, #p);                                         \
+      if (err)                                                                          \
+        *(err) = rc_;                                                                   \
+      return NULL;                                                                      \
+    }                                                                                   \
+  } while (0)
+
 /* error.c: the allocator (see edgert_set_allocator). Sizes that overflow
  * fail like an exhausted heap: they return NULL. None of these sets a
  * message; callers report EDGERT_ENOMEM with what they were doing. */

@@ -16,22 +16,6 @@
 
 #include <string.h>
 
-/* If `p` is NULL: this thread's message names the calling function and the
- * argument, and the function returns `value` (nothing, in a void one). */
-#if defined(__GNUC__)
-__attribute__((cold, noinline)) /* keeps the report out of the hot paths' code */
-#endif
-static int null_arg(const char *fn, const char *arg) {
-  return edgert__error(EDGERT_EINVAL, "%s: %s is NULL", fn, arg);
-}
-#define RETURN_IF_NULL(p, value)                                                          \
-  do {                                                                                    \
-    if (EDGERT__UNLIKELY((p) == NULL)) {                                                  \
-      null_arg(__func__, #p);                                                             \
-      return value;                                                                       \
-    }                                                                                     \
-  } while (0)
-
 struct edgert_list_s {
   edgert_list_view_t v; /* first: data, len, itemsize, for inline readers */
   const edgert_type_t *type;
@@ -84,35 +68,35 @@ void edgert_list_free(edgert_list_t *l) {
 }
 
 const edgert_list_view_t *edgert_list_view(const edgert_list_t *l) {
-  RETURN_IF_NULL(l, NULL);
+  EDGERT__RETURN_IF_NULL(l, NULL);
   return &l->v;
 }
 const edgert_type_t *edgert_list_type(const edgert_list_t *l) {
-  RETURN_IF_NULL(l, NULL);
+  EDGERT__RETURN_IF_NULL(l, NULL);
   return l->type;
 }
 size_t edgert_list_len(const edgert_list_t *l) {
-  RETURN_IF_NULL(l, 0);
+  EDGERT__RETURN_IF_NULL(l, 0);
   return l->v.len;
 }
 size_t edgert_list_capacity(const edgert_list_t *l) {
-  RETURN_IF_NULL(l, 0);
+  EDGERT__RETURN_IF_NULL(l, 0);
   return l->cap;
 }
 size_t edgert_list_itemsize(const edgert_list_t *l) {
-  RETURN_IF_NULL(l, 0);
+  EDGERT__RETURN_IF_NULL(l, 0);
   return l->v.itemsize;
 }
 size_t edgert_list_memory(const edgert_list_t *l) {
-  RETURN_IF_NULL(l, 0);
+  EDGERT__RETURN_IF_NULL(l, 0);
   return sizeof *l + l->cap * l->v.itemsize + l->heap_bytes;
 }
 void *edgert_list_data(edgert_list_t *l) {
-  RETURN_IF_NULL(l, NULL);
+  EDGERT__RETURN_IF_NULL(l, NULL);
   return l->v.data;
 }
 void *edgert_list_at(edgert_list_t *l, size_t i) {
-  RETURN_IF_NULL(l, NULL);
+  EDGERT__RETURN_IF_NULL(l, NULL);
   return i < l->v.len ? l->v.data + i * l->v.itemsize : NULL;
 }
 
@@ -141,7 +125,7 @@ static int grow(edgert_list_t *l, size_t need) {
 }
 
 int edgert_list_reserve(edgert_list_t *l, size_t n) {
-  RETURN_IF_NULL(l, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
   if (n <= l->cap)
     return 0;
   if (l->pins)
@@ -162,8 +146,8 @@ static int copy_bytes(edgert_bytes_t *dst, const edgert_bytes_t *src) {
 }
 
 int edgert_list_get(const edgert_list_t *l, size_t i, void *out) {
-  RETURN_IF_NULL(l, EDGERT_EINVAL);
-  RETURN_IF_NULL(out, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(out, EDGERT_EINVAL);
   if (i >= l->v.len)
     return edgert__error(EDGERT_ERANGE, "list index %zu out of range (length %zu)", i, l->v.len);
   memcpy(out, l->v.data + i * l->v.itemsize, l->v.itemsize);
@@ -171,8 +155,8 @@ int edgert_list_get(const edgert_list_t *l, size_t i, void *out) {
 }
 
 int edgert_list_set(edgert_list_t *l, size_t i, const void *value) {
-  RETURN_IF_NULL(l, EDGERT_EINVAL);
-  RETURN_IF_NULL(value, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(value, EDGERT_EINVAL);
   if (i >= l->v.len)
     return edgert__error(EDGERT_ERANGE, "list assignment index %zu out of range (length %zu)",
                          i, l->v.len);
@@ -193,8 +177,8 @@ int edgert_list_set(edgert_list_t *l, size_t i, const void *value) {
 }
 
 int edgert_list_append(edgert_list_t *l, const void *value) {
-  RETURN_IF_NULL(l, EDGERT_EINVAL);
-  RETURN_IF_NULL(value, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(value, EDGERT_EINVAL);
   if (EDGERT__LIKELY(l->v.len < l->cap && !l->var && !l->pins)) {
     memcpy(l->v.data + l->v.len * l->v.itemsize, value, l->v.itemsize);
     l->v.len++;
@@ -204,15 +188,15 @@ int edgert_list_append(edgert_list_t *l, const void *value) {
 }
 
 int edgert_list_insert(edgert_list_t *l, size_t i, const void *value) {
-  RETURN_IF_NULL(l, EDGERT_EINVAL);
-  RETURN_IF_NULL(value, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(value, EDGERT_EINVAL);
   if (i > l->v.len)
     i = l->v.len;
   return edgert_list_splice(l, i, 0, value, 1);
 }
 
 int edgert_list_pop(edgert_list_t *l, size_t i, void *out) {
-  RETURN_IF_NULL(l, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
   if (i >= l->v.len)
     return edgert__error(EDGERT_ERANGE, "pop index %zu out of range (length %zu)", i, l->v.len);
   if (l->pins)
@@ -235,7 +219,7 @@ int edgert_list_pop(edgert_list_t *l, size_t i, void *out) {
 
 int edgert_list_splice(edgert_list_t *l, size_t start, size_t count, const void *items,
                        size_t n) {
-  RETURN_IF_NULL(l, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
   if (EDGERT__UNLIKELY(items == NULL && n > 0))
     return edgert__error(EDGERT_EINVAL, "edgert_list_splice: items is NULL (with n = %zu)", n);
   if (start > l->v.len || count > l->v.len - start)
@@ -296,7 +280,7 @@ int edgert_list_splice(edgert_list_t *l, size_t start, size_t count, const void 
 }
 
 int edgert_list_clear(edgert_list_t *l) {
-  RETURN_IF_NULL(l, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
   if (l->pins)
     return edgert__error(EDGERT_EBUSY, "list: cannot resize while its buffer is exported");
   release_range(l, 0, l->v.len);
@@ -308,7 +292,7 @@ int edgert_list_clear(edgert_list_t *l) {
 
 int edgert_list_reverse(edgert_list_t *l) {
   unsigned char buf[64];
-  RETURN_IF_NULL(l, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
   if (l->v.len < 2)
     return 0;
   for (size_t i = 0, j = l->v.len - 1; i < j; i++, j--) {
@@ -355,7 +339,7 @@ DEFINE_MERGE_SORT(sort_f64, double, F64_LT)
 DEFINE_MERGE_SORT(sort_u8, unsigned char, U8_LT)
 
 int edgert_list_sort(edgert_list_t *l, int descending) {
-  RETURN_IF_NULL(l, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
   if (l->kind != EDGERT_KIND_INT64 && l->kind != EDGERT_KIND_FLOAT64 &&
       l->kind != EDGERT_KIND_BOOL)
     return edgert__error(EDGERT_ETYPE, "list: sort needs int64, float64 or bool elements, not %s",
@@ -377,8 +361,8 @@ int edgert_list_sort(edgert_list_t *l, int descending) {
 
 int edgert_list_copy(const edgert_list_t *l, edgert_list_t **out) {
   edgert_list_t *c;
-  RETURN_IF_NULL(l, EDGERT_EINVAL);
-  RETURN_IF_NULL(out, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(out, EDGERT_EINVAL);
   int rc = edgert_list_new(l->type, l->v.len, &c);
   if (rc < 0)
     return rc;
@@ -392,8 +376,8 @@ int edgert_list_copy(const edgert_list_t *l, edgert_list_t **out) {
 }
 
 int edgert_list_swap(edgert_list_t *a, edgert_list_t *b) {
-  RETURN_IF_NULL(a, EDGERT_EINVAL);
-  RETURN_IF_NULL(b, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(a, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(b, EDGERT_EINVAL);
   if (a->type != b->type)
     return edgert__error(EDGERT_ETYPE, "list swap: element types differ (%s, %s)",
                          edgert_type_name(a->type), edgert_type_name(b->type));
@@ -406,17 +390,17 @@ int edgert_list_swap(edgert_list_t *a, edgert_list_t *b) {
 }
 
 void edgert_list_pin(edgert_list_t *l) {
-  RETURN_IF_NULL(l, );
+  EDGERT__RETURN_IF_NULL(l, );
   l->pins++;
 }
 int edgert_list_unpin(edgert_list_t *l) {
-  RETURN_IF_NULL(l, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
   if (l->pins == 0)
     return edgert__error(EDGERT_EINVAL, "list: unpin without a pin");
   l->pins--;
   return 0;
 }
 unsigned edgert_list_pins(const edgert_list_t *l) {
-  RETURN_IF_NULL(l, 0);
+  EDGERT__RETURN_IF_NULL(l, 0);
   return l->pins;
 }

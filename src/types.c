@@ -20,22 +20,6 @@
 #include <pthread.h>
 #include <string.h>
 
-/* If `p` is NULL: this thread's message names the calling function and the
- * argument, and the function returns `value`. */
-#if defined(__GNUC__)
-__attribute__((cold, noinline)) /* keeps the report out of the hot paths' code */
-#endif
-static int null_arg(const char *fn, const char *arg) {
-  return edgert__error(EDGERT_EINVAL, "%s: %s is NULL", fn, arg);
-}
-#define RETURN_IF_NULL(p, value)                                                          \
-  do {                                                                                    \
-    if (EDGERT__UNLIKELY((p) == NULL)) {                                                  \
-      null_arg(__func__, #p);                                                             \
-      return value;                                                                       \
-    }                                                                                     \
-  } while (0)
-
 struct edgert_type_s {
   const char *name;
   edgert_kind_t kind;
@@ -227,24 +211,24 @@ int edgert_register_custom_type(const char *name, void *sizeof_fn, void *check_f
 }
 
 const char *edgert_type_name(const edgert_type_t *t) {
-  RETURN_IF_NULL(t, NULL);
+  EDGERT__RETURN_IF_NULL(t, NULL);
   return t->name;
 }
 edgert_kind_t edgert_type_kind(const edgert_type_t *t) {
-  RETURN_IF_NULL(t, EDGERT_KIND_NONE);
+  EDGERT__RETURN_IF_NULL(t, EDGERT_KIND_NONE);
   return t->kind;
 }
 size_t edgert_type_size(const edgert_type_t *t) {
-  RETURN_IF_NULL(t, 0);
+  EDGERT__RETURN_IF_NULL(t, 0);
   return t->size;
 }
 int edgert_type_has_box(const edgert_type_t *t) {
-  RETURN_IF_NULL(t, 0);
+  EDGERT__RETURN_IF_NULL(t, 0);
   return t->box_fn != NULL;
 }
 
 int edgert_type_check(const edgert_type_t *t, void *obj) {
-  RETURN_IF_NULL(t, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(t, EDGERT_EINVAL);
   if (t->kind != EDGERT_KIND_CUSTOM)
     return edgert__error(EDGERT_ETYPE, "type '%s' has no check callback", t->name);
   int r = t->check_fn(obj);
@@ -254,8 +238,8 @@ int edgert_type_check(const edgert_type_t *t, void *obj) {
 }
 
 int edgert_type_copy(const edgert_type_t *t, void *dst, void *obj) {
-  RETURN_IF_NULL(t, EDGERT_EINVAL);
-  RETURN_IF_NULL(dst, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(t, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(dst, EDGERT_EINVAL);
   if (t->kind != EDGERT_KIND_CUSTOM)
     return edgert__error(EDGERT_ETYPE, "type '%s' has no copy callback", t->name);
   t->copy_fn(dst, obj);
@@ -263,9 +247,9 @@ int edgert_type_copy(const edgert_type_t *t, void *dst, void *obj) {
 }
 
 int edgert_type_box(const edgert_type_t *t, const void *src, void **out) {
-  RETURN_IF_NULL(t, EDGERT_EINVAL);
-  RETURN_IF_NULL(src, EDGERT_EINVAL);
-  RETURN_IF_NULL(out, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(t, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(src, EDGERT_EINVAL);
+  EDGERT__RETURN_IF_NULL(out, EDGERT_EINVAL);
   if (t->kind != EDGERT_KIND_CUSTOM)
     return edgert__error(EDGERT_ETYPE, "type '%s' has no box callback", t->name);
   if (t->box_fn == NULL)
