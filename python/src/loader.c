@@ -393,7 +393,13 @@ static int cv_pointer(const edgert_abi_type_t *t, PyObject *o, unsigned i,
   }
   int kind = format_kind(view->format, view->itemsize);
   if (!buffer_matches(t, kind, view->itemsize)) {
-    snprintf(e->fmt, sizeof e->fmt, "%s", view->format ? view->format : "B");
+    /* kept for the message (the view goes now); copied by hand, since
+     * snprintf costs more than the rest of a guard miss */
+    const char *f = view->format ? view->format : "B";
+    size_t k = 0;
+    for (; f[k] != '\0' && k + 1 < sizeof e->fmt; k++)
+      e->fmt[k] = f[k];
+    e->fmt[k] = '\0';
     e->itemsize = view->itemsize;
     PyBuffer_Release(view);
     return cv_fail(e, CV_FORMAT, i, o);
