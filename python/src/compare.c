@@ -634,17 +634,26 @@ void edgert_py_snap_free(edgert_py_snap_t *s) {
   PyMem_Free(s);
 }
 
-/* The writable view of args[i], or 0 (no exception) when it has none. */
+/* The writable view of `o`: 1 with *v held, 0 (nothing held, no
+ * exception) when `o` exports no buffer or a read-only one, -1 with an
+ * exception. Read-only is asked first: some exporters (numpy) refuse a
+ * writable request with ValueError rather than BufferError. */
 static int writable_view(PyObject *o, Py_buffer *v) {
   if (PyBytes_Check(o) || PyUnicode_Check(o) || !PyObject_CheckBuffer(o))
     return 0;
-  if (PyObject_GetBuffer(o, v, PyBUF_FULL) == 0)
-    return 1;
-  if (PyErr_ExceptionMatches(PyExc_BufferError) || PyErr_ExceptionMatches(PyExc_TypeError)) {
-    PyErr_Clear(); /* read-only: it cannot change */
+  if (PyObject_GetBuffer(o, v, PyBUF_FULL_RO) < 0) {
+    if (PyErr_ExceptionMatches(PyExc_BufferError) || PyErr_ExceptionMatches(PyExc_TypeError) ||
+        PyErr_ExceptionMatches(PyExc_ValueError)) {
+      PyErr_Clear(); /* no buffer to give: nothing to copy */
+      return 0;
+    }
+    return -1;
+  }
+  if (v->readonly) { /* it cannot change */
+    PyBuffer_Release(v);
     return 0;
   }
-  return -1;
+  return 1;
 }
 
 static int snap_one(snap_arg_t *a, Py_ssize_t index, Py_buffer *v) {

@@ -253,6 +253,16 @@ def test_a_side_failing_after_a_partial_write_leaves_the_arguments_as_they_were(
     assert x == bytearray(b"\x01\x02\x03")
 
 
+def test_read_only_buffers_are_not_copied_and_do_not_get_in_the_way():
+    np = pytest.importorskip("numpy")
+    a = np.arange(4.0)
+    a.flags.writeable = False
+    out = ExplicitFallback.fallback_to_python(lambda x: float(x.sum()), lambda x: float(sum(x)), a)
+    assert out == 6.0
+    assert ExplicitFallback.fallback_to_python(len, len, b"abc") == 3
+    assert ExplicitFallback.fallback_to_python(len, len, memoryview(b"abcd")) == 4
+
+
 def test_a_side_that_resizes_its_argument_differs_from_one_that_does_not():
     b = bytearray(b"abc")
     with pytest.raises(FallbackMismatchError,
