@@ -561,3 +561,33 @@ def test_bound_buffer_kernels_are_compared_elementwise(crashy_loader):
     assert str(info.value).endswith("(tolerance 1e-09): at [2]: 6.001 != 6.0")
     assert str(info.value).startswith("compiled guard_scale_bad and reference ref differ on "
                                       "(array.array[4], float)")
+
+
+writes = st.lists(st.tuples(st.integers(0, 7), st.floats(-1e6, 1e6)), max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.lists(st.floats(-1e6, 1e6), min_size=8, max_size=8), cw=writes, rw=writes)
+def test_validating_writes_either_agrees_and_keeps_the_references_or_raises_and_restores(
+        start, cw, rw):
+    def side(ws):
+        def f(x):
+            for i, v in ws:
+                x[i] = v
+        return f
+
+    def apply(ws):
+        y = list(start)
+        for i, v in ws:
+            y[i] = v
+        return y
+
+    expect_c, expect_r = apply(cw), apply(rw)
+    x = array.array("d", start)
+    if results_match(expect_c, expect_r) is None:  # None: they match
+        assert ExplicitFallback.fallback_to_python(side(cw), side(rw), x) is None
+        assert list(x) == expect_r
+    else:
+        with pytest.raises(FallbackMismatchError, match=r"argument 1 at \[\d\]: "):
+            ExplicitFallback.fallback_to_python(side(cw), side(rw), x)
+        assert list(x) == start
