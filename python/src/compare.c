@@ -724,7 +724,7 @@ static int same_view(const snap_arg_t *a, PyObject *const *args, Py_buffer *v,
   return 0;
 }
 
-int edgert_py_snap_restore(const edgert_py_snap_t *s, PyObject *const *args) {
+static int snap_restore(const edgert_py_snap_t *s, PyObject *const *args) {
   for (Py_ssize_t i = 0; i < s->n; i++) {
     Py_buffer v;
     Py_ssize_t now_len;
@@ -750,6 +750,19 @@ int edgert_py_snap_restore(const edgert_py_snap_t *s, PyObject *const *args) {
       return -1;
   }
   return 0;
+}
+
+int edgert_py_snap_restore(const edgert_py_snap_t *s, PyObject *const *args) {
+  if (!PyErr_Occurred())
+    return snap_restore(s, args);
+  /* a call that is raising: its error is the one to report */
+  PyObject *et, *ev, *tb;
+  PyErr_Fetch(&et, &ev, &tb);
+  int rc = snap_restore(s, args);
+  if (rc < 0)
+    PyErr_Clear();
+  PyErr_Restore(et, ev, tb);
+  return rc;
 }
 
 int edgert_py_snap_match(const edgert_py_snap_t *s, PyObject *const *args, double tolerance,

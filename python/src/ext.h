@@ -137,7 +137,9 @@ int edgert_py_results_match(PyObject *a, PyObject *b, double tolerance,
  * - take: a new snapshot (possibly of nothing), or NULL with an exception.
  * - empty: 1 when no argument was copied.
  * - restore: writes the snapshot back; 0, or -1 with an exception
- *   (RuntimeError naming the argument if it changed size since).
+ *   (RuntimeError naming the argument if it changed size since). Called
+ *   while an exception is set (a call that is raising), it keeps that
+ *   exception and drops its own failure (still returning -1).
  * - match: compares the snapshot (as `a`) with the arguments' contents now
  *   (as `b`) by the rules of edgert_py_results_match; 1, 0 with *diff a new
  *   str such as "argument 1 at [3]: 6.0 != 7.0", or -1 with an exception.

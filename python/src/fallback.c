@@ -265,13 +265,8 @@ static PyObject *fallback_to_python(PyObject *self, PyObject *const *args, Py_ss
     before = NULL;
   }
   PyObject *r = validate_both(compiled, reference, args + 2, n, tolerance, before, &after);
-  if (r == NULL && before != NULL) {
-    PyObject *et, *ev, *tb;
-    PyErr_Fetch(&et, &ev, &tb);
-    if (edgert_py_snap_restore(before, args + 2) < 0)
-      PyErr_Clear(); /* the call's own error is the one to report */
-    PyErr_Restore(et, ev, tb);
-  }
+  if (r == NULL && before != NULL)
+    edgert_py_snap_restore(before, args + 2); /* keeps the call's error */
   edgert_py_snap_free(before);
   edgert_py_snap_free(after);
   return r;

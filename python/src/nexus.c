@@ -318,17 +318,7 @@ static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self, PyObject *co
  * the call into that error. */
 static PyObject *leave_buffers(PyObject *r, const edgert_py_snap_t *snap,
                                PyObject *const *args) {
-  if (snap == NULL)
-    return r;
-  if (r == NULL) {
-    PyObject *et, *ev, *tb;
-    PyErr_Fetch(&et, &ev, &tb);
-    if (edgert_py_snap_restore(snap, args) < 0)
-      PyErr_Clear();
-    PyErr_Restore(et, ev, tb);
-    return NULL;
-  }
-  if (edgert_py_snap_restore(snap, args) == 0)
+  if (snap == NULL || edgert_py_snap_restore(snap, args) == 0 || r == NULL)
     return r;
   Py_DECREF(r);
   return NULL;
