@@ -188,8 +188,10 @@ static int debug_enabled(void) {
   return edgert_py_log_enabled(&nexus_log, EDGERT_PY_DEBUG);
 }
 
-static EDGERT_PY_INLINE PyObject *guard_miss(KernelObject *self, PyObject *const *args,
-                            Py_ssize_t nargs, uint64_t number) {
+static EDGERT_PY_INLINE PyObject *guard_miss(KernelObject *self,
+                                              PyObject *const *args,
+                                              Py_ssize_t nargs,
+                                              uint64_t number) {
   self->guard_misses++;
   if (EDGERT_PY_UNLIKELY(debug_enabled())) {
     PyObject *shapes = edgert_py_describe_args(args, nargs);
@@ -235,8 +237,10 @@ static void log_with_shapes(int level, PyObject *const *args, Py_ssize_t nargs,
 
 /* The compiled call raised (the exception is set). Counts, logs, and falls
  * back or raises CompiledModeFailure. */
-static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self, PyObject *const *args,
-                                 Py_ssize_t nargs, uint64_t number) {
+static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self,
+                                                PyObject *const *args,
+                                                Py_ssize_t nargs,
+                                                uint64_t number) {
   if (!PyErr_ExceptionMatches(PyExc_Exception))
     return NULL; /* KeyboardInterrupt, SystemExit: not the kernel's failure */
   PyObject *et, *ev, *tb;
@@ -457,10 +461,11 @@ out:
  * is restored before the reference serves a failed call, so the reference
  * never sees a failed kernel's partial writes, and when the call raises.
  */
-static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self, PyObject *const *args,
-                                      Py_ssize_t nargs,
-                                      const edgert_py_snap_t *before,
-                                      int *served, uint64_t *number) {
+static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
+                                                 PyObject *const *args,
+                                                 Py_ssize_t nargs,
+                                                 const edgert_py_snap_t *before,
+                                                 int *served, uint64_t *number) {
   version_t *v = &self->history[self->nversions - 1];
   PyObject *compiled = v->compiled;
   *number = v->number;
@@ -495,8 +500,9 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self, PyObject *co
 }
 
 /* A call that shadow validation will check if the compiled side serves it. */
-static EDGERT_PY_COLD PyObject *validated_call(KernelObject *self, PyObject *const *args,
-                                Py_ssize_t nargs) {
+static EDGERT_PY_COLD PyObject *validated_call(KernelObject *self,
+                                               PyObject *const *args,
+                                               Py_ssize_t nargs) {
   edgert_py_snap_t *before = edgert_py_snap_take(args, nargs);
   if (before == NULL)
     return NULL;
