@@ -29,6 +29,8 @@
  */
 #include "ext.h"
 
+#include <structmember.h>
+
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -872,10 +874,6 @@ static PyObject *get_history(KernelObject *self, void *c) {
   }
   return list;
 }
-static PyObject *get_history_max(KernelObject *self, void *c) {
-  (void)c;
-  return PyLong_FromLong(self->history_max);
-}
 static PyObject *get_fallback_enabled(KernelObject *self, void *c) {
   (void)c;
   return PyBool_FromLong(self->fallback_enabled);
@@ -883,18 +881,6 @@ static PyObject *get_fallback_enabled(KernelObject *self, void *c) {
 static PyObject *get_strict(KernelObject *self, void *c) {
   (void)c;
   return PyBool_FromLong(self->strict);
-}
-static PyObject *get_max_failures(KernelObject *self, void *c) {
-  (void)c;
-  return PyLong_FromUnsignedLong(self->max_failures);
-}
-static PyObject *get_validate_every(KernelObject *self, void *c) {
-  (void)c;
-  return PyLong_FromUnsignedLong(self->validate_every);
-}
-static PyObject *get_tolerance(KernelObject *self, void *c) {
-  (void)c;
-  return PyFloat_FromDouble(self->tolerance);
 }
 static PyObject *get_guarded(KernelObject *self, void *c) {
   (void)c;
@@ -916,18 +902,22 @@ static PyGetSetDef kernel_getset[] = {
      "The versions kept for rollback, oldest first: dicts with version, "
      "compiled, installed (time.time()) and current.",
      NULL},
-    {"history_size", (getter)get_history_max, NULL,
-     "How many versions the history keeps.", NULL},
     {"guarded", (getter)get_guarded, NULL,
      "True when the current compiled side has an ABI contract that guards "
      "its arguments.",
      NULL},
     {"fallback_enabled", (getter)get_fallback_enabled, NULL, NULL, NULL},
     {"strict", (getter)get_strict, NULL, NULL, NULL},
-    {"max_failures", (getter)get_max_failures, NULL, NULL, NULL},
-    {"validate_every", (getter)get_validate_every, NULL, NULL, NULL},
-    {"tolerance", (getter)get_tolerance, NULL, NULL, NULL},
     {NULL, NULL, NULL, NULL, NULL}};
+
+/* The options read as they are stored. */
+static PyMemberDef kernel_members[] = {
+    {"history_size", T_INT, offsetof(KernelObject, history_max), READONLY,
+     "How many versions the history keeps."},
+    {"max_failures", T_ULONG, offsetof(KernelObject, max_failures), READONLY, NULL},
+    {"validate_every", T_ULONG, offsetof(KernelObject, validate_every), READONLY, NULL},
+    {"tolerance", T_DOUBLE, offsetof(KernelObject, tolerance), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL}};
 
 static PyObject *kernel_repr(KernelObject *self) {
   return PyUnicode_FromFormat("<edgert.Kernel '%U' version %llu %s>",
@@ -959,6 +949,7 @@ static PyTypeObject Kernel_Type = {
     .tp_weaklistoffset = offsetof(KernelObject, weakrefs),
     .tp_methods = kernel_methods,
     .tp_getset = kernel_getset,
+    .tp_members = kernel_members,
     .tp_new = kernel_new,
 };
 
