@@ -85,13 +85,14 @@ class Nexus:
             return self.register(kname, loader.function(kname), reference, **options)
         return decorate
 
-    def call(self, name: str, *args: Any) -> Any:
-        """Call kernel `name` with `args`; KeyError names an unknown kernel."""
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call kernel `name` with `args` (keyword arguments go to the
+        reference, as a guard miss); KeyError names an unknown kernel."""
         try:
             handle = self._kernels[name]
         except KeyError:
             raise KeyError(f"no kernel named {name!r} is registered") from None
-        return handle(*args)
+        return handle(*args, **kwargs)
 
     def __getitem__(self, name: str) -> Kernel:
         try:

@@ -67,9 +67,9 @@ class Recorder:
         self.fn = fn
         self.calls = []
 
-    def __call__(self, *args):
-        self.calls.append(args)
-        return self.fn(*args)
+    def __call__(self, *args, **kwargs):
+        self.calls.append(args + ((kwargs,) if kwargs else ()))
+        return self.fn(*args, **kwargs)
 
 
 def counters(k):
@@ -166,10 +166,32 @@ def test_add_routes_by_range_and_counts_every_call(loader, a, b):
     assert s["guard_misses"] == (0 if fits else 1)
 
 
-def test_keyword_arguments_are_refused():
-    k = Kernel("f", affine, affine)
-    with pytest.raises(TypeError, match="kernel 'f' takes positional arguments only"):
-        k(x=1.0)
+def test_keyword_arguments_go_to_the_reference_as_a_guard_miss(loader, caplog):
+    # A contract has no argument names: a keyword call is one it refuses.
+    ref = Recorder(lambda xs, n=None, scale=1.0: scale * float(sum(xs[:n])))
+    nx = Nexus()
+    k = nx.register("sum", loader.function("nexus_sum_f64"), ref)
+    xs = array.array("d", [1.0, 2.0, 4.0])
+    assert k(xs, 3) == 7.0 and ref.calls == []
+    with caplog.at_level(logging.DEBUG, logger="edgert.nexus"):
+        assert k(xs, n=2) == 3.0
+    assert ref.calls == [(xs, {"n": 2})]
+    assert nx.call("sum", xs, 3, scale=2.0) == 14.0
+    assert counters(k) == dict(calls=3, compiled=1, guard_misses=2, fallbacks=0, failures=0,
+                               mismatches=0)
+    assert any("guard miss: keyword arguments ('n',)" in r.getMessage() for r in caplog.records)
+    # the same for a compiled side without a contract, and when quarantined
+    plain = Kernel("f", lambda x: "compiled", lambda x: "reference")
+    assert plain(1.0) == "compiled" and plain(x=1.0) == "reference"
+    assert plain.stats()["guard_misses"] == 1
+    q = Kernel("q", Flaky(), lambda x: ("reference", x), max_failures=1)
+    q(1.0)
+    assert q.state == "quarantined"
+    assert q(x=2.0) == ("reference", 2.0)
+    assert q.stats()["fallbacks"] == 2 and q.stats()["guard_misses"] == 0
+    # a keyword the reference does not take is the reference's own error
+    with pytest.raises(TypeError, match="unexpected keyword argument 'y'"):
+        plain(y=1.0)
 
 
 # ---- failure policy and quarantine --------------------------------------
