@@ -21,3 +21,9 @@ def fixture_path(name: str) -> str:
 @pytest.fixture
 def fixtures_dir() -> pathlib.Path:
     return pathlib.Path(os.environ.get("EDGERT_FIXTURE_DIR") or ROOT / "build" / "fixtures")
+
+
+def rss_kib() -> int:
+    """This process's resident set, KiB (for the memory-growth tests)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)

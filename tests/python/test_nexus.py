@@ -19,7 +19,7 @@ from hypothesis import given, settings, strategies as st
 import edgert
 from edgert import (ABIContract, CompiledModeFailure, FallbackMismatchError, Kernel, ModuleLoader,
                     Nexus)
-from conftest import fixture_path
+from conftest import fixture_path, rss_kib
 
 D = ctypes.c_double
 CONTRACTS = [
@@ -593,6 +593,37 @@ def test_validation_with_read_only_and_non_buffer_arguments_copies_nothing(loade
     ro = memoryview(array.array("d", [1.0, 2.5])).toreadonly()
     assert k(ro, 2) == 3.5
     assert k.stats()["mismatches"] == 0 and k.stats()["validations"] == 1
+
+
+def test_validating_writes_does_not_leak(loader, caplog):
+    # Each validated call copies its buffer arguments twice: 512 bytes of
+    # floats here, so a leaked copy would show as tens of MiB. (The strict
+    # mismatches are not logged: pytest keeps every record it captures.)
+    caplog.set_level(logging.CRITICAL, logger="edgert.nexus")
+
+    def ref(x, n, by):  # scale_ref without the record
+        for i in range(n):
+            x[i] *= by
+    good = Nexus().register("g", loader.function("nexus_scale_f64"), ref, validate_every=1)
+    bad = Nexus().register("b", loader.function("nexus_scale_f64_divergent"), ref,
+                           validate_every=1, strict=True)
+    x = array.array("d", [1.0] * 64)
+
+    def cycle(n):
+        for _ in range(n):
+            good(x, 64, 1.0)
+            try:
+                bad(x, 64, 1.0)
+            except FallbackMismatchError:
+                pass
+            edgert.ExplicitFallback.fallback_to_python(ref, ref, x, 64, 1.0)
+
+    cycle(2000)  # warm up allocator pools
+    before = rss_kib()
+    cycle(20000)
+    assert rss_kib() - before < 4096  # KiB
+    assert list(x) == [1.0] * 64
+    assert bad.stats()["mismatches"] == 22000
 
 
 # ---- the decorator form --------------------------------------------------

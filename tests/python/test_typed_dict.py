@@ -11,6 +11,7 @@ import pytest
 
 import edgert
 from edgert import TypedDict, TypedList
+from conftest import rss_kib
 
 
 def test_is_a_mutable_mapping_with_dict_semantics():
@@ -384,11 +385,6 @@ def test_memory_is_compact_and_does_not_grow_with_reuse():
     assert sys.getsizeof(td) <= size * 1.5
 
 
-def _rss_kib():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4
-
-
 def test_repeated_use_does_not_leak():
     def cycle():
         td = TypedDict(str, bytes, {f"key{i}": b"v" * (i % 50) for i in range(2000)})
@@ -407,11 +403,11 @@ def test_repeated_use_does_not_leak():
     for _ in range(20):  # warm up allocator pools
         cycle()
     gc.collect()
-    before = _rss_kib()
+    before = rss_kib()
     for _ in range(300):
         cycle()
     gc.collect()
-    assert _rss_kib() - before < 4096  # KiB: 300 cycles of ~200 KiB each leaked nothing
+    assert rss_kib() - before < 4096  # KiB: 300 cycles of ~200 KiB each leaked nothing
 
 
 def test_threads_share_a_dict_under_the_gil():
