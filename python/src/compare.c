@@ -681,30 +681,32 @@ nomem:
   return -1;
 }
 
-edgert_py_snap_t *edgert_py_snap_take(PyObject *const *args, Py_ssize_t nargs) {
-  edgert_py_snap_t *s = PyMem_Malloc(sizeof *s + (size_t)nargs * sizeof(snap_arg_t));
-  if (s == NULL) {
-    PyErr_NoMemory();
-    return NULL;
-  }
-  s->n = 0;
+int edgert_py_snap_take(PyObject *const *args, Py_ssize_t nargs, edgert_py_snap_t **out) {
+  edgert_py_snap_t *s = NULL; /* allocated at the first writable buffer */
+  *out = NULL;
   for (Py_ssize_t i = 0; i < nargs; i++) {
     Py_buffer v;
     int w = writable_view(args[i], &v);
     if (w == 0)
       continue;
-    int rc = w < 0 ? -1 : snap_one(&s->arg[s->n++], i, &v);
+    if (w > 0 && s == NULL) {
+      s = PyMem_Malloc(sizeof *s + (size_t)(nargs - i) * sizeof(snap_arg_t));
+      if (s == NULL)
+        PyErr_NoMemory();
+      else
+        s->n = 0;
+    }
+    int rc = w < 0 || s == NULL ? -1 : snap_one(&s->arg[s->n++], i, &v);
     if (w > 0)
       PyBuffer_Release(&v);
     if (rc < 0) {
       edgert_py_snap_free(s);
-      return NULL;
+      return -1;
     }
   }
-  return s;
+  *out = s;
+  return 0;
 }
-
-int edgert_py_snap_empty(const edgert_py_snap_t *s) { return s->n == 0; }
 
 /* args[a->index]'s writable view: 0 with *v when it has the snapshot's size;
  * 1 (nothing held, *now_len its length or -1 when it exports no writable

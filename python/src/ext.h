@@ -134,8 +134,8 @@ int edgert_py_results_match(PyObject *a, PyObject *b, double tolerance,
  * snapshot against what the second side left. Read-only buffers and other
  * objects are not copied. Needs the GIL; no buffer stays exported between
  * calls.
- * - take: a new snapshot (possibly of nothing), or NULL with an exception.
- * - empty: 1 when no argument was copied.
+ * - take: 0 with *out a new snapshot, or NULL when no argument exports a
+ *   writable buffer (nothing is allocated then); -1 with an exception.
  * - restore: writes the snapshot back; 0, or -1 with an exception
  *   (RuntimeError naming the argument if it changed size since). Called
  *   while an exception is set (a call that is raising), it keeps that
@@ -146,8 +146,7 @@ int edgert_py_results_match(PyObject *a, PyObject *b, double tolerance,
  * - free: NULL does nothing.
  */
 typedef struct edgert_py_snap_s edgert_py_snap_t;
-edgert_py_snap_t *edgert_py_snap_take(PyObject *const *args, Py_ssize_t nargs);
-int edgert_py_snap_empty(const edgert_py_snap_t *s);
+int edgert_py_snap_take(PyObject *const *args, Py_ssize_t nargs, edgert_py_snap_t **out);
 int edgert_py_snap_restore(const edgert_py_snap_t *s, PyObject *const *args);
 int edgert_py_snap_match(const edgert_py_snap_t *s, PyObject *const *args, double tolerance,
                          PyObject **diff);

@@ -257,13 +257,9 @@ static PyObject *fallback_to_python(PyObject *self, PyObject *const *args, Py_ss
   /* Buffer arguments the sides write through: each side starts from the
    * same contents and their writes are compared; a raise leaves them as
    * they were before the call. */
-  edgert_py_snap_t *before = edgert_py_snap_take(args + 2, n), *after = NULL;
-  if (before == NULL)
+  edgert_py_snap_t *before, *after = NULL;
+  if (edgert_py_snap_take(args + 2, n, &before) < 0)
     return NULL;
-  if (edgert_py_snap_empty(before)) {
-    edgert_py_snap_free(before);
-    before = NULL;
-  }
   PyObject *r = validate_both(compiled, reference, args + 2, n, tolerance, before, &after);
   if (r == NULL && before != NULL)
     edgert_py_snap_restore(before, args + 2); /* keeps the call's error */
@@ -307,8 +303,7 @@ static PyObject *validate_both(PyObject *compiled, PyObject *reference, PyObject
     return NULL;
   }
   if (before != NULL) {
-    *after = edgert_py_snap_take(args, n);
-    if (*after == NULL || edgert_py_snap_restore(before, args) < 0) {
+    if (edgert_py_snap_take(args, n, after) < 0 || edgert_py_snap_restore(before, args) < 0) {
       Py_DECREF(cres);
       return NULL;
     }

@@ -209,12 +209,22 @@ static EDGERT_PY_INLINE PyObject *guard_miss(KernelObject *self,
   return call_reference(self, args, nargs);
 }
 
+/* The handle lost its state to the garbage collector (it was in a reference
+ * cycle being freed, and something still called it): 1 with RuntimeError. */
+static int cleared(KernelObject *self) {
+  if (self->state == CLEARED || self->reference == NULL) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "this kernel handle was cleared by the garbage collector (it was part "
+                    "of a reference cycle being freed); register the kernel again");
+    return 1;
+  }
+  return 0;
+}
+
 static PyObject *quarantined_call(KernelObject *self, PyObject *const *args,
                                   Py_ssize_t nargs) {
-  if (self->state == CLEARED || self->reference == NULL) {
-    PyErr_SetString(PyExc_RuntimeError, "this kernel handle was cleared");
+  if (cleared(self))
     return NULL;
-  }
   self->fallbacks++;
   return call_reference(self, args, nargs);
 }
@@ -348,8 +358,8 @@ static PyObject *shadow_validate(KernelObject *self, PyObject *result,
   self->validations++;
   edgert_py_snap_t *after = NULL;
   if (before != NULL) {
-    after = edgert_py_snap_take(args, nargs);
-    if (after == NULL || edgert_py_snap_restore(before, args) < 0) {
+    if (edgert_py_snap_take(args, nargs, &after) < 0 ||
+        edgert_py_snap_restore(before, args) < 0) {
       edgert_py_snap_free(after);
       Py_DECREF(result);
       return NULL;
@@ -511,10 +521,8 @@ static EDGERT_PY_COLD PyObject *keyword_call(KernelObject *self,
                                              PyObject *const *args,
                                              size_t nargsf, PyObject *kwnames) {
   self->calls++;
-  if (self->state == CLEARED || self->reference == NULL) {
-    PyErr_SetString(PyExc_RuntimeError, "this kernel handle was cleared");
+  if (cleared(self))
     return NULL;
-  }
   if (self->state != ACTIVE) {
     self->fallbacks++;
   } else {
@@ -532,13 +540,9 @@ static EDGERT_PY_COLD PyObject *keyword_call(KernelObject *self,
 static EDGERT_PY_COLD PyObject *validated_call(KernelObject *self,
                                                PyObject *const *args,
                                                Py_ssize_t nargs) {
-  edgert_py_snap_t *before = edgert_py_snap_take(args, nargs);
-  if (before == NULL)
+  edgert_py_snap_t *before;
+  if (edgert_py_snap_take(args, nargs, &before) < 0)
     return NULL;
-  if (edgert_py_snap_empty(before)) {
-    edgert_py_snap_free(before);
-    before = NULL;
-  }
   int served;
   uint64_t number;
   PyObject *r = compiled_call(self, args, nargs, before, &served, &number);
@@ -696,14 +700,6 @@ static void kernel_dealloc(KernelObject *self) {
 }
 
 /* ---- methods ----------------------------------------------------------- */
-
-static int cleared(KernelObject *self) {
-  if (self->state == CLEARED) {
-    PyErr_SetString(PyExc_RuntimeError, "this kernel handle was cleared");
-    return 1;
-  }
-  return 0;
-}
 
 static PyObject *kernel_swap(KernelObject *self, PyObject *compiled) {
   if (cleared(self) || check_compiled(self->name, compiled) < 0)
