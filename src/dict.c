@@ -1223,7 +1223,8 @@ void edgert_dict_pin(edgert_dict_t *d) {
 int edgert_dict_unpin(edgert_dict_t *d) {
   EDGERT__RETURN_IF_NULL(d, EDGERT_EINVAL);
   if (d->pins == 0)
-    return edgert__error(EDGERT_EINVAL, "edgert_dict_unpin: the dict is not pinned (each unpin must match an earlier edgert_dict_pin)");
+    return edgert__error(EDGERT_EINVAL, "edgert_dict_unpin: the dict is not pinned (each unpin "
+                                        "must match an earlier edgert_dict_pin)");
   d->pins--;
   return 0;
 }

@@ -396,7 +396,8 @@ void edgert_list_pin(edgert_list_t *l) {
 int edgert_list_unpin(edgert_list_t *l) {
   EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
   if (l->pins == 0)
-    return edgert__error(EDGERT_EINVAL, "edgert_list_unpin: the list is not pinned (each unpin must match an earlier edgert_list_pin)");
+    return edgert__error(EDGERT_EINVAL, "edgert_list_unpin: the list is not pinned (each unpin "
+                                        "must match an earlier edgert_list_pin)");
   l->pins--;
   return 0;
 }

@@ -473,7 +473,9 @@ static void container_misuse_is_refused(void **state) {
     edgert_dict_free(sd);
   }
   expect_error(edgert_dict_popitem(d, &k, &out), EDGERT_EKEY, "popitem(): the dict is empty");
-  expect_error(edgert_dict_unpin(d), EDGERT_EINVAL, "edgert_dict_unpin: the dict is not pinned (each unpin must match an earlier edgert_dict_pin)");
+  expect_error(edgert_dict_unpin(d), EDGERT_EINVAL,
+               "edgert_dict_unpin: the dict is not pinned (each unpin must match an earlier "
+               "edgert_dict_pin)");
   expect_error(edgert_dict_set_cache(d, 7), EDGERT_EINVAL, "dict: unknown cache mode 7");
   assert_int_equal(edgert_dict_set(d, &k, &v), 0);
   edgert_dict_pin(d);
@@ -499,7 +501,9 @@ static void container_misuse_is_refused(void **state) {
   expect_error(edgert_list_set(l, 3, &v), EDGERT_ERANGE, "list assignment index 3 out of range (length 0)");
   expect_error(edgert_list_pop(l, 0, &out), EDGERT_ERANGE, "pop index 0 out of range (length 0)");
   expect_error(edgert_list_splice(l, 1, 0, NULL, 0), EDGERT_ERANGE, "list splice [1, 1) out of range (length 0)");
-  expect_error(edgert_list_unpin(l), EDGERT_EINVAL, "edgert_list_unpin: the list is not pinned (each unpin must match an earlier edgert_list_pin)");
+  expect_error(edgert_list_unpin(l), EDGERT_EINVAL,
+               "edgert_list_unpin: the list is not pinned (each unpin must match an earlier "
+               "edgert_list_pin)");
   expect_error(edgert_list_swap(l, lb), EDGERT_ETYPE, "list swap: element types differ (int64, bytes)");
   expect_error(edgert_list_sort(lb, 0), EDGERT_ETYPE, "sort needs int64, float64 or bool elements, not bytes");
   edgert_list_pin(l);
