@@ -22,6 +22,8 @@ from .containers import *  # noqa: F401,F403
 from .containers import __all__ as _containers_all
 from .nexus import *  # noqa: F401,F403
 from .nexus import __all__ as _nexus_all
+from .paths import *  # noqa: F401,F403
+from .paths import __all__ as _paths_all
 
 __version__: str = _edgert.__version__
 
@@ -29,4 +31,4 @@ __version__: str = _edgert.__version__
 _logging.getLogger("edgert").addHandler(_logging.NullHandler())
 
 __all__ = ["__version__", *_errors_all, *_abi_all, *_loader_all, *_manifest_all, *_fallback_all,
-           *_containers_all, *_nexus_all]
+           *_containers_all, *_nexus_all, *_paths_all]
