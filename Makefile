@@ -78,5 +78,5 @@ bench: build
 clean:
 	rm -rf $(BUILD)
 
-# Long-running quality targets (sanitizers, fuzzing, soak): mk/*.mk.
+# Long-running quality targets (sanitizers, fuzzing, soak) and wheels: mk/*.mk.
 -include mk/*.mk
