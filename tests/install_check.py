@@ -1,6 +1,7 @@
 """`pip install .` from this checkout into a fresh venv, then use the package
-from another directory: the extension must find the libedgert.so shipped
-beside it, and the article's import paths must work."""
+from another directory: the extension must find the libedgert.so.0 shipped
+beside it (one copy), the headers must be where edgert.get_include() says,
+and the article's import paths must work."""
 import os
 import subprocess
 import sys
@@ -16,8 +17,10 @@ from pyv_edge_agent.module_host.fallback import ExplicitFallback, CompiledModeFa
 assert ModuleLoader is edgert.ModuleLoader and ABIContract is edgert.ABIContract
 pkg = os.path.dirname(edgert.__file__)
 assert pkg.startswith(os.environ["VENV"]), pkg
-libs = [f for f in os.listdir(pkg) if f.startswith("libedgert.so")]
-assert libs, os.listdir(pkg)
+libs = [f for f in os.listdir(pkg) if f.startswith("libedgert")]
+assert libs == ["libedgert.so.0"], os.listdir(pkg)  # one copy, named by its SONAME
+assert edgert.get_library() == os.path.join(pkg, libs[0])
+assert os.path.isfile(os.path.join(edgert.get_include(), "edgert", "types.h"))
 abi = ABIContract("vec_add_f32", [ctypes.POINTER(ctypes.c_float), ctypes.c_size_t], None)
 assert abi.to_dict() == {"function_name": "vec_add_f32", "arg_types": ["LP_c_float", "c_size_t"],
                          "return_type": None, "calling_convention": "cdecl"}
