@@ -3,7 +3,8 @@
     python tools/build_wheels.py [--dist DIR] PYTHON...
 
 Each PYTHON is a version ("3.12": the first of `python3.12` and
-$PYENV_ROOT/versions/3.12.*/bin/python3 that runs) or an interpreter (a path
+$PYENV_ROOT/versions/3.12.*/bin/python3.12 that runs; "3.13t" a free-threaded
+one) or an interpreter (a path
 or a command). A version not found here is skipped with a note; an
 interpreter that is named but missing, or a build that fails, stops the run.
 
@@ -48,9 +49,11 @@ def resolve(spec: str) -> str | None:
         if runs([f"python{spec}"]):
             return shutil.which(f"python{spec}")
         root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-        found = [p for p in glob.glob(os.path.join(root, "versions", f"{spec}.*", "bin", "python3"))
-                 if re.search(rf"/{re.escape(spec)}\.\d+/", p)]
-        found.sort(key=lambda p: [int(x) for x in p.split("/")[-3].split(".")])
+        ver, t = spec.rstrip("t"), "t" if spec.endswith("t") else ""
+        # pyenv names a free-threaded build 3.13.0t, its interpreter python3.13t.
+        found = [p for p in glob.glob(os.path.join(root, "versions", f"{ver}.*", "bin", f"python{spec}"))
+                 if re.search(rf"/{re.escape(ver)}\.\d+{t}/", p)]
+        found.sort(key=lambda p: [int(x) for x in p.split("/")[-3].rstrip("t").split(".")])
         for p in reversed(found):
             if runs([p]):
                 return p
@@ -67,6 +70,12 @@ def tag_of(python: str) -> str:
             " + ('t' if sysconfig.get_config_var('Py_GIL_DISABLED') else ''))")
     return subprocess.run([python, "-c", code], check=True, capture_output=True,
                           text=True).stdout.strip()
+
+
+def shown(path: str) -> str:
+    """`path` relative to the checkout when inside it."""
+    rel = os.path.relpath(path, ROOT)
+    return path if rel.startswith("..") else rel
 
 
 def step(what: str, cmd: list[str]) -> None:
@@ -118,12 +127,12 @@ def main() -> int:
         step(f"{tag} auditwheel repair", [sys.executable, "-m", "auditwheel", "repair",
                                           "--wheel-dir", house, built[0]])
 
-    print(f"wheel: sdist {os.path.relpath(sdists[0], ROOT)} "
+    print(f"wheel: sdist {shown(sdists[0])} "
           f"({os.path.getsize(sdists[0]) / 1e6:.2f} MB)")
     for w in sorted(glob.glob(os.path.join(house, "*.whl"))):
         with zipfile.ZipFile(w) as z:
             libs = sorted(n for n in z.namelist() if ".so" in os.path.basename(n))
-        print(f"wheel: {os.path.relpath(w, ROOT)} ({os.path.getsize(w) / 1e6:.2f} MB): "
+        print(f"wheel: {shown(w)} ({os.path.getsize(w) / 1e6:.2f} MB): "
               + ", ".join(os.path.basename(n) for n in libs))
     print(f"wheel: done in {time.time() - start:.0f} s")
     return 0
