@@ -17,11 +17,17 @@
  *   exception only when the caller wants one (edgert_py_bound_call's miss
  *   path builds none). Buffers and converted strings are released after
  *   every call, on every path.
+ * - A kernel never gets a pointer into a Python object's storage for a
+ *   string: c_char_p and c_wchar_p get private NUL-terminated copies (the
+ *   call frame's small area, or the heap), so a kernel that writes through
+ *   its char * changes no bytes object (b"a" is one object process-wide).
+ *   Pointer arguments (POINTER(t), c_void_p) are buffers, passed as they are.
  */
 #include "ext.h"
 
 #include <float.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <wchar.h>
@@ -84,7 +90,7 @@ typedef struct {
   PyMethodDef def;
   unsigned nargs;
   int release_gil;
-  int cleanup; /* some argument may need releasing (buffer, wide string) */
+  int cleanup; /* some argument needs a cvhold_t (buffer, string copy) */
   int fast;    /* GIL kept, <= FAST_MAX arguments, each a double or a 64-bit int */
   unsigned char fastcode[EDGERT_MAX_ARGS];
   edgert_abi_type_t ret;
@@ -135,7 +141,7 @@ static PyTypeObject BoundType = {
 
 /* ---- conversion ------------------------------------------------------------ */
 
-enum { CV_OK = 0, CV_COUNT, CV_TYPE, CV_OVERFLOW, CV_FORMAT, CV_NOTCONTIG, CV_PYERR };
+enum { CV_OK = 0, CV_COUNT, CV_TYPE, CV_OVERFLOW, CV_FORMAT, CV_NOTCONTIG, CV_NUL, CV_PYERR };
 
 typedef struct {
   int kind;
@@ -143,13 +149,27 @@ typedef struct {
   PyObject *obj;      /* the argument (borrowed) */
   char fmt[24];       /* the buffer's format, for CV_FORMAT */
   Py_ssize_t itemsize;
+  Py_ssize_t at;      /* CV_NUL: offset of the NUL (bytes, or characters of a str) */
 } cverr_t;
 
+/* Bytes of the call frame that hold small string copies; a copy that does
+ * not fit what is left goes on the heap. Most strings a kernel gets (names,
+ * modes, keys) fit, so they cost no allocation. */
+#define CV_SMALL 256
+
+/*
+ * What one call's conversion holds until the call returns: buffer views
+ * (held 1) and heap copies of strings (held 2), at most one per argument,
+ * plus `small`, a bump area for string copies that fit. hold_release()
+ * undoes all of it; every path of bound_invoke runs it once.
+ */
 typedef struct {
   Py_buffer views[EDGERT_MAX_ARGS];
-  wchar_t *wides[EDGERT_MAX_ARGS];
-  unsigned char held[EDGERT_MAX_ARGS]; /* 1 view, 2 wide string */
+  void *heap[EDGERT_MAX_ARGS];
+  unsigned char held[EDGERT_MAX_ARGS]; /* 1 view, 2 heap copy */
   unsigned used;
+  size_t top; /* bytes of `small` in use */
+  _Alignas(max_align_t) unsigned char small[CV_SMALL];
 } cvhold_t;
 
 static void hold_release(cvhold_t *h) {
@@ -157,8 +177,27 @@ static void hold_release(cvhold_t *h) {
     if (h->held[i] == 1)
       PyBuffer_Release(&h->views[i]);
     else if (h->held[i] == 2)
-      PyMem_Free(h->wides[i]);
+      PyMem_Free(h->heap[i]);
   }
+}
+
+/* Space for argument i's private copy of `size` bytes aligned to `align` (a
+ * power of two): in the frame's small area while it fits, else on the heap
+ * (released by hold_release). NULL with MemoryError set. */
+static void *hold_space(cvhold_t *h, unsigned i, size_t size, size_t align) {
+  size_t at = (h->top + align - 1) & ~(align - 1);
+  if (at <= CV_SMALL && size <= CV_SMALL - at) {
+    h->top = at + size;
+    return h->small + at;
+  }
+  void *p = size <= (size_t)PY_SSIZE_T_MAX ? PyMem_Malloc(size) : NULL;
+  if (p == NULL) {
+    PyErr_NoMemory();
+    return NULL;
+  }
+  h->heap[i] = p;
+  h->held[i] = 2;
+  return p;
 }
 
 static int cv_fail(cverr_t *e, int kind, unsigned i, PyObject *o) {
@@ -409,6 +448,64 @@ static int cv_pointer(const edgert_abi_type_t *t, PyObject *o, unsigned i,
   return CV_OK;
 }
 
+/* c_char_p: a private NUL-terminated copy of a bytes object (subclasses
+ * included), or NULL for None. The copy is what the kernel may write into;
+ * the object, immutable and possibly shared, never changes. An embedded NUL
+ * is refused: the kernel would see a shorter string. */
+static int cv_char_p(PyObject *o, unsigned i, edgert_value_t *v, cvhold_t *h, cverr_t *e) {
+  if (o == Py_None) {
+    v->p = NULL;
+    return CV_OK;
+  }
+  if (!PyBytes_Check(o))
+    return cv_fail(e, CV_TYPE, i, o);
+  const char *s = PyBytes_AS_STRING(o);
+  size_t n = (size_t)PyBytes_GET_SIZE(o);
+  const char *nul = memchr(s, '\0', n);
+  if (EDGERT__PY_UNLIKELY(nul != NULL)) {
+    e->at = nul - s;
+    return cv_fail(e, CV_NUL, i, o);
+  }
+  char *copy = hold_space(h, i, n + 1, 1);
+  if (copy == NULL)
+    return cv_fail(e, CV_PYERR, i, o);
+  memcpy(copy, s, n);
+  copy[n] = '\0';
+  v->p = copy;
+  return CV_OK;
+}
+
+/* c_wchar_p: a private NUL-terminated wchar_t copy of a str, or NULL for
+ * None; an embedded NUL is refused as for c_char_p. */
+static int cv_wchar_p(PyObject *o, unsigned i, edgert_value_t *v, cvhold_t *h, cverr_t *e) {
+  if (o == Py_None) {
+    v->p = NULL;
+    return CV_OK;
+  }
+  if (!PyUnicode_Check(o))
+    return cv_fail(e, CV_TYPE, i, o);
+  Py_ssize_t at = PyUnicode_FindChar(o, 0, 0, PyUnicode_GET_LENGTH(o), 1);
+  if (at == -2)
+    return cv_fail(e, CV_PYERR, i, o);
+  if (EDGERT__PY_UNLIKELY(at >= 0)) {
+    e->at = at;
+    return cv_fail(e, CV_NUL, i, o);
+  }
+  Py_ssize_t n = PyUnicode_AsWideChar(o, NULL, 0); /* wchar_t units, NUL included */
+  if (n < 0)
+    return cv_fail(e, CV_PYERR, i, o);
+  if ((size_t)n > (size_t)PY_SSIZE_T_MAX / sizeof(wchar_t)) {
+    PyErr_NoMemory();
+    return cv_fail(e, CV_PYERR, i, o);
+  }
+  wchar_t *w = hold_space(h, i, (size_t)n * sizeof(wchar_t), _Alignof(wchar_t));
+  if (w == NULL || PyUnicode_AsWideChar(o, w, n) < 0)
+    return cv_fail(e, CV_PYERR, i, o);
+  w[n - 1] = L'\0';
+  v->p = w;
+  return CV_OK;
+}
+
 /* Ranges of the integer codes, for the compact-int fast path. */
 static const struct {
   int64_t lo, hi;
@@ -540,31 +637,9 @@ static int convert_one(const edgert_abi_type_t *t, PyObject *o, unsigned i,
     rc = CV_TYPE;
     break;
   case EDGERT_CT_CHAR_P:
-    if (PyBytes_Check(o)) {
-      v->p = PyBytes_AS_STRING(o);
-      return CV_OK;
-    }
-    if (o == Py_None) {
-      v->p = NULL;
-      return CV_OK;
-    }
-    rc = CV_TYPE;
-    break;
+    return cv_char_p(o, i, v, h, e);
   case EDGERT_CT_WCHAR_P:
-    if (o == Py_None) {
-      v->p = NULL;
-      return CV_OK;
-    }
-    if (!PyUnicode_Check(o)) {
-      rc = CV_TYPE;
-      break;
-    }
-    h->wides[i] = PyUnicode_AsWideCharString(o, NULL);
-    if (h->wides[i] == NULL)
-      return cv_fail(e, CV_PYERR, i, o);
-    h->held[i] = 2;
-    v->p = h->wides[i];
-    return CV_OK;
+    return cv_wchar_p(o, i, v, h, e);
   case EDGERT_CT_VOID_P:
     if (o == Py_None) {
       v->p = NULL;
@@ -703,6 +778,12 @@ static void raise_cv(BoundObject *b, const cverr_t *e, Py_ssize_t got) {
                  Py_TYPE(e->obj)->tp_name, e->fmt, e->itemsize);
     return;
   }
+  case CV_NUL:
+    PyErr_Format(PyExc_ValueError,
+                 "%s() argument %u (%s) has an embedded NUL at offset %zd; a C string would "
+                 "end there",
+                 fname, e->index + 1, tname, e->at);
+    return;
   case CV_NOTCONTIG:
     PyErr_Format(PyExc_TypeError,
                  "%s() argument %u must be a contiguous buffer (%s), but this %s is "
@@ -825,6 +906,7 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
   } else {
     cvhold_t hold;
     hold.used = b->nargs;
+    hold.top = 0;
     memset(hold.held, 0, b->nargs);
     for (unsigned i = 0; i < b->nargs; i++)
       if (convert_one(&b->args[i], args[i], i, &v[i], &hold, &err) != CV_OK) {
@@ -967,7 +1049,8 @@ static PyObject *make_bound(ModObject *h, edgert_func_t *fn) {
   for (unsigned i = 0; i < c->nargs; i++) {
     b->args[i] = c->args[i];
     edgert_ctype_t k = c->args[i].code;
-    if (k == EDGERT_CT_POINTER || k == EDGERT_CT_VOID_P || k == EDGERT_CT_WCHAR_P)
+    if (k == EDGERT_CT_POINTER || k == EDGERT_CT_VOID_P || k == EDGERT_CT_CHAR_P ||
+        k == EDGERT_CT_WCHAR_P)
       b->cleanup = 1;
   }
   b->fast = !b->release_gil && c->nargs <= FAST_MAX && edgert_func_is_fast(fn);
