@@ -448,6 +448,109 @@ static int cv_pointer(const edgert_abi_type_t *t, PyObject *o, unsigned i,
   return CV_OK;
 }
 
+/* 1 if the magnitude m has at most LDBL_MANT_DIG significant bits (from its
+ * highest set bit to its lowest), so that a long double holds it exactly. */
+static int ldbl_holds_u64(unsigned long long m) {
+#if LDBL_MANT_DIG >= 64
+  (void)m;
+  return 1;
+#else
+  if (m == 0)
+    return 1;
+  while ((m & 1) == 0)
+    m >>= 1;
+  return (m >> LDBL_MANT_DIG) == 0;
+#endif
+}
+
+/* An int beyond 64 bits as a long double, exactly: CV_OVERFLOW unless it has
+ * at most LDBL_MANT_DIG significant bits and is below 2**LDBL_MAX_EXP (the
+ * largest finite long double). Such a magnitude is m * 2**s with m of at most
+ * LDBL_MANT_DIG (<= 128) bits, built from two 64-bit halves, each step exact. */
+static int ldbl_from_big_int(PyObject *o, int negative, long double *out) {
+  size_t nbits = _PyLong_NumBits(o); /* of |o| */
+  if (nbits == (size_t)-1 && PyErr_Occurred())
+    return CV_PYERR;
+  if (nbits > (size_t)LDBL_MAX_EXP)
+    return CV_OVERFLOW;
+  int rc = CV_PYERR;
+  PyObject *a = NULL, *m = NULL, *back = NULL, *hi = NULL, *shift = NULL, *k64 = NULL;
+  size_t s = nbits > LDBL_MANT_DIG ? nbits - LDBL_MANT_DIG : 0;
+  if ((a = PyNumber_Absolute(o)) == NULL || (shift = PyLong_FromSize_t(s)) == NULL ||
+      (m = PyNumber_Rshift(a, shift)) == NULL || (back = PyNumber_Lshift(m, shift)) == NULL)
+    goto done;
+  int eq = PyObject_RichCompareBool(back, a, Py_EQ);
+  if (eq <= 0) {
+    rc = eq < 0 ? CV_PYERR : CV_OVERFLOW; /* bits below the mantissa's reach */
+    goto done;
+  }
+  unsigned long long lo = PyLong_AsUnsignedLongLongMask(m);
+  if (lo == (unsigned long long)-1 && PyErr_Occurred())
+    goto done;
+  if ((k64 = PyLong_FromLong(64)) == NULL || (hi = PyNumber_Rshift(m, k64)) == NULL)
+    goto done;
+  unsigned long long h = PyLong_AsUnsignedLongLong(hi); /* < 2**64: m has <= 128 bits */
+  if (h == (unsigned long long)-1 && PyErr_Occurred())
+    goto done;
+  long double x = ldexpl((long double)h, 64) + (long double)lo;
+  x = ldexpl(x, (int)s);
+  *out = negative ? -x : x;
+  rc = CV_OK;
+done:
+  Py_XDECREF(a);
+  Py_XDECREF(m);
+  Py_XDECREF(back);
+  Py_XDECREF(hi);
+  Py_XDECREF(shift);
+  Py_XDECREF(k64);
+  return rc;
+}
+
+/* A c_longdouble argument: a float (exact), an int that a long double holds
+ * exactly (every int of at most LDBL_MANT_DIG significant bits: 64 on
+ * x86-64, 113 where long double is binary128, 53 where it is double), a
+ * numpy longdouble (its full value), another numpy floating scalar. */
+static int cv_longdouble(PyObject *o, long double *out) {
+  if (PyFloat_Check(o)) {
+    *out = PyFloat_AS_DOUBLE(o);
+    return CV_OK;
+  }
+  if (PyLong_Check(o)) {
+    int ovf = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &ovf);
+    if (ovf == 0) {
+      if (v == -1 && PyErr_Occurred())
+        return CV_PYERR;
+      unsigned long long m = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+      if (!ldbl_holds_u64(m))
+        return CV_OVERFLOW;
+      *out = (long double)v;
+      return CV_OK;
+    }
+    return ldbl_from_big_int(o, ovf < 0, out);
+  }
+  if (is_numpy_scalar(o, "longdouble") || is_numpy_scalar(o, "float128") ||
+      is_numpy_scalar(o, "float96")) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(o, &view, PyBUF_FORMAT) == 0) {
+      int same = view.itemsize == (Py_ssize_t)sizeof(long double) && view.format != NULL &&
+                 format_kind(view.format, view.itemsize) == K_FLOAT;
+      if (same)
+        memcpy(out, view.buf, sizeof(long double));
+      PyBuffer_Release(&view);
+      if (same)
+        return CV_OK;
+    } else {
+      PyErr_Clear();
+    }
+  }
+  double d;
+  int rc = cv_double(o, &d);
+  if (rc == CV_OK)
+    *out = d;
+  return rc;
+}
+
 /* c_char_p: a private NUL-terminated copy of a bytes object (subclasses
  * included), or NULL for None. The copy is what the kernel may write into;
  * the object, immutable and possibly shared, never changes. An embedded NUL
@@ -559,13 +662,9 @@ static int convert_one(const edgert_abi_type_t *t, PyObject *o, unsigned i,
     }
     break;
   }
-  case EDGERT_CT_LONGDOUBLE: {
-    double d;
-    rc = cv_double(o, &d);
-    if (rc == CV_OK)
-      v->ld = d;
+  case EDGERT_CT_LONGDOUBLE:
+    rc = cv_longdouble(o, &v->ld);
     break;
-  }
   case EDGERT_CT_LONG:
   case EDGERT_CT_LONGLONG:
     if (PyLong_CheckExact(o)) {
@@ -734,6 +833,10 @@ static void range_desc(edgert_ctype_t c, char *buf, size_t n) {
   case EDGERT_CT_FLOAT:
     snprintf(buf, n, "finite magnitude at most %g, ints exactly representable", (double)FLT_MAX);
     break;
+  case EDGERT_CT_LONGDOUBLE:
+    snprintf(buf, n, "ints exactly representable: at most %d significant bits, below 2**%d",
+             LDBL_MANT_DIG, LDBL_MAX_EXP);
+    break;
   default:
     snprintf(buf, n, "ints exactly representable");
     break;
@@ -761,6 +864,12 @@ static void raise_cv(BoundObject *b, const cverr_t *e, Py_ssize_t got) {
   case CV_OVERFLOW: {
     char range[96];
     range_desc(t->code, range, sizeof range);
+    size_t bits = PyLong_Check(e->obj) ? _PyLong_NumBits(e->obj) : 0;
+    if (bits > 256 && bits != (size_t)-1) { /* its digits: a page, or past str()'s limit */
+      PyErr_Format(PyExc_OverflowError, "%s() argument %u: an int of %zu bits does not fit "
+                   "%s (%s)", fname, e->index + 1, bits, tname, range);
+      return;
+    }
     PyErr_Format(PyExc_OverflowError, "%s() argument %u: %R does not fit %s (%s)", fname,
                  e->index + 1, e->obj, tname, range);
     return;
@@ -809,7 +918,11 @@ typedef union {
   unsigned char raw[32];
 } retbuf_t;
 
-static PyObject *convert_ret(const edgert_abi_type_t *t, const retbuf_t *r) {
+/* The Python value of b's return value in r. A c_longdouble result is
+ * rounded to a float; a finite one that would round to inf raises
+ * OverflowError (as a finite double beyond FLT_MAX is refused for c_float). */
+static PyObject *convert_ret(BoundObject *b, const retbuf_t *r) {
+  const edgert_abi_type_t *t = &b->ret;
   const void *p = r->raw;
   switch (t->code) {
   case EDGERT_CT_VOID:
@@ -818,8 +931,18 @@ static PyObject *convert_ret(const edgert_abi_type_t *t, const retbuf_t *r) {
     return PyFloat_FromDouble(*(const double *)p);
   case EDGERT_CT_FLOAT:
     return PyFloat_FromDouble((double)*(const float *)p);
-  case EDGERT_CT_LONGDOUBLE:
-    return PyFloat_FromDouble((double)*(const long double *)p);
+  case EDGERT_CT_LONGDOUBLE: {
+    long double x = *(const long double *)p;
+    double d = (double)x;
+    if (EDGERT__PY_UNLIKELY(isinf(d) && isfinite(x))) {
+      char txt[96]; /* PyErr_Format has no %g */
+      snprintf(txt, sizeof txt, "%.6Lg (c_longdouble), beyond the largest float (%g)", x,
+               DBL_MAX);
+      PyErr_Format(PyExc_OverflowError, "%s() returned %s", edgert_func_name(b->fn), txt);
+      return NULL;
+    }
+    return PyFloat_FromDouble(d);
+  }
   case EDGERT_CT_LONG:
   case EDGERT_CT_LONGLONG:
     return PyLong_FromLongLong(*(const int64_t *)p);
@@ -927,7 +1050,7 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
   }
   if (EDGERT__PY_UNLIKELY(rc != 0))
     return edgert_py_raise(rc);
-  return convert_ret(&b->ret, &ret);
+  return convert_ret(b, &ret);
 
 refused:
   if (missed) {
@@ -1001,7 +1124,7 @@ static inline PyObject *bound_dispatch(BoundObject *b, PyObject *const *args,
     case EDGERT_CT_LONGLONG:
       return PyLong_FromLongLong(*(const int64_t *)r.raw);
     default:
-      return convert_ret(&b->ret, &r);
+      return convert_ret(b, &r);
     }
   }
 slow:

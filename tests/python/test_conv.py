@@ -1,26 +1,33 @@
-"""Argument conversion of strings (issue 10, "Strings").
+"""Argument conversion of strings and long double (issue 10, "Strings").
 
 c_char_p: the kernel gets a private NUL-terminated copy, so writing through
 its char * never changes a bytes object (b"a" is one object process-wide);
 an embedded NUL is refused as for c_wchar_p; the copies are freed on every
-path.
+path. c_longdouble: every int a long double holds exactly is taken, the
+others refused, and a result beyond the largest float is not turned into inf.
 """
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 import tracemalloc
+from fractions import Fraction
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from conftest import fixture_path
 from edgert import ABIContract, ExplicitFallback, ModuleLoader, Nexus, _edgert
 
 C = ctypes
+P = C.POINTER
 
 
 def _contracts(release_gil: bool) -> list:
@@ -32,6 +39,10 @@ def _contracts(release_gil: bool) -> list:
         c("scribble_mix", [C.c_char_p, C.c_wchar_p, C.c_char_p], C.c_int64),
         c("last_seen", [], C.c_char_p),
         c("last_seen_w", [], C.c_wchar_p),
+        c("ldbl_mant_dig", [], C.c_int),
+        c("ldbl_max_exp", [], C.c_int),
+        c("ld_hex", [C.c_longdouble, P(C.c_char), C.c_size_t], C.c_int),
+        c("ld_scale", [C.c_longdouble, C.c_int], C.c_longdouble),
     ]
 
 
@@ -140,7 +151,7 @@ def test_c_char_p_accepts_bytes_and_none_only(k) -> None:
 
 
 def test_copies_are_freed_on_every_path(k) -> None:
-    """tracemalloc sees every PyMem allocation: 20,000 calls with heap-sized
+    """tracemalloc sees every PyMem allocation: 25,000 calls with heap-sized
     narrow and wide copies, taken and then refused (a NUL in a later
     argument, after earlier ones were copied), keep nothing."""
     big, wide = b"x" * 1000, "w" * 1000
@@ -161,14 +172,16 @@ def test_copies_are_freed_on_every_path(k) -> None:
             assert _edgert._bound_try_call(k.function("scribble3"), *refused3) == (True, None)
 
     burst(200)  # warm-up: caches, free lists
+    gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         burst(5000)
+        gc.collect()
         grown = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert grown < 64 * 1024, f"{grown} bytes kept after 20,000 calls"
+    assert grown < 64 * 1024, f"{grown} bytes kept after 25,000 calls"
 
 
 def test_copies_freed_after_fallback_and_nexus(kk) -> None:
@@ -198,7 +211,7 @@ def test_copies_survive_a_contained_crash() -> None:
     """A kernel that writes into its string and then faults: contained, the
     bytes unchanged, the copies freed (tracemalloc, 200 crashes)."""
     got = run_child("""
-        import ctypes as C, json, os, tracemalloc
+        import ctypes as C, gc, json, os, tracemalloc
         from edgert import ABIContract, KernelCrash, ModuleLoader
         def once(data):
             k = ModuleLoader().load(os.environ["CONV"],
@@ -214,10 +227,12 @@ def test_copies_survive_a_contained_crash() -> None:
         crashed = [once(b"a"), once(big)]
         for _ in range(20):
             once(big)
+        gc.collect()
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
         for _ in range(200):
             crashed.append(once(big))
+        gc.collect()  # cycles a load leaves (contracts, loader) are not leaks
         grown = tracemalloc.get_traced_memory()[0] - before
         print(json.dumps({"crashed": all(crashed), "a": bytes([97])[0], "big": big[0],
                           "big_ok": big == bytes(range(97, 123)) * 40, "grown": grown}))
@@ -273,3 +288,112 @@ def test_embedded_nul_message_is_the_same_for_c_wchar_p(k) -> None:
     with pytest.raises(ValueError, match=r"^scribble_mix\(\) argument 2 \(c_wchar_p\) has an "
                                          r"embedded NUL at offset 3; a C string would end there$"):
         k.call("scribble_mix", b"a", "h\u00e9l\0lo", b"c")
+
+
+# ---- c_longdouble -----------------------------------------------------------------------------
+
+HEX = re.compile(r"^(-?)0x([0-9a-f]+)(?:\.([0-9a-f]*))?p([+-]\d+)$")
+
+
+def ld_value(k, x) -> Fraction:
+    """The exact value the kernel received for x, read back through "%La"."""
+    buf = bytearray(64)
+    n = k.call("ld_hex", x, buf, len(buf))
+    m = HEX.match(buf[:n].decode())
+    assert m, buf[:n]
+    sign, ip, fp, e = m.group(1), m.group(2), m.group(3) or "", int(m.group(4))
+    v = Fraction(int(ip + fp, 16)) * Fraction(2) ** (e - 4 * len(fp))
+    return -v if sign else v
+
+
+def holds_exactly(n: int, mant: int, max_exp: int) -> bool:
+    a = abs(n)
+    if a == 0:
+        return True
+    significant = a.bit_length() - ((a & -a).bit_length() - 1)
+    return significant <= mant and a.bit_length() <= max_exp
+
+
+@pytest.fixture(scope="module")
+def ldbl(kk) -> tuple:
+    return kk.call("ldbl_mant_dig"), kk.call("ldbl_max_exp")
+
+
+def test_long_double_takes_every_int_it_holds_exactly(k, ldbl) -> None:
+    mant, max_exp = ldbl
+    top = (2**mant - 1) << (max_exp - mant)  # the largest finite long double
+    exact = [0, 1, -1, 2**53 + 1, -(2**53 + 1), 2**63, -2**63, 2**63 + 1, 2**64 - 1,
+             -(2**64 - 1), 2**mant - 1, 2**mant, -(2**mant), (2**mant - 1) << 100,
+             2**(max_exp - 1), top, -top]
+    for n in exact:
+        if holds_exactly(n, mant, max_exp):
+            assert ld_value(k, n) == n, n
+    assert ld_value(k, 2**64 - 1) == 2**64 - 1 or mant < 64
+    assert ld_value(k, 2**53 + 1) == 2**53 + 1 or mant < 54
+
+
+def test_long_double_refuses_ints_it_cannot_hold(k, ldbl) -> None:
+    mant, max_exp = ldbl
+    for n in [2**mant + 1, -(2**mant + 1), (2**mant + 1) << 7, 2**max_exp, -(2**max_exp),
+              2**(mant + 1) - 1]:
+        assert not holds_exactly(n, mant, max_exp)
+        with pytest.raises(OverflowError, match=rf"ld_hex\(\) argument 1: .* does not fit "
+                                                rf"c_longdouble \(ints exactly representable: at "
+                                                rf"most {mant} significant bits, below "
+                                                rf"2\*\*{max_exp}\)"):
+            ld_value(k, n)
+        assert _edgert._bound_try_call(k.function("ld_scale"), n, 0) == (True, None)
+
+
+def test_huge_ints_are_refused_by_size_not_by_str_limit(k) -> None:
+    """The message of a refused 20,000-bit int names its size: it does not
+    ask for the int's digits, which str() refuses past 4300."""
+    with pytest.raises(OverflowError, match=r"ld_scale\(\) argument 1: an int of 20001 bits "
+                                            r"does not fit c_longdouble"):
+        k.call("ld_scale", 2**20000, 0)
+    with pytest.raises(OverflowError, match=r"ld_scale\(\) argument 2: an int of 16610 bits "
+                                            r"does not fit c_int"):
+        k.call("ld_scale", 1.0, 10**5000)
+
+
+@settings(max_examples=300, deadline=None)
+@given(m=st.integers(min_value=0, max_value=2**130), shift=st.integers(0, 16500),
+       neg=st.booleans())
+@example(m=2**64 - 1, shift=0, neg=False)
+@example(m=2**64 + 1, shift=0, neg=False)
+@example(m=2**53 + 1, shift=3, neg=True)
+@example(m=2**113 - 1, shift=1, neg=False)
+@example(m=2**113 + 1, shift=0, neg=False)
+def test_long_double_ints_match_the_exactness_rule(kk, ldbl, m, shift, neg) -> None:
+    mant, max_exp = ldbl
+    n = (-m if neg else m) << shift
+    if holds_exactly(n, mant, max_exp):
+        assert ld_value(kk, n) == n
+    else:
+        with pytest.raises(OverflowError, match="does not fit c_longdouble"):
+            ld_value(kk, n)
+
+
+def test_long_double_floats_and_numpy_scalars(k, ldbl) -> None:
+    np = pytest.importorskip("numpy")
+    mant, _ = ldbl
+    for x in [0.1, -2.5, 1e308, 5e-324]:
+        assert ld_value(k, x) == Fraction(x)
+    assert ld_value(k, np.float32(0.1)) == Fraction(float(np.float32(0.1)))
+    assert ld_value(k, np.float64(0.1)) == Fraction(0.1)
+    if np.finfo(np.longdouble).nmant + 1 == mant and mant > 53:
+        # numpy's longdouble passes its full value (it was rounded to a double)
+        x = np.longdouble(2) ** (mant - 1) + 1
+        assert ld_value(k, x) == 2**(mant - 1) + 1
+        third = np.longdouble(1) / np.longdouble(3)
+        assert ld_value(k, third) != Fraction(float(third))
+
+
+def test_long_double_result_beyond_float_is_overflow_error(k) -> None:
+    assert k.call("ld_scale", 1.0, 1000) == 2.0**1000
+    assert k.call("ld_scale", 1.0, -20000) == 0.0  # underflow rounds, as floats do
+    assert k.call("ld_scale", float("inf"), 0) == float("inf")  # an inf stays inf
+    with pytest.raises(OverflowError, match=r"^ld_scale\(\) returned 1\.14813e\+602 "
+                                            r"\(c_longdouble\), beyond the largest float "
+                                            r"\(1\.79769e\+308\)$"):
+        k.call("ld_scale", 1.0, 2000)
