@@ -35,6 +35,7 @@ def _contracts(release_gil: bool) -> list:
                     C.c_double, release_gil=release_gil),
         ABIContract("seven", [C.c_int32] * 7, C.c_int32, release_gil=release_gil),
         ABIContract("halve_ld", [C.c_longdouble], C.c_longdouble, release_gil=release_gil),
+        ABIContract("first_c", [C.c_char_p], C.c_int32, release_gil=release_gil),
     ]
 
 
@@ -89,6 +90,21 @@ def run() -> List[Row]:
     ours, floor = _pair("halve_ld(3.0)", "floor.halve_ld(3.0)", g)
     rows.append(Row("loader", "bound halve_ld() via libffi", ours, "floor ext", floor, "<= 3x",
                     note="(long double)"))
+
+    # c_char_p: edgert checks for a NUL and passes a private NUL-terminated
+    # copy (16 bytes fit the call frame's small area; 4 KiB is copied through
+    # the heap). Peers: the floor handing over the bytes object's own buffer
+    # (what ctypes does: no target, the difference is the copy) and a floor
+    # doing what edgert does by hand (NUL check, malloc, memcpy, free).
+    g["first_c"] = held.function("first_c")
+    g["s16"], g["s4k"] = b"x" * 16, b"x" * 4096
+    for label, var in (("16 B", "s16"), ("4 KiB", "s4k")):
+        ours, floor = _pair(f"first_c({var})", f"floor.first_c({var})", g)
+        rows.append(Row("loader", f"bound first_c() c_char_p {label}", ours, "floor (borrows)",
+                        floor))
+        ours, floor = _pair(f"first_c({var})", f"floor.first_c_copy({var})", g)
+        rows.append(Row("loader", f"bound first_c() c_char_p {label}", ours, "floor (copies)",
+                        floor, "<= 1.4x"))
 
     # ctypes with argtypes/restype: PyDLL keeps the GIL, CDLL releases it.
     cg = _ctypes_lib(ctypes.PyDLL(kpath))

@@ -25,6 +25,9 @@ int32_t seven(int32_t a, int32_t b, int32_t c, int32_t d, int32_t e, int32_t f, 
 }
 /* long double: through libffi too. */
 long double halve_ld(long double x) { return x / 2; }
+/* A c_char_p argument: the first byte, so the kernel's own cost stays flat
+ * whatever the string's length (the rows measure passing the string). */
+int32_t first_c(const char *s) { return s ? (unsigned char)s[0] : -1; }
 
 /* The fastest single-core read of a float64 array we know how to write: four
  * 4-wide accumulators (16 sums in flight) and software prefetch 4 KiB ahead,

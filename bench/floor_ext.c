@@ -9,6 +9,8 @@
 
 #include <dlfcn.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 static double (*p_add)(double, double);
 static int64_t (*p_inc)(int64_t);
@@ -19,6 +21,7 @@ static double (*p_mix5)(int32_t, double, float, int64_t, uint8_t);
 static double (*p_sum_f64)(const double *, size_t);
 static int32_t (*p_seven)(int32_t, int32_t, int32_t, int32_t, int32_t, int32_t, int32_t);
 static long double (*p_halve_ld)(long double);
+static int32_t (*p_first_c)(const char *);
 
 static void *sym(void *h, const char *name) {
   void *p = dlsym(h, name);
@@ -38,7 +41,7 @@ static PyObject *f_init(PyObject *m, PyObject *arg) {
   if (!(p_add = sym(h, "add")) || !(p_inc = sym(h, "inc")) || !(p_noop = sym(h, "noop")) ||
       !(p_addf = sym(h, "addf")) || !(p_mul3 = sym(h, "mul3")) || !(p_mix5 = sym(h, "mix5")) ||
       !(p_sum_f64 = sym(h, "sum_f64")) || !(p_seven = sym(h, "seven")) ||
-      !(p_halve_ld = sym(h, "halve_ld")))
+      !(p_halve_ld = sym(h, "halve_ld")) || !(p_first_c = sym(h, "first_c")))
     return NULL;
   Py_RETURN_NONE;
 }
@@ -163,6 +166,40 @@ static PyObject *f_halve_ld(PyObject *m, PyObject *const *a, Py_ssize_t n) {
   return PyFloat_FromDouble((double)p_halve_ld(x));
 }
 
+/* Hands the kernel the bytes object's own buffer, as the least any binding
+ * can do (it lets a kernel write into an immutable object: edgert copies). */
+static PyObject *f_first_c(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+  (void)m;
+  if (!nargs_is(n, 1))
+    return NULL;
+  const char *s = PyBytes_AsString(a[0]);
+  if (s == NULL)
+    return NULL;
+  return PyLong_FromLong(p_first_c(s));
+}
+
+/* What a careful hand-written binding does: refuse an embedded NUL, hand the
+ * kernel a malloc'd NUL-terminated copy, free it. */
+static PyObject *f_first_c_copy(PyObject *m, PyObject *const *a, Py_ssize_t n) {
+  (void)m;
+  if (!nargs_is(n, 1))
+    return NULL;
+  char *s;
+  Py_ssize_t len;
+  if (PyBytes_AsStringAndSize(a[0], &s, &len) < 0)
+    return NULL;
+  if (memchr(s, 0, (size_t)len) != NULL)
+    return PyErr_Format(PyExc_ValueError, "embedded NUL");
+  char *copy = malloc((size_t)len + 1);
+  if (copy == NULL)
+    return PyErr_NoMemory();
+  memcpy(copy, s, (size_t)len);
+  copy[len] = '\0';
+  int32_t r = p_first_c(copy);
+  free(copy);
+  return PyLong_FromLong(r);
+}
+
 static PyMethodDef methods[] = {
     {"init", (PyCFunction)f_init, METH_O, "init(path): dlopen libbenchk.so"},
     {"add", (PyCFunction)(void (*)(void))f_add, METH_FASTCALL, NULL},
@@ -174,6 +211,8 @@ static PyMethodDef methods[] = {
     {"sum_f64", (PyCFunction)(void (*)(void))f_sum_f64, METH_FASTCALL, NULL},
     {"seven", (PyCFunction)(void (*)(void))f_seven, METH_FASTCALL, NULL},
     {"halve_ld", (PyCFunction)(void (*)(void))f_halve_ld, METH_FASTCALL, NULL},
+    {"first_c", (PyCFunction)(void (*)(void))f_first_c, METH_FASTCALL, NULL},
+    {"first_c_copy", (PyCFunction)(void (*)(void))f_first_c_copy, METH_FASTCALL, NULL},
     {NULL, NULL, 0, NULL},
 };
 

@@ -17,11 +17,17 @@
  *   exception only when the caller wants one (edgert_py_bound_call's miss
  *   path builds none). Buffers and converted strings are released after
  *   every call, on every path.
+ * - A kernel never gets a pointer into a Python object's storage for a
+ *   string: c_char_p and c_wchar_p get private NUL-terminated copies (the
+ *   call frame's small area, or the heap), so a kernel that writes through
+ *   its char * changes no bytes object (b"a" is one object process-wide).
+ *   Pointer arguments (POINTER(t), c_void_p) are buffers, passed as they are.
  */
 #include "ext.h"
 
 #include <float.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 #include <wchar.h>
@@ -84,7 +90,7 @@ typedef struct {
   PyMethodDef def;
   unsigned nargs;
   int release_gil;
-  int cleanup; /* some argument may need releasing (buffer, wide string) */
+  int cleanup; /* some argument needs a cvhold_t (buffer, string copy) */
   int fast;    /* GIL kept, <= FAST_MAX arguments, each a double or a 64-bit int */
   unsigned char fastcode[EDGERT_MAX_ARGS];
   edgert_abi_type_t ret;
@@ -135,7 +141,7 @@ static PyTypeObject BoundType = {
 
 /* ---- conversion ------------------------------------------------------------ */
 
-enum { CV_OK = 0, CV_COUNT, CV_TYPE, CV_OVERFLOW, CV_FORMAT, CV_NOTCONTIG, CV_PYERR };
+enum { CV_OK = 0, CV_COUNT, CV_TYPE, CV_OVERFLOW, CV_FORMAT, CV_NOTCONTIG, CV_NUL, CV_PYERR };
 
 typedef struct {
   int kind;
@@ -143,13 +149,27 @@ typedef struct {
   PyObject *obj;      /* the argument (borrowed) */
   char fmt[24];       /* the buffer's format, for CV_FORMAT */
   Py_ssize_t itemsize;
+  Py_ssize_t at;      /* CV_NUL: offset of the NUL (bytes, or characters of a str) */
 } cverr_t;
 
+/* Bytes of the call frame that hold small string copies; a copy that does
+ * not fit what is left goes on the heap. Most strings a kernel gets (names,
+ * modes, keys) fit, so they cost no allocation. */
+#define CV_SMALL 256
+
+/*
+ * What one call's conversion holds until the call returns: buffer views
+ * (held 1) and heap copies of strings (held 2), at most one per argument,
+ * plus `small`, a bump area for string copies that fit. hold_release()
+ * undoes all of it; every path of bound_invoke runs it once.
+ */
 typedef struct {
   Py_buffer views[EDGERT_MAX_ARGS];
-  wchar_t *wides[EDGERT_MAX_ARGS];
-  unsigned char held[EDGERT_MAX_ARGS]; /* 1 view, 2 wide string */
+  void *heap[EDGERT_MAX_ARGS];
+  unsigned char held[EDGERT_MAX_ARGS]; /* 1 view, 2 heap copy */
   unsigned used;
+  size_t top; /* bytes of `small` in use */
+  _Alignas(max_align_t) unsigned char small[CV_SMALL];
 } cvhold_t;
 
 static void hold_release(cvhold_t *h) {
@@ -157,8 +177,27 @@ static void hold_release(cvhold_t *h) {
     if (h->held[i] == 1)
       PyBuffer_Release(&h->views[i]);
     else if (h->held[i] == 2)
-      PyMem_Free(h->wides[i]);
+      PyMem_Free(h->heap[i]);
   }
+}
+
+/* Space for argument i's private copy of `size` bytes aligned to `align` (a
+ * power of two): in the frame's small area while it fits, else on the heap
+ * (released by hold_release). NULL with MemoryError set. */
+static void *hold_space(cvhold_t *h, unsigned i, size_t size, size_t align) {
+  size_t at = (h->top + align - 1) & ~(align - 1);
+  if (at <= CV_SMALL && size <= CV_SMALL - at) {
+    h->top = at + size;
+    return h->small + at;
+  }
+  void *p = size <= (size_t)PY_SSIZE_T_MAX ? PyMem_Malloc(size) : NULL;
+  if (p == NULL) {
+    PyErr_NoMemory();
+    return NULL;
+  }
+  h->heap[i] = p;
+  h->held[i] = 2;
+  return p;
 }
 
 static int cv_fail(cverr_t *e, int kind, unsigned i, PyObject *o) {
@@ -409,6 +448,167 @@ static int cv_pointer(const edgert_abi_type_t *t, PyObject *o, unsigned i,
   return CV_OK;
 }
 
+/* 1 if the magnitude m has at most LDBL_MANT_DIG significant bits (from its
+ * highest set bit to its lowest), so that a long double holds it exactly. */
+static int ldbl_holds_u64(unsigned long long m) {
+#if LDBL_MANT_DIG >= 64
+  (void)m;
+  return 1;
+#else
+  if (m == 0)
+    return 1;
+  while ((m & 1) == 0)
+    m >>= 1;
+  return (m >> LDBL_MANT_DIG) == 0;
+#endif
+}
+
+/* An int beyond 64 bits as a long double, exactly: CV_OVERFLOW unless it has
+ * at most LDBL_MANT_DIG significant bits and is below 2**LDBL_MAX_EXP (the
+ * largest finite long double). Such a magnitude is m * 2**s with m of at most
+ * LDBL_MANT_DIG (<= 128) bits, built from two 64-bit halves, each step exact. */
+static int ldbl_from_big_int(PyObject *o, int negative, long double *out) {
+  size_t nbits = _PyLong_NumBits(o); /* of |o| */
+  if (nbits == (size_t)-1 && PyErr_Occurred())
+    return CV_PYERR;
+  if (nbits > (size_t)LDBL_MAX_EXP)
+    return CV_OVERFLOW;
+  int rc = CV_PYERR;
+  PyObject *a = NULL, *m = NULL, *back = NULL, *hi = NULL, *shift = NULL, *k64 = NULL;
+  size_t s = nbits > LDBL_MANT_DIG ? nbits - LDBL_MANT_DIG : 0;
+  if ((a = PyNumber_Absolute(o)) == NULL || (shift = PyLong_FromSize_t(s)) == NULL ||
+      (m = PyNumber_Rshift(a, shift)) == NULL || (back = PyNumber_Lshift(m, shift)) == NULL)
+    goto done;
+  int eq = PyObject_RichCompareBool(back, a, Py_EQ);
+  if (eq <= 0) {
+    rc = eq < 0 ? CV_PYERR : CV_OVERFLOW; /* bits below the mantissa's reach */
+    goto done;
+  }
+  unsigned long long lo = PyLong_AsUnsignedLongLongMask(m);
+  if (lo == (unsigned long long)-1 && PyErr_Occurred())
+    goto done;
+  if ((k64 = PyLong_FromLong(64)) == NULL || (hi = PyNumber_Rshift(m, k64)) == NULL)
+    goto done;
+  unsigned long long h = PyLong_AsUnsignedLongLong(hi); /* < 2**64: m has <= 128 bits */
+  if (h == (unsigned long long)-1 && PyErr_Occurred())
+    goto done;
+  long double x = ldexpl((long double)h, 64) + (long double)lo;
+  x = ldexpl(x, (int)s);
+  *out = negative ? -x : x;
+  rc = CV_OK;
+done:
+  Py_XDECREF(a);
+  Py_XDECREF(m);
+  Py_XDECREF(back);
+  Py_XDECREF(hi);
+  Py_XDECREF(shift);
+  Py_XDECREF(k64);
+  return rc;
+}
+
+/* A c_longdouble argument: a float (exact), an int that a long double holds
+ * exactly (every int of at most LDBL_MANT_DIG significant bits: 64 on
+ * x86-64, 113 where long double is binary128, 53 where it is double), a
+ * numpy longdouble (its full value), another numpy floating scalar. */
+static int cv_longdouble(PyObject *o, long double *out) {
+  if (PyFloat_Check(o)) {
+    *out = PyFloat_AS_DOUBLE(o);
+    return CV_OK;
+  }
+  if (PyLong_Check(o)) {
+    int ovf = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &ovf);
+    if (ovf == 0) {
+      if (v == -1 && PyErr_Occurred())
+        return CV_PYERR;
+      unsigned long long m = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+      if (!ldbl_holds_u64(m))
+        return CV_OVERFLOW;
+      *out = (long double)v;
+      return CV_OK;
+    }
+    return ldbl_from_big_int(o, ovf < 0, out);
+  }
+  if (is_numpy_scalar(o, "longdouble") || is_numpy_scalar(o, "float128") ||
+      is_numpy_scalar(o, "float96")) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(o, &view, PyBUF_FORMAT) == 0) {
+      int same = view.itemsize == (Py_ssize_t)sizeof(long double) && view.format != NULL &&
+                 format_kind(view.format, view.itemsize) == K_FLOAT;
+      if (same)
+        memcpy(out, view.buf, sizeof(long double));
+      PyBuffer_Release(&view);
+      if (same)
+        return CV_OK;
+    } else {
+      PyErr_Clear();
+    }
+  }
+  double d;
+  int rc = cv_double(o, &d);
+  if (rc == CV_OK)
+    *out = d;
+  return rc;
+}
+
+/* c_char_p: a private NUL-terminated copy of a bytes object (subclasses
+ * included), or NULL for None. The copy is what the kernel may write into;
+ * the object, immutable and possibly shared, never changes. An embedded NUL
+ * is refused: the kernel would see a shorter string. */
+static int cv_char_p(PyObject *o, unsigned i, edgert_value_t *v, cvhold_t *h, cverr_t *e) {
+  if (o == Py_None) {
+    v->p = NULL;
+    return CV_OK;
+  }
+  if (!PyBytes_Check(o))
+    return cv_fail(e, CV_TYPE, i, o);
+  const char *s = PyBytes_AS_STRING(o);
+  size_t n = (size_t)PyBytes_GET_SIZE(o);
+  const char *nul = memchr(s, '\0', n);
+  if (EDGERT__PY_UNLIKELY(nul != NULL)) {
+    e->at = nul - s;
+    return cv_fail(e, CV_NUL, i, o);
+  }
+  char *copy = hold_space(h, i, n + 1, 1);
+  if (copy == NULL)
+    return cv_fail(e, CV_PYERR, i, o);
+  memcpy(copy, s, n);
+  copy[n] = '\0';
+  v->p = copy;
+  return CV_OK;
+}
+
+/* c_wchar_p: a private NUL-terminated wchar_t copy of a str, or NULL for
+ * None; an embedded NUL is refused as for c_char_p. */
+static int cv_wchar_p(PyObject *o, unsigned i, edgert_value_t *v, cvhold_t *h, cverr_t *e) {
+  if (o == Py_None) {
+    v->p = NULL;
+    return CV_OK;
+  }
+  if (!PyUnicode_Check(o))
+    return cv_fail(e, CV_TYPE, i, o);
+  Py_ssize_t at = PyUnicode_FindChar(o, 0, 0, PyUnicode_GET_LENGTH(o), 1);
+  if (at == -2)
+    return cv_fail(e, CV_PYERR, i, o);
+  if (EDGERT__PY_UNLIKELY(at >= 0)) {
+    e->at = at;
+    return cv_fail(e, CV_NUL, i, o);
+  }
+  Py_ssize_t n = PyUnicode_AsWideChar(o, NULL, 0); /* wchar_t units, NUL included */
+  if (n < 0)
+    return cv_fail(e, CV_PYERR, i, o);
+  if ((size_t)n > (size_t)PY_SSIZE_T_MAX / sizeof(wchar_t)) {
+    PyErr_NoMemory();
+    return cv_fail(e, CV_PYERR, i, o);
+  }
+  wchar_t *w = hold_space(h, i, (size_t)n * sizeof(wchar_t), _Alignof(wchar_t));
+  if (w == NULL || PyUnicode_AsWideChar(o, w, n) < 0)
+    return cv_fail(e, CV_PYERR, i, o);
+  w[n - 1] = L'\0';
+  v->p = w;
+  return CV_OK;
+}
+
 /* Ranges of the integer codes, for the compact-int fast path. */
 static const struct {
   int64_t lo, hi;
@@ -462,13 +662,9 @@ static int convert_one(const edgert_abi_type_t *t, PyObject *o, unsigned i,
     }
     break;
   }
-  case EDGERT_CT_LONGDOUBLE: {
-    double d;
-    rc = cv_double(o, &d);
-    if (rc == CV_OK)
-      v->ld = d;
+  case EDGERT_CT_LONGDOUBLE:
+    rc = cv_longdouble(o, &v->ld);
     break;
-  }
   case EDGERT_CT_LONG:
   case EDGERT_CT_LONGLONG:
     if (PyLong_CheckExact(o)) {
@@ -540,31 +736,9 @@ static int convert_one(const edgert_abi_type_t *t, PyObject *o, unsigned i,
     rc = CV_TYPE;
     break;
   case EDGERT_CT_CHAR_P:
-    if (PyBytes_Check(o)) {
-      v->p = PyBytes_AS_STRING(o);
-      return CV_OK;
-    }
-    if (o == Py_None) {
-      v->p = NULL;
-      return CV_OK;
-    }
-    rc = CV_TYPE;
-    break;
+    return cv_char_p(o, i, v, h, e);
   case EDGERT_CT_WCHAR_P:
-    if (o == Py_None) {
-      v->p = NULL;
-      return CV_OK;
-    }
-    if (!PyUnicode_Check(o)) {
-      rc = CV_TYPE;
-      break;
-    }
-    h->wides[i] = PyUnicode_AsWideCharString(o, NULL);
-    if (h->wides[i] == NULL)
-      return cv_fail(e, CV_PYERR, i, o);
-    h->held[i] = 2;
-    v->p = h->wides[i];
-    return CV_OK;
+    return cv_wchar_p(o, i, v, h, e);
   case EDGERT_CT_VOID_P:
     if (o == Py_None) {
       v->p = NULL;
@@ -659,6 +833,10 @@ static void range_desc(edgert_ctype_t c, char *buf, size_t n) {
   case EDGERT_CT_FLOAT:
     snprintf(buf, n, "finite magnitude at most %g, ints exactly representable", (double)FLT_MAX);
     break;
+  case EDGERT_CT_LONGDOUBLE:
+    snprintf(buf, n, "ints exactly representable: at most %d significant bits, below 2**%d",
+             LDBL_MANT_DIG, LDBL_MAX_EXP);
+    break;
   default:
     snprintf(buf, n, "ints exactly representable");
     break;
@@ -686,6 +864,12 @@ static void raise_cv(BoundObject *b, const cverr_t *e, Py_ssize_t got) {
   case CV_OVERFLOW: {
     char range[96];
     range_desc(t->code, range, sizeof range);
+    size_t bits = PyLong_Check(e->obj) ? _PyLong_NumBits(e->obj) : 0;
+    if (bits > 256 && bits != (size_t)-1) { /* its digits: a page, or past str()'s limit */
+      PyErr_Format(PyExc_OverflowError, "%s() argument %u: an int of %zu bits does not fit "
+                   "%s (%s)", fname, e->index + 1, bits, tname, range);
+      return;
+    }
     PyErr_Format(PyExc_OverflowError, "%s() argument %u: %R does not fit %s (%s)", fname,
                  e->index + 1, e->obj, tname, range);
     return;
@@ -703,6 +887,12 @@ static void raise_cv(BoundObject *b, const cverr_t *e, Py_ssize_t got) {
                  Py_TYPE(e->obj)->tp_name, e->fmt, e->itemsize);
     return;
   }
+  case CV_NUL:
+    PyErr_Format(PyExc_ValueError,
+                 "%s() argument %u (%s) has an embedded NUL at offset %zd; a C string would "
+                 "end there",
+                 fname, e->index + 1, tname, e->at);
+    return;
   case CV_NOTCONTIG:
     PyErr_Format(PyExc_TypeError,
                  "%s() argument %u must be a contiguous buffer (%s), but this %s is "
@@ -728,7 +918,11 @@ typedef union {
   unsigned char raw[32];
 } retbuf_t;
 
-static PyObject *convert_ret(const edgert_abi_type_t *t, const retbuf_t *r) {
+/* The Python value of b's return value in r. A c_longdouble result is
+ * rounded to a float; a finite one that would round to inf raises
+ * OverflowError (as a finite double beyond FLT_MAX is refused for c_float). */
+static PyObject *convert_ret(BoundObject *b, const retbuf_t *r) {
+  const edgert_abi_type_t *t = &b->ret;
   const void *p = r->raw;
   switch (t->code) {
   case EDGERT_CT_VOID:
@@ -737,8 +931,18 @@ static PyObject *convert_ret(const edgert_abi_type_t *t, const retbuf_t *r) {
     return PyFloat_FromDouble(*(const double *)p);
   case EDGERT_CT_FLOAT:
     return PyFloat_FromDouble((double)*(const float *)p);
-  case EDGERT_CT_LONGDOUBLE:
-    return PyFloat_FromDouble((double)*(const long double *)p);
+  case EDGERT_CT_LONGDOUBLE: {
+    long double x = *(const long double *)p;
+    double d = (double)x;
+    if (EDGERT__PY_UNLIKELY(isinf(d) && isfinite(x))) {
+      char txt[96]; /* PyErr_Format has no %g */
+      snprintf(txt, sizeof txt, "%.6Lg (c_longdouble), beyond the largest float (%g)", x,
+               DBL_MAX);
+      PyErr_Format(PyExc_OverflowError, "%s() returned %s", edgert_func_name(b->fn), txt);
+      return NULL;
+    }
+    return PyFloat_FromDouble(d);
+  }
   case EDGERT_CT_LONG:
   case EDGERT_CT_LONGLONG:
     return PyLong_FromLongLong(*(const int64_t *)p);
@@ -825,6 +1029,7 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
   } else {
     cvhold_t hold;
     hold.used = b->nargs;
+    hold.top = 0;
     memset(hold.held, 0, b->nargs);
     for (unsigned i = 0; i < b->nargs; i++)
       if (convert_one(&b->args[i], args[i], i, &v[i], &hold, &err) != CV_OK) {
@@ -845,7 +1050,7 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
   }
   if (EDGERT__PY_UNLIKELY(rc != 0))
     return edgert_py_raise(rc);
-  return convert_ret(&b->ret, &ret);
+  return convert_ret(b, &ret);
 
 refused:
   if (missed) {
@@ -919,7 +1124,7 @@ static inline PyObject *bound_dispatch(BoundObject *b, PyObject *const *args,
     case EDGERT_CT_LONGLONG:
       return PyLong_FromLongLong(*(const int64_t *)r.raw);
     default:
-      return convert_ret(&b->ret, &r);
+      return convert_ret(b, &r);
     }
   }
 slow:
@@ -967,7 +1172,8 @@ static PyObject *make_bound(ModObject *h, edgert_func_t *fn) {
   for (unsigned i = 0; i < c->nargs; i++) {
     b->args[i] = c->args[i];
     edgert_ctype_t k = c->args[i].code;
-    if (k == EDGERT_CT_POINTER || k == EDGERT_CT_VOID_P || k == EDGERT_CT_WCHAR_P)
+    if (k == EDGERT_CT_POINTER || k == EDGERT_CT_VOID_P || k == EDGERT_CT_CHAR_P ||
+        k == EDGERT_CT_WCHAR_P)
       b->cleanup = 1;
   }
   b->fast = !b->release_gil && c->nargs <= FAST_MAX && edgert_func_is_fast(fn);
