@@ -119,10 +119,13 @@ static void interposable_calls_name_the_exported_callees(void **state) {
   memset(&f, 0, sizeof f);
   assert_int_equal(edgert_interposable_calls(FX("loader_interpose_hidden"), collect, &f), 0);
   assert_int_equal(f.n, 0);
-  /* Kernels that call nothing of their own: nothing either. */
+  /* Kernels that call nothing of their own: nothing either (an ASan build
+   * adds its exported ODR indicators of the module's globals, which the
+   * module does reach through its GOT: reported, rightly). */
   memset(&f, 0, sizeof f);
   assert_int_equal(edgert_interposable_calls(FX("loader_kernels"), collect, &f), 0);
-  assert_int_equal(f.n, 0);
+  for (int i = 0; i < f.n && i < 16; i++)
+    assert_true(strncmp(f.names[i], "__odr_asan", 10) == 0);
 }
 
 static int stop_at_first(void *ud, const char *name, unsigned how) {

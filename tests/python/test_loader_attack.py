@@ -212,7 +212,10 @@ def test_interposable_calls_name_the_module_s_own_exported_callees():
     assert edgert.interposable_calls(fixture_path("loader_interpose")) == ["helper"]
     # -fvisibility=hidden: nothing to take over.
     assert edgert.interposable_calls(fixture_path("loader_interpose_hidden")) == []
-    assert edgert.interposable_calls(fixture_path("loader_kernels")) == []
+    # (An ASan build exports ODR indicators of the module's globals, which it
+    # reaches through its GOT: reported, rightly.)
+    kernels = edgert.interposable_calls(fixture_path("loader_kernels"))
+    assert [n for n in kernels if not n.startswith("__odr_asan")] == []
 
 
 def test_interposable_calls_refuses_what_is_not_a_module(tmp_path):
