@@ -26,9 +26,11 @@
  *   those few instructions and cannot deadlock with a thread holding one.
  *   The data they guard is therefore consistent at the fork.
  * - parent releases them all, in the reverse order.
- * - child re-initialises them all (their owner may be a thread the child
- *   does not have, and a recursive mutex cannot be unlocked by the child's
- *   thread, whose id changed), the load lock included.
+ * - child releases them as well: they are plain mutexes, taken by the
+ *   forking thread, which is the child's thread and their owner there.
+ *   The load lock is re-initialised instead: its holder may be a thread
+ *   the child does not have, and glibc refuses the child's thread (whose
+ *   id changed) the unlock of a recursive mutex.
  *
  * What cannot be made whole in the child: a call in flight on another
  * thread at the fork never returns there, so its module's mapping (and a

@@ -78,8 +78,9 @@ char *edgert__strndup(const char *s, size_t n);
  * from a constructor), and gives fork.c three handlers: prepare takes the
  * part's locks (only ones never held while foreign code runs, so a fork
  * never waits for a kernel or a callback; the loader's load lock, held
- * around dlopen and dlclose, is waited for a bounded time), parent releases
- * them, child re-initialises them. fork.c calls them in one fixed order.
+ * around dlopen and dlclose, is waited for a bounded time), parent and
+ * child release them (the child re-initialises the load lock). fork.c calls
+ * them in one fixed order.
  */
 void edgert__fork_init(void);
 void edgert__loader_fork_prepare(void);

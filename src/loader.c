@@ -137,17 +137,24 @@ static int fork_took_load_lock; /* prepare got load_lock (forking thread only) *
  * held now); constructors and destructors run while glibc's state is
  * consistent, so after the wait the fork goes on and the child, with the
  * lock reset, works. Then the registry lock and every handle's lock, which
- * are never held while foreign code runs; released in the parent,
- * re-initialised in the child.
+ * are never held while foreign code runs; released in the parent and in
+ * the child.
  */
 void edgert__loader_fork_prepare(void) {
   pthread_once(&load_once, load_lock_init);
-  struct timespec until;
+  /* A try-lock loop on the monotonic clock (a timed lock would follow the
+   * wall clock, and ThreadSanitizer does not see pthread_mutex_clocklock). */
+  struct timespec now, until, pause = {0, 200000};
   clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_nsec += FORK_WAIT_NS % 1000000000L;
-  until.tv_sec += FORK_WAIT_NS / 1000000000L + until.tv_nsec / 1000000000L;
-  until.tv_nsec %= 1000000000L;
-  fork_took_load_lock = pthread_mutex_clocklock(&load_lock, CLOCK_MONOTONIC, &until) == 0;
+  until.tv_sec += FORK_WAIT_NS / 1000000000L;
+  int r;
+  while ((r = pthread_mutex_trylock(&load_lock)) == EBUSY) {
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > until.tv_sec || (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec))
+      break;
+    nanosleep(&pause, NULL);
+  }
+  fork_took_load_lock = r == 0;
   registry_enter();
   for (edgert_module_t *m = handles; m != NULL; m = m->hnext)
     pthread_mutex_lock(&m->lock);
@@ -162,13 +169,18 @@ void edgert__loader_fork_parent(void) {
 }
 
 void edgert__loader_fork_child(void) {
+  /* Plain mutexes this thread took in prepare: it owns them here too. */
   for (edgert_module_t *m = handles; m != NULL; m = m->hnext)
-    pthread_mutex_init(&m->lock, NULL);
-  pthread_mutex_init(&registry_lock, NULL);
-  /* Whoever else held load_lock is not in the child; a recursive mutex
-   * cannot be unlocked by the child's thread (its id changed). If the
-   * forking thread itself held it (a fork from a constructor), its unlock
-   * after the constructor then fails harmlessly. */
+    pthread_mutex_unlock(&m->lock);
+  registry_leave();
+  /* load_lock is recursive, and glibc refuses its unlock here: the
+   * thread's id changed in the child (the unlock still tells the
+   * sanitizers it was released). If another thread held it, that thread
+   * is not in the child. Either way: a fresh lock. A fork from inside a
+   * constructor (this thread held it before prepare) then sees its own
+   * unlock after the constructor fail, harmlessly. */
+  if (fork_took_load_lock)
+    (void)pthread_mutex_unlock(&load_lock);
   make_load_lock();
 }
 

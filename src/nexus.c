@@ -59,7 +59,9 @@ struct edgert_nexus_s {
 static pthread_mutex_t nexus_list_lock = PTHREAD_MUTEX_INITIALIZER;
 static edgert_nexus_t *nexus_list;
 
-/* fork.c's handlers: the list, then each nexus and each of its kernels. */
+/* fork.c's handlers: the list, then each nexus and each of its kernels;
+ * the child releases them as the parent does (plain mutexes taken by the
+ * forking thread, which owns them in the child too). */
 void edgert__nexus_fork_prepare(void) {
   pthread_mutex_lock(&nexus_list_lock);
   for (edgert_nexus_t *nx = nexus_list; nx != NULL; nx = nx->next) {
@@ -78,14 +80,7 @@ void edgert__nexus_fork_parent(void) {
   pthread_mutex_unlock(&nexus_list_lock);
 }
 
-void edgert__nexus_fork_child(void) {
-  for (edgert_nexus_t *nx = nexus_list; nx != NULL; nx = nx->next) {
-    for (size_t i = 0; i < nx->n; i++)
-      pthread_mutex_init(&nx->kernels[i]->lock, NULL);
-    pthread_mutex_init(&nx->lock, NULL);
-  }
-  pthread_mutex_init(&nexus_list_lock, NULL);
-}
+void edgert__nexus_fork_child(void) { edgert__nexus_fork_parent(); }
 
 void edgert_nexus_options_init(edgert_nexus_options_t *o) {
   memset(o, 0, sizeof *o);

@@ -55,7 +55,7 @@ static edgert_type_t *custom_types; /* guarded by registry_lock */
 /* fork.c's handlers: registry_lock is held for list walks only. */
 void edgert__types_fork_prepare(void) { pthread_mutex_lock(&registry_lock); }
 void edgert__types_fork_parent(void) { pthread_mutex_unlock(&registry_lock); }
-void edgert__types_fork_child(void) { pthread_mutex_init(&registry_lock, NULL); }
+void edgert__types_fork_child(void) { pthread_mutex_unlock(&registry_lock); }
 
 void edgert_bytes_release(edgert_bytes_t *b) {
   if (b == NULL)
