@@ -2,16 +2,17 @@
  * loader.c: verified loading, the SHA-256 registry and symbol lookup.
  *
  * Invariants:
- * - A file is copied exactly once into a fresh memfd (sendfile: a copy the
- *   kernel makes, no private buffer), the memfd is sealed (no write, grow,
- *   shrink, further seals) and only then is it hashed: through a read-only
- *   mapping of the sealed memfd, the very object dlopen maps through
- *   /proc/self/fd/N. So the digest covers exactly the bytes mapped: a writer
- *   that opened the memfd before the seal (another process of the same user
- *   can, through /proc/<pid>/fd/N) changes what is hashed, never only what
- *   runs; after the seal nobody can write it. No dlopen happens before the
- *   ELF checks and the digest comparison have passed: no code of a refused
- *   file runs.
+ * - A file is copied exactly once into a fresh memfd, the memfd is sealed
+ *   (no write, grow, shrink, further seals), and the digest is that of the
+ *   sealed contents, the very object dlopen maps through /proc/self/fd/N:
+ *   hashed after the seal through a read-only mapping (small files), or
+ *   hashed while copied and then proven equal to the sealed contents by
+ *   per-chunk Poly1305 tags recomputed from them (large files, copier_t).
+ *   So a writer that opened the memfd before the seal (another process of
+ *   the same user can, through /proc/<pid>/fd/N) changes the digest or gets
+ *   the load refused, never only what runs; after the seal nobody can write
+ *   it. No dlopen happens before the ELF checks and the digest comparison
+ *   have passed: no code of a refused file runs.
  * - Before dlopen, the name /proc/self/fd/N must not already answer for a
  *   loaded object (glibc matches a dlopen name against every loaded
  *   object's name and DT_SONAME); after it, the object returned must map
