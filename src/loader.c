@@ -43,6 +43,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -604,7 +605,8 @@ static int hash_fd(int fd, size_t size, int sealed, const char *path, unsigned c
 
 /* ---- the pipelined copy for large files ---------------------------------- */
 
-/* Chunks in flight, and the file size from which a copier thread pays. */
+/* Chunks in flight, and the file size from which a copier thread pays
+ * (given a second CPU, see read_verified). */
 #define SLOTS 4
 #define THREADED_FROM ((size_t)4 << 20)
 #define TAG 16 /* bytes of a Poly1305 tag */
@@ -935,7 +937,11 @@ static int read_verified(const char *path, size_t limit, unsigned flags,
                          "%s is %zu bytes, more than the module size limit of %zu bytes",
                          path, size, limit);
   }
-  int threaded = size >= THREADED_FROM;
+  /* The pipeline pays only with a second CPU to run on: alone, its copier
+   * and the tag checks are pure extra work. */
+  cpu_set_t cpus;
+  int threaded = size >= THREADED_FROM &&
+                 (sched_getaffinity(0, sizeof cpus, &cpus) != 0 || CPU_COUNT(&cpus) > 1);
   size_t first = size < CHUNK ? size : CHUNK;
   unsigned char *buf = edgert__malloc(threaded ? SLOTS * CHUNK : first);
   if (buf == NULL) {
