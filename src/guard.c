@@ -98,6 +98,10 @@ static int guard_on;            /* set once by global_init */
 static int key_ok;              /* the thread-exit key exists */
 static pthread_key_t alt_key;   /* value: this thread's alt_stack_t, if ours */
 static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
+/* fork.c's handlers: install_lock is held around sigaction calls only. */
+void edgert__guard_fork_prepare(void) { pthread_mutex_lock(&install_lock); }
+void edgert__guard_fork_parent(void) { pthread_mutex_unlock(&install_lock); }
+void edgert__guard_fork_child(void) { pthread_mutex_unlock(&install_lock); }
 static atomic_int installed;    /* our handlers were installed at least once */
 static struct sigaction previous[NSIGS]; /* where unguarded faults go */
 static atomic_int chained[NSIGS];        /* 1 once a signal was handed on */

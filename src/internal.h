@@ -72,6 +72,34 @@ char *edgert__strndup(const char *s, size_t n);
 #endif /* EDGERT_INTERNAL_H */
 
 /*
+ * fork.c: registers (once) libedgert's pthread_atfork handlers, which keep
+ * every lock of the core usable in the child of a fork(). Each part with a
+ * lock calls it before first using one (the shared library also registers
+ * from a constructor), and gives fork.c three handlers: prepare takes the
+ * part's locks (only ones never held while foreign code runs, so a fork
+ * never waits for a kernel or a callback; the loader's load lock, held
+ * around dlopen and dlclose, is waited for a bounded time), parent and
+ * child release them (the child re-initialises the load lock). fork.c calls
+ * them in one fixed order.
+ */
+void edgert__fork_init(void);
+void edgert__loader_fork_prepare(void);
+void edgert__loader_fork_parent(void);
+void edgert__loader_fork_child(void);
+void edgert__nexus_fork_prepare(void);
+void edgert__nexus_fork_parent(void);
+void edgert__nexus_fork_child(void);
+void edgert__types_fork_prepare(void);
+void edgert__types_fork_parent(void);
+void edgert__types_fork_child(void);
+void edgert__manifest_fork_prepare(void);
+void edgert__manifest_fork_parent(void);
+void edgert__manifest_fork_child(void);
+void edgert__guard_fork_prepare(void);
+void edgert__guard_fork_parent(void);
+void edgert__guard_fork_child(void);
+
+/*
  * guard.c: run `tramp(fn, args, ret)` under the crash guard of the calling
  * thread. Returns 0, or EDGERT_ECRASH after a contained fault (the crash
  * record, with `function` and `module` as given, is then readable with

@@ -23,11 +23,12 @@ typedef struct edgert__image_s edgert__image_t;
 struct edgert__image_s {
   unsigned char sha[32];
   int fd;                  /* the sealed memfd (or tmpfile), open for life */
+  int deepbind;            /* mapped with RTLD_DEEPBIND (isolated symbols) */
   void *handle;            /* dlopen handle */
   void *linkmap;           /* struct link_map * of the object */
   int nexec;               /* executable PT_LOAD ranges of the mapping */
   uintptr_t exec_lo[8], exec_hi[8];
-  size_t refs;             /* handles using it (registry lock) */
+  size_t refs;             /* handles using it (registry_lock) */
   atomic_int quarantined;  /* a call crashed; cleared by a new load */
   edgert__image_t *next;   /* registry list */
 };
@@ -43,6 +44,8 @@ struct edgert_module_s {
   char sha_hex[65];
   pthread_mutex_t lock; /* binding and the function list */
   edgert_func_t *funcs; /* every function bound, newest first */
+  edgert_module_t *hnext, *hprev; /* every handle not yet freed (registry_lock),
+                                     so a fork can take and reset each lock */
 };
 
 struct edgert_func_s {
@@ -66,5 +69,10 @@ int edgert__func_prepare(edgert_func_t *fn);
 /* loader.c: called by whoever brought m->active to 0: releases the image
  * once. */
 void edgert__module_last_out(edgert_module_t *m);
+
+/* loader.c: the ELF header checks of a load, for other readers of modules
+ * (inspect.c): `avail` bytes of a `size`-byte file at `b`. 0 or
+ * EDGERT_EFORMAT naming `path` and the problem. */
+int edgert__check_elf(const unsigned char *b, size_t avail, size_t size, const char *path);
 
 #endif /* EDGERT_LOADER_INTERNAL_H */

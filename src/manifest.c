@@ -54,6 +54,11 @@ struct edgert_manifest_s {
 /* cJSON's parser writes a process-global error record when it fails. */
 static pthread_mutex_t cjson_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* fork.c's handlers: cjson_lock is held around one parse. */
+void edgert__manifest_fork_prepare(void) { pthread_mutex_lock(&cjson_lock); }
+void edgert__manifest_fork_parent(void) { pthread_mutex_unlock(&cjson_lock); }
+void edgert__manifest_fork_child(void) { pthread_mutex_unlock(&cjson_lock); }
+
 #define FIELD_MAX 160 /* longest field path we write: deeper ones are cut */
 #define QUOTE_SIZE 200
 

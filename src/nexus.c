@@ -53,7 +53,34 @@ struct edgert_nexus_s {
   pthread_mutex_t lock;
   edgert_kernel_t **kernels;
   size_t n, cap;
+  edgert_nexus_t *next, *prev; /* every nexus, under nexus_list_lock */
 };
+
+static pthread_mutex_t nexus_list_lock = PTHREAD_MUTEX_INITIALIZER;
+static edgert_nexus_t *nexus_list;
+
+/* fork.c's handlers: the list, then each nexus and each of its kernels;
+ * the child releases them as the parent does (plain mutexes taken by the
+ * forking thread, which owns them in the child too). */
+void edgert__nexus_fork_prepare(void) {
+  pthread_mutex_lock(&nexus_list_lock);
+  for (edgert_nexus_t *nx = nexus_list; nx != NULL; nx = nx->next) {
+    pthread_mutex_lock(&nx->lock);
+    for (size_t i = 0; i < nx->n; i++)
+      pthread_mutex_lock(&nx->kernels[i]->lock);
+  }
+}
+
+void edgert__nexus_fork_parent(void) {
+  for (edgert_nexus_t *nx = nexus_list; nx != NULL; nx = nx->next) {
+    for (size_t i = 0; i < nx->n; i++)
+      pthread_mutex_unlock(&nx->kernels[i]->lock);
+    pthread_mutex_unlock(&nx->lock);
+  }
+  pthread_mutex_unlock(&nexus_list_lock);
+}
+
+void edgert__nexus_fork_child(void) { edgert__nexus_fork_parent(); }
 
 void edgert_nexus_options_init(edgert_nexus_options_t *o) {
   memset(o, 0, sizeof *o);
@@ -479,6 +506,13 @@ int edgert_nexus_new(edgert_nexus_t **out) {
     edgert__free(nx);
     return edgert__error(EDGERT_ENOMEM, "out of memory for a nexus");
   }
+  edgert__fork_init();
+  pthread_mutex_lock(&nexus_list_lock);
+  nx->next = nexus_list;
+  if (nexus_list != NULL)
+    nexus_list->prev = nx;
+  nexus_list = nx;
+  pthread_mutex_unlock(&nexus_list_lock);
   *out = nx;
   return 0;
 }
@@ -486,6 +520,14 @@ int edgert_nexus_new(edgert_nexus_t **out) {
 void edgert_nexus_free(edgert_nexus_t *nx) {
   if (nx == NULL)
     return;
+  pthread_mutex_lock(&nexus_list_lock);
+  if (nx->prev != NULL)
+    nx->prev->next = nx->next;
+  else
+    nexus_list = nx->next;
+  if (nx->next != NULL)
+    nx->next->prev = nx->prev;
+  pthread_mutex_unlock(&nexus_list_lock);
   for (size_t i = 0; i < nx->n; i++)
     kernel_free(nx->kernels[i]);
   edgert__free(nx->kernels);

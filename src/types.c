@@ -52,6 +52,11 @@ static const struct {
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static edgert_type_t *custom_types; /* guarded by registry_lock */
 
+/* fork.c's handlers: registry_lock is held for list walks only. */
+void edgert__types_fork_prepare(void) { pthread_mutex_lock(&registry_lock); }
+void edgert__types_fork_parent(void) { pthread_mutex_unlock(&registry_lock); }
+void edgert__types_fork_child(void) { pthread_mutex_unlock(&registry_lock); }
+
 void edgert_bytes_release(edgert_bytes_t *b) {
   if (b == NULL)
     return;
@@ -163,6 +168,7 @@ static int register_type(const char *fn, const char *name, edgert_sizeof_fn size
   t->check_fn = check_fn;
   t->copy_fn = copy_fn;
   t->box_fn = box_fn;
+  edgert__fork_init(); /* links fork.c's handlers into static builds too */
   pthread_mutex_lock(&registry_lock);
   if (find_locked(name) != NULL) {
     pthread_mutex_unlock(&registry_lock);

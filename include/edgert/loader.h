@@ -1,12 +1,16 @@
 /*
  * edgert/loader.h: verified module loading and contract-bound calls.
  *
- * edgert_module_load reads a shared object ONCE into memory that nobody can
+ * edgert_module_load copies a shared object ONCE into memory that nobody can
  * change afterwards (a sealed memfd), checks that it is a 64-bit ELF shared
- * object for this machine, hashes exactly those bytes with SHA-256, compares
- * the digest with the expected one, and only then maps it with dlopen: no
- * code of a file whose hash does not match ever runs, and no rewrite or swap
- * of the file before or after the load changes what runs.
+ * object for this machine, hashes the SEALED bytes with SHA-256 (so a
+ * writer that got at the memfd before the seal changes the digest, not just
+ * the code), compares the digest with the expected one, and only then maps
+ * it with dlopen: no code of a file whose hash does not match ever runs, and
+ * no rewrite or swap of the file before or after the load changes what runs.
+ * The object dlopen returns must be that memfd and nothing else (a library
+ * loaded earlier whose name or DT_SONAME is the memfd's /proc/self/fd/N name
+ * would otherwise be returned in its place): EDGERT_EINTEGRITY otherwise.
  *
  * What is NOT verified: the module's DT_NEEDED dependencies (libc, libm,
  * ...) are found and loaded by the system dynamic linker exactly as for any
@@ -24,11 +28,17 @@
  * edgert_module_unload calling them returns EDGERT_EUNLOADED.
  *
  * Threads: every function here is thread-safe. Loading and unloading take a
- * process-wide registry lock; binding takes the module's lock; calls take no
- * lock (one atomic in-flight count per call, so an unload from another
- * thread never unmaps code a call is running: the last call out closes it).
- * edgert_module_free must not race with calls or other uses of the same
- * handle.
+ * process-wide registry lock (briefly; never while module code runs) and
+ * mapping new bytes a process-wide load lock; binding takes the module's
+ * lock; calls take no lock (one atomic in-flight count per call, so an
+ * unload from another thread never unmaps code a call is running: the last
+ * call out closes it). edgert_module_free must not race with calls or other
+ * uses of the same handle.
+ *
+ * fork(): libedgert's pthread_atfork handlers leave every lock of the core
+ * usable in the child, whatever other threads were doing (docs/loader.md).
+ * A call in flight on another thread at the fork never returns in the
+ * child, so that mapping is never released there.
  */
 #ifndef EDGERT_LOADER_H
 #define EDGERT_LOADER_H
@@ -55,6 +65,17 @@ typedef struct edgert_func_s edgert_func_t;
  * cannot be sealed, so another process of the same user could rewrite it
  * between the hash check and the mapping. Off by default. */
 #define EDGERT_LOAD_ALLOW_TMPFILE 0x1u
+/* Isolated symbols: map with RTLD_DEEPBIND, so the module's references to
+ * symbols it defines itself bind to its own definitions, before any
+ * LD_PRELOAD or RTLD_GLOBAL library that defines the same names (ELF's
+ * default lets those interpose on the module's exported functions, even on
+ * its internal calls to them; see edgert_interposable_calls). The module's
+ * dependencies are searched before the global scope too. Refused
+ * (EDGERT_EUNSUPPORTED) in a process with the AddressSanitizer,
+ * ThreadSanitizer, MemorySanitizer or HWASan runtime, whose dlopen ends the
+ * process on RTLD_DEEPBIND. The same bytes loaded with and without this flag
+ * are two mappings. */
+#define EDGERT_LOAD_ISOLATE_SYMBOLS 0x2u
 
 typedef struct edgert_load_options_s {
   size_t max_size; /* files larger than this are refused (EDGERT_ELIMIT); 0 = default */
@@ -77,13 +98,20 @@ typedef struct edgert_load_options_s {
  *   EDGERT_EFORMAT     empty, not ELF, not 64-bit, wrong byte order, not
  *                      ET_DYN, not for this CPU, or refused by the dynamic
  *                      linker (message says which and why)
- *   EDGERT_EINTEGRITY  the SHA-256 differs from the expected one: none of
- *                      the file's code ran
- *   EDGERT_EUNSUPPORTED executable memfds are forbidden (vm.memfd_noexec=2)
+ *   EDGERT_EINTEGRITY  the SHA-256 differs from the expected one, or the
+ *                      in-memory copy was tampered with before its seal
+ *                      (another process changed its size or maps it
+ *                      writable), or the dynamic linker would return (or
+ *                      returned) another object than the verified copy: the
+ *                      message names it. None of the file's code ran.
+ *   EDGERT_EUNSUPPORTED executable memfds are forbidden (vm.memfd_noexec=2),
+ *                      or EDGERT_LOAD_ISOLATE_SYMBOLS under a sanitizer
+ *                      runtime that refuses RTLD_DEEPBIND
  *   EDGERT_ENOMEM
  *
- * The same bytes (same SHA-256) already loaded by this process are not
- * mapped again: the new handle shares that mapping, and loading it clears
+ * The same bytes (same SHA-256, same EDGERT_LOAD_ISOLATE_SYMBOLS) already
+ * loaded by this process are not mapped again: the new handle shares that
+ * mapping, and loading it clears
  * that mapping's quarantine (edgert_module_quarantined). Different bytes
  * always get their own mapping, whatever the path.
  * May run foreign code: the module's constructors (and its dependencies'),
@@ -217,6 +245,34 @@ EDGERT_EXTERN int edgert_func_call_values(edgert_func_t *fn,
 EDGERT_EXTERN int edgert_func_call_serialized(edgert_func_t *fn,
                                               edgert_value_t *values,
                                               void *ret);
+
+/*
+ * Interposable references: the module at `path` refers, through its PLT or
+ * GOT, to symbols it defines itself with default visibility. ELF resolves
+ * those references through the process's global scope first, so an
+ * LD_PRELOAD library, the main program or an RTLD_GLOBAL library defining
+ * the same name takes them over, even the module's internal calls (a
+ * verified module then runs unverified code). Building with
+ * -fvisibility=hidden (exporting only the entry points) or linking with
+ * -Wl,-Bsymbolic binds them inside the module; EDGERT_LOAD_ISOLATE_SYMBOLS
+ * does it at load time.
+ *
+ * Reads the file's dynamic section (no code runs, nothing is mapped) and
+ * calls `fn(ud, name, how)` once per such symbol, in symbol-table order;
+ * `how` is EDGERT_INTERPOSE_CALL and/or EDGERT_INTERPOSE_REF. A nonzero
+ * return from `fn` stops the walk and is returned. `name` is valid during
+ * the call only.
+ * Returns 0, fn's nonzero value, or EDGERT_EINVAL (NULL path or fn),
+ * EDGERT_EIO (cannot open or read; not a regular file), EDGERT_ELIMIT
+ * (larger than EDGERT_MODULE_MAX_SIZE_DEFAULT), EDGERT_EFORMAT (not a 64-bit
+ * ELF shared object for this machine, or a malformed dynamic section: the
+ * message says what), EDGERT_ENOMEM. Runs no foreign code except `fn`.
+ */
+#define EDGERT_INTERPOSE_CALL 0x1u /* called through the PLT (a JUMP_SLOT relocation) */
+#define EDGERT_INTERPOSE_REF 0x2u  /* address loaded from the GOT or data (GLOB_DAT, ...) */
+typedef int (*edgert_interposable_fn)(void *ud, const char *name, unsigned how);
+EDGERT_EXTERN int edgert_interposable_calls(const char *path, edgert_interposable_fn fn,
+                                            void *ud);
 
 #ifdef __cplusplus
 }

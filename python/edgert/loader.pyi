@@ -1,5 +1,5 @@
 from os import PathLike
-from typing import Any, Callable, Iterable, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
 
 from .abi import ABIContract
 
@@ -17,6 +17,7 @@ class ModuleLoader:
         *,
         expected_sha256: Optional[str] = None,
         max_size: Optional[int] = None,
+        isolate_symbols: bool = False,
     ) -> "ModuleLoader": ...
     def bind(self, abi: _ABI) -> None: ...
     def call(self, name: str, *args: Any) -> Any: ...
@@ -37,4 +38,6 @@ class ModuleLoader:
     @property
     def functions(self) -> Tuple[str, ...]: ...
 
-__all__ = ["ModuleLoader"]
+def interposable_calls(path: _Path) -> List[str]: ...
+
+__all__ = ["ModuleLoader", "interposable_calls"]

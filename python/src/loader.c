@@ -1390,10 +1390,12 @@ static PyObject *no_module(const char *what) {
 }
 
 static PyObject *loader_load(LoaderObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"path", "abi", "expected_sha256", "max_size", NULL};
+  static char *kwlist[] = {"path",     "abi",           "expected_sha256",
+                           "max_size", "isolate_symbols", NULL};
   PyObject *pathb = NULL, *abi = Py_None, *exp = Py_None, *maxo = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|O$OO:load", kwlist, PyUnicode_FSConverter,
-                                   &pathb, &abi, &exp, &maxo))
+  int isolate = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|O$OOp:load", kwlist, PyUnicode_FSConverter,
+                                   &pathb, &abi, &exp, &maxo, &isolate))
     return NULL;
   PyObject *result = NULL;
   edgert_contract_t *cs = NULL;
@@ -1420,6 +1422,8 @@ static PyObject *loader_load(LoaderObject *self, PyObject *args, PyObject *kw) {
     }
     opts.max_size = (size_t)v;
   }
+  if (isolate)
+    opts.flags |= EDGERT_LOAD_ISOLATE_SYMBOLS;
   if (contracts_from(abi, &cs, &n) < 0)
     goto out;
   const char *path = PyBytes_AS_STRING(pathb);
@@ -1657,12 +1661,15 @@ static PyObject *loader_repr(LoaderObject *self) {
 
 static PyMethodDef loader_methods[] = {
     {"load", (PyCFunction)(void (*)(void))loader_load, METH_VARARGS | METH_KEYWORDS,
-     "load(path, abi=None, *, expected_sha256=None, max_size=None) -> self\n\n"
-     "Reads the module once, checks it is a 64-bit ELF shared object for this "
-     "machine, verifies its SHA-256 (when expected_sha256 is given) before any "
-     "of its code runs, maps it and binds every contract in abi (an ABIContract "
-     "or an iterable of them). A missing symbol fails the load naming it. "
-     "Replaces (and unloads) a module loaded before."},
+     "load(path, abi=None, *, expected_sha256=None, max_size=None, isolate_symbols=False)"
+     " -> self\n\n"
+     "Reads the module once into sealed memory, checks it is a 64-bit ELF shared object "
+     "for this machine, verifies the SHA-256 of the sealed bytes (when expected_sha256 is "
+     "given) before any of its code runs, maps it and binds every contract in abi (an "
+     "ABIContract or an iterable of them). A missing symbol fails the load naming it. "
+     "isolate_symbols=True maps it with RTLD_DEEPBIND: its references to its own symbols "
+     "bind inside it, whatever LD_PRELOAD or RTLD_GLOBAL libraries define (refused under "
+     "AddressSanitizer). Replaces (and unloads) a module loaded before."},
     {"bind", (PyCFunction)loader_bind, METH_O,
      "bind(abi) -> None\n\nBinds more contracts (an ABIContract or an iterable)."},
     {"call", (PyCFunction)(void (*)(void))loader_call, METH_FASTCALL,
@@ -1729,9 +1736,52 @@ static PyObject *bound_try_call(PyObject *m, PyObject *const *args, Py_ssize_t n
   return t;
 }
 
+/* edgert_interposable_calls' callback: appends the name to a list. */
+static int add_interposable(void *ud, const char *name, unsigned how) {
+  (void)how;
+  PyObject *s = PyUnicode_DecodeFSDefault(name);
+  int rc = s == NULL ? -1 : PyList_Append((PyObject *)ud, s);
+  Py_XDECREF(s);
+  return rc < 0 ? 1 : 0; /* nonzero stops the walk; the exception is set */
+}
+
+/* _edgert.interposable_calls(path) -> sorted list of names. */
+static PyObject *interposable_calls(PyObject *m, PyObject *arg) {
+  (void)m;
+  PyObject *pathb = NULL;
+  if (!PyUnicode_FSConverter(arg, &pathb))
+    return NULL;
+  PyObject *names = PyList_New(0);
+  if (names == NULL) {
+    Py_DECREF(pathb);
+    return NULL;
+  }
+  edgert_clear_error();
+  int rc = edgert_interposable_calls(PyBytes_AS_STRING(pathb), add_interposable, names);
+  Py_DECREF(pathb);
+  if (rc == 1) { /* the callback's Python error */
+    Py_DECREF(names);
+    return NULL;
+  }
+  if (rc != 0) {
+    Py_DECREF(names);
+    return edgert_py_raise(rc);
+  }
+  if (PyList_Sort(names) < 0) {
+    Py_DECREF(names);
+    return NULL;
+  }
+  return names;
+}
+
 static PyMethodDef module_methods[] = {
     {"_bound_try_call", (PyCFunction)(void (*)(void))bound_try_call, METH_FASTCALL,
      "_bound_try_call(f, *args) -> (missed, result): the miss-flag call path (tests)."},
+    {"interposable_calls", (PyCFunction)interposable_calls, METH_O,
+     "interposable_calls(path) -> list[str]\n\nThe symbols the module at path defines and "
+     "also reaches through its PLT or GOT (sorted): an LD_PRELOAD or RTLD_GLOBAL library "
+     "defining one of them takes over the module's own calls to it. Reads the file; "
+     "loads nothing."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,0 +1,373 @@
+/* test_fork.c: fork() while other threads load, unload, bind, swap, call
+ * nexus kernels and parse manifests leaves a child in which every lock of
+ * the core works: it loads, calls, contains a crash. A child that hangs is
+ * killed after a generous bound and fails the test (it never blocks CI). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "edgert.h"
+
+#define FX(name) EDGERT_FIXTURE_DIR "/lib" name ".so"
+
+/* A bound on how long a child may take before it counts as hung (not a
+ * speed expectation: a healthy child needs milliseconds). */
+#define HANG_SECONDS 30
+
+static int slow_machine(void) {
+  return getenv("EDGERT_VALGRIND") != NULL || getenv("EDGERT_SANITIZED") != NULL;
+}
+
+static double now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Waits for `pid`; kills it when it outlives HANG_SECONDS. Returns its exit
+ * status (or the code it wrote to `result`, see child_exit), or -1 if it
+ * hung. */
+static int wait_or_kill(pid_t pid, int result) {
+  double deadline = now() + HANG_SECONDS;
+  for (;;) {
+    int status = 0;
+    pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) {
+      unsigned char code;
+      if (read(result, &code, 1) == 1) /* it wrote its code (child_exit) */
+        return code;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    if (now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      return -1;
+    }
+    usleep(2000);
+  }
+}
+
+/* Ends a child with `code`. A forked child inherits what the parent's other
+ * threads were doing at the fork: under valgrind its heap holds what they
+ * were building (a manifest half parsed, a load in progress, their
+ * alternate signal stacks), unreachable in the child by construction, which
+ * valgrind's leak check at exit would count against the child; under
+ * ThreadSanitizer their threads, which it would report as leaked. There the
+ * child writes its code to `result` and replaces itself with /bin/true,
+ * which ends it without those exit-time checks. (ASan and TSan stop a child
+ * at its first error, before it gets here, and it fails; valgrind prints a
+ * child's errors in the log, but only the parent's decide its exit code.) */
+static void child_exit(int code, int result) {
+  if (getenv("EDGERT_VALGRIND") != NULL || getenv("EDGERT_SANITIZED") != NULL) {
+    unsigned char c = (unsigned char)code;
+    if (write(result, &c, 1) == 1)
+      execl("/bin/true", "true", (char *)NULL);
+  }
+  _exit(code);
+}
+
+/* Forks a child that runs `work` and returns its status as wait_or_kill. */
+static int run_child(int (*work)(void)) {
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(p[0]);
+    child_exit(work(), p[1]);
+  }
+  close(p[1]);
+  int status = wait_or_kill(pid, p[0]);
+  close(p[0]);
+  return status;
+}
+
+/* ---- what the threads share ------------------------------------------------ */
+
+static edgert_nexus_t *nx;
+static edgert_kernel_t *kern;
+static edgert_module_t *shared;
+static atomic_int stop;
+
+static int twice(void *ud, void **args, void *ret) {
+  (void)ud;
+  *(double *)ret = 2.0 * *(double *)args[0];
+  return 0;
+}
+
+static edgert_nexus_impl_t twice_impl(void) {
+  edgert_nexus_impl_t c = {NULL, twice, NULL, NULL, NULL};
+  return c;
+}
+
+static size_t pt_size(void) { return 8; }
+static int pt_check(void *o) { return o != NULL; }
+static void pt_copy(void *dst, void *src) { memcpy(dst, src, 8); }
+
+static const char manifest[] =
+    "{\"schema_version\": 1, \"modules\": [{\"path\": \"k.so\", \"sha256\": "
+    "\"0000000000000000000000000000000000000000000000000000000000000000\", \"contracts\": "
+    "[{\"function_name\": \"add\", \"arg_types\": [\"c_double\", \"c_double\"], "
+    "\"return_type\": \"c_double\", \"calling_convention\": \"cdecl\"}]}]}";
+
+static edgert_func_t *bind_d2(edgert_module_t *m, const char *name) {
+  edgert_contract_t c;
+  const char *a[] = {"c_double", "c_double"};
+  edgert_func_t *fn = NULL;
+  if (edgert_contract_init(&c, name, a, 2, "c_double", NULL, 1) != 0 ||
+      edgert_module_bind(m, &c, &fn) != 0)
+    return NULL;
+  return fn;
+}
+
+/* Everything a child must still be able to do. 0, or the step that failed. */
+static int child_work(void) {
+  edgert_module_t *m = NULL;
+  if (edgert_module_load(FX("loader_kernels"), NULL, &m) != 0)
+    return 10;
+  edgert_func_t *add = bind_d2(m, "add");
+  double x = 1.5, y = 2.0, r[2] = {0};
+  void *args[2] = {&x, &y};
+  if (add == NULL || edgert_func_call(add, args, r) != 0 || r[0] != 3.5)
+    return 11;
+  /* A contained crash. */
+  edgert_module_t *risky = NULL;
+  edgert_contract_t c;
+  const char *d[] = {"c_double"};
+  edgert_func_t *fn = NULL;
+  double neg = -1.0;
+  void *nargs[1] = {&neg};
+  if (edgert_module_load(FX("loader_risky"), NULL, &risky) != 0 ||
+      edgert_contract_init(&c, "risky_kernel", d, 1, "c_double", NULL, 1) != 0 ||
+      edgert_module_bind(risky, &c, &fn) != 0)
+    return 12;
+  if (edgert_func_call(fn, nargs, r) != EDGERT_ECRASH)
+    return 13;
+  /* The shared handle the binding thread uses; the nexus kernel the swap
+   * and call threads use; the type registry; the manifest reader. */
+  if (edgert_module_function(shared, "add") == NULL || bind_d2(shared, "add") == NULL)
+    return 14;
+  double kin = 4.0, kout = 0.0;
+  void *kargs[1] = {&kin};
+  if (edgert_nexus_call(nx, "k", kargs, &kout) != 0 || kout != 8.0)
+    return 15;
+  edgert_nexus_impl_t impl = twice_impl();
+  if (edgert_kernel_swap(kern, &impl, NULL) != 0)
+    return 16;
+  const edgert_type_t *t = NULL;
+  if (edgert_type_find("forkpoint", &t) != 0)
+    return 17;
+  edgert_manifest_t *mf = NULL;
+  if (edgert_manifest_parse(manifest, strlen(manifest), NULL, &mf) != 0)
+    return 18;
+  edgert_manifest_free(mf);
+  edgert_module_free(risky);
+  edgert_module_free(m);
+  return 0;
+}
+
+static void *load_unload(void *arg) {
+  (void)arg;
+  while (!atomic_load(&stop)) {
+    edgert_module_t *m = NULL;
+    if (edgert_module_load(FX("loader_v1"), NULL, &m) == 0)
+      edgert_module_free(m);
+    if (edgert_module_load(FX("loader_v2"), NULL, &m) == 0)
+      edgert_module_free(m);
+  }
+  return NULL;
+}
+
+static void *swapper(void *arg) {
+  (void)arg;
+  while (!atomic_load(&stop)) {
+    edgert_nexus_impl_t impl = twice_impl();
+    edgert_kernel_swap(kern, &impl, NULL);
+    edgert_kernel_rollback(kern, 1, NULL);
+  }
+  return NULL;
+}
+
+static void *caller(void *arg) {
+  (void)arg;
+  while (!atomic_load(&stop)) {
+    double in = 1.0, out;
+    void *a[1] = {&in};
+    edgert_nexus_call(nx, "k", a, &out);
+    edgert_nexus_stats_t st;
+    edgert_kernel_stats(kern, &st);
+  }
+  return NULL;
+}
+
+static void *binder(void *arg) {
+  (void)arg;
+  while (!atomic_load(&stop))
+    edgert_module_function(shared, "add");
+  return NULL;
+}
+
+static void *registries(void *arg) {
+  (void)arg;
+  while (!atomic_load(&stop)) {
+    const edgert_type_t *t;
+    edgert_type_find("forkpoint", &t);
+    edgert_manifest_t *mf = NULL;
+    if (edgert_manifest_parse(manifest, strlen(manifest), NULL, &mf) == 0)
+      edgert_manifest_free(mf);
+  }
+  return NULL;
+}
+
+static int setup(void **state) {
+  (void)state;
+  if (edgert_nexus_new(&nx) != 0)
+    return -1;
+  edgert_nexus_impl_t impl = twice_impl();
+  if (edgert_nexus_register(nx, "k", &impl, twice, NULL, NULL, &kern) != 0)
+    return -1;
+  if (edgert_module_load(FX("loader_kernels"), NULL, &shared) != 0 ||
+      bind_d2(shared, "add") == NULL)
+    return -1;
+  const edgert_type_t *t;
+  if (edgert_type_find("forkpoint", &t) != 0 &&
+      edgert_type_register("forkpoint", pt_size, pt_check, pt_copy, NULL, NULL) != 0)
+    return -1;
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  edgert_module_free(shared);
+  edgert_nexus_free(nx);
+  return 0;
+}
+
+/* ---- the tests -------------------------------------------------------------- */
+
+static int ctor_pipe[2];
+
+static void *load_slow(void *arg) {
+  edgert_module_t *m = NULL;
+  *(int *)arg = edgert_module_load(FX("loader_slow_ctor"), NULL, &m);
+  edgert_module_free(m);
+  return NULL;
+}
+
+/* Another thread is inside the load (dlopen, the constructor running, the
+ * loader's locks as they are then) when this one forks. */
+/* CMocka puts its own SIGSEGV handler in place for each test, in front of
+ * the guard's: put the guard back in front (the child inherits that). */
+static void guard_in_front(void) { assert_int_equal(edgert_guard_install(), 0); }
+
+static void a_fork_during_a_slow_constructor_leaves_a_working_child(void **state) {
+  (void)state;
+  guard_in_front();
+  assert_int_equal(pipe(ctor_pipe), 0);
+  char fdtext[16];
+  snprintf(fdtext, sizeof fdtext, "%d", ctor_pipe[1]);
+  setenv("EDGERT_TEST_CTOR_FD", fdtext, 1);
+  setenv("EDGERT_TEST_CTOR_MS", "500", 1);
+  pthread_t th;
+  int rc = -1;
+  assert_int_equal(pthread_create(&th, NULL, load_slow, &rc), 0);
+  char b;
+  assert_int_equal(read(ctor_pipe[0], &b, 1), 1); /* the constructor is running */
+  int status = run_child(child_work);
+  pthread_join(th, NULL);
+  unsetenv("EDGERT_TEST_CTOR_FD");
+  close(ctor_pipe[0]);
+  close(ctor_pipe[1]);
+  assert_int_equal(rc, 0);
+  if (status != 0)
+    fail_msg("the child %s", status < 0 ? "hung (a lock held at the fork)"
+                                        : "failed a step (see child_work)");
+}
+
+/* Forks again and again while `n` threads run `fns`; every child must do
+ * all of child_work. */
+static void fork_while(void *(**fns)(void *), int n) {
+  guard_in_front();
+  atomic_store(&stop, 0);
+  pthread_t th[4];
+  for (int i = 0; i < n; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, fns[i], NULL), 0);
+  int forks = slow_machine() ? 10 : 60, hung = 0, failed = 0, last = 0, done = 0;
+  for (int i = 0; i < forks; i++) {
+    usleep(500 + (unsigned)(rand() % 2000)); /* land anywhere in the threads' loops */
+    done++;
+    int status = run_child(child_work);
+    hung += status < 0;
+    if (status > 0) {
+      failed++;
+      last = status;
+    }
+    if (status != 0)
+      break; /* one is enough; do not wait out more hangs */
+  }
+  atomic_store(&stop, 1);
+  for (int i = 0; i < n; i++)
+    pthread_join(th[i], NULL);
+  print_message("%d forks: %d children hung, %d failed (last step %d)\n", done, hung, failed,
+                last);
+  assert_int_equal(hung, 0);
+  assert_int_equal(failed, 0);
+}
+
+/* The loader's registry and load locks (dlopen and dlclose in progress). */
+static void forks_while_threads_load_and_unload(void **state) {
+  (void)state;
+  void *(*fns[])(void *) = {load_unload, load_unload};
+  fork_while(fns, 2);
+}
+
+/* A module handle's lock. */
+static void forks_while_threads_look_up_bound_functions(void **state) {
+  (void)state;
+  void *(*fns[])(void *) = {binder, binder};
+  fork_while(fns, 2);
+}
+
+/* The nexus's and its kernels' locks. */
+static void forks_while_threads_swap_and_call_nexus_kernels(void **state) {
+  (void)state;
+  void *(*fns[])(void *) = {swapper, caller};
+  fork_while(fns, 2);
+}
+
+/* The type registry's and the manifest reader's locks. */
+static void forks_while_threads_parse_manifests_and_find_types(void **state) {
+  (void)state;
+  void *(*fns[])(void *) = {registries, registries};
+  fork_while(fns, 2);
+}
+
+/* All of it at once. */
+static void forks_while_threads_do_everything(void **state) {
+  (void)state;
+  void *(*fns[])(void *) = {load_unload, swapper, caller, registries};
+  fork_while(fns, 4);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(a_fork_during_a_slow_constructor_leaves_a_working_child),
+      cmocka_unit_test(forks_while_threads_load_and_unload),
+      cmocka_unit_test(forks_while_threads_look_up_bound_functions),
+      cmocka_unit_test(forks_while_threads_swap_and_call_nexus_kernels),
+      cmocka_unit_test(forks_while_threads_parse_manifests_and_find_types),
+      cmocka_unit_test(forks_while_threads_do_everything),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}

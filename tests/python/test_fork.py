@@ -1,0 +1,137 @@
+"""os.fork() while other threads load, unload, swap and call nexus kernels
+(issue 10, finding 4): the child must load, call and contain a crash. The
+child runs under a bound; one that hangs (a lock held at the fork, as before
+the fix) is killed and fails the test instead of blocking the run."""
+import ctypes
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+import edgert
+from edgert import ABIContract, KernelCrash, ModuleLoader
+
+from conftest import fixture_path
+
+HANG_SECONDS = 30  # a bound for a hung child, not a speed expectation
+FORKS = 10 if os.environ.get("EDGERT_SANITIZED") else 30
+
+ADD = ABIContract("add", [ctypes.c_double, ctypes.c_double], ctypes.c_double)
+RISKY = ABIContract("risky_kernel", [ctypes.c_double], ctypes.c_double)
+
+
+def child_work(nx) -> int:
+    """What a child must still do; 0, or the number of the step that failed."""
+    try:
+        k = ModuleLoader().load(fixture_path("loader_kernels"), [ADD])
+        if k.call("add", 1.5, 2.0) != 3.5:
+            return 11
+        risky = ModuleLoader().load(fixture_path("loader_risky"), [RISKY])
+        try:
+            risky.call("risky_kernel", -1.0)
+            return 12
+        except KernelCrash:
+            pass
+        if nx.call("twice", 4.0) != 8.0:
+            return 13
+        fresh = ModuleLoader().load(fixture_path("loader_v2"))  # a new mapping
+        fresh.unload()
+        return 0
+    except BaseException:  # noqa: BLE001 - any failure is a failed step
+        return 19
+
+
+def fork_and_check(nx) -> int:
+    """Forks; the child runs child_work. Returns its exit code, or -1 if it
+    hung and was killed."""
+    pid = os.fork()
+    if pid == 0:
+        code = 18
+        try:
+            code = child_work(nx)
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + HANG_SECONDS
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return -1
+        time.sleep(0.002)
+
+
+def make_nexus():
+    """A nexus whose kernel "twice" calls a bound function (which releases
+    the GIL while it runs, so other threads are inside libedgert at forks)."""
+    nx = edgert.Nexus()
+    k = ModuleLoader().load(fixture_path("loader_kernels"), [ADD])
+    add = k.function("add")
+    kern = nx.register("twice", lambda x: add(x, x), lambda x: 2.0 * x)
+    return nx, kern, add
+
+
+def test_a_fork_during_a_slow_constructor_leaves_a_working_child(monkeypatch):
+    nx, _kern, _add = make_nexus()
+    r, w = os.pipe()
+    monkeypatch.setenv("EDGERT_TEST_CTOR_FD", str(w))
+    monkeypatch.setenv("EDGERT_TEST_CTOR_MS", "500")
+    result = {}
+
+    def load_slow():
+        result["loader"] = ModuleLoader().load(fixture_path("loader_slow_ctor"),
+                                               [ABIContract("slow_ready", [], ctypes.c_int)])
+
+    t = threading.Thread(target=load_slow)
+    t.start()
+    assert os.read(r, 1) == b"c"  # the constructor is running now
+    status = fork_and_check(nx)
+    t.join()
+    os.close(r)
+    os.close(w)
+    assert result["loader"].call("slow_ready") == 7
+    assert status != -1, "the child hung: a lock was held at the fork"
+    assert status == 0, f"the child failed step {status}"
+
+
+@pytest.mark.parametrize("work", ["load_unload", "nexus"])
+def test_forks_while_threads_work_leave_working_children(work):
+    nx, kern, add = make_nexus()
+    stop = threading.Event()
+
+    def load_unload():
+        while not stop.is_set():
+            for name in ("loader_v1", "loader_v2"):
+                ModuleLoader().load(fixture_path(name)).unload()
+
+    def nexus_calls():
+        while not stop.is_set():
+            nx.call("twice", 1.0)
+
+    def nexus_swaps():
+        while not stop.is_set():
+            kern.swap(lambda x: add(x, x))
+            kern.rollback()
+
+    fns = [load_unload, load_unload] if work == "load_unload" else [nexus_calls, nexus_swaps]
+    threads = [threading.Thread(target=f) for f in fns]
+    for t in threads:
+        t.start()
+    statuses = []
+    try:
+        for _ in range(FORKS):
+            time.sleep(0.001)
+            s = fork_and_check(nx)
+            statuses.append(s)
+            if s != 0:
+                break
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert -1 not in statuses, f"a child hung after {len(statuses)} forks"
+    assert set(statuses) == {0}, f"children failed steps {statuses}"
