@@ -20,7 +20,9 @@
  *   call counts itself in its module's `active` before checking `state`,
  *   so an unload never releases the mapping under a running call; a crash
  *   quarantines the image, and a quarantined or unloaded module's code is
- *   never entered.
+ *   never entered. A signal sent to the calling thread (not raised by the
+ *   module's code: edgert_crash_t.sent) abandons the call without
+ *   quarantining anything.
  */
 #include "loader_internal.h"
 
@@ -381,7 +383,7 @@ static inline __attribute__((always_inline)) int invoke(edgert_func_t *fn, edger
     rc = edgert__guarded_invoke(ffi_tramp, fn, avalues, ret, fn->contract.function_name,
                                 fn->module->path);
   }
-  if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH))
+  if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH) && !edgert_last_crash()->sent)
     atomic_store(&img->quarantined, 1);
   return rc;
 }
@@ -432,7 +434,7 @@ int edgert_func_call_serialized(edgert_func_t *fn, edgert_value_t *values, void 
       av[i] = &values[i];
     rc = edgert__guarded_invoke(ffi_tramp, fn, av, ret, fn->contract.function_name, m->path);
   }
-  if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH))
+  if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH) && !edgert_last_crash()->sent)
     atomic_store(&img->quarantined, 1);
   return rc;
 }

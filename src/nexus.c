@@ -13,7 +13,11 @@
  * current version is always the newest entry of the history, which is never
  * empty. Consecutive failures and quarantine only follow calls on the
  * current version: a failure of a version that was swapped out meanwhile is
- * counted but cannot quarantine its successor. The nexus itself has one
+ * counted but cannot quarantine its successor; neither does a call that a
+ * signal sent to its thread interrupted (the kernel is not to blame). While
+ * the process is unhealthy (edgert_process_healthy) no call enters compiled
+ * code: the reference serves it, observed as EDGERT_NEXUS_UNHEALTHY. The
+ * nexus itself has one
  * mutex for its list of kernels; kernels are never removed before the nexus
  * is freed, so a kernel pointer stays valid for the nexus's lifetime.
  */
@@ -418,13 +422,17 @@ static int shadow_validate(edgert_kernel_t *k, uint64_t number, void **args,
 }
 
 int edgert_kernel_call(edgert_kernel_t *k, void **args, void *ret) {
+  int healthy = edgert_process_healthy(NULL);
   pthread_mutex_lock(&k->lock);
   k->st.calls++;
-  if (k->st.state == EDGERT_NEXUS_QUARANTINED) {
+  if (k->st.state == EDGERT_NEXUS_QUARANTINED || EDGERT__UNLIKELY(!healthy)) {
     k->st.fallbacks++;
     uint64_t number = k->history[k->nversions - 1]->number;
     pthread_mutex_unlock(&k->lock);
-    observe(k, EDGERT_NEXUS_FALLBACK, number, EDGERT_EQUARANTINED);
+    if (healthy)
+      observe(k, EDGERT_NEXUS_FALLBACK, number, EDGERT_EQUARANTINED);
+    else
+      observe(k, EDGERT_NEXUS_UNHEALTHY, number, 0);
     return k->ref(k->ref_ud, args, ret);
   }
   version_t *v = k->history[k->nversions - 1];
@@ -447,6 +455,8 @@ int edgert_kernel_call(edgert_kernel_t *k, void **args, void *ret) {
 
   int rc = invoke_compiled(k, v, args, ret);
   char cause[256] = "";
+  /* a signal sent to this thread interrupted it: not the kernel's failure */
+  int blamed = !(rc == EDGERT_ECRASH && edgert_last_crash()->sent);
   if (rc != 0)
     snprintf(cause, sizeof cause, "%s", edgert_last_error());
 
@@ -464,7 +474,7 @@ int edgert_kernel_call(edgert_kernel_t *k, void **args, void *ret) {
     }
   } else {
     k->st.failures++;
-    if (current && k->st.state == EDGERT_NEXUS_ACTIVE) {
+    if (current && blamed && k->st.state == EDGERT_NEXUS_ACTIVE) {
       k->st.consecutive_failures++;
       if (k->opts.max_failures != 0 &&
           k->st.consecutive_failures >= k->opts.max_failures) {

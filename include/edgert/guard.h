@@ -2,14 +2,16 @@
  * edgert/guard.h: guarded calls that survive crashing kernels.
  *
  * A call made through libedgert (a bound module function, edgert_guard_run,
- * edgert_guard_call) runs under a crash guard: a SIGSEGV, SIGBUS, SIGFPE or
- * SIGILL raised by the kernel on the calling thread (a stack overflow
- * included: every calling thread gets its own alternate signal stack) returns
- * as EDGERT_ECRASH instead of killing the process, and edgert_last_crash()
- * describes it. SIGABRT is never caught.
+ * edgert_guard_call) runs under a crash guard: a SIGSEGV, SIGBUS, SIGFPE,
+ * SIGILL or SIGTRAP raised by the kernel on the calling thread (a stack
+ * overflow included: every calling thread gets its own alternate signal
+ * stack) returns as EDGERT_ECRASH instead of killing the process, and
+ * edgert_last_crash() describes it. SIGABRT is never caught.
  *
- * A fault outside any guarded call, or on a thread with no guarded call in
- * progress, goes to the handler that was installed before the guard (Python's
+ * A fault outside any guarded call, on a thread with no guarded call in
+ * progress, or after the thread went back into its host interpreter from
+ * inside the kernel (a Python callback: see edgert_guard_set_host_probe),
+ * goes to the handler that was installed before the guard (Python's
  * faulthandler, say) exactly once, and the process dies with the original
  * signal. Setting EDGERT_CRASH_GUARD=0 in the environment before the first
  * guarded call switches containment off (for gdb and sanitizers): calls then
@@ -18,8 +20,12 @@
  * What containment cannot promise: memory the kernel corrupted before it
  * faulted stays corrupted; a kernel that hangs is not interrupted; faults in
  * threads the kernel starts itself are not contained (they kill the process);
- * a module that faulted may hold its own locks or half-updated state forever,
- * which is why the loader quarantines a module after a crash. See docs/guard.md.
+ * a kernel that blocks the guarded signals or disables its alternate signal
+ * stack dies with the fault; a module that faulted may hold its own locks or
+ * half-updated state forever, which is why the loader quarantines a module
+ * after a crash; a fault inside the C library or the dynamic linker may leave
+ * their locks held, which is why it marks the process unhealthy
+ * (edgert_process_healthy). See docs/guard.md.
  */
 #ifndef EDGERT_GUARD_H
 #define EDGERT_GUARD_H
@@ -33,11 +39,28 @@ extern "C" {
 
 /* What the last contained crash on this thread was. */
 typedef struct edgert_crash_s {
-  int signo;            /* SIGSEGV, SIGBUS, SIGFPE or SIGILL */
+  int signo;            /* SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGTRAP */
   int code;             /* si_code */
-  void *address;        /* si_addr: the faulting address */
+  void *address;        /* si_addr: the faulting address (NULL for a sent signal) */
   const char *function; /* the kernel's name, or "" (borrowed, static or module-owned) */
   const char *module;   /* the module's path or name, or "" */
+  /*
+   * 1 when the signal was sent to the thread (si_code <= 0: raise(),
+   * pthread_kill() from another thread) rather than raised by an
+   * instruction of the kernel: the call was interrupted, but the kernel is
+   * not to blame, and neither the loader nor the nexus holds it against it
+   * (no quarantine). 0 for a fault.
+   */
+  int sent;
+  int sender_pid;   /* si_pid of a sent signal (this process's pid), else 0 */
+  int self_raised;  /* sent, and by the thread itself through the C library (raise()) */
+  /*
+   * 1 when the fault happened inside the C library or the dynamic linker,
+   * or with one of their functions on the kernel's stack (a callback from
+   * qsort, dl_iterate_phdr, stdio): a lock they held may stay held, so the
+   * process is now unhealthy (edgert_process_healthy() is 0).
+   */
+  int unhealthy;
 } edgert_crash_t;
 
 /* This thread's last contained crash; signo is 0 if there was none. Never NULL. */
@@ -54,11 +77,61 @@ EDGERT_EXTERN const char *edgert_signal_name(int signo);
 EDGERT_EXTERN int edgert_guard_enabled(void);
 
 /*
+ * 1 while the process is healthy; 0 after a contained crash that happened
+ * inside the C library or the dynamic linker (edgert_crash_t.unhealthy):
+ * one of their locks (the loader's, stdio's, malloc's) may be held for
+ * ever, so anything that needs it (dlopen, an `import` of an extension, a
+ * printf to the same stream, malloc) may hang. It never becomes healthy
+ * again: restart the process. When `reason` is not NULL it receives a
+ * static description of the first such crash (NULL while healthy).
+ * The nexus stops routing calls to compiled kernels while this is 0.
+ * Lock-free; runs no foreign code.
+ */
+EDGERT_EXTERN int edgert_process_healthy(const char **reason);
+
+/*
+ * What a host interpreter says about the calling thread, for the guard to
+ * tell its own code from the kernel's: two words that stay the same while
+ * the thread runs the kernel and change as soon as the thread re-enters the
+ * interpreter (for CPython: the thread's current frame and its
+ * PyGILState_Ensure depth).
+ */
+typedef struct edgert_guard_host_state_s {
+  uintptr_t word[2];
+} edgert_guard_host_state_t;
+
+/*
+ * Fills *out with the calling thread's host state. Called when a guarded
+ * call is armed and again in the signal handler when a fault arrives: it
+ * must be async-signal-safe, take no lock, allocate nothing, and be cheap
+ * (it runs on every guarded call).
+ */
+typedef void (*edgert_guard_host_probe_t)(edgert_guard_host_state_t *out);
+
+/*
+ * Installs the host probe (NULL removes it). A guarded call records the
+ * probe's answer when it is armed; a fault whose answer differs happened
+ * after the thread re-entered the host (a kernel calling back into Python,
+ * whose code then faulted) and is NOT contained: jumping out of it would
+ * skip live interpreter frames, so it goes where a fault outside any
+ * guarded call goes. A guarded call made from inside the callback records
+ * its own answer and keeps its own containment. Each call uses the probe
+ * that was installed when it was armed. The Python extension installs one
+ * for CPython when it is imported. Runs no foreign code.
+ */
+EDGERT_EXTERN void edgert_guard_set_host_probe(edgert_guard_host_probe_t probe);
+
+/*
  * Installs the guard's signal handlers now (the first guarded call does it
  * anyway), or puts them back in front if another handler was installed over
- * them since (Python's faulthandler.enable(), say): the displacing handler
- * becomes the one a fault outside a guarded call is handed to. Cheap when
- * nothing changed (four sigaction reads). Returns 0, or EDGERT_EUNSUPPORTED
+ * them since (Python's faulthandler.enable() or signal.signal(), a C host's
+ * sigaction(), say): the displacing handler becomes the one a fault outside
+ * a guarded call, or a signal sent to the process, is handed to. A host
+ * that installs a handler for a guarded signal after the first guarded call
+ * must call this afterwards (the Python package does it for faulthandler
+ * and signal.signal): until then its handler sees the kernels' faults
+ * first, and one that returns from a fault makes the fault repeat for
+ * ever. Cheap when nothing changed (five sigaction reads). Returns 0, or EDGERT_EUNSUPPORTED
  * when containment is switched off (nothing is installed then).
  * Runs no foreign code.
  */

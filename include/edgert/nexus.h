@@ -9,7 +9,12 @@
  * contained by the runtime) falls back to the reference, or fails the call
  * with EDGERT_EFAILED when fallback is off; after `max_failures` consecutive
  * failures the kernel is quarantined and calls go straight to the reference
- * until edgert_kernel_reset(). Every route is counted.
+ * until edgert_kernel_reset(). A call interrupted by a signal sent to its
+ * thread (edgert_crash_t.sent) fails the same way but does not count
+ * towards the quarantine: the kernel is not to blame. While the process is
+ * unhealthy (edgert_process_healthy() is 0: a crash inside the C library
+ * left one of its locks in doubt) every kernel's calls go to the reference.
+ * Every route is counted.
  *
  * The compiled side can be replaced while other threads call the kernel:
  * edgert_kernel_swap() installs a new version atomically; a call in flight
@@ -81,7 +86,9 @@ typedef enum edgert_nexus_event_e {
   EDGERT_NEXUS_RESET,          /* edgert_kernel_reset: active again */
   EDGERT_NEXUS_SWAP,           /* a new version is current */
   EDGERT_NEXUS_ROLLBACK,       /* an earlier version is current */
-  EDGERT_NEXUS_MISMATCH        /* shadow validation: the results differ */
+  EDGERT_NEXUS_MISMATCH,       /* shadow validation: the results differ */
+  EDGERT_NEXUS_UNHEALTHY       /* the reference served because the process is
+                                  unhealthy (edgert_process_healthy() says why) */
 } edgert_nexus_event_t;
 
 /*
@@ -141,8 +148,9 @@ typedef struct edgert_nexus_stats_s {
   uint64_t calls;        /* every call of the kernel */
   uint64_t compiled;     /* calls the compiled side served */
   uint64_t guard_misses; /* calls the reference served because the guard refused */
-  uint64_t fallbacks;    /* calls the reference served after a failure or
-                            while quarantined */
+  uint64_t fallbacks;    /* calls the reference served after a failure,
+                            while quarantined or while the process is
+                            unhealthy */
   uint64_t failures;     /* compiled attempts that failed */
   uint64_t mismatches;   /* shadow validations that disagreed */
   uint64_t validations;  /* shadow validations run */

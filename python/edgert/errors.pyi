@@ -11,6 +11,9 @@ class KernelCrash(EdgertError):
     address: int
     function: str
     module: str
+    sent: bool
+    sender_pid: int | None
+    unhealthy: bool
 
 class QuarantinedError(EdgertError, RuntimeError): ...
 class CompiledModeFailure(EdgertError, RuntimeError): ...

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import faulthandler as _faulthandler
 import functools as _functools
+import signal as _signal
 from typing import Any, Callable, Dict, Optional
 
 from . import _edgert
@@ -42,6 +43,8 @@ __all__ = [
     "FallbackMismatchError",
     "results_match",
     "crash_guard_enabled",
+    "process_healthy",
+    "process_unhealthy_reason",
 ]
 
 
@@ -84,11 +87,30 @@ def crash_guard_enabled() -> bool:
     return _edgert._guard_enabled()
 
 
+def process_healthy() -> bool:
+    """False once a contained crash happened inside the C library or the
+    dynamic linker (a kernel's callback from ``qsort`` or ``dl_iterate_phdr``
+    faulted, or the kernel faulted inside ``memcpy`` or ``malloc``): one of
+    their locks may be held for ever, so a later ``import`` of an extension,
+    a ``dlopen``, a ``malloc`` may hang. It never turns True again; the Nexus
+    sends every call to the reference from then on. Restart the process."""
+    return bool(_edgert._process_health()[0])
+
+
+def process_unhealthy_reason() -> Optional[str]:
+    """Why :func:`process_healthy` is False (the first such crash), or None."""
+    reason: Optional[str] = _edgert._process_health()[1]
+    return reason
+
+
 # faulthandler.enable() installs its handlers in front of the crash guard's:
-# a contained crash would then print "Fatal Python error" first. Put the
+# a contained crash would then print "Fatal Python error" first, and
+# signal.signal(SIGSEGV, f) installs CPython's handler there, which returns
+# from a fault, so that a kernel's fault would repeat for ever. Put the
 # guard back in front whenever faulthandler (re)installs or removes its
-# handlers; faulthandler still reports every fault the guard does not
-# contain, exactly once (the guard chains to it).
+# handlers or signal.signal sets one; the displaced handler still gets every
+# fault the guard does not contain, exactly once (the guard chains to it),
+# and every signal sent to the process (kill -SEGV reaches a Python handler).
 def _reassert_after(fn: Callable[..., Any]) -> Callable[..., Any]:
     if getattr(fn, "__edgert_guard__", False):
         return fn
@@ -107,3 +129,7 @@ def _reassert_after(fn: Callable[..., Any]) -> Callable[..., Any]:
 if _edgert._guard_enabled():
     _faulthandler.enable = _reassert_after(_faulthandler.enable)
     _faulthandler.disable = _reassert_after(_faulthandler.disable)
+    # register(SIGTRAP) is allowed (the fatal signals are refused there).
+    _faulthandler.register = _reassert_after(_faulthandler.register)
+    _faulthandler.unregister = _reassert_after(_faulthandler.unregister)
+    _signal.signal = _reassert_after(_signal.signal)

@@ -9,6 +9,8 @@ __all__ = [
     "FallbackMismatchError",
     "results_match",
     "crash_guard_enabled",
+    "process_healthy",
+    "process_unhealthy_reason",
 ]
 
 _T = TypeVar("_T")
@@ -28,3 +30,5 @@ class ExplicitFallback:
 def results_match(compiled_result: Any, reference_result: Any, *,
                   tolerance: float = ...) -> Optional[str]: ...
 def crash_guard_enabled() -> bool: ...
+def process_healthy() -> bool: ...
+def process_unhealthy_reason() -> Optional[str]: ...

@@ -41,7 +41,11 @@ static PyObject *raise_crash(void) {
       set_attr(exc, "function",
                PyUnicode_DecodeFSDefault(c->function ? c->function : "")) < 0 ||
       set_attr(exc, "module",
-               PyUnicode_DecodeFSDefault(c->module ? c->module : "")) < 0) {
+               PyUnicode_DecodeFSDefault(c->module ? c->module : "")) < 0 ||
+      set_attr(exc, "sent", PyBool_FromLong(c->sent)) < 0 ||
+      set_attr(exc, "sender_pid",
+               c->sent ? PyLong_FromLong(c->sender_pid) : Py_NewRef(Py_None)) < 0 ||
+      set_attr(exc, "unhealthy", PyBool_FromLong(c->unhealthy)) < 0) {
     Py_DECREF(exc);
     return NULL;
   }
@@ -174,9 +178,13 @@ int edgert_py_errors_init(PyObject *m) {
               BASES2(PyExc_RuntimeError),
               "The module was unloaded; load it again to call it.") < 0 ||
       add_exc(m, &EdgertPy_KernelCrash, "KernelCrash", PyTuple_Pack(1, EdgertPy_Error),
-              "A compiled kernel raised SIGSEGV, SIGBUS, SIGFPE or SIGILL and "
-              "the runtime contained it. Attributes: signal, signal_name, "
-              "address, function, module.") < 0 ||
+              "A compiled kernel raised SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGTRAP "
+              "and the runtime contained it, or a signal sent to its thread "
+              "interrupted it. Attributes: signal, signal_name, address, "
+              "function, module, sent (the signal was sent, not raised by the "
+              "kernel: nothing is quarantined for it), sender_pid, unhealthy "
+              "(it happened inside the C library: edgert.process_healthy() is "
+              "now False).") < 0 ||
       add_exc(m, &EdgertPy_QuarantinedError, "QuarantinedError",
               BASES2(PyExc_RuntimeError),
               "The module crashed earlier and is quarantined until loaded again.") < 0 ||

@@ -47,7 +47,8 @@ extern PyObject *EdgertPy_FallbackMismatchError; /* FallbackMismatchError(Edgert
  * Raise the Python exception for core error `err`, with the calling thread's
  * edgert_last_error() as its message (or `err`'s description when that is
  * empty). EDGERT_ECRASH raises KernelCrash from edgert_last_crash(), with
- * attributes signal, signal_name, address, function and module. Always
+ * attributes signal, signal_name, address, function, module, sent,
+ * sender_pid and unhealthy. Always
  * returns NULL, so callers can `return edgert_py_raise(rc);`.
  */
 PyObject *edgert_py_raise(int err);

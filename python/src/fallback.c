@@ -13,6 +13,11 @@
  * not an Exception (KeyboardInterrupt, SystemExit, GeneratorExit) is never
  * caught or wrapped, as the article's `except Exception` does not; the
  * original error is always the __cause__ of CompiledModeFailure.
+ *
+ * This file also gives the crash guard its CPython host probe (host_probe
+ * below), installed when the extension is imported, so that a fault in a
+ * Python callback that a kernel made is never "contained" by jumping over
+ * live interpreter frames.
  */
 #include "ext.h"
 
@@ -425,6 +430,57 @@ static PyObject *guard_install(PyObject *self, PyObject *unused) {
   Py_RETURN_TRUE;
 }
 
+/*
+ * The crash guard's host probe (edgert_guard_set_host_probe): the calling
+ * thread's current interpreter frame and its PyGILState_Ensure depth. Both
+ * stay put while the thread runs a kernel, with the GIL held or released;
+ * a kernel that calls back into Python (a ctypes or cffi callback: both go
+ * through PyGILState_Ensure, which increments gilstate_counter, and push a
+ * frame for Python code) changes at least one of them until the callback
+ * returns. The thread state is the thread's own (PyGILState's thread-local
+ * slot, valid with or without the GIL; NULL on a thread Python never saw),
+ * not the GIL holder's: on 3.10 and 3.11 _PyThreadState_UncheckedGet() is
+ * whichever thread holds the GIL, which, with the GIL released around the
+ * kernel, may be another thread. Runs in a signal handler: loads only
+ * (pthread_getspecific reads the thread's own slot array and takes no lock
+ * in glibc and musl). A thread of a subinterpreter is seen through its main
+ * interpreter thread state, if any (docs/guard.md).
+ */
+static int probe_on; /* 0 after Python's finalization began (py_atexit) */
+
+static void host_probe(edgert_guard_host_state_t *out) {
+  PyThreadState *ts = probe_on ? PyGILState_GetThisThreadState() : NULL;
+  if (ts == NULL) {
+    out->word[0] = 0;
+    out->word[1] = 0;
+    return;
+  }
+#if PY_VERSION_HEX >= 0x030D0000
+  out->word[0] = (uintptr_t)ts->current_frame;
+#elif PY_VERSION_HEX >= 0x030B0000
+  out->word[0] = ts->cframe != NULL ? (uintptr_t)ts->cframe->current_frame : 0;
+#else
+  out->word[0] = (uintptr_t)ts->frame;
+#endif
+  out->word[1] = (uintptr_t)(unsigned)ts->gilstate_counter;
+}
+
+/* Finalization deletes the thread-local slot the probe reads: stop first. */
+static void py_atexit(void) {
+  edgert_guard_set_host_probe(NULL);
+  probe_on = 0;
+}
+
+static PyObject *process_health(PyObject *self, PyObject *unused) {
+  (void)self;
+  (void)unused;
+  const char *reason = NULL;
+  int ok = edgert_process_healthy(&reason);
+  if (ok)
+    return Py_BuildValue("(OO)", Py_True, Py_None);
+  return Py_BuildValue("(Os)", Py_False, reason != NULL ? reason : "");
+}
+
 static PyObject *guard_enabled(PyObject *self, PyObject *unused) {
   (void)self;
   (void)unused;
@@ -452,10 +508,22 @@ static PyMethodDef fallback_methods[] = {
     {"_guard_install", guard_install, METH_NOARGS,
      "Puts the crash guard's signal handlers back in front; False if the guard is off."},
     {"_guard_enabled", guard_enabled, METH_NOARGS, "Whether crash containment is on."},
+    {"_process_health", process_health, METH_NOARGS,
+     "(healthy, reason): whether a contained crash inside the C library or the dynamic\n"
+     "linker left the process in doubt, and why (None while healthy)."},
     {NULL, NULL, 0, NULL}};
 
 int edgert_py_fallback_init(PyObject *m) {
   if (edgert_py_logger_init(&fb_log, "edgert.fallback") < 0)
     return -1;
+  if (!probe_on) {
+    if (Py_AtExit(py_atexit) < 0) {
+      PyErr_SetString(PyExc_RuntimeError,
+                      "edgert: cannot register the crash guard's exit hook (Py_AtExit is full)");
+      return -1;
+    }
+    probe_on = 1;
+    edgert_guard_set_host_probe(host_probe);
+  }
   return PyModule_AddFunctions(m, fallback_methods);
 }

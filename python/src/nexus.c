@@ -10,7 +10,12 @@
  * failure: the reference serves it when fallback is enabled, else it raises
  * CompiledModeFailure whose __cause__ is the original error; max_failures
  * consecutive failures of the current version quarantine the kernel until
- * reset(), swap() or rollback().
+ * reset(), swap() or rollback(). A KernelCrash whose signal was sent to the
+ * thread (`sent`: raise(), pthread_kill) fails the call the same way but does
+ * not count towards the quarantine. While the process is unhealthy
+ * (edgert_process_healthy: a contained crash inside the C library may have
+ * left one of its locks held) every kernel serves its calls from the
+ * reference, and says so once in the log.
  *
  * Invariants. All state lives in the handle as plain C integers and is only
  * read or written with the GIL held, which makes every update atomic with
@@ -82,6 +87,7 @@ typedef struct kernel_s {
   int nversions, history_max;
   uint64_t last_number;
   int state;
+  int unhealthy_logged; /* the "process is unhealthy" error was logged */
   int fallback_enabled, strict;
   unsigned long max_failures, validate_every;
   double tolerance;
@@ -221,11 +227,21 @@ static int cleared(KernelObject *self) {
   return 0;
 }
 
-static PyObject *quarantined_call(KernelObject *self, PyObject *const *args,
-                                  Py_ssize_t nargs) {
+/* A quarantined kernel, or any kernel of an unhealthy process: the
+ * reference serves (the first call of the latter kind logs why). */
+static EDGERT_PY_COLD PyObject *quarantined_call(KernelObject *self, PyObject *const *args,
+                                                 Py_ssize_t nargs) {
   if (cleared(self))
     return NULL;
   self->fallbacks++;
+  const char *reason = NULL;
+  if (!self->unhealthy_logged && !edgert_process_healthy(&reason)) {
+    self->unhealthy_logged = 1;
+    edgert_py_log(&nexus_log, EDGERT_PY_ERROR,
+                  "kernel '%U': the process is unhealthy (%s); calls go to the "
+                  "reference from now on: restart the process to use compiled kernels",
+                  self->name, reason != NULL ? reason : "");
+  }
   return call_reference(self, args, nargs);
 }
 
@@ -265,7 +281,16 @@ static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self,
 
   self->failures++;
   int quarantine = 0;
-  if (number == current_number(self) && self->state == ACTIVE) {
+  /* A signal sent to the thread interrupted the kernel: not its failure. */
+  int blamed = 1;
+  if (PyObject_TypeCheck(ev, (PyTypeObject *)EdgertPy_KernelCrash)) {
+    PyObject *sent = PyObject_GetAttrString(ev, "sent");
+    if (sent != NULL)
+      blamed = !PyObject_IsTrue(sent);
+    Py_XDECREF(sent);
+    PyErr_Clear();
+  }
+  if (blamed && number == current_number(self) && self->state == ACTIVE) {
     self->consecutive++;
     if (self->max_failures != 0 && self->consecutive >= self->max_failures) {
       self->state = QUARANTINED;
@@ -562,7 +587,7 @@ static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
   if (EDGERT_PY_UNLIKELY(kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0))
     return keyword_call(self, args, nargsf, kwnames);
   self->calls++;
-  if (EDGERT_PY_UNLIKELY(self->state != ACTIVE))
+  if (EDGERT_PY_UNLIKELY(self->state != ACTIVE || !edgert_process_healthy(NULL)))
     return quarantined_call(self, args, nargs);
   /* every validate_every-th call the compiled side serves is validated */
   if (EDGERT_PY_UNLIKELY(self->validate_every != 0) &&
@@ -816,7 +841,7 @@ static PyObject *kernel_stats(KernelObject *self, PyObject *unused) {
   unsigned long long version =
       self->nversions ? (unsigned long long)current_number(self) : 0;
   return Py_BuildValue(
-      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s,s:k,s:i,s:N,s:N}", "calls",
+      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s,s:k,s:i,s:N,s:N,s:O}", "calls",
       (unsigned long long)self->calls, "compiled",
       (unsigned long long)self->compiled, "guard_misses",
       (unsigned long long)self->guard_misses, "fallbacks",
@@ -826,7 +851,7 @@ static PyObject *kernel_stats(KernelObject *self, PyObject *unused) {
       (unsigned long long)self->validations, "version", version, "state",
       state_name(self->state), "consecutive_failures", self->consecutive,
       "versions", self->nversions, "compiled_latency", cl, "reference_latency",
-      rl);
+      rl, "process_healthy", edgert_process_healthy(NULL) ? Py_True : Py_False);
 }
 
 static PyMethodDef kernel_methods[] = {

@@ -10,6 +10,9 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <link.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
@@ -255,6 +258,83 @@ static void nested_guarded_calls_unwind_to_their_own_frame(void **state) {
   assert_string_equal(edgert_last_crash()->function, "outer");
 }
 
+/* SIGTRAP from the architecture's breakpoint instruction: contained where
+ * a trap instruction raises it (int3 on x86-64, brk on AArch64). */
+#if defined(__x86_64__) || defined(__i386__) || defined(__aarch64__)
+#define HAVE_BREAKPOINT 1
+static void breakpoint_kernel(void *ud) {
+  (void)ud;
+#if defined(__aarch64__)
+  __asm__ volatile("brk #0");
+#else
+  __asm__ volatile("int3");
+#endif
+}
+
+static void breakpoint_is_sigtrap(void **state) {
+  (void)state;
+  ready();
+  assert_int_equal(edgert_guard_run(breakpoint_kernel, NULL, "bp"), EDGERT_ECRASH);
+  assert_int_equal(edgert_last_crash()->signo, SIGTRAP);
+  assert_int_equal(edgert_last_crash()->sent, 0);
+  assert_non_null(strstr(edgert_last_error(), "SIGTRAP (breakpoint instruction)"));
+  assert_string_equal(edgert_signal_name(SIGTRAP), "SIGTRAP");
+  int n = 0;
+  assert_int_equal(edgert_guard_run(ok_kernel, &n, "ok"), 0);
+}
+#endif
+
+/* A kernel that spins until told to stop; another thread signals it there. */
+typedef struct spin_s {
+  atomic_int spinning;
+  atomic_int stop;
+  int rc;
+  edgert_crash_t crash;
+  char message[512];
+} spin_t;
+
+static void spin_kernel(void *ud) {
+  spin_t *s = ud;
+  atomic_store(&s->spinning, 1);
+  while (!atomic_load(&s->stop))
+    ;
+}
+
+static void *spin_thread(void *arg) {
+  spin_t *s = arg;
+  s->rc = edgert_guard_run(spin_kernel, s, "spinner");
+  s->crash = *edgert_last_crash();
+  snprintf(s->message, sizeof s->message, "%s", edgert_last_error());
+  return NULL;
+}
+
+/* pthread_kill(SIGSEGV) from another thread of the process: SI_TKILL from
+ * this pid, like a raise() in the kernel, but sent: the call is abandoned,
+ * and the record and the message say it was sent, not raised. */
+static void signal_sent_by_another_thread_is_not_blamed(void **state) {
+  (void)state;
+  ready();
+  spin_t s;
+  memset(&s, 0, sizeof s);
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, spin_thread, &s), 0);
+  while (!atomic_load(&s.spinning))
+    sched_yield();
+  assert_int_equal(pthread_kill(t, SIGSEGV), 0);
+  pthread_join(t, NULL);
+  assert_int_equal(s.rc, EDGERT_ECRASH);
+  assert_int_equal(s.crash.signo, SIGSEGV);
+  assert_int_equal(s.crash.code, SI_TKILL);
+  assert_int_equal(s.crash.sent, 1);
+  assert_int_equal(s.crash.self_raised, 0);
+  assert_int_equal(s.crash.sender_pid, (int)getpid());
+  assert_int_equal(s.crash.unhealthy, 0);
+  assert_null(s.crash.address);
+  assert_non_null(strstr(s.message, "kernel interrupted: SIGSEGV (sent to this thread by this process"));
+  assert_non_null(strstr(s.message, "not blamed"));
+  assert_null(strstr(s.message, "raised by the thread itself"));
+}
+
 static void null_function_is_einval(void **state) {
   (void)state;
   ready();
@@ -479,7 +559,10 @@ static void child_raise_inside_guard(void) {
   say("before;");
   if (edgert_guard_run(raise_kernel, NULL, "raiser") == EDGERT_ECRASH &&
       edgert_last_crash()->code == SI_TKILL && edgert_last_crash()->address == NULL &&
-      strstr(edgert_last_error(), "SIGSEGV (raised by the thread itself, not a fault)"))
+      edgert_last_crash()->sent == 1 && edgert_last_crash()->self_raised == 1 &&
+      edgert_last_crash()->sender_pid == (int)getpid() &&
+      strstr(edgert_last_error(), "SIGSEGV (raised by the thread itself, not a fault)") &&
+      strstr(edgert_last_error(), "not blamed"))
     say("contained;");
   raise(SIGSEGV); /* outside the guard: the process dies */
   say("survived;");
@@ -515,6 +598,252 @@ static void child_displaced_without_reinstall(void) {
   say("survived;");
 }
 
+/* ---- the host probe: faults after the thread re-entered its host ---------- */
+
+/* A pretend interpreter: its state changes while "host code" runs. */
+static volatile uintptr_t host_depth;
+
+static void pretend_probe(edgert_guard_host_state_t *out) {
+  out->word[0] = host_depth;
+  out->word[1] = 0x5eed;
+}
+
+/* A kernel that calls back into the host, which runs `ud` (a void (*)(void)). */
+static void kernel_calling_host(void *ud) {
+  void (*body)(void);
+  memcpy(&body, &ud, sizeof body);
+  host_depth++;
+  body();
+  host_depth--;
+}
+
+static void host_makes_a_guarded_call(void) {
+  if (edgert_guard_run(null_kernel, NULL, "nested") == EDGERT_ECRASH)
+    say("nested-contained;");
+}
+
+static void host_code_faults(void) { null_kernel(NULL); }
+
+static void *as_ud(void (*body)(void)) {
+  void *ud;
+  memcpy(&ud, &body, sizeof ud);
+  return ud;
+}
+
+static void child_fault_in_host_callback(void) {
+  install_faulthandler_like(); /* what an unguarded fault is handed to */
+  edgert_guard_set_host_probe(pretend_probe);
+  if (edgert_guard_run(null_kernel, NULL, "k") == EDGERT_ECRASH)
+    say("contained;"); /* the kernel's own fault: the host state did not change */
+  if (edgert_guard_run(kernel_calling_host, as_ud(host_makes_a_guarded_call), "outer") == 0)
+    say("outer-returned;"); /* a guarded call made by the host keeps its containment */
+  /* host code faults inside the kernel's call: not contained */
+  edgert_guard_run(kernel_calling_host, as_ud(host_code_faults), "outer");
+  say("survived;");
+}
+
+/* ---- a C host's own handler, installed after the guard ---------------------- */
+
+/* Like CPython's handler for signal.signal(): notes the signal and returns. */
+static void trip_handler(int signo) {
+  (void)signo;
+  say("tripped;");
+}
+
+static void child_host_handler_after_guard(void) {
+  if (edgert_guard_run(null_kernel, NULL, "k") == EDGERT_ECRASH)
+    say("contained;");
+  signal(SIGSEGV, trip_handler); /* in front of the guard now */
+  edgert_guard_install();        /* ... and the guard back in front of it */
+  if (edgert_guard_run(null_kernel, NULL, "k") == EDGERT_ECRASH)
+    say("contained;");
+  kill(getpid(), SIGSEGV); /* sent to the process: the host's handler gets it */
+  if (edgert_guard_run(null_kernel, NULL, "k") == EDGERT_ECRASH)
+    say("contained;"); /* and the guard is still in front afterwards */
+  kill(getpid(), SIGSEGV);
+  null_kernel(NULL); /* unguarded: the handler once, then death, no loop */
+  say("survived;");
+}
+
+/* ---- the C library's locks: a crash inside it makes the process unhealthy ---- */
+
+/* Faults on its 200th call: inside the C library's sort, even where a
+ * sanitizer's qsort interceptor calls the comparator over the array first
+ * (63 calls, with no C library frame). */
+static int compare_calls;
+FAULTS_ON_PURPOSE
+static int faulting_compare(const void *a, const void *b) {
+  if (++compare_calls == 200) {
+    volatile int *volatile p = NULL;
+    return *p;
+  }
+  return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+}
+
+static void qsort_kernel(void *ud) {
+  (void)ud;
+  int v[64];
+  for (int i = 0; i < 64; i++)
+    v[i] = (i * 37) % 64;
+  compare_calls = 0;
+  qsort(v, 64, sizeof v[0], faulting_compare);
+}
+
+FAULTS_ON_PURPOSE
+static int faulting_phdr(struct dl_phdr_info *info, size_t size, void *ud) {
+  (void)info;
+  (void)size;
+  volatile int *volatile p = ud;
+  return *p;
+}
+
+static void phdr_kernel(void *ud) {
+  (void)ud;
+  dl_iterate_phdr(faulting_phdr, NULL);
+}
+
+FAULTS_ON_PURPOSE
+static void libc_fault_kernel(void *ud) {
+  const char *volatile text = NULL;
+  *(volatile int *)ud = strverscmp(text, "1");
+}
+
+static int compiled_one(void *ud, void **args, void *ret) {
+  (void)ud;
+  (void)args;
+  *(double *)ret = 1.0;
+  return 0;
+}
+
+static int reference_two(void *ud, void **args, void *ret) {
+  (void)ud;
+  (void)args;
+  *(double *)ret = 2.0;
+  return 0;
+}
+
+static int unhealthy_events;
+static void count_unhealthy(void *ud, edgert_kernel_t *k, edgert_nexus_event_t ev,
+                            uint64_t version, int err) {
+  (void)ud;
+  (void)k;
+  (void)version;
+  (void)err;
+  if (ev == EDGERT_NEXUS_UNHEALTHY)
+    unhealthy_events++;
+}
+
+/* Reports how the process looks after `kernel` crashed: the record, the
+ * health and the nexus's routing. */
+static void crash_and_report(void (*kernel)(void *), const char *how) {
+  edgert_nexus_t *nx = NULL;
+  edgert_nexus_options_t o;
+  edgert_nexus_options_init(&o);
+  o.observer = count_unhealthy;
+  edgert_nexus_impl_t impl = {NULL, compiled_one, NULL, NULL, NULL};
+  edgert_kernel_t *k = NULL;
+  if (edgert_nexus_new(&nx) != 0 || edgert_nexus_register(nx, "k", &impl, reference_two, NULL, &o, &k) != 0)
+    return;
+  double r = 0;
+  if (edgert_process_healthy(NULL) && edgert_kernel_call(k, NULL, &r) == 0 && r == 1.0)
+    say("compiled;");
+  int out = 0;
+  if (edgert_guard_run(kernel, &out, "k") == EDGERT_ECRASH)
+    say("contained;");
+  const edgert_crash_t *c = edgert_last_crash();
+  const char *reason = NULL;
+  if (c->unhealthy && !edgert_process_healthy(&reason) && reason != NULL &&
+      strstr(reason, "libc.so") && strstr(edgert_last_error(), "the process is now unhealthy") &&
+      strstr(edgert_last_error(), how))
+    say("unhealthy;");
+  edgert_nexus_stats_t st;
+  if (edgert_kernel_call(k, NULL, &r) == 0 && r == 2.0) {
+    edgert_kernel_stats(k, &st);
+    if (st.compiled == 1 && st.fallbacks == 1 && unhealthy_events == 1)
+      say("nexus-reference;");
+  }
+  edgert_nexus_free(nx);
+  fflush(NULL);
+  _exit(0); /* exit() may wait for a lock the crash left held */
+}
+
+static void child_callback_from_qsort(void) { crash_and_report(qsort_kernel, "it had called the kernel back"); }
+static void child_callback_from_dl_iterate_phdr(void) {
+  crash_and_report(phdr_kernel, "it had called the kernel back");
+}
+static void child_fault_inside_libc(void) {
+  crash_and_report(libc_fault_kernel, "the faulting instruction is at");
+}
+
+/* Stale return addresses of the C library in uninitialised slots below a
+ * fault (qsort called its comparator from where the faulting frame now
+ * is) must not be taken for a live frame: only live frames count. */
+static int compare_ints(const void *a, const void *b) {
+  int x = *(const int *)a, y = *(const int *)b;
+  return (x > y) - (x < y);
+}
+__attribute__((noinline)) static int sort_deep(int n) {
+  int v[64];
+  for (int i = 0; i < 64; i++)
+    v[i] = (i * 37 + n) % 64;
+  qsort(v, 64, sizeof v[0], compare_ints);
+  return v[n & 63];
+}
+FAULTS_ON_PURPOSE static int big_frame(int n) {
+  volatile char buf[8192]; /* not initialised: the stale slots stay */
+  buf[n & 8191] = 1;
+  volatile int *volatile p = NULL;
+  return *p + buf[0];
+}
+static void stale_frames_kernel(void *ud) { *(int *)ud = sort_deep(*(int *)ud) + big_frame(*(int *)ud); }
+
+static void child_ordinary_faults_leave_the_process_healthy(void) {
+  int bad = 0;
+  for (int i = 0; i < 200; i++) {
+    int n = i * 131;
+    void (*k)(void *) = i % 4 == 0 ? stale_frames_kernel : i % 4 == 1 ? null_kernel
+                        : i % 4 == 2 ? div_kernel : overflow_kernel;
+    if (edgert_guard_run(k, &n, "k") != EDGERT_ECRASH || edgert_last_crash()->unhealthy)
+      bad++;
+  }
+  if (bad == 0 && edgert_process_healthy(NULL))
+    say("healthy;");
+  _exit(0);
+}
+
+/* ---- what cannot be contained ------------------------------------------------- */
+
+FAULTS_ON_PURPOSE
+static void blocking_kernel(void *ud) {
+  (void)ud;
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, SIGSEGV);
+  pthread_sigmask(SIG_BLOCK, &s, NULL);
+  null_kernel(NULL); /* a blocked synchronous fault kills the process */
+}
+
+static void child_kernel_blocks_the_signal(void) {
+  say("before;");
+  edgert_guard_run(blocking_kernel, NULL, "blocker");
+  say("survived;");
+}
+
+static void no_alt_stack_kernel(void *ud) {
+  stack_t off;
+  memset(&off, 0, sizeof off);
+  off.ss_flags = SS_DISABLE;
+  sigaltstack(&off, NULL);
+  overflow_kernel(ud); /* no stack left to run any handler on */
+}
+
+static void child_kernel_disables_the_alternate_stack(void) {
+  say("before;");
+  int n = 0;
+  edgert_guard_run(no_alt_stack_kernel, &n, "no_alt_stack");
+  say("survived;");
+}
+
 static void child_guard_off(void) {
   char buf[128];
   int n = 0;
@@ -538,6 +867,14 @@ static const struct {
     {"other_process_signal", child_other_process_signal},
     {"displaced_without_reinstall", child_displaced_without_reinstall},
     {"guard_off", child_guard_off},
+    {"fault_in_host_callback", child_fault_in_host_callback},
+    {"host_handler_after_guard", child_host_handler_after_guard},
+    {"callback_from_qsort", child_callback_from_qsort},
+    {"callback_from_dl_iterate_phdr", child_callback_from_dl_iterate_phdr},
+    {"fault_inside_libc", child_fault_inside_libc},
+    {"ordinary_faults_leave_the_process_healthy", child_ordinary_faults_leave_the_process_healthy},
+    {"kernel_blocks_the_signal", child_kernel_blocks_the_signal},
+    {"kernel_disables_the_alternate_stack", child_kernel_disables_the_alternate_stack},
 };
 
 static void expect_child(const char *name, int guard_off, int signo, const char *output) {
@@ -583,6 +920,58 @@ static void handler_in_front_without_reinstall_still_leaves_faults_contained(voi
   (void)state;
   expect_child("displaced_without_reinstall", 0, SIGSEGV,
                "contained;previous-handler;contained-after-report;contained;");
+}
+
+static void fault_after_re_entering_the_host_is_not_contained(void **state) {
+  (void)state;
+  expect_child("fault_in_host_callback", 0, SIGSEGV,
+               "contained;nested-contained;outer-returned;previous-handler;");
+}
+
+static void host_handler_installed_after_the_guard_is_chained(void **state) {
+  (void)state;
+  expect_child("host_handler_after_guard", 0, SIGSEGV,
+               "contained;contained;tripped;contained;tripped;tripped;");
+}
+
+/* A child that ends with _exit(0). */
+static void expect_clean_child(const char *name, const char *output) {
+  char out[256];
+  int st = run_child(name, 0, out, sizeof out);
+  assert_string_equal(out, output);
+  assert_true(WIFEXITED(st));
+  assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+static void callback_from_qsort_makes_the_process_unhealthy(void **state) {
+  (void)state;
+  expect_clean_child("callback_from_qsort", "compiled;contained;unhealthy;nexus-reference;");
+}
+
+static void callback_from_dl_iterate_phdr_makes_the_process_unhealthy(void **state) {
+  (void)state;
+  expect_clean_child("callback_from_dl_iterate_phdr",
+                     "compiled;contained;unhealthy;nexus-reference;");
+}
+
+static void fault_inside_libc_makes_the_process_unhealthy(void **state) {
+  (void)state;
+  expect_clean_child("fault_inside_libc", "compiled;contained;unhealthy;nexus-reference;");
+}
+
+static void ordinary_faults_leave_the_process_healthy(void **state) {
+  (void)state;
+  expect_clean_child("ordinary_faults_leave_the_process_healthy", "healthy;");
+}
+
+static void kernel_that_blocks_the_signal_kills_the_process(void **state) {
+  (void)state;
+  expect_child("kernel_blocks_the_signal", 0, SIGSEGV, "before;");
+}
+
+static void kernel_that_disables_the_alternate_stack_kills_the_process(void **state) {
+  (void)state;
+  expect_child("kernel_disables_the_alternate_stack", 0, SIGSEGV, "before;");
 }
 
 static void environment_switch_turns_containment_off(void **state) {
@@ -859,6 +1248,93 @@ static void guard_call_on_an_unloaded_module_falls_back(void **state) {
   assert_true(r.d == 3.0);
 }
 
+/* A signal sent to a bound function's thread: the call fails, but neither
+ * the loader nor the nexus holds it against the kernel. */
+typedef struct bound_spin_s {
+  edgert_func_t *fn;
+  edgert_kernel_t *k;
+  long limit;
+  int rc;
+  int sent;
+  long result;
+} bound_spin_t;
+
+static void *bound_spin_thread(void *arg) {
+  bound_spin_t *b = arg;
+  long double ret[2];
+  void *args[] = {&b->limit};
+  b->rc = b->k != NULL ? edgert_kernel_call(b->k, args, ret) : edgert_func_call(b->fn, args, ret);
+  b->sent = edgert_last_crash()->sent;
+  memcpy(&b->result, ret, sizeof b->result);
+  return NULL;
+}
+
+static int reference_minus_one(void *ud, void **args, void *ret) {
+  (void)ud;
+  (void)args;
+  long r = -1;
+  memcpy(ret, &r, sizeof r);
+  return 0;
+}
+
+static void interrupt_spinning(bound_spin_t *b, edgert_func_t *spinning) {
+  int clear = 1, on = 0;
+  void *args[] = {&clear};
+  long double ret[2];
+  assert_int_equal(edgert_func_call(spinning, args, ret), 0);
+  clear = 0;
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, bound_spin_thread, b), 0);
+  while (on == 0) {
+    assert_int_equal(edgert_func_call(spinning, args, ret), 0);
+    memcpy(&on, ret, sizeof on);
+    sched_yield();
+  }
+  assert_int_equal(pthread_kill(t, SIGSEGV), 0);
+  pthread_join(t, NULL);
+}
+
+static void sent_signal_quarantines_nothing(void **state) {
+  (void)state;
+  ready();
+  edgert_func_t *spin = bind("guard_spin", "c_long", 1, "c_long");
+  edgert_func_t *spinning = bind("guard_spinning", "c_int", 1, "c_int");
+  bound_spin_t b = {spin, NULL, 1L << 50, 0, 0, 0};
+  interrupt_spinning(&b, spinning);
+  assert_int_equal(b.rc, EDGERT_ECRASH);
+  assert_int_equal(b.sent, 1);
+  assert_int_equal(edgert_module_quarantined(crashy), 0);
+  /* the nexus: the reference serves the interrupted call, no failure counts */
+  edgert_nexus_t *nx = NULL;
+  assert_int_equal(edgert_nexus_new(&nx), 0);
+  edgert_nexus_options_t o;
+  edgert_nexus_options_init(&o);
+  o.max_failures = 1;
+  edgert_nexus_impl_t impl = {spin, NULL, NULL, NULL, NULL};
+  edgert_kernel_t *k = NULL;
+  assert_int_equal(edgert_nexus_register(nx, "spin", &impl, reference_minus_one, NULL, &o, &k), 0);
+  bound_spin_t nb = {spin, k, 1L << 50, 0, 0, 0};
+  interrupt_spinning(&nb, spinning);
+  assert_int_equal(nb.rc, 0);
+  assert_int_equal(nb.result, -1);
+  edgert_nexus_stats_t st;
+  edgert_kernel_stats(k, &st);
+  assert_int_equal(st.state, EDGERT_NEXUS_ACTIVE);
+  assert_int_equal(st.consecutive_failures, 0);
+  assert_true(st.failures == 1 && st.fallbacks == 1);
+  long limit = 10;
+  void *args[] = {&limit};
+  long double ret[2];
+  assert_int_equal(edgert_kernel_call(k, args, ret), 0); /* still compiled */
+  long got;
+  memcpy(&got, ret, sizeof got);
+  assert_int_equal(got, 10);
+  edgert_kernel_stats(k, &st);
+  assert_int_equal(st.compiled, 1);
+  assert_int_equal(edgert_module_quarantined(crashy), 0);
+  edgert_nexus_free(nx);
+}
+
 static void reloading_lifts_the_quarantine(void **state) {
   (void)state;
   ready();
@@ -897,6 +1373,10 @@ int main(int argc, char **argv) {
       cmocka_unit_test(many_faults_in_a_row_leave_everything_working),
       cmocka_unit_test(signal_mask_is_restored_after_a_fault),
       cmocka_unit_test(nested_guarded_calls_unwind_to_their_own_frame),
+#if defined(HAVE_BREAKPOINT)
+      cmocka_unit_test(breakpoint_is_sigtrap),
+#endif
+      cmocka_unit_test(signal_sent_by_another_thread_is_not_blamed),
       cmocka_unit_test(null_function_is_einval),
       cmocka_unit_test(install_is_idempotent),
       cmocka_unit_test(threads_crash_and_run_concurrently),
@@ -910,6 +1390,14 @@ int main(int argc, char **argv) {
       cmocka_unit_test(signal_sent_to_the_process_is_not_contained),
       cmocka_unit_test(handler_in_front_without_reinstall_still_leaves_faults_contained),
       cmocka_unit_test(environment_switch_turns_containment_off),
+      cmocka_unit_test(fault_after_re_entering_the_host_is_not_contained),
+      cmocka_unit_test(host_handler_installed_after_the_guard_is_chained),
+      cmocka_unit_test(callback_from_qsort_makes_the_process_unhealthy),
+      cmocka_unit_test(callback_from_dl_iterate_phdr_makes_the_process_unhealthy),
+      cmocka_unit_test(fault_inside_libc_makes_the_process_unhealthy),
+      cmocka_unit_test(ordinary_faults_leave_the_process_healthy),
+      cmocka_unit_test(kernel_that_blocks_the_signal_kills_the_process),
+      cmocka_unit_test(kernel_that_disables_the_alternate_stack_kills_the_process),
       cmocka_unit_test_setup_teardown(guard_call_returns_the_compiled_result, load_crashy, free_crashy),
       cmocka_unit_test_setup_teardown(guard_call_crash_without_fallback_is_efailed, load_crashy, free_crashy),
       cmocka_unit_test_setup_teardown(guard_call_crash_with_fallback_uses_the_reference, load_crashy, free_crashy),
@@ -922,6 +1410,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(guard_call_rejects_bad_policies, load_crashy, free_crashy),
       cmocka_unit_test_setup_teardown(guard_call_on_an_unloaded_module_falls_back, load_crashy, free_crashy),
       cmocka_unit_test_setup_teardown(reloading_lifts_the_quarantine, load_crashy, free_crashy),
+      cmocka_unit_test_setup_teardown(sent_signal_quarantines_nothing, load_crashy, free_crashy),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

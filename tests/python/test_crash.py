@@ -29,7 +29,7 @@ def _fixture(name: str) -> str:
 
 PRELUDE = r'''
 import ctypes, json, os, sys, threading
-from ctypes import POINTER, c_char_p, c_double, c_int, c_size_t
+from ctypes import CFUNCTYPE, POINTER, c_char_p, c_double, c_int, c_long, c_size_t, c_void_p
 import edgert
 from edgert import ABIContract, ExplicitFallback, KernelCrash, ModuleLoader, QuarantinedError
 
@@ -46,6 +46,13 @@ SIGS = {
     "guard_abort": ([c_int], c_int),
     "guard_raise_segv": ([c_int], c_int),
     "guard_read_at": ([c_size_t], c_int),
+    "guard_breakpoint": ([c_int], c_int),
+    "guard_in_dl_iterate_phdr": ([c_int], c_int),
+    "guard_in_qsort": ([c_int], c_int),
+    "guard_libc_fault": ([c_size_t], c_int),
+    "guard_fault_over_stale_frames": ([c_int], c_int),
+    "guard_spin": ([c_long], c_long),
+    "guard_spinning": ([c_int], c_int),
     "clean_kernel": ([c_double], c_double),
 }
 
@@ -415,6 +422,19 @@ def test_a_signal_the_kernel_raises_on_its_own_thread_is_contained():
     assert proc.returncode == -signal.SIGSEGV
 
 
+def test_a_signal_the_kernel_raises_is_not_blamed_on_it():
+    proc = run_child('''
+        loader = load()
+        try:
+            loader.call("guard_raise_segv", 1)
+        except KernelCrash as e:
+            out([e.sent, e.sender_pid == os.getpid(), e.unhealthy, str(e).startswith("kernel interrupted")])
+        out(loader.quarantined)
+        out(loader.call("guard_ok", 1.0))
+    ''')
+    assert ok(proc) == [[True, True, False, True], False, 3.0]
+
+
 def test_faulthandler_put_in_front_behind_edgerts_back():
     # faulthandler.enable fetched before edgert wrapped it: nothing puts the
     # guard back in front, faulthandler sees the fault first, reports it and
@@ -447,3 +467,252 @@ def test_environment_switch_turns_containment_off():
     ''', guard="0")
     assert lines(proc) == [False, 3.0]
     assert proc.returncode == -signal.SIGSEGV
+
+
+# ---- faults inside a Python callback (issue 10, finding 3) ---------------------
+
+CALLBACK = """
+        import faulthandler
+        faulthandler.enable()
+        loader = ModuleLoader()
+        loader.load(CRASHY, ABIContract("guard_callback", [c_size_t, c_int], c_int,
+                                        release_gil={release}))
+        loader.bind(ABIContract("guard_null_deref", [c_double], c_double))
+        CB = CFUNCTYPE(c_int, c_int)
+        def address(cb):
+            return ctypes.cast(cb, c_void_p).value
+"""
+
+
+@pytest.mark.parametrize("release", [True, False], ids=["gil_released", "gil_held"])
+def test_a_fault_in_a_python_callback_is_not_contained(release):
+    # Jumping out of the callback would skip live interpreter frames: with
+    # the GIL released around the kernel the process used to hang for ever
+    # (the GIL stayed with the thread that then waited for it), with it held
+    # the interpreter ran on in a broken state ("SystemError: unknown
+    # opcode"). Now the fault is handled as outside any guarded call:
+    # faulthandler's traceback, death by SIGSEGV. A hang fails by timeout.
+    proc = run_child(CALLBACK.format(release=release) + """
+        def faulting_callback(x):
+            ctypes.string_at(1)  # a C-level fault inside Python code
+            return x
+        cb = CB(faulting_callback)
+        out("calling")
+        out(loader.call("guard_callback", address(cb), 1))
+    """, timeout=60)
+    assert lines(proc) == ["calling"]
+    assert proc.returncode == -signal.SIGSEGV, proc.stderr
+    assert _fatal_reports(proc.stderr) == 1
+    assert "in faulting_callback" in proc.stderr
+    assert "SystemError" not in proc.stderr
+
+
+@pytest.mark.parametrize("release", [True, False], ids=["gil_released", "gil_held"])
+def test_a_callback_that_returns_leaves_the_kernel_guarded(release):
+    proc = run_child(CALLBACK.format(release=release) + """
+        cb = CB(lambda x: x * 10)
+        out(loader.call("guard_callback", address(cb), 4))
+        loader2 = load()
+        try:
+            loader2.call("guard_null_deref", 1.0)  # the kernel's own fault, after a callback
+        except KernelCrash as e:
+            out(e.signal_name)
+    """, timeout=60)
+    assert ok(proc) == [41, "SIGSEGV"]
+
+
+@pytest.mark.parametrize("release", [True, False], ids=["gil_released", "gil_held"])
+def test_a_guarded_kernel_called_from_a_callback_keeps_its_containment(release):
+    proc = run_child(CALLBACK.format(release=release) + """
+        inner = load(CLEAN, "clean_kernel")
+        crashy = load(None, "guard_null_deref")
+        seen = []
+        def nested(x):
+            try:
+                crashy.call("guard_null_deref", 1.0)
+            except KernelCrash as e:
+                seen.append(e.signal_name)
+            return int(inner.call("clean_kernel", float(x)))
+        cb = CB(nested)
+        out(loader.call("guard_callback", address(cb), 3))
+        out(seen)
+    """, timeout=60)
+    assert ok(proc) == [8, ["SIGSEGV"]]
+    assert "Fatal Python error" not in proc.stderr
+
+
+# ---- signal.signal displacing the guard (finding 5) ----------------------------
+
+def test_signal_signal_after_the_first_guarded_call_keeps_faults_contained():
+    # signal.signal(SIGSEGV, f) installs CPython's handler in front of the
+    # guard; that handler returns from a fault, which then repeated for ever
+    # at 100% CPU. The guard is put back in front; the Python handler still
+    # gets SIGSEGV sent to the process, and an unguarded fault still kills it.
+    proc = run_child("""
+        import signal
+        loader = load()
+        out(loader.call("guard_ok", 1.0))
+        got = []
+        previous = signal.signal(signal.SIGSEGV, lambda signo, frame: got.append(signo))
+        out(previous == signal.SIG_DFL)
+        try:
+            ExplicitFallback.run_with_guard(loader.function("guard_null_deref"), reference, 1.0)
+        except edgert.CompiledModeFailure as e:
+            out(["CompiledModeFailure", type(e.__cause__).__name__])
+        os.kill(os.getpid(), signal.SIGSEGV)  # sent to the process: the Python handler
+        out(got)
+        again = load()
+        try:
+            again.call("guard_div", 1, 0)
+        except KernelCrash as e:
+            out(e.signal_name)
+    """ + UNGUARDED, timeout=60)
+    assert lines(proc) == [3.0, True, ["CompiledModeFailure", "KernelCrash"],
+                           [signal.SIGSEGV], "SIGFPE"]
+    assert proc.returncode == -signal.SIGSEGV
+
+
+# ---- SIGTRAP (breakpoint instructions) -------------------------------------------
+
+@pytest.mark.skipif(os.uname().machine not in ("x86_64", "aarch64", "arm64", "i686"),
+                    reason="the fixture's breakpoint instruction is int3 or brk")
+def test_a_breakpoint_instruction_is_contained_as_sigtrap():
+    proc = run_child("""
+        loader = load()
+        try:
+            loader.call("guard_breakpoint", 1)
+        except KernelCrash as e:
+            out([e.signal_name, e.signal, "breakpoint instruction" in str(e)])
+        out(load(CLEAN, "clean_kernel").call("clean_kernel", 1.0))
+    """)
+    assert ok(proc) == [["SIGTRAP", signal.SIGTRAP, True], 3.0]
+
+
+# ---- signals sent by another thread (not the kernel's fault) ---------------------
+
+SPIN = """
+        import signal, time
+        loader = load()
+        got = []
+        def spin():
+            try:
+                got.append(loader.call("guard_spin", 1 << 50))
+            except KernelCrash as e:
+                got.append(e)
+        def interrupt(target):
+            loader.call("guard_spinning", 1)  # clears the flag
+            t = threading.Thread(target=target)
+            t.start()
+            while loader.call("guard_spinning", 0) == 0:
+                time.sleep(0.001)
+            signal.pthread_kill(t.ident, signal.SIGSEGV)
+            t.join()
+"""
+
+
+def test_a_signal_sent_by_another_thread_is_not_blamed_on_the_kernel():
+    proc = run_child(SPIN + """
+        interrupt(spin)
+        e = got[0]
+        out([type(e).__name__, e.signal_name, e.sent, e.sender_pid == os.getpid(), e.address,
+             e.unhealthy])
+        out(str(e))
+        out(loader.quarantined)
+        out(loader.call("guard_ok", 1.0))
+    """, timeout=60)
+    (info, message, quarantined, after) = ok(proc)
+    assert info == ["KernelCrash", "SIGSEGV", True, True, 0, False]
+    assert message.startswith("kernel interrupted: SIGSEGV (sent to this thread by this "
+                              f"process, pid ")
+    assert "raised by the thread itself" not in message
+    assert "not blamed" in message
+    assert quarantined is False
+    assert after == 3.0
+
+
+def test_the_nexus_does_not_quarantine_a_kernel_for_a_sent_signal():
+    proc = run_child(SPIN + """
+        nx = edgert.Nexus()
+        k = nx.register("spin", loader.function("guard_spin"), lambda n: -1, max_failures=1)
+        def spin_nexus():
+            got.append(k(1 << 50))
+        interrupt(spin_nexus)
+        st = k.stats()
+        out([got[0], st["failures"], st["fallbacks"], st["state"], st["consecutive_failures"]])
+        out([k(7), k.stats()["compiled"]])
+    """, timeout=60)
+    assert ok(proc) == [[-1, 1, 1, "active", 0], [7, 1]]
+
+
+# ---- crashes inside the C library make the process unhealthy ---------------------
+
+def test_a_crash_in_a_dl_iterate_phdr_callback_makes_the_process_unhealthy():
+    # dl_iterate_phdr holds the dynamic linker's lock around its callbacks; a
+    # contained fault in one leaves it held by a thread that never releases
+    # it, and the next import of an extension from another thread (or exit())
+    # waits for ever. The process says so; a program that checks
+    # process_healthy() before importing does not hang (on the old code it
+    # imports and hangs: the timeout fails the test).
+    proc = run_child("""
+        import logging
+        logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s %(message)s")
+        clean = load(CLEAN, "clean_kernel")
+        nx = edgert.Nexus()
+        k = nx.register("k", clean.function("clean_kernel"), lambda x: -1.0)
+        out(k(1.0))
+        def worker():
+            try:
+                load(None, "guard_in_dl_iterate_phdr").call("guard_in_dl_iterate_phdr", 1)
+            except KernelCrash as e:
+                out([e.unhealthy, "inside libc.so" in str(e), "process is now unhealthy" in str(e)])
+        t = threading.Thread(target=worker); t.start(); t.join()
+        healthy = getattr(edgert, "process_healthy", lambda: True)()
+        out([healthy, "libc.so" in (edgert.process_unhealthy_reason() or "")])
+        out([k(1.0), k(2.0), k.stats()["compiled"], k.stats()["fallbacks"],
+             k.stats()["process_healthy"]])
+        if healthy:
+            import _sqlite3  # an extension not loaded yet: dlopen takes the held lock
+        out("done")
+        sys.stdout.flush()
+        os._exit(0)  # exit() itself would wait for that lock
+    """, timeout=60)
+    assert ok(proc) == [3.0, [True, True, True], [False, True], [-1.0, -1.0, 1, 2, False],
+                        "done"]
+    assert proc.stderr.count("the process is unhealthy") == 1  # logged once, with the reason
+    assert "guard_in_dl_iterate_phdr" in proc.stderr
+
+
+@pytest.mark.parametrize("kernel, arg, how", [
+    ("guard_in_qsort", 1, "it had called the kernel back"),
+    ("guard_libc_fault", 0, "the faulting instruction is at"),
+])
+def test_other_crashes_inside_the_c_library_make_the_process_unhealthy(kernel, arg, how):
+    proc = run_child(f"""
+        try:
+            load(None, "{kernel}").call("{kernel}", {arg})
+        except KernelCrash as e:
+            out([e.unhealthy, "{how}" in str(e)])
+        out(edgert.process_healthy())
+        sys.stdout.flush()
+        os._exit(0)
+    """)
+    assert ok(proc) == [[True, True], False]
+
+
+def test_ordinary_crashes_leave_the_process_healthy():
+    # Return addresses into libc left over in slots the faulting kernel
+    # never wrote (qsort ran there just before) are not live frames.
+    proc = run_child("""
+        verdicts = []
+        for i in range(40):
+            name = ("guard_fault_over_stale_frames", "guard_null_deref", "guard_div",
+                    "guard_stack_overflow")[i % 4]
+            args = {"guard_fault_over_stale_frames": (i * 131,), "guard_null_deref": (1.0,),
+                    "guard_div": (1, 0), "guard_stack_overflow": (0,)}[name]
+            try:
+                load(None, name).call(name, *args)
+            except KernelCrash as e:
+                verdicts.append(e.unhealthy)
+        out([len(verdicts), any(verdicts), edgert.process_healthy()])
+    """)
+    assert ok(proc) == [[40, False, True]]
