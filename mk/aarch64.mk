@@ -23,8 +23,10 @@ AARCH64_CACHE    ?= $(CURDIR)/.cache/aarch64
 AARCH64_TRIPLE   := aarch64-linux-gnu
 AARCH64_TOOLCHAIN := $(CURDIR)/cmake/toolchain-aarch64.cmake
 AARCH64_EMULATOR ?= qemu-aarch64
-AARCH64_DEBS := gcc-$(AARCH64_TRIPLE) qemu-user libc6:arm64 libffi-dev:arm64 libssl-dev:arm64 \
-  libcjson-dev:arm64 libcmocka-dev:arm64
+# libc6-dev-arm64-cross is only a Recommends of the cross compiler, which is
+# installed without its recommends (qemu-user's would bring binfmt files).
+AARCH64_DEBS := gcc-$(AARCH64_TRIPLE) libc6-dev-arm64-cross qemu-user libc6:arm64 \
+  libffi-dev:arm64 libssl-dev:arm64 libcjson-dev:arm64 libcmocka-dev:arm64
 
 # The emulated interpreter: Debian's arm64 CPython and the shared libraries its
 # standard modules and numpy's wheel need beyond what AARCH64_DEBS brings.
@@ -82,7 +84,7 @@ $(AARCH64_BUILD)/CMakeCache.txt:
 	cmake -S . -B $(AARCH64_BUILD) -DCMAKE_TOOLCHAIN_FILE=$(AARCH64_TOOLCHAIN) \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGERT_WERROR=$(WERROR) \
 	  -DEDGERT_BUILD_PYTHON=OFF -DEDGERT_BUILD_BENCH=OFF \
-	  -DEDGERT_AARCH64_EMULATOR=$$(command -v $(AARCH64_EMULATOR))
+	  -DEDGERT_AARCH64_EMULATOR=$$(command -v $(AARCH64_EMULATOR)) || { rm -f $@; exit 1; }
 
 build-aarch64: deps-aarch64 $(AARCH64_BUILD)/CMakeCache.txt
 	cmake --build $(AARCH64_BUILD) -j $(JOBS)
@@ -143,7 +145,7 @@ $(AARCH64_PY_BUILD)/CMakeCache.txt: | python-aarch64
 	  -DEDGERT_AARCH64_EMULATOR=$$(command -v $(AARCH64_EMULATOR)) \
 	  -DPython_EXECUTABLE=$(AARCH64_PYEXE) \
 	  -DPython_INCLUDE_DIR=$(AARCH64_ROOT)/usr/include/python$(AARCH64_PY) \
-	  "-DCMAKE_C_FLAGS=-isystem $(AARCH64_ROOT)/usr/include"
+	  "-DCMAKE_C_FLAGS=-isystem $(AARCH64_ROOT)/usr/include" || { rm -f $@; exit 1; }
 
 build-aarch64-py: deps-aarch64 python-aarch64 $(AARCH64_PY_BUILD)/CMakeCache.txt
 	cmake --build $(AARCH64_PY_BUILD) -j $(JOBS)
