@@ -38,6 +38,14 @@
 #else
 #define EDGERT_FAST_TRAMPOLINES 0
 #endif
+/* wchar_t is signed on x86-64 and unsigned on AArch64. Decided by the
+ * preprocessor: `(wchar_t)-1 < 0` in C is a comparison -Wtype-limits rejects
+ * wherever wchar_t is unsigned. */
+#if WCHAR_MIN < 0
+#define EDGERT_FFI_WCHAR (&ffi_type_sint32)
+#else
+#define EDGERT_FFI_WCHAR (&ffi_type_uint32)
+#endif
 
 /* ---- the libffi path ------------------------------------------------------ */
 
@@ -50,7 +58,7 @@ static ffi_type *ffi_type_of(edgert_ctype_t code) {
   case EDGERT_CT_CHAR:
     return (char)-1 < 0 ? &ffi_type_sint8 : &ffi_type_uint8;
   case EDGERT_CT_WCHAR:
-    return (wchar_t)-1 < 0 ? &ffi_type_sint32 : &ffi_type_uint32;
+    return EDGERT_FFI_WCHAR;
   case EDGERT_CT_BYTE:
     return &ffi_type_sint8;
   case EDGERT_CT_UBYTE:

@@ -254,6 +254,18 @@ static void expect_load(const char *path, const char *sha, int want,
   assert_ptr_equal(m, (edgert_module_t *)&m); /* *out untouched */
 }
 
+/* A machine that is not this one, and how a module built for it is refused. */
+#if defined(__aarch64__)
+#define FOREIGN_MACHINE 62 /* EM_X86_64 */
+#define FOREIGN_MACHINE_REFUSAL "is built for x86-64 (e_machine 62); this machine is AArch64"
+#elif defined(__x86_64__)
+#define FOREIGN_MACHINE 183 /* EM_AARCH64 */
+#define FOREIGN_MACHINE_REFUSAL "is built for AArch64 (e_machine 183); this machine is x86-64"
+#else
+#define FOREIGN_MACHINE 62 /* EM_X86_64 */
+#define FOREIGN_MACHINE_REFUSAL "is built for x86-64 (e_machine 62); this machine is"
+#endif
+
 static void files_that_are_not_modules(void **state) {
   (void)state;
   size_t len;
@@ -284,10 +296,9 @@ static void files_that_are_not_modules(void **state) {
   expect_load(write_tmp("exec.so", bad, len), NULL, EDGERT_EFORMAT,
               "is an executable (ET_EXEC), not a shared object (ET_DYN)");
   memcpy(bad, so, len);
-  bad[18] = 183; /* e_machine: EM_AARCH64 */
+  bad[18] = FOREIGN_MACHINE; /* e_machine (little-endian, fits a byte) */
   bad[19] = 0;
-  expect_load(write_tmp("aarch64.so", bad, len), NULL, EDGERT_EFORMAT,
-              "is built for AArch64 (e_machine 183); this machine is x86-64");
+  expect_load(write_tmp("foreign.so", bad, len), NULL, EDGERT_EFORMAT, FOREIGN_MACHINE_REFUSAL);
   /* Cut short: the header is fine, the rest is missing. */
   expect_load(write_tmp("truncated.so", so, 200), NULL, EDGERT_EFORMAT,
               "has a malformed or truncated program header table");

