@@ -17,7 +17,7 @@ import textwrap
 
 import pytest
 
-from conftest import INTDIV_TRAPS, MACHINE, TRAP_SIGNAL, fixture_path
+from conftest import INTDIV_TRAPS, TRAP_SIGNAL, fixture_path
 
 
 def _fixture(name: str) -> str:
@@ -109,10 +109,8 @@ def ok(proc: subprocess.CompletedProcess) -> list:
     ('loader.call("guard_null_deref", 1.0)', "SIGSEGV", "address not mapped"),
     ('loader.function("guard_null_deref")(1.0)', "SIGSEGV", "address not mapped"),
     ('loader.call("guard_div", 1, 0)', "SIGFPE", "integer division by zero"),
-    pytest.param('loader.call("guard_trap", 1)', TRAP_SIGNAL,
-                 "illegal" if TRAP_SIGNAL == "SIGILL" else "",
-                 marks=pytest.mark.xfail(MACHINE == "aarch64", strict=True,
-                                         reason="SIGTRAP containment lands with the guard branch")),
+    ('loader.call("guard_trap", 1)', TRAP_SIGNAL,
+     "illegal" if TRAP_SIGNAL == "SIGILL" else "breakpoint instruction"),
     ('loader.call("guard_bus", os.path.join(os.environ["TMPDIR_"], "bus").encode())', "SIGBUS",
      "no memory behind the address"),
     ('loader.call("guard_stack_overflow", 0)', "SIGSEGV", ""),
