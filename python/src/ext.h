@@ -32,6 +32,29 @@ int edgert_py_fallback_init(PyObject *m);
 int edgert_py_containers_init(PyObject *m);
 int edgert_py_nexus_init(PyObject *m);
 
+/* ---- fallback.c: the crash guard's host probe ------------------------- */
+
+/*
+ * The thread state of the binding call in progress on this thread (NULL
+ * outside one). A bound call sets it around the core's call, so the crash
+ * guard's host probe reads it from thread-local storage in one load instead
+ * of asking PyGILState for the thread's state at every armed call (the probe
+ * runs at each guarded call: see host_probe in fallback.c). Only a call in
+ * progress sets it, and that call keeps its thread state alive, so the probe
+ * never reads a state that was deleted. Other guarded calls (a C host on a
+ * thread Python knows) still get the answer from PyGILState.
+ */
+#if defined(__GNUC__)
+extern _Thread_local PyThreadState *edgert_py_caller_ts __attribute__((tls_model("initial-exec")));
+#else
+extern _Thread_local PyThreadState *edgert_py_caller_ts;
+#endif
+/* Brackets a call into the core made by the binding on behalf of `ts`. */
+#define EDGERT_PY_CALLER_ENTER(ts)                                                          \
+  PyThreadState *edgert_py_caller_prev_ = edgert_py_caller_ts;                              \
+  edgert_py_caller_ts = (ts)
+#define EDGERT_PY_CALLER_LEAVE() (edgert_py_caller_ts = edgert_py_caller_prev_)
+
 /* ---- errors.c --------------------------------------------------------- */
 
 /* The exception types, created at init and owned by the module. */

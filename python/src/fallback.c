@@ -448,8 +448,16 @@ static PyObject *guard_install(PyObject *self, PyObject *unused) {
  */
 static int probe_on; /* 0 after Python's finalization began (py_atexit) */
 
+#if defined(__GNUC__)
+_Thread_local PyThreadState *edgert_py_caller_ts __attribute__((tls_model("initial-exec")));
+#else
+_Thread_local PyThreadState *edgert_py_caller_ts;
+#endif
+
 static void host_probe(edgert_guard_host_state_t *out) {
-  PyThreadState *ts = probe_on ? PyGILState_GetThisThreadState() : NULL;
+  PyThreadState *ts = edgert_py_caller_ts;
+  if (ts == NULL)
+    ts = probe_on ? PyGILState_GetThisThreadState() : NULL;
   if (ts == NULL) {
     out->word[0] = 0;
     out->word[1] = 0;

@@ -1015,11 +1015,15 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
         goto refused;
     if (b->release_gil) {
       Py_BEGIN_ALLOW_THREADS
+      EDGERT_PY_CALLER_ENTER(_save);
       rc = edgert_func_call_values(b->fn, v, &ret);
+      EDGERT_PY_CALLER_LEAVE();
       Py_END_ALLOW_THREADS
     } else {
       h->gil_calls++;
+      EDGERT_PY_CALLER_ENTER(PyThreadState_Get());
       rc = edgert_func_call_serialized(b->fn, v, &ret);
+      EDGERT_PY_CALLER_LEAVE();
       if (--h->gil_calls == 0 && EDGERT__PY_UNLIKELY(h->pending_unload))
         mod_core_unload(h);
     }
@@ -1035,11 +1039,15 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
       }
     if (b->release_gil) {
       Py_BEGIN_ALLOW_THREADS
+      EDGERT_PY_CALLER_ENTER(_save);
       rc = edgert_func_call_values(b->fn, v, &ret);
+      EDGERT_PY_CALLER_LEAVE();
       Py_END_ALLOW_THREADS
     } else {
       h->gil_calls++;
+      EDGERT_PY_CALLER_ENTER(PyThreadState_Get());
       rc = edgert_func_call_serialized(b->fn, v, &ret);
+      EDGERT_PY_CALLER_LEAVE();
       if (--h->gil_calls == 0 && h->pending_unload)
         mod_core_unload(h);
     }
@@ -1104,7 +1112,9 @@ static inline PyObject *bound_dispatch(BoundObject *b, PyObject *const *args,
     }
     retbuf_t r;
     h->gil_calls++;
+    EDGERT_PY_CALLER_ENTER(PyThreadState_Get());
     int rc = edgert_func_call_serialized(b->fn, v, &r);
+    EDGERT_PY_CALLER_LEAVE();
     if (--h->gil_calls == 0 && EDGERT__PY_UNLIKELY(h->pending_unload))
       mod_core_unload(h);
     if (EDGERT__PY_UNLIKELY(rc != 0))
