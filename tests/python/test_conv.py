@@ -244,6 +244,8 @@ def test_copies_survive_a_contained_crash() -> None:
 
 @pytest.mark.skipif(bool(os.environ.get("EDGERT_SANITIZED")),
                     reason="ASan reserves terabytes of address space: RLIMIT_AS cannot be set")
+@pytest.mark.skipif(bool(os.environ.get("EDGERT_TEST_EMULATOR")),
+                    reason="qemu-user does not hold the emulated process to RLIMIT_AS")
 def test_copy_that_cannot_be_allocated_is_memory_error() -> None:
     """A bytes object too big to copy under an address-space limit: MemoryError,
     the kernel not called; a small one still goes through afterwards."""

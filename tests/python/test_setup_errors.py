@@ -20,10 +20,13 @@ from conftest import ROOT
 
 BUILD = pathlib.Path(os.environ.get("EDGERT_BUILD_DIR") or ROOT / "build")
 
-# These test the build configuration, not memory: the sanitizer run of the
-# Python suite (EDGERT_SANITIZED) leaves them to the plain run.
-pytestmark = pytest.mark.skipif(bool(os.environ.get("EDGERT_SANITIZED")),
-                                reason="configures and builds with the plain toolchain")
+# These test the build configuration on the build machine, not the runtime:
+# the sanitizer run of the Python suite (EDGERT_SANITIZED) and the emulated
+# AArch64 run (EDGERT_TEST_EMULATOR, where CMake would cross-configure with
+# the arm64 toolchain) leave them to the plain native run.
+pytestmark = pytest.mark.skipif(
+    bool(os.environ.get("EDGERT_SANITIZED") or os.environ.get("EDGERT_TEST_EMULATOR")),
+    reason="configures and builds with the plain native toolchain")
 
 
 def configure(build_dir, *defs, env=None):
