@@ -6,6 +6,12 @@
  * whenever a level changes anywhere (setLevel, disable, manager changes), so
  * a hit in it is always current. On a miss isEnabledFor() answers and fills
  * it. The dict object itself is never replaced, so holding it is safe.
+ *
+ * Threads: the loggers and level_objs are set at module init and only read
+ * after. The cache is logging's own dict, which other threads clear and
+ * fill: on 3.13+ it is read with PyDict_GetItemRef (a strong reference, as
+ * the free-threading guide asks of a dict others change); the values are
+ * True and False, so the borrowed lookup of older versions is as safe.
  */
 #include "ext.h"
 
@@ -40,9 +46,21 @@ int edgert_py_log_enabled(edgert_py_logger_t *lg, int level) {
                       ? level_objs[level / 10]
                       : NULL;
   if (lg->cache != NULL && key != NULL) {
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *hit = NULL;
+    int found = PyDict_GetItemRef(lg->cache, key, &hit);
+    if (found > 0) {
+      int on = hit == Py_True;
+      Py_DECREF(hit);
+      return on;
+    }
+    if (found < 0)
+      PyErr_Clear();
+#else
     PyObject *hit = PyDict_GetItemWithError(lg->cache, key);
     if (hit != NULL)
       return hit == Py_True;
+#endif
   }
   PyObject *et, *ev, *tb;
   PyErr_Fetch(&et, &ev, &tb);
