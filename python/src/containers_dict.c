@@ -89,7 +89,7 @@ static void scratch_free(scratch_t *s) {
  * from the bytes for the core's unhashed paths (set_many, C callers). */
 static uint64_t py_bytes_hasher(const char *data, size_t len, void *ud) {
   (void)ud;
-  return (uint64_t)_Py_HashBytes(data, (Py_ssize_t)len);
+  return (uint64_t)Py_HashBuffer(data, (Py_ssize_t)len);
 }
 
 static uint64_t py_str_hasher(const char *data, size_t len, void *ud) {
@@ -98,7 +98,7 @@ static uint64_t py_str_hasher(const char *data, size_t len, void *ud) {
   while (i < len && !(data[i] & 0x80))
     i++;
   if (i == len) /* ASCII: Python hashes exactly these bytes */
-    return (uint64_t)_Py_HashBytes(data, (Py_ssize_t)len);
+    return (uint64_t)Py_HashBuffer(data, (Py_ssize_t)len);
   /* Other text: hash the str it decodes to (the core calls this only from
    * the binding, in the dict's critical section). */
   PyObject *t, *v, *tb;
@@ -871,7 +871,7 @@ static PyObject *collect_pairs(PyObject *arg, PyObject *kwargs) {
     Py_DECREF(it);
   } else {
     PyObject *keys = NULL;
-    if (_PyObject_LookupAttr(arg, str_keys, &keys) < 0)
+    if (PyObject_GetOptionalAttr(arg, str_keys, &keys) < 0)
       return NULL;
     if (keys != NULL) {
       PyObject *ks = PyObject_CallNoArgs(keys);

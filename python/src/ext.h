@@ -12,12 +12,15 @@
  *   fallback.c    ExplicitFallback's C side and the result comparison
  *   containers.c  TypedDict, TypedList, register_type
  *   nexus.c       Nexus and kernel handles
+ * pycompat.h holds the differences between CPython versions.
  */
 #ifndef EDGERT_PY_EXT_H
 #define EDGERT_PY_EXT_H
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+
+#include "pycompat.h"
 
 #include "edgert.h"
 
@@ -248,22 +251,18 @@ extern PyTypeObject EdgertPy_TypedDictType, EdgertPy_TypedListType;
 int edgert_py_containers_dict_init(PyObject *m);
 int edgert_py_containers_list_init(PyObject *m);
 
-/* An exact int as int64 without a call for values of up to two digits
- * (|v| < 2**60 on 30-bit digits). 1 with *out set, 0 when it does not fit
- * in int64 (no exception). `o` must pass PyLong_CheckExact. */
+/* An exact int as int64 without a call for compact values (one digit,
+ * |v| < 2**30 on 30-bit digits) and, before 3.12, whose int layout is
+ * Py_SIZE digits, for two (|v| < 2**60). 1 with *out set, 0 when it does not
+ * fit in int64 (no exception). `o` must pass PyLong_CheckExact. */
 static inline int edgert_py_exact_int64(PyObject *o, int64_t *out) {
+  if (PyUnstable_Long_IsCompact((PyLongObject *)o)) {
+    *out = PyUnstable_Long_CompactValue((PyLongObject *)o);
+    return 1;
+  }
 #if PY_VERSION_HEX < 0x030C0000 && PyLong_SHIFT == 30
   const digit *dg = ((PyLongObject *)o)->ob_digit;
   switch (Py_SIZE(o)) {
-  case 0:
-    *out = 0;
-    return 1;
-  case 1:
-    *out = (int64_t)dg[0];
-    return 1;
-  case -1:
-    *out = -(int64_t)dg[0];
-    return 1;
   case 2:
     *out = (int64_t)dg[0] | ((int64_t)dg[1] << PyLong_SHIFT);
     return 1;

@@ -429,19 +429,16 @@ static const struct {
 static int convert_one(const edgert_abi_type_t *t, PyObject *o, unsigned i,
                        edgert_value_t *v, cvhold_t *h, cverr_t *e) {
   int rc;
-#if PY_VERSION_HEX < 0x030C0000
   /* Exact small ints for any integer type: one digit, no call. */
   if (PyLong_CheckExact(o) && int_range[t->code].hi != 0) {
-    Py_ssize_t size = Py_SIZE(o);
-    if (size == 0 || size == 1 || size == -1) {
-      int64_t x = size * (int64_t)((PyLongObject *)o)->ob_digit[0];
+    if (PyUnstable_Long_IsCompact((PyLongObject *)o)) {
+      int64_t x = PyUnstable_Long_CompactValue((PyLongObject *)o);
       if (x < int_range[t->code].lo || x > int_range[t->code].hi)
         return cv_fail(e, CV_OVERFLOW, i, o);
       v->i = x;
       return CV_OK;
     }
   }
-#endif
   switch (t->code) {
   case EDGERT_CT_DOUBLE:
     if (PyFloat_CheckExact(o)) {
@@ -886,13 +883,10 @@ refused:
 enum { FC_NONE = 0, FC_DOUBLE, FC_I64 };
 
 static inline int fast_i64(PyObject *o, int64_t *out) {
-#if PY_VERSION_HEX < 0x030C0000
-  Py_ssize_t size = Py_SIZE(o);
-  if (size == 0 || size == 1 || size == -1) { /* compact: one digit or zero */
-    *out = size * (int64_t)((PyLongObject *)o)->ob_digit[0];
+  if (PyUnstable_Long_IsCompact((PyLongObject *)o)) { /* one digit or zero */
+    *out = PyUnstable_Long_CompactValue((PyLongObject *)o);
     return 1;
   }
-#endif
   int ovf = 0;
   long long x = PyLong_AsLongLongAndOverflow(o, &ovf);
   *out = x;

@@ -198,10 +198,13 @@ static inline uint64_t current_number(KernelObject *self) {
  * Whether debug logging is on, for the guard-miss path: the answer is kept
  * with the version tag of the logger's level cache (PEP 509), which changes
  * whenever logging clears or fills that cache, so the common case is one
- * integer compare instead of a dict lookup.
+ * integer compare instead of a dict lookup. The tag is deprecated from 3.12
+ * (a dict's layout, with no public reader): there the lookup it is.
  */
+#if PY_VERSION_HEX < 0x030C0000
 static uint64_t debug_tag;
 static int debug_on;
+#endif
 static int debug_enabled(void) {
 #if PY_VERSION_HEX < 0x030C0000
   PyDictObject *cache = (PyDictObject *)nexus_log.cache;

@@ -1,0 +1,80 @@
+/*
+ * pycompat.h: the CPython C-API differences between the versions the
+ * extension supports, CPython 3.10 to 3.13, in one place.
+ *
+ * Invariant: call sites use the newest public spelling, and this header
+ * supplies it on the versions that lack it, with exactly the contract of the
+ * public function it stands for. So no file outside this one tests
+ * PY_VERSION_HEX for an API's presence (the two that remain read an object
+ * layout 3.12 changed, with no public equivalent: ext.h's two-digit ints and
+ * nexus.c's dict version tag), and each block below is deleted as the floor
+ * rises past the version in its #if.
+ *
+ *   public name                   since  older versions
+ *   PyFloat_Unpack2               3.11   _PyFloat_Unpack2 (same contract)
+ *   PyUnstable_Long_IsCompact,    3.12   one digit at most: |Py_SIZE| <= 1,
+ *   PyUnstable_Long_CompactValue         the value Py_SIZE * ob_digit[0]
+ *   PyObject_GetOptionalAttr      3.13   _PyObject_LookupAttr (same contract;
+ *                                        removed from the headers in 3.13)
+ *   Py_HashBuffer                 3.14   _Py_HashBytes, exported by every
+ *                                        version; 3.13 declares it only in
+ *                                        its internal headers
+ *
+ * The floor is 3.10 (pyproject's requires-python and CMake say the same):
+ * 3.9 lacks Py_NewRef, Py_TPFLAGS_MAPPING/SEQUENCE and the match statement
+ * those flags serve, is past its end of life (October 2025), and the test
+ * dependencies' current releases no longer support it.
+ */
+#ifndef EDGERT_PY_PYCOMPAT_H
+#define EDGERT_PY_PYCOMPAT_H
+
+#ifndef Py_PYTHON_H
+#error "pycompat.h is included after Python.h (through ext.h)"
+#endif
+
+#if PY_VERSION_HEX < 0x030A0000
+#error "edgert needs CPython 3.10 or newer; this Python.h is " PY_VERSION
+#endif
+
+/* IEEE 754 half precision at `p` (2 bytes; little-endian if `le`). */
+#if PY_VERSION_HEX < 0x030B0000
+static inline double PyFloat_Unpack2(const char *p, int le) {
+  return _PyFloat_Unpack2((const unsigned char *)p, le);
+}
+#endif
+
+/* A compact int is one CPython stores in a single digit (|v| < 2**30 with
+ * 30-bit digits); its value is read without a call. Both take an exact int
+ * or subclass; CompactValue only a compact one. */
+#if PY_VERSION_HEX < 0x030C0000
+static inline int PyUnstable_Long_IsCompact(const PyLongObject *op) {
+  Py_ssize_t size = Py_SIZE((PyObject *)op);
+  return size >= -1 && size <= 1;
+}
+static inline Py_ssize_t PyUnstable_Long_CompactValue(const PyLongObject *op) {
+  return Py_SIZE((PyObject *)op) * (Py_ssize_t)op->ob_digit[0];
+}
+#endif
+
+/* obj.attr_name without raising AttributeError: 1 with *result a new
+ * reference, 0 with *result NULL when there is no such attribute, -1 with an
+ * exception (and *result NULL) on any other error. */
+#if PY_VERSION_HEX < 0x030D0000
+static inline int PyObject_GetOptionalAttr(PyObject *obj, PyObject *attr_name,
+                                           PyObject **result) {
+  return _PyObject_LookupAttr(obj, attr_name, result);
+}
+#endif
+
+/* Python's hash of the `len` bytes at `ptr`: hash(bytes) of them, and
+ * hash(str) of them when they are ASCII. Never fails. */
+#if PY_VERSION_HEX < 0x030E0000
+#if PY_VERSION_HEX >= 0x030D0000
+PyAPI_FUNC(Py_hash_t) _Py_HashBytes(const void *src, Py_ssize_t len);
+#endif
+static inline Py_hash_t Py_HashBuffer(const void *ptr, Py_ssize_t len) {
+  return _Py_HashBytes(ptr, len);
+}
+#endif
+
+#endif /* EDGERT_PY_PYCOMPAT_H */
