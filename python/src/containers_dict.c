@@ -295,7 +295,9 @@ static Py_ssize_t td_length_locked(TypedDictObject *self) {
   return self->d ? (Py_ssize_t)edgert_dict_len(self->d) : 0;
 }
 
-EDGERT_PY_LOCKED(PyObject *, td_subscript, self, (TypedDictObject *self, PyObject *key), (self, key))
+EDGERT_PY_LOCKED(PyObject *, td_subscript, self,
+                 (TypedDictObject *self, PyObject *key),
+                 (self, key))
 static PyObject *td_subscript_locked(TypedDictObject *self, PyObject *key) {
   if (LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->view != NULL &&
              !self->use_ring)) {
@@ -422,7 +424,9 @@ static int td_delitem(TypedDictObject *self, PyObject *key) {
   return 0;
 }
 
-EDGERT_PY_LOCKED(int, td_ass_subscript, self, (TypedDictObject *self, PyObject *key, PyObject *value), (self, key, value))
+EDGERT_PY_LOCKED(int, td_ass_subscript, self,
+                 (TypedDictObject *self, PyObject *key, PyObject *value),
+                 (self, key, value))
 static int td_ass_subscript_locked(TypedDictObject *self, PyObject *key, PyObject *value) {
   int64_t k;
   if (LIKELY(self->int_float && value != NULL && PyLong_CheckExact(key) &&
@@ -653,8 +657,8 @@ static PyObject *tdv_mapping(TypedDictValuesObject *v, void *c) {
 }
 
 /* `exports`, `shape` and `strides` are in the dict's critical section. */
-EDGERT_PY_LOCKED(int, tdv_getbuffer, v->dict, (TypedDictValuesObject *v, Py_buffer *view, int flags),
-                 (v, view, flags))
+EDGERT_PY_LOCKED(int, tdv_getbuffer, v->dict,
+                 (TypedDictValuesObject *v, Py_buffer *view, int flags), (v, view, flags))
 static int tdv_getbuffer_locked(TypedDictValuesObject *v, Py_buffer *view, int flags) {
   TypedDictObject *self = v->dict;
   int kind = self->v.kind;
@@ -742,7 +746,9 @@ static PyTypeObject TypedDictValuesType = {
 
 /* ---- methods ------------------------------------------------------------ */
 
-EDGERT_PY_LOCKED(PyObject *, td_get, self, (TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs), (self, args, nargs))
+EDGERT_PY_LOCKED(PyObject *, td_get, self,
+                 (TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs),
+                 (self, args, nargs))
 static PyObject *td_get_locked(TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs) {
   if (nargs < 1 || nargs > 2) {
     PyErr_Format(PyExc_TypeError, "get expected 1 or 2 arguments, got %zd", nargs);
@@ -759,8 +765,11 @@ static PyObject *td_get_locked(TypedDictObject *self, PyObject *const *args, Py_
   return Py_NewRef(nargs == 2 ? args[1] : Py_None);
 }
 
-EDGERT_PY_LOCKED(PyObject *, td_setdefault, self, (TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs), (self, args, nargs))
-static PyObject *td_setdefault_locked(TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs) {
+EDGERT_PY_LOCKED(PyObject *, td_setdefault, self,
+                 (TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs),
+                 (self, args, nargs))
+static PyObject *td_setdefault_locked(TypedDictObject *self, PyObject *const *args,
+                                      Py_ssize_t nargs) {
   if (nargs < 1 || nargs > 2) {
     PyErr_Format(PyExc_TypeError, "setdefault expected 1 or 2 arguments, got %zd", nargs);
     return NULL;
@@ -782,7 +791,9 @@ static PyObject *td_setdefault_locked(TypedDictObject *self, PyObject *const *ar
   return box_value(self, v);
 }
 
-EDGERT_PY_LOCKED(PyObject *, td_pop, self, (TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs), (self, args, nargs))
+EDGERT_PY_LOCKED(PyObject *, td_pop, self,
+                 (TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs),
+                 (self, args, nargs))
 static PyObject *td_pop_locked(TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs) {
   if (nargs < 1 || nargs > 2) {
     PyErr_Format(PyExc_TypeError, "pop expected 1 or 2 arguments, got %zd", nargs);
@@ -809,7 +820,9 @@ static PyObject *td_pop_locked(TypedDictObject *self, PyObject *const *args, Py_
   return r;
 }
 
-EDGERT_PY_LOCKED(PyObject *, td_popitem, self, (TypedDictObject *self, PyObject *unused), (self, unused))
+EDGERT_PY_LOCKED(PyObject *, td_popitem, self,
+                 (TypedDictObject *self, PyObject *unused),
+                 (self, unused))
 static PyObject *td_popitem_locked(TypedDictObject *self, PyObject *unused) {
   (void)unused;
   if (need_core(self) < 0)
@@ -844,7 +857,9 @@ static PyObject *td_popitem_locked(TypedDictObject *self, PyObject *unused) {
   return t;
 }
 
-EDGERT_PY_LOCKED(PyObject *, td_clear, self, (TypedDictObject *self, PyObject *unused), (self, unused))
+EDGERT_PY_LOCKED(PyObject *, td_clear, self,
+                 (TypedDictObject *self, PyObject *unused),
+                 (self, unused))
 static PyObject *td_clear_locked(TypedDictObject *self, PyObject *unused) {
   (void)unused;
   if (need_core(self) < 0)
@@ -1005,7 +1020,9 @@ static PyObject *td_update(TypedDictObject *self, PyObject *args, PyObject *kwar
   Py_RETURN_NONE;
 }
 
-EDGERT_PY_LOCKED(PyObject *, td_copy, self, (TypedDictObject *self, PyObject *unused), (self, unused))
+EDGERT_PY_LOCKED(PyObject *, td_copy, self,
+                 (TypedDictObject *self, PyObject *unused),
+                 (self, unused))
 static PyObject *td_copy_locked(TypedDictObject *self, PyObject *unused) {
   (void)unused;
   if (need_core(self) < 0)
@@ -1098,7 +1115,9 @@ static PyObject *td_reduce(TypedDictObject *self, PyObject *unused) {
   return Py_BuildValue("N(OONs)", fn, self->k.spec, self->v.spec, d, mode);
 }
 
-EDGERT_PY_LOCKED(PyObject *, td_sizeof, self, (TypedDictObject *self, PyObject *unused), (self, unused))
+EDGERT_PY_LOCKED(PyObject *, td_sizeof, self,
+                 (TypedDictObject *self, PyObject *unused),
+                 (self, unused))
 static PyObject *td_sizeof_locked(TypedDictObject *self, PyObject *unused) {
   (void)unused;
   return PyLong_FromSize_t((size_t)Py_TYPE(self)->tp_basicsize +
@@ -1118,7 +1137,9 @@ static PyObject *td_reserve_locked(TypedDictObject *self, PyObject *arg) {
   Py_RETURN_NONE;
 }
 
-EDGERT_PY_LOCKED(PyObject *, td_cache_stats, self, (TypedDictObject *self, PyObject *unused), (self, unused))
+EDGERT_PY_LOCKED(PyObject *, td_cache_stats, self,
+                 (TypedDictObject *self, PyObject *unused),
+                 (self, unused))
 static PyObject *td_cache_stats_locked(TypedDictObject *self, PyObject *unused) {
   (void)unused;
   if (need_core(self) < 0)
@@ -1132,7 +1153,9 @@ static PyObject *td_cache_stats_locked(TypedDictObject *self, PyObject *unused) 
                        st.active ? Py_True : Py_False);
 }
 
-EDGERT_PY_LOCKED(PyObject *, td_set_cache, self, (TypedDictObject *self, PyObject *arg), (self, arg))
+EDGERT_PY_LOCKED(PyObject *, td_set_cache, self,
+                 (TypedDictObject *self, PyObject *arg),
+                 (self, arg))
 static PyObject *td_set_cache_locked(TypedDictObject *self, PyObject *arg) {
   int mode;
   if (need_core(self) < 0 || parse_cache_mode(arg, &mode) < 0)
@@ -1291,7 +1314,9 @@ fail:
   return -1;
 }
 
-EDGERT_PY_LOCKED(PyObject *, td_get_many, self, (TypedDictObject *self, PyObject *args, PyObject *kwargs), (self, args, kwargs))
+EDGERT_PY_LOCKED(PyObject *, td_get_many, self,
+                 (TypedDictObject *self, PyObject *args, PyObject *kwargs),
+                 (self, args, kwargs))
 static PyObject *td_get_many_locked(TypedDictObject *self, PyObject *args, PyObject *kwargs) {
   static char *kwlist[] = {"keys", "out", "default", NULL};
   PyObject *keys, *out = Py_None, *dflt = NULL;
@@ -1381,7 +1406,9 @@ done:
   return result;
 }
 
-EDGERT_PY_LOCKED(PyObject *, td_set_many, self, (TypedDictObject *self, PyObject *args, PyObject *kwargs), (self, args, kwargs))
+EDGERT_PY_LOCKED(PyObject *, td_set_many, self,
+                 (TypedDictObject *self, PyObject *args, PyObject *kwargs),
+                 (self, args, kwargs))
 static PyObject *td_set_many_locked(TypedDictObject *self, PyObject *args, PyObject *kwargs) {
   static char *kwlist[] = {"keys", "values", NULL};
   PyObject *keys, *values;

@@ -276,7 +276,9 @@ static PyObject *tl_slice(TypedListObject *self, Py_ssize_t start, Py_ssize_t st
   return (PyObject *)r;
 }
 
-EDGERT_PY_LOCKED(PyObject *, tl_subscript, self, (TypedListObject *self, PyObject *key), (self, key))
+EDGERT_PY_LOCKED(PyObject *, tl_subscript, self,
+                 (TypedListObject *self, PyObject *key),
+                 (self, key))
 static PyObject *tl_subscript_locked(TypedListObject *self, PyObject *key) {
   if (need_core(self) < 0)
     return NULL;
@@ -343,7 +345,9 @@ static int del_extended(TypedListObject *self, Py_ssize_t start, Py_ssize_t step
   return 0;
 }
 
-EDGERT_PY_LOCKED(int, tl_ass_subscript, self, (TypedListObject *self, PyObject *key, PyObject *value), (self, key, value))
+EDGERT_PY_LOCKED(int, tl_ass_subscript, self,
+                 (TypedListObject *self, PyObject *key, PyObject *value),
+                 (self, key, value))
 static int tl_ass_subscript_locked(TypedListObject *self, PyObject *key, PyObject *value) {
   if (need_core(self) < 0)
     return -1;
@@ -500,7 +504,9 @@ static int tl_extend_from(TypedListObject *self, PyObject *it) {
   return 0;
 }
 
-EDGERT_PY_LOCKED(PyObject *, tl_append, self, (TypedListObject *self, PyObject *value), (self, value))
+EDGERT_PY_LOCKED(PyObject *, tl_append, self,
+                 (TypedListObject *self, PyObject *value),
+                 (self, value))
 static PyObject *tl_append_locked(TypedListObject *self, PyObject *value) {
   if (need_core(self) < 0)
     return NULL;
@@ -534,7 +540,9 @@ static PyObject *tl_extend_locked(TypedListObject *self, PyObject *it) {
   Py_RETURN_NONE;
 }
 
-EDGERT_PY_LOCKED(PyObject *, tl_insert, self, (TypedListObject *self, PyObject *const *args, Py_ssize_t nargs), (self, args, nargs))
+EDGERT_PY_LOCKED(PyObject *, tl_insert, self,
+                 (TypedListObject *self, PyObject *const *args, Py_ssize_t nargs),
+                 (self, args, nargs))
 static PyObject *tl_insert_locked(TypedListObject *self, PyObject *const *args, Py_ssize_t nargs) {
   if (need_core(self) < 0)
     return NULL;
@@ -570,7 +578,9 @@ static PyObject *tl_insert_locked(TypedListObject *self, PyObject *const *args, 
   Py_RETURN_NONE;
 }
 
-EDGERT_PY_LOCKED(PyObject *, tl_pop, self, (TypedListObject *self, PyObject *const *args, Py_ssize_t nargs), (self, args, nargs))
+EDGERT_PY_LOCKED(PyObject *, tl_pop, self,
+                 (TypedListObject *self, PyObject *const *args, Py_ssize_t nargs),
+                 (self, args, nargs))
 static PyObject *tl_pop_locked(TypedListObject *self, PyObject *const *args, Py_ssize_t nargs) {
   if (need_core(self) < 0)
     return NULL;
@@ -622,7 +632,9 @@ static Py_ssize_t find_value(TypedListObject *self, PyObject *value, Py_ssize_t 
   return -1;
 }
 
-EDGERT_PY_LOCKED(PyObject *, tl_remove, self, (TypedListObject *self, PyObject *value), (self, value))
+EDGERT_PY_LOCKED(PyObject *, tl_remove, self,
+                 (TypedListObject *self, PyObject *value),
+                 (self, value))
 static PyObject *tl_remove_locked(TypedListObject *self, PyObject *value) {
   if (need_core(self) < 0)
     return NULL;
@@ -639,7 +651,9 @@ static PyObject *tl_remove_locked(TypedListObject *self, PyObject *value) {
   Py_RETURN_NONE;
 }
 
-EDGERT_PY_LOCKED(PyObject *, tl_index, self, (TypedListObject *self, PyObject *const *args, Py_ssize_t nargs), (self, args, nargs))
+EDGERT_PY_LOCKED(PyObject *, tl_index, self,
+                 (TypedListObject *self, PyObject *const *args, Py_ssize_t nargs),
+                 (self, args, nargs))
 static PyObject *tl_index_locked(TypedListObject *self, PyObject *const *args, Py_ssize_t nargs) {
   if (need_core(self) < 0)
     return NULL;
@@ -679,7 +693,9 @@ static PyObject *tl_index_locked(TypedListObject *self, PyObject *const *args, P
   return PyLong_FromSsize_t(i);
 }
 
-EDGERT_PY_LOCKED(PyObject *, tl_count, self, (TypedListObject *self, PyObject *value), (self, value))
+EDGERT_PY_LOCKED(PyObject *, tl_count, self,
+                 (TypedListObject *self, PyObject *value),
+                 (self, value))
 static PyObject *tl_count_locked(TypedListObject *self, PyObject *value) {
   if (need_core(self) < 0)
     return NULL;
@@ -693,7 +709,9 @@ static PyObject *tl_count_locked(TypedListObject *self, PyObject *value) {
   return PyLong_FromSsize_t(c);
 }
 
-EDGERT_PY_LOCKED(PyObject *, tl_reverse, self, (TypedListObject *self, PyObject *unused), (self, unused))
+EDGERT_PY_LOCKED(PyObject *, tl_reverse, self,
+                 (TypedListObject *self, PyObject *unused),
+                 (self, unused))
 static PyObject *tl_reverse_locked(TypedListObject *self, PyObject *unused) {
   (void)unused;
   if (need_core(self) < 0)
@@ -765,7 +783,9 @@ static PyObject *tl_sort(TypedListObject *self, PyObject *args, PyObject *kwargs
   Py_RETURN_NONE;
 }
 
-EDGERT_PY_LOCKED(PyObject *, tl_clear, self, (TypedListObject *self, PyObject *unused), (self, unused))
+EDGERT_PY_LOCKED(PyObject *, tl_clear, self,
+                 (TypedListObject *self, PyObject *unused),
+                 (self, unused))
 static PyObject *tl_clear_locked(TypedListObject *self, PyObject *unused) {
   (void)unused;
   if (need_core(self) < 0)
@@ -776,7 +796,9 @@ static PyObject *tl_clear_locked(TypedListObject *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
-EDGERT_PY_LOCKED(PyObject *, tl_copy, self, (TypedListObject *self, PyObject *unused), (self, unused))
+EDGERT_PY_LOCKED(PyObject *, tl_copy, self,
+                 (TypedListObject *self, PyObject *unused),
+                 (self, unused))
 static PyObject *tl_copy_locked(TypedListObject *self, PyObject *unused) {
   (void)unused;
   if (need_core(self) < 0)
@@ -817,7 +839,9 @@ static PyObject *tl_reduce(TypedListObject *self, PyObject *unused) {
 
 /* _frombytes(raw): replaces the contents with fixed-size elements given as
  * raw bytes (the pickle path). */
-EDGERT_PY_LOCKED(PyObject *, tl_frombytes, self, (TypedListObject *self, PyObject *raw), (self, raw))
+EDGERT_PY_LOCKED(PyObject *, tl_frombytes, self,
+                 (TypedListObject *self, PyObject *raw),
+                 (self, raw))
 static PyObject *tl_frombytes_locked(TypedListObject *self, PyObject *raw) {
   if (need_core(self) < 0)
     return NULL;
@@ -846,7 +870,9 @@ static PyObject *tl_frombytes_locked(TypedListObject *self, PyObject *raw) {
   Py_RETURN_NONE;
 }
 
-EDGERT_PY_LOCKED(PyObject *, tl_sizeof, self, (TypedListObject *self, PyObject *unused), (self, unused))
+EDGERT_PY_LOCKED(PyObject *, tl_sizeof, self,
+                 (TypedListObject *self, PyObject *unused),
+                 (self, unused))
 static PyObject *tl_sizeof_locked(TypedListObject *self, PyObject *unused) {
   (void)unused;
   size_t n = (size_t)Py_TYPE(self)->tp_basicsize + (self->l ? edgert_list_memory(self->l) : 0);
@@ -918,7 +944,9 @@ static PyObject *tl_concat(TypedListObject *self, PyObject *other) {
   return (PyObject *)r;
 }
 
-EDGERT_PY_LOCKED(PyObject *, tl_inplace_concat, self, (TypedListObject *self, PyObject *other), (self, other))
+EDGERT_PY_LOCKED(PyObject *, tl_inplace_concat, self,
+                 (TypedListObject *self, PyObject *other),
+                 (self, other))
 static PyObject *tl_inplace_concat_locked(TypedListObject *self, PyObject *other) {
   if (need_core(self) < 0 || tl_extend_from(self, other) < 0)
     return NULL;
@@ -944,7 +972,9 @@ static int repeat_into(TypedListObject *self, edgert_list_t *dst, Py_ssize_t tim
   return 0;
 }
 
-EDGERT_PY_LOCKED(PyObject *, tl_repeat, self, (TypedListObject *self, Py_ssize_t times), (self, times))
+EDGERT_PY_LOCKED(PyObject *, tl_repeat, self,
+                 (TypedListObject *self, Py_ssize_t times),
+                 (self, times))
 static PyObject *tl_repeat_locked(TypedListObject *self, Py_ssize_t times) {
   if (need_core(self) < 0)
     return NULL;
@@ -958,7 +988,9 @@ static PyObject *tl_repeat_locked(TypedListObject *self, Py_ssize_t times) {
   return (PyObject *)r;
 }
 
-EDGERT_PY_LOCKED(PyObject *, tl_inplace_repeat, self, (TypedListObject *self, Py_ssize_t times), (self, times))
+EDGERT_PY_LOCKED(PyObject *, tl_inplace_repeat, self,
+                 (TypedListObject *self, Py_ssize_t times),
+                 (self, times))
 static PyObject *tl_inplace_repeat_locked(TypedListObject *self, Py_ssize_t times) {
   if (need_core(self) < 0)
     return NULL;
@@ -979,7 +1011,9 @@ static PyObject *tl_inplace_repeat_locked(TypedListObject *self, Py_ssize_t time
 
 /* ---- buffer protocol ---------------------------------------------------- */
 
-EDGERT_PY_LOCKED(int, tl_getbuffer, self, (TypedListObject *self, Py_buffer *view, int flags), (self, view, flags))
+EDGERT_PY_LOCKED(int, tl_getbuffer, self,
+                 (TypedListObject *self, Py_buffer *view, int flags),
+                 (self, view, flags))
 static int tl_getbuffer_locked(TypedListObject *self, Py_buffer *view, int flags) {
   if (self->l == NULL || self->e.kind == EDGERT_KIND_STR || self->e.kind == EDGERT_KIND_BYTES) {
     PyErr_Format(PyExc_BufferError,

@@ -29,20 +29,14 @@
  * (Py_GIL_DISABLED) the state the GIL used to serialize is protected here:
  * - an object's mutable state by a critical section on that object
  *   (CPython's per-object lock, what list and dict use). On builds with a
- *   GIL, 3.13's macros are plain blocks, and older versions have none, so
- *   the fallbacks below are plain blocks too: no cost there.
+ *   GIL, 3.13's macros are plain blocks, and pycompat.h gives older
+ *   versions the same: no cost there.
  * - counters and flags read without a lock by relaxed atomics on
  *   free-threaded builds, plain accesses with a GIL.
  * EDGERT_PY_LOCKED(rtype, name, obj, params, args) defines `name params` as
  * `name##_locked args` run in a critical section on `obj` (what Argument
  * Clinic's @critical_section generates for CPython's own methods); the
  * caller then writes the body as `name##_locked`. */
-#ifndef Py_BEGIN_CRITICAL_SECTION
-#define Py_BEGIN_CRITICAL_SECTION(op) {
-#define Py_END_CRITICAL_SECTION() }
-#define Py_BEGIN_CRITICAL_SECTION2(a, b) {
-#define Py_END_CRITICAL_SECTION2() }
-#endif
 
 #define EDGERT_PY_LOCKED(rtype, name, obj, params, args)                                     \
   static rtype name##_locked params;                                                         \

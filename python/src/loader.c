@@ -1337,7 +1337,7 @@ static PyObject *loader_call(LoaderObject *self, PyObject *const *args, Py_ssize
   Py_BEGIN_CRITICAL_SECTION(self);
   PyObject *f = lookup_bound(self, args[0]);
   if (EDGERT__PY_LIKELY(f != NULL))
-    b = Py_NewRef(PyCFunction_GET_SELF(f));
+    b = Py_XNewRef(PyCFunction_GET_SELF(f)); /* a bound callable always has a __self__ */
   Py_END_CRITICAL_SECTION();
   if (EDGERT__PY_UNLIKELY(b == NULL))
     return NULL;
@@ -1346,14 +1346,18 @@ static PyObject *loader_call(LoaderObject *self, PyObject *const *args, Py_ssize
   return r;
 }
 
-EDGERT_PY_LOCKED(PyObject *, loader_function, self, (LoaderObject *self, PyObject *name), (self, name))
+EDGERT_PY_LOCKED(PyObject *, loader_function, self,
+                 (LoaderObject *self, PyObject *name),
+                 (self, name))
 static PyObject *loader_function_locked(LoaderObject *self, PyObject *name) {
   PyObject *f = lookup_bound(self, name);
   Py_XINCREF(f);
   return f;
 }
 
-EDGERT_PY_LOCKED(PyObject *, loader_address_of, self, (LoaderObject *self, PyObject *name), (self, name))
+EDGERT_PY_LOCKED(PyObject *, loader_address_of, self,
+                 (LoaderObject *self, PyObject *name),
+                 (self, name))
 static PyObject *loader_address_of_locked(LoaderObject *self, PyObject *name) {
   if (!PyUnicode_Check(name)) {
     PyErr_Format(PyExc_TypeError, "symbol name must be str, not %s", Py_TYPE(name)->tp_name);
@@ -1398,7 +1402,9 @@ static PyObject *loader_verify_locked(LoaderObject *self, PyObject *hex) {
   return PyBool_FromLong(rc);
 }
 
-EDGERT_PY_LOCKED(PyObject *, loader_unload, self, (LoaderObject *self, PyObject *unused), (self, unused))
+EDGERT_PY_LOCKED(PyObject *, loader_unload, self,
+                 (LoaderObject *self, PyObject *unused),
+                 (self, unused))
 static PyObject *loader_unload_locked(LoaderObject *self, PyObject *unused) {
   (void)unused;
   if (self->mod != NULL && !EDGERT_PY_LOAD(self->mod->unloaded)) {

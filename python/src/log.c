@@ -9,9 +9,8 @@
  *
  * Threads: the loggers and level_objs are set at module init and only read
  * after. The cache is logging's own dict, which other threads clear and
- * fill: on 3.13+ it is read with PyDict_GetItemRef (a strong reference, as
- * the free-threading guide asks of a dict others change); the values are
- * True and False, so the borrowed lookup of older versions is as safe.
+ * fill: it is read with PyDict_GetItemRef (a strong reference, as the
+ * free-threading guide asks of a dict others change).
  */
 #include "ext.h"
 
@@ -45,8 +44,10 @@ int edgert_py_log_enabled(edgert_py_logger_t *lg, int level) {
   PyObject *key = (level >= 0 && level <= 50 && level % 10 == 0)
                       ? level_objs[level / 10]
                       : NULL;
-  if (lg->cache != NULL && key != NULL) {
-#if PY_VERSION_HEX >= 0x030D0000
+  /* The lookup may not run with an exception pending (a failing call logs
+   * while raising): that case asks isEnabledFor below, around which the
+   * exception is kept. */
+  if (lg->cache != NULL && key != NULL && !PyErr_Occurred()) {
     PyObject *hit = NULL;
     int found = PyDict_GetItemRef(lg->cache, key, &hit);
     if (found > 0) {
@@ -56,11 +57,6 @@ int edgert_py_log_enabled(edgert_py_logger_t *lg, int level) {
     }
     if (found < 0)
       PyErr_Clear();
-#else
-    PyObject *hit = PyDict_GetItemWithError(lg->cache, key);
-    if (hit != NULL)
-      return hit == Py_True;
-#endif
   }
   PyObject *et, *ev, *tb;
   PyErr_Fetch(&et, &ev, &tb);

@@ -916,7 +916,9 @@ static const char *state_name(int state) {
                          : state == QUARANTINED ? "quarantined" : "cleared";
 }
 
-EDGERT_PY_LOCKED(PyObject *, kernel_stats, self, (KernelObject *self, PyObject *unused), (self, unused))
+EDGERT_PY_LOCKED(PyObject *, kernel_stats, self,
+                 (KernelObject *self, PyObject *unused),
+                 (self, unused))
 static PyObject *kernel_stats_locked(KernelObject *self, PyObject *unused) {
   (void)unused;
   PyObject *cl = lat_summary(&self->clat);
@@ -967,7 +969,8 @@ static PyObject *get_name(KernelObject *self, void *c) {
   (void)c;
   return Py_NewRef(self->name);
 }
-static PyObject *get_reference(KernelObject *self, void *c) {
+EDGERT_PY_LOCKED(PyObject *, get_reference, self, (KernelObject *self, void *c), (self, c))
+static PyObject *get_reference_locked(KernelObject *self, void *c) {
   (void)c;
   if (cleared(self))
     return NULL;
