@@ -10,11 +10,14 @@ exception is re-raised in the test. Errors a concurrent change may cause
 (IndexError, BufferError, a RuntimeError about a dict that changed during
 iteration, ModuleUnloadedError) are the documented outcomes of a race, as
 with list and dict (docs/free-threading.md); a wrong value, a lost update
-or a crash is a failure."""
+or a crash is a failure, and so is a hang: a watchdog ends the process with
+every thread's traceback if one test runs for WATCHDOG_S seconds (each takes
+about a second)."""
 from __future__ import annotations
 
 import copy
 import ctypes
+import faulthandler
 import os
 import pickle
 import subprocess
@@ -36,6 +39,14 @@ needs_free_threading = pytest.mark.skipif(
     reason="not a free-threaded build (make test-freethreaded runs these)")
 
 THREADS = 4
+WATCHDOG_S = 300
+
+
+@pytest.fixture(autouse=True)
+def watchdog():
+    faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
 
 
 def run_threads(*targets, args=None):
