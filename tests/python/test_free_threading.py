@@ -457,7 +457,8 @@ def test_loader_calls_while_another_thread_reloads_and_unloads():
     done = threading.Event()
 
     def caller(i):
-        ok = 0
+        # With a GIL a caller may run all its rounds in one switch interval
+        # while the module is unloaded: no count of successes is asserted.
         for r in range(rounds):
             try:
                 if r % 3 == 0:
@@ -466,10 +467,8 @@ def test_loader_calls_while_another_thread_reloads_and_unloads():
                     assert ld.function("add")(2.0, 3.0) == 5.0
                 else:
                     assert ld.call("sum_f64", buf, 64) == 64.0
-                ok += 1
             except ModuleUnloadedError:
                 pass  # the other thread unloaded it just now
-        assert ok > 0
 
     def reloader(_):
         n = 0
