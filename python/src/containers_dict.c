@@ -15,9 +15,10 @@
  * reads) runs in a critical section on the TypedDict, as CPython's dict
  * does (EDGERT_PY_LOCKED wrappers; plain code with a GIL). Its iterators
  * and its values view keep their state in the same critical section.
- * Nothing is held across a call that may block, so a section is only
- * suspended where the GIL could have been released before (Python code a
- * conversion runs): the all-or-nothing rules above hold between threads.
+ * A section is suspended only while its thread blocks (in Python code a
+ * conversion runs, say), where the GIL could have been released before
+ * too, and no core call is split by that: the all-or-nothing rules above
+ * hold between threads.
  * docs/free-threading.md lists the rules for concurrent use.
  */
 #include "ext.h"

@@ -760,12 +760,22 @@ static int kernel_traverse(KernelObject *self, visitproc visit, void *arg) {
   return 0;
 }
 
-EDGERT_PY_LOCKED(int, kernel_clear, self, (KernelObject *self), (self))
-static int kernel_clear_locked(KernelObject *self) {
+/* The references are taken out in the handle's critical section and
+ * released after it, since releasing one may run code. */
+static int kernel_clear(KernelObject *self) {
+  PyObject *dropped[HISTORY_MAX + 1];
+  int n = 0;
+  Py_BEGIN_CRITICAL_SECTION(self);
   self->state = CLEARED; /* calls now raise instead of touching the history */
-  Py_CLEAR(self->reference);
-  for (int i = 0; i < self->nversions; i++)
-    Py_CLEAR(self->history[i].compiled);
+  dropped[n++] = self->reference;
+  self->reference = NULL;
+  for (int i = 0; i < self->nversions; i++) {
+    dropped[n++] = self->history[i].compiled;
+    self->history[i].compiled = NULL;
+  }
+  Py_END_CRITICAL_SECTION();
+  for (int i = 0; i < n; i++)
+    Py_XDECREF(dropped[i]);
   return 0;
 }
 
