@@ -1,7 +1,9 @@
 """`make bench`: run every bench/bench_*.py and print one table of ratios
 against the peers measured in the same run. Each module has a function
 `run() -> list[common.Row]`. Arguments: names of modules to run (default all),
---repeat N for the medians, --markdown for a table to paste in RESULTS.md."""
+--repeat N for the medians, --markdown for a table to paste in RESULTS.md,
+--cpu-time to time with the thread's CPU clock (for a machine busy with other
+work; the default is the wall clock)."""
 from __future__ import annotations
 
 import argparse
@@ -23,8 +25,12 @@ def main() -> int:
     ap.add_argument("only", nargs="*", help="bench modules to run, e.g. loader guard")
     ap.add_argument("--repeat", type=int, default=common.REPEAT)
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="time with the thread's CPU clock instead of the wall clock")
     a = ap.parse_args()
     common.REPEAT = a.repeat
+    if a.cpu_time:
+        common.use_cpu_clock()
     names = sorted(p.stem[len("bench_"):] for p in HERE.glob("bench_*.py"))
     if a.only:
         names = [n for n in names if n in a.only]
@@ -35,6 +41,7 @@ def main() -> int:
         rows.extend(mod.run())
     print(f"# edgert bench: {platform.python_implementation()} {platform.python_version()}, "
           f"{platform.machine()}, {os.cpu_count()} cpus, median of {common.REPEAT}, "
+          f"{'thread CPU time, ' if a.cpu_time else ''}"
           f"{time.time() - start:.0f}s")
     sep = "|" if a.markdown else " "
     hdr = ["group", "case", "ours ns", "peer", "peer ns", "ratio", "target", "holds"]

@@ -1,7 +1,8 @@
 # The CPython version matrix (included by the top Makefile).
 #   make test-matrix   for each CPython of PYTHONS, one after the other: its
 #                      test dependencies (PY_PACKAGES, pip for that
-#                      interpreter), a build into build-pyX.Y with
+#                      interpreter), a build into build-pyX.Y (X.Yt, X.Yd
+#                      for free-threaded and debug builds) with
 #                      WERROR=$(WERROR) (the extension, fixtures, examples and
 #                      bench peers for that Python) and the Python suite
 #                      against it. The C suites do not depend on Python and
@@ -39,7 +40,7 @@ test-matrix:
 	    echo "test-matrix: CPython $$p is not installed (pyenv: $(PYENV_ROOT)/versions/$$p.N, or python$$p on PATH)"; \
 	    failed="$$failed $$p"; summary="$$summary\n  $$p  not installed"; continue; \
 	  fi; \
-	  ver=$$("$$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  ver=$$("$$py" -c 'import sys; print("%d.%d%s" % (*sys.version_info[:2], sys.abiflags))'); \
 	  full=$$("$$py" -c 'import platform; print(platform.python_version())'); \
 	  dir=build-py$$ver; \
 	  if [ -f $$dir/CMakeCache.txt ] && ! grep -qx "Python_EXECUTABLE:[A-Z]*=$$py" $$dir/CMakeCache.txt; then \

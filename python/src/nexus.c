@@ -199,7 +199,8 @@ static inline uint64_t current_number(KernelObject *self) {
  * with the version tag of the logger's level cache (PEP 509), which changes
  * whenever logging clears or fills that cache, so the common case is one
  * integer compare instead of a dict lookup. The tag is deprecated from 3.12
- * (a dict's layout, with no public reader): there the lookup it is.
+ * (part of a dict's layout, with no public reader), so there every check is
+ * the lookup.
  */
 #if PY_VERSION_HEX < 0x030C0000
 static uint64_t debug_tag;

@@ -34,7 +34,7 @@
 #define EDGERT_PY_PYCOMPAT_H
 
 #ifndef Py_PYTHON_H
-#error "pycompat.h is included after Python.h (through ext.h)"
+#error "pycompat.h must be included after Python.h (include ext.h, which does both)"
 #endif
 
 #if PY_VERSION_HEX < 0x030A0000
