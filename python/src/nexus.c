@@ -537,13 +537,13 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
                                                  PyObject *const *args,
                                                  Py_ssize_t nargs,
                                                  const edgert_py_snap_t *before,
-                                                 const pick_t *p, int *served) {
-  PyObject *compiled = p->compiled;
-  uint64_t number = p->number;
+                                                 pick_t p, int *served) {
+  PyObject *compiled = p.compiled;
+  uint64_t number = p.number;
   *served = 0;
-  double t0 = p->sample ? now_ns() : 0.0;
+  double t0 = p.sample ? now_ns() : 0.0;
   PyObject *r;
-  if (p->bound) {
+  if (p.bound) {
     int missed = 0;
     r = edgert_py_bound_call(compiled, args, nargs, &missed);
     if (EDGERT_PY_UNLIKELY(r == NULL) && missed) {
@@ -558,10 +558,9 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
     leave_buffers(NULL, before, args); /* the kernel's error stays set */
     return compiled_failed(self, args, nargs, number);
   }
-  double t1 = p->sample ? now_ns() : 0.0;
   Py_BEGIN_CRITICAL_SECTION(self);
-  if (p->sample)
-    lat_record(&self->clat, t1 - t0);
+  if (p.sample)
+    lat_record(&self->clat, now_ns() - t0);
   self->compiled++;
   if (self->consecutive != 0 && number == current_number(self))
     self->consecutive = 0;
@@ -605,21 +604,19 @@ static EDGERT_PY_COLD PyObject *keyword_call(KernelObject *self,
 /* A call that shadow validation will check if the compiled side serves it. */
 static EDGERT_PY_COLD PyObject *validated_call(KernelObject *self,
                                                PyObject *const *args,
-                                               Py_ssize_t nargs, const pick_t *p) {
+                                               Py_ssize_t nargs, pick_t p) {
   edgert_py_snap_t *before;
   if (edgert_py_snap_take(args, nargs, &before) < 0) {
-    Py_DECREF(p->compiled);
+    Py_DECREF(p.compiled);
     return NULL;
   }
   int served;
   PyObject *r = compiled_call(self, args, nargs, before, p, &served);
   if (r != NULL && served)
-    r = shadow_validate(self, r, args, nargs, p->number, before);
+    r = shadow_validate(self, r, args, nargs, p.number, before);
   edgert_py_snap_free(before);
   return r;
 }
-
-enum { ROUTE_COMPILED, ROUTE_VALIDATED, ROUTE_REFERENCE };
 
 #if defined(__GNUC__)
 __attribute__((aligned(64))) /* its placement moved the call path by ns */
@@ -630,27 +627,24 @@ static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
   Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
   if (EDGERT_PY_UNLIKELY(kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0))
     return keyword_call(self, args, nargsf, kwnames);
-  int route;
-  pick_t p;
+  int active, validate = 0;
+  pick_t p = {NULL, 0, 0, 0};
   Py_BEGIN_CRITICAL_SECTION(self);
   self->calls++;
-  if (EDGERT_PY_UNLIKELY(self->state != ACTIVE)) {
-    route = ROUTE_REFERENCE;
-  } else {
+  active = self->state == ACTIVE;
+  if (EDGERT_PY_LIKELY(active)) {
     /* every validate_every-th call the compiled side serves is validated */
-    route = EDGERT_PY_UNLIKELY(self->validate_every != 0) &&
-                    (self->compiled + 1) % self->validate_every == 0
-                ? ROUTE_VALIDATED
-                : ROUTE_COMPILED;
+    validate = EDGERT_PY_UNLIKELY(self->validate_every != 0) &&
+               (self->compiled + 1) % self->validate_every == 0;
     pick_current(self, &p);
   }
   Py_END_CRITICAL_SECTION();
-  if (EDGERT_PY_UNLIKELY(route == ROUTE_REFERENCE))
+  if (EDGERT_PY_UNLIKELY(!active))
     return quarantined_call(self, args, nargs);
-  if (EDGERT_PY_UNLIKELY(route == ROUTE_VALIDATED))
-    return validated_call(self, args, nargs, &p);
+  if (EDGERT_PY_UNLIKELY(validate))
+    return validated_call(self, args, nargs, p);
   int served;
-  return compiled_call(self, args, nargs, NULL, &p, &served);
+  return compiled_call(self, args, nargs, NULL, p, &served);
 }
 
 /* ---- construction ------------------------------------------------------ */
