@@ -1,7 +1,8 @@
 # Free-threaded CPython (included by the top Makefile).
 #   make python-freethreaded  build CPython $(FT_SERIES)t (configure --disable-gil) from
 #                             Debian's python$(FT_SERIES) source package into $(FT_PREFIX);
-#                             reused when present (delete the folder to rebuild)
+#                             reused when present (delete the folder to rebuild);
+#                             2 to 5 min on 2 cores, the suite 1 to 2 min more
 #   make test-freethreaded    build the extension against it in $(FT_BUILD) and run the whole
 #                             Python suite there with the GIL off (test_free_threading.py
 #                             asserts that importing edgert leaves it off, and stresses
