@@ -434,10 +434,10 @@ static int match_bytes(cmp_t *c, PyObject *a, PyObject *b) {
 }
 
 static int match_sequences(cmp_t *c, PyObject *a, PyObject *b) {
-  PyObject *fa = PySequence_Fast(a, "not a sequence");
+  PyObject *fa = edgert_py_sequence_fast(a, "not a sequence");
   if (fa == NULL)
     return -1;
-  PyObject *fb = PySequence_Fast(b, "not a sequence");
+  PyObject *fb = edgert_py_sequence_fast(b, "not a sequence");
   if (fb == NULL) {
     Py_DECREF(fa);
     return -1;

@@ -361,16 +361,32 @@ static PyObject *py_coerce(PyObject *self, PyObject *args) {
   return r;
 }
 
+/* The helpers are set once, by the first call (edgert.containers makes it
+ * at import), and never replaced: the containers read them without a lock,
+ * so on a free-threaded build a replaced (and freed) one could still be in
+ * use in another thread. A later call changes nothing. */
+#ifdef Py_GIL_DISABLED
+static PyMutex setup_lock;
+#endif
+
 static PyObject *py_containers_setup(PyObject *self, PyObject *args) {
   (void)self;
   PyObject *gd, *gl, *kv, *iv, *mabc;
   if (!PyArg_ParseTuple(args, "OOOOO:_containers_setup", &gd, &gl, &kv, &iv, &mabc))
     return NULL;
-  Py_XSETREF(EdgertPy_GenericDict, Py_NewRef(gd));
-  Py_XSETREF(EdgertPy_GenericList, Py_NewRef(gl));
-  Py_XSETREF(EdgertPy_KeysView, Py_NewRef(kv));
-  Py_XSETREF(EdgertPy_ItemsView, Py_NewRef(iv));
-  Py_XSETREF(EdgertPy_MappingABC, Py_NewRef(mabc));
+#ifdef Py_GIL_DISABLED
+  PyMutex_Lock(&setup_lock);
+#endif
+  if (EdgertPy_GenericDict == NULL) {
+    EdgertPy_GenericList = Py_NewRef(gl);
+    EdgertPy_KeysView = Py_NewRef(kv);
+    EdgertPy_ItemsView = Py_NewRef(iv);
+    EdgertPy_MappingABC = Py_NewRef(mabc);
+    EdgertPy_GenericDict = Py_NewRef(gd);
+  }
+#ifdef Py_GIL_DISABLED
+  PyMutex_Unlock(&setup_lock);
+#endif
   Py_RETURN_NONE;
 }
 

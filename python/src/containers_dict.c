@@ -9,6 +9,17 @@
  * key or value, or a callback that raises, changes nothing; batches
  * (update, set_many) go through edgert_dict_set_many, which is all or
  * nothing. An exported values buffer pins the core dict.
+ *
+ * Threads: the core dict is not thread-safe, so every read or change of
+ * it (lookups included: the inline cache and its counters change on
+ * reads) runs in a critical section on the TypedDict, as CPython's dict
+ * does (EDGERT_PY_LOCKED wrappers; plain code with a GIL). Its iterators
+ * and its values view keep their state in the same critical section.
+ * A section is suspended only while its thread blocks (in Python code a
+ * conversion runs, say), where the GIL could have been released before
+ * too, and no core call is split by that: the all-or-nothing rules above
+ * hold between threads.
+ * docs/free-threading.md lists the rules for concurrent use.
  */
 #include "ext.h"
 
@@ -29,9 +40,10 @@ typedef struct {
 } TypedDictObject;
 
 typedef struct {
-  PyObject_HEAD TypedDictObject *dict; /* NULL when exhausted */
-  edgert_dict_iter_t it;
-  int mode; /* 0 keys, 1 values, 2 items */
+  PyObject_HEAD TypedDictObject *dict; /* NULL when exhausted (builds with a GIL) */
+  edgert_dict_iter_t it;               /* in the dict's critical section, as is: */
+  int exhausted;
+  int mode; /* 0 keys, 1 values, 2 items, 3 reversed keys */
 } TypedDictIterObject;
 
 typedef struct {
@@ -89,7 +101,7 @@ static uint64_t py_str_hasher(const char *data, size_t len, void *ud) {
   if (i == len) /* ASCII: Python hashes exactly these bytes */
     return (uint64_t)Py_HashBuffer(data, (Py_ssize_t)len);
   /* Other text: hash the str it decodes to (the core calls this only from
-   * the binding, with the GIL held). */
+   * the binding, in the dict's critical section). */
   PyObject *t, *v, *tb;
   PyErr_Fetch(&t, &v, &tb);
   PyObject *s = PyUnicode_DecodeUTF8(data, (Py_ssize_t)len, "surrogateescape");
@@ -279,11 +291,15 @@ static void td_dealloc(TypedDictObject *self) {
 
 /* ---- mapping protocol --------------------------------------------------- */
 
-static Py_ssize_t td_length(TypedDictObject *self) {
+EDGERT_PY_LOCKED(Py_ssize_t, td_length, self, (TypedDictObject *self), (self))
+static Py_ssize_t td_length_locked(TypedDictObject *self) {
   return self->d ? (Py_ssize_t)edgert_dict_len(self->d) : 0;
 }
 
-static PyObject *td_subscript(TypedDictObject *self, PyObject *key) {
+EDGERT_PY_LOCKED(PyObject *, td_subscript, self,
+                 (TypedDictObject *self, PyObject *key),
+                 (self, key))
+static PyObject *td_subscript_locked(TypedDictObject *self, PyObject *key) {
   if (LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->view != NULL &&
              !self->use_ring)) {
     int64_t k;
@@ -409,7 +425,10 @@ static int td_delitem(TypedDictObject *self, PyObject *key) {
   return 0;
 }
 
-static int td_ass_subscript(TypedDictObject *self, PyObject *key, PyObject *value) {
+EDGERT_PY_LOCKED(int, td_ass_subscript, self,
+                 (TypedDictObject *self, PyObject *key, PyObject *value),
+                 (self, key, value))
+static int td_ass_subscript_locked(TypedDictObject *self, PyObject *key, PyObject *value) {
   int64_t k;
   if (LIKELY(self->int_float && value != NULL && PyLong_CheckExact(key) &&
              PyFloat_CheckExact(value) && edgert_py_exact_int64(key, &k))) {
@@ -433,7 +452,8 @@ static int td_ass_subscript(TypedDictObject *self, PyObject *key, PyObject *valu
   return value == NULL ? td_delitem(self, key) : td_setitem(self, key, value);
 }
 
-static int td_contains(TypedDictObject *self, PyObject *key) {
+EDGERT_PY_LOCKED(int, td_contains, self, (TypedDictObject *self, PyObject *key), (self, key))
+static int td_contains_locked(TypedDictObject *self, PyObject *key) {
   if (LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->view != NULL &&
              !self->use_ring)) {
     int64_t k;
@@ -455,7 +475,10 @@ static PyObject *make_iter(TypedDictObject *self, int mode) {
   if (it == NULL)
     return NULL;
   it->dict = (TypedDictObject *)Py_NewRef(self);
+  it->exhausted = 0;
+  Py_BEGIN_CRITICAL_SECTION(self);
   edgert_dict_iter_init(self->d, &it->it);
+  Py_END_CRITICAL_SECTION();
   it->mode = mode;
   return (PyObject *)it;
 }
@@ -479,10 +502,13 @@ static void tdi_dealloc(TypedDictIterObject *it) {
   PyObject_Free(it);
 }
 
-static PyObject *tdi_next(TypedDictIterObject *it) {
-  TypedDictObject *self = it->dict;
-  if (self == NULL)
+/* One step, in the dict's critical section: the next key, value or pair;
+ * NULL with *done set when exhausted, or NULL with an exception. */
+static PyObject *tdi_step(TypedDictIterObject *it, TypedDictObject *self, int *done) {
+  if (it->exhausted) {
+    *done = 1;
     return NULL;
+  }
   if (it->mode == 3) { /* reversed keys */
     edgert_dict_t *d = self->d;
     if (edgert_dict_version(d) != it->it.version) {
@@ -492,8 +518,7 @@ static PyObject *tdi_next(TypedDictIterObject *it) {
     size_t n = edgert_dict_len(d);
     if (it->it.pos < n)
       return edgert_py_from_c(&self->k, edgert_dict_key_at(d, n - 1 - it->it.pos++));
-    it->dict = NULL;
-    Py_DECREF(self);
+    it->exhausted = *done = 1;
     return NULL;
   }
   const void *k;
@@ -526,17 +551,45 @@ static PyObject *tdi_next(TypedDictIterObject *it) {
     edgert_py_raise(rc);
     return NULL;
   }
-  it->dict = NULL;
-  Py_DECREF(self);
+  it->exhausted = *done = 1;
   return NULL;
+}
+
+/* As for TypedList's iterator: free-threaded builds keep `dict` until the
+ * iterator dies (another thread may be in next() on it); with a GIL,
+ * exhaustion drops it at once. */
+static PyObject *tdi_next(TypedDictIterObject *it) {
+  TypedDictObject *self = it->dict;
+  if (self == NULL)
+    return NULL;
+  int done = 0;
+  PyObject *r;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  r = tdi_step(it, self, &done);
+  Py_END_CRITICAL_SECTION();
+#ifndef Py_GIL_DISABLED
+  if (done) {
+    it->dict = NULL;
+    Py_DECREF(self);
+  }
+#else
+  (void)done;
+#endif
+  return r;
 }
 
 static PyObject *tdi_length_hint(TypedDictIterObject *it, PyObject *unused) {
   (void)unused;
-  if (it->dict == NULL)
-    return PyLong_FromLong(0);
-  size_t n = edgert_dict_len(it->dict->d);
-  return PyLong_FromSize_t(n > it->it.pos ? n - it->it.pos : 0);
+  TypedDictObject *self = it->dict;
+  size_t left = 0;
+  if (self != NULL) {
+    Py_BEGIN_CRITICAL_SECTION(self);
+    size_t n = edgert_dict_len(self->d);
+    if (!it->exhausted && n > it->it.pos)
+      left = n - it->it.pos;
+    Py_END_CRITICAL_SECTION();
+  }
+  return PyLong_FromSize_t(left);
 }
 
 static PyMethodDef tdi_methods[] = {
@@ -574,7 +627,9 @@ static void tdv_dealloc(TypedDictValuesObject *v) {
 static Py_ssize_t tdv_length(TypedDictValuesObject *v) { return td_length(v->dict); }
 static PyObject *tdv_iter(TypedDictValuesObject *v) { return make_iter(v->dict, 1); }
 
-static int tdv_contains(TypedDictValuesObject *v, PyObject *value) {
+EDGERT_PY_LOCKED(int, tdv_contains, v->dict, (TypedDictValuesObject *v, PyObject *value),
+                 (v, value))
+static int tdv_contains_locked(TypedDictValuesObject *v, PyObject *value) {
   TypedDictObject *self = v->dict;
   for (size_t i = 0; i < edgert_dict_len(self->d); i++) {
     PyObject *o = box_value(self, edgert_dict_value_at(self->d, i));
@@ -602,7 +657,10 @@ static PyObject *tdv_mapping(TypedDictValuesObject *v, void *c) {
   return Py_NewRef(v->dict);
 }
 
-static int tdv_getbuffer(TypedDictValuesObject *v, Py_buffer *view, int flags) {
+/* `exports`, `shape` and `strides` are in the dict's critical section. */
+EDGERT_PY_LOCKED(int, tdv_getbuffer, v->dict,
+                 (TypedDictValuesObject *v, Py_buffer *view, int flags), (v, view, flags))
+static int tdv_getbuffer_locked(TypedDictValuesObject *v, Py_buffer *view, int flags) {
   TypedDictObject *self = v->dict;
   int kind = self->v.kind;
   if (kind == EDGERT_KIND_STR || kind == EDGERT_KIND_BYTES) {
@@ -654,8 +712,10 @@ static int tdv_getbuffer(TypedDictValuesObject *v, Py_buffer *view, int flags) {
 
 static void tdv_releasebuffer(TypedDictValuesObject *v, Py_buffer *view) {
   (void)view;
+  Py_BEGIN_CRITICAL_SECTION(v->dict);
   v->exports--;
   edgert_dict_unpin(v->dict->d);
+  Py_END_CRITICAL_SECTION();
 }
 
 static PySequenceMethods tdv_as_sequence = {
@@ -687,7 +747,10 @@ static PyTypeObject TypedDictValuesType = {
 
 /* ---- methods ------------------------------------------------------------ */
 
-static PyObject *td_get(TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs) {
+EDGERT_PY_LOCKED(PyObject *, td_get, self,
+                 (TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs),
+                 (self, args, nargs))
+static PyObject *td_get_locked(TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs) {
   if (nargs < 1 || nargs > 2) {
     PyErr_Format(PyExc_TypeError, "get expected 1 or 2 arguments, got %zd", nargs);
     return NULL;
@@ -703,7 +766,11 @@ static PyObject *td_get(TypedDictObject *self, PyObject *const *args, Py_ssize_t
   return Py_NewRef(nargs == 2 ? args[1] : Py_None);
 }
 
-static PyObject *td_setdefault(TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs) {
+EDGERT_PY_LOCKED(PyObject *, td_setdefault, self,
+                 (TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs),
+                 (self, args, nargs))
+static PyObject *td_setdefault_locked(TypedDictObject *self, PyObject *const *args,
+                                      Py_ssize_t nargs) {
   if (nargs < 1 || nargs > 2) {
     PyErr_Format(PyExc_TypeError, "setdefault expected 1 or 2 arguments, got %zd", nargs);
     return NULL;
@@ -725,7 +792,10 @@ static PyObject *td_setdefault(TypedDictObject *self, PyObject *const *args, Py_
   return box_value(self, v);
 }
 
-static PyObject *td_pop(TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs) {
+EDGERT_PY_LOCKED(PyObject *, td_pop, self,
+                 (TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs),
+                 (self, args, nargs))
+static PyObject *td_pop_locked(TypedDictObject *self, PyObject *const *args, Py_ssize_t nargs) {
   if (nargs < 1 || nargs > 2) {
     PyErr_Format(PyExc_TypeError, "pop expected 1 or 2 arguments, got %zd", nargs);
     return NULL;
@@ -751,7 +821,10 @@ static PyObject *td_pop(TypedDictObject *self, PyObject *const *args, Py_ssize_t
   return r;
 }
 
-static PyObject *td_popitem(TypedDictObject *self, PyObject *unused) {
+EDGERT_PY_LOCKED(PyObject *, td_popitem, self,
+                 (TypedDictObject *self, PyObject *unused),
+                 (self, unused))
+static PyObject *td_popitem_locked(TypedDictObject *self, PyObject *unused) {
   (void)unused;
   if (need_core(self) < 0)
     return NULL;
@@ -785,7 +858,10 @@ static PyObject *td_popitem(TypedDictObject *self, PyObject *unused) {
   return t;
 }
 
-static PyObject *td_clear(TypedDictObject *self, PyObject *unused) {
+EDGERT_PY_LOCKED(PyObject *, td_clear, self,
+                 (TypedDictObject *self, PyObject *unused),
+                 (self, unused))
+static PyObject *td_clear_locked(TypedDictObject *self, PyObject *unused) {
   (void)unused;
   if (need_core(self) < 0)
     return NULL;
@@ -846,7 +922,7 @@ static PyObject *collect_pairs(PyObject *arg, PyObject *kwargs) {
       }
       for (Py_ssize_t i = 0; i < PyList_GET_SIZE(seq); i++) {
         PyObject *item = PyList_GET_ITEM(seq, i);
-        PyObject *fast = PySequence_Fast(item, "");
+        PyObject *fast = edgert_py_sequence_fast(item, "");
         if (fast == NULL) {
           PyErr_Clear();
           PyErr_Format(PyExc_TypeError,
@@ -892,10 +968,23 @@ static PyObject *collect_pairs(PyObject *arg, PyObject *kwargs) {
   return pairs;
 }
 
+/* Collects the pairs first (that may iterate another TypedDict, or this
+ * one), then converts and sets them in this dict's critical section. */
+static int update_from_pairs(TypedDictObject *self, PyObject *pairs);
+
 static int td_update_from(TypedDictObject *self, PyObject *arg, PyObject *kwargs) {
   PyObject *pairs = collect_pairs(arg, kwargs);
   if (pairs == NULL)
     return -1;
+  int rc;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  rc = update_from_pairs(self, pairs);
+  Py_END_CRITICAL_SECTION();
+  Py_DECREF(pairs);
+  return rc;
+}
+
+static int update_from_pairs(TypedDictObject *self, PyObject *pairs) {
   Py_ssize_t n = PyList_GET_SIZE(pairs);
   unsigned char *ks = PyMem_Malloc((size_t)n * self->k.size + 1);
   unsigned char *vs = PyMem_Malloc((size_t)n * self->v.size + 1);
@@ -920,7 +1009,6 @@ static int td_update_from(TypedDictObject *self, PyObject *arg, PyObject *kwargs
 done:
   PyMem_Free(ks);
   PyMem_Free(vs);
-  Py_DECREF(pairs);
   return rc;
 }
 
@@ -933,7 +1021,10 @@ static PyObject *td_update(TypedDictObject *self, PyObject *args, PyObject *kwar
   Py_RETURN_NONE;
 }
 
-static PyObject *td_copy(TypedDictObject *self, PyObject *unused) {
+EDGERT_PY_LOCKED(PyObject *, td_copy, self,
+                 (TypedDictObject *self, PyObject *unused),
+                 (self, unused))
+static PyObject *td_copy_locked(TypedDictObject *self, PyObject *unused) {
   (void)unused;
   if (need_core(self) < 0)
     return NULL;
@@ -979,7 +1070,8 @@ static PyObject *td_items(TypedDictObject *self, PyObject *u) {
 }
 
 /* A plain dict with the same items: new reference. */
-static PyObject *to_dict(TypedDictObject *self) {
+EDGERT_PY_LOCKED(PyObject *, to_dict, self, (TypedDictObject *self), (self))
+static PyObject *to_dict_locked(TypedDictObject *self) {
   PyObject *r = PyDict_New();
   if (r == NULL)
     return NULL;
@@ -1017,18 +1109,24 @@ static PyObject *td_reduce(TypedDictObject *self, PyObject *unused) {
     return NULL;
   }
   edgert_dict_cache_stats_t st;
+  Py_BEGIN_CRITICAL_SECTION(self);
   edgert_dict_cache_stats(self->d, &st);
+  Py_END_CRITICAL_SECTION();
   const char *mode = cache_mode_name(st.mode);
   return Py_BuildValue("N(OONs)", fn, self->k.spec, self->v.spec, d, mode);
 }
 
-static PyObject *td_sizeof(TypedDictObject *self, PyObject *unused) {
+EDGERT_PY_LOCKED(PyObject *, td_sizeof, self,
+                 (TypedDictObject *self, PyObject *unused),
+                 (self, unused))
+static PyObject *td_sizeof_locked(TypedDictObject *self, PyObject *unused) {
   (void)unused;
   return PyLong_FromSize_t((size_t)Py_TYPE(self)->tp_basicsize +
                            (self->d ? edgert_dict_memory(self->d) : 0));
 }
 
-static PyObject *td_reserve(TypedDictObject *self, PyObject *arg) {
+EDGERT_PY_LOCKED(PyObject *, td_reserve, self, (TypedDictObject *self, PyObject *arg), (self, arg))
+static PyObject *td_reserve_locked(TypedDictObject *self, PyObject *arg) {
   if (need_core(self) < 0)
     return NULL;
   size_t n;
@@ -1040,7 +1138,10 @@ static PyObject *td_reserve(TypedDictObject *self, PyObject *arg) {
   Py_RETURN_NONE;
 }
 
-static PyObject *td_cache_stats(TypedDictObject *self, PyObject *unused) {
+EDGERT_PY_LOCKED(PyObject *, td_cache_stats, self,
+                 (TypedDictObject *self, PyObject *unused),
+                 (self, unused))
+static PyObject *td_cache_stats_locked(TypedDictObject *self, PyObject *unused) {
   (void)unused;
   if (need_core(self) < 0)
     return NULL;
@@ -1053,7 +1154,10 @@ static PyObject *td_cache_stats(TypedDictObject *self, PyObject *unused) {
                        st.active ? Py_True : Py_False);
 }
 
-static PyObject *td_set_cache(TypedDictObject *self, PyObject *arg) {
+EDGERT_PY_LOCKED(PyObject *, td_set_cache, self,
+                 (TypedDictObject *self, PyObject *arg),
+                 (self, arg))
+static PyObject *td_set_cache_locked(TypedDictObject *self, PyObject *arg) {
   int mode;
   if (need_core(self) < 0 || parse_cache_mode(arg, &mode) < 0)
     return NULL;
@@ -1185,7 +1289,7 @@ static int elems_from(const edgert_py_elem_t *e, PyObject *src, keys_t *out, con
                  want, edgert_py_elem_name(e));
     goto fail;
   }
-  PyObject *seq = PySequence_Fast(src, "");
+  PyObject *seq = edgert_py_sequence_fast(src, "");
   if (seq == NULL) {
     PyErr_Clear();
     PyErr_Format(PyExc_TypeError, "%s must be a buffer or an iterable, not %.100s", role,
@@ -1211,7 +1315,10 @@ fail:
   return -1;
 }
 
-static PyObject *td_get_many(TypedDictObject *self, PyObject *args, PyObject *kwargs) {
+EDGERT_PY_LOCKED(PyObject *, td_get_many, self,
+                 (TypedDictObject *self, PyObject *args, PyObject *kwargs),
+                 (self, args, kwargs))
+static PyObject *td_get_many_locked(TypedDictObject *self, PyObject *args, PyObject *kwargs) {
   static char *kwlist[] = {"keys", "out", "default", NULL};
   PyObject *keys, *out = Py_None, *dflt = NULL;
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO:get_many", kwlist, &keys, &out, &dflt))
@@ -1300,7 +1407,10 @@ done:
   return result;
 }
 
-static PyObject *td_set_many(TypedDictObject *self, PyObject *args, PyObject *kwargs) {
+EDGERT_PY_LOCKED(PyObject *, td_set_many, self,
+                 (TypedDictObject *self, PyObject *args, PyObject *kwargs),
+                 (self, args, kwargs))
+static PyObject *td_set_many_locked(TypedDictObject *self, PyObject *args, PyObject *kwargs) {
   static char *kwlist[] = {"keys", "values", NULL};
   PyObject *keys, *values;
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO:set_many", kwlist, &keys, &values))
@@ -1392,7 +1502,8 @@ static PyObject *td_richcompare(PyObject *self, PyObject *other, int op) {
   return r;
 }
 
-static PyObject *td_get_version(TypedDictObject *self, void *c) {
+EDGERT_PY_LOCKED(PyObject *, td_get_version, self, (TypedDictObject *self, void *c), (self, c))
+static PyObject *td_get_version_locked(TypedDictObject *self, void *c) {
   (void)c;
   return PyLong_FromUnsignedLongLong(self->d ? edgert_dict_version(self->d) : 0);
 }

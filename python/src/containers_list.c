@@ -8,6 +8,12 @@
  * any export lives), and `shape`/`strides` describe it for all exports at
  * once. Anything that converts Python objects does so completely before
  * the core list is touched, so a wrong-typed element changes nothing.
+ *
+ * Threads: every read or change of the core list runs in a critical
+ * section on the TypedList (EDGERT_PY_LOCKED wrappers; plain code with a
+ * GIL), as CPython's list does; its iterators' positions and its export
+ * count live in the same section. Copying from another TypedList locks
+ * that one while copying. docs/free-threading.md has the rules.
  */
 #include "ext.h"
 
@@ -24,8 +30,8 @@ typedef struct {
 } TypedListObject;
 
 typedef struct {
-  PyObject_HEAD TypedListObject *list; /* NULL when exhausted */
-  Py_ssize_t pos;
+  PyObject_HEAD TypedListObject *list; /* NULL when exhausted (builds with a GIL) */
+  Py_ssize_t pos;                      /* -1 when exhausted */
 } TypedListIterObject;
 
 static PyTypeObject TypedListIterType;
@@ -88,16 +94,19 @@ static int conv_from_iterable(const edgert_py_elem_t *e, PyObject *it, conv_t *c
       ((TypedListObject *)it)->e.type == e->type && e->kind != EDGERT_KIND_STR &&
       e->kind != EDGERT_KIND_BYTES) {
     TypedListObject *o = (TypedListObject *)it;
+    int rc = 0;
+    Py_BEGIN_CRITICAL_SECTION(o);
     size_t n = edgert_list_len(o->l);
     c->items = PyMem_Malloc(n * e->size + 1);
-    if (c->items == NULL) {
-      PyErr_NoMemory();
-      return -1;
-    }
-    if (n)
+    if (c->items == NULL)
+      rc = -1;
+    else if (n)
       memcpy(c->items, edgert_list_data(o->l), n * e->size);
     c->n = n;
-    return 0;
+    Py_END_CRITICAL_SECTION();
+    if (rc < 0)
+      PyErr_NoMemory();
+    return rc;
   }
   if (edgert_py_elem_format(e) != NULL && PyObject_CheckBuffer(it) && !PyBytes_Check(it) &&
       !PyByteArray_Check(it)) {
@@ -123,7 +132,7 @@ static int conv_from_iterable(const edgert_py_elem_t *e, PyObject *it, conv_t *c
       PyErr_Clear();
     }
   }
-  PyObject *seq = PySequence_Fast(it, "expected an iterable");
+  PyObject *seq = edgert_py_sequence_fast(it, "expected an iterable");
   if (seq == NULL) {
     if (PyErr_ExceptionMatches(PyExc_TypeError)) {
       PyErr_Clear();
@@ -229,11 +238,13 @@ static void tl_dealloc(TypedListObject *self) {
 
 /* ---- sequence protocol -------------------------------------------------- */
 
-static Py_ssize_t tl_length(TypedListObject *self) {
+EDGERT_PY_LOCKED(Py_ssize_t, tl_length, self, (TypedListObject *self), (self))
+static Py_ssize_t tl_length_locked(TypedListObject *self) {
   return self->view ? (Py_ssize_t)self->view->len : 0;
 }
 
-static PyObject *tl_item(TypedListObject *self, Py_ssize_t i) {
+EDGERT_PY_LOCKED(PyObject *, tl_item, self, (TypedListObject *self, Py_ssize_t i), (self, i))
+static PyObject *tl_item_locked(TypedListObject *self, Py_ssize_t i) {
   if (need_core(self) < 0)
     return NULL;
   void *p = edgert_list_at(self->l, (size_t)i);
@@ -265,7 +276,10 @@ static PyObject *tl_slice(TypedListObject *self, Py_ssize_t start, Py_ssize_t st
   return (PyObject *)r;
 }
 
-static PyObject *tl_subscript(TypedListObject *self, PyObject *key) {
+EDGERT_PY_LOCKED(PyObject *, tl_subscript, self,
+                 (TypedListObject *self, PyObject *key),
+                 (self, key))
+static PyObject *tl_subscript_locked(TypedListObject *self, PyObject *key) {
   if (need_core(self) < 0)
     return NULL;
   if (PyLong_CheckExact(key) || PyIndex_Check(key)) {
@@ -331,7 +345,10 @@ static int del_extended(TypedListObject *self, Py_ssize_t start, Py_ssize_t step
   return 0;
 }
 
-static int tl_ass_subscript(TypedListObject *self, PyObject *key, PyObject *value) {
+EDGERT_PY_LOCKED(int, tl_ass_subscript, self,
+                 (TypedListObject *self, PyObject *key, PyObject *value),
+                 (self, key, value))
+static int tl_ass_subscript_locked(TypedListObject *self, PyObject *key, PyObject *value) {
   if (need_core(self) < 0)
     return -1;
   Py_ssize_t n = (Py_ssize_t)edgert_list_len(self->l);
@@ -460,7 +477,8 @@ static int elem_equals(TypedListObject *self, const void *p, PyObject *value) {
   return r;
 }
 
-static int tl_contains(TypedListObject *self, PyObject *value) {
+EDGERT_PY_LOCKED(int, tl_contains, self, (TypedListObject *self, PyObject *value), (self, value))
+static int tl_contains_locked(TypedListObject *self, PyObject *value) {
   if (need_core(self) < 0)
     return -1;
   for (size_t i = 0; i < edgert_list_len(self->l); i++) {
@@ -486,7 +504,10 @@ static int tl_extend_from(TypedListObject *self, PyObject *it) {
   return 0;
 }
 
-static PyObject *tl_append(TypedListObject *self, PyObject *value) {
+EDGERT_PY_LOCKED(PyObject *, tl_append, self,
+                 (TypedListObject *self, PyObject *value),
+                 (self, value))
+static PyObject *tl_append_locked(TypedListObject *self, PyObject *value) {
   if (need_core(self) < 0)
     return NULL;
   int rc;
@@ -512,13 +533,17 @@ static PyObject *tl_append(TypedListObject *self, PyObject *value) {
   Py_RETURN_NONE;
 }
 
-static PyObject *tl_extend(TypedListObject *self, PyObject *it) {
+EDGERT_PY_LOCKED(PyObject *, tl_extend, self, (TypedListObject *self, PyObject *it), (self, it))
+static PyObject *tl_extend_locked(TypedListObject *self, PyObject *it) {
   if (need_core(self) < 0 || tl_extend_from(self, it) < 0)
     return NULL;
   Py_RETURN_NONE;
 }
 
-static PyObject *tl_insert(TypedListObject *self, PyObject *const *args, Py_ssize_t nargs) {
+EDGERT_PY_LOCKED(PyObject *, tl_insert, self,
+                 (TypedListObject *self, PyObject *const *args, Py_ssize_t nargs),
+                 (self, args, nargs))
+static PyObject *tl_insert_locked(TypedListObject *self, PyObject *const *args, Py_ssize_t nargs) {
   if (need_core(self) < 0)
     return NULL;
   if (nargs != 2) {
@@ -553,7 +578,10 @@ static PyObject *tl_insert(TypedListObject *self, PyObject *const *args, Py_ssiz
   Py_RETURN_NONE;
 }
 
-static PyObject *tl_pop(TypedListObject *self, PyObject *const *args, Py_ssize_t nargs) {
+EDGERT_PY_LOCKED(PyObject *, tl_pop, self,
+                 (TypedListObject *self, PyObject *const *args, Py_ssize_t nargs),
+                 (self, args, nargs))
+static PyObject *tl_pop_locked(TypedListObject *self, PyObject *const *args, Py_ssize_t nargs) {
   if (need_core(self) < 0)
     return NULL;
   if (nargs > 1) {
@@ -604,7 +632,10 @@ static Py_ssize_t find_value(TypedListObject *self, PyObject *value, Py_ssize_t 
   return -1;
 }
 
-static PyObject *tl_remove(TypedListObject *self, PyObject *value) {
+EDGERT_PY_LOCKED(PyObject *, tl_remove, self,
+                 (TypedListObject *self, PyObject *value),
+                 (self, value))
+static PyObject *tl_remove_locked(TypedListObject *self, PyObject *value) {
   if (need_core(self) < 0)
     return NULL;
   Py_ssize_t i = find_value(self, value, 0, PY_SSIZE_T_MAX);
@@ -620,7 +651,10 @@ static PyObject *tl_remove(TypedListObject *self, PyObject *value) {
   Py_RETURN_NONE;
 }
 
-static PyObject *tl_index(TypedListObject *self, PyObject *const *args, Py_ssize_t nargs) {
+EDGERT_PY_LOCKED(PyObject *, tl_index, self,
+                 (TypedListObject *self, PyObject *const *args, Py_ssize_t nargs),
+                 (self, args, nargs))
+static PyObject *tl_index_locked(TypedListObject *self, PyObject *const *args, Py_ssize_t nargs) {
   if (need_core(self) < 0)
     return NULL;
   if (nargs < 1 || nargs > 3) {
@@ -659,7 +693,10 @@ static PyObject *tl_index(TypedListObject *self, PyObject *const *args, Py_ssize
   return PyLong_FromSsize_t(i);
 }
 
-static PyObject *tl_count(TypedListObject *self, PyObject *value) {
+EDGERT_PY_LOCKED(PyObject *, tl_count, self,
+                 (TypedListObject *self, PyObject *value),
+                 (self, value))
+static PyObject *tl_count_locked(TypedListObject *self, PyObject *value) {
   if (need_core(self) < 0)
     return NULL;
   Py_ssize_t c = 0;
@@ -672,7 +709,10 @@ static PyObject *tl_count(TypedListObject *self, PyObject *value) {
   return PyLong_FromSsize_t(c);
 }
 
-static PyObject *tl_reverse(TypedListObject *self, PyObject *unused) {
+EDGERT_PY_LOCKED(PyObject *, tl_reverse, self,
+                 (TypedListObject *self, PyObject *unused),
+                 (self, unused))
+static PyObject *tl_reverse_locked(TypedListObject *self, PyObject *unused) {
   (void)unused;
   if (need_core(self) < 0)
     return NULL;
@@ -691,7 +731,10 @@ static PyObject *tl_sort(TypedListObject *self, PyObject *args, PyObject *kwargs
   int numeric = self->e.kind == EDGERT_KIND_INT64 || self->e.kind == EDGERT_KIND_FLOAT64 ||
                 self->e.kind == EDGERT_KIND_BOOL;
   if (keyfn == Py_None && numeric) {
-    int rc = edgert_list_sort(self->l, reverse);
+    int rc;
+    Py_BEGIN_CRITICAL_SECTION(self);
+    rc = edgert_list_sort(self->l, reverse);
+    Py_END_CRITICAL_SECTION();
     if (rc < 0)
       return edgert_py_raise(rc);
     Py_RETURN_NONE;
@@ -714,13 +757,11 @@ static PyObject *tl_sort(TypedListObject *self, PyObject *args, PyObject *kwargs
   Py_DECREF(lst);
   if (ok < 0)
     return NULL;
-  int rc = 0;
+  int rc = 0, modified = 0;
+  Py_BEGIN_CRITICAL_SECTION(self);
   if ((size_t)c.n != edgert_list_len(self->l)) {
-    conv_release(&c);
-    PyErr_SetString(PyExc_ValueError, "TypedList modified during sort");
-    return NULL;
-  }
-  if (self->e.kind == EDGERT_KIND_STR || self->e.kind == EDGERT_KIND_BYTES) {
+    modified = 1;
+  } else if (self->e.kind == EDGERT_KIND_STR || self->e.kind == EDGERT_KIND_BYTES) {
     edgert_list_t *tmp = NULL;
     rc = edgert_list_new(self->e.type, c.n, &tmp);
     if (rc == 0)
@@ -731,13 +772,21 @@ static PyObject *tl_sort(TypedListObject *self, PyObject *args, PyObject *kwargs
   } else if (c.n) {
     memcpy(edgert_list_data(self->l), c.items, c.n * self->e.size);
   }
+  Py_END_CRITICAL_SECTION();
   conv_release(&c);
+  if (modified) {
+    PyErr_SetString(PyExc_ValueError, "TypedList modified during sort");
+    return NULL;
+  }
   if (rc < 0)
     return edgert_py_raise(rc);
   Py_RETURN_NONE;
 }
 
-static PyObject *tl_clear(TypedListObject *self, PyObject *unused) {
+EDGERT_PY_LOCKED(PyObject *, tl_clear, self,
+                 (TypedListObject *self, PyObject *unused),
+                 (self, unused))
+static PyObject *tl_clear_locked(TypedListObject *self, PyObject *unused) {
   (void)unused;
   if (need_core(self) < 0)
     return NULL;
@@ -747,7 +796,10 @@ static PyObject *tl_clear(TypedListObject *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
-static PyObject *tl_copy(TypedListObject *self, PyObject *unused) {
+EDGERT_PY_LOCKED(PyObject *, tl_copy, self,
+                 (TypedListObject *self, PyObject *unused),
+                 (self, unused))
+static PyObject *tl_copy_locked(TypedListObject *self, PyObject *unused) {
   (void)unused;
   if (need_core(self) < 0)
     return NULL;
@@ -767,9 +819,12 @@ static PyObject *tl_reduce(TypedListObject *self, PyObject *unused) {
   if (self->e.kind == EDGERT_KIND_STR || self->e.kind == EDGERT_KIND_BYTES ||
       (self->e.kind == EDGERT_KIND_CUSTOM && edgert_type_has_box(self->e.type)))
     content = PySequence_List((PyObject *)self);
-  else /* fixed-size raw elements: their bytes, restored through the buffer path */
+  else { /* fixed-size raw elements: their bytes, restored through the buffer path */
+    Py_BEGIN_CRITICAL_SECTION(self);
     content = PyBytes_FromStringAndSize(edgert_list_data(self->l),
                                         (Py_ssize_t)(edgert_list_len(self->l) * self->e.size));
+    Py_END_CRITICAL_SECTION();
+  }
   if (content == NULL)
     return NULL;
   PyObject *mod = PyImport_ImportModule("edgert.containers");
@@ -784,7 +839,10 @@ static PyObject *tl_reduce(TypedListObject *self, PyObject *unused) {
 
 /* _frombytes(raw): replaces the contents with fixed-size elements given as
  * raw bytes (the pickle path). */
-static PyObject *tl_frombytes(TypedListObject *self, PyObject *raw) {
+EDGERT_PY_LOCKED(PyObject *, tl_frombytes, self,
+                 (TypedListObject *self, PyObject *raw),
+                 (self, raw))
+static PyObject *tl_frombytes_locked(TypedListObject *self, PyObject *raw) {
   if (need_core(self) < 0)
     return NULL;
   Py_buffer v;
@@ -812,13 +870,17 @@ static PyObject *tl_frombytes(TypedListObject *self, PyObject *raw) {
   Py_RETURN_NONE;
 }
 
-static PyObject *tl_sizeof(TypedListObject *self, PyObject *unused) {
+EDGERT_PY_LOCKED(PyObject *, tl_sizeof, self,
+                 (TypedListObject *self, PyObject *unused),
+                 (self, unused))
+static PyObject *tl_sizeof_locked(TypedListObject *self, PyObject *unused) {
   (void)unused;
   size_t n = (size_t)Py_TYPE(self)->tp_basicsize + (self->l ? edgert_list_memory(self->l) : 0);
   return PyLong_FromSize_t(n);
 }
 
-static PyObject *tl_reserve(TypedListObject *self, PyObject *arg) {
+EDGERT_PY_LOCKED(PyObject *, tl_reserve, self, (TypedListObject *self, PyObject *arg), (self, arg))
+static PyObject *tl_reserve_locked(TypedListObject *self, PyObject *arg) {
   if (need_core(self) < 0)
     return NULL;
   size_t n;
@@ -882,7 +944,10 @@ static PyObject *tl_concat(TypedListObject *self, PyObject *other) {
   return (PyObject *)r;
 }
 
-static PyObject *tl_inplace_concat(TypedListObject *self, PyObject *other) {
+EDGERT_PY_LOCKED(PyObject *, tl_inplace_concat, self,
+                 (TypedListObject *self, PyObject *other),
+                 (self, other))
+static PyObject *tl_inplace_concat_locked(TypedListObject *self, PyObject *other) {
   if (need_core(self) < 0 || tl_extend_from(self, other) < 0)
     return NULL;
   return Py_NewRef(self);
@@ -907,7 +972,10 @@ static int repeat_into(TypedListObject *self, edgert_list_t *dst, Py_ssize_t tim
   return 0;
 }
 
-static PyObject *tl_repeat(TypedListObject *self, Py_ssize_t times) {
+EDGERT_PY_LOCKED(PyObject *, tl_repeat, self,
+                 (TypedListObject *self, Py_ssize_t times),
+                 (self, times))
+static PyObject *tl_repeat_locked(TypedListObject *self, Py_ssize_t times) {
   if (need_core(self) < 0)
     return NULL;
   TypedListObject *r = tl_alloc(&EdgertPy_TypedListType, &self->e, 0);
@@ -920,7 +988,10 @@ static PyObject *tl_repeat(TypedListObject *self, Py_ssize_t times) {
   return (PyObject *)r;
 }
 
-static PyObject *tl_inplace_repeat(TypedListObject *self, Py_ssize_t times) {
+EDGERT_PY_LOCKED(PyObject *, tl_inplace_repeat, self,
+                 (TypedListObject *self, Py_ssize_t times),
+                 (self, times))
+static PyObject *tl_inplace_repeat_locked(TypedListObject *self, Py_ssize_t times) {
   if (need_core(self) < 0)
     return NULL;
   edgert_list_t *tmp = NULL;
@@ -940,7 +1011,10 @@ static PyObject *tl_inplace_repeat(TypedListObject *self, Py_ssize_t times) {
 
 /* ---- buffer protocol ---------------------------------------------------- */
 
-static int tl_getbuffer(TypedListObject *self, Py_buffer *view, int flags) {
+EDGERT_PY_LOCKED(int, tl_getbuffer, self,
+                 (TypedListObject *self, Py_buffer *view, int flags),
+                 (self, view, flags))
+static int tl_getbuffer_locked(TypedListObject *self, Py_buffer *view, int flags) {
   if (self->l == NULL || self->e.kind == EDGERT_KIND_STR || self->e.kind == EDGERT_KIND_BYTES) {
     PyErr_Format(PyExc_BufferError,
                  "TypedList(%s) has no buffer: its elements are not fixed-size C values",
@@ -994,8 +1068,10 @@ static int tl_getbuffer(TypedListObject *self, Py_buffer *view, int flags) {
 
 static void tl_releasebuffer(TypedListObject *self, Py_buffer *view) {
   (void)view;
+  Py_BEGIN_CRITICAL_SECTION(self);
   self->exports--;
   edgert_list_unpin(self->l);
+  Py_END_CRITICAL_SECTION();
 }
 
 /* ---- attributes --------------------------------------------------------- */
@@ -1004,7 +1080,8 @@ static PyObject *tl_get_item_type(TypedListObject *self, void *c) {
   (void)c;
   return Py_NewRef(self->e.spec);
 }
-static PyObject *tl_get_capacity(TypedListObject *self, void *c) {
+EDGERT_PY_LOCKED(PyObject *, tl_get_capacity, self, (TypedListObject *self, void *c), (self, c))
+static PyObject *tl_get_capacity_locked(TypedListObject *self, void *c) {
   (void)c;
   return PyLong_FromSize_t(self->l ? edgert_list_capacity(self->l) : 0);
 }
@@ -1012,7 +1089,8 @@ static PyObject *tl_get_itemsize(TypedListObject *self, void *c) {
   (void)c;
   return PyLong_FromSize_t(self->e.size);
 }
-static PyObject *tl_get_address(TypedListObject *self, void *c) {
+EDGERT_PY_LOCKED(PyObject *, tl_get_address, self, (TypedListObject *self, void *c), (self, c))
+static PyObject *tl_get_address_locked(TypedListObject *self, void *c) {
   (void)c;
   return PyLong_FromVoidPtr(self->l ? edgert_list_data(self->l) : NULL);
 }
@@ -1090,24 +1168,50 @@ static void tli_dealloc(TypedListIterObject *it) {
   PyObject_Free(it);
 }
 
+/* An iterator's `pos` is read and written in its list's critical section.
+ * Free-threaded builds keep `list` until the iterator dies, as CPython's
+ * own list iterator does there (another thread may be in next() on the same
+ * iterator), and mark it exhausted with pos -1; with a GIL, exhaustion drops
+ * the list at once. */
 static PyObject *tli_next(TypedListIterObject *it) {
   TypedListObject *self = it->list;
   if (self == NULL)
     return NULL;
-  if ((size_t)it->pos < self->view->len) {
+  PyObject *r = NULL;
+  int done = 0;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  if (it->pos >= 0 && (size_t)it->pos < self->view->len) {
     const unsigned char *p = self->view->data + (size_t)it->pos++ * self->e.size;
     if (self->e.kind == EDGERT_KIND_FLOAT64)
-      return edgert_py_box_float(&self->fbox, *(const double *)(const void *)p);
-    return edgert_py_from_c(&self->e, p);
+      r = edgert_py_box_float(&self->fbox, *(const double *)(const void *)p);
+    else
+      r = edgert_py_from_c(&self->e, p);
+  } else {
+    it->pos = -1;
+    done = 1;
   }
-  it->list = NULL;
-  Py_DECREF(self);
-  return NULL;
+  Py_END_CRITICAL_SECTION();
+#ifndef Py_GIL_DISABLED
+  if (done) {
+    it->list = NULL;
+    Py_DECREF(self);
+  }
+#else
+  (void)done;
+#endif
+  return r;
 }
 
 static PyObject *tli_length_hint(TypedListIterObject *it, PyObject *unused) {
   (void)unused;
-  Py_ssize_t n = it->list ? (Py_ssize_t)edgert_list_len(it->list->l) - it->pos : 0;
+  Py_ssize_t n = 0;
+  TypedListObject *self = it->list;
+  if (self != NULL) {
+    Py_BEGIN_CRITICAL_SECTION(self);
+    if (it->pos >= 0)
+      n = (Py_ssize_t)edgert_list_len(self->l) - it->pos;
+    Py_END_CRITICAL_SECTION();
+  }
   return PyLong_FromSsize_t(n < 0 ? 0 : n);
 }
 

@@ -24,6 +24,52 @@
 
 #include "edgert.h"
 
+/* ---- free threading (docs/free-threading.md) ---------------------------
+ * The module declares Py_MOD_GIL_NOT_USED, so on a free-threaded build
+ * (Py_GIL_DISABLED) the state the GIL used to serialize is protected here:
+ * - an object's mutable state by a critical section on that object
+ *   (CPython's per-object lock, what list and dict use). On builds with a
+ *   GIL, 3.13's macros are plain blocks, and pycompat.h gives older
+ *   versions the same: no cost there.
+ * - counters and flags read without a lock by relaxed atomics on
+ *   free-threaded builds, plain accesses with a GIL.
+ * EDGERT_PY_LOCKED(rtype, name, obj, params, args) defines `name params` as
+ * `name##_locked args` run in a critical section on `obj` (what Argument
+ * Clinic's @critical_section generates for CPython's own methods); the
+ * caller then writes the body as `name##_locked`. */
+
+#define EDGERT_PY_LOCKED(rtype, name, obj, params, args)                                     \
+  static rtype name##_locked params;                                                         \
+  static rtype name params {                                                                 \
+    rtype locked_result_;                                                                    \
+    Py_BEGIN_CRITICAL_SECTION(obj);                                                          \
+    locked_result_ = name##_locked args;                                                     \
+    Py_END_CRITICAL_SECTION();                                                               \
+    return locked_result_;                                                                   \
+  }
+
+#ifdef Py_GIL_DISABLED
+#define EDGERT_PY_ADD(x, n) ((void)__atomic_fetch_add(&(x), (n), __ATOMIC_RELAXED))
+#define EDGERT_PY_LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define EDGERT_PY_STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#else
+#define EDGERT_PY_ADD(x, n) ((void)((x) += (n)))
+#define EDGERT_PY_LOAD(x) (x)
+#define EDGERT_PY_STORE(x, v) ((void)((x) = (v)))
+#endif
+
+/* PySequence_Fast, except that free-threaded builds copy a list into a
+ * tuple: the items of a list that another thread may change cannot be
+ * borrowed there (3.14's Py_BEGIN_CRITICAL_SECTION_SEQUENCE_FAST is for the
+ * same). New reference, or NULL with an exception. */
+static inline PyObject *edgert_py_sequence_fast(PyObject *o, const char *msg) {
+#ifdef Py_GIL_DISABLED
+  if (PyList_CheckExact(o))
+    return PyList_AsTuple(o);
+#endif
+  return PySequence_Fast(o, msg);
+}
+
 /* Each part adds its types and functions to the module; 0 or -1 with an exception. */
 int edgert_py_errors_init(PyObject *m);
 int edgert_py_loader_init(PyObject *m);
@@ -258,8 +304,16 @@ static inline int edgert_py_exact_int64(PyObject *o, int64_t *out) {
  * nobody else holds it (its refcount is 1), no code can observe it, so it
  * is refilled and handed out again instead of allocating (the loop
  * `for k in keys: total += td[k]` then allocates no float at all).
+ * Free-threaded builds allocate every time: there a reference count of 1
+ * read without a lock does not prove that no other thread still reads the
+ * float (its last reader's decref need not be ordered before our write).
+ * Called inside the container's critical section.
  */
 static inline PyObject *edgert_py_box_float(PyObject **cache, double d) {
+#ifdef Py_GIL_DISABLED
+  (void)cache;
+  return PyFloat_FromDouble(d);
+#else
   PyObject *f = *cache;
   if (f != NULL && Py_REFCNT(f) == 1) {
     ((PyFloatObject *)f)->ob_fval = d;
@@ -272,6 +326,7 @@ static inline PyObject *edgert_py_box_float(PyObject **cache, double d) {
   Py_INCREF(f);
   Py_XSETREF(*cache, f);
   return f;
+#endif
 }
 
 #endif /* EDGERT_PY_EXT_H */

@@ -9,7 +9,8 @@
  * shapes and messages are built only when a record is emitted or an error
  * raised.
  *
- * Invariants: counters change only with the GIL held; an exception that is
+ * Invariants: counters change by relaxed atomic adds on free-threaded
+ * builds (plain adds with the GIL); an exception that is
  * not an Exception (KeyboardInterrupt, SystemExit, GeneratorExit) is never
  * caught or wrapped, as the article's `except Exception` does not; the
  * original error is always the __cause__ of CompiledModeFailure.
@@ -139,9 +140,9 @@ static PyObject *exc_text(PyObject *exc) {
 static PyObject *compiled_failed(PyObject *compiled, PyObject *reference,
                                  PyObject *const *args, Py_ssize_t n, PyObject *exc,
                                  int fallback_enabled) {
-  stats.failures++;
+  EDGERT_PY_ADD(stats.failures, 1);
   if (PyErr_GivenExceptionMatches(exc, EdgertPy_KernelCrash))
-    stats.crashes++;
+    EDGERT_PY_ADD(stats.crashes, 1);
   PyObject *cname = callable_name(compiled);
   PyObject *shapes = cname ? edgert_py_describe_args(args, n) : NULL;
   PyObject *what = shapes ? exc_text(exc) : NULL;
@@ -163,7 +164,7 @@ static PyObject *compiled_failed(PyObject *compiled, PyObject *reference,
                exc);
     goto out;
   }
-  stats.fallbacks++;
+  EDGERT_PY_ADD(stats.fallbacks, 1);
   PyObject *rname = callable_name(reference);
   if (rname == NULL) {
     Py_DECREF(exc);
@@ -174,7 +175,7 @@ static PyObject *compiled_failed(PyObject *compiled, PyObject *reference,
                 cname, shapes, what, rname);
   result = PyObject_Vectorcall(reference, args, (size_t)n, NULL);
   if (result == NULL) {
-    stats.reference_failures++;
+    EDGERT_PY_ADD(stats.reference_failures, 1);
     /* The reference's error propagates, chained to the compiled one. */
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
@@ -214,10 +215,10 @@ static PyObject *run_with_guard(PyObject *self, PyObject *const *args, Py_ssize_
     return NULL;
   PyObject *compiled = args[0], *reference = args[1];
   Py_ssize_t n = nargs - 2;
-  stats.calls++;
+  EDGERT_PY_ADD(stats.calls, 1);
   PyObject *r = PyObject_Vectorcall(compiled, args + 2, (size_t)n, NULL);
   if (EDGERT__LIKELY(r != NULL)) {
-    stats.compiled++;
+    EDGERT_PY_ADD(stats.compiled, 1);
     if (EDGERT__UNLIKELY(edgert_py_log_enabled(&fb_log, EDGERT_PY_DEBUG))) {
       PyObject *cname = callable_name(compiled);
       PyObject *shapes = cname ? edgert_py_describe_args(args + 2, n) : NULL;
@@ -258,7 +259,7 @@ static PyObject *fallback_to_python(PyObject *self, PyObject *const *args, Py_ss
     return NULL;
   PyObject *compiled = args[0], *reference = args[1];
   Py_ssize_t n = nargs - 2;
-  stats.validations++;
+  EDGERT_PY_ADD(stats.validations, 1);
   /* Buffer arguments the sides write through: each side starts from the
    * same contents and their writes are compared; a raise leaves them as
    * they were before the call. */
@@ -285,9 +286,9 @@ static PyObject *validate_both(PyObject *compiled, PyObject *reference, PyObject
     PyObject *exc = take_exception();
     if (exc == NULL)
       return NULL;
-    stats.failures++;
+    EDGERT_PY_ADD(stats.failures, 1);
     if (PyErr_GivenExceptionMatches(exc, EdgertPy_KernelCrash))
-      stats.crashes++;
+      EDGERT_PY_ADD(stats.crashes, 1);
     PyObject *cname = callable_name(compiled);
     PyObject *shapes = cname ? edgert_py_describe_args(args, n) : NULL;
     PyObject *what = shapes ? exc_text(exc) : NULL;
@@ -315,7 +316,7 @@ static PyObject *validate_both(PyObject *compiled, PyObject *reference, PyObject
   }
   PyObject *rres = PyObject_Vectorcall(reference, args, (size_t)n, NULL);
   if (rres == NULL) {
-    stats.reference_failures++;
+    EDGERT_PY_ADD(stats.reference_failures, 1);
     Py_DECREF(cres);
     return NULL;
   }
@@ -330,7 +331,7 @@ static PyObject *validate_both(PyObject *compiled, PyObject *reference, PyObject
   }
   PyObject *cname = NULL, *rname = NULL, *shapes = NULL;
   if (m == 1) {
-    stats.matches++;
+    EDGERT_PY_ADD(stats.matches, 1);
     if (edgert_py_log_enabled(&fb_log, EDGERT_PY_DEBUG)) {
       cname = callable_name(compiled);
       rname = cname ? callable_name(reference) : NULL;
@@ -348,7 +349,7 @@ static PyObject *validate_both(PyObject *compiled, PyObject *reference, PyObject
     Py_DECREF(cres);
     return rres;
   }
-  stats.mismatches++;
+  EDGERT_PY_ADD(stats.mismatches, 1);
   PyObject *exc = NULL;
   cname = callable_name(compiled);
   rname = cname ? callable_name(reference) : NULL;
@@ -384,17 +385,28 @@ static PyObject *validate_both(PyObject *compiled, PyObject *reference, PyObject
 static PyObject *get_stats(PyObject *self, PyObject *unused) {
   (void)self;
   (void)unused;
-  return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "calls", stats.calls,
-                       "compiled", stats.compiled, "failures", stats.failures, "crashes",
-                       stats.crashes, "fallbacks", stats.fallbacks, "reference_failures",
-                       stats.reference_failures, "validations", stats.validations, "matches",
-                       stats.matches, "mismatches", stats.mismatches);
+  return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "calls",
+                       EDGERT_PY_LOAD(stats.calls), "compiled", EDGERT_PY_LOAD(stats.compiled),
+                       "failures", EDGERT_PY_LOAD(stats.failures), "crashes",
+                       EDGERT_PY_LOAD(stats.crashes), "fallbacks", EDGERT_PY_LOAD(stats.fallbacks),
+                       "reference_failures", EDGERT_PY_LOAD(stats.reference_failures),
+                       "validations", EDGERT_PY_LOAD(stats.validations), "matches",
+                       EDGERT_PY_LOAD(stats.matches), "mismatches",
+                       EDGERT_PY_LOAD(stats.mismatches));
 }
 
 static PyObject *reset_stats(PyObject *self, PyObject *unused) {
   (void)self;
   (void)unused;
-  memset(&stats, 0, sizeof stats);
+  EDGERT_PY_STORE(stats.calls, 0);
+  EDGERT_PY_STORE(stats.compiled, 0);
+  EDGERT_PY_STORE(stats.failures, 0);
+  EDGERT_PY_STORE(stats.crashes, 0);
+  EDGERT_PY_STORE(stats.fallbacks, 0);
+  EDGERT_PY_STORE(stats.reference_failures, 0);
+  EDGERT_PY_STORE(stats.validations, 0);
+  EDGERT_PY_STORE(stats.matches, 0);
+  EDGERT_PY_STORE(stats.mismatches, 0);
   Py_RETURN_NONE;
 }
 

@@ -6,12 +6,17 @@
  *   bound callable made from it hold a reference, so the handle (and the
  *   edgert_func_t memory it owns) lives as long as anything can call it.
  * - After unload() every call raises ModuleUnloadedError before touching
- *   module code: the Python flag `unloaded` is checked under the GIL, the
- *   core refuses unloaded handles, and the core never unmaps code a call is
- *   running. A call that keeps the GIL (release_gil=False) is not counted by
- *   the core; instead `gil_calls` counts it here and an unload requested
- *   from inside such a call (a kernel calling back into Python) is deferred
- *   until the outermost one returns.
+ *   module code: the Python flag `unloaded` is checked first, the core
+ *   refuses unloaded handles, and the core never unmaps code a call is
+ *   running. With a GIL, a call that keeps it (release_gil=False) is not
+ *   counted by the core; instead `gil_calls` counts it here and an unload
+ *   requested from inside such a call (a kernel calling back into Python)
+ *   is deferred until the outermost one returns. Free-threaded builds have
+ *   no lock that keeps unload() out of such a call, so the core counts
+ *   every call there (call_attached) and `unloaded` is a relaxed atomic.
+ * - A ModuleLoader's `mod` and `funcs` are swapped by load() and read by
+ *   the other methods in a critical section on the loader; a call looks its
+ *   function up there and runs it outside, on a reference of its own.
  * - Conversion is strict and lossless, done in C per contract type; a
  *   refused argument is described in a small record and turned into an
  *   exception only when the caller wants one (edgert_py_bound_call's miss
@@ -51,7 +56,7 @@ typedef struct {
 } ModObject;
 
 static void mod_core_unload(ModObject *h) {
-  h->unloaded = 1;
+  EDGERT_PY_STORE(h->unloaded, 1);
   if (h->gil_calls > 0) {
     h->pending_unload = 1;
     return;
@@ -983,6 +988,23 @@ static PyObject *convert_ret(BoundObject *b, const retbuf_t *r) {
 
 /* ---- the call --------------------------------------------------------------- */
 
+/* A call that keeps the GIL, or on a free-threaded build stays attached:
+ * see the invariants above for who keeps unload() out of it. */
+static inline int call_attached(ModObject *h, edgert_func_t *fn, edgert_value_t *v, void *ret) {
+  EDGERT_PY_CALLER_ENTER(PyThreadState_Get());
+#ifdef Py_GIL_DISABLED
+  (void)h;
+  int rc = edgert_func_call_values(fn, v, ret);
+#else
+  h->gil_calls++;
+  int rc = edgert_func_call_serialized(fn, v, ret);
+  if (--h->gil_calls == 0 && EDGERT__PY_UNLIKELY(h->pending_unload))
+    mod_core_unload(h);
+#endif
+  EDGERT_PY_CALLER_LEAVE();
+  return rc;
+}
+
 static PyObject *raise_unloaded(BoundObject *b) {
   PyErr_Format(EdgertPy_ModuleUnloadedError, "cannot call '%s': module %s is unloaded",
                edgert_func_name(b->fn), edgert_module_path(b->mod->m));
@@ -994,7 +1016,7 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
   ModObject *h = b->mod;
   if (missed)
     *missed = 0;
-  if (EDGERT__PY_UNLIKELY(h->unloaded))
+  if (EDGERT__PY_UNLIKELY(EDGERT_PY_LOAD(h->unloaded)))
     return raise_unloaded(b);
   cverr_t err;
   if (EDGERT__PY_UNLIKELY((size_t)nargs != b->nargs)) {
@@ -1020,12 +1042,7 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
       EDGERT_PY_CALLER_LEAVE();
       Py_END_ALLOW_THREADS
     } else {
-      h->gil_calls++;
-      EDGERT_PY_CALLER_ENTER(PyThreadState_Get());
-      rc = edgert_func_call_serialized(b->fn, v, &ret);
-      EDGERT_PY_CALLER_LEAVE();
-      if (--h->gil_calls == 0 && EDGERT__PY_UNLIKELY(h->pending_unload))
-        mod_core_unload(h);
+      rc = call_attached(h, b->fn, v, &ret);
     }
   } else {
     cvhold_t hold;
@@ -1044,12 +1061,7 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
       EDGERT_PY_CALLER_LEAVE();
       Py_END_ALLOW_THREADS
     } else {
-      h->gil_calls++;
-      EDGERT_PY_CALLER_ENTER(PyThreadState_Get());
-      rc = edgert_func_call_serialized(b->fn, v, &ret);
-      EDGERT_PY_CALLER_LEAVE();
-      if (--h->gil_calls == 0 && h->pending_unload)
-        mod_core_unload(h);
+      rc = call_attached(h, b->fn, v, &ret);
     }
     hold_release(&hold);
   }
@@ -1095,7 +1107,7 @@ static inline int fast_i64(PyObject *o, int64_t *out) {
 static inline PyObject *bound_dispatch(BoundObject *b, PyObject *const *args,
                                        Py_ssize_t nargs, int *missed) {
   ModObject *h = b->mod;
-  if (EDGERT__PY_LIKELY(b->fast && (size_t)nargs == b->nargs && !h->unloaded)) {
+  if (EDGERT__PY_LIKELY(b->fast && (size_t)nargs == b->nargs && !EDGERT_PY_LOAD(h->unloaded))) {
     if (missed)
       *missed = 0;
     edgert_value_t v[FAST_MAX];
@@ -1111,12 +1123,7 @@ static inline PyObject *bound_dispatch(BoundObject *b, PyObject *const *args,
       }
     }
     retbuf_t r;
-    h->gil_calls++;
-    EDGERT_PY_CALLER_ENTER(PyThreadState_Get());
-    int rc = edgert_func_call_serialized(b->fn, v, &r);
-    EDGERT_PY_CALLER_LEAVE();
-    if (--h->gil_calls == 0 && EDGERT__PY_UNLIKELY(h->pending_unload))
-      mod_core_unload(h);
+    int rc = call_attached(h, b->fn, v, &r);
     if (EDGERT__PY_UNLIKELY(rc != 0))
       return edgert_py_raise(rc);
     switch (b->ret.code) {
@@ -1231,7 +1238,7 @@ static int contract_from(PyObject *abi, edgert_contract_t *c) {
     Py_DECREF(enc);
     return -1;
   }
-  PyObject *seq = PySequence_Fast(argt, "ABIContract arg types must be a sequence");
+  PyObject *seq = edgert_py_sequence_fast(argt, "ABIContract arg types must be a sequence");
   if (seq == NULL) {
     Py_DECREF(enc);
     return -1;
@@ -1270,7 +1277,7 @@ static int contracts_from(PyObject *abi, edgert_contract_t **out, Py_ssize_t *co
   if (has)
     seq = PyTuple_Pack(1, abi);
   else {
-    seq = PySequence_Fast(abi, "abi must be an ABIContract or an iterable of them");
+    seq = edgert_py_sequence_fast(abi, "abi must be an ABIContract or an iterable of them");
     if (seq == NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {
       PyErr_Clear();
       PyErr_Format(PyExc_TypeError, "abi must be an ABIContract or an iterable of them, not %s",
@@ -1385,7 +1392,7 @@ static int loader_clear(LoaderObject *self) {
 }
 
 static int loader_loaded(LoaderObject *self) {
-  return self->mod != NULL && !self->mod->unloaded;
+  return self->mod != NULL && !EDGERT_PY_LOAD(self->mod->unloaded);
 }
 
 static PyObject *no_module(const char *what) {
@@ -1472,12 +1479,16 @@ static PyObject *loader_load(LoaderObject *self, PyObject *args, PyObject *kw) {
     goto out;
   }
   /* Swap in; the previous module (if any) is unloaded. */
-  ModObject *old = self->mod;
-  PyObject *oldf = self->funcs;
+  ModObject *old;
+  PyObject *oldf;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  old = self->mod;
+  oldf = self->funcs;
   self->mod = h;
   self->funcs = funcs;
+  Py_END_CRITICAL_SECTION();
   if (old != NULL) {
-    if (!old->unloaded)
+    if (!EDGERT_PY_LOAD(old->unloaded))
       mod_core_unload(old);
     Py_DECREF(old);
   }
@@ -1492,7 +1503,8 @@ out:
   return result;
 }
 
-static PyObject *loader_bind(LoaderObject *self, PyObject *abi) {
+EDGERT_PY_LOCKED(PyObject *, loader_bind, self, (LoaderObject *self, PyObject *abi), (self, abi))
+static PyObject *loader_bind_locked(LoaderObject *self, PyObject *abi) {
   if (!loader_loaded(self))
     return no_module("bind");
   edgert_contract_t *cs = NULL;
@@ -1518,7 +1530,7 @@ static PyObject *lookup_bound(LoaderObject *self, PyObject *name) {
     return NULL;
   if (self->mod == NULL)
     return no_module("call");
-  if (self->mod->unloaded) {
+  if (EDGERT_PY_LOAD(self->mod->unloaded)) {
     PyErr_Format(EdgertPy_ModuleUnloadedError, "cannot call '%U': module %s is unloaded", name,
                  edgert_module_path(self->mod->m));
     return NULL;
@@ -1535,23 +1547,34 @@ static PyObject *loader_call(LoaderObject *self, PyObject *const *args, Py_ssize
     PyErr_SetString(PyExc_TypeError, "call() needs the function name");
     return NULL;
   }
+  /* The call runs on a reference of its own: a callback (or another
+   * thread) could rebind and drop `f` from the dict. */
+  PyObject *b = NULL;
+  Py_BEGIN_CRITICAL_SECTION(self);
   PyObject *f = lookup_bound(self, args[0]);
-  if (EDGERT__PY_UNLIKELY(f == NULL))
+  if (EDGERT__PY_LIKELY(f != NULL))
+    b = Py_XNewRef(PyCFunction_GET_SELF(f)); /* a bound callable always has a __self__ */
+  Py_END_CRITICAL_SECTION();
+  if (EDGERT__PY_UNLIKELY(b == NULL))
     return NULL;
-  PyObject *b = PyCFunction_GET_SELF(f);
-  Py_INCREF(b); /* a callback could rebind and drop `f` from the dict */
   PyObject *r = bound_call(b, args + 1, nargs - 1);
   Py_DECREF(b);
   return r;
 }
 
-static PyObject *loader_function(LoaderObject *self, PyObject *name) {
+EDGERT_PY_LOCKED(PyObject *, loader_function, self,
+                 (LoaderObject *self, PyObject *name),
+                 (self, name))
+static PyObject *loader_function_locked(LoaderObject *self, PyObject *name) {
   PyObject *f = lookup_bound(self, name);
   Py_XINCREF(f);
   return f;
 }
 
-static PyObject *loader_address_of(LoaderObject *self, PyObject *name) {
+EDGERT_PY_LOCKED(PyObject *, loader_address_of, self,
+                 (LoaderObject *self, PyObject *name),
+                 (self, name))
+static PyObject *loader_address_of_locked(LoaderObject *self, PyObject *name) {
   if (!PyUnicode_Check(name)) {
     PyErr_Format(PyExc_TypeError, "symbol name must be str, not %s", Py_TYPE(name)->tp_name);
     return NULL;
@@ -1569,7 +1592,8 @@ static PyObject *loader_address_of(LoaderObject *self, PyObject *name) {
   return PyLong_FromVoidPtr(a);
 }
 
-static PyObject *loader_verify(LoaderObject *self, PyObject *hex) {
+EDGERT_PY_LOCKED(PyObject *, loader_verify, self, (LoaderObject *self, PyObject *hex), (self, hex))
+static PyObject *loader_verify_locked(LoaderObject *self, PyObject *hex) {
   if (!PyUnicode_Check(hex)) {
     PyErr_Format(PyExc_TypeError, "the expected SHA-256 must be a str of 64 hex digits, not %s",
                  Py_TYPE(hex)->tp_name);
@@ -1594,9 +1618,12 @@ static PyObject *loader_verify(LoaderObject *self, PyObject *hex) {
   return PyBool_FromLong(rc);
 }
 
-static PyObject *loader_unload(LoaderObject *self, PyObject *unused) {
+EDGERT_PY_LOCKED(PyObject *, loader_unload, self,
+                 (LoaderObject *self, PyObject *unused),
+                 (self, unused))
+static PyObject *loader_unload_locked(LoaderObject *self, PyObject *unused) {
   (void)unused;
-  if (self->mod != NULL && !self->mod->unloaded) {
+  if (self->mod != NULL && !EDGERT_PY_LOAD(self->mod->unloaded)) {
     edgert_py_log(&loader_log, EDGERT_PY_DEBUG, "unloading %s", edgert_module_path(self->mod->m));
     mod_core_unload(self->mod);
   }
@@ -1618,31 +1645,36 @@ static PyObject *loader_exit(LoaderObject *self, PyObject *args) {
   Py_RETURN_FALSE;
 }
 
-static PyObject *loader_get_sha256(LoaderObject *self, void *c) {
+EDGERT_PY_LOCKED(PyObject *, loader_get_sha256, self, (LoaderObject *self, void *c), (self, c))
+static PyObject *loader_get_sha256_locked(LoaderObject *self, void *c) {
   (void)c;
   if (!loader_loaded(self))
     Py_RETURN_NONE;
   return PyUnicode_FromString(edgert_module_sha256(self->mod->m));
 }
 
-static PyObject *loader_get_path(LoaderObject *self, void *c) {
+EDGERT_PY_LOCKED(PyObject *, loader_get_path, self, (LoaderObject *self, void *c), (self, c))
+static PyObject *loader_get_path_locked(LoaderObject *self, void *c) {
   (void)c;
   if (!loader_loaded(self))
     Py_RETURN_NONE;
   return PyUnicode_DecodeFSDefault(edgert_module_path(self->mod->m));
 }
 
-static PyObject *loader_get_loaded(LoaderObject *self, void *c) {
+EDGERT_PY_LOCKED(PyObject *, loader_get_loaded, self, (LoaderObject *self, void *c), (self, c))
+static PyObject *loader_get_loaded_locked(LoaderObject *self, void *c) {
   (void)c;
   return PyBool_FromLong(loader_loaded(self));
 }
 
-static PyObject *loader_get_quarantined(LoaderObject *self, void *c) {
+EDGERT_PY_LOCKED(PyObject *, loader_get_quarantined, self, (LoaderObject *self, void *c), (self, c))
+static PyObject *loader_get_quarantined_locked(LoaderObject *self, void *c) {
   (void)c;
   return PyBool_FromLong(loader_loaded(self) && edgert_module_quarantined(self->mod->m));
 }
 
-static PyObject *loader_get_functions(LoaderObject *self, void *c) {
+EDGERT_PY_LOCKED(PyObject *, loader_get_functions, self, (LoaderObject *self, void *c), (self, c))
+static PyObject *loader_get_functions_locked(LoaderObject *self, void *c) {
   (void)c;
   if (self->funcs == NULL)
     return PyTuple_New(0);
@@ -1654,12 +1686,13 @@ static PyObject *loader_get_functions(LoaderObject *self, void *c) {
   return t;
 }
 
-static PyObject *loader_repr(LoaderObject *self) {
+EDGERT_PY_LOCKED(PyObject *, loader_repr, self, (LoaderObject *self), (self))
+static PyObject *loader_repr_locked(LoaderObject *self) {
   if (self->mod == NULL)
     return PyUnicode_FromString("<ModuleLoader: nothing loaded>");
   return PyUnicode_FromFormat("<ModuleLoader %s%s sha256=%.16s...>",
                               edgert_module_path(self->mod->m),
-                              self->mod->unloaded ? " (unloaded)" : "",
+                              EDGERT_PY_LOAD(self->mod->unloaded) ? " (unloaded)" : "",
                               edgert_module_sha256(self->mod->m));
 }
 

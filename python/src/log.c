@@ -6,6 +6,11 @@
  * whenever a level changes anywhere (setLevel, disable, manager changes), so
  * a hit in it is always current. On a miss isEnabledFor() answers and fills
  * it. The dict object itself is never replaced, so holding it is safe.
+ *
+ * Threads: the loggers and level_objs are set at module init and only read
+ * after. The cache is logging's own dict, which other threads clear and
+ * fill: it is read with PyDict_GetItemRef (a strong reference, as the
+ * free-threading guide asks of a dict others change).
  */
 #include "ext.h"
 
@@ -39,10 +44,19 @@ int edgert_py_log_enabled(edgert_py_logger_t *lg, int level) {
   PyObject *key = (level >= 0 && level <= 50 && level % 10 == 0)
                       ? level_objs[level / 10]
                       : NULL;
-  if (lg->cache != NULL && key != NULL) {
-    PyObject *hit = PyDict_GetItemWithError(lg->cache, key);
-    if (hit != NULL)
-      return hit == Py_True;
+  /* The lookup may not run with an exception pending (a failing call logs
+   * while raising): that case asks isEnabledFor below, around which the
+   * exception is kept. */
+  if (lg->cache != NULL && key != NULL && !PyErr_Occurred()) {
+    PyObject *hit = NULL;
+    int found = PyDict_GetItemRef(lg->cache, key, &hit);
+    if (found > 0) {
+      int on = hit == Py_True;
+      Py_DECREF(hit);
+      return on;
+    }
+    if (found < 0)
+      PyErr_Clear();
   }
   PyObject *et, *ev, *tb;
   PyErr_Fetch(&et, &ev, &tb);

@@ -101,7 +101,7 @@ static PyObject *check_contract(PyObject *self, PyObject *const *args,
   const char *fname = c_string(args[0], "function_name");
   if (fname == NULL)
     return NULL;
-  PyObject *seq = PySequence_Fast(args[1], "arg_types: expected a sequence");
+  PyObject *seq = edgert_py_sequence_fast(args[1], "arg_types: expected a sequence");
   if (seq == NULL)
     return NULL;
   Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);

@@ -1,6 +1,12 @@
 /*
  * module.c: the _edgert extension module. Each part of the core has its own
  * file here and adds its types and functions through its init function.
+ *
+ * On free-threaded builds the module declares that it does not need the GIL
+ * (Py_MOD_GIL_NOT_USED; single-phase init says so with
+ * PyUnstable_Module_SetGIL), so importing it leaves the GIL off. Every piece
+ * of state the GIL used to protect, and what protects it now, is listed in
+ * docs/free-threading.md; ext.h has the tools (critical sections, atomics).
  */
 #include "ext.h"
 
@@ -22,5 +28,11 @@ PyMODINIT_FUNC PyInit__edgert(void) {
     Py_DECREF(m);
     return NULL;
   }
+#ifdef Py_GIL_DISABLED
+  if (PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED) < 0) {
+    Py_DECREF(m);
+    return NULL;
+  }
+#endif
   return m;
 }

@@ -17,20 +17,27 @@
  * left one of its locks held) every kernel serves its calls from the
  * reference, and says so once in the log.
  *
- * Invariants. All state lives in the handle as plain C integers and is only
- * read or written with the GIL held, which makes every update atomic with
- * respect to other Python threads; the GIL is released only inside a bound
- * call. A call takes a strong reference to the compiled object of the
- * version it starts on, and copies that version's number and kind, so a
- * swap or rollback in another thread (while this call runs with the GIL
- * released) never frees or changes what the call runs on; consecutive
+ * Invariants. All mutable state (history, state, counters, latencies) lives
+ * in the handle as plain C integers and is only read or written in a
+ * critical section on the handle (free-threaded builds; with a GIL the
+ * sections are plain blocks and the GIL serializes as before). No section
+ * is held across a call of either side, of logging or of a decref that may
+ * run code: a call picks its version in one short section, runs unlocked,
+ * and records its outcome in another. `name`, `reference` and the options
+ * are set at construction and never change (tp_clear, which drops the
+ * reference, runs only once nothing can reach the handle). A call takes a
+ * strong reference to the compiled object of the version it starts on, and
+ * copies that version's number and kind, so a swap or rollback in another
+ * thread (while this call runs) never frees or changes what the call runs
+ * on; consecutive
  * failures and the quarantine follow only calls on the version that is still
  * current. The history is a fixed array, oldest first, never empty: its last
  * entry is the current version. Latencies are sampled on one call in
  * SAMPLE_EVERY of each side, so timing costs nothing on the others.
  * The C core's nexus (src/nexus.c) implements the same policy for C hosts;
  * this file does not use it because its compiled and reference sides are
- * Python objects and its state is protected by the GIL for free.
+ * Python objects, and a critical section (free with a GIL) costs less than
+ * the core kernel's lock and reference counts.
  */
 #include "ext.h"
 
@@ -156,13 +163,32 @@ static inline PyObject *invoke_reference(KernelObject *self,
   return PyObject_Vectorcall(self->reference, args, (size_t)nargs, NULL);
 }
 
+static void record_latency(KernelObject *self, lat_t *l, double ns) {
+  (void)self; /* only free-threaded builds lock */
+  Py_BEGIN_CRITICAL_SECTION(self);
+  lat_record(l, ns);
+  Py_END_CRITICAL_SECTION();
+}
+
+/* counter += 1 in the handle's critical section. */
+static inline void count(KernelObject *self, uint64_t *counter) {
+  (void)self;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  (*counter)++;
+  Py_END_CRITICAL_SECTION();
+}
+
 static PyObject *call_reference(KernelObject *self, PyObject *const *args,
                                 Py_ssize_t nargs) {
-  if ((self->rlat.tick++ & (SAMPLE_EVERY - 1)) == 0) {
+  int sample;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  sample = (self->rlat.tick++ & (SAMPLE_EVERY - 1)) == 0;
+  Py_END_CRITICAL_SECTION();
+  if (sample) {
     double t0 = now_ns();
     PyObject *r = invoke_reference(self, args, nargs);
     if (r != NULL)
-      lat_record(&self->rlat, now_ns() - t0);
+      record_latency(self, &self->rlat, now_ns() - t0);
     return r;
   }
   return invoke_reference(self, args, nargs);
@@ -204,7 +230,7 @@ static EDGERT_PY_INLINE PyObject *guard_miss(KernelObject *self,
                                               PyObject *const *args,
                                               Py_ssize_t nargs,
                                               uint64_t number) {
-  self->guard_misses++;
+  count(self, &self->guard_misses);
   if (EDGERT_PY_UNLIKELY(debug_enabled())) {
     PyObject *shapes = edgert_py_describe_args(args, nargs);
     if (shapes != NULL) {
@@ -220,7 +246,8 @@ static EDGERT_PY_INLINE PyObject *guard_miss(KernelObject *self,
 }
 
 /* The handle lost its state to the garbage collector (it was in a reference
- * cycle being freed, and something still called it): 1 with RuntimeError. */
+ * cycle being freed, and something still called it): 1 with RuntimeError.
+ * In the handle's critical section. */
 static int cleared(KernelObject *self) {
   if (self->state == CLEARED || self->reference == NULL) {
     PyErr_SetString(PyExc_RuntimeError,
@@ -235,17 +262,24 @@ static int cleared(KernelObject *self) {
  * reference serves (the first call of the latter kind logs why). */
 static EDGERT_PY_COLD PyObject *quarantined_call(KernelObject *self, PyObject *const *args,
                                                  Py_ssize_t nargs) {
-  if (cleared(self))
-    return NULL;
-  self->fallbacks++;
+  int gone, log_unhealthy = 0;
   const char *reason = NULL;
-  if (!self->unhealthy_logged && !edgert_process_healthy(&reason)) {
-    self->unhealthy_logged = 1;
+  int healthy = edgert_process_healthy(&reason);
+  Py_BEGIN_CRITICAL_SECTION(self);
+  gone = cleared(self);
+  if (!gone) {
+    self->fallbacks++;
+    if (!healthy && !self->unhealthy_logged)
+      log_unhealthy = self->unhealthy_logged = 1;
+  }
+  Py_END_CRITICAL_SECTION();
+  if (gone)
+    return NULL;
+  if (log_unhealthy)
     edgert_py_log(&nexus_log, EDGERT_PY_ERROR,
                   "kernel '%U': the process is unhealthy (%s); calls go to the "
                   "reference from now on: restart the process to use compiled kernels",
                   self->name, reason != NULL ? reason : "");
-  }
   return call_reference(self, args, nargs);
 }
 
@@ -283,7 +317,6 @@ static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self,
   Py_XDECREF(tb);
   Py_XDECREF(et);
 
-  self->failures++;
   int quarantine = 0;
   /* A signal sent to the thread interrupted the kernel: not its failure. */
   int blamed = 1;
@@ -294,6 +327,9 @@ static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self,
     Py_XDECREF(sent);
     PyErr_Clear();
   }
+  unsigned long consecutive;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  self->failures++;
   if (blamed && number == current_number(self) && self->state == ACTIVE) {
     self->consecutive++;
     if (self->max_failures != 0 && self->consecutive >= self->max_failures) {
@@ -301,13 +337,15 @@ static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self,
       quarantine = 1;
     }
   }
+  consecutive = self->consecutive;
+  Py_END_CRITICAL_SECTION();
   PyObject *what = PyUnicode_FromFormat("%s: %S", Py_TYPE(ev)->tp_name, ev);
   if (what == NULL) {
     Py_DECREF(ev);
     return NULL;
   }
   if (self->fallback_enabled) {
-    self->fallbacks++;
+    count(self, &self->fallbacks);
     log_with_shapes(EDGERT_PY_WARNING, args, nargs,
                     "kernel '%U' version %llu failed (%U) on %U; falling back "
                     "to the reference",
@@ -322,8 +360,8 @@ static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self,
     edgert_py_log(&nexus_log, EDGERT_PY_ERROR,
                   "kernel '%U' version %llu quarantined after %lu consecutive "
                   "failure%s; calls go to the reference until reset()",
-                  self->name, (unsigned long long)number, self->consecutive,
-                  self->consecutive == 1 ? "" : "s");
+                  self->name, (unsigned long long)number, consecutive,
+                  consecutive == 1 ? "" : "s");
   if (self->fallback_enabled) {
     Py_DECREF(what);
     Py_DECREF(ev);
@@ -384,7 +422,7 @@ static PyObject *leave_buffers(PyObject *r, const edgert_py_snap_t *snap,
 static PyObject *shadow_validate(KernelObject *self, PyObject *result,
                                  PyObject *const *args, Py_ssize_t nargs,
                                  uint64_t number, const edgert_py_snap_t *before) {
-  self->validations++;
+  count(self, &self->validations);
   edgert_py_snap_t *after = NULL;
   if (before != NULL) {
     if (edgert_py_snap_take(args, nargs, &after) < 0 ||
@@ -443,7 +481,7 @@ static PyObject *shadow_validate(KernelObject *self, PyObject *result,
     result = leave_buffers(NULL, before, args);
     goto out;
   }
-  self->mismatches++;
+  count(self, &self->mismatches);
   log_with_shapes(self->strict ? EDGERT_PY_ERROR : EDGERT_PY_WARNING, args,
                   nargs,
                   self->strict
@@ -496,8 +534,28 @@ out:
 /* ---- the hot path ------------------------------------------------------ */
 
 /*
- * One call on the current version. *served is 1 when the compiled side
- * served it (then *number is its version), 0 when the reference did or the
+ * What a call runs on, taken in the handle's critical section by
+ * pick_current: the current version's compiled side (a strong reference, so
+ * a swap in another thread never frees it under the call), its number and
+ * kind, and whether this call's latency is sampled.
+ */
+typedef struct pick_s {
+  PyObject *compiled;
+  uint64_t number;
+  int bound, sample;
+} pick_t;
+
+static EDGERT_PY_INLINE void pick_current(KernelObject *self, pick_t *p) {
+  version_t *v = &self->history[self->nversions - 1];
+  p->compiled = Py_NewRef(v->compiled);
+  p->number = v->number;
+  p->bound = v->bound;
+  p->sample = (self->clat.tick++ & (SAMPLE_EVERY - 1)) == 0;
+}
+
+/*
+ * One call on the version `p` picked (its reference is consumed). *served
+ * is 1 when the compiled side served it, 0 when the reference did or the
  * call raised. `before` (validated calls with buffer arguments, else NULL)
  * is restored before the reference serves a failed call, so the reference
  * never sees a failed kernel's partial writes, and when the call raises.
@@ -506,22 +564,18 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
                                                  PyObject *const *args,
                                                  Py_ssize_t nargs,
                                                  const edgert_py_snap_t *before,
-                                                 int *served, uint64_t *number) {
-  version_t *v = &self->history[self->nversions - 1];
-  PyObject *compiled = v->compiled;
-  *number = v->number;
+                                                 pick_t p, int *served) {
+  PyObject *compiled = p.compiled;
+  uint64_t number = p.number;
   *served = 0;
-  int bound = v->bound;
-  Py_INCREF(compiled); /* the version this call runs on, whatever swaps */
-  int sample = (self->clat.tick++ & (SAMPLE_EVERY - 1)) == 0;
-  double t0 = sample ? now_ns() : 0.0;
+  double t0 = p.sample ? now_ns() : 0.0;
   PyObject *r;
-  if (bound) {
+  if (p.bound) {
     int missed = 0;
     r = edgert_py_bound_call(compiled, args, nargs, &missed);
     if (EDGERT_PY_UNLIKELY(r == NULL) && missed) {
       Py_DECREF(compiled);
-      return guard_miss(self, args, nargs, *number);
+      return guard_miss(self, args, nargs, number);
     }
   } else {
     r = PyObject_Vectorcall(compiled, args, nargs, NULL);
@@ -529,13 +583,15 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
   Py_DECREF(compiled);
   if (EDGERT_PY_UNLIKELY(r == NULL)) {
     leave_buffers(NULL, before, args); /* the kernel's error stays set */
-    return compiled_failed(self, args, nargs, *number);
+    return compiled_failed(self, args, nargs, number);
   }
-  if (sample)
+  Py_BEGIN_CRITICAL_SECTION(self);
+  if (p.sample)
     lat_record(&self->clat, now_ns() - t0);
   self->compiled++;
-  if (self->consecutive != 0 && *number == current_number(self))
+  if (self->consecutive != 0 && number == current_number(self))
     self->consecutive = 0;
+  Py_END_CRITICAL_SECTION();
   *served = 1;
   return r;
 }
@@ -549,34 +605,42 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
 static EDGERT_PY_COLD PyObject *keyword_call(KernelObject *self,
                                              PyObject *const *args,
                                              size_t nargsf, PyObject *kwnames) {
+  int gone, miss = 0;
+  uint64_t number = 0;
+  Py_BEGIN_CRITICAL_SECTION(self);
   self->calls++;
-  if (cleared(self))
-    return NULL;
-  if (self->state != ACTIVE) {
+  gone = cleared(self);
+  if (!gone && self->state != ACTIVE) {
     self->fallbacks++;
-  } else {
+  } else if (!gone) {
     self->guard_misses++;
-    if (EDGERT_PY_UNLIKELY(debug_enabled()))
-      edgert_py_log(&nexus_log, EDGERT_PY_DEBUG,
-                    "kernel '%U' version %llu: guard miss: keyword arguments %R; "
-                    "calling the reference",
-                    self->name, (unsigned long long)current_number(self), kwnames);
+    miss = 1;
+    number = current_number(self);
   }
+  Py_END_CRITICAL_SECTION();
+  if (gone)
+    return NULL;
+  if (miss && EDGERT_PY_UNLIKELY(debug_enabled()))
+    edgert_py_log(&nexus_log, EDGERT_PY_DEBUG,
+                  "kernel '%U' version %llu: guard miss: keyword arguments %R; "
+                  "calling the reference",
+                  self->name, (unsigned long long)number, kwnames);
   return PyObject_Vectorcall(self->reference, args, nargsf, kwnames);
 }
 
 /* A call that shadow validation will check if the compiled side serves it. */
 static EDGERT_PY_COLD PyObject *validated_call(KernelObject *self,
                                                PyObject *const *args,
-                                               Py_ssize_t nargs) {
+                                               Py_ssize_t nargs, pick_t p) {
   edgert_py_snap_t *before;
-  if (edgert_py_snap_take(args, nargs, &before) < 0)
+  if (edgert_py_snap_take(args, nargs, &before) < 0) {
+    Py_DECREF(p.compiled);
     return NULL;
+  }
   int served;
-  uint64_t number;
-  PyObject *r = compiled_call(self, args, nargs, before, &served, &number);
+  PyObject *r = compiled_call(self, args, nargs, before, p, &served);
   if (r != NULL && served)
-    r = shadow_validate(self, r, args, nargs, number, before);
+    r = shadow_validate(self, r, args, nargs, p.number, before);
   edgert_py_snap_free(before);
   return r;
 }
@@ -590,16 +654,24 @@ static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
   Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
   if (EDGERT_PY_UNLIKELY(kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0))
     return keyword_call(self, args, nargsf, kwnames);
+  int active, validate = 0;
+  pick_t p = {NULL, 0, 0, 0};
+  Py_BEGIN_CRITICAL_SECTION(self);
   self->calls++;
-  if (EDGERT_PY_UNLIKELY(self->state != ACTIVE || !edgert_process_healthy(NULL)))
+  active = self->state == ACTIVE && EDGERT_PY_LIKELY(edgert_process_healthy(NULL));
+  if (EDGERT_PY_LIKELY(active)) {
+    /* every validate_every-th call the compiled side serves is validated */
+    validate = EDGERT_PY_UNLIKELY(self->validate_every != 0) &&
+               (self->compiled + 1) % self->validate_every == 0;
+    pick_current(self, &p);
+  }
+  Py_END_CRITICAL_SECTION();
+  if (EDGERT_PY_UNLIKELY(!active))
     return quarantined_call(self, args, nargs);
-  /* every validate_every-th call the compiled side serves is validated */
-  if (EDGERT_PY_UNLIKELY(self->validate_every != 0) &&
-      (self->compiled + 1) % self->validate_every == 0)
-    return validated_call(self, args, nargs);
+  if (EDGERT_PY_UNLIKELY(validate))
+    return validated_call(self, args, nargs, p);
   int served;
-  uint64_t number;
-  return compiled_call(self, args, nargs, NULL, &served, &number);
+  return compiled_call(self, args, nargs, NULL, p, &served);
 }
 
 /* ---- construction ------------------------------------------------------ */
@@ -710,11 +782,22 @@ static int kernel_traverse(KernelObject *self, visitproc visit, void *arg) {
   return 0;
 }
 
+/* The references are taken out in the handle's critical section and
+ * released after it, since releasing one may run code. */
 static int kernel_clear(KernelObject *self) {
+  PyObject *dropped[HISTORY_MAX + 1];
+  int n = 0;
+  Py_BEGIN_CRITICAL_SECTION(self);
   self->state = CLEARED; /* calls now raise instead of touching the history */
-  Py_CLEAR(self->reference);
-  for (int i = 0; i < self->nversions; i++)
-    Py_CLEAR(self->history[i].compiled);
+  dropped[n++] = self->reference;
+  self->reference = NULL;
+  for (int i = 0; i < self->nversions; i++) {
+    dropped[n++] = self->history[i].compiled;
+    self->history[i].compiled = NULL;
+  }
+  Py_END_CRITICAL_SECTION();
+  for (int i = 0; i < n; i++)
+    Py_XDECREF(dropped[i]);
   return 0;
 }
 
@@ -730,13 +813,16 @@ static void kernel_dealloc(KernelObject *self) {
 
 /* ---- methods ----------------------------------------------------------- */
 
-static PyObject *kernel_swap(KernelObject *self, PyObject *compiled) {
-  if (cleared(self) || check_compiled(self->name, compiled) < 0)
-    return NULL;
-  int bound = edgert_py_is_bound(compiled);
-  PyObject *dropped = NULL;
+/* Installs `compiled` as the newest version; in the handle's critical
+ * section. Returns its number, or 0 with RuntimeError when the handle was
+ * cleared. *dropped is the version that left a full history (the caller
+ * releases it unlocked) or NULL; *was the state before. */
+static uint64_t install_version(KernelObject *self, PyObject *compiled, int bound,
+                                PyObject **dropped, int *was) {
+  if (cleared(self))
+    return 0;
   if (self->nversions == self->history_max) {
-    dropped = self->history[0].compiled;
+    *dropped = self->history[0].compiled;
     memmove(self->history, self->history + 1,
             (size_t)(self->nversions - 1) * sizeof *self->history);
     self->nversions--;
@@ -747,10 +833,24 @@ static PyObject *kernel_swap(KernelObject *self, PyObject *compiled) {
   v->installed = wall_time();
   v->bound = bound;
   self->nversions++;
-  int was = self->state;
+  *was = self->state;
   self->state = ACTIVE;
   self->consecutive = 0;
-  uint64_t number = v->number;
+  return v->number;
+}
+
+static PyObject *kernel_swap(KernelObject *self, PyObject *compiled) {
+  if (check_compiled(self->name, compiled) < 0)
+    return NULL;
+  int bound = edgert_py_is_bound(compiled);
+  PyObject *dropped = NULL;
+  int was = ACTIVE;
+  uint64_t number;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  number = install_version(self, compiled, bound, &dropped, &was);
+  Py_END_CRITICAL_SECTION();
+  if (number == 0)
+    return NULL;
   /* Dropping the oldest version may run arbitrary code (a __del__): only
    * once the handle is consistent again. Calls in flight hold their own. */
   Py_XDECREF(dropped);
@@ -788,23 +888,30 @@ static PyObject *kernel_rollback(KernelObject *self, PyObject *const *args,
     if (steps == -1 && PyErr_Occurred())
       return NULL;
   }
-  if (cleared(self))
-    return NULL;
-  if (steps < 1 || steps >= self->nversions) {
-    PyErr_Format(PyExc_ValueError,
-                 "kernel '%U': cannot roll back %ld step(s): the history "
-                 "holds %d version(s) (history=%d)",
-                 self->name, steps, self->nversions, self->history_max);
-    return NULL;
-  }
   PyObject *dropped[HISTORY_MAX];
-  for (long i = 0; i < steps; i++) {
-    dropped[i] = self->history[--self->nversions].compiled;
-    self->history[self->nversions].compiled = NULL;
+  int ok = 0;
+  uint64_t number = 0;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  if (!cleared(self)) {
+    if (steps < 1 || steps >= self->nversions) {
+      PyErr_Format(PyExc_ValueError,
+                   "kernel '%U': cannot roll back %ld step(s): the history "
+                   "holds %d version(s) (history=%d)",
+                   self->name, steps, self->nversions, self->history_max);
+    } else {
+      for (long i = 0; i < steps; i++) {
+        dropped[i] = self->history[--self->nversions].compiled;
+        self->history[self->nversions].compiled = NULL;
+      }
+      self->state = ACTIVE;
+      self->consecutive = 0;
+      number = current_number(self);
+      ok = 1;
+    }
   }
-  self->state = ACTIVE;
-  self->consecutive = 0;
-  uint64_t number = current_number(self);
+  Py_END_CRITICAL_SECTION();
+  if (!ok)
+    return NULL;
   for (long i = 0; i < steps; i++)
     Py_DECREF(dropped[i]);
   edgert_py_log(&nexus_log, EDGERT_PY_INFO,
@@ -815,12 +922,19 @@ static PyObject *kernel_rollback(KernelObject *self, PyObject *const *args,
 
 static PyObject *kernel_reset(KernelObject *self, PyObject *unused) {
   (void)unused;
-  if (cleared(self))
+  int was = ACTIVE, gone;
+  unsigned long consecutive = 0;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  gone = cleared(self);
+  if (!gone) {
+    was = self->state;
+    consecutive = self->consecutive;
+    self->state = ACTIVE;
+    self->consecutive = 0;
+  }
+  Py_END_CRITICAL_SECTION();
+  if (gone)
     return NULL;
-  int was = self->state;
-  unsigned long consecutive = self->consecutive;
-  self->state = ACTIVE;
-  self->consecutive = 0;
   if (was == QUARANTINED)
     edgert_py_log(&nexus_log, EDGERT_PY_INFO,
                   "kernel '%U' reset: active again after %lu consecutive "
@@ -834,7 +948,10 @@ static const char *state_name(int state) {
                          : state == QUARANTINED ? "quarantined" : "cleared";
 }
 
-static PyObject *kernel_stats(KernelObject *self, PyObject *unused) {
+EDGERT_PY_LOCKED(PyObject *, kernel_stats, self,
+                 (KernelObject *self, PyObject *unused),
+                 (self, unused))
+static PyObject *kernel_stats_locked(KernelObject *self, PyObject *unused) {
   (void)unused;
   PyObject *cl = lat_summary(&self->clat);
   PyObject *rl = cl ? lat_summary(&self->rlat) : NULL;
@@ -884,27 +1001,32 @@ static PyObject *get_name(KernelObject *self, void *c) {
   (void)c;
   return Py_NewRef(self->name);
 }
-static PyObject *get_reference(KernelObject *self, void *c) {
+EDGERT_PY_LOCKED(PyObject *, get_reference, self, (KernelObject *self, void *c), (self, c))
+static PyObject *get_reference_locked(KernelObject *self, void *c) {
   (void)c;
   if (cleared(self))
     return NULL;
   return Py_NewRef(self->reference);
 }
-static PyObject *get_compiled(KernelObject *self, void *c) {
+EDGERT_PY_LOCKED(PyObject *, get_compiled, self, (KernelObject *self, void *c), (self, c))
+static PyObject *get_compiled_locked(KernelObject *self, void *c) {
   (void)c;
   if (cleared(self))
     return NULL;
   return Py_NewRef(self->history[self->nversions - 1].compiled);
 }
-static PyObject *get_version(KernelObject *self, void *c) {
+EDGERT_PY_LOCKED(PyObject *, get_version, self, (KernelObject *self, void *c), (self, c))
+static PyObject *get_version_locked(KernelObject *self, void *c) {
   (void)c;
   return PyLong_FromUnsignedLongLong(self->nversions ? current_number(self) : 0);
 }
-static PyObject *get_state(KernelObject *self, void *c) {
+EDGERT_PY_LOCKED(PyObject *, get_state, self, (KernelObject *self, void *c), (self, c))
+static PyObject *get_state_locked(KernelObject *self, void *c) {
   (void)c;
   return PyUnicode_FromString(state_name(self->state));
 }
-static PyObject *get_history(KernelObject *self, void *c) {
+EDGERT_PY_LOCKED(PyObject *, get_history, self, (KernelObject *self, void *c), (self, c))
+static PyObject *get_history_locked(KernelObject *self, void *c) {
   (void)c;
   if (cleared(self))
     return NULL;
@@ -934,7 +1056,8 @@ static PyObject *get_strict(KernelObject *self, void *c) {
   (void)c;
   return PyBool_FromLong(self->strict);
 }
-static PyObject *get_guarded(KernelObject *self, void *c) {
+EDGERT_PY_LOCKED(PyObject *, get_guarded, self, (KernelObject *self, void *c), (self, c))
+static PyObject *get_guarded_locked(KernelObject *self, void *c) {
   (void)c;
   if (cleared(self))
     return NULL;
@@ -971,7 +1094,8 @@ static PyMemberDef kernel_members[] = {
     {"tolerance", T_DOUBLE, offsetof(KernelObject, tolerance), READONLY, NULL},
     {NULL, 0, 0, 0, NULL}};
 
-static PyObject *kernel_repr(KernelObject *self) {
+EDGERT_PY_LOCKED(PyObject *, kernel_repr, self, (KernelObject *self), (self))
+static PyObject *kernel_repr_locked(KernelObject *self) {
   return PyUnicode_FromFormat("<edgert.Kernel '%U' version %llu %s>",
                               self->name,
                               (unsigned long long)(self->nversions

@@ -19,6 +19,11 @@
  *   Py_HashBuffer                 3.14   _Py_HashBytes, exported by every
  *                                        version; 3.13 declares it only in
  *                                        its internal headers
+ *   PyDict_GetItemRef             3.13   PyDict_GetItemWithError plus a
+ *                                        reference
+ *   Py_BEGIN/END_CRITICAL_SECTION 3.13   plain blocks: only free-threaded
+ *   (and ..._SECTION2)                   builds (3.13+) lock, and 3.13's
+ *                                        own are plain blocks with a GIL
  *
  * The floor is 3.10 (pyproject's requires-python and CMake say the same):
  * 3.9 lacks Py_NewRef, Py_TPFLAGS_MAPPING/SEQUENCE and the match statement
@@ -75,6 +80,29 @@ PyAPI_FUNC(Py_hash_t) _Py_HashBytes(const void *src, Py_ssize_t len);
 static inline Py_hash_t Py_HashBuffer(const void *ptr, Py_ssize_t len) {
   return _Py_HashBytes(ptr, len);
 }
+#endif
+
+/* dict[key] as a new reference: 1 with *result set, 0 with *result NULL
+ * when the key is absent, -1 with an exception (and *result NULL). Not to
+ * be called with an exception pending (before 3.13 it would take that one
+ * for its own and return -1). */
+#if PY_VERSION_HEX < 0x030D0000
+static inline int PyDict_GetItemRef(PyObject *mp, PyObject *key, PyObject **result) {
+  PyObject *item = PyDict_GetItemWithError(mp, key);
+  *result = Py_XNewRef(item);
+  if (item != NULL)
+    return 1;
+  return PyErr_Occurred() ? -1 : 0;
+}
+#endif
+
+/* A per-object lock held for the block (free-threaded builds; the GIL
+ * serializes everything on the others). */
+#if PY_VERSION_HEX < 0x030D0000
+#define Py_BEGIN_CRITICAL_SECTION(op) {
+#define Py_END_CRITICAL_SECTION() }
+#define Py_BEGIN_CRITICAL_SECTION2(a, b) {
+#define Py_END_CRITICAL_SECTION2() }
 #endif
 
 #endif /* EDGERT_PY_PYCOMPAT_H */
