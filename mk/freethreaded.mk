@@ -30,8 +30,9 @@ FT_DEB_PACKAGES := build-essential xz-utils libssl-dev zlib1g-dev libffi-dev lib
 # What the Python suite imports. Wheels only: PyPI has cp313t wheels of numpy, and
 # pure-Python ones of the rest, but the newest hypothesis and mypy releases add
 # Rust parts with no cp313t wheel whose sdists would need crates.io (unreachable),
-# so pip settles on the newest releases that have a wheel here.
-FT_PY_PACKAGES := pytest hypothesis numpy mypy
+# so pip settles on the newest releases that have a wheel here. scikit-build-core
+# is for the test that builds the package with pip.
+FT_PY_PACKAGES := pytest hypothesis numpy mypy scikit-build-core
 FT_PIP := $(FT_PYTHON) -m pip install -q --only-binary=:all: --root-user-action=ignore
 
 FT_APT_DIR := $(FT_CACHE)/apt

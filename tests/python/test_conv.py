@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import tracemalloc
 from fractions import Fraction
@@ -246,6 +247,9 @@ def test_copies_survive_a_contained_crash() -> None:
                     reason="ASan reserves terabytes of address space: RLIMIT_AS cannot be set")
 @pytest.mark.skipif(bool(os.environ.get("EDGERT_TEST_EMULATOR")),
                     reason="qemu-user does not hold the emulated process to RLIMIT_AS")
+@pytest.mark.skipif(bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+                    reason="free-threaded CPython allocates through mimalloc, whose arenas are "
+                           "reserved before the limit is set: RLIMIT_AS does not fail the copy")
 def test_copy_that_cannot_be_allocated_is_memory_error() -> None:
     """A bytes object too big to copy under an address-space limit: MemoryError,
     the kernel not called; a small one still goes through afterwards."""
