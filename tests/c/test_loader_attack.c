@@ -132,6 +132,24 @@ static int attacker(pid_t target, long off, int ready, int mode) {
   return pwrite(fd, &patch, 4, off) == 4 ? 0 : 1;
 }
 
+/* Forks the attacker against this process (`mode` as attacker() takes it)
+ * and returns once it is in position, watching for the memfd. */
+static pid_t start_attacker(long off, char mode) {
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  pid_t parent = getpid(), pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    close(p[0]);
+    _exit(attacker(parent, off, p[1], mode));
+  }
+  close(p[1]);
+  char r;
+  assert_int_equal(read(p[0], &r, 1), 1);
+  close(p[0]);
+  return pid;
+}
+
 static void a_patch_before_the_seal_never_runs_under_the_genuine_hash(void **state) {
   (void)state;
   const char *path = FX("loader_tamper");
@@ -141,18 +159,7 @@ static void a_patch_before_the_seal_never_runs_under_the_genuine_hash(void **sta
   int wins = 0, refused = 0, clean = 0, tampered_hash = 0;
   enum { ATTEMPTS = 6 };
   for (int i = 0; i < ATTEMPTS; i++) {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t parent = getpid(), pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-      close(p[0]);
-      _exit(attacker(parent, off, p[1], 'w'));
-    }
-    close(p[1]);
-    char r;
-    assert_int_equal(read(p[0], &r, 1), 1);
-    close(p[0]);
+    pid_t pid = start_attacker(off, 'w');
     /* Every other attempt gives the expected hash: with it a tampered copy
      * is refused; without it, it may load, but then under its own hash. */
     int expect = i % 2 == 0;
@@ -206,18 +213,7 @@ static void a_writable_mapping_before_the_seal_is_refused(void **state) {
   int mapped = 0, refused = 0;
   enum { ATTEMPTS = 4 };
   for (int i = 0; i < ATTEMPTS; i++) {
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    pid_t parent = getpid(), pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-      close(p[0]);
-      _exit(attacker(parent, off, p[1], 'm'));
-    }
-    close(p[1]);
-    char r;
-    assert_int_equal(read(p[0], &r, 1), 1);
-    close(p[0]);
+    pid_t pid = start_attacker(off, 'm');
     edgert_module_t *m = NULL;
     int rc = edgert_module_load(path, genuine, &m);
     int status = 0;
