@@ -22,6 +22,8 @@ import sys
 import time
 from typing import Any, Dict, List, NoReturn, Optional, Sequence, TextIO
 
+from .errors import EdgertError
+
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -186,7 +188,6 @@ def _load_json(path: str) -> Dict[str, Any]:
     except OSError as exc:
         raise _oserror(exc, path)
     from . import _edgert
-    base = os.path.dirname(os.path.abspath(path))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -199,9 +200,12 @@ def _load_json(path: str) -> Dict[str, Any]:
     else:
         doc = None
     if not isinstance(doc, dict):
-        # The C reader words the problem (line and column), as load_manifest would.
+        # The C reader words the problem (line and column), as load_manifest
+        # would; it reads the file's bytes itself (text that is not UTF-8 too).
         try:
-            _edgert.parse_manifest_text(raw.decode("utf-8", "replace"), base)
+            _edgert.parse_manifest(path)
+        except OSError as exc:
+            raise _oserror(exc, path)
         except ValueError as exc:
             raise _Fail(f"{path}: not a valid manifest: {exc}", EXIT_USAGE, "manifest")
         raise _Fail(f"{path}: not a valid manifest: expected a JSON object", EXIT_USAGE, "manifest")
@@ -812,12 +816,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"edgert: {exc}" if not str(exc).startswith("edgert") else str(exc),
                   file=sys.stderr)
         return exc.code
-    except KeyboardInterrupt:
-        print("edgert: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         try:
             sys.stdout = open(os.devnull, "w")
         except OSError:
             pass
         return EXIT_USAGE
+    except OSError as exc:  # e.g. stdout or stderr gone, a disk full while writing
+        print(f"edgert: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (NotImplementedError, EdgertError) as exc:
+        print(f"edgert: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("edgert: interrupted", file=sys.stderr)
+        return 130

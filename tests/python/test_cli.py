@@ -67,6 +67,11 @@ def test_help_lists_every_command():
     ok(edgert("manifest", "--help"))
 
 
+def test_version():
+    import edgert as e
+    assert ok(edgert("--version")).stdout.decode() == f"edgert {e.__version__}\n"
+
+
 def test_usage_errors_exit_2():
     r = ok(edgert(), 2)
     assert b"COMMAND" in r.stderr or b"required" in r.stderr
@@ -396,8 +401,9 @@ def test_manifest_check_bad_documents_exit_2(tmp_path):
     assert b"modules[0].sha256: 'xyz' is not 64 hexadecimal digits" in r.stderr
     m.write_text('[1, 2]')
     ok(edgert("manifest", "check", m), 2)
-    m.write_bytes(b'\xff\xfe')
-    ok(edgert("manifest", "check", m), 2)
+    m.write_bytes(b'{"schema_version": 1, "modules": [], "x": "\xff"}')
+    r = ok(edgert("manifest", "check", m), 2)
+    assert b"invalid UTF-8 at line 1, column 44" in r.stderr
     ok(edgert("manifest", "check", tmp_path / "nope.json"), 2)
     d = as_json(ok(edgert("manifest", "check", "--json", tmp_path / "nope.json"), 2))
     assert d["error"]["kind"] == "io"
