@@ -521,8 +521,9 @@ def _signed_manifest(work, version, expires="2099-01-01T00:00:00Z"):
     doc = json.loads((work / "m.json").read_text())
     doc["version"] = version
     doc["expires"] = expires
-    (work / "s.json").write_text(json.dumps(doc, indent=2))
-    return work / "s.json"
+    path = work / f"signed-v{version}.json"
+    path.write_text(json.dumps(doc, indent=2))
+    return path
 
 
 def test_keygen_sign_verify(work):
