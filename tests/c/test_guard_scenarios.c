@@ -106,20 +106,6 @@ static int uses_crash(const cJSON *scenario) {
   return 0;
 }
 
-/* A step compares an infinite result ("x" or "ref" is "inf" or "-inf"). */
-static int compares_infinity(const cJSON *scenario) {
-  const cJSON *step;
-  cJSON_ArrayForEach(step, cJSON_GetObjectItemCaseSensitive(scenario, "steps")) {
-    const char *keys[] = {"x", "ref"};
-    for (size_t i = 0; i < 2; i++) {
-      const cJSON *v = cJSON_GetObjectItemCaseSensitive(step, keys[i]);
-      if (cJSON_IsString(v) && strstr(v->valuestring, "inf") != NULL)
-        return 1;
-    }
-  }
-  return 0;
-}
-
 typedef union result_u {
   long double ld;
   double d;
@@ -129,15 +115,6 @@ static void run_scenario(const cJSON *scenario) {
   const char *name = cJSON_GetObjectItemCaseSensitive(scenario, "name")->valuestring;
   if (!edgert_guard_enabled() && uses_crash(scenario)) {
     print_message("skipped (EDGERT_CRASH_GUARD=0 and it crashes): %s\n", name);
-    return;
-  }
-  /* valgrind emulates the x87 unit with 64-bit doubles: LDBL_MAX becomes
-   * +inf there, so isinf() on a long double (edgert_agree's arguments)
-   * answers 0 for an infinity. The native, ASan and emulated-AArch64 runs
-   * cover these scenarios. */
-  if (getenv("EDGERT_VALGRIND") != NULL && compares_infinity(scenario)) {
-    print_message("skipped under valgrind (its x87 emulation has no long double "
-                  "infinity test): %s\n", name);
     return;
   }
   assert_int_equal(edgert_guard_install(), edgert_guard_enabled() ? 0 : EDGERT_EUNSUPPORTED);
