@@ -294,6 +294,41 @@ static int key_id_of(EVP_PKEY *pkey, char id[EDGERT_KEY_ID_SIZE]) {
 enum { KEY_PUBLIC, KEY_ANY, KEY_PRIVATE };
 
 /*
+ * The common case, fast: a public key PEM exactly as `openssl pkey -pubout`
+ * and edgert_key_generate write it ("-----BEGIN PUBLIC KEY-----", one line
+ * of 60 base64 characters, "-----END PUBLIC KEY-----", final newline
+ * optional) whose DER is the 44-byte SubjectPublicKeyInfo of an Ed25519 key
+ * (RFC 8410: the fixed 12-byte header, then the raw 32-byte key). OpenSSL
+ * decodes the base64 and makes the key from the raw bytes: 3-5 us, where
+ * OpenSSL 3's generic PEM decoder chain takes about 350 us. Anything else
+ * returns NULL and goes through that generic decoder, which then accepts or
+ * refuses it with its reason.
+ */
+static EVP_PKEY *fast_ed25519_public(const char *pem, size_t len) {
+  static const char head[] = "-----BEGIN PUBLIC KEY-----\n";
+  static const char tail[] = "\n-----END PUBLIC KEY-----";
+  static const unsigned char spki[12] = {0x30, 0x2a, 0x30, 0x05, 0x06, 0x03,
+                                         0x2b, 0x65, 0x70, 0x03, 0x21, 0x00};
+  const size_t hl = sizeof head - 1, tl = sizeof tail - 1, bl = 60;
+  if (len < hl + bl + tl || len > hl + bl + tl + 1 ||
+      memcmp(pem, head, hl) != 0 || memcmp(pem + hl + bl, tail, tl) != 0 ||
+      (len == hl + bl + tl + 1 && pem[len - 1] != '\n'))
+    return NULL;
+  const unsigned char *b64 = (const unsigned char *)pem + hl;
+  unsigned char der[48];
+  /* 44 bytes are 60 characters with one '=' of padding; EVP_DecodeBlock
+   * counts the padding as a decoded zero byte (45). */
+  if (b64[59] != '=' || b64[58] == '=' || EVP_DecodeBlock(der, b64, 60) != 45 ||
+      memcmp(der, spki, sizeof spki) != 0)
+    return NULL;
+  EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL,
+                                               der + sizeof spki, 32);
+  if (pkey == NULL)
+    ERR_clear_error();
+  return pkey;
+}
+
+/*
  * Parses PEM text as an Ed25519 key: `want` says whether a public key, a
  * private key or either is asked for. `what` names the source in messages.
  */
@@ -315,6 +350,13 @@ static int parse_pem_key(const char *pem, size_t len, int want,
                          "%s: is not a private key: signing needs the private "
                          "key (the public one is for verifying)",
                          what);
+  if (!is_private) {
+    EVP_PKEY *fast = fast_ed25519_public(pem, len);
+    if (fast != NULL) {
+      *out = fast;
+      return 0;
+    }
+  }
   BIO *bio = BIO_new_mem_buf(pem, (int)len);
   if (bio == NULL)
     return edgert__error(EDGERT_ENOMEM, "%s: out of memory", what);

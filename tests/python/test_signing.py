@@ -127,6 +127,40 @@ def test_trusted_keys_as_pem_bytes_and_keyset(release):
         assert lm.call("marker_answer") == 42
 
 
+def test_every_pem_layout_gives_the_same_key(release):
+    """The exact `openssl pkey -pubout` layout takes a fast path; CRLF line
+    ends, text before the block or no final newline take OpenSSL's generic
+    decoder. Both must yield the same key (same id, same verification)."""
+    m = release.manifest()
+    pem = release.pub.read_bytes()
+    variants = [pem, pem.rstrip(b"\n"), pem.replace(b"\n", b"\r\n"),
+                b"comment line\n" + pem, pem + b"\n"]
+    for v in variants:
+        ks = signing.KeySet([v])
+        assert ks.key_ids == (release.key_id,), v
+        assert signing.verify_manifest(m, ks)["key_id"] == release.key_id
+    # One changed base64 character in the 32 key bytes (characters 16..57;
+    # the first 16 encode the fixed SPKI header) is another key or no key,
+    # never this one. In the header OpenSSL's generic decoder refuses the
+    # change or, for the BIT STRING's unused-bits count (character 15),
+    # tolerates it: OpenSSL then clears the key's last bit, which gives the
+    # same key when that bit was 0 and another key otherwise.
+    body = pem.splitlines()[1]
+    for i in range(len(body) - 2):
+        bad = bytearray(body)
+        bad[i] = ord("A") if bad[i] != ord("A") else ord("B")
+        v = pem.replace(body, bytes(bad))
+        try:
+            ks = signing.KeySet([v])
+        except ValueError:
+            continue
+        if ks.key_ids == (release.key_id,):
+            assert i == 15, i  # the unused-bits count: the same key bytes
+            continue
+        with pytest.raises(UnknownKeyError):
+            signing.verify_manifest(m, ks)
+
+
 def test_sign_manifest_to_another_path(release):
     m = release.manifest(sign=False)
     out = signing.sign_manifest(m, release.key, release.dir / "elsewhere.sig")
