@@ -34,9 +34,12 @@ pkg_check_modules(FFI QUIET IMPORTED_TARGET libffi)
 if(NOT FFI_FOUND)
   edgert_missing("libffi (the loader's calls)" "libffi-dev" "libffi-devel")
 endif()
-find_package(OpenSSL QUIET COMPONENTS Crypto)
+# 1.1.1 is the first with Ed25519 through EVP_DigestSign/Verify (signed
+# manifests, src/sign.c); Debian and Ubuntu ship 3.x.
+find_package(OpenSSL 1.1.1 QUIET COMPONENTS Crypto)
 if(NOT OpenSSL_FOUND OR NOT TARGET OpenSSL::Crypto)
-  edgert_missing("OpenSSL's libcrypto (SHA-256 of modules)" "libssl-dev" "openssl-devel")
+  edgert_missing("OpenSSL's libcrypto >= 1.1.1 (SHA-256 of modules, Ed25519 signatures)"
+                 "libssl-dev" "openssl-devel")
 endif()
 find_package(cJSON QUIET)
 if(NOT cJSON_FOUND)

@@ -16,6 +16,7 @@
 #include "edgert/abi.h"
 #include "edgert/loader.h"
 #include "edgert/manifest.h"
+#include "edgert/sign.h"
 #include "edgert/agree.h"
 #include "edgert/guard.h"
 #include "edgert/nexus.h"

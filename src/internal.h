@@ -69,6 +69,11 @@ void edgert__free(void *ptr);
 char *edgert__strdup(const char *s);
 char *edgert__strndup(const char *s, size_t n);
 
+/* sign.c: parses an RFC 3339 UTC time in the one form
+ * "YYYY-MM-DDTHH:MM:SSZ" (a real calendar date, hour < 24, minute and second
+ * < 60) into seconds since the epoch. Returns 0, or -1 (no message set). */
+int edgert__rfc3339_parse(const char *text, int64_t *seconds);
+
 #endif /* EDGERT_INTERNAL_H */
 
 /*

@@ -49,6 +49,9 @@ struct edgert_manifest_s {
   entry_t *modules;
   int resolved; /* parsed with a base directory */
   int loaded;
+  int64_t version;     /* top-level "version", 0 when absent (sign.c) */
+  int64_t expires_at;  /* top-level "expires" in seconds since the epoch */
+  char expires[32];    /* "expires" as written, "" when absent */
 };
 
 /* cJSON's parser writes a process-global error record when it fails. */
@@ -731,8 +734,41 @@ void edgert_manifest_free(edgert_manifest_t *m) {
   edgert__free(m);
 }
 
-enum { R_VERSION, R_MODULES, R__N };
-static const char *const root_keys[R__N] = {"schema_version", "modules"};
+enum { R_VERSION, R_MODULES, R_RELEASE, R_EXPIRES, R__N };
+static const char *const root_keys[R__N] = {"schema_version", "modules",
+                                            "version", "expires"};
+
+/* The optional release fields a signed manifest must carry (docs/signing.md):
+ * "version", a positive integer below 2^53, and "expires", an RFC 3339 UTC
+ * time in the one form "YYYY-MM-DDTHH:MM:SSZ". Checked here for every
+ * manifest, so an unsigned one that carries them carries them well-formed. */
+static int read_release(const cJSON *version, const cJSON *expires,
+                        edgert_manifest_t *m) {
+  char q[QUOTE_SIZE];
+  if (version != NULL) {
+    if (!cJSON_IsNumber(version))
+      return wrong_type("version", "a positive integer", version);
+    double v = version->valuedouble;
+    if (!(v >= 1 && v <= 9007199254740991.0) || v != (double)(int64_t)v)
+      return edgert__error(EDGERT_EMANIFEST,
+                           "version: expected a positive integer (at most "
+                           "2^53-1), got %g",
+                           v);
+    m->version = (int64_t)v;
+  }
+  if (expires != NULL) {
+    if (!cJSON_IsString(expires))
+      return wrong_type("expires", "an RFC 3339 UTC time string", expires);
+    const char *t = expires->valuestring;
+    if (edgert__rfc3339_parse(t, &m->expires_at) < 0)
+      return edgert__error(EDGERT_EMANIFEST,
+                           "expires: %s is not an RFC 3339 UTC time of the "
+                           "form 2027-01-01T00:00:00Z",
+                           quote(t, q, sizeof q));
+    snprintf(m->expires, sizeof m->expires, "%s", t);
+  }
+  return 0;
+}
 
 static int read_manifest(const cJSON *root, const char *base_dir,
                          edgert_manifest_t *m) {
@@ -756,6 +792,9 @@ static int read_manifest(const cJSON *root, const char *base_dir,
                          "schema_version: expected the integer %d, got %g",
                          EDGERT_MANIFEST_SCHEMA_VERSION, v);
   }
+  rc = read_release(f[R_RELEASE], f[R_EXPIRES], m);
+  if (rc < 0)
+    return rc;
   if (!cJSON_IsArray(f[R_MODULES]))
     return wrong_type("modules", "an array", f[R_MODULES]);
   int n = cJSON_GetArraySize(f[R_MODULES]);
@@ -987,6 +1026,19 @@ int edgert_manifest_load(const char *path, edgert_manifest_t **out) {
 }
 
 /* ---- accessors ---------------------------------------------------------- */
+
+int64_t edgert_manifest_version(const edgert_manifest_t *m) {
+  return m == NULL ? 0 : m->version;
+}
+
+const char *edgert_manifest_expires(const edgert_manifest_t *m,
+                                    int64_t *seconds) {
+  if (m == NULL || m->expires[0] == '\0')
+    return NULL;
+  if (seconds != NULL)
+    *seconds = m->expires_at;
+  return m->expires;
+}
 
 size_t edgert_manifest_module_count(const edgert_manifest_t *m) {
   return m ? m->nmodules : 0;

@@ -52,14 +52,19 @@ extern "C" {
   XX(EFAILED, -18, "call failed")                                             \
   XX(EEXIST, -19, "already exists")                                           \
   XX(EUNSUPPORTED, -20, "not supported")                                      \
-  XX(ELIMIT, -21, "limit exceeded")
+  XX(ELIMIT, -21, "limit exceeded")                                           \
+  XX(ESIGNATURE, -22, "manifest signature missing or invalid")               \
+  XX(EUNKNOWNKEY, -23, "manifest signed by a key that is not trusted")       \
+  XX(EEXPIRED, -24, "signed manifest has expired")                           \
+  XX(EROLLBACK, -25, "manifest version older than one already accepted")     \
+  XX(ESTATE, -26, "version state file cannot be read or written")
 
 typedef enum {
   EDGERT_OK = 0,
 #define EDGERT__ERR_ENUM(name, value, desc) EDGERT_##name = (value),
   EDGERT_ERRNO_MAP(EDGERT__ERR_ENUM)
 #undef EDGERT__ERR_ENUM
-  EDGERT__ERR_MIN = -22
+  EDGERT__ERR_MIN = -27
 } edgert_errno_t;
 
 /* "EINVAL" for EDGERT_EINVAL; "UNKNOWN" for a code not in the list. Static strings. */

@@ -21,7 +21,9 @@
  * not UTF-8), NUL bytes and escaped NULs (\u0000) anywhere, unknown keys,
  * duplicate keys,
  * keys that differ only in case, wrong JSON types, missing required keys, a
- * schema_version other than 1, bad hex, paths that do not name an existing
+ * schema_version other than 1, a "version" that is not a positive integer,
+ * an "expires" that is not an RFC 3339 UTC time (both optional, and what a
+ * signed manifest must carry: edgert/sign.h), bad hex, paths that do not name an existing
  * regular file, a path listed twice, a function bound twice in one module,
  * and everything edgert_contract_init refuses (non-identifier names, more
  * than 32 arguments, unknown type names, ...). docs/manifest.md has the
@@ -105,6 +107,16 @@ EDGERT_EXTERN int edgert_manifest_load(const char *path,
  * functions become invalid). NULL is ignored. No call through its
  * functions may be in progress. */
 EDGERT_EXTERN void edgert_manifest_free(edgert_manifest_t *m);
+
+/* The manifest's top-level "version" (a positive integer, at most 2^53-1),
+ * or 0 when it has none (or m is NULL). Signed manifests must carry one:
+ * edgert/sign.h. */
+EDGERT_EXTERN int64_t edgert_manifest_version(const edgert_manifest_t *m);
+/* The manifest's top-level "expires" as written ("2027-01-01T00:00:00Z"),
+ * or NULL when it has none; with `seconds` non-NULL the time in seconds
+ * since the epoch goes there. Borrowed from m. */
+EDGERT_EXTERN const char *edgert_manifest_expires(const edgert_manifest_t *m,
+                                                  int64_t *seconds);
 
 /* The number of modules listed (0 for NULL). */
 EDGERT_EXTERN size_t edgert_manifest_module_count(const edgert_manifest_t *m);

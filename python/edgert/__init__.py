@@ -24,6 +24,7 @@ from .nexus import *  # noqa: F401,F403
 from .nexus import __all__ as _nexus_all
 from .paths import *  # noqa: F401,F403
 from .paths import __all__ as _paths_all
+from . import signing  # noqa: F401  (edgert.signing; its names stay in it)
 
 __version__: str = _edgert.__version__
 

@@ -11,6 +11,11 @@ from ._edgert import (
     ModuleFormatError,
     ModuleUnloadedError,
     QuarantinedError,
+    ManifestExpiredError,
+    RollbackError,
+    SignatureError,
+    StateFileError,
+    UnknownKeyError,
     SymbolNotFoundError,
 )
 
@@ -25,4 +30,9 @@ __all__ = [
     "QuarantinedError",
     "CompiledModeFailure",
     "FallbackMismatchError",
+    "SignatureError",
+    "UnknownKeyError",
+    "ManifestExpiredError",
+    "RollbackError",
+    "StateFileError",
 ]

@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 from . import _edgert
 from .abi import ABIContract
@@ -89,9 +89,13 @@ class LoadedManifest(Mapping):
     them all.
     """
 
-    def __init__(self, path: str, loaders: Dict[str, ModuleLoader]) -> None:
+    def __init__(self, path: str, loaders: Dict[str, ModuleLoader],
+                 signature: Optional[Dict[str, Any]] = None) -> None:
         self.path: str = path
         self._loaders: Dict[str, ModuleLoader] = loaders
+        #: What verification found (``key_id``, ``version``, ``expires``,
+        #: ...) when loaded with trusted keys; None for an unsigned load.
+        self.signature: Optional[Dict[str, Any]] = signature
 
     def __getitem__(self, key: str) -> ModuleLoader:
         return self._loaders[key]
@@ -153,8 +157,20 @@ def _prefixed(exc: BaseException, prefix: str) -> BaseException:
     return new
 
 
-def load_manifest(path: _Path) -> LoadedManifest:
+def load_manifest(path: _Path, trusted_keys: "Optional[Union[Any, Sequence[Any]]]" = None,
+                  state_file: Optional[_Path] = None) -> LoadedManifest:
     """Reads the manifest at `path` and loads every module it lists.
+
+    With `trusted_keys` (PEM public key paths, PEM bytes, or an
+    :class:`edgert.signing.KeySet`) the manifest must be signed: before any
+    module is read, its ``<path>.sig`` must be a valid signature over its
+    exact bytes by one of those keys, it must carry ``version`` and an
+    ``expires`` still in the future, and, with `state_file`, its version must
+    not be lower than the highest this device accepted (a higher one is
+    recorded there first). Refusals: SignatureError, UnknownKeyError,
+    ManifestExpiredError, RollbackError, StateFileError, ManifestError
+    (docs/signing.md). Without trusted_keys the manifest loads unsigned, as
+    before (`state_file` then is a ValueError).
 
     Each module is loaded with ``ModuleLoader().load(file,
     [ABIContract.from_manifest(c) ...], expected_sha256=sha256)``: its SHA-256
@@ -166,7 +182,15 @@ def load_manifest(path: _Path) -> LoadedManifest:
     document, IntegrityError for a hash mismatch, SymbolNotFoundError for a
     missing function, ModuleFormatError, OSError.
     """
-    entries = _edgert.parse_manifest(path)
+    signature: Optional[Dict[str, Any]] = None
+    if trusted_keys is not None:
+        from .signing import _read_signed
+        signature, entries = _read_signed(path, trusted_keys, state_file, None)
+    elif state_file is not None:
+        raise ValueError("state_file: a version state file needs trusted_keys "
+                         "(an unsigned manifest's version proves nothing)")
+    else:
+        entries = _edgert.parse_manifest(path)
     where = os.path.abspath(os.fsdecode(path))
     loaders: Dict[str, ModuleLoader] = {}
     try:
@@ -182,4 +206,4 @@ def load_manifest(path: _Path) -> LoadedManifest:
         for loader in loaders.values():
             loader.unload()
         raise
-    return LoadedManifest(where, loaders)
+    return LoadedManifest(where, loaders, signature)

@@ -1,6 +1,8 @@
 import os
 from collections.abc import Mapping
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+
+from .signing import KeySet
 
 from .abi import ABIContract
 from .loader import ModuleLoader
@@ -14,7 +16,9 @@ def write_manifest(path: _Path, modules: Mapping[str, Iterable[ABIContract]]) ->
 
 class LoadedManifest(Mapping[str, ModuleLoader]):
     path: str
-    def __init__(self, path: str, loaders: Dict[str, ModuleLoader]) -> None: ...
+    signature: Optional[Dict[str, Any]]
+    def __init__(self, path: str, loaders: Dict[str, ModuleLoader],
+                 signature: Optional[Dict[str, Any]] = None) -> None: ...
     def __getitem__(self, key: str) -> ModuleLoader: ...
     def __iter__(self) -> Iterator[str]: ...
     def __len__(self) -> int: ...
@@ -25,4 +29,7 @@ class LoadedManifest(Mapping[str, ModuleLoader]):
     def __enter__(self) -> LoadedManifest: ...
     def __exit__(self, *exc: object) -> bool: ...
 
-def load_manifest(path: _Path) -> LoadedManifest: ...
+_Key = Union[str, bytes, "os.PathLike[str]"]
+
+def load_manifest(path: _Path, trusted_keys: Optional[Union[KeySet, Sequence[_Key]]] = None,
+                  state_file: Optional[_Path] = None) -> LoadedManifest: ...

@@ -19,6 +19,11 @@ PyObject *EdgertPy_KernelCrash;
 PyObject *EdgertPy_QuarantinedError;
 PyObject *EdgertPy_CompiledModeFailure;
 PyObject *EdgertPy_FallbackMismatchError;
+PyObject *EdgertPy_SignatureError;
+PyObject *EdgertPy_UnknownKeyError;
+PyObject *EdgertPy_ManifestExpiredError;
+PyObject *EdgertPy_RollbackError;
+PyObject *EdgertPy_StateFileError;
 
 static int set_attr(PyObject *obj, const char *name, PyObject *value) {
   if (value == NULL)
@@ -121,6 +126,21 @@ PyObject *edgert_py_raise(int err) {
   case EDGERT_ELIMIT:
     type = PyExc_ValueError;
     break;
+  case EDGERT_ESIGNATURE:
+    type = EdgertPy_SignatureError;
+    break;
+  case EDGERT_EUNKNOWNKEY:
+    type = EdgertPy_UnknownKeyError;
+    break;
+  case EDGERT_EEXPIRED:
+    type = EdgertPy_ManifestExpiredError;
+    break;
+  case EDGERT_EROLLBACK:
+    type = EdgertPy_RollbackError;
+    break;
+  case EDGERT_ESTATE:
+    type = EdgertPy_StateFileError;
+    break;
   default:
     type = EdgertPy_Error;
     break;
@@ -194,6 +214,28 @@ int edgert_py_errors_init(PyObject *m) {
       add_exc(m, &EdgertPy_FallbackMismatchError, "FallbackMismatchError",
               BASES2(PyExc_ValueError),
               "The compiled and reference results differ beyond the tolerance.") < 0)
+    return -1;
+  /* Signed manifests (docs/signing.md). */
+  if (add_exc(m, &EdgertPy_SignatureError, "SignatureError",
+              PyTuple_Pack(1, EdgertPy_IntegrityError),
+              "A signed manifest was refused before any module was read: "
+              "no or a malformed signature file, or a signature that does "
+              "not match the manifest's bytes.") < 0 ||
+      add_exc(m, &EdgertPy_UnknownKeyError, "UnknownKeyError",
+              PyTuple_Pack(1, EdgertPy_SignatureError),
+              "The manifest is signed by a key that is not trusted.") < 0 ||
+      add_exc(m, &EdgertPy_ManifestExpiredError, "ManifestExpiredError",
+              PyTuple_Pack(1, EdgertPy_SignatureError),
+              "The signed manifest's \"expires\" time has passed.") < 0 ||
+      add_exc(m, &EdgertPy_RollbackError, "RollbackError",
+              PyTuple_Pack(1, EdgertPy_SignatureError),
+              "The signed manifest's \"version\" is lower than one this "
+              "device already accepted (a replay or a rollback).") < 0 ||
+      add_exc(m, &EdgertPy_StateFileError, "StateFileError",
+              BASES2(PyExc_OSError),
+              "The version state file could not be read, was malformed, or "
+              "a new version could not be recorded in it: nothing was "
+              "loaded.") < 0)
     return -1;
   return 0;
 }

@@ -12,6 +12,7 @@
  *   guard.c       ExplicitFallback (drives edgert/guard_policy.h) and the crash guard's host probe
  *   containers.c  TypedDict, TypedList, register_type
  *   nexus.c       Nexus and kernel handles
+ *   sign.c        KeySet and signed manifests (edgert.signing)
  * pycompat.h holds the differences between CPython versions.
  */
 #ifndef EDGERT_PY_EXT_H
@@ -77,6 +78,10 @@ int edgert_py_manifest_init(PyObject *m);
 int edgert_py_fallback_init(PyObject *m);
 int edgert_py_containers_init(PyObject *m);
 int edgert_py_nexus_init(PyObject *m);
+int edgert_py_sign_init(PyObject *m);
+/* manifest.c: a parsed manifest's modules as parse_manifest returns them
+ * (a new list of dicts), or NULL with an exception. */
+PyObject *edgert_py_manifest_to_list(const edgert_manifest_t *m);
 
 /* ---- guard.c: the crash guard's host probe ---------------------------- */
 
@@ -114,6 +119,11 @@ extern PyObject *EdgertPy_KernelCrash;           /* KernelCrash(EdgertError) */
 extern PyObject *EdgertPy_QuarantinedError;      /* QuarantinedError(EdgertError, RuntimeError) */
 extern PyObject *EdgertPy_CompiledModeFailure;   /* CompiledModeFailure(EdgertError, RuntimeError) */
 extern PyObject *EdgertPy_FallbackMismatchError; /* FallbackMismatchError(EdgertError, ValueError) */
+extern PyObject *EdgertPy_SignatureError;        /* SignatureError(IntegrityError) */
+extern PyObject *EdgertPy_UnknownKeyError;       /* UnknownKeyError(SignatureError) */
+extern PyObject *EdgertPy_ManifestExpiredError;  /* ManifestExpiredError(SignatureError) */
+extern PyObject *EdgertPy_RollbackError;         /* RollbackError(SignatureError) */
+extern PyObject *EdgertPy_StateFileError;        /* StateFileError(EdgertError, OSError) */
 
 /*
  * Raise the Python exception for core error `err`, with the calling thread's

@@ -185,7 +185,7 @@ static PyObject *contract_to_dict(const edgert_contract_t *c) {
 }
 
 /* [{"path", "file", "sha256", "contracts": [...]}, ...] */
-static PyObject *manifest_to_list(const edgert_manifest_t *m) {
+PyObject *edgert_py_manifest_to_list(const edgert_manifest_t *m) {
   size_t n = edgert_manifest_module_count(m);
   PyObject *list = PyList_New((Py_ssize_t)n);
   if (list == NULL)
@@ -238,7 +238,7 @@ static PyObject *parse_manifest(PyObject *self, PyObject *arg) {
   Py_DECREF(bytes);
   if (rc < 0)
     return edgert_py_raise(rc);
-  PyObject *list = manifest_to_list(m);
+  PyObject *list = edgert_py_manifest_to_list(m);
   edgert_manifest_free(m);
   return list;
 }
@@ -274,7 +274,7 @@ static PyObject *parse_manifest_text(PyObject *self, PyObject *args,
   Py_XDECREF(base_bytes);
   if (rc < 0)
     return edgert_py_raise(rc);
-  PyObject *list = manifest_to_list(m);
+  PyObject *list = edgert_py_manifest_to_list(m);
   edgert_manifest_free(m);
   return list;
 }

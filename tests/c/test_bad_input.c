@@ -30,6 +30,7 @@
 #include "../fuzz/fuzz_containers.c"
 #include "../fuzz/fuzz_manifest.c"
 #include "../fuzz/fuzz_module.c"
+#include "../fuzz/fuzz_signature.c"
 
 static int bad_inputs_tried;
 
@@ -1014,6 +1015,7 @@ static void fuzz_inputs_replay_cleanly(void **state) {
   n += replay_dir("fuzz_manifest", edgert_fuzz_manifest);
   n += replay_dir("fuzz_containers", edgert_fuzz_containers);
   n += replay_dir("fuzz_module", edgert_fuzz_module);
+  n += replay_dir("fuzz_signature", edgert_fuzz_signature);
   assert_true(n > 0);
   print_message("replayed %d committed fuzz input(s)\n", n);
 }

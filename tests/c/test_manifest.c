@@ -313,7 +313,7 @@ static void keys_are_exact_unique_and_known(void **state) {
   (void)state;
   expect_refused("{'schema_version': 1, 'modules': [], 'extra': 1}",
                  "manifest: unknown key 'extra' (expected: schema_version, "
-                 "modules)");
+                 "modules, version, expires)");
   expect_refused("{'schema_version': 1, 'schema_version': 1, 'modules': []}",
                  "manifest: duplicate key 'schema_version'");
   expect_refused("{'Schema_Version': 1, 'modules': []}",
@@ -336,7 +336,8 @@ static void keys_are_exact_unique_and_known(void **state) {
                  "modules[0].contracts[0]: unknown key 'Function_name' (keys "
                  "are case-sensitive: did you mean 'function_name'?)");
   expect_refused("{'schema_version': 1, 'modules': [], '': 1}",
-                 "manifest: unknown key '' (expected: schema_version, modules)");
+                 "manifest: unknown key '' (expected: schema_version, modules, "
+                 "version, expires)");
 }
 
 static void required_keys_and_json_types(void **state) {
