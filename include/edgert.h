@@ -18,6 +18,7 @@
 #include "edgert/manifest.h"
 #include "edgert/agree.h"
 #include "edgert/guard.h"
+#include "edgert/nexus_policy.h"
 #include "edgert/nexus.h"
 
 #endif /* EDGERT_H */

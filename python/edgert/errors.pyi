@@ -1,3 +1,5 @@
+from typing import Any
+
 class EdgertError(Exception): ...
 class IntegrityError(EdgertError): ...
 class ModuleFormatError(EdgertError, ValueError): ...
@@ -16,7 +18,15 @@ class KernelCrash(EdgertError):
     unhealthy: bool
 
 class QuarantinedError(EdgertError, RuntimeError): ...
-class CompiledModeFailure(EdgertError, RuntimeError): ...
-class FallbackMismatchError(EdgertError, ValueError): ...
+class CompiledModeFailure(EdgertError, RuntimeError):
+    kernel: str | None
+    version: int | None
+
+class FallbackMismatchError(EdgertError, ValueError):
+    kernel: str | None
+    version: int | None
+    compiled: Any
+    reference: Any
+    difference: str | None
 
 __all__ = ["EdgertError", "IntegrityError", "ModuleFormatError", "SymbolNotFoundError", "ManifestError", "ModuleUnloadedError", "KernelCrash", "QuarantinedError", "CompiledModeFailure", "FallbackMismatchError"]

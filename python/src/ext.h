@@ -116,6 +116,22 @@ extern PyObject *EdgertPy_CompiledModeFailure;   /* CompiledModeFailure(EdgertEr
 extern PyObject *EdgertPy_FallbackMismatchError; /* FallbackMismatchError(EdgertError, ValueError) */
 
 /*
+ * The builders of the two fallback exceptions, so that each class has the
+ * same attributes wherever it is raised (a nexus kernel, run_with_guard,
+ * fallback_to_python). Each raises and returns NULL; every object argument
+ * is borrowed, and a NULL one becomes None.
+ * - CompiledModeFailure(msg): `__cause__` (and `__context__`) = cause when
+ *   not NULL; attributes `kernel`, `version`.
+ * - FallbackMismatchError(msg): attributes `kernel`, `version`, `compiled`,
+ *   `reference`, `difference`.
+ */
+PyObject *edgert_py_compiled_failure(PyObject *msg, PyObject *cause,
+                                     PyObject *kernel, PyObject *version);
+PyObject *edgert_py_mismatch(PyObject *msg, PyObject *kernel, PyObject *version,
+                             PyObject *compiled, PyObject *reference,
+                             PyObject *difference);
+
+/*
  * Raise the Python exception for core error `err`, with the calling thread's
  * edgert_last_error() as its message (or `err`'s description when that is
  * empty). EDGERT_ECRASH raises KernelCrash from edgert_last_crash(), with
