@@ -250,10 +250,11 @@ static int cleared(KernelObject *self) {
 /* A quarantined kernel, or any kernel of an unhealthy process: the
  * reference serves (the first call of the latter kind logs why). */
 static EDGERT_PY_COLD PyObject *quarantined_call(KernelObject *self, PyObject *const *args,
-                                                 Py_ssize_t nargs) {
+                                                 Py_ssize_t nargs, int healthy) {
   int gone, log_unhealthy = 0;
   const char *reason = NULL;
-  int healthy = edgert_process_healthy(&reason);
+  if (!healthy) /* the reason, for the log */
+    healthy = edgert_process_healthy(&reason);
   Py_BEGIN_CRITICAL_SECTION(self);
   gone = cleared(self);
   if (!gone && !healthy && !self->unhealthy_logged)
@@ -543,7 +544,7 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
   PyObject *compiled = p.compiled;
   uint64_t number = p.number;
   *served = 0;
-  double t0 = p.sample ? now_ns() : 0.0;
+  double t0 = EDGERT_PY_UNLIKELY(p.sample) ? now_ns() : 0.0;
   PyObject *r;
   if (p.bound) {
     int missed = 0;
@@ -561,7 +562,7 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
     return compiled_failed(self, args, nargs, number, claimed);
   }
   Py_BEGIN_CRITICAL_SECTION(self);
-  if (p.sample)
+  if (EDGERT_PY_UNLIKELY(p.sample))
     lat_record(&self->clat, now_ns() - t0);
   edgert_nexus_policy_served(&self->pol, number, claimed);
   Py_END_CRITICAL_SECTION();
@@ -645,7 +646,7 @@ static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
   }
   if (route == EDGERT_NEXUS_ROUTE_VALIDATE)
     return validated_call(self, args, nargs, p);
-  return quarantined_call(self, args, nargs);
+  return quarantined_call(self, args, nargs, healthy);
 }
 
 /* ---- construction ------------------------------------------------------ */

@@ -986,24 +986,30 @@ static void an_infinity_agrees_only_with_itself_and_tolerance_is_finite(void **s
   assert_int_equal(edgert_nexus_register(nx, "f", &c, reference_fn, NULL, &o, &k), 0);
   double x = 1.0, r = 0.0;
   void *args[] = {&x};
+  /* valgrind runs x87 long double as a 64-bit double, where LDBL_MAX is +inf
+   * and isinf(long double) answers 0: edgert_agree cannot tell an infinity
+   * there (checked on hardware and under ASan). */
+  int x87_exact = getenv("EDGERT_VALGRIND") == NULL;
   /* +inf against 3.0: the old rule took inf - 3 <= 0.5 * inf as agreement */
   assert_int_equal(edgert_kernel_call(k, args, &r), 0);
-  edgert_nexus_stats_t st;
-  edgert_kernel_stats(k, &st);
-  assert_int_equal(st.validations, 1);
-  assert_int_equal(st.mismatches, 1);
-  /* -inf against +inf */
-  out = -INFINITY;
-  x = INFINITY;
-  assert_int_equal(edgert_kernel_call(k, args, &r), 0);
-  edgert_kernel_stats(k, &st);
-  assert_int_equal(st.mismatches, 2);
-  /* +inf against +inf */
-  out = INFINITY;
-  assert_int_equal(edgert_kernel_call(k, args, &r), 0);
-  edgert_kernel_stats(k, &st);
-  assert_int_equal(st.validations, 3);
-  assert_int_equal(st.mismatches, 2);
+  if (x87_exact) {
+    edgert_nexus_stats_t st;
+    edgert_kernel_stats(k, &st);
+    assert_int_equal(st.validations, 1);
+    assert_int_equal(st.mismatches, 1);
+    /* -inf against +inf */
+    out = -INFINITY;
+    x = INFINITY;
+    assert_int_equal(edgert_kernel_call(k, args, &r), 0);
+    edgert_kernel_stats(k, &st);
+    assert_int_equal(st.mismatches, 2);
+    /* +inf against +inf */
+    out = INFINITY;
+    assert_int_equal(edgert_kernel_call(k, args, &r), 0);
+    edgert_kernel_stats(k, &st);
+    assert_int_equal(st.validations, 3);
+    assert_int_equal(st.mismatches, 2);
+  }
   /* an infinite tolerance would accept any finite result */
   o.tolerance = INFINITY;
   assert_int_equal(edgert_nexus_register(nx, "g", &c, reference_fn, NULL, &o, NULL),

@@ -274,6 +274,13 @@ static void every_scenario_holds_for_the_c_nexus(void **state) {
     snprintf(where, sizeof where, "scenario '%s'", name);
     if (!for_c(sc))
       continue;
+    if (getenv("EDGERT_VALGRIND") != NULL && strstr(name, "infinity") != NULL) {
+      /* valgrind runs x87 long double as a 64-bit double, where LDBL_MAX is
+       * +inf and isinf(long double) answers 0: edgert_agree cannot tell an
+       * infinity there. Checked on hardware and under ASan. */
+      print_message("skipped under valgrind: %s\n", where);
+      continue;
+    }
     edgert_nexus_options_t o;
     options_from(cJSON_GetObjectItemCaseSensitive(sc, "options"), &o);
     edgert_nexus_t *nx = NULL;
