@@ -20,6 +20,12 @@
  * nexus itself has one
  * mutex for its list of kernels; kernels are never removed before the nexus
  * is freed, so a kernel pointer stays valid for the nexus's lifetime.
+ *
+ * The policy (routing, counters, failures and quarantine, version numbers,
+ * validation sampling, option rules) is edgert/nexus_policy.h, shared with
+ * the Python Kernel: every edgert_nexus_policy_* transition here runs under
+ * the kernel's mutex; this file adds the versions' memory, the observer and
+ * the comparison of results (edgert_agree for floats).
  */
 #include "internal.h"
 

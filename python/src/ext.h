@@ -5,7 +5,8 @@
  * objects, releases the GIL around long calls and translates core errors in
  * exactly one place (errors.c). One file per part of the core:
  *   module.c      module init, calls each part's init below
- *   errors.c      exception types and edgert_py_raise()
+ *   errors.c      exception types, edgert_py_raise(), the builders of
+ *                 CompiledModeFailure and FallbackMismatchError
  *   log.c         cached-level logging through Python's logging module
  *   loader.c      ModuleLoader, bound functions, argument conversion
  *   manifest.c    ABI contracts and the manifest reader (parse_manifest)

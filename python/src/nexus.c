@@ -34,10 +34,14 @@
  * current. The history is a fixed array, oldest first, never empty: its last
  * entry is the current version. Latencies are sampled on one call in
  * SAMPLE_EVERY of each side, so timing costs nothing on the others.
- * The C core's nexus (src/nexus.c) implements the same policy for C hosts;
- * this file does not use it because its compiled and reference sides are
- * Python objects, and a critical section (free with a GIL) costs less than
- * the core kernel's lock and reference counts.
+ * The policy itself (routing, counters, quarantine, version numbers,
+ * validation sampling, option rules) is edgert/nexus_policy.h, which the C
+ * nexus (src/nexus.c) drives too: this file drives it in the handle's
+ * critical section and adds only what a Python host owns (the versions'
+ * Python objects, logging, exceptions, buffer snapshots, latencies). It does
+ * not go through the C nexus because its two sides are Python objects, and
+ * a critical section (free with a GIL) costs less than the core kernel's
+ * lock and reference counts.
  */
 #include "ext.h"
 
