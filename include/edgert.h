@@ -19,6 +19,7 @@
 #include "edgert/sign.h"
 #include "edgert/agree.h"
 #include "edgert/guard.h"
+#include "edgert/nexus_policy.h"
 #include "edgert/nexus.h"
 
 #endif /* EDGERT_H */

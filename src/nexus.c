@@ -20,6 +20,12 @@
  * nexus itself has one
  * mutex for its list of kernels; kernels are never removed before the nexus
  * is freed, so a kernel pointer stays valid for the nexus's lifetime.
+ *
+ * The policy (routing, counters, failures and quarantine, version numbers,
+ * validation sampling, option rules) is edgert/nexus_policy.h, shared with
+ * the Python Kernel: every edgert_nexus_policy_* transition here runs under
+ * the kernel's mutex; this file adds the versions' memory, the observer and
+ * the comparison of results (edgert_agree for floats).
  */
 #include "internal.h"
 
@@ -28,8 +34,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define HISTORY_DEFAULT 8u
-#define HISTORY_MAX 1024u
+#define HISTORY_DEFAULT EDGERT_NEXUS_HISTORY_DEFAULT
+#define HISTORY_MAX EDGERT_NEXUS_HISTORY_MAX
 /* The validation buffer: large enough for every scalar result, and for a
  * libffi return slot widened to ffi_arg. */
 #define SHADOW_MIN 32u
@@ -46,11 +52,10 @@ struct edgert_kernel_s {
   pthread_mutex_t lock;
   version_t **history; /* [0] oldest ... [nversions - 1] current */
   unsigned nversions;
-  uint64_t last_number;
   edgert_nexus_fn_t ref;
   void *ref_ud;
   edgert_nexus_options_t opts;
-  edgert_nexus_stats_t st; /* under lock; version/versions filled on read */
+  edgert_nexus_policy_t pol; /* routing, state, counters: under lock */
 };
 
 struct edgert_nexus_s {
@@ -87,6 +92,8 @@ void edgert__nexus_fork_parent(void) {
 void edgert__nexus_fork_child(void) { edgert__nexus_fork_parent(); }
 
 void edgert_nexus_options_init(edgert_nexus_options_t *o) {
+  if (o == NULL)
+    return;
   memset(o, 0, sizeof *o);
   o->fallback_enabled = 1;
   o->max_failures = 3;
@@ -139,14 +146,16 @@ static void version_free_list(version_t *v) {
 /* ---- kernels ----------------------------------------------------------- */
 
 static int check_options(const edgert_nexus_options_t *o, const char *name) {
-  if (o->history < 1 || o->history > HISTORY_MAX)
-    return edgert__error(EDGERT_EINVAL,
-                         "kernel '%s': history must be between 1 and %u, "
-                         "not %u",
-                         name, HISTORY_MAX, o->history);
-  if (!(o->tolerance >= 0.0)) /* also refuses NaN */
-    return edgert__error(EDGERT_EINVAL,
-                         "kernel '%s': tolerance must be a number >= 0", name);
+  int value_bad;
+  long long value;
+  const char *problem = edgert_nexus_policy_option_problem(
+      o->max_failures, o->validate_every, o->tolerance, o->history,
+      &value_bad, &value);
+  if (problem != NULL && value_bad)
+    return edgert__error(EDGERT_EINVAL, "kernel '%s': %s, not %lld", name,
+                         problem, value);
+  if (problem != NULL)
+    return edgert__error(EDGERT_EINVAL, "kernel '%s': %s", name, problem);
   if ((int)o->ret_type < 0 || o->ret_type >= EDGERT_CT__COUNT)
     return edgert__error(EDGERT_EINVAL, "kernel '%s': ret_type %d is not a type",
                          name, (int)o->ret_type);
@@ -198,7 +207,14 @@ static int kernel_new(const char *name, const edgert_nexus_impl_t *compiled,
     edgert__free(k);
     return edgert__error(EDGERT_ENOMEM, "kernel '%s': out of memory", name);
   }
-  v->number = k->last_number = 1;
+  k->pol.fallback_enabled = opts->fallback_enabled != 0;
+  k->pol.strict = opts->strict != 0;
+  k->pol.max_failures = opts->max_failures;
+  k->pol.validate_every = opts->validate_every;
+  k->pol.history = opts->history;
+  k->pol.tolerance = opts->tolerance;
+  edgert_nexus_policy_start(&k->pol);
+  v->number = 1;
   k->history[0] = v;
   k->nversions = 1;
   /* The result's type for shadow validation: the contract's unless given. */
@@ -212,18 +228,33 @@ static int kernel_new(const char *name, const edgert_nexus_impl_t *compiled,
   }
   if (k->opts.ret_size == 0 && k->opts.ret_type != EDGERT_CT_VOID)
     k->opts.ret_size = scalar_size(k->opts.ret_type);
-  k->st.state = EDGERT_NEXUS_ACTIVE;
   *out = k;
   return 0;
 }
 
-const char *edgert_kernel_name(const edgert_kernel_t *k) { return k->name; }
+const char *edgert_kernel_name(const edgert_kernel_t *k) {
+  return k != NULL ? k->name : NULL;
+}
 
 void edgert_kernel_stats(edgert_kernel_t *k, edgert_nexus_stats_t *out) {
+  if (out == NULL)
+    return;
+  memset(out, 0, sizeof *out);
+  if (k == NULL)
+    return;
   pthread_mutex_lock(&k->lock);
-  *out = k->st;
-  out->version = k->history[k->nversions - 1]->number;
-  out->versions = k->nversions;
+  const edgert_nexus_policy_t *p = &k->pol;
+  out->calls = p->calls;
+  out->compiled = p->compiled;
+  out->guard_misses = p->guard_misses;
+  out->fallbacks = p->fallbacks;
+  out->failures = p->failures;
+  out->mismatches = p->mismatches;
+  out->validations = p->validations;
+  out->version = p->version;
+  out->consecutive_failures = p->consecutive_failures;
+  out->state = p->state;
+  out->versions = p->versions;
   pthread_mutex_unlock(&k->lock);
 }
 
@@ -234,16 +265,19 @@ static void observe(edgert_kernel_t *k, edgert_nexus_event_t ev,
 }
 
 void edgert_kernel_reset(edgert_kernel_t *k) {
+  if (k == NULL)
+    return;
   pthread_mutex_lock(&k->lock);
-  k->st.state = EDGERT_NEXUS_ACTIVE;
-  k->st.consecutive_failures = 0;
-  uint64_t number = k->history[k->nversions - 1]->number;
+  edgert_nexus_policy_activate(&k->pol);
+  uint64_t number = k->pol.version;
   pthread_mutex_unlock(&k->lock);
   observe(k, EDGERT_NEXUS_RESET, number, 0);
 }
 
 int edgert_kernel_swap(edgert_kernel_t *k, const edgert_nexus_impl_t *compiled,
                        uint64_t *version) {
+  if (k == NULL)
+    return edgert__error(EDGERT_EINVAL, "edgert_kernel_swap: kernel is NULL");
   int rc = check_impl(compiled, k->name);
   if (rc < 0)
     return rc;
@@ -253,8 +287,10 @@ int edgert_kernel_swap(edgert_kernel_t *k, const edgert_nexus_impl_t *compiled,
                                         "new version",
                          k->name);
   version_t *dead = NULL;
+  int evict;
   pthread_mutex_lock(&k->lock);
-  if (k->nversions == k->opts.history) {
+  uint64_t number = edgert_nexus_policy_swap(&k->pol, &evict);
+  if (evict) {
     dead = version_unref_locked(k->history[0]);
     if (dead != NULL)
       dead->next = NULL;
@@ -262,11 +298,8 @@ int edgert_kernel_swap(edgert_kernel_t *k, const edgert_nexus_impl_t *compiled,
             (k->nversions - 1) * sizeof *k->history);
     k->nversions--;
   }
-  v->number = ++k->last_number;
+  v->number = number;
   k->history[k->nversions++] = v;
-  k->st.state = EDGERT_NEXUS_ACTIVE;
-  k->st.consecutive_failures = 0;
-  uint64_t number = v->number;
   pthread_mutex_unlock(&k->lock);
   version_free_list(dead);
   if (version != NULL)
@@ -277,15 +310,16 @@ int edgert_kernel_swap(edgert_kernel_t *k, const edgert_nexus_impl_t *compiled,
 
 int edgert_kernel_rollback(edgert_kernel_t *k, unsigned steps,
                            uint64_t *version) {
+  if (k == NULL)
+    return edgert__error(EDGERT_EINVAL,
+                         "edgert_kernel_rollback: kernel is NULL");
   version_t *dead = NULL;
   pthread_mutex_lock(&k->lock);
-  if (steps == 0 || steps >= k->nversions) {
-    unsigned have = k->nversions;
+  if (!edgert_nexus_policy_can_roll_back(&k->pol, (long)steps)) {
+    unsigned have = k->pol.versions;
     pthread_mutex_unlock(&k->lock);
-    return edgert__error(EDGERT_EINVAL,
-                         "kernel '%s': cannot roll back %u step(s): the "
-                         "history holds %u version(s)",
-                         k->name, steps, have);
+    return edgert__error(EDGERT_EINVAL, "kernel '%s': " EDGERT_NEXUS_ROLLBACK_MSG,
+                         k->name, (long)steps, have);
   }
   for (unsigned i = 0; i < steps; i++) {
     version_t *v = version_unref_locked(k->history[--k->nversions]);
@@ -295,9 +329,8 @@ int edgert_kernel_rollback(edgert_kernel_t *k, unsigned steps,
       dead = v;
     }
   }
-  k->st.state = EDGERT_NEXUS_ACTIVE;
-  k->st.consecutive_failures = 0;
   uint64_t number = k->history[k->nversions - 1]->number;
+  edgert_nexus_policy_rollback(&k->pol, (long)steps, number);
   pthread_mutex_unlock(&k->lock);
   version_free_list(dead);
   if (version != NULL)
@@ -336,14 +369,6 @@ static int invoke_compiled(edgert_kernel_t *k, version_t *v, void **args,
   return rc;
 }
 
-static int numeric_equal(long double a, long double b, double tol) {
-  if (a == b || (isnan(a) && isnan(b)))
-    return 1;
-  long double d = fabsl(a - b);
-  long double scale = fabsl(a) > fabsl(b) ? fabsl(a) : fabsl(b);
-  return d <= (long double)tol || d <= (long double)tol * scale;
-}
-
 /* 1 if the two results agree, by the kernel's comparison. */
 static int results_agree(edgert_kernel_t *k, void **args, const void *a,
                          const void *b) {
@@ -357,19 +382,19 @@ static int results_agree(edgert_kernel_t *k, void **args, const void *a,
     float x, y;
     memcpy(&x, a, sizeof x);
     memcpy(&y, b, sizeof y);
-    return numeric_equal(x, y, o->tolerance);
+    return edgert_agree(x, y, o->tolerance);
   }
   case EDGERT_CT_DOUBLE: {
     double x, y;
     memcpy(&x, a, sizeof x);
     memcpy(&y, b, sizeof y);
-    return numeric_equal(x, y, o->tolerance);
+    return edgert_agree(x, y, o->tolerance);
   }
   case EDGERT_CT_LONGDOUBLE: {
     long double x, y;
     memcpy(&x, a, sizeof x);
     memcpy(&y, b, sizeof y);
-    return numeric_equal(x, y, o->tolerance);
+    return edgert_agree(x, y, o->tolerance);
   }
   default:
     return memcmp(a, b, o->ret_size) == 0;
@@ -404,7 +429,7 @@ static int shadow_validate(edgert_kernel_t *k, uint64_t number, void **args,
   if (agree)
     return 0;
   pthread_mutex_lock(&k->lock);
-  k->st.mismatches++;
+  edgert_nexus_policy_mismatch(&k->pol);
   pthread_mutex_unlock(&k->lock);
   observe(k, EDGERT_NEXUS_MISMATCH, number, rc);
   if (!k->opts.strict)
@@ -421,20 +446,32 @@ static int shadow_validate(edgert_kernel_t *k, uint64_t number, void **args,
                        k->name, (unsigned long long)number, k->opts.tolerance);
 }
 
+static void version_drop(edgert_kernel_t *k, version_t *v) {
+  pthread_mutex_lock(&k->lock);
+  version_t *dead = version_unref_locked(v);
+  pthread_mutex_unlock(&k->lock);
+  if (dead != NULL) {
+    dead->next = NULL;
+    version_free_list(dead);
+  }
+}
+
 int edgert_kernel_call(edgert_kernel_t *k, void **args, void *ret) {
+  if (k == NULL)
+    return edgert__error(EDGERT_EINVAL, "edgert_kernel_call: kernel is NULL");
   int healthy = edgert_process_healthy(NULL);
   pthread_mutex_lock(&k->lock);
-  k->st.calls++;
-  if (k->st.state == EDGERT_NEXUS_QUARANTINED || EDGERT__UNLIKELY(!healthy)) {
-    k->st.fallbacks++;
-    uint64_t number = k->history[k->nversions - 1]->number;
+  edgert_nexus_route_t route = edgert_nexus_policy_enter(&k->pol, healthy);
+  if (route >= EDGERT_NEXUS_ROUTE_REFERENCE) {
+    uint64_t number = k->pol.version;
     pthread_mutex_unlock(&k->lock);
-    if (healthy)
+    if (route == EDGERT_NEXUS_ROUTE_REFERENCE)
       observe(k, EDGERT_NEXUS_FALLBACK, number, EDGERT_EQUARANTINED);
     else
       observe(k, EDGERT_NEXUS_UNHEALTHY, number, 0);
     return k->ref(k->ref_ud, args, ret);
   }
+  int claimed = route == EDGERT_NEXUS_ROUTE_VALIDATE;
   version_t *v = k->history[k->nversions - 1];
   v->refs++; /* this call's: the version outlives a concurrent swap */
   uint64_t number = v->number;
@@ -442,13 +479,9 @@ int edgert_kernel_call(edgert_kernel_t *k, void **args, void *ret) {
 
   if (v->impl.guard != NULL && v->impl.guard(v->impl.ud, args) != 1) {
     pthread_mutex_lock(&k->lock);
-    k->st.guard_misses++;
-    version_t *dead = version_unref_locked(v);
+    edgert_nexus_policy_guard_miss(&k->pol, claimed);
     pthread_mutex_unlock(&k->lock);
-    if (dead != NULL) {
-      dead->next = NULL;
-      version_free_list(dead);
-    }
+    version_drop(k, v);
     observe(k, EDGERT_NEXUS_GUARD_MISS, number, 0);
     return k->ref(k->ref_ud, args, ret);
   }
@@ -460,31 +493,12 @@ int edgert_kernel_call(edgert_kernel_t *k, void **args, void *ret) {
   if (rc != 0)
     snprintf(cause, sizeof cause, "%s", edgert_last_error());
 
-  int validate = 0, quarantined = 0;
+  int quarantined = 0;
   pthread_mutex_lock(&k->lock);
-  int current = v == k->history[k->nversions - 1];
-  if (rc == 0) {
-    k->st.compiled++;
-    if (current)
-      k->st.consecutive_failures = 0;
-    if (k->opts.validate_every != 0 &&
-        k->st.compiled % k->opts.validate_every == 0) {
-      validate = 1;
-      k->st.validations++;
-    }
-  } else {
-    k->st.failures++;
-    if (current && blamed && k->st.state == EDGERT_NEXUS_ACTIVE) {
-      k->st.consecutive_failures++;
-      if (k->opts.max_failures != 0 &&
-          k->st.consecutive_failures >= k->opts.max_failures) {
-        k->st.state = EDGERT_NEXUS_QUARANTINED;
-        quarantined = 1;
-      }
-    }
-    if (k->opts.fallback_enabled)
-      k->st.fallbacks++;
-  }
+  if (rc == 0)
+    edgert_nexus_policy_served(&k->pol, number, claimed);
+  else
+    quarantined = edgert_nexus_policy_failed(&k->pol, number, blamed, claimed);
   version_t *dead = version_unref_locked(v);
   pthread_mutex_unlock(&k->lock);
   if (dead != NULL) {
@@ -493,11 +507,11 @@ int edgert_kernel_call(edgert_kernel_t *k, void **args, void *ret) {
   }
 
   if (rc == 0)
-    return validate ? shadow_validate(k, number, args, ret) : 0;
+    return claimed ? shadow_validate(k, number, args, ret) : 0;
   observe(k, EDGERT_NEXUS_FAILURE, number, rc);
   if (quarantined)
     observe(k, EDGERT_NEXUS_QUARANTINE, number, rc);
-  if (!k->opts.fallback_enabled)
+  if (!k->pol.fallback_enabled)
     return edgert__error(EDGERT_EFAILED,
                          "kernel '%s' version %llu failed (%s): %s", k->name,
                          (unsigned long long)number, edgert_err_name(rc),
@@ -618,6 +632,8 @@ int edgert_nexus_find(edgert_nexus_t *nx, const char *name,
 }
 
 size_t edgert_nexus_count(edgert_nexus_t *nx) {
+  if (nx == NULL)
+    return 0;
   pthread_mutex_lock(&nx->lock);
   size_t n = nx->n;
   pthread_mutex_unlock(&nx->lock);
@@ -625,6 +641,8 @@ size_t edgert_nexus_count(edgert_nexus_t *nx) {
 }
 
 edgert_kernel_t *edgert_nexus_kernel_at(edgert_nexus_t *nx, size_t i) {
+  if (nx == NULL)
+    return NULL;
   pthread_mutex_lock(&nx->lock);
   edgert_kernel_t *k = i < nx->n ? nx->kernels[i] : NULL;
   pthread_mutex_unlock(&nx->lock);

@@ -22,10 +22,31 @@
  * callback run) only when the last such call returns and it has left the
  * history. edgert_kernel_rollback() returns to an earlier version.
  *
+ * The policy (routing, counters, failures and quarantine, version
+ * numbers, validation sampling, the option rules) is edgert/nexus_policy.h,
+ * which this nexus drives under each kernel's mutex and the Python
+ * package's Kernel under the GIL (python/src/nexus.c): one policy, two
+ * drivers. Shadow validation: a validation falls due when the next served
+ * call would be the validate_every-th; the first call to enter while it is
+ * due claims it, and a claim not served (guard miss, failure) is handed
+ * back, so overlapping calls lose none. Float results agree by edgert_agree
+ * (edgert/agree.h: an infinity agrees only with itself); on agreement the
+ * call returns the COMPILED result, in C as in Python, so a call's result
+ * does not depend on whether it was sampled.
+ *
+ * NULL: every pointer argument may be NULL. A function that returns an
+ * error code returns EDGERT_EINVAL naming the NULL argument (the nexus, the
+ * kernel, the name, `out`, the compiled side); edgert_nexus_free,
+ * edgert_nexus_options_init and edgert_kernel_reset do nothing;
+ * edgert_nexus_count(NULL) is 0; edgert_nexus_kernel_at(NULL, i) and
+ * edgert_kernel_name(NULL) are NULL; edgert_kernel_stats(NULL, out) zeroes
+ * *out and edgert_kernel_stats(k, NULL) does nothing. Optional outputs
+ * (`*out` of register, `*version` of swap and rollback) may be NULL.
+ * `args` and `ret` are the kernel's: NULL only where its sides accept it.
+ *
  * Thread safety: every function here may be called from any thread, except
  * edgert_nexus_free(), which needs every other call on the nexus finished.
- * Implemented in src/nexus.c; the Python package's Nexus has the same
- * routing and policy (python/src/nexus.c).
+ * Implemented in src/nexus.c.
  */
 #ifndef EDGERT_NEXUS_H
 #define EDGERT_NEXUS_H
@@ -33,6 +54,7 @@
 #include "abi.h"
 #include "common.h"
 #include "loader.h"
+#include "nexus_policy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -116,14 +138,15 @@ typedef struct edgert_nexus_options_s {
   int fallback_enabled;    /* 1 (default): a failed compiled call falls back */
   unsigned max_failures;   /* 3: consecutive failures before quarantine; 0 never */
   unsigned validate_every; /* 0: off; N: every Nth compiled call runs the
-                              reference as well and compares */
-  double tolerance;        /* 1e-9: absolute or relative, for float results */
+                              reference as well and compares (see above) */
+  double tolerance;        /* 1e-9: for float results, by edgert_agree;
+                              finite and >= 0 */
   int strict;              /* 0: a mismatch is counted; 1: the call fails
                               with EDGERT_EMISMATCH */
   unsigned history;        /* 8: versions kept for rollback (1..1024) */
   /*
    * For shadow validation: the result's type and size in bytes. A NULL
-   * `compare` compares float types numerically within `tolerance` and
+   * `compare` compares float types by edgert_agree within `tolerance` and
    * anything else bytewise over ret_size. When both are left 0 and the
    * compiled side is a bound function, they come from its contract; a
    * ret_size of 0 with a scalar ret_type means that type's size.
@@ -139,9 +162,8 @@ typedef struct edgert_nexus_options_s {
 /* Fills `o` with the defaults above. */
 EDGERT_EXTERN void edgert_nexus_options_init(edgert_nexus_options_t *o);
 
-/* Kernel states. */
-#define EDGERT_NEXUS_ACTIVE 0
-#define EDGERT_NEXUS_QUARANTINED 1
+/* Kernel states: EDGERT_NEXUS_ACTIVE, EDGERT_NEXUS_QUARANTINED (from
+ * edgert/nexus_policy.h). */
 
 /* A kernel's counters, read together under its lock. */
 typedef struct edgert_nexus_stats_s {
@@ -211,7 +233,8 @@ EDGERT_EXTERN int edgert_nexus_call(edgert_nexus_t *nx, const char *name,
  * it failed; EDGERT_EFAILED when the compiled side failed and fallback is
  * off (the message names the kernel, the version and the cause; the
  * reference did not run); EDGERT_EMISMATCH when strict shadow validation
- * found the results different (`ret` then holds the reference's result).
+ * found the results different (`ret` then holds the reference's result);
+ * on agreement `ret` holds the compiled result.
  */
 EDGERT_EXTERN int edgert_kernel_call(edgert_kernel_t *k, void **args,
                                      void *ret);

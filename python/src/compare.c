@@ -63,16 +63,10 @@ static int prepend(cmp_t *c, PyObject *step) {
   return 0;
 }
 
+/* The one agreement rule (edgert/agree.h): an infinity agrees only with
+ * itself, a NaN with a NaN, finite values within tol. */
 static int close_enough(double a, double b, double tol) {
-  if (isnan(a) || isnan(b))
-    return isnan(a) && isnan(b);
-  if (a == b)
-    return 1;
-  double d = fabs(a - b);
-  if (isinf(d))
-    return 0;
-  double scale = fmax(fabs(a), fabs(b));
-  return d <= tol || d <= tol * scale;
+  return edgert_agree(a, b, tol);
 }
 
 /* ---- numbers ------------------------------------------------------------- */

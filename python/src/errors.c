@@ -59,6 +59,54 @@ static PyObject *raise_crash(void) {
   return NULL;
 }
 
+/* obj.name = value, or None when value is NULL (borrowed). */
+static int set_or_none(PyObject *obj, const char *name, PyObject *value) {
+  return PyObject_SetAttrString(obj, name, value != NULL ? value : Py_None);
+}
+
+/* Raises the instance `exc` (owned) of `type`; NULL. */
+static PyObject *raise_instance(PyObject *type, PyObject *exc) {
+  PyErr_SetObject(type, exc);
+  Py_DECREF(exc);
+  return NULL;
+}
+
+PyObject *edgert_py_compiled_failure(PyObject *msg, PyObject *cause,
+                                     PyObject *kernel, PyObject *version) {
+  PyObject *exc = PyObject_CallOneArg(EdgertPy_CompiledModeFailure,
+                                      msg != NULL ? msg : Py_None);
+  if (exc == NULL)
+    return NULL;
+  if (set_or_none(exc, "kernel", kernel) < 0 ||
+      set_or_none(exc, "version", version) < 0) {
+    Py_DECREF(exc);
+    return NULL;
+  }
+  if (cause != NULL) {
+    PyException_SetContext(exc, Py_NewRef(cause));
+    PyException_SetCause(exc, Py_NewRef(cause)); /* also suppresses the context */
+  }
+  return raise_instance(EdgertPy_CompiledModeFailure, exc);
+}
+
+PyObject *edgert_py_mismatch(PyObject *msg, PyObject *kernel, PyObject *version,
+                             PyObject *compiled, PyObject *reference,
+                             PyObject *difference) {
+  PyObject *exc = PyObject_CallOneArg(EdgertPy_FallbackMismatchError,
+                                      msg != NULL ? msg : Py_None);
+  if (exc == NULL)
+    return NULL;
+  if (set_or_none(exc, "kernel", kernel) < 0 ||
+      set_or_none(exc, "version", version) < 0 ||
+      set_or_none(exc, "compiled_result", compiled) < 0 ||
+      set_or_none(exc, "reference_result", reference) < 0 ||
+      set_or_none(exc, "difference", difference) < 0) {
+    Py_DECREF(exc);
+    return NULL;
+  }
+  return raise_instance(EdgertPy_FallbackMismatchError, exc);
+}
+
 PyObject *edgert_py_raise(int err) {
   const char *msg = edgert_last_error();
   if (msg[0] == '\0')

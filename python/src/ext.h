@@ -5,7 +5,8 @@
  * objects, releases the GIL around long calls and translates core errors in
  * exactly one place (errors.c). One file per part of the core:
  *   module.c      module init, calls each part's init below
- *   errors.c      exception types and edgert_py_raise()
+ *   errors.c      exception types, edgert_py_raise(), the builders of
+ *                 CompiledModeFailure and FallbackMismatchError
  *   log.c         cached-level logging through Python's logging module
  *   loader.c      ModuleLoader, bound functions, argument conversion
  *   manifest.c    ABI contracts and the manifest reader (parse_manifest)
@@ -124,6 +125,22 @@ extern PyObject *EdgertPy_UnknownKeyError;       /* UnknownKeyError(SignatureErr
 extern PyObject *EdgertPy_ManifestExpiredError;  /* ManifestExpiredError(SignatureError) */
 extern PyObject *EdgertPy_RollbackError;         /* RollbackError(SignatureError) */
 extern PyObject *EdgertPy_StateFileError;        /* StateFileError(EdgertError, OSError) */
+
+/*
+ * The builders of the two fallback exceptions, so that each class has the
+ * same attributes wherever it is raised (a nexus kernel, run_with_guard,
+ * fallback_to_python). Each raises and returns NULL; every object argument
+ * is borrowed, and a NULL one becomes None.
+ * - CompiledModeFailure(msg): `__cause__` (and `__context__`) = cause when
+ *   not NULL; attributes `kernel`, `version`.
+ * - FallbackMismatchError(msg): attributes `kernel`, `version`, `compiled`,
+ *   `reference`, `difference`.
+ */
+PyObject *edgert_py_compiled_failure(PyObject *msg, PyObject *cause,
+                                     PyObject *kernel, PyObject *version);
+PyObject *edgert_py_mismatch(PyObject *msg, PyObject *kernel, PyObject *version,
+                             PyObject *compiled, PyObject *reference,
+                             PyObject *difference);
 
 /*
  * Raise the Python exception for core error `err`, with the calling thread's

@@ -54,34 +54,17 @@ static edgert_py_logger_t fb_log;
 #endif
 static edgert_guard_counts_t *counts; /* edgert_guard_counts_block(SERIALIZED), set at init */
 
-/* The raise sites: one call each, so that errors.c's builders
- * (edgert_py_compiled_failure, edgert_py_mismatch) can take their place.
- * Both borrow their arguments (msg may be NULL: an error is then pending),
- * raise and return NULL. */
-static void raise_from(PyObject *type, PyObject *msg, PyObject *cause);
-
+/* The raise sites: errors.c's builders, with no kernel or version (None
+ * outside a nexus). Both borrow their arguments (msg may be NULL: an error
+ * is then pending), raise and return NULL. */
 static PyObject *guard_compiled_failure(PyObject *msg, PyObject *cause) {
-  if (msg == NULL)
-    return NULL;
-  Py_INCREF(msg);
-  Py_INCREF(cause);
-  raise_from(EdgertPy_CompiledModeFailure, msg, cause);
-  return NULL;
+  return msg != NULL ? edgert_py_compiled_failure(msg, cause, NULL, NULL) : NULL;
 }
 
 static PyObject *guard_mismatch(PyObject *msg, PyObject *compiled, PyObject *reference,
                                 PyObject *difference) {
-  if (msg == NULL)
-    return NULL;
-  PyObject *exc = PyObject_CallOneArg(EdgertPy_FallbackMismatchError, msg);
-  if (exc == NULL)
-    return NULL;
-  if (PyObject_SetAttrString(exc, "compiled_result", compiled) == 0 &&
-      PyObject_SetAttrString(exc, "reference_result", reference) == 0 &&
-      PyObject_SetAttrString(exc, "difference", difference) == 0)
-    PyErr_SetObject(EdgertPy_FallbackMismatchError, exc);
-  Py_DECREF(exc);
-  return NULL;
+  return msg != NULL ? edgert_py_mismatch(msg, NULL, NULL, compiled, reference, difference)
+                     : NULL;
 }
 
 /* A callable's name for logs and messages: __name__, or its type's name. */
@@ -151,25 +134,6 @@ static PyObject *take_exception(void) {
   Py_DECREF(t);
   Py_XDECREF(tb);
   return v;
-}
-
-/* Raises `type(msg)` from `cause` (a new reference, consumed). */
-static void raise_from(PyObject *type, PyObject *msg, PyObject *cause) {
-  if (msg == NULL) {
-    Py_DECREF(cause);
-    return;
-  }
-  PyObject *exc = PyObject_CallOneArg(type, msg);
-  Py_DECREF(msg);
-  if (exc == NULL) {
-    Py_DECREF(cause);
-    return;
-  }
-  Py_INCREF(cause);
-  PyException_SetContext(exc, cause); /* steals */
-  PyException_SetCause(exc, cause);   /* steals; sets __suppress_context__ */
-  PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
-  Py_DECREF(exc);
 }
 
 /* "KernelCrash: kernel crashed: ..." for an exception. */

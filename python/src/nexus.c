@@ -34,10 +34,14 @@
  * current. The history is a fixed array, oldest first, never empty: its last
  * entry is the current version. Latencies are sampled on one call in
  * SAMPLE_EVERY of each side, so timing costs nothing on the others.
- * The C core's nexus (src/nexus.c) implements the same policy for C hosts;
- * this file does not use it because its compiled and reference sides are
- * Python objects, and a critical section (free with a GIL) costs less than
- * the core kernel's lock and reference counts.
+ * The policy itself (routing, counters, quarantine, version numbers,
+ * validation sampling, option rules) is edgert/nexus_policy.h, which the C
+ * nexus (src/nexus.c) drives too: this file drives it in the handle's
+ * critical section and adds only what a Python host owns (the versions'
+ * Python objects, logging, exceptions, buffer snapshots, latencies). It does
+ * not go through the C nexus because its two sides are Python objects, and
+ * a critical section (free with a GIL) costs less than the core kernel's
+ * lock and reference counts.
  */
 #include "ext.h"
 
@@ -51,10 +55,10 @@
 
 #define SAMPLE_EVERY 64u /* a power of two */
 #define LAT_RING 128u
-#define HISTORY_DEFAULT 8
-#define HISTORY_MAX 1024
+#define HISTORY_DEFAULT ((long)EDGERT_NEXUS_HISTORY_DEFAULT)
+#define HISTORY_MAX ((int)EDGERT_NEXUS_HISTORY_MAX)
 
-enum { ACTIVE = 0, QUARANTINED = 1, CLEARED = 2 };
+enum { ACTIVE = EDGERT_NEXUS_ACTIVE, QUARANTINED = EDGERT_NEXUS_QUARANTINED };
 
 #if defined(__GNUC__)
 #define EDGERT_PY_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -91,16 +95,11 @@ typedef struct kernel_s {
   PyObject *name;      /* str */
   PyObject *reference; /* callable */
   version_t *history;  /* [0] oldest ... [nversions - 1] current */
-  int nversions, history_max;
-  uint64_t last_number;
-  int state;
+  int nversions;       /* == pol.versions */
+  int gone;             /* cleared by the garbage collector (pol.state is then
+                           QUARANTINED, so calls take the slow path) */
   int unhealthy_logged; /* the "process is unhealthy" error was logged */
-  int fallback_enabled, strict;
-  unsigned long max_failures, validate_every;
-  double tolerance;
-  unsigned long consecutive;
-  uint64_t calls, compiled, guard_misses, fallbacks, failures, mismatches,
-      validations;
+  edgert_nexus_policy_t pol; /* options, state, counters: edgert/nexus_policy.h */
   lat_t clat, rlat;
 } KernelObject;
 
@@ -170,14 +169,6 @@ static void record_latency(KernelObject *self, lat_t *l, double ns) {
   Py_END_CRITICAL_SECTION();
 }
 
-/* counter += 1 in the handle's critical section. */
-static inline void count(KernelObject *self, uint64_t *counter) {
-  (void)self;
-  Py_BEGIN_CRITICAL_SECTION(self);
-  (*counter)++;
-  Py_END_CRITICAL_SECTION();
-}
-
 static PyObject *call_reference(KernelObject *self, PyObject *const *args,
                                 Py_ssize_t nargs) {
   int sample;
@@ -197,7 +188,7 @@ static PyObject *call_reference(KernelObject *self, PyObject *const *args,
 /* ---- the slow paths ---------------------------------------------------- */
 
 static inline uint64_t current_number(KernelObject *self) {
-  return self->history[self->nversions - 1].number;
+  return self->pol.version;
 }
 
 /*
@@ -229,8 +220,10 @@ static int debug_enabled(void) {
 static EDGERT_PY_INLINE PyObject *guard_miss(KernelObject *self,
                                               PyObject *const *args,
                                               Py_ssize_t nargs,
-                                              uint64_t number) {
-  count(self, &self->guard_misses);
+                                              uint64_t number, int claimed) {
+  Py_BEGIN_CRITICAL_SECTION(self);
+  edgert_nexus_policy_guard_miss(&self->pol, claimed);
+  Py_END_CRITICAL_SECTION();
   if (EDGERT_PY_UNLIKELY(debug_enabled())) {
     PyObject *shapes = edgert_py_describe_args(args, nargs);
     if (shapes != NULL) {
@@ -249,7 +242,7 @@ static EDGERT_PY_INLINE PyObject *guard_miss(KernelObject *self,
  * cycle being freed, and something still called it): 1 with RuntimeError.
  * In the handle's critical section. */
 static int cleared(KernelObject *self) {
-  if (self->state == CLEARED || self->reference == NULL) {
+  if (self->gone || self->reference == NULL) {
     PyErr_SetString(PyExc_RuntimeError,
                     "this kernel handle was cleared by the garbage collector (it was part "
                     "of a reference cycle being freed); register the kernel again");
@@ -261,17 +254,15 @@ static int cleared(KernelObject *self) {
 /* A quarantined kernel, or any kernel of an unhealthy process: the
  * reference serves (the first call of the latter kind logs why). */
 static EDGERT_PY_COLD PyObject *quarantined_call(KernelObject *self, PyObject *const *args,
-                                                 Py_ssize_t nargs) {
+                                                 Py_ssize_t nargs, int healthy) {
   int gone, log_unhealthy = 0;
   const char *reason = NULL;
-  int healthy = edgert_process_healthy(&reason);
+  if (!healthy) /* the reason, for the log */
+    healthy = edgert_process_healthy(&reason);
   Py_BEGIN_CRITICAL_SECTION(self);
   gone = cleared(self);
-  if (!gone) {
-    self->fallbacks++;
-    if (!healthy && !self->unhealthy_logged)
-      log_unhealthy = self->unhealthy_logged = 1;
-  }
+  if (!gone && !healthy && !self->unhealthy_logged)
+    log_unhealthy = self->unhealthy_logged = 1;
   Py_END_CRITICAL_SECTION();
   if (gone)
     return NULL;
@@ -306,9 +297,14 @@ static void log_with_shapes(int level, PyObject *const *args, Py_ssize_t nargs,
 static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self,
                                                 PyObject *const *args,
                                                 Py_ssize_t nargs,
-                                                uint64_t number) {
-  if (!PyErr_ExceptionMatches(PyExc_Exception))
-    return NULL; /* KeyboardInterrupt, SystemExit: not the kernel's failure */
+                                                uint64_t number, int claimed) {
+  if (!PyErr_ExceptionMatches(PyExc_Exception)) {
+    /* KeyboardInterrupt, SystemExit: not the kernel's failure; abandoned */
+    Py_BEGIN_CRITICAL_SECTION(self);
+    edgert_nexus_policy_abandoned(&self->pol, claimed);
+    Py_END_CRITICAL_SECTION();
+    return NULL;
+  }
   PyObject *et, *ev, *tb;
   PyErr_Fetch(&et, &ev, &tb);
   PyErr_NormalizeException(&et, &ev, &tb);
@@ -329,23 +325,15 @@ static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self,
   }
   unsigned long consecutive;
   Py_BEGIN_CRITICAL_SECTION(self);
-  self->failures++;
-  if (blamed && number == current_number(self) && self->state == ACTIVE) {
-    self->consecutive++;
-    if (self->max_failures != 0 && self->consecutive >= self->max_failures) {
-      self->state = QUARANTINED;
-      quarantine = 1;
-    }
-  }
-  consecutive = self->consecutive;
+  quarantine = edgert_nexus_policy_failed(&self->pol, number, blamed, claimed);
+  consecutive = self->pol.consecutive_failures;
   Py_END_CRITICAL_SECTION();
   PyObject *what = PyUnicode_FromFormat("%s: %S", Py_TYPE(ev)->tp_name, ev);
   if (what == NULL) {
     Py_DECREF(ev);
     return NULL;
   }
-  if (self->fallback_enabled) {
-    count(self, &self->fallbacks);
+  if (self->pol.fallback_enabled) {
     log_with_shapes(EDGERT_PY_WARNING, args, nargs,
                     "kernel '%U' version %llu failed (%U) on %U; falling back "
                     "to the reference",
@@ -362,7 +350,7 @@ static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self,
                   "failure%s; calls go to the reference until reset()",
                   self->name, (unsigned long long)number, consecutive,
                   consecutive == 1 ? "" : "s");
-  if (self->fallback_enabled) {
+  if (self->pol.fallback_enabled) {
     Py_DECREF(what);
     Py_DECREF(ev);
     return call_reference(self, args, nargs);
@@ -371,27 +359,12 @@ static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self,
                                        self->name, (unsigned long long)number,
                                        what);
   Py_DECREF(what);
-  PyObject *exc = msg ? PyObject_CallOneArg(EdgertPy_CompiledModeFailure, msg)
-                      : NULL;
+  PyObject *num = msg ? PyLong_FromUnsignedLongLong(number) : NULL;
+  if (num != NULL)
+    edgert_py_compiled_failure(msg, ev, self->name, num);
+  Py_XDECREF(num);
   Py_XDECREF(msg);
-  if (exc == NULL) {
-    Py_DECREF(ev);
-    return NULL;
-  }
-  PyObject *num = PyLong_FromUnsignedLongLong(number);
-  if (num == NULL || PyObject_SetAttrString(exc, "kernel", self->name) < 0 ||
-      PyObject_SetAttrString(exc, "version", num) < 0) {
-    Py_XDECREF(num);
-    Py_DECREF(exc);
-    Py_DECREF(ev);
-    return NULL;
-  }
-  Py_DECREF(num);
-  Py_INCREF(ev);
-  PyException_SetContext(exc, ev);
-  PyException_SetCause(exc, ev); /* steals; also suppresses the context */
-  PyErr_SetObject(EdgertPy_CompiledModeFailure, exc);
-  Py_DECREF(exc);
+  Py_DECREF(ev);
   return NULL;
 }
 
@@ -422,7 +395,6 @@ static PyObject *leave_buffers(PyObject *r, const edgert_py_snap_t *snap,
 static PyObject *shadow_validate(KernelObject *self, PyObject *result,
                                  PyObject *const *args, Py_ssize_t nargs,
                                  uint64_t number, const edgert_py_snap_t *before) {
-  count(self, &self->validations);
   edgert_py_snap_t *after = NULL;
   if (before != NULL) {
     if (edgert_py_snap_take(args, nargs, &after) < 0 ||
@@ -433,7 +405,7 @@ static PyObject *shadow_validate(KernelObject *self, PyObject *result,
     }
   }
   PyObject *cause = NULL, *diff = NULL;
-  PyObject *ref = call_reference(self, args, nargs);
+  PyObject *ref = call_reference(self, args, nargs); /* kept for the error */
   if (ref == NULL) {
     if (!PyErr_ExceptionMatches(PyExc_Exception)) {
       Py_DECREF(result);
@@ -450,11 +422,10 @@ static PyObject *shadow_validate(KernelObject *self, PyObject *result,
     diff = PyUnicode_FromFormat("the reference raised %s: %S",
                                 Py_TYPE(cause)->tp_name, cause);
   } else {
-    int m = edgert_py_results_match(result, ref, self->tolerance, &diff);
-    Py_DECREF(ref);
+    int m = edgert_py_results_match(result, ref, self->pol.tolerance, &diff);
     if (m == 1 && after != NULL)
-      m = edgert_py_snap_match(after, args, self->tolerance, &diff);
-    if (m == 1) {
+      m = edgert_py_snap_match(after, args, self->pol.tolerance, &diff);
+    if (m == 1) { /* agreement: the compiled result, as in the C nexus */
       result = leave_buffers(result, after, args);
       goto out;
     }
@@ -481,24 +452,27 @@ static PyObject *shadow_validate(KernelObject *self, PyObject *result,
     result = leave_buffers(NULL, before, args);
     goto out;
   }
-  count(self, &self->mismatches);
-  log_with_shapes(self->strict ? EDGERT_PY_ERROR : EDGERT_PY_WARNING, args,
+  Py_BEGIN_CRITICAL_SECTION(self);
+  edgert_nexus_policy_mismatch(&self->pol);
+  Py_END_CRITICAL_SECTION();
+  log_with_shapes(self->pol.strict ? EDGERT_PY_ERROR : EDGERT_PY_WARNING, args,
                   nargs,
-                  self->strict
+                  self->pol.strict
                       ? "kernel '%U' version %llu: shadow validation mismatch "
                         "(%U) on %U; strict: raising FallbackMismatchError"
                       : "kernel '%U' version %llu: shadow validation mismatch "
                         "(%U) on %U; returning the compiled result",
                   self, number, diff);
-  if (!self->strict) {
+  if (!self->pol.strict) {
     Py_DECREF(diff);
     Py_XDECREF(cause);
     result = leave_buffers(result, after, args);
     goto out;
   }
-  Py_DECREF(result);
+  PyObject *compiled_result = result;
   result = NULL;
   if (before != NULL && edgert_py_snap_restore(before, args) < 0) {
+    Py_DECREF(compiled_result);
     Py_DECREF(diff);
     Py_XDECREF(cause);
     goto out;
@@ -511,22 +485,27 @@ static PyObject *shadow_validate(KernelObject *self, PyObject *result,
                                     shapes, diff)
              : NULL;
   Py_XDECREF(shapes);
-  Py_DECREF(diff);
-  PyObject *exc = msg ? PyObject_CallOneArg(EdgertPy_FallbackMismatchError, msg)
-                      : NULL;
+  PyObject *num = msg ? PyLong_FromUnsignedLongLong(number) : NULL;
+  if (num != NULL) {
+    edgert_py_mismatch(msg, self->name, num, compiled_result, ref, diff);
+    if (cause != NULL && PyErr_ExceptionMatches(EdgertPy_FallbackMismatchError)) {
+      PyObject *et, *exc, *tb; /* the reference's error is the cause */
+      PyErr_Fetch(&et, &exc, &tb);
+      PyErr_NormalizeException(&et, &exc, &tb);
+      if (exc != NULL) {
+        PyException_SetContext(exc, Py_NewRef(cause));
+        PyException_SetCause(exc, Py_NewRef(cause));
+      }
+      PyErr_Restore(et, exc, tb);
+    }
+  }
+  Py_XDECREF(num);
   Py_XDECREF(msg);
-  if (exc == NULL) {
-    Py_XDECREF(cause);
-    goto out;
-  }
-  if (cause != NULL) {
-    Py_INCREF(cause);
-    PyException_SetContext(exc, cause);
-    PyException_SetCause(exc, cause);
-  }
-  PyErr_SetObject(EdgertPy_FallbackMismatchError, exc);
-  Py_DECREF(exc);
+  Py_DECREF(diff);
+  Py_DECREF(compiled_result);
+  Py_XDECREF(cause);
 out:
+  Py_XDECREF(ref);
   edgert_py_snap_free(after);
   return result;
 }
@@ -564,18 +543,19 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
                                                  PyObject *const *args,
                                                  Py_ssize_t nargs,
                                                  const edgert_py_snap_t *before,
-                                                 pick_t p, int *served) {
+                                                 pick_t p, int claimed,
+                                                 int *served) {
   PyObject *compiled = p.compiled;
   uint64_t number = p.number;
   *served = 0;
-  double t0 = p.sample ? now_ns() : 0.0;
+  double t0 = EDGERT_PY_UNLIKELY(p.sample) ? now_ns() : 0.0;
   PyObject *r;
   if (p.bound) {
     int missed = 0;
     r = edgert_py_bound_call(compiled, args, nargs, &missed);
     if (EDGERT_PY_UNLIKELY(r == NULL) && missed) {
       Py_DECREF(compiled);
-      return guard_miss(self, args, nargs, number);
+      return guard_miss(self, args, nargs, number, claimed);
     }
   } else {
     r = PyObject_Vectorcall(compiled, args, nargs, NULL);
@@ -583,14 +563,12 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
   Py_DECREF(compiled);
   if (EDGERT_PY_UNLIKELY(r == NULL)) {
     leave_buffers(NULL, before, args); /* the kernel's error stays set */
-    return compiled_failed(self, args, nargs, number);
+    return compiled_failed(self, args, nargs, number, claimed);
   }
   Py_BEGIN_CRITICAL_SECTION(self);
-  if (p.sample)
+  if (EDGERT_PY_UNLIKELY(p.sample))
     lat_record(&self->clat, now_ns() - t0);
-  self->compiled++;
-  if (self->consecutive != 0 && number == current_number(self))
-    self->consecutive = 0;
+  edgert_nexus_policy_served(&self->pol, number, claimed);
   Py_END_CRITICAL_SECTION();
   *served = 1;
   return r;
@@ -607,13 +585,13 @@ static EDGERT_PY_COLD PyObject *keyword_call(KernelObject *self,
                                              size_t nargsf, PyObject *kwnames) {
   int gone, miss = 0;
   uint64_t number = 0;
+  int healthy = edgert_process_healthy(NULL);
   Py_BEGIN_CRITICAL_SECTION(self);
-  self->calls++;
+  edgert_nexus_route_t route = edgert_nexus_policy_enter(&self->pol, healthy);
   gone = cleared(self);
-  if (!gone && self->state != ACTIVE) {
-    self->fallbacks++;
-  } else if (!gone) {
-    self->guard_misses++;
+  if (!gone && route <= EDGERT_NEXUS_ROUTE_VALIDATE) {
+    edgert_nexus_policy_guard_miss(&self->pol,
+                                   route == EDGERT_NEXUS_ROUTE_VALIDATE);
     miss = 1;
     number = current_number(self);
   }
@@ -634,11 +612,14 @@ static EDGERT_PY_COLD PyObject *validated_call(KernelObject *self,
                                                Py_ssize_t nargs, pick_t p) {
   edgert_py_snap_t *before;
   if (edgert_py_snap_take(args, nargs, &before) < 0) {
+    Py_BEGIN_CRITICAL_SECTION(self);
+    edgert_nexus_policy_abandoned(&self->pol, 1); /* the claim goes back */
+    Py_END_CRITICAL_SECTION();
     Py_DECREF(p.compiled);
     return NULL;
   }
   int served;
-  PyObject *r = compiled_call(self, args, nargs, before, p, &served);
+  PyObject *r = compiled_call(self, args, nargs, before, p, 1, &served);
   if (r != NULL && served)
     r = shadow_validate(self, r, args, nargs, p.number, before);
   edgert_py_snap_free(before);
@@ -654,24 +635,22 @@ static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
   Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
   if (EDGERT_PY_UNLIKELY(kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0))
     return keyword_call(self, args, nargsf, kwnames);
-  int active, validate = 0;
+  edgert_nexus_route_t route;
   pick_t p = {NULL, 0, 0, 0};
+  int healthy = edgert_process_healthy(NULL);
   Py_BEGIN_CRITICAL_SECTION(self);
-  self->calls++;
-  active = self->state == ACTIVE && EDGERT_PY_LIKELY(edgert_process_healthy(NULL));
-  if (EDGERT_PY_LIKELY(active)) {
-    /* every validate_every-th call the compiled side serves is validated */
-    validate = EDGERT_PY_UNLIKELY(self->validate_every != 0) &&
-               (self->compiled + 1) % self->validate_every == 0;
+  route = edgert_nexus_policy_enter(&self->pol, healthy);
+  if (EDGERT_PY_LIKELY(route == EDGERT_NEXUS_ROUTE_COMPILED ||
+                       route == EDGERT_NEXUS_ROUTE_VALIDATE))
     pick_current(self, &p);
-  }
   Py_END_CRITICAL_SECTION();
-  if (EDGERT_PY_UNLIKELY(!active))
-    return quarantined_call(self, args, nargs);
-  if (EDGERT_PY_UNLIKELY(validate))
+  if (EDGERT_PY_LIKELY(route == EDGERT_NEXUS_ROUTE_COMPILED)) {
+    int served;
+    return compiled_call(self, args, nargs, NULL, p, 0, &served);
+  }
+  if (route == EDGERT_NEXUS_ROUTE_VALIDATE)
     return validated_call(self, args, nargs, p);
-  int served;
-  return compiled_call(self, args, nargs, NULL, p, &served);
+  return quarantined_call(self, args, nargs, healthy);
 }
 
 /* ---- construction ------------------------------------------------------ */
@@ -720,32 +699,16 @@ static PyObject *kernel_new(PyTypeObject *type, PyObject *args,
                  name, Py_TYPE(reference)->tp_name);
     return NULL;
   }
-  if (max_failures < 0) {
-    PyErr_Format(PyExc_ValueError,
-                 "kernel '%U': max_failures must be >= 0 (0 never "
-                 "quarantines), not %ld",
-                 name, max_failures);
-    return NULL;
-  }
-  if (validate_every < 0) {
-    PyErr_Format(PyExc_ValueError,
-                 "kernel '%U': validate_every must be >= 0 (0 is off), not %ld",
-                 name, validate_every);
-    return NULL;
-  }
-  if (!(tolerance >= 0.0) || isinf(tolerance)) {
-    PyObject *t = PyFloat_FromDouble(tolerance);
-    if (t != NULL)
-      PyErr_Format(PyExc_ValueError,
-                   "kernel '%U': tolerance must be a finite number >= 0, not %R",
-                   name, t);
-    Py_XDECREF(t);
-    return NULL;
-  }
-  if (history < 1 || history > HISTORY_MAX) {
-    PyErr_Format(PyExc_ValueError,
-                 "kernel '%U': history must be between 1 and %d, not %ld",
-                 name, HISTORY_MAX, history);
+  int value_bad;
+  long long value;
+  const char *problem = edgert_nexus_policy_option_problem(
+      max_failures, validate_every, tolerance, history, &value_bad, &value);
+  if (problem != NULL) {
+    if (value_bad)
+      PyErr_Format(PyExc_ValueError, "kernel '%U': %s, not %lld", name, problem,
+                   value);
+    else
+      PyErr_Format(PyExc_ValueError, "kernel '%U': %s", name, problem);
     return NULL;
   }
   KernelObject *self = (KernelObject *)type->tp_alloc(type, 0);
@@ -757,18 +720,19 @@ static PyObject *kernel_new(PyTypeObject *type, PyObject *args,
     return PyErr_NoMemory();
   }
   self->vectorcall = kernel_vectorcall;
-  self->history_max = (int)history;
+
   self->name = Py_NewRef(name);
   self->reference = Py_NewRef(reference);
-  self->fallback_enabled = fallback_enabled;
-  self->strict = strict;
-  self->max_failures = (unsigned long)max_failures;
-  self->validate_every = (unsigned long)validate_every;
-  self->tolerance = tolerance;
-  self->state = ACTIVE;
+  self->pol.fallback_enabled = fallback_enabled;
+  self->pol.strict = strict;
+  self->pol.max_failures = (unsigned)max_failures;
+  self->pol.validate_every = (unsigned)validate_every;
+  self->pol.history = (unsigned)history;
+  self->pol.tolerance = tolerance;
+  edgert_nexus_policy_start(&self->pol);
   version_t *v = &self->history[0];
   v->compiled = Py_NewRef(compiled);
-  v->number = self->last_number = 1;
+  v->number = 1;
   v->installed = wall_time();
   v->bound = edgert_py_is_bound(compiled);
   self->nversions = 1;
@@ -788,7 +752,8 @@ static int kernel_clear(KernelObject *self) {
   PyObject *dropped[HISTORY_MAX + 1];
   int n = 0;
   Py_BEGIN_CRITICAL_SECTION(self);
-  self->state = CLEARED; /* calls now raise instead of touching the history */
+  self->gone = 1; /* calls now raise instead of touching the history */
+  self->pol.state = QUARANTINED; /* ... since they take the slow path */
   dropped[n++] = self->reference;
   self->reference = NULL;
   for (int i = 0; i < self->nversions; i++) {
@@ -821,7 +786,10 @@ static uint64_t install_version(KernelObject *self, PyObject *compiled, int boun
                                 PyObject **dropped, int *was) {
   if (cleared(self))
     return 0;
-  if (self->nversions == self->history_max) {
+  int evict;
+  *was = self->pol.state;
+  uint64_t number = edgert_nexus_policy_swap(&self->pol, &evict);
+  if (evict) {
     *dropped = self->history[0].compiled;
     memmove(self->history, self->history + 1,
             (size_t)(self->nversions - 1) * sizeof *self->history);
@@ -829,14 +797,11 @@ static uint64_t install_version(KernelObject *self, PyObject *compiled, int boun
   }
   version_t *v = &self->history[self->nversions];
   v->compiled = Py_NewRef(compiled);
-  v->number = ++self->last_number;
+  v->number = number;
   v->installed = wall_time();
   v->bound = bound;
   self->nversions++;
-  *was = self->state;
-  self->state = ACTIVE;
-  self->consecutive = 0;
-  return v->number;
+  return number;
 }
 
 static PyObject *kernel_swap(KernelObject *self, PyObject *compiled) {
@@ -893,19 +858,17 @@ static PyObject *kernel_rollback(KernelObject *self, PyObject *const *args,
   uint64_t number = 0;
   Py_BEGIN_CRITICAL_SECTION(self);
   if (!cleared(self)) {
-    if (steps < 1 || steps >= self->nversions) {
+    if (!edgert_nexus_policy_can_roll_back(&self->pol, steps)) {
       PyErr_Format(PyExc_ValueError,
-                   "kernel '%U': cannot roll back %ld step(s): the history "
-                   "holds %d version(s) (history=%d)",
-                   self->name, steps, self->nversions, self->history_max);
+                   "kernel '%U': " EDGERT_NEXUS_ROLLBACK_MSG " (history=%u)",
+                   self->name, steps, self->pol.versions, self->pol.history);
     } else {
       for (long i = 0; i < steps; i++) {
         dropped[i] = self->history[--self->nversions].compiled;
         self->history[self->nversions].compiled = NULL;
       }
-      self->state = ACTIVE;
-      self->consecutive = 0;
-      number = current_number(self);
+      number = self->history[self->nversions - 1].number;
+      edgert_nexus_policy_rollback(&self->pol, steps, number);
       ok = 1;
     }
   }
@@ -927,10 +890,8 @@ static PyObject *kernel_reset(KernelObject *self, PyObject *unused) {
   Py_BEGIN_CRITICAL_SECTION(self);
   gone = cleared(self);
   if (!gone) {
-    was = self->state;
-    consecutive = self->consecutive;
-    self->state = ACTIVE;
-    self->consecutive = 0;
+    consecutive = self->pol.consecutive_failures;
+    was = edgert_nexus_policy_activate(&self->pol);
   }
   Py_END_CRITICAL_SECTION();
   if (gone)
@@ -943,9 +904,10 @@ static PyObject *kernel_reset(KernelObject *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
-static const char *state_name(int state) {
-  return state == ACTIVE ? "active"
-                         : state == QUARANTINED ? "quarantined" : "cleared";
+static const char *state_name(KernelObject *self) {
+  return self->gone                  ? "cleared"
+         : self->pol.state == ACTIVE ? "active"
+                                     : "quarantined";
 }
 
 EDGERT_PY_LOCKED(PyObject *, kernel_stats, self,
@@ -963,14 +925,15 @@ static PyObject *kernel_stats_locked(KernelObject *self, PyObject *unused) {
       self->nversions ? (unsigned long long)current_number(self) : 0;
   return Py_BuildValue(
       "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s,s:k,s:i,s:N,s:N,s:O}", "calls",
-      (unsigned long long)self->calls, "compiled",
-      (unsigned long long)self->compiled, "guard_misses",
-      (unsigned long long)self->guard_misses, "fallbacks",
-      (unsigned long long)self->fallbacks, "failures",
-      (unsigned long long)self->failures, "mismatches",
-      (unsigned long long)self->mismatches, "validations",
-      (unsigned long long)self->validations, "version", version, "state",
-      state_name(self->state), "consecutive_failures", self->consecutive,
+      (unsigned long long)self->pol.calls, "compiled",
+      (unsigned long long)self->pol.compiled, "guard_misses",
+      (unsigned long long)self->pol.guard_misses, "fallbacks",
+      (unsigned long long)self->pol.fallbacks, "failures",
+      (unsigned long long)self->pol.failures, "mismatches",
+      (unsigned long long)self->pol.mismatches, "validations",
+      (unsigned long long)self->pol.validations, "version", version, "state",
+      state_name(self), "consecutive_failures",
+      (unsigned long)self->pol.consecutive_failures,
       "versions", self->nversions, "compiled_latency", cl, "reference_latency",
       rl, "process_healthy", edgert_process_healthy(NULL) ? Py_True : Py_False);
 }
@@ -1023,7 +986,7 @@ static PyObject *get_version_locked(KernelObject *self, void *c) {
 EDGERT_PY_LOCKED(PyObject *, get_state, self, (KernelObject *self, void *c), (self, c))
 static PyObject *get_state_locked(KernelObject *self, void *c) {
   (void)c;
-  return PyUnicode_FromString(state_name(self->state));
+  return PyUnicode_FromString(state_name(self));
 }
 EDGERT_PY_LOCKED(PyObject *, get_history, self, (KernelObject *self, void *c), (self, c))
 static PyObject *get_history_locked(KernelObject *self, void *c) {
@@ -1050,11 +1013,11 @@ static PyObject *get_history_locked(KernelObject *self, void *c) {
 }
 static PyObject *get_fallback_enabled(KernelObject *self, void *c) {
   (void)c;
-  return PyBool_FromLong(self->fallback_enabled);
+  return PyBool_FromLong(self->pol.fallback_enabled);
 }
 static PyObject *get_strict(KernelObject *self, void *c) {
   (void)c;
-  return PyBool_FromLong(self->strict);
+  return PyBool_FromLong(self->pol.strict);
 }
 EDGERT_PY_LOCKED(PyObject *, get_guarded, self, (KernelObject *self, void *c), (self, c))
 static PyObject *get_guarded_locked(KernelObject *self, void *c) {
@@ -1087,11 +1050,11 @@ static PyGetSetDef kernel_getset[] = {
 
 /* The options read as they are stored. */
 static PyMemberDef kernel_members[] = {
-    {"history_size", T_INT, offsetof(KernelObject, history_max), READONLY,
+    {"history_size", T_UINT, offsetof(KernelObject, pol.history), READONLY,
      "How many versions the history keeps."},
-    {"max_failures", T_ULONG, offsetof(KernelObject, max_failures), READONLY, NULL},
-    {"validate_every", T_ULONG, offsetof(KernelObject, validate_every), READONLY, NULL},
-    {"tolerance", T_DOUBLE, offsetof(KernelObject, tolerance), READONLY, NULL},
+    {"max_failures", T_UINT, offsetof(KernelObject, pol.max_failures), READONLY, NULL},
+    {"validate_every", T_UINT, offsetof(KernelObject, pol.validate_every), READONLY, NULL},
+    {"tolerance", T_DOUBLE, offsetof(KernelObject, pol.tolerance), READONLY, NULL},
     {NULL, 0, 0, 0, NULL}};
 
 EDGERT_PY_LOCKED(PyObject *, kernel_repr, self, (KernelObject *self), (self))
@@ -1101,7 +1064,7 @@ static PyObject *kernel_repr_locked(KernelObject *self) {
                               (unsigned long long)(self->nversions
                                                        ? current_number(self)
                                                        : 0),
-                              state_name(self->state));
+                              state_name(self));
 }
 
 static PyTypeObject Kernel_Type = {

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -918,6 +919,103 @@ static void a_crashing_bound_function_falls_back_then_quarantines(void **state) 
   edgert_module_free(m);
 }
 
+/* ---- the NULL rule (include/edgert/nexus.h) ---------------------------- */
+
+static void every_entry_point_handles_null_as_its_header_states(void **state) {
+  (void)state;
+  /* edgert_nexus_count(NULL) read through NULL before */
+  assert_int_equal(edgert_nexus_count(NULL), 0);
+  assert_null(edgert_nexus_kernel_at(NULL, 0));
+  assert_int_equal(edgert_nexus_new(NULL), EDGERT_EINVAL);
+  edgert_nexus_free(NULL);
+  edgert_nexus_options_init(NULL);
+  assert_int_equal(edgert_nexus_call(NULL, "f", NULL, NULL), EDGERT_EINVAL);
+  assert_int_equal(edgert_kernel_call(NULL, NULL, NULL), EDGERT_EINVAL);
+  assert_non_null(strstr(edgert_last_error(), "edgert_kernel_call: kernel is NULL"));
+  impl_t im = {0};
+  edgert_nexus_impl_t c = plain(&im);
+  uint64_t ver = 7;
+  assert_int_equal(edgert_kernel_swap(NULL, &c, &ver), EDGERT_EINVAL);
+  assert_int_equal(edgert_kernel_rollback(NULL, 1, &ver), EDGERT_EINVAL);
+  assert_int_equal(ver, 7);
+  edgert_kernel_reset(NULL);
+  edgert_nexus_stats_t st;
+  memset(&st, 0xff, sizeof st);
+  edgert_kernel_stats(NULL, &st);
+  assert_int_equal(st.calls, 0);
+  assert_int_equal(st.version, 0);
+  assert_null(edgert_kernel_name(NULL));
+
+  edgert_nexus_t *nx = NULL;
+  assert_int_equal(edgert_nexus_new(&nx), 0);
+  edgert_kernel_t *k = NULL;
+  assert_int_equal(edgert_nexus_register(nx, "f", &c, reference_fn, NULL, NULL, &k), 0);
+  edgert_kernel_stats(k, NULL); /* nothing to write to: nothing happens */
+  assert_int_equal(edgert_nexus_find(nx, NULL, &k), EDGERT_EINVAL);
+  assert_int_equal(edgert_nexus_find(nx, "f", NULL), EDGERT_EINVAL);
+  assert_int_equal(edgert_nexus_call(nx, NULL, NULL, NULL), EDGERT_EINVAL);
+  assert_int_equal(edgert_kernel_swap(k, NULL, NULL), EDGERT_EINVAL);
+  assert_int_equal(edgert_kernel_rollback(k, 1, NULL), EDGERT_EINVAL);
+  assert_int_equal(edgert_nexus_count(nx), 1);
+  assert_ptr_equal(edgert_nexus_kernel_at(nx, 0), k);
+  assert_null(edgert_nexus_kernel_at(nx, 1));
+  edgert_nexus_free(nx);
+}
+
+/* ---- agreement is edgert_agree; tolerance is finite -------------------- */
+
+static int inf_fn(void *ud, void **args, void *ret) {
+  (void)ud;
+  (void)args;
+  *(double *)ret = *(double *)ud;
+  return 0;
+}
+
+static void an_infinity_agrees_only_with_itself_and_tolerance_is_finite(void **state) {
+  (void)state;
+  edgert_nexus_t *nx = NULL;
+  assert_int_equal(edgert_nexus_new(&nx), 0);
+  edgert_nexus_options_t o;
+  edgert_nexus_options_init(&o);
+  o.ret_type = EDGERT_CT_DOUBLE;
+  o.validate_every = 1;
+  o.tolerance = 0.5;
+  static double out = INFINITY;
+  edgert_nexus_impl_t c = {NULL, inf_fn, NULL, &out, NULL};
+  edgert_kernel_t *k = NULL;
+  assert_int_equal(edgert_nexus_register(nx, "f", &c, reference_fn, NULL, &o, &k), 0);
+  double x = 1.0, r = 0.0;
+  void *args[] = {&x};
+  /* +inf against 3.0: the old rule took inf - 3 <= 0.5 * inf as agreement */
+  assert_int_equal(edgert_kernel_call(k, args, &r), 0);
+  edgert_nexus_stats_t st;
+  edgert_kernel_stats(k, &st);
+  assert_int_equal(st.validations, 1);
+  assert_int_equal(st.mismatches, 1);
+  /* -inf against +inf */
+  out = -INFINITY;
+  x = INFINITY;
+  assert_int_equal(edgert_kernel_call(k, args, &r), 0);
+  edgert_kernel_stats(k, &st);
+  assert_int_equal(st.mismatches, 2);
+  /* +inf against +inf */
+  out = INFINITY;
+  assert_int_equal(edgert_kernel_call(k, args, &r), 0);
+  edgert_kernel_stats(k, &st);
+  assert_int_equal(st.validations, 3);
+  assert_int_equal(st.mismatches, 2);
+  /* an infinite tolerance would accept any finite result */
+  o.tolerance = INFINITY;
+  assert_int_equal(edgert_nexus_register(nx, "g", &c, reference_fn, NULL, &o, NULL),
+                   EDGERT_EINVAL);
+  assert_non_null(strstr(edgert_last_error(), "kernel 'g': tolerance must be finite"));
+  o.tolerance = NAN;
+  assert_int_equal(edgert_nexus_register(nx, "g", &c, reference_fn, NULL, &o, NULL),
+                   EDGERT_EINVAL);
+  assert_int_equal(edgert_nexus_count(nx), 1);
+  edgert_nexus_free(nx);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(compiled_side_serves_when_the_guard_passes),
@@ -936,6 +1034,8 @@ int main(void) {
       cmocka_unit_test(every_allocation_failure_is_reported_and_leaks_nothing),
       cmocka_unit_test(a_bound_function_is_validated_by_its_contracts_type),
       cmocka_unit_test(a_crashing_bound_function_falls_back_then_quarantines),
+      cmocka_unit_test(every_entry_point_handles_null_as_its_header_states),
+      cmocka_unit_test(an_infinity_agrees_only_with_itself_and_tolerance_is_finite),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
