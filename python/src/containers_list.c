@@ -68,23 +68,6 @@ static void conv_release(conv_t *c) {
   memset(c, 0, sizeof *c);
 }
 
-/* Whether buffer format `fmt` is the element format (with the native '@'
- * prefix or none, 'l'/'n' being int64 here). */
-static int format_matches(const edgert_py_elem_t *e, const char *fmt, Py_ssize_t itemsize) {
-  const char *want = edgert_py_elem_format(e);
-  if (want == NULL || fmt == NULL)
-    return 0;
-  if (*fmt == '@' || *fmt == '=')
-    fmt++;
-  if (fmt[0] == '\0' || fmt[1] != '\0')
-    return 0;
-  if (fmt[0] == want[0])
-    return 1;
-  if (e->kind == EDGERT_KIND_INT64 && (fmt[0] == 'l' || fmt[0] == 'n') && itemsize == 8)
-    return 1;
-  return 0;
-}
-
 /* Converts an iterable to C elements. Zero-copy for a buffer of the right
  * format; otherwise through a sequence. 0 or -1 with an exception. */
 static int conv_from_iterable(const edgert_py_elem_t *e, PyObject *it, conv_t *c,
@@ -111,8 +94,7 @@ static int conv_from_iterable(const edgert_py_elem_t *e, PyObject *it, conv_t *c
   if (edgert_py_elem_format(e) != NULL && PyObject_CheckBuffer(it) && !PyBytes_Check(it) &&
       !PyByteArray_Check(it)) {
     if (PyObject_GetBuffer(it, &c->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) == 0) {
-      if (c->view.ndim == 1 && format_matches(e, c->view.format, c->view.itemsize) &&
-          (size_t)c->view.itemsize == e->size) {
+      if (c->view.ndim == 1 && edgert_py_elem_buffer_is(e, c->view.format, c->view.itemsize)) {
         if (e->kind == EDGERT_KIND_BOOL) {
           const unsigned char *b = c->view.buf;
           for (Py_ssize_t i = 0; i < c->view.len; i++)
