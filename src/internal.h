@@ -69,6 +69,11 @@ void edgert__free(void *ptr);
 char *edgert__strdup(const char *s);
 char *edgert__strndup(const char *s, size_t n);
 
+/* types.c: the one bool rule. A bool item is the byte 0 or 1. Checks n
+ * items `stride` bytes apart; 0, or EDGERT_EINVAL with a message
+ * "<who>: a bool is 0 or 1, not 7 (item 3)" naming the first bad one. */
+int edgert__bool_items(const void *items, size_t n, size_t stride, const char *who);
+
 #endif /* EDGERT_INTERNAL_H */
 
 /*

@@ -509,23 +509,12 @@ static PyObject *tdi_step(TypedDictIterObject *it, TypedDictObject *self, int *d
     *done = 1;
     return NULL;
   }
-  if (it->mode == 3) { /* reversed keys */
-    edgert_dict_t *d = self->d;
-    if (edgert_dict_version(d) != it->it.version) {
-      PyErr_SetString(PyExc_RuntimeError, "dictionary changed size during iteration");
-      return NULL;
-    }
-    size_t n = edgert_dict_len(d);
-    if (it->it.pos < n)
-      return edgert_py_from_c(&self->k, edgert_dict_key_at(d, n - 1 - it->it.pos++));
-    it->exhausted = *done = 1;
-    return NULL;
-  }
   const void *k;
   void *v;
-  int rc = edgert_dict_iter_next(&it->it, &k, &v);
+  int rc = it->mode == 3 ? edgert_dict_iter_prev(&it->it, &k, &v) /* reversed keys */
+                         : edgert_dict_iter_next(&it->it, &k, &v);
   if (rc == 1) {
-    if (it->mode == 0)
+    if (it->mode == 0 || it->mode == 3)
       return edgert_py_from_c(&self->k, k);
     if (it->mode == 1)
       return box_value(self, v);
@@ -1414,20 +1403,12 @@ static PyObject *td_set_many_locked(TypedDictObject *self, PyObject *args, PyObj
   if (k.n != v.n) {
     PyErr_Format(PyExc_ValueError, "set_many: %zu keys but %zu values", k.n, v.n);
   } else {
-    if (self->v.kind == EDGERT_KIND_BOOL)
-      for (size_t i = 0; i < v.n; i++)
-        if (v.items[i] > 1) {
-          PyErr_Format(PyExc_ValueError, "set_many values: bool buffer holds byte %d",
-                       v.items[i]);
-          goto out;
-        }
     int rc = edgert_dict_set_many(self->d, k.items, v.items, k.n);
     if (rc < 0)
       edgert_py_raise(rc);
     else
       r = Py_NewRef(Py_None);
   }
-out:
   keys_release(&k);
   keys_release(&v);
   return r;

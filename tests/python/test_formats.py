@@ -214,3 +214,26 @@ def test_parser_agrees_with_the_struct_module(prefix, letter, size):
 def test_refusals_name_the_problem(fmt, size, why):
     code, reason = _edgert._buffer_item(fmt, size)
     assert code is None and why in reason
+
+
+def test_bool_rule_is_the_core_s_at_every_python_entry_point():
+    """A bool item is 0 or 1: the core refuses any other byte (EDGERT_EINVAL,
+    ValueError here) wherever the binding hands it bool items, with a message
+    naming the value; nothing is written."""
+    bad = np.array([1, 0, 7, 1], dtype=np.uint8).view("?")
+    assert memoryview(bad).format == "?"
+    lst = TypedList(bool, [True, False, True, False])
+    for fn in (lambda: TypedList(bool, bad), lambda: lst.extend(bad),
+               lambda: lst.__setitem__(slice(0, 4), bad),
+               lambda: lst.__setitem__(slice(0, 4, 2), bad[1:3]),
+               lambda: lst.__setitem__(slice(None, None, -1), bad)):
+        with pytest.raises(ValueError, match=r"a bool is 0 or 1, not 7"):
+            fn()
+    assert list(lst) == [True, False, True, False]
+    d = TypedDict(int, bool)
+    with pytest.raises(ValueError, match=r"dict value: a bool is 0 or 1, not 7 \(item 2\)"):
+        d.set_many(np.arange(4), bad)
+    assert len(d) == 0
+    rebuild, _ = TypedList(bool).__reduce__()
+    with pytest.raises(ValueError, match=r"TypedList\(bool\): raw byte is not 0 or 1 \(.*not 2"):
+        rebuild(bool, b"\x01\x02")
