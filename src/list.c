@@ -504,12 +504,22 @@ int edgert_list_assign_strided(edgert_list_t *l, size_t start, ptrdiff_t step, s
     }
     src = tmp;
   }
-  for (size_t k = 0; k < n; k++) {
-    size_t i = step > 0 ? start + k * mag : start - k * mag;
-    release_range(l, i, i + 1);
-    memcpy(l->v.data + i * isz, src + k * isz, isz);
-    if (l->var)
-      l->heap_bytes += ((edgert_bytes_t *)(void *)(l->v.data + i * isz))->len + 1;
+  unsigned char *base = l->v.data;
+  size_t at = start;
+  if (!l->var && isz == 8) {
+    for (size_t k = 0; k < n; k++, at = step > 0 ? at + mag : at - mag)
+      memcpy(base + at * 8, src + k * 8, 8);
+  } else {
+    for (size_t k = 0; k < n; k++, at = step > 0 ? at + mag : at - mag) {
+      unsigned char *d = base + at * isz;
+      if (l->var) {
+        edgert_bytes_t *old = (edgert_bytes_t *)(void *)d;
+        l->heap_bytes -= old->data ? old->len + 1 : 0;
+        edgert_bytes_release(old);
+        l->heap_bytes += ((const edgert_bytes_t *)(const void *)(src + k * isz))->len + 1;
+      }
+      memcpy(d, src + k * isz, isz);
+    }
   }
   edgert__free(tmp);
   return 0;

@@ -894,7 +894,12 @@ EDGERT_PY_LOCKED(PyObject *, tl_repeat, self,
 static PyObject *tl_repeat_locked(TypedListObject *self, Py_ssize_t times) {
   if (need_core(self) < 0)
     return NULL;
-  TypedListObject *r = tl_alloc(&EdgertPy_TypedListType, &self->e, 0);
+  /* Room for the result up front when its size is plainly sane (the core
+   * checks the real limit), so the copy is one allocation. */
+  size_t n = edgert_list_len(self->l), room = 0;
+  if (times > 0 && n > 0 && (size_t)times <= ((size_t)PY_SSIZE_T_MAX / self->e.size) / n)
+    room = n * (size_t)times;
+  TypedListObject *r = tl_alloc(&EdgertPy_TypedListType, &self->e, room);
   if (r == NULL)
     return NULL;
   int rc = times > 0 ? edgert_list_splice(r->l, 0, 0, edgert_list_data(self->l),
