@@ -3,9 +3,10 @@ alternately (A B A B ...), so a busy machine slows both alike.
 
     python3 bench/pair_builds.py OLD_BUILD NEW_BUILD [--rounds 7]
 
-Each round runs every case once per build in a fresh interpreter (thread
-CPU time, best of 5 timeit repeats); the table gives each build's median
-over the rounds and new/old."""
+One interpreter per build stays up; each round times every case in the old
+build and at once in the new one (thread CPU time, best of 3 timeit
+repeats), so each pair sees the same machine. The table gives each build's
+median over the rounds and the median of the per-round new/old ratios."""
 from __future__ import annotations
 
 import argparse
@@ -44,11 +45,11 @@ cases = {
   "list(reversed(TypedDict 1e3))": (lambda: list(reversed(sd)), 500),
   "results_match(int64[1000], 'q' array)": (lambda: results_match(a1, a2, tolerance=0), 2000),
 }
-res = {}
-for name, (fn, n) in cases.items():
+print(json.dumps(list(cases)), flush=True)
+for line in sys.stdin:
+    fn, n = cases[line.strip()]
     t = timeit.Timer(fn, timer=lambda: time.clock_gettime(time.CLOCK_THREAD_CPUTIME_ID))
-    res[name] = min(t.repeat(5, n)) / n * 1e9
-print(json.dumps(res))
+    print(min(t.repeat(3, n)) / n * 1e9, flush=True)
 '''
 
 
@@ -58,19 +59,29 @@ def main() -> int:
     ap.add_argument("new")
     ap.add_argument("--rounds", type=int, default=7)
     a = ap.parse_args()
-    runs: dict[str, dict[str, list[float]]] = {a.old: {}, a.new: {}}
+    procs = []
+    for b in (a.old, a.new):
+        env = dict(os.environ, PYTHONPATH=os.path.join(b, "py"), EDGERT_BUILD_DIR=b)
+        procs.append(subprocess.Popen([sys.executable, "-c", CHILD,
+                                       os.path.join(b, "fixtures", "libloader_kernels.so")],
+                                      env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      text=True))
+    names = [json.loads(p.stdout.readline()) for p in procs][0]
+    times: dict[str, list[list[float]]] = {k: [[], []] for k in names}
     for _ in range(a.rounds):
-        for b in (a.old, a.new):
-            env = dict(os.environ, PYTHONPATH=os.path.join(b, "py"), EDGERT_BUILD_DIR=b)
-            out = subprocess.run([sys.executable, "-c", CHILD,
-                                  os.path.join(b, "fixtures", "libloader_kernels.so")],
-                                 env=env, check=True, capture_output=True, text=True).stdout
-            for k, v in json.loads(out).items():
-                runs[b].setdefault(k, []).append(v)
-    print(f"| case | old ns | new ns | new/old |\n| --- | --- | --- | --- |")
-    for k in runs[a.old]:
-        o, n = statistics.median(runs[a.old][k]), statistics.median(runs[a.new][k])
-        print(f"| {k} | {o:.1f} | {n:.1f} | {n / o:.3f} |")
+        for k in names:
+            for i, p in enumerate(procs):
+                p.stdin.write(k + "\n")
+                p.stdin.flush()
+                times[k][i].append(float(p.stdout.readline()))
+    for p in procs:
+        p.stdin.close()
+        p.wait()
+    print("| case | old ns | new ns | new/old (median of paired ratios) |\n| --- | --- | --- | --- |")
+    for k in names:
+        o, n = times[k]
+        ratio = statistics.median(y / x for x, y in zip(o, n))
+        print(f"| {k} | {statistics.median(o):.1f} | {statistics.median(n):.1f} | {ratio:.3f} |")
     return 0
 
 
