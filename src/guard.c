@@ -60,6 +60,11 @@
  *   pthread key destructor when the thread exits.
  * - EDGERT_CRASH_GUARD=0 (read once) turns all of this off: nothing is
  *   installed and guarded calls are plain calls.
+ * - edgert_guard_call follows the guarded-call policy of
+ *   edgert/guard_policy.h, the same transitions ExplicitFallback drives
+ *   (python/src/guard.c), and counts in the same process-wide counters
+ *   (policy_counts: the shared block here, the GIL-serialized host block
+ *   there). A strict call that agrees returns the compiled result.
  */
 #include "internal.h"
 #include "unwind.h"
@@ -184,8 +189,10 @@ static int nsyslibs;
 static atomic_int health;
 static char health_reason[512];
 
-static _Atomic uint64_t stat_calls, stat_compiled, stat_failures,
-    stat_fallbacks, stat_mismatches, stat_crashes;
+static _Atomic uint64_t stat_crashes;
+/* The guarded-call policy's counters (edgert/guard_policy.h): the shared
+ * block and the host block, read as one sum. */
+static edgert_guard_counts_t policy_counts[2];
 
 /* An alternate signal stack we allocated, and the one it replaced. */
 typedef struct alt_stack_s {
@@ -963,37 +970,62 @@ int edgert_guard_run(void (*fn)(void *ud), void *ud, const char *name) {
 
 /* ---- counters ------------------------------------------------------------ */
 
+edgert_guard_counts_t *edgert_guard_counts_block(int serialized) {
+  return &policy_counts[serialized ? 1 : 0];
+}
+
+void edgert_guard_counts(edgert_guard_counts_t *out) {
+  if (out == NULL)
+    return;
+  memset(out, 0, sizeof *out);
+  for (int i = 0; i < 2; i++) {
+    const edgert_guard_counts_t *c = &policy_counts[i];
+    out->calls += __atomic_load_n(&c->calls, __ATOMIC_RELAXED);
+    out->compiled += __atomic_load_n(&c->compiled, __ATOMIC_RELAXED);
+    out->failures += __atomic_load_n(&c->failures, __ATOMIC_RELAXED);
+    out->crashes += __atomic_load_n(&c->crashes, __ATOMIC_RELAXED);
+    out->fallbacks += __atomic_load_n(&c->fallbacks, __ATOMIC_RELAXED);
+    out->reference_failures += __atomic_load_n(&c->reference_failures, __ATOMIC_RELAXED);
+    out->validations += __atomic_load_n(&c->validations, __ATOMIC_RELAXED);
+    out->matches += __atomic_load_n(&c->matches, __ATOMIC_RELAXED);
+    out->mismatches += __atomic_load_n(&c->mismatches, __ATOMIC_RELAXED);
+  }
+}
+
+void edgert_guard_counts_reset(void) {
+  for (int i = 0; i < 2; i++) {
+    edgert_guard_counts_t *c = &policy_counts[i];
+    __atomic_store_n(&c->calls, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->compiled, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->failures, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->crashes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->fallbacks, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->reference_failures, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->validations, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->matches, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&c->mismatches, 0, __ATOMIC_RELAXED);
+  }
+  atomic_store(&stat_crashes, 0);
+}
+
 void edgert_guard_stats(edgert_guard_stats_t *out) {
   if (out == NULL)
     return;
-  out->calls = atomic_load(&stat_calls);
-  out->compiled = atomic_load(&stat_compiled);
-  out->failures = atomic_load(&stat_failures);
-  out->fallbacks = atomic_load(&stat_fallbacks);
-  out->mismatches = atomic_load(&stat_mismatches);
+  edgert_guard_counts_t c;
+  edgert_guard_counts(&c);
+  out->calls = c.calls;
+  out->compiled = c.compiled;
+  out->failures = c.failures;
+  out->fallbacks = c.fallbacks;
+  out->mismatches = c.mismatches;
   out->crashes = atomic_load(&stat_crashes);
 }
 
 void edgert_guard_stats_reset(void) {
-  atomic_store(&stat_calls, 0);
-  atomic_store(&stat_compiled, 0);
-  atomic_store(&stat_failures, 0);
-  atomic_store(&stat_fallbacks, 0);
-  atomic_store(&stat_mismatches, 0);
-  atomic_store(&stat_crashes, 0);
+  edgert_guard_counts_reset();
 }
 
 /* ---- edgert_guard_call --------------------------------------------------- */
-
-static int close_enough(long double a, long double b, double tolerance) {
-  if (isnan(a) || isnan(b))
-    return isnan(a) && isnan(b);
-  if (a == b)
-    return 1;
-  long double d = fabsl(a - b);
-  long double scale = fabsl(a) > fabsl(b) ? fabsl(a) : fabsl(b);
-  return d <= tolerance || d <= tolerance * scale;
-}
 
 static int is_float_type(edgert_ctype_t t) {
   return t == EDGERT_CT_FLOAT || t == EDGERT_CT_DOUBLE || t == EDGERT_CT_LONGDOUBLE;
@@ -1026,7 +1058,7 @@ static int default_compare(const edgert_abi_type_t *t, const void *a, const void
   if (t->code == EDGERT_CT_VOID)
     return 1;
   if (is_float_type(t->code))
-    return close_enough(float_value(t->code, a), float_value(t->code, b), tolerance);
+    return edgert_agree(float_value(t->code, a), float_value(t->code, b), tolerance);
   if (t->code == EDGERT_CT_BOOL)
     return (*(const unsigned char *)a != 0) == (*(const unsigned char *)b != 0);
   return memcmp(a, b, edgert_abi_type_size(t)) == 0;
@@ -1089,26 +1121,33 @@ static int run_reference(edgert_guard_ref_fn ref, const edgert_guard_policy_t *p
 int edgert_guard_call(edgert_func_t *fn, void **args, void *ret, edgert_guard_ref_fn ref,
                       const edgert_guard_policy_t *policy) {
   static const edgert_guard_policy_t defaults = EDGERT_GUARD_POLICY_INIT;
+  edgert_guard_counts_t *counts = &policy_counts[0];
   if (policy == NULL)
     policy = &defaults;
   if (fn == NULL)
     return edgert__error(EDGERT_EINVAL, "edgert_guard_call: fn is NULL");
   const char *name = edgert_func_name(fn);
-  if (ref == NULL && (policy->fallback_enabled || policy->strict))
-    return edgert__error(EDGERT_EINVAL,
-                         "edgert_guard_call(%s): the policy (%s) needs a reference function and ref is NULL",
-                         name, policy->strict ? "strict" : "fallback enabled");
-  if (!(policy->tolerance >= 0.0))
-    return edgert__error(EDGERT_EINVAL,
-                         "edgert_guard_call(%s): tolerance must be >= 0, got %g", name,
-                         policy->tolerance);
-  atomic_fetch_add_explicit(&stat_calls, 1, memory_order_relaxed);
+  const char *problem = edgert_guard_option_problem(policy->strict, policy->fallback_enabled,
+                                                    ref != NULL, policy->tolerance);
+  if (problem != NULL) {
+    /* a tolerance problem names the value unless it says it already */
+    int name_value = problem == edgert_tolerance_problem(policy->tolerance) &&
+                     strstr(problem, "got") == NULL;
+    if (name_value)
+      return edgert__error(EDGERT_EINVAL, "edgert_guard_call(%s): %s, got %g", name, problem,
+                           policy->tolerance);
+    return edgert__error(EDGERT_EINVAL, "edgert_guard_call(%s): %s", name, problem);
+  }
+  int strict = policy->strict != 0;
+  edgert_guard_enter(counts, strict, 0);
   int rc = edgert_func_call(fn, args, ret);
   if (rc < 0) {
-    atomic_fetch_add_explicit(&stat_failures, 1, memory_order_relaxed);
-    if (policy->fallback_enabled) {
-      atomic_fetch_add_explicit(&stat_fallbacks, 1, memory_order_relaxed);
-      return run_reference(ref, policy, name, args, ret);
+    if (edgert_guard_compiled_failed(counts, policy->fallback_enabled, rc == EDGERT_ECRASH, 0) ==
+        EDGERT_GUARD_RUN_FALLBACK) {
+      int r = run_reference(ref, policy, name, args, ret);
+      if (r < 0)
+        edgert_guard_reference_failed(counts, 0);
+      return r;
     }
     char original[512];
     snprintf(original, sizeof original, "%s", edgert_last_error());
@@ -1117,24 +1156,26 @@ int edgert_guard_call(edgert_func_t *fn, void **args, void *ret, edgert_guard_re
                          name, func_module_path(fn), original[0] ? original : edgert_strerror(rc),
                          edgert_err_name(rc));
   }
-  atomic_fetch_add_explicit(&stat_compiled, 1, memory_order_relaxed);
-  if (!policy->strict)
+  if (edgert_guard_compiled_returned(counts, strict, 0) == EDGERT_GUARD_RETURN_COMPILED)
     return 0;
+  /* Strict: the reference writes into scratch; on a match `ret` keeps the
+   * compiled result, which is the call's result (edgert/guard_policy.h). */
   union {
     long double ld;
     unsigned char bytes[16];
   } scratch;
   memset(&scratch, 0, sizeof scratch);
   int r = run_reference(ref, policy, name, args, &scratch);
-  if (r < 0)
+  if (r < 0) {
+    edgert_guard_reference_failed(counts, 0);
     return r;
+  }
   const edgert_abi_type_t *rt = &edgert_func_contract(fn)->ret;
   int same = policy->compare != NULL
                  ? policy->compare(policy->ud, ret, &scratch, policy->tolerance)
                  : default_compare(rt, ret, &scratch, policy->tolerance);
-  if (same)
+  if (edgert_guard_compared(counts, same, 0) == EDGERT_GUARD_RETURN_COMPILED)
     return 0;
-  atomic_fetch_add_explicit(&stat_mismatches, 1, memory_order_relaxed);
   char a[64], b[64];
   format_value(rt, ret, a, sizeof a);
   format_value(rt, &scratch, b, sizeof b);

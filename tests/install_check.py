@@ -37,6 +37,12 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env["VENV"] = venv
         subprocess.run([py, "-c", SMOKE], check=True, cwd=tmp, env=env)
+        # The console script is installed and runs from the venv (docs/cli.md).
+        edgert_cli = os.path.join(venv, "bin", "edgert")
+        r = subprocess.run([edgert_cli, "--help"], check=True, cwd=tmp, env=env,
+                           stdout=subprocess.PIPE, text=True)
+        assert "manifest" in r.stdout and "inspect" in r.stdout, r.stdout
+        print("install check: console script", edgert_cli, "runs")
     return 0
 
 

@@ -32,6 +32,7 @@
 
 #include "common.h"
 #include "loader.h"
+#include "guard_policy.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -193,8 +194,15 @@ typedef struct edgert_guard_policy_s {
  *     (reference answer with fallback_enabled, else EDGERT_EFAILED), a
  *     reference failure is ref's code (a positive one becomes
  *     EDGERT_EFAILED), and results that differ are EDGERT_EMISMATCH with
- *     both values in the message. On success `ret` holds the compiled
- *     result.
+ *     both values in the message. When they agree `ret` holds the COMPILED
+ *     result, as it would unchecked: a call's result does not depend on
+ *     whether it was checked (ExplicitFallback.fallback_to_python and the
+ *     nexus's validation return the compiled result too). Floating-point
+ *     results agree by edgert_agree() (edgert/agree.h: NaN with NaN, an
+ *     infinity only with itself), unless policy->compare says otherwise.
+ * The policy itself (the steps and the counters) is edgert/guard_policy.h,
+ * which ExplicitFallback drives too; `policy->tolerance` must be finite and
+ * >= 0 (edgert_tolerance_problem), else EDGERT_EINVAL.
  * `ref` may be NULL when neither fallback nor strict mode needs it; it is
  * EDGERT_EINVAL when they do. `args` and `ret` are as edgert_func_call takes
  * them (`ret`: at least 16 bytes aligned for long double, or NULL for a void
@@ -206,7 +214,11 @@ EDGERT_EXTERN int edgert_guard_call(edgert_func_t *fn, void **args, void *ret,
                                     edgert_guard_ref_fn ref,
                                     const edgert_guard_policy_t *policy);
 
-/* Process-wide counters; every field only grows until edgert_guard_stats_reset(). */
+/* Process-wide counters; every field only grows until edgert_guard_stats_reset().
+ * calls, compiled, failures, fallbacks and mismatches are the guarded-call
+ * counters of edgert_guard_counts() (edgert/guard_policy.h: C and Python
+ * calls alike; `calls` and `compiled` count production-mode calls, strict
+ * ones count as validations there); crashes counts every contained fault. */
 typedef struct edgert_guard_stats_s {
   uint64_t calls;      /* edgert_guard_call calls */
   uint64_t compiled;   /* ... whose compiled call succeeded */
@@ -218,7 +230,7 @@ typedef struct edgert_guard_stats_s {
 
 /* Copies the counters into *out (ignored if NULL). Thread-safe. */
 EDGERT_EXTERN void edgert_guard_stats(edgert_guard_stats_t *out);
-/* Sets every counter to 0. Thread-safe. */
+/* Sets every counter to 0 (edgert_guard_counts_reset()). Thread-safe. */
 EDGERT_EXTERN void edgert_guard_stats_reset(void);
 
 #ifdef __cplusplus

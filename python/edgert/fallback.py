@@ -10,8 +10,12 @@ Two modes, as the article describes them:
   original error as ``__cause__`` -- or, with ``fallback_enabled=True``,
   returns ``reference(*args)`` instead.
 - **Strict validation**: :meth:`ExplicitFallback.fallback_to_python` runs both
-  paths, compares the results elementwise within ``tolerance`` and raises
-  :class:`FallbackMismatchError` naming the first difference.
+  paths, compares the results elementwise within ``tolerance`` and returns the
+  compiled result when they agree (as ``edgert_guard_call`` and the nexus do),
+  or raises :class:`FallbackMismatchError` naming the first difference.
+
+The policy is the core's (``include/edgert/guard_policy.h``), shared with C
+hosts' ``edgert_guard_call``; so are the counters of :meth:`ExplicitFallback.stats`.
 
 Both are implemented in C (``_edgert``) and stored on the class as plain
 builtins, so ``ExplicitFallback.run_with_guard(f, ref, x)`` costs one builtin
@@ -58,13 +62,16 @@ class ExplicitFallback:
 
     @staticmethod
     def stats() -> Dict[str, int]:
-        """Counters since import (or the last :meth:`reset_stats`):
+        """The process's guarded-call counters since it started (or the last
+        :meth:`reset_stats`), C hosts' ``edgert_guard_call`` calls included:
 
-        ``calls`` (run_with_guard calls), ``compiled`` (compiled calls that
-        returned), ``failures`` (compiled calls that raised, in either mode),
+        ``calls`` (run_with_guard calls; non-strict edgert_guard_call),
+        ``compiled`` (of those, compiled calls that returned), ``failures``
+        (compiled calls that raised, in either mode),
         ``crashes`` (of those, contained crashes), ``fallbacks`` (reference
         calls after a failure), ``reference_failures``, ``validations``
-        (fallback_to_python calls), ``matches`` and ``mismatches``.
+        (fallback_to_python calls; strict edgert_guard_call), ``matches`` and
+        ``mismatches``.
         """
         return _edgert._fallback_stats()
 

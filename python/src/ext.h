@@ -9,7 +9,7 @@
  *   log.c         cached-level logging through Python's logging module
  *   loader.c      ModuleLoader, bound functions, argument conversion
  *   manifest.c    ABI contracts and the manifest reader (parse_manifest)
- *   fallback.c    ExplicitFallback's C side and the result comparison
+ *   guard.c       ExplicitFallback (drives edgert/guard_policy.h) and the crash guard's host probe
  *   containers.c  TypedDict, TypedList, register_type
  *   nexus.c       Nexus and kernel handles
  * pycompat.h holds the differences between CPython versions.
@@ -78,14 +78,14 @@ int edgert_py_fallback_init(PyObject *m);
 int edgert_py_containers_init(PyObject *m);
 int edgert_py_nexus_init(PyObject *m);
 
-/* ---- fallback.c: the crash guard's host probe ------------------------- */
+/* ---- guard.c: the crash guard's host probe ---------------------------- */
 
 /*
  * The thread state of the binding call in progress on this thread (NULL
  * outside one). A bound call sets it around the core's call, so the crash
  * guard's host probe reads it from thread-local storage in one load instead
  * of asking PyGILState for the thread's state at every armed call (the probe
- * runs at each guarded call: see host_probe in fallback.c). Only a call in
+ * runs at each guarded call: see host_probe in guard.c). Only a call in
  * progress sets it, and that call keeps its thread state alive, so the probe
  * never reads a state that was deleted. Other guarded calls (a C host on a
  * thread Python knows) still get the answer from PyGILState.
@@ -186,7 +186,7 @@ PyObject *edgert_py_bound_call(PyObject *bound, PyObject *const *args,
 /* ---- manifest.c (what other parts call) ------------------------------ */
 /* (manifest part: declarations go here) */
 
-/* ---- fallback.c (what other parts call) ------------------------------ */
+/* ---- compare.c (what other parts call) ------------------------------- */
 /*
  * Compares a compiled result with a reference result the way
  * ExplicitFallback does: numbers within `tolerance` (absolute or relative,

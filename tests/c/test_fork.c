@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,15 +31,110 @@ static int slow_machine(void) {
   return getenv("EDGERT_VALGRIND") != NULL || getenv("EDGERT_SANITIZED") != NULL;
 }
 
+/* The step a child is at, in a page it shares with the parent: when a
+ * child hangs, the parent says where (1: back from fork, 10-18: child_work's steps,
+ * 19: exiting). */
+static volatile int *child_step;
+
+static void at(int step) {
+  if (child_step != NULL)
+    *child_step = step;
+}
+
 static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/*
+ * Under qemu-user (ctest sets EDGERT_TEST_EMULATOR for the AArch64 run),
+ * a forked child now and then deadlocks inside the emulator itself: seen
+ * with Debian 12's qemu-user 7.2 about once in 300 forks while other
+ * threads load and unload, every thread of the child waiting on a futex in
+ * qemu's own data (its binary's mapping or the .bss after it), never on
+ * guest memory, and a signal to the guest never delivered. Such a hang says
+ * nothing about libedgert (whose locks and glibc's all live in guest
+ * memory), so it is told apart from a hang on a guest lock, which still
+ * fails. /proc/<pid> is the host's view here (qemu only rewrites
+ * /proc/self).
+ */
+static int under_emulator(void) { return getenv("EDGERT_TEST_EMULATOR") != NULL; }
+
+/* The host addresses of the emulator's image in `pid`: from its executable's
+ * first mapping to the end of the anonymous mapping right after its last
+ * one (the .bss). 0 if not found. */
+static int emulator_image(pid_t pid, unsigned long *lo, unsigned long *hi) {
+  char path[64], exe[512], line[1024];
+  snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+  ssize_t n = readlink(path, exe, sizeof exe - 1);
+  if (n <= 0)
+    return 0;
+  exe[n] = '\0';
+  snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return 0;
+  int found = 0, after_exe = 0;
+  while (fgets(line, sizeof line, f) != NULL) {
+    unsigned long a, b;
+    char name[512] = "";
+    if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %511s", &a, &b, name) < 2)
+      continue;
+    if (strcmp(name, exe) == 0) {
+      if (!found)
+        *lo = a;
+      *hi = b;
+      found = 1;
+      after_exe = 1;
+    } else {
+      if (after_exe && name[0] == '\0' && a == *hi)
+        *hi = b; /* the .bss */
+      after_exe = 0;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+/* 1 when every thread of `pid` sleeps in a futex whose address lies in the
+ * emulator's own image. */
+static int waits_inside_emulator(pid_t pid) {
+  unsigned long lo = 0, hi = 0;
+  if (!emulator_image(pid, &lo, &hi))
+    return 0;
+  char path[96], line[256];
+  snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+  DIR *d = opendir(path);
+  if (d == NULL)
+    return 0;
+  int threads = 0, inside = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.')
+      continue;
+    threads++;
+    snprintf(path, sizeof path, "/proc/%d/task/%.20s/wchan", (int)pid, e->d_name);
+    FILE *f = fopen(path, "r");
+    int futex = f != NULL && fgets(line, sizeof line, f) != NULL && strstr(line, "futex") != NULL;
+    if (f != NULL)
+      fclose(f);
+    snprintf(path, sizeof path, "/proc/%d/task/%.20s/syscall", (int)pid, e->d_name);
+    f = fopen(path, "r");
+    unsigned long nr, addr;
+    if (futex && f != NULL && fgets(line, sizeof line, f) != NULL &&
+        sscanf(line, "%lu %lx", &nr, &addr) == 2 && addr >= lo && addr < hi)
+      inside++;
+    if (f != NULL)
+      fclose(f);
+  }
+  closedir(d);
+  return threads > 0 && inside == threads;
+}
+
 /* Waits for `pid`; kills it when it outlives HANG_SECONDS. Returns its exit
- * status (or the code it wrote to `result`, see child_exit), or -1 if it
- * hung. */
+ * status (or the code it wrote to `result`, see child_exit), -1 if it
+ * hung, or -2 if it hung inside the emulator (see under_emulator). */
 static int wait_or_kill(pid_t pid, int result) {
   double deadline = now() + HANG_SECONDS;
   for (;;) {
@@ -50,9 +147,13 @@ static int wait_or_kill(pid_t pid, int result) {
       return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
     if (now() > deadline) {
+      int in_emulator = under_emulator() && waits_inside_emulator(pid);
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
-      return -1;
+      print_message("a child hung at step %d (see child_work)%s\n",
+                    child_step != NULL ? *child_step : -1,
+                    in_emulator ? ", every thread of it waiting on a lock inside the emulator" : "");
+      return in_emulator ? -2 : -1;
     }
     usleep(2000);
   }
@@ -84,8 +185,11 @@ static int run_child(int (*work)(void)) {
   pid_t pid = fork();
   assert_true(pid >= 0);
   if (pid == 0) {
+    at(1);
     close(p[0]);
-    child_exit(work(), p[1]);
+    int code = work();
+    at(19);
+    child_exit(code, p[1]);
   }
   close(p[1]);
   int status = wait_or_kill(pid, p[0]);
@@ -134,11 +238,13 @@ static edgert_func_t *bind_d2(edgert_module_t *m, const char *name) {
 /* Everything a child must still be able to do. 0, or the step that failed. */
 static int child_work(void) {
   edgert_module_t *m = NULL;
+  at(10);
   if (edgert_module_load(FX("loader_kernels"), NULL, &m) != 0)
     return 10;
   edgert_func_t *add = bind_d2(m, "add");
   double x = 1.5, y = 2.0, r[2] = {0};
   void *args[2] = {&x, &y};
+  at(11);
   if (add == NULL || edgert_func_call(add, args, r) != 0 || r[0] != 3.5)
     return 11;
   /* A contained crash. */
@@ -148,27 +254,34 @@ static int child_work(void) {
   edgert_func_t *fn = NULL;
   double neg = -1.0;
   void *nargs[1] = {&neg};
+  at(12);
   if (edgert_module_load(FX("loader_risky"), NULL, &risky) != 0 ||
       edgert_contract_init(&c, "risky_kernel", d, 1, "c_double", NULL, 1) != 0 ||
       edgert_module_bind(risky, &c, &fn) != 0)
     return 12;
+  at(13);
   if (edgert_func_call(fn, nargs, r) != EDGERT_ECRASH)
     return 13;
   /* The shared handle the binding thread uses; the nexus kernel the swap
    * and call threads use; the type registry; the manifest reader. */
+  at(14);
   if (edgert_module_function(shared, "add") == NULL || bind_d2(shared, "add") == NULL)
     return 14;
   double kin = 4.0, kout = 0.0;
   void *kargs[1] = {&kin};
+  at(15);
   if (edgert_nexus_call(nx, "k", kargs, &kout) != 0 || kout != 8.0)
     return 15;
   edgert_nexus_impl_t impl = twice_impl();
+  at(16);
   if (edgert_kernel_swap(kern, &impl, NULL) != 0)
     return 16;
   const edgert_type_t *t = NULL;
+  at(17);
   if (edgert_type_find("forkpoint", &t) != 0)
     return 17;
   edgert_manifest_t *mf = NULL;
+  at(18);
   if (edgert_manifest_parse(manifest, strlen(manifest), NULL, &mf) != 0)
     return 18;
   edgert_manifest_free(mf);
@@ -232,6 +345,10 @@ static void *registries(void *arg) {
 
 static int setup(void **state) {
   (void)state;
+  void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED)
+    return -1;
+  child_step = page;
   if (edgert_nexus_new(&nx) != 0)
     return -1;
   edgert_nexus_impl_t impl = twice_impl();
@@ -290,6 +407,8 @@ static void a_fork_during_a_slow_constructor_leaves_a_working_child(void **state
   close(ctor_pipe[0]);
   close(ctor_pipe[1]);
   assert_int_equal(rc, 0);
+  if (status == -2)
+    skip(); /* the emulator deadlocked (see under_emulator); nothing learnt of ours */
   if (status != 0)
     fail_msg("the child %s", status < 0 ? "hung (a lock held at the fork)"
                                         : "failed a step (see child_work)");
@@ -303,11 +422,15 @@ static void fork_while(void *(**fns)(void *), int n) {
   pthread_t th[4];
   for (int i = 0; i < n; i++)
     assert_int_equal(pthread_create(&th[i], NULL, fns[i], NULL), 0);
-  int forks = slow_machine() ? 10 : 60, hung = 0, failed = 0, last = 0, done = 0;
+  int forks = slow_machine() ? 10 : 60, hung = 0, failed = 0, last = 0, done = 0, emulator = 0;
   for (int i = 0; i < forks; i++) {
     usleep(500 + (unsigned)(rand() % 2000)); /* land anywhere in the threads' loops */
     done++;
     int status = run_child(child_work);
+    if (status == -2) { /* the emulator's own deadlock: not ours, fork again */
+      emulator++;
+      continue;
+    }
     hung += status < 0;
     if (status > 0) {
       failed++;
@@ -319,8 +442,8 @@ static void fork_while(void *(**fns)(void *), int n) {
   atomic_store(&stop, 1);
   for (int i = 0; i < n; i++)
     pthread_join(th[i], NULL);
-  print_message("%d forks: %d children hung, %d failed (last step %d)\n", done, hung, failed,
-                last);
+  print_message("%d forks: %d children hung, %d failed (last step %d), %d hung inside the emulator\n",
+                done, hung, failed, last, emulator);
   assert_int_equal(hung, 0);
   assert_int_equal(failed, 0);
 }

@@ -43,9 +43,51 @@ def child_work(nx) -> int:
         return 19
 
 
+def waits_inside_emulator(pid: int) -> bool:
+    """Under qemu-user (EDGERT_TEST_EMULATOR), whether every thread of the
+    hung child `pid` sleeps on a futex in the emulator's own data: qemu 7.2
+    deadlocks in itself now and then in a child forked while threads load
+    and unload (docs/aarch64.md), which says nothing about edgert, whose
+    locks and glibc's live in guest memory. /proc/<pid> is the host's view
+    (qemu rewrites only /proc/self)."""
+    if not os.environ.get("EDGERT_TEST_EMULATOR"):
+        return False
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+        lo = hi = None
+        after_exe = False
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                parts = line.split()
+                a, b = (int(x, 16) for x in parts[0].split("-"))
+                name = parts[5] if len(parts) > 5 else ""
+                if name == exe:
+                    lo = a if lo is None else lo
+                    hi, after_exe = b, True
+                else:
+                    if after_exe and not name and a == hi:
+                        hi = b  # the emulator's .bss
+                    after_exe = False
+        if lo is None:
+            return False
+        tasks = os.listdir(f"/proc/{pid}/task")
+        for t in tasks:
+            with open(f"/proc/{pid}/task/{t}/wchan") as f:
+                if "futex" not in f.read():
+                    return False
+            with open(f"/proc/{pid}/task/{t}/syscall") as f:
+                fields = f.read().split()
+            if len(fields) < 2 or not lo <= int(fields[1], 16) < hi:
+                return False
+        return bool(tasks)
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 def fork_and_check(nx) -> int:
-    """Forks; the child runs child_work. Returns its exit code, or -1 if it
-    hung and was killed."""
+    """Forks; the child runs child_work. Returns its exit code, -1 if it
+    hung and was killed, or -2 if it hung inside the emulator (see
+    waits_inside_emulator)."""
     pid = os.fork()
     if pid == 0:
         code = 18
@@ -59,9 +101,10 @@ def fork_and_check(nx) -> int:
         if done == pid:
             return os.waitstatus_to_exitcode(status)
         if time.monotonic() > deadline:
+            in_emulator = waits_inside_emulator(pid)
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
-            return -1
+            return -2 if in_emulator else -1
         time.sleep(0.002)
 
 
@@ -94,6 +137,8 @@ def test_a_fork_during_a_slow_constructor_leaves_a_working_child(monkeypatch):
     os.close(r)
     os.close(w)
     assert result["loader"].call("slow_ready") == 7
+    if status == -2:
+        pytest.skip("the emulator deadlocked in the child (docs/aarch64.md); nothing learnt of edgert")
     assert status != -1, "the child hung: a lock was held at the fork"
     assert status == 0, f"the child failed step {status}"
 
@@ -126,6 +171,8 @@ def test_forks_while_threads_work_leave_working_children(work):
         for _ in range(FORKS):
             time.sleep(0.001)
             s = fork_and_check(nx)
+            if s == -2:  # the emulator's own deadlock: fork again
+                continue
             statuses.append(s)
             if s != 0:
                 break

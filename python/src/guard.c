@@ -1,5 +1,6 @@
 /*
- * fallback.c: the C side of ExplicitFallback.
+ * guard.c: the C side of ExplicitFallback, the binding's mirror of the
+ * core's src/guard.c.
  *
  * run_with_guard and fallback_to_python are METH_FASTCALL builtins that the
  * Python class ExplicitFallback holds as plain class attributes, so
@@ -9,8 +10,18 @@
  * shapes and messages are built only when a record is emitted or an error
  * raised.
  *
- * Invariants: counters change by relaxed atomic adds on free-threaded
- * builds (plain adds with the GIL); an exception that is
+ * The policy is the core's (edgert/guard_policy.h): run_with_guard is its
+ * production mode, fallback_to_python its strict mode without fallback;
+ * this file runs the Python callables and raises, the header's transitions
+ * decide the next step and count it in the core's process-wide counters,
+ * which edgert_guard_call counts in too. On a strict match the COMPILED
+ * result is returned (and the compiled side's writes into buffer arguments
+ * are what the buffers keep), as in C.
+ *
+ * Invariants: the counters are the core's host block, updated with relaxed
+ * atomic loads and stores under the GIL (no locked instruction on the fast
+ * path), or its shared block, with relaxed atomic adds, on free-threaded
+ * builds (SERIALIZED below); an exception that is
  * not an Exception (KeyboardInterrupt, SystemExit, GeneratorExit) is never
  * caught or wrapped, as the article's `except Exception` does not; the
  * original error is always the __cause__ of CompiledModeFailure.
@@ -34,17 +45,44 @@
 
 static edgert_py_logger_t fb_log;
 
-static struct {
-  unsigned long long calls;              /* run_with_guard calls */
-  unsigned long long compiled;           /* compiled calls that returned */
-  unsigned long long failures;           /* compiled calls that raised */
-  unsigned long long crashes;            /* ... with a contained crash (KernelCrash) */
-  unsigned long long fallbacks;          /* reference calls after a failure */
-  unsigned long long reference_failures; /* reference calls that raised */
-  unsigned long long validations;        /* fallback_to_python calls */
-  unsigned long long matches;            /* ... whose results matched */
-  unsigned long long mismatches;         /* ... whose results differed */
-} stats;
+/* Which counter block of the core this host updates (edgert/guard_policy.h):
+ * with a GIL every update is serialized by it. */
+#ifdef Py_GIL_DISABLED
+#define SERIALIZED 0
+#else
+#define SERIALIZED 1
+#endif
+static edgert_guard_counts_t *counts; /* edgert_guard_counts_block(SERIALIZED), set at init */
+
+/* The raise sites: one call each, so that errors.c's builders
+ * (edgert_py_compiled_failure, edgert_py_mismatch) can take their place.
+ * Both borrow their arguments (msg may be NULL: an error is then pending),
+ * raise and return NULL. */
+static void raise_from(PyObject *type, PyObject *msg, PyObject *cause);
+
+static PyObject *guard_compiled_failure(PyObject *msg, PyObject *cause) {
+  if (msg == NULL)
+    return NULL;
+  Py_INCREF(msg);
+  Py_INCREF(cause);
+  raise_from(EdgertPy_CompiledModeFailure, msg, cause);
+  return NULL;
+}
+
+static PyObject *guard_mismatch(PyObject *msg, PyObject *compiled, PyObject *reference,
+                                PyObject *difference) {
+  if (msg == NULL)
+    return NULL;
+  PyObject *exc = PyObject_CallOneArg(EdgertPy_FallbackMismatchError, msg);
+  if (exc == NULL)
+    return NULL;
+  if (PyObject_SetAttrString(exc, "compiled_result", compiled) == 0 &&
+      PyObject_SetAttrString(exc, "reference_result", reference) == 0 &&
+      PyObject_SetAttrString(exc, "difference", difference) == 0)
+    PyErr_SetObject(EdgertPy_FallbackMismatchError, exc);
+  Py_DECREF(exc);
+  return NULL;
+}
 
 /* A callable's name for logs and messages: __name__, or its type's name. */
 static PyObject *callable_name(PyObject *f) {
@@ -57,7 +95,8 @@ static PyObject *callable_name(PyObject *f) {
   return n;
 }
 
-/* Keyword arguments: tolerance (a real >= 0) and, when allowed, fallback_enabled. */
+/* Keyword arguments: tolerance (edgert_guard_option_problem's rule: finite
+ * and >= 0) and, when allowed, fallback_enabled. */
 static int parse_kwargs(const char *fname, PyObject *const *kwvalues, PyObject *kwnames,
                         int allow_fallback, double *tolerance, int *fallback_enabled) {
   if (kwnames == NULL)
@@ -75,8 +114,12 @@ static int parse_kwargs(const char *fname, PyObject *const *kwvalues, PyObject *
       double t = PyFloat_AsDouble(value);
       if (t == -1.0 && PyErr_Occurred())
         return -1;
-      if (!(t >= 0.0)) {
-        PyErr_Format(PyExc_ValueError, "%s(): tolerance must be >= 0, got %R", fname, value);
+      const char *problem = edgert_guard_option_problem(0, 0, 1, t);
+      if (problem != NULL) {
+        if (strstr(problem, "got") != NULL)
+          PyErr_Format(PyExc_ValueError, "%s(): %s", fname, problem);
+        else
+          PyErr_Format(PyExc_ValueError, "%s(): %s, got %R", fname, problem, value);
         return -1;
       }
       *tolerance = t;
@@ -140,9 +183,9 @@ static PyObject *exc_text(PyObject *exc) {
 static PyObject *compiled_failed(PyObject *compiled, PyObject *reference,
                                  PyObject *const *args, Py_ssize_t n, PyObject *exc,
                                  int fallback_enabled) {
-  EDGERT_PY_ADD(stats.failures, 1);
-  if (PyErr_GivenExceptionMatches(exc, EdgertPy_KernelCrash))
-    EDGERT_PY_ADD(stats.crashes, 1);
+  edgert_guard_step_t step = edgert_guard_compiled_failed(
+      counts, fallback_enabled, PyErr_GivenExceptionMatches(exc, EdgertPy_KernelCrash),
+      SERIALIZED);
   PyObject *cname = callable_name(compiled);
   PyObject *shapes = cname ? edgert_py_describe_args(args, n) : NULL;
   PyObject *what = shapes ? exc_text(exc) : NULL;
@@ -153,18 +196,18 @@ static PyObject *compiled_failed(PyObject *compiled, PyObject *reference,
     return NULL;
   }
   PyObject *result = NULL;
-  if (!fallback_enabled) {
+  if (step == EDGERT_GUARD_FAIL) {
     edgert_py_log(&fb_log, EDGERT_PY_ERROR,
                   "run_with_guard: compiled %U%U failed with %U; fallback disabled: "
                   "raising CompiledModeFailure",
                   cname, shapes, what);
-    raise_from(EdgertPy_CompiledModeFailure,
-               PyUnicode_FromFormat("compiled path %U%U failed and fallback is disabled: %U",
-                                    cname, shapes, what),
-               exc);
+    PyObject *msg = PyUnicode_FromFormat("compiled path %U%U failed and fallback is disabled: %U",
+                                         cname, shapes, what);
+    guard_compiled_failure(msg, exc); /* raise site 1 */
+    Py_XDECREF(msg);
+    Py_DECREF(exc);
     goto out;
   }
-  EDGERT_PY_ADD(stats.fallbacks, 1);
   PyObject *rname = callable_name(reference);
   if (rname == NULL) {
     Py_DECREF(exc);
@@ -175,7 +218,7 @@ static PyObject *compiled_failed(PyObject *compiled, PyObject *reference,
                 cname, shapes, what, rname);
   result = PyObject_Vectorcall(reference, args, (size_t)n, NULL);
   if (result == NULL) {
-    EDGERT_PY_ADD(stats.reference_failures, 1);
+    edgert_guard_reference_failed(counts, SERIALIZED);
     /* The reference's error propagates, chained to the compiled one. */
     PyObject *t, *v, *tb;
     PyErr_Fetch(&t, &v, &tb);
@@ -215,10 +258,10 @@ static PyObject *run_with_guard(PyObject *self, PyObject *const *args, Py_ssize_
     return NULL;
   PyObject *compiled = args[0], *reference = args[1];
   Py_ssize_t n = nargs - 2;
-  EDGERT_PY_ADD(stats.calls, 1);
+  edgert_guard_enter(counts, 0, SERIALIZED);
   PyObject *r = PyObject_Vectorcall(compiled, args + 2, (size_t)n, NULL);
   if (EDGERT__LIKELY(r != NULL)) {
-    EDGERT_PY_ADD(stats.compiled, 1);
+    (void)edgert_guard_compiled_returned(counts, 0, SERIALIZED); /* RETURN_COMPILED */
     if (EDGERT__UNLIKELY(edgert_py_log_enabled(&fb_log, EDGERT_PY_DEBUG))) {
       PyObject *cname = callable_name(compiled);
       PyObject *shapes = cname ? edgert_py_describe_args(args + 2, n) : NULL;
@@ -259,7 +302,7 @@ static PyObject *fallback_to_python(PyObject *self, PyObject *const *args, Py_ss
     return NULL;
   PyObject *compiled = args[0], *reference = args[1];
   Py_ssize_t n = nargs - 2;
-  EDGERT_PY_ADD(stats.validations, 1);
+  edgert_guard_enter(counts, 1, SERIALIZED);
   /* Buffer arguments the sides write through: each side starts from the
    * same contents and their writes are compared; a raise leaves them as
    * they were before the call. */
@@ -286,9 +329,10 @@ static PyObject *validate_both(PyObject *compiled, PyObject *reference, PyObject
     PyObject *exc = take_exception();
     if (exc == NULL)
       return NULL;
-    EDGERT_PY_ADD(stats.failures, 1);
-    if (PyErr_GivenExceptionMatches(exc, EdgertPy_KernelCrash))
-      EDGERT_PY_ADD(stats.crashes, 1);
+    /* strict mode has no fallback: the step is FAIL */
+    (void)edgert_guard_compiled_failed(counts, 0,
+                                       PyErr_GivenExceptionMatches(exc, EdgertPy_KernelCrash),
+                                       SERIALIZED);
     PyObject *cname = callable_name(compiled);
     PyObject *shapes = cname ? edgert_py_describe_args(args, n) : NULL;
     PyObject *what = shapes ? exc_text(exc) : NULL;
@@ -296,13 +340,12 @@ static PyObject *validate_both(PyObject *compiled, PyObject *reference, PyObject
       edgert_py_log(&fb_log, EDGERT_PY_ERROR,
                     "fallback_to_python: compiled %U%U failed with %U; raising CompiledModeFailure",
                     cname, shapes, what);
-      raise_from(EdgertPy_CompiledModeFailure,
-                 PyUnicode_FromFormat("compiled path %U%U failed during validation: %U", cname,
-                                      shapes, what),
-                 exc);
-    } else {
-      Py_DECREF(exc);
+      PyObject *msg = PyUnicode_FromFormat("compiled path %U%U failed during validation: %U",
+                                           cname, shapes, what);
+      guard_compiled_failure(msg, exc); /* raise site 2 */
+      Py_XDECREF(msg);
     }
+    Py_DECREF(exc);
     Py_XDECREF(cname);
     Py_XDECREF(shapes);
     Py_XDECREF(what);
@@ -316,7 +359,7 @@ static PyObject *validate_both(PyObject *compiled, PyObject *reference, PyObject
   }
   PyObject *rres = PyObject_Vectorcall(reference, args, (size_t)n, NULL);
   if (rres == NULL) {
-    EDGERT_PY_ADD(stats.reference_failures, 1);
+    edgert_guard_reference_failed(counts, SERIALIZED);
     Py_DECREF(cres);
     return NULL;
   }
@@ -330,8 +373,14 @@ static PyObject *validate_both(PyObject *compiled, PyObject *reference, PyObject
     return NULL;
   }
   PyObject *cname = NULL, *rname = NULL, *shapes = NULL;
-  if (m == 1) {
-    EDGERT_PY_ADD(stats.matches, 1);
+  if (edgert_guard_compared(counts, m == 1, SERIALIZED) == EDGERT_GUARD_RETURN_COMPILED) {
+    /* The compiled result is the call's, and so are the compiled side's
+     * writes: the buffers go back to what it left. */
+    if (*after != NULL && edgert_py_snap_restore(*after, args) < 0) {
+      Py_DECREF(cres);
+      Py_DECREF(rres);
+      return NULL;
+    }
     if (edgert_py_log_enabled(&fb_log, EDGERT_PY_DEBUG)) {
       cname = callable_name(compiled);
       rname = cname ? callable_name(reference) : NULL;
@@ -346,11 +395,9 @@ static PyObject *validate_both(PyObject *compiled, PyObject *reference, PyObject
     Py_XDECREF(cname);
     Py_XDECREF(rname);
     Py_XDECREF(shapes);
-    Py_DECREF(cres);
-    return rres;
+    Py_DECREF(rres);
+    return cres;
   }
-  EDGERT_PY_ADD(stats.mismatches, 1);
-  PyObject *exc = NULL;
   cname = callable_name(compiled);
   rname = cname ? callable_name(reference) : NULL;
   shapes = rname ? edgert_py_describe_args(args, n) : NULL;
@@ -360,18 +407,10 @@ static PyObject *validate_both(PyObject *compiled, PyObject *reference, PyObject
     PyObject *msg = PyUnicode_FromFormat(
         "compiled %U and reference %U differ on %U (tolerance %s): %U", cname, rname, shapes,
         tol, diff);
-    if (msg != NULL) {
+    if (msg != NULL)
       edgert_py_log(&fb_log, EDGERT_PY_ERROR, "fallback_to_python: %U", msg);
-      exc = PyObject_CallOneArg(EdgertPy_FallbackMismatchError, msg);
-      Py_DECREF(msg);
-    }
-  }
-  if (exc != NULL) {
-    if (PyObject_SetAttrString(exc, "compiled_result", cres) == 0 &&
-        PyObject_SetAttrString(exc, "reference_result", rres) == 0 &&
-        PyObject_SetAttrString(exc, "difference", diff) == 0)
-      PyErr_SetObject(EdgertPy_FallbackMismatchError, exc);
-    Py_DECREF(exc);
+    guard_mismatch(msg, cres, rres, diff); /* raise site 3 */
+    Py_XDECREF(msg);
   }
   Py_XDECREF(cname);
   Py_XDECREF(rname);
@@ -382,31 +421,27 @@ static PyObject *validate_both(PyObject *compiled, PyObject *reference, PyObject
   return NULL;
 }
 
+/* ExplicitFallback.stats(): the core's counters, which C calls show in too. */
 static PyObject *get_stats(PyObject *self, PyObject *unused) {
   (void)self;
   (void)unused;
+  edgert_guard_counts_t c;
+  edgert_guard_counts(&c);
   return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "calls",
-                       EDGERT_PY_LOAD(stats.calls), "compiled", EDGERT_PY_LOAD(stats.compiled),
-                       "failures", EDGERT_PY_LOAD(stats.failures), "crashes",
-                       EDGERT_PY_LOAD(stats.crashes), "fallbacks", EDGERT_PY_LOAD(stats.fallbacks),
-                       "reference_failures", EDGERT_PY_LOAD(stats.reference_failures),
-                       "validations", EDGERT_PY_LOAD(stats.validations), "matches",
-                       EDGERT_PY_LOAD(stats.matches), "mismatches",
-                       EDGERT_PY_LOAD(stats.mismatches));
+                       (unsigned long long)c.calls, "compiled", (unsigned long long)c.compiled,
+                       "failures", (unsigned long long)c.failures, "crashes",
+                       (unsigned long long)c.crashes, "fallbacks",
+                       (unsigned long long)c.fallbacks, "reference_failures",
+                       (unsigned long long)c.reference_failures, "validations",
+                       (unsigned long long)c.validations, "matches",
+                       (unsigned long long)c.matches, "mismatches",
+                       (unsigned long long)c.mismatches);
 }
 
 static PyObject *reset_stats(PyObject *self, PyObject *unused) {
   (void)self;
   (void)unused;
-  EDGERT_PY_STORE(stats.calls, 0);
-  EDGERT_PY_STORE(stats.compiled, 0);
-  EDGERT_PY_STORE(stats.failures, 0);
-  EDGERT_PY_STORE(stats.crashes, 0);
-  EDGERT_PY_STORE(stats.fallbacks, 0);
-  EDGERT_PY_STORE(stats.reference_failures, 0);
-  EDGERT_PY_STORE(stats.validations, 0);
-  EDGERT_PY_STORE(stats.matches, 0);
-  EDGERT_PY_STORE(stats.mismatches, 0);
+  edgert_guard_counts_reset();
   Py_RETURN_NONE;
 }
 
@@ -517,11 +552,13 @@ static PyMethodDef fallback_methods[] = {
     {"fallback_to_python", (PyCFunction)(void (*)(void))fallback_to_python,
      METH_FASTCALL | METH_KEYWORDS,
      "fallback_to_python(compiled, reference, *args, tolerance=1e-9)\n--\n\n"
-     "Runs both and compares the results; returns the reference's result when they\n"
-     "match, raises FallbackMismatchError naming the first difference when not,\n"
+     "Runs both and compares the results; returns the compiled result when they\n"
+     "match (the buffers keep the compiled side's writes), raises FallbackMismatchError naming the first difference when not,\n"
      "and CompiledModeFailure when the compiled call raises."},
-    {"_fallback_stats", get_stats, METH_NOARGS, "The ExplicitFallback counters."},
-    {"_fallback_reset_stats", reset_stats, METH_NOARGS, "Zeroes the ExplicitFallback counters."},
+    {"_fallback_stats", get_stats, METH_NOARGS,
+     "The guarded-call counters (the core's: edgert_guard_call counts there too)."},
+    {"_fallback_reset_stats", reset_stats, METH_NOARGS,
+     "Zeroes the guarded-call counters (edgert_guard_counts_reset)."},
     {"_results_match", (PyCFunction)(void (*)(void))results_match,
      METH_FASTCALL | METH_KEYWORDS,
      "_results_match(a, b, *, tolerance=1e-9) -> None if they match, else the difference."},
@@ -536,6 +573,7 @@ static PyMethodDef fallback_methods[] = {
 int edgert_py_fallback_init(PyObject *m) {
   if (edgert_py_logger_init(&fb_log, "edgert.fallback") < 0)
     return -1;
+  counts = edgert_guard_counts_block(SERIALIZED);
   if (!probe_on) {
     if (Py_AtExit(py_atexit) < 0) {
       PyErr_SetString(PyExc_RuntimeError,
