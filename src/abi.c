@@ -370,3 +370,132 @@ small:
                        "small",
                        size);
 }
+
+/* ---- buffer item formats ---------------------------------------------- */
+
+/* One code letter: kind, native size, standard size (0: none, the letter is
+ * native-only in the struct module). Indexed by the letter, so the loader's
+ * per-call check is one load. */
+typedef struct {
+  char letter;
+  edgert_item_kind_t kind;
+  unsigned char native;
+  unsigned char standard;
+} item_code_t;
+
+#define IC(ch, k, nat, std) [ch] = {ch, k, nat, std}
+static const item_code_t item_codes[128] = {
+    IC('b', EDGERT_ITEM_SIGNED, 1, 1),
+    IC('h', EDGERT_ITEM_SIGNED, sizeof(short), 2),
+    IC('i', EDGERT_ITEM_SIGNED, sizeof(int), 4),
+    IC('l', EDGERT_ITEM_SIGNED, sizeof(long), 4),
+    IC('q', EDGERT_ITEM_SIGNED, sizeof(long long), 8),
+    IC('n', EDGERT_ITEM_SIGNED, sizeof(size_t), 0),
+    IC('B', EDGERT_ITEM_UNSIGNED, 1, 1),
+    IC('H', EDGERT_ITEM_UNSIGNED, sizeof(short), 2),
+    IC('I', EDGERT_ITEM_UNSIGNED, sizeof(int), 4),
+    IC('L', EDGERT_ITEM_UNSIGNED, sizeof(long), 4),
+    IC('Q', EDGERT_ITEM_UNSIGNED, sizeof(long long), 8),
+    IC('N', EDGERT_ITEM_UNSIGNED, sizeof(size_t), 0),
+    IC('e', EDGERT_ITEM_FLOAT, 2, 2),
+    IC('f', EDGERT_ITEM_FLOAT, sizeof(float), 4),
+    IC('d', EDGERT_ITEM_FLOAT, sizeof(double), 8),
+    IC('g', EDGERT_ITEM_FLOAT, sizeof(long double), 0),
+    IC('?', EDGERT_ITEM_BOOL, sizeof(_Bool), 1),
+    IC('c', EDGERT_ITEM_CHAR, 1, 1),
+    IC('u', EDGERT_ITEM_WCHAR, sizeof(wchar_t), 0),
+    IC('w', EDGERT_ITEM_WCHAR, sizeof(wchar_t), 4),
+    IC('P', EDGERT_ITEM_POINTER, sizeof(void *), 0),
+};
+#undef IC
+
+static int host_little_endian(void) {
+  const unsigned one = 1;
+  return *(const unsigned char *)&one == 1;
+}
+
+static int item_none(edgert_buffer_item_t *out, const char *reason) {
+  out->kind = EDGERT_ITEM_NONE;
+  out->code = EDGERT_CT_VOID;
+  out->letter = 0;
+  out->reason = reason;
+  return 0;
+}
+
+/* The C type of an item of `kind` and `size` bytes (VOID: none). */
+static edgert_ctype_t item_ctype(edgert_item_kind_t kind, char letter, size_t size) {
+  static const edgert_ctype_t sint[9] = {
+      [1] = EDGERT_CT_BYTE, [2] = EDGERT_CT_SHORT, [4] = EDGERT_CT_INT,
+      [8] = EDGERT_CT_LONG};
+  static const edgert_ctype_t uint[9] = {
+      [1] = EDGERT_CT_UBYTE, [2] = EDGERT_CT_USHORT, [4] = EDGERT_CT_UINT,
+      [8] = EDGERT_CT_ULONG};
+  switch (kind) {
+  case EDGERT_ITEM_SIGNED:
+    return size <= 8 ? sint[size] : EDGERT_CT_VOID;
+  case EDGERT_ITEM_UNSIGNED:
+    return size <= 8 ? uint[size] : EDGERT_CT_VOID;
+  case EDGERT_ITEM_FLOAT:
+    if (letter == 'g' && size == sizeof(long double))
+      return EDGERT_CT_LONGDOUBLE;
+    return size == sizeof(double)  ? EDGERT_CT_DOUBLE
+           : size == sizeof(float) ? EDGERT_CT_FLOAT
+                                   : EDGERT_CT_VOID;
+  case EDGERT_ITEM_BOOL:
+    return EDGERT_CT_BOOL;
+  case EDGERT_ITEM_CHAR:
+    return EDGERT_CT_CHAR;
+  case EDGERT_ITEM_WCHAR:
+    return EDGERT_CT_WCHAR;
+  case EDGERT_ITEM_POINTER:
+    return EDGERT_CT_VOID_P;
+  default:
+    return EDGERT_CT_VOID;
+  }
+}
+
+int edgert_buffer_item_parse(const char *format, size_t itemsize,
+                             edgert_buffer_item_t *out) {
+  if (out == NULL)
+    return edgert__error(EDGERT_EINVAL, "edgert_buffer_item_parse: out is NULL");
+  const char *f = format != NULL ? format : "B";
+  out->size = itemsize;
+  if (f[0] == '&') {
+    /* PEP 3118 pointer: what it points to does not change the item. */
+    if (f[1] == '\0')
+      return item_none(out, "pointer format '&' names no target");
+    if (itemsize != sizeof(void *))
+      return item_none(out, "pointer items are not pointer-sized");
+    out->kind = EDGERT_ITEM_POINTER;
+    out->code = EDGERT_CT_VOID_P;
+    out->letter = '&';
+    out->reason = NULL;
+    return 0;
+  }
+  char order = '@';
+  if (f[0] == '@' || f[0] == '=' || f[0] == '<' || f[0] == '>' || f[0] == '!')
+    order = *f++;
+  if (f[0] == '\0')
+    return item_none(out, "empty format");
+  if (f[1] != '\0')
+    return item_none(out, "not one item (a struct, a repeat count or a string)");
+  unsigned char ch = (unsigned char)f[0];
+  const item_code_t *c = ch < 128 ? &item_codes[ch] : NULL;
+  if (c == NULL || c->letter == 0)
+    return item_none(out, "unknown item code");
+  int native = order == '@';
+  if (native ? itemsize != c->native
+             : (itemsize != c->native && (c->standard == 0 || itemsize != c->standard)))
+    return item_none(out, "item size does not fit the code");
+  if (itemsize > 1 && ((order == '<' && !host_little_endian()) ||
+                       ((order == '>' || order == '!') && host_little_endian())))
+    return item_none(out, "byte order is not the host's");
+  edgert_ctype_t code = item_ctype(c->kind, c->letter, itemsize);
+  if (code == EDGERT_CT_VOID && !(c->kind == EDGERT_ITEM_FLOAT && itemsize == 2))
+    return item_none(out, "item size does not fit the code");
+  out->kind = c->kind;
+  out->code = code;
+  out->letter = c->letter;
+  out->reason = NULL;
+  return 0;
+}

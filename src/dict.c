@@ -25,6 +25,10 @@
  *    (only while empty), so every stored hash is of one function;
  *  - while pins > 0 no entry is added or removed and no array moves;
  *  - every failing operation leaves the dict as it was;
+ *  - a bool key or value is the byte 0 or 1: set, set_hashed, set_many and
+ *    upsert (its key) refuse any other byte with EDGERT_EINVAL before they
+ *    write; a value written through a pointer upsert returns is the
+ *    caller's to keep 0 or 1;
  *  - every public function refuses a NULL dict handle or required pointer
  *    before touching anything (EDGERT_EINVAL, or the NULL/0/-1 the header
  *    names, with a message naming the function and the argument); the
@@ -752,6 +756,17 @@ static size_t append_entry(edgert_dict_t *d, const void *key, const edgert_bytes
 
 /* Finds key or inserts it (zero value). For str/bytes keys, a new key's data
  * is copied. Returns the entry or a negative code. */
+/* The bool rule (see edgert__bool_items) for a key and a value. */
+static int bools_ok(const edgert_dict_t *d, const void *keys, const void *values, size_t n) {
+  if (d->kkind == EDGERT_KIND_BOOL && keys != NULL &&
+      edgert__bool_items(keys, n, d->ksize, "dict key") < 0)
+    return EDGERT_EINVAL;
+  if (d->vkind == EDGERT_KIND_BOOL && values != NULL &&
+      edgert__bool_items(values, n, d->v.vsize, "dict value") < 0)
+    return EDGERT_EINVAL;
+  return 0;
+}
+
 static ptrdiff_t upsert_entry_h(edgert_dict_t *d, const void *key, uint64_t h, int *inserted) {
   size_t slot = 0;
   if (d->v.index != NULL) {
@@ -796,6 +811,11 @@ void *edgert_dict_upsert(edgert_dict_t *d, const void *key, int *inserted, int *
       *err = rc;
     return NULL;
   }
+  if (d->kkind == EDGERT_KIND_BOOL && bools_ok(d, key, NULL, 1) < 0) {
+    if (err)
+      *err = EDGERT_EINVAL;
+    return NULL;
+  }
   ptrdiff_t e = upsert_entry(d, key, &ins);
   if (e < 0) {
     if (err)
@@ -837,6 +857,9 @@ void *edgert_dict_upsert_i64(edgert_dict_t *d, int64_t key, int *inserted, int *
 }
 
 static int set_h(edgert_dict_t *d, const void *key, uint64_t h, const void *value) {
+  if (EDGERT__UNLIKELY(d->kkind == EDGERT_KIND_BOOL || d->vkind == EDGERT_KIND_BOOL) &&
+      bools_ok(d, key, value, 1) < 0)
+    return EDGERT_EINVAL;
   edgert_bytes_t nv = {NULL, 0};
   if (d->vvar && copy_bytes(&nv, value) < 0)
     return EDGERT_ENOMEM;
@@ -1095,6 +1118,8 @@ int edgert_dict_set_many(edgert_dict_t *d, const void *keys, const void *values,
   if (n == 0)
     return 0;
   const unsigned char *ks = keys, *vs = values;
+  if (bools_ok(d, keys, values, n) < 0)
+    return EDGERT_EINVAL;
   /* Make room for every key being new, and copy all str/bytes data first:
    * after that nothing can fail. */
   if (d->pins) {
@@ -1256,6 +1281,23 @@ int edgert_dict_iter_next(edgert_dict_iter_t *it, const void **key, void **value
   if (it->pos >= d->v.len)
     return 0;
   size_t e = it->pos++;
+  if (key)
+    *key = d->v.keys + e * d->ksize;
+  if (value)
+    *value = d->v.values + e * d->v.vsize;
+  return 1;
+}
+
+int edgert_dict_iter_prev(edgert_dict_iter_t *it, const void **key, void **value) {
+  EDGERT__RETURN_IF_NULL(it, EDGERT_EINVAL);
+  edgert_dict_t *d = it->dict;
+  if (EDGERT__UNLIKELY(d == NULL))
+    return 0;
+  if (d->v.version != it->version)
+    return edgert__error(EDGERT_ECHANGED, "dictionary changed size during iteration");
+  if (it->pos >= d->v.len)
+    return 0;
+  size_t e = d->v.len - 1 - it->pos++;
   if (key)
     *key = d->v.keys + e * d->ksize;
   if (value)

@@ -74,6 +74,11 @@ char *edgert__strndup(const char *s, size_t n);
  * < 60) into seconds since the epoch. Returns 0, or -1 (no message set). */
 int edgert__rfc3339_parse(const char *text, int64_t *seconds);
 
+/* types.c: the one bool rule. A bool item is the byte 0 or 1. Checks n
+ * items `stride` bytes apart; 0, or EDGERT_EINVAL with a message
+ * "<who>: a bool is 0 or 1, not 7 (item 3)" naming the first bad one. */
+int edgert__bool_items(const void *items, size_t n, size_t stride, const char *who);
+
 #endif /* EDGERT_INTERNAL_H */
 
 /*

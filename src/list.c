@@ -7,6 +7,9 @@
  * While pins > 0 neither `data` nor `len` changes. Every failing operation
  * leaves the list as it was: anything that can fail (allocating room,
  * copying str/bytes data) happens before the first element is touched.
+ * A bool list holds only the bytes 0 and 1: every entry point that writes
+ * items (set, append, insert, splice, the strided assignment) refuses any
+ * other byte with EDGERT_EINVAL before it writes anything.
  *
  * Every public function refuses a NULL list handle or required pointer
  * before touching anything (EDGERT_EINVAL, or the NULL/0 the header names,
@@ -160,6 +163,8 @@ int edgert_list_set(edgert_list_t *l, size_t i, const void *value) {
   if (i >= l->v.len)
     return edgert__error(EDGERT_ERANGE, "list assignment index %zu out of range (length %zu)",
                          i, l->v.len);
+  if (l->kind == EDGERT_KIND_BOOL && edgert__bool_items(value, 1, 1, "list") < 0)
+    return EDGERT_EINVAL;
   unsigned char *slot = l->v.data + i * l->v.itemsize;
   if (l->var) {
     edgert_bytes_t nb;
@@ -179,7 +184,8 @@ int edgert_list_set(edgert_list_t *l, size_t i, const void *value) {
 int edgert_list_append(edgert_list_t *l, const void *value) {
   EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
   EDGERT__RETURN_IF_NULL(value, EDGERT_EINVAL);
-  if (EDGERT__LIKELY(l->v.len < l->cap && !l->var && !l->pins)) {
+  if (EDGERT__LIKELY(l->v.len < l->cap && !l->var && !l->pins &&
+                     (l->kind != EDGERT_KIND_BOOL || *(const unsigned char *)value <= 1))) {
     memcpy(l->v.data + l->v.len * l->v.itemsize, value, l->v.itemsize);
     l->v.len++;
     return 0;
@@ -229,6 +235,8 @@ int edgert_list_splice(edgert_list_t *l, size_t start, size_t count, const void 
     return edgert__error(EDGERT_EBUSY, "list: cannot resize while its buffer is exported");
   if (n > LIST_MAX_LEN || l->v.len - count > LIST_MAX_LEN - n)
     return edgert__error(EDGERT_ELIMIT, "list: too many elements");
+  if (l->kind == EDGERT_KIND_BOOL && edgert__bool_items(items, n, 1, "list") < 0)
+    return EDGERT_EINVAL;
   size_t newlen = l->v.len - count + n;
   /* Everything that can fail first: the new elements' own copy (needed
    * for str/bytes data, and when `items` points into this list), then room. */
@@ -404,4 +412,166 @@ int edgert_list_unpin(edgert_list_t *l) {
 unsigned edgert_list_pins(const edgert_list_t *l) {
   EDGERT__RETURN_IF_NULL(l, 0);
   return l->pins;
+}
+
+/* ---- strided slices and repeat --------------------------------------- */
+
+/* Whether the `count` indices start, start+step, ... all lie in [0, len),
+ * computed without overflow. `mag` gets |step|. */
+static int strided_ok(const edgert_list_t *l, size_t start, ptrdiff_t step, size_t count,
+                      const char *fn, size_t *mag) {
+  if (step == 0)
+    return edgert__error(EDGERT_EINVAL, "%s: step must not be zero", fn);
+  *mag = step < 0 ? (size_t)0 - (size_t)step : (size_t)step;
+  if (count == 0)
+    return 0;
+  size_t len = l->v.len;
+  int ok = start < len && (step > 0 ? (count - 1) <= (len - 1 - start) / *mag
+                                    : (count - 1) <= start / *mag);
+  if (!ok)
+    return edgert__error(EDGERT_ERANGE,
+                         "%s: %zu items from %zu by step %td leave the list (length %zu)", fn,
+                         count, start, step, len);
+  return 0;
+}
+
+int edgert_list_delete_strided(edgert_list_t *l, size_t start, ptrdiff_t step, size_t count) {
+  EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
+  size_t mag;
+  int rc = strided_ok(l, start, step, count, "edgert_list_delete_strided", &mag);
+  if (rc < 0 || count == 0)
+    return rc;
+  if (l->pins)
+    return edgert__error(EDGERT_EBUSY, "list: cannot resize while its buffer is exported");
+  if (step < 0)
+    start -= (count - 1) * mag; /* the same indices, ascending */
+  size_t isz = l->v.itemsize, w = start;
+  unsigned char *d = l->v.data;
+  for (size_t k = 0; k < count; k++) {
+    size_t drop = start + k * mag;
+    release_range(l, drop, drop + 1);
+    /* the kept run after `drop`: up to the next dropped index or the end */
+    size_t next = k + 1 < count ? drop + mag : l->v.len;
+    size_t run = next - drop - 1;
+    if (run)
+      memmove(d + w * isz, d + (drop + 1) * isz, run * isz);
+    w += run;
+  }
+  l->v.len -= count;
+  return 0;
+}
+
+int edgert_list_assign_strided(edgert_list_t *l, size_t start, ptrdiff_t step, size_t count,
+                               const void *items, size_t n) {
+  EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
+  if (EDGERT__UNLIKELY(items == NULL && n > 0))
+    return edgert__error(EDGERT_EINVAL, "edgert_list_assign_strided: items is NULL (with n = %zu)",
+                         n);
+  size_t mag;
+  int rc = strided_ok(l, start, step, count, "edgert_list_assign_strided", &mag);
+  if (rc < 0)
+    return rc;
+  if (n != count)
+    return edgert__error(EDGERT_EINVAL,
+                         "attempt to assign sequence of size %zu to extended slice of size %zu",
+                         n, count);
+  if (n == 0)
+    return 0;
+  if (l->kind == EDGERT_KIND_BOOL && edgert__bool_items(items, n, 1, "list") < 0)
+    return EDGERT_EINVAL;
+  size_t isz = l->v.itemsize;
+  /* Everything that can fail first: a private copy of the items (their
+   * str/bytes data, or items that point into this list). */
+  const unsigned char *src = items;
+  unsigned char *tmp = NULL;
+  int overlaps = src < l->v.data + l->cap * isz && src + n * isz > l->v.data;
+  if (l->var || overlaps) {
+    tmp = edgert__malloc(n * isz);
+    if (tmp == NULL)
+      return edgert__error(EDGERT_ENOMEM, "list: out of memory copying %zu elements", n);
+    if (l->var) {
+      for (size_t k = 0; k < n; k++) {
+        if (copy_bytes((edgert_bytes_t *)(void *)(tmp + k * isz),
+                       (const edgert_bytes_t *)(const void *)(src + k * isz)) < 0) {
+          for (size_t j = 0; j < k; j++)
+            edgert_bytes_release((edgert_bytes_t *)(void *)(tmp + j * isz));
+          edgert__free(tmp);
+          return EDGERT_ENOMEM;
+        }
+      }
+    } else {
+      memcpy(tmp, src, n * isz);
+    }
+    src = tmp;
+  }
+  unsigned char *base = l->v.data;
+  size_t at = start;
+  if (!l->var && isz == 8) {
+    for (size_t k = 0; k < n; k++, at = step > 0 ? at + mag : at - mag)
+      memcpy(base + at * 8, src + k * 8, 8);
+  } else {
+    for (size_t k = 0; k < n; k++, at = step > 0 ? at + mag : at - mag) {
+      unsigned char *d = base + at * isz;
+      if (l->var) {
+        edgert_bytes_t *old = (edgert_bytes_t *)(void *)d;
+        l->heap_bytes -= old->data ? old->len + 1 : 0;
+        edgert_bytes_release(old);
+        l->heap_bytes += ((const edgert_bytes_t *)(const void *)(src + k * isz))->len + 1;
+      }
+      memcpy(d, src + k * isz, isz);
+    }
+  }
+  edgert__free(tmp);
+  return 0;
+}
+
+int edgert_list_repeat(edgert_list_t *l, size_t times) {
+  EDGERT__RETURN_IF_NULL(l, EDGERT_EINVAL);
+  size_t len = l->v.len, isz = l->v.itemsize;
+  if (times == 1 || len == 0)
+    return 0;
+  if (times == 0) {
+    if (l->pins)
+      return edgert__error(EDGERT_EBUSY, "list: cannot resize while its buffer is exported");
+    release_range(l, 0, len);
+    l->v.len = 0;
+    return 0;
+  }
+  if (times > LIST_MAX_LEN / len)
+    return edgert__error(EDGERT_ELIMIT, "list: %zu elements repeated %zu times are too many",
+                         len, times);
+  size_t total = len * times;
+  if (l->pins)
+    return edgert__error(EDGERT_EBUSY, "list: cannot resize while its buffer is exported");
+  if (total > l->cap) {
+    int rc = set_capacity(l, total);
+    if (rc < 0)
+      return rc;
+  }
+  unsigned char *d = l->v.data;
+  if (l->var) {
+    /* each copy owns its data; on failure release what was made */
+    for (size_t i = len; i < total; i++) {
+      if (copy_bytes((edgert_bytes_t *)(void *)(d + i * isz),
+                     (const edgert_bytes_t *)(const void *)(d + (i % len) * isz)) < 0) {
+        for (size_t j = len; j < i; j++) {
+          edgert_bytes_t *b = (edgert_bytes_t *)(void *)(d + j * isz);
+          l->heap_bytes -= b->len + 1;
+          edgert_bytes_release(b);
+        }
+        return EDGERT_ENOMEM;
+      }
+      l->heap_bytes += ((edgert_bytes_t *)(void *)(d + i * isz))->len + 1;
+    }
+  } else {
+    /* doubling copies: log2(times) memcpy calls */
+    size_t done = len;
+    while (done < total) {
+      size_t chunk = done <= total - done ? done : total - done;
+      memcpy(d + done * isz, d, chunk * isz);
+      done += chunk;
+    }
+  }
+  l->v.len = total;
+  return 0;
 }

@@ -267,3 +267,12 @@ int edgert_type_box(const edgert_type_t *t, const void *src, void **out) {
   *out = o;
   return 0;
 }
+
+int edgert__bool_items(const void *items, size_t n, size_t stride, const char *who) {
+  const unsigned char *p = items;
+  for (size_t i = 0; i < n; i++, p += stride)
+    if (EDGERT__UNLIKELY(*p > 1))
+      return edgert__error(EDGERT_EINVAL, "%s: a bool is 0 or 1, not %u (item %zu)", who,
+                           (unsigned)*p, i);
+  return 0;
+}

@@ -146,6 +146,64 @@ EDGERT_EXTERN int edgert_contract_init(edgert_contract_t *c,
 EDGERT_EXTERN int edgert_contract_format(const edgert_contract_t *c, char *buf,
                                          size_t size);
 
+
+/*
+ * Buffer items: the one reader of struct-module / PEP 3118 item formats, used
+ * by the loader's POINTER(t) argument check, the containers' buffer paths and
+ * the comparison, so a buffer one of them takes is taken by all of them.
+ *
+ * A format names one item: an optional byte order prefix ('@' native order
+ * and sizes, the default; '=' native order, standard sizes; '<' little and
+ * '>' / '!' big endian, standard sizes) and one code letter. The letter gives
+ * the kind, `itemsize` (the buffer's, in bytes) the width, and the two must
+ * agree: under '@' (or no prefix) itemsize is the letter's native size
+ * ('l' 8 on LP64); under '=', '<', '>', '!' it is the letter's standard size
+ * ('l' 4) or its native size, because ctypes writes its arrays as '<l' with
+ * 8-byte items. Codes: b h i l q n signed, B H I L Q N unsigned, e f d g
+ * floats (half, float, double, long double), '?' bool, 'c' char, 'u' 'w'
+ * wchar_t, 'P' and any format starting with '&' (a PEP 3118 pointer, as
+ * ctypes writes POINTER(t) arrays: "&<f") a pointer. n N P g have no standard
+ * size. A NULL format is "B" (PEP 3118: unsigned bytes).
+ *
+ * Not one scalar item: an empty format, a repeat count ("2d", "5s"), a struct
+ * ("T{...}", "dd"), an unknown letter ('Z', 's', 'x', 'O'), a width that does
+ * not fit the letter ('b' with 8-byte items), and a byte order other than the
+ * host's for items wider than one byte.
+ */
+typedef enum edgert_item_kind_e {
+  EDGERT_ITEM_NONE = 0, /* not one scalar item; `reason` says why */
+  EDGERT_ITEM_SIGNED,   /* b h i l q n */
+  EDGERT_ITEM_UNSIGNED, /* B H I L Q N */
+  EDGERT_ITEM_FLOAT,    /* e f d g */
+  EDGERT_ITEM_BOOL,     /* ? */
+  EDGERT_ITEM_CHAR,     /* c */
+  EDGERT_ITEM_WCHAR,    /* u w */
+  EDGERT_ITEM_POINTER   /* P, &... */
+} edgert_item_kind_t;
+
+typedef struct edgert_buffer_item_s {
+  edgert_item_kind_t kind;
+  /* The C type of one item: EDGERT_CT_BYTE..EDGERT_CT_ULONG for integers by
+   * width (8-byte integers are EDGERT_CT_LONG / EDGERT_CT_ULONG, as ctypes'
+   * c_int64 and c_longlong are c_long on LP64), EDGERT_CT_FLOAT, _DOUBLE,
+   * _LONGDOUBLE, _BOOL, _CHAR, _WCHAR, EDGERT_CT_VOID_P for pointers; and
+   * EDGERT_CT_VOID for a half float (no C type) or kind NONE. */
+  edgert_ctype_t code;
+  size_t size;        /* bytes per item: itemsize */
+  char letter;        /* the code letter ('&' for a PEP 3118 pointer), 0 for NONE */
+  const char *reason; /* kind NONE: a static sentence naming the problem; else NULL */
+} edgert_buffer_item_t;
+
+/*
+ * Reads the item format `format` (NULL: "B") of a buffer whose items are
+ * `itemsize` bytes. Fills *out and returns 0 whether or not the format is one
+ * scalar item (kind NONE and `reason` when not; no thread error is set, so
+ * callers on a hot path pay nothing for a refusal). EDGERT_EINVAL only if
+ * `out` is NULL. No allocation, no foreign code, thread-safe.
+ */
+EDGERT_EXTERN int edgert_buffer_item_parse(const char *format, size_t itemsize,
+                                           edgert_buffer_item_t *out);
+
 #ifdef __cplusplus
 }
 #endif

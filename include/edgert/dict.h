@@ -269,15 +269,20 @@ EDGERT_EXTERN int edgert_dict_get(edgert_dict_t *d, const void *key, void *value
 
 /*
  * Sets `key` to a copy of `value`, inserting the key if absent.
- * Returns 0, EDGERT_EBUSY (pinned and the key is new), EDGERT_ELIMIT or
- * EDGERT_ENOMEM; on failure the dict is unchanged.
+ * Returns 0, EDGERT_EBUSY (pinned and the key is new), EDGERT_ELIMIT,
+ * EDGERT_ENOMEM, or EDGERT_EINVAL for a bool key or value that is not the
+ * byte 0 or 1 ("dict value: a bool is 0 or 1, not 7 (item 0)": the bool
+ * rule, also kept by set_hashed, set_many and upsert's key); on failure the
+ * dict is unchanged.
  */
 EDGERT_EXTERN int edgert_dict_set(edgert_dict_t *d, const void *key, const void *value);
 
 /*
  * Finds `key` or inserts it with a zero-filled value, and returns the value
  * slot to fill (borrowed, as for find) with *inserted set to 1 for a new
- * key (`inserted` and `err` are optional). Fixed-size value types only
+ * key (`inserted` and `err` are optional); a bool key must be 0 or 1
+ * (EDGERT_EINVAL), and a bool value written into the slot is the caller's
+ * to keep 0 or 1. Fixed-size value types only
  * (EDGERT_ETYPE for str/bytes values). NULL on failure (EDGERT_EBUSY,
  * EDGERT_ELIMIT, EDGERT_ENOMEM, EDGERT_ETYPE, EDGERT_EINVAL for a NULL `d` or
  * `key`, in *err when err is not NULL), dict unchanged.
@@ -321,8 +326,8 @@ EDGERT_EXTERN int edgert_dict_copy(const edgert_dict_t *d, edgert_dict_t **out);
 /*
  * Batch operations over arrays of C representations. set_many sets
  * keys[i] to values[i] for i in order (a repeated key: the last wins), all
- * or nothing: on failure (EDGERT_EBUSY, EDGERT_ELIMIT, EDGERT_ENOMEM) the
- * dict is unchanged. get_many copies the value of each keys[i] to
+ * or nothing: on failure (EDGERT_EBUSY, EDGERT_ELIMIT, EDGERT_ENOMEM,
+ * EDGERT_EINVAL for a bool key or value not 0 or 1) the dict is unchanged. get_many copies the value of each keys[i] to
  * values_out[i]; an absent key gets a copy of *dflt, or, with dflt NULL,
  * stops with EDGERT_EKEY and *missing_at = i (values before i are written;
  * `missing_at` is optional). str/bytes values are copied as borrowed
@@ -361,6 +366,12 @@ EDGERT_EXTERN void edgert_dict_iter_init(edgert_dict_t *d, edgert_dict_iter_t *i
 /* 1 with *key and *value set (borrowed; either may be NULL), 0 at the end,
  * EDGERT_ECHANGED, or EDGERT_EINVAL for a NULL `it`. */
 EDGERT_EXTERN int edgert_dict_iter_next(edgert_dict_iter_t *it, const void **key,
+                                        void **value);
+/* Reverse iteration (Python's reversed(d)): from an iterator fresh from
+ * edgert_dict_iter_init, each call gives the entry before the one it gave
+ * last, starting at the last entry; `pos` counts the entries given. Returns
+ * as iter_next. Do not mix iter_next and iter_prev on one iterator. */
+EDGERT_EXTERN int edgert_dict_iter_prev(edgert_dict_iter_t *it, const void **key,
                                         void **value);
 
 /*

@@ -72,9 +72,14 @@ EDGERT_EXTERN void *edgert_list_at(edgert_list_t *l, size_t i);
 
 /* Copies element i to *out (str/bytes: a borrowed descriptor). 0 or EDGERT_ERANGE. */
 EDGERT_EXTERN int edgert_list_get(const edgert_list_t *l, size_t i, void *out);
-/* Replaces element i with a copy of *value. 0, EDGERT_ERANGE or EDGERT_ENOMEM. */
+/* The bool rule: a bool list holds only the bytes 0 and 1. set, append,
+ * insert, splice and assign_strided refuse any other byte with EDGERT_EINVAL
+ * ("list: a bool is 0 or 1, not 7 (item 3)") and write nothing. */
+/* Replaces element i with a copy of *value. 0, EDGERT_ERANGE, EDGERT_EINVAL
+ * (a bool that is not 0 or 1) or EDGERT_ENOMEM. */
 EDGERT_EXTERN int edgert_list_set(edgert_list_t *l, size_t i, const void *value);
-/* Appends a copy of *value. 0, EDGERT_EBUSY, EDGERT_ELIMIT or EDGERT_ENOMEM. */
+/* Appends a copy of *value. 0, EDGERT_EBUSY, EDGERT_ELIMIT, EDGERT_EINVAL
+ * (bool rule) or EDGERT_ENOMEM. */
 EDGERT_EXTERN int edgert_list_append(edgert_list_t *l, const void *value);
 /* Inserts before i (i > len means at the end). Codes as append. */
 EDGERT_EXTERN int edgert_list_insert(edgert_list_t *l, size_t i, const void *value);
@@ -87,11 +92,40 @@ EDGERT_EXTERN int edgert_list_pop(edgert_list_t *l, size_t i, void *out);
  * list). Covers insert-many, extend (start = len, count = 0), delete (n = 0)
  * and contiguous slice assignment; `items` may be NULL when n is 0. All or
  * nothing. 0, EDGERT_ERANGE (start+count > len), EDGERT_EBUSY (pinned and
- * n != count), EDGERT_ELIMIT, EDGERT_ENOMEM, EDGERT_EINVAL (NULL `l`, or NULL
- * `items` with n > 0).
+ * n != count), EDGERT_ELIMIT, EDGERT_ENOMEM, EDGERT_EINVAL (NULL `l`, NULL
+ * `items` with n > 0, or a bool item that is not 0 or 1).
  */
 EDGERT_EXTERN int edgert_list_splice(edgert_list_t *l, size_t start, size_t count,
                                      const void *items, size_t n);
+/*
+ * Strided slices (Python's l[start:stop:step] with step != 1), given as the
+ * `count` indices start, start+step, ... (step may be negative; Python's
+ * PySlice_AdjustIndices gives start, step and count). Every index must lie
+ * in [0, len): EDGERT_ERANGE otherwise, EDGERT_EINVAL for step 0.
+ *
+ * delete_strided removes those items, keeping the order of the rest; it
+ * never allocates. 0, EDGERT_ERANGE, EDGERT_EINVAL, EDGERT_EBUSY (pinned,
+ * count > 0).
+ *
+ * assign_strided replaces them, in index order, with copies of the n items
+ * at `items` (which may point into this list); n must equal count
+ * (EDGERT_EINVAL "attempt to assign sequence of size 3 to extended slice of
+ * size 2"). All or nothing; allowed while pinned (the length does not
+ * change). 0, EDGERT_ERANGE, EDGERT_EINVAL (also the bool rule),
+ * EDGERT_ENOMEM.
+ */
+EDGERT_EXTERN int edgert_list_delete_strided(edgert_list_t *l, size_t start, ptrdiff_t step,
+                                             size_t count);
+EDGERT_EXTERN int edgert_list_assign_strided(edgert_list_t *l, size_t start, ptrdiff_t step,
+                                             size_t count, const void *items, size_t n);
+/*
+ * Repeats the contents in place: `times` copies one after another (Python's
+ * l *= times; 0 empties the list, 1 changes nothing). All or nothing.
+ * 0, EDGERT_ELIMIT (len * times more than a list holds, checked before any
+ * arithmetic can overflow), EDGERT_EBUSY (pinned and the length would
+ * change), EDGERT_ENOMEM.
+ */
+EDGERT_EXTERN int edgert_list_repeat(edgert_list_t *l, size_t times);
 /* Room for n elements in total. 0, EDGERT_EBUSY, EDGERT_ELIMIT, EDGERT_ENOMEM. */
 EDGERT_EXTERN int edgert_list_reserve(edgert_list_t *l, size_t n);
 /* Removes everything and frees the array. 0 or EDGERT_EBUSY. */

@@ -158,47 +158,37 @@ typedef struct item_s {
   Py_ssize_t size;
 } item_t;
 
-/* Parses a one-item struct format ("d", "<f", "=q", "B"). 0, or -1 if it is
- * not a plain scalar we know. */
+/* Reads a one-item format ("d", "<f", "=q", "B", "<q") with the core's one
+ * parser (edgert_buffer_item_parse). 0, or -1 if it is not a plain scalar
+ * we read as a number (structs, pointers, wchar, long double, a byte order
+ * not the host's): such items compare bytewise. */
 static int parse_format(const char *fmt, Py_ssize_t itemsize, item_t *it) {
-  if (fmt == NULL)
-    fmt = "B";
-  char order = '@';
-  if (*fmt == '@' || *fmt == '=' || *fmt == '<' || *fmt == '>' || *fmt == '!')
-    order = *fmt++;
-  if (fmt[0] == '\0' || fmt[1] != '\0')
+  edgert_buffer_item_t b;
+  if (itemsize < 0 || edgert_buffer_item_parse(fmt, (size_t)itemsize, &b) != 0)
     return -1;
-  const int little = 1;
-  int native_le = *(const char *)&little == 1;
-  if ((order == '>' || order == '!') && native_le)
-    return -1;
-  if (order == '<' && !native_le)
-    return -1;
-  it->code = fmt[0];
-  it->size = itemsize;
-  switch (fmt[0]) {
-  case 'b': case 'h': case 'i': case 'l': case 'q': case 'n':
+  switch (b.kind) {
+  case EDGERT_ITEM_SIGNED:
     it->kind = K_INT;
     break;
-  case 'B': case 'H': case 'I': case 'L': case 'Q': case 'N':
+  case EDGERT_ITEM_UNSIGNED:
     it->kind = K_UINT;
     break;
-  case 'e': case 'f': case 'd':
+  case EDGERT_ITEM_FLOAT:
+    if (b.code == EDGERT_CT_LONGDOUBLE)
+      return -1;
     it->kind = K_FLOAT;
     break;
-  case '?':
+  case EDGERT_ITEM_BOOL:
     it->kind = K_BOOL;
     break;
-  case 'c':
+  case EDGERT_ITEM_CHAR:
     it->kind = K_BYTES;
     break;
   default:
     return -1;
   }
-  if (itemsize != 1 && itemsize != 2 && itemsize != 4 && itemsize != 8)
-    return -1;
-  if (fmt[0] == 'e' && itemsize != 2)
-    return -1;
+  it->code = b.letter;
+  it->size = itemsize;
   return 0;
 }
 

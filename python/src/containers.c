@@ -124,6 +124,26 @@ const char *edgert_py_elem_format(const edgert_py_elem_t *e) {
   }
 }
 
+int edgert_py_elem_buffer_is(const edgert_py_elem_t *e, const char *format, Py_ssize_t itemsize) {
+  edgert_ctype_t want;
+  switch (e->kind) {
+  case EDGERT_KIND_INT64:
+    want = EDGERT_CT_LONG;
+    break;
+  case EDGERT_KIND_FLOAT64:
+    want = EDGERT_CT_DOUBLE;
+    break;
+  case EDGERT_KIND_BOOL:
+    want = EDGERT_CT_BOOL;
+    break;
+  default:
+    return 0;
+  }
+  edgert_buffer_item_t it;
+  return itemsize >= 0 && edgert_buffer_item_parse(format, (size_t)itemsize, &it) == 0 &&
+         it.code == want && it.size == e->size;
+}
+
 static int wrong_type(const edgert_py_elem_t *e, PyObject *o, const char *role) {
   PyErr_Format(PyExc_TypeError, "%s must be %s, not %.100s", role, edgert_py_elem_name(e),
                Py_TYPE(o)->tp_name);
@@ -390,7 +410,48 @@ static PyObject *py_containers_setup(PyObject *self, PyObject *args) {
   Py_RETURN_NONE;
 }
 
+/* _buffer_item(obj) or _buffer_item(format, itemsize): what the core's one
+ * format parser reads in obj's buffer (or in a format string and item size):
+ * (canonical ctype name, None) for one scalar item ("c_ssize_t" for "<q";
+ * "half" for 'e', which has no ctype), (None, reason) otherwise. For tests
+ * and tools: every buffer entry point decides through the same call. */
+static PyObject *py_buffer_item(PyObject *self, PyObject *args) {
+  (void)self;
+  PyObject *o;
+  Py_ssize_t itemsize = -1;
+  if (!PyArg_ParseTuple(args, "O|n:_buffer_item", &o, &itemsize))
+    return NULL;
+  edgert_buffer_item_t it;
+  int rc;
+  if (itemsize >= 0) {
+    const char *f = PyUnicode_AsUTF8(o);
+    if (f == NULL)
+      return NULL;
+    rc = edgert_buffer_item_parse(f, (size_t)itemsize, &it);
+  } else {
+    Py_buffer v;
+    if (PyObject_GetBuffer(o, &v, PyBUF_RECORDS_RO) < 0)
+      return NULL;
+    rc = edgert_buffer_item_parse(v.format, (size_t)v.itemsize, &it);
+    PyBuffer_Release(&v);
+  }
+  if (rc != 0)
+    return edgert_py_raise(rc);
+  if (it.kind == EDGERT_ITEM_NONE)
+    return Py_BuildValue("(Os)", Py_None, it.reason);
+  if (it.code == EDGERT_CT_VOID)
+    return Py_BuildValue("(sO)", "half", Py_None);
+  edgert_abi_type_t t = {it.code, EDGERT_CT_VOID, 0};
+  char name[EDGERT_ABI_TYPE_NAME_MAX];
+  if (edgert_abi_type_name(&t, name, sizeof name) != 0)
+    return edgert_py_raise(EDGERT_EINVAL);
+  return Py_BuildValue("(sO)", name, Py_None);
+}
+
 static PyMethodDef container_functions[] = {
+    {"_buffer_item", py_buffer_item, METH_VARARGS,
+     "_buffer_item(obj_or_format, itemsize=None) -> (ctype name or None, reason or None): the core's reading of obj's "
+     "buffer item format."},
     {"register_type", (PyCFunction)(void (*)(void))py_register_type,
      METH_VARARGS | METH_KEYWORDS,
      "register_type(name, sizeof_fn, check_fn, copy_fn, box_fn=None)\n--\n\n"

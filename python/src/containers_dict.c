@@ -509,23 +509,12 @@ static PyObject *tdi_step(TypedDictIterObject *it, TypedDictObject *self, int *d
     *done = 1;
     return NULL;
   }
-  if (it->mode == 3) { /* reversed keys */
-    edgert_dict_t *d = self->d;
-    if (edgert_dict_version(d) != it->it.version) {
-      PyErr_SetString(PyExc_RuntimeError, "dictionary changed size during iteration");
-      return NULL;
-    }
-    size_t n = edgert_dict_len(d);
-    if (it->it.pos < n)
-      return edgert_py_from_c(&self->k, edgert_dict_key_at(d, n - 1 - it->it.pos++));
-    it->exhausted = *done = 1;
-    return NULL;
-  }
   const void *k;
   void *v;
-  int rc = edgert_dict_iter_next(&it->it, &k, &v);
+  int rc = it->mode == 3 ? edgert_dict_iter_prev(&it->it, &k, &v) /* reversed keys */
+                         : edgert_dict_iter_next(&it->it, &k, &v);
   if (rc == 1) {
-    if (it->mode == 0)
+    if (it->mode == 0 || it->mode == 3)
       return edgert_py_from_c(&self->k, k);
     if (it->mode == 1)
       return box_value(self, v);
@@ -1189,26 +1178,6 @@ static void keys_release(keys_t *k) {
   memset(k, 0, sizeof *k);
 }
 
-static int int_format(const char *f, Py_ssize_t itemsize, int *is_signed) {
-  if (f == NULL)
-    return 0;
-  if (*f == '@' || *f == '=')
-    f++;
-  if (f[0] == '\0' || f[1] != '\0')
-    return 0;
-  switch (f[0]) {
-  case 'b': case 'h': case 'i': case 'l': case 'q': case 'n':
-    *is_signed = 1;
-    break;
-  case 'B': case 'H': case 'I': case 'L': case 'Q': case 'N':
-    *is_signed = 0;
-    break;
-  default:
-    return 0;
-  }
-  return itemsize == 1 || itemsize == 2 || itemsize == 4 || itemsize == 8;
-}
-
 static int elems_from(const edgert_py_elem_t *e, PyObject *src, keys_t *out, const char *role) {
   memset(out, 0, sizeof *out);
   if (PyObject_CheckBuffer(src) && (e->kind == EDGERT_KIND_INT64 || e->kind == EDGERT_KIND_FLOAT64 ||
@@ -1224,8 +1193,11 @@ static int elems_from(const edgert_py_elem_t *e, PyObject *src, keys_t *out, con
     }
     size_t n = (size_t)(v->len / (v->itemsize ? v->itemsize : 1));
     const char *f = v->format ? v->format : "B";
-    int sgn;
-    if (e->kind == EDGERT_KIND_INT64 && int_format(f, v->itemsize, &sgn)) {
+    edgert_buffer_item_t it;
+    if (edgert_buffer_item_parse(f, (size_t)v->itemsize, &it) != 0)
+      it.kind = EDGERT_ITEM_NONE;
+    int sgn = it.kind == EDGERT_ITEM_SIGNED;
+    if (e->kind == EDGERT_KIND_INT64 && (sgn || it.kind == EDGERT_ITEM_UNSIGNED)) {
       if (v->itemsize == 8 && sgn) {
         out->items = v->buf;
         out->n = n;
@@ -1263,13 +1235,12 @@ static int elems_from(const edgert_py_elem_t *e, PyObject *src, keys_t *out, con
       return 0;
     }
     const char *want = edgert_py_elem_format(e);
-    const char *g = (*f == '@' || *f == '=') ? f + 1 : f;
-    if (strcmp(g, want) == 0 && (size_t)v->itemsize == e->size) {
+    if (edgert_py_elem_buffer_is(e, f, v->itemsize)) {
       out->items = v->buf;
       out->n = n;
       return 0;
     }
-    if (e->kind == EDGERT_KIND_FLOAT64 && strcmp(g, "f") == 0) {
+    if (e->kind == EDGERT_KIND_FLOAT64 && it.code == EDGERT_CT_FLOAT) {
       double *dst = PyMem_Malloc(n * 8 + 1);
       if (dst == NULL) {
         PyErr_NoMemory();
@@ -1359,11 +1330,15 @@ static PyObject *td_get_many_locked(TypedDictObject *self, PyObject *args, PyObj
       goto done;
     has_ov = 1;
     const char *f = ov.format ? ov.format : "B";
-    const char *g = (*f == '@' || *f == '=') ? f + 1 : f;
     const char *want = self->v.kind == EDGERT_KIND_CUSTOM ? "B" : edgert_py_elem_format(&self->v);
-    int ok = strcmp(g, want) == 0 ||
-             (self->v.kind == EDGERT_KIND_INT64 && (strcmp(g, "l") == 0 || strcmp(g, "n") == 0) &&
-              ov.itemsize == 8);
+    int ok;
+    if (self->v.kind == EDGERT_KIND_CUSTOM) {
+      edgert_buffer_item_t it;
+      ok = edgert_buffer_item_parse(f, (size_t)ov.itemsize, &it) == 0 &&
+           it.code == EDGERT_CT_UBYTE;
+    } else {
+      ok = edgert_py_elem_buffer_is(&self->v, f, ov.itemsize);
+    }
     if (!ok) {
       PyErr_Format(PyExc_TypeError, "get_many: out has format '%s', expected '%s' for %s", f,
                    want, edgert_py_elem_name(&self->v));
@@ -1428,20 +1403,12 @@ static PyObject *td_set_many_locked(TypedDictObject *self, PyObject *args, PyObj
   if (k.n != v.n) {
     PyErr_Format(PyExc_ValueError, "set_many: %zu keys but %zu values", k.n, v.n);
   } else {
-    if (self->v.kind == EDGERT_KIND_BOOL)
-      for (size_t i = 0; i < v.n; i++)
-        if (v.items[i] > 1) {
-          PyErr_Format(PyExc_ValueError, "set_many values: bool buffer holds byte %d",
-                       v.items[i]);
-          goto out;
-        }
     int rc = edgert_dict_set_many(self->d, k.items, v.items, k.n);
     if (rc < 0)
       edgert_py_raise(rc);
     else
       r = Py_NewRef(Py_None);
   }
-out:
   keys_release(&k);
   keys_release(&v);
   return r;

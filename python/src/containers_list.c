@@ -68,23 +68,6 @@ static void conv_release(conv_t *c) {
   memset(c, 0, sizeof *c);
 }
 
-/* Whether buffer format `fmt` is the element format (with the native '@'
- * prefix or none, 'l'/'n' being int64 here). */
-static int format_matches(const edgert_py_elem_t *e, const char *fmt, Py_ssize_t itemsize) {
-  const char *want = edgert_py_elem_format(e);
-  if (want == NULL || fmt == NULL)
-    return 0;
-  if (*fmt == '@' || *fmt == '=')
-    fmt++;
-  if (fmt[0] == '\0' || fmt[1] != '\0')
-    return 0;
-  if (fmt[0] == want[0])
-    return 1;
-  if (e->kind == EDGERT_KIND_INT64 && (fmt[0] == 'l' || fmt[0] == 'n') && itemsize == 8)
-    return 1;
-  return 0;
-}
-
 /* Converts an iterable to C elements. Zero-copy for a buffer of the right
  * format; otherwise through a sequence. 0 or -1 with an exception. */
 static int conv_from_iterable(const edgert_py_elem_t *e, PyObject *it, conv_t *c,
@@ -111,17 +94,7 @@ static int conv_from_iterable(const edgert_py_elem_t *e, PyObject *it, conv_t *c
   if (edgert_py_elem_format(e) != NULL && PyObject_CheckBuffer(it) && !PyBytes_Check(it) &&
       !PyByteArray_Check(it)) {
     if (PyObject_GetBuffer(it, &c->view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) == 0) {
-      if (c->view.ndim == 1 && format_matches(e, c->view.format, c->view.itemsize) &&
-          (size_t)c->view.itemsize == e->size) {
-        if (e->kind == EDGERT_KIND_BOOL) {
-          const unsigned char *b = c->view.buf;
-          for (Py_ssize_t i = 0; i < c->view.len; i++)
-            if (b[i] > 1) {
-              PyBuffer_Release(&c->view);
-              PyErr_Format(PyExc_ValueError, "%s: bool buffer holds byte %d", role, b[i]);
-              return -1;
-            }
-        }
+      if (c->view.ndim == 1 && edgert_py_elem_buffer_is(e, c->view.format, c->view.itemsize)) {
         c->has_view = 1;
         c->items = c->view.buf;
         c->n = (size_t)(c->view.len / c->view.itemsize);
@@ -313,38 +286,6 @@ static PyObject *tl_subscript_locked(TypedListObject *self, PyObject *key) {
   return NULL;
 }
 
-/* Deletes an extended slice: keeps everything else, in one splice. */
-static int del_extended(TypedListObject *self, Py_ssize_t start, Py_ssize_t step,
-                        Py_ssize_t n) {
-  size_t len = edgert_list_len(self->l), isz = self->e.size;
-  unsigned char *data = edgert_list_data(self->l);
-  unsigned char *kept = PyMem_Malloc((len - (size_t)n) * isz + 1);
-  if (kept == NULL) {
-    PyErr_NoMemory();
-    return -1;
-  }
-  char *drop = PyMem_Calloc(len + 1, 1);
-  if (drop == NULL) {
-    PyMem_Free(kept);
-    PyErr_NoMemory();
-    return -1;
-  }
-  for (Py_ssize_t k = 0; k < n; k++)
-    drop[start + k * step] = 1;
-  size_t m = 0;
-  for (size_t i = 0; i < len; i++)
-    if (!drop[i])
-      memcpy(kept + (m++) * isz, data + i * isz, isz);
-  int rc = edgert_list_splice(self->l, 0, len, kept, m);
-  PyMem_Free(kept);
-  PyMem_Free(drop);
-  if (rc < 0) {
-    edgert_py_raise(rc);
-    return -1;
-  }
-  return 0;
-}
-
 EDGERT_PY_LOCKED(int, tl_ass_subscript, self,
                  (TypedListObject *self, PyObject *key, PyObject *value),
                  (self, key, value))
@@ -417,11 +358,12 @@ static int tl_ass_subscript_locked(TypedListObject *self, PyObject *key, PyObjec
       }
       return 0;
     }
-    if (step < 0) {
-      start = start + (count - 1) * step;
-      step = -step;
+    int rc = edgert_list_delete_strided(self->l, (size_t)start, step, (size_t)count);
+    if (rc < 0) {
+      edgert_py_raise(rc);
+      return -1;
     }
-    return del_extended(self, start, step, count);
+    return 0;
   }
   conv_t c;
   if (conv_from_iterable(&self->e, value, &c, "TypedList item") < 0)
@@ -436,26 +378,8 @@ static int tl_ass_subscript_locked(TypedListObject *self, PyObject *key, PyObjec
   int rc = 0;
   if (step == 1) {
     rc = edgert_list_splice(self->l, (size_t)start, (size_t)count, c.items, c.n);
-  } else if ((Py_ssize_t)c.n != count) {
-    PyErr_Format(PyExc_ValueError,
-                 "attempt to assign sequence of size %zd to extended slice of size %zd",
-                 (Py_ssize_t)c.n, count);
-    conv_release(&c);
-    return -1;
-  } else if (self->e.kind == EDGERT_KIND_STR || self->e.kind == EDGERT_KIND_BYTES) {
-    /* Copies of str/bytes data can fail part way: build aside, then swap. */
-    edgert_list_t *copy = NULL;
-    rc = edgert_list_copy(self->l, &copy);
-    for (Py_ssize_t k = 0; rc == 0 && k < count; k++)
-      rc = edgert_list_set(copy, (size_t)(start + k * step), c.items + (size_t)k * self->e.size);
-    if (rc == 0)
-      rc = edgert_list_swap(self->l, copy);
-    edgert_list_free(copy);
   } else {
-    unsigned char *data = edgert_list_data(self->l);
-    for (Py_ssize_t k = 0; k < count; k++)
-      memcpy(data + (size_t)(start + k * step) * self->e.size,
-             c.items + (size_t)k * self->e.size, self->e.size);
+    rc = edgert_list_assign_strided(self->l, (size_t)start, step, (size_t)count, c.items, c.n);
   }
   conv_release(&c);
   if (rc < 0) {
@@ -856,15 +780,11 @@ static PyObject *tl_frombytes_locked(TypedListObject *self, PyObject *raw) {
     return NULL;
   }
   size_t n = (size_t)v.len / self->e.size;
-  if (self->e.kind == EDGERT_KIND_BOOL)
-    for (size_t i = 0; i < n; i++)
-      if (((unsigned char *)v.buf)[i] > 1) {
-        PyBuffer_Release(&v);
-        PyErr_SetString(PyExc_ValueError, "TypedList(bool): raw byte is not 0 or 1");
-        return NULL;
-      }
   int rc = edgert_list_splice(self->l, 0, edgert_list_len(self->l), v.buf, n);
   PyBuffer_Release(&v);
+  if (rc == EDGERT_EINVAL && self->e.kind == EDGERT_KIND_BOOL)
+    return PyErr_Format(PyExc_ValueError, "TypedList(bool): raw byte is not 0 or 1 (%s)",
+                        edgert_last_error());
   if (rc < 0)
     return edgert_py_raise(rc);
   Py_RETURN_NONE;
@@ -953,18 +873,14 @@ static PyObject *tl_inplace_concat_locked(TypedListObject *self, PyObject *other
   return Py_NewRef(self);
 }
 
-static int repeat_into(TypedListObject *self, edgert_list_t *dst, Py_ssize_t times) {
-  size_t n = edgert_list_len(self->l);
-  if (times <= 0 || n == 0)
-    return 0;
-  if ((size_t)times > ((size_t)PY_SSIZE_T_MAX / self->e.size) / n) {
-    PyErr_NoMemory();
+/* Python's list * n on the core's edgert_list_repeat: a count too large
+ * for a list is a MemoryError, as for list. 0 or -1 with an exception. */
+static int repeat_in_place(edgert_list_t *l, Py_ssize_t times) {
+  int rc = edgert_list_repeat(l, times < 0 ? 0 : (size_t)times);
+  if (rc == EDGERT_ELIMIT) {
+    PyErr_SetString(PyExc_MemoryError, edgert_last_error());
     return -1;
   }
-  int rc = edgert_list_reserve(dst, n * (size_t)times);
-  const void *src = edgert_list_data(self->l);
-  for (Py_ssize_t k = 0; rc == 0 && k < times; k++)
-    rc = edgert_list_splice(dst, edgert_list_len(dst), 0, src, n);
   if (rc < 0) {
     edgert_py_raise(rc);
     return -1;
@@ -978,10 +894,22 @@ EDGERT_PY_LOCKED(PyObject *, tl_repeat, self,
 static PyObject *tl_repeat_locked(TypedListObject *self, Py_ssize_t times) {
   if (need_core(self) < 0)
     return NULL;
-  TypedListObject *r = tl_alloc(&EdgertPy_TypedListType, &self->e, 0);
+  /* Room for the result up front when its size is plainly sane (the core
+   * checks the real limit), so the copy is one allocation. */
+  size_t n = edgert_list_len(self->l), room = 0;
+  if (times > 0 && n > 0 && (size_t)times <= ((size_t)PY_SSIZE_T_MAX / self->e.size) / n)
+    room = n * (size_t)times;
+  TypedListObject *r = tl_alloc(&EdgertPy_TypedListType, &self->e, room);
   if (r == NULL)
     return NULL;
-  if (repeat_into(self, r->l, times) < 0) {
+  int rc = times > 0 ? edgert_list_splice(r->l, 0, 0, edgert_list_data(self->l),
+                                          edgert_list_len(self->l))
+                     : 0;
+  if (rc < 0) {
+    Py_DECREF(r);
+    return edgert_py_raise(rc);
+  }
+  if (repeat_in_place(r->l, times) < 0) {
     Py_DECREF(r);
     return NULL;
   }
@@ -994,18 +922,8 @@ EDGERT_PY_LOCKED(PyObject *, tl_inplace_repeat, self,
 static PyObject *tl_inplace_repeat_locked(TypedListObject *self, Py_ssize_t times) {
   if (need_core(self) < 0)
     return NULL;
-  edgert_list_t *tmp = NULL;
-  int rc = edgert_list_new(self->e.type, 0, &tmp);
-  if (rc < 0)
-    return edgert_py_raise(rc);
-  if (repeat_into(self, tmp, times) < 0) {
-    edgert_list_free(tmp);
+  if (repeat_in_place(self->l, times) < 0)
     return NULL;
-  }
-  rc = edgert_list_swap(self->l, tmp);
-  edgert_list_free(tmp);
-  if (rc < 0)
-    return edgert_py_raise(rc);
   return Py_NewRef(self);
 }
 

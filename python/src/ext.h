@@ -274,6 +274,11 @@ int edgert_py_elem_resolve(PyObject *spec, edgert_py_elem_t *out);
 const char *edgert_py_elem_name(const edgert_py_elem_t *e);
 /* Buffer format of the element ("q", "d", "?"), NULL for other kinds. */
 const char *edgert_py_elem_format(const edgert_py_elem_t *e);
+/* Whether a buffer of item `format` and `itemsize` holds the element's C
+ * items exactly (int: any 8-byte signed integer format, "q", "<q", "l",
+ * "=q"...; float: a double; bool: '?'), read by the core's one format parser
+ * (edgert_buffer_item_parse). 0 for kinds without a format. */
+int edgert_py_elem_buffer_is(const edgert_py_elem_t *e, const char *format, Py_ssize_t itemsize);
 /* Converts `o` to the element's C representation at `out` (str/bytes: a
  * descriptor borrowing o's buffer, valid while o lives). `role` names it in
  * errors ("TypedDict key"). 0, or -1 with TypeError/OverflowError (or the

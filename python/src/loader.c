@@ -375,33 +375,27 @@ static int code_kind(edgert_ctype_t c) {
   }
 }
 
-/* The kind of a buffer format ("f", "<f", "=f", "@l", "&<f"), or K_NONE
- * for anything else (structs, non-native byte order, repeat counts). */
+/* The kind of a buffer's items, read by the core's one format parser
+ * (edgert_buffer_item_parse: "f", "<f", "=f", "@l", "<q", "&<f"), or K_NONE
+ * for anything that is not one scalar item of the host's byte order. */
 static int format_kind(const char *f, Py_ssize_t itemsize) {
-  if (f == NULL)
-    f = "B";
-  if (*f == '&')
-    return K_PTR;
-  if (*f == '@' || *f == '=' || *f == '<')
-    f++;
-  else if ((*f == '>' || *f == '!') && itemsize == 1)
-    f++;
-  if (f[0] == '\0' || f[1] != '\0')
+  edgert_buffer_item_t it;
+  if (itemsize < 0 || edgert_buffer_item_parse(f, (size_t)itemsize, &it) != 0)
     return K_NONE;
-  switch (f[0]) {
-  case 'b': case 'h': case 'i': case 'l': case 'q': case 'n':
+  switch (it.kind) {
+  case EDGERT_ITEM_SIGNED:
     return K_SIGNED;
-  case 'B': case 'H': case 'I': case 'L': case 'Q': case 'N':
+  case EDGERT_ITEM_UNSIGNED:
     return K_UNSIGNED;
-  case 'e': case 'f': case 'd': case 'g':
+  case EDGERT_ITEM_FLOAT:
     return K_FLOAT;
-  case '?':
+  case EDGERT_ITEM_BOOL:
     return K_BOOL;
-  case 'c':
+  case EDGERT_ITEM_CHAR:
     return K_CHAR;
-  case 'u': case 'w':
+  case EDGERT_ITEM_WCHAR:
     return K_WCHAR;
-  case 'P':
+  case EDGERT_ITEM_POINTER:
     return K_PTR;
   default:
     return K_NONE;

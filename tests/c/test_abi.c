@@ -334,6 +334,174 @@ static void contract_limits_are_32_args_and_255_byte_names(void **state) {
                 "function_name: 256 bytes is longer than the limit of 255");
 }
 
+/* ---- buffer item formats (edgert_buffer_item_parse) ------------------- */
+
+static edgert_buffer_item_t item(const char *f, size_t size) {
+  edgert_buffer_item_t it;
+  memset(&it, 0xAB, sizeof it);
+  assert_int_equal(edgert_buffer_item_parse(f, size, &it), 0);
+  return it;
+}
+
+static void item_is(const char *f, size_t size, edgert_item_kind_t kind,
+                    edgert_ctype_t code) {
+  edgert_buffer_item_t it = item(f, size);
+  if (it.kind != kind || it.code != code)
+    fail_msg("'%s' size %zu: kind %d code %d (%s), want kind %d code %d", f, size,
+             (int)it.kind, (int)it.code, it.reason ? it.reason : "-", (int)kind,
+             (int)code);
+  assert_null(it.reason);
+  assert_int_equal(it.size, size);
+}
+
+static void item_refused(const char *f, size_t size, const char *why) {
+  edgert_buffer_item_t it = item(f, size);
+  if (it.kind != EDGERT_ITEM_NONE)
+    fail_msg("'%s' size %zu was taken as kind %d", f ? f : "(null)", size, (int)it.kind);
+  assert_int_equal(it.code, EDGERT_CT_VOID);
+  assert_non_null(it.reason);
+  if (strstr(it.reason, why) == NULL)
+    fail_msg("'%s': reason '%s' does not say '%s'", f, it.reason, why);
+}
+
+static int little(void) {
+  const unsigned one = 1;
+  return *(const unsigned char *)&one == 1;
+}
+
+static void every_code_letter_reads_with_its_native_size(void **state) {
+  (void)state;
+  static const struct {
+    const char *f;
+    size_t size;
+    edgert_item_kind_t kind;
+    edgert_ctype_t code;
+  } cases[] = {
+      {"b", 1, EDGERT_ITEM_SIGNED, EDGERT_CT_BYTE},
+      {"h", 2, EDGERT_ITEM_SIGNED, EDGERT_CT_SHORT},
+      {"i", 4, EDGERT_ITEM_SIGNED, EDGERT_CT_INT},
+      {"l", 8, EDGERT_ITEM_SIGNED, EDGERT_CT_LONG},
+      {"q", 8, EDGERT_ITEM_SIGNED, EDGERT_CT_LONG},
+      {"n", 8, EDGERT_ITEM_SIGNED, EDGERT_CT_LONG},
+      {"B", 1, EDGERT_ITEM_UNSIGNED, EDGERT_CT_UBYTE},
+      {"H", 2, EDGERT_ITEM_UNSIGNED, EDGERT_CT_USHORT},
+      {"I", 4, EDGERT_ITEM_UNSIGNED, EDGERT_CT_UINT},
+      {"L", 8, EDGERT_ITEM_UNSIGNED, EDGERT_CT_ULONG},
+      {"Q", 8, EDGERT_ITEM_UNSIGNED, EDGERT_CT_ULONG},
+      {"N", 8, EDGERT_ITEM_UNSIGNED, EDGERT_CT_ULONG},
+      {"e", 2, EDGERT_ITEM_FLOAT, EDGERT_CT_VOID},
+      {"f", 4, EDGERT_ITEM_FLOAT, EDGERT_CT_FLOAT},
+      {"d", 8, EDGERT_ITEM_FLOAT, EDGERT_CT_DOUBLE},
+      {"g", sizeof(long double), EDGERT_ITEM_FLOAT, EDGERT_CT_LONGDOUBLE},
+      {"?", 1, EDGERT_ITEM_BOOL, EDGERT_CT_BOOL},
+      {"c", 1, EDGERT_ITEM_CHAR, EDGERT_CT_CHAR},
+      {"u", sizeof(wchar_t), EDGERT_ITEM_WCHAR, EDGERT_CT_WCHAR},
+      {"w", sizeof(wchar_t), EDGERT_ITEM_WCHAR, EDGERT_CT_WCHAR},
+      {"P", sizeof(void *), EDGERT_ITEM_POINTER, EDGERT_CT_VOID_P},
+      {"&<f", sizeof(void *), EDGERT_ITEM_POINTER, EDGERT_CT_VOID_P},
+      {"&&d", sizeof(void *), EDGERT_ITEM_POINTER, EDGERT_CT_VOID_P},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    item_is(cases[i].f, cases[i].size, cases[i].kind, cases[i].code);
+    if (cases[i].f[0] != '&') {
+      char at[4] = {'@', cases[i].f[0], 0, 0};
+      item_is(at, cases[i].size, cases[i].kind, cases[i].code);
+    }
+  }
+  /* PEP 3118: no format means unsigned bytes */
+  item_is(NULL, 1, EDGERT_ITEM_UNSIGNED, EDGERT_CT_UBYTE);
+  edgert_buffer_item_t it = item("<q", 8);
+  assert_int_equal(it.letter, 'q');
+}
+
+static void every_prefix_reads_host_order_and_standard_sizes(void **state) {
+  (void)state;
+  const char *host = little() ? "<" : ">";
+  const char *foreign = little() ? ">" : "<";
+  const char *prefixes[] = {"", "@", "=", host};
+  for (size_t p = 0; p < 4; p++) {
+    char f[4];
+    snprintf(f, sizeof f, "%sq", prefixes[p]);
+    item_is(f, 8, EDGERT_ITEM_SIGNED, EDGERT_CT_LONG);
+    snprintf(f, sizeof f, "%sd", prefixes[p]);
+    item_is(f, 8, EDGERT_ITEM_FLOAT, EDGERT_CT_DOUBLE);
+    snprintf(f, sizeof f, "%s?", prefixes[p]);
+    item_is(f, 1, EDGERT_ITEM_BOOL, EDGERT_CT_BOOL);
+  }
+  /* standard sizes under '=', '<', '>', '!': 'l' is 4 bytes ... */
+  item_is("=l", 4, EDGERT_ITEM_SIGNED, EDGERT_CT_INT);
+  item_is(little() ? "<L" : ">L", 4, EDGERT_ITEM_UNSIGNED, EDGERT_CT_UINT);
+  /* ... or the native size, as ctypes writes its c_long arrays: "<l", 8 */
+  item_is(little() ? "<l" : ">l", 8, EDGERT_ITEM_SIGNED, EDGERT_CT_LONG);
+  item_is("=l", 8, EDGERT_ITEM_SIGNED, EDGERT_CT_LONG);
+  /* native-only letters take their native size under any host prefix */
+  item_is(little() ? "<P" : ">P", 8, EDGERT_ITEM_POINTER, EDGERT_CT_VOID_P);
+  item_is(little() ? "<g" : ">g", sizeof(long double), EDGERT_ITEM_FLOAT,
+          EDGERT_CT_LONGDOUBLE);
+  /* the other byte order: refused for wide items, fine for bytes */
+  char f[4];
+  snprintf(f, sizeof f, "%sq", foreign);
+  item_refused(f, 8, "byte order");
+  item_refused("!i", little() ? 4 : 0, little() ? "byte order" : "does not fit");
+  snprintf(f, sizeof f, "%sb", foreign);
+  item_is(f, 1, EDGERT_ITEM_SIGNED, EDGERT_CT_BYTE);
+  item_is("!B", 1, EDGERT_ITEM_UNSIGNED, EDGERT_CT_UBYTE);
+  item_is("!?", 1, EDGERT_ITEM_BOOL, EDGERT_CT_BOOL);
+}
+
+static void sizes_that_do_not_fit_the_letter_are_refused(void **state) {
+  (void)state;
+  item_refused("@l", 4, "does not fit");  /* native 'l' is 8 bytes */
+  item_refused("l", 4, "does not fit");
+  item_refused("b", 8, "does not fit");
+  item_refused("<b", 2, "does not fit");
+  item_refused("d", 4, "does not fit");
+  item_refused("f", 8, "does not fit");
+  item_refused("=e", 4, "does not fit");
+  item_refused("?", 4, "does not fit");
+  item_refused("<n", 4, "does not fit"); /* 'n' has no standard size */
+  item_refused("q", 0, "does not fit");
+  item_refused("q", (size_t)-1, "does not fit");
+  item_refused("&<f", 4, "pointer-sized");
+  item_refused("P", 4, "does not fit");
+}
+
+static void bad_formats_are_refused_with_a_reason(void **state) {
+  (void)state;
+  item_refused("", 1, "empty format");
+  item_refused("@", 1, "empty format");
+  item_refused("<", 8, "empty format");
+  item_refused("&", 8, "names no target");
+  item_refused("2d", 16, "not one item");
+  item_refused("1d", 8, "not one item");
+  item_refused("dd", 16, "not one item");
+  item_refused("T{d:x:}", 8, "not one item");
+  item_refused("<<q", 8, "not one item");
+  item_refused("3s", 3, "not one item");
+  item_refused("Zd", 16, "not one item");
+  item_refused("s", 1, "unknown item code");
+  item_refused("x", 1, "unknown item code");
+  item_refused("O", 8, "unknown item code");
+  item_refused("p", 1, "unknown item code");
+  item_refused("Z", 8, "unknown item code");
+  item_refused("\x80", 1, "unknown item code");
+  item_refused("\xff", 1, "unknown item code");
+  /* every byte that is not a code letter, after every prefix */
+  const char *known = "bhilqnBHILQNefdg?cuwP&";
+  for (int ch = 1; ch < 256; ch++) {
+    if (strchr(known, ch) != NULL || strchr("@=<>!", ch) != NULL)
+      continue;
+    char f[3] = {(char)ch, 0, 0};
+    for (size_t size = 0; size <= 16; size++) {
+      edgert_buffer_item_t it = item(f, size);
+      if (it.kind != EDGERT_ITEM_NONE)
+        fail_msg("byte 0x%02x size %zu was taken", ch, size);
+    }
+  }
+  assert_int_equal(edgert_buffer_item_parse("q", 8, NULL), EDGERT_EINVAL);
+  assert_non_null(strstr(edgert_last_error(), "out is NULL"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(every_ctypes_name_parses_to_its_code),
@@ -349,6 +517,10 @@ int main(void) {
       cmocka_unit_test(contract_init_fills_the_contract),
       cmocka_unit_test(contract_init_refuses_bad_fields_by_name),
       cmocka_unit_test(contract_limits_are_32_args_and_255_byte_names),
+      cmocka_unit_test(every_code_letter_reads_with_its_native_size),
+      cmocka_unit_test(every_prefix_reads_host_order_and_standard_sizes),
+      cmocka_unit_test(sizes_that_do_not_fit_the_letter_are_refused),
+      cmocka_unit_test(bad_formats_are_refused_with_a_reason),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -644,6 +644,7 @@ static long long stats_nonzero_bytes(void) {
     "edgert_dict_iter_init: d is NULL")                                                          \
   X(d_iter_init_it, (edgert_dict_iter_init(nd, NULL), 0), 0, "edgert_dict_iter_init: it is NULL") \
   X(d_iter_next, edgert_dict_iter_next(NULL, &nik, &niv), EINV, "edgert_dict_iter_next: it is NULL") \
+  X(d_iter_prev, edgert_dict_iter_prev(NULL, &nik, &niv), EINV, "edgert_dict_iter_prev: it is NULL") \
   X(d_set_cache, edgert_dict_set_cache(NULL, EDGERT_DICT_CACHE_ON), EINV,                        \
     "edgert_dict_set_cache: d is NULL")                                                          \
   /* a NULL dict's stats are all zero */                                                         \
@@ -675,6 +676,13 @@ static long long stats_nonzero_bytes(void) {
   X(l_splice, edgert_list_splice(NULL, 0, 0, &nv, 1), EINV, "edgert_list_splice: l is NULL")     \
   X(l_splice_items, edgert_list_splice(nl, 0, 0, NULL, 1), EINV,                                 \
     "edgert_list_splice: items is NULL (with n = 1)")                                            \
+  X(l_delete_strided, edgert_list_delete_strided(NULL, 0, 2, 1), EINV,                         \
+    "edgert_list_delete_strided: l is NULL")                                                     \
+  X(l_assign_strided, edgert_list_assign_strided(NULL, 0, 2, 1, &nv, 1), EINV,                   \
+    "edgert_list_assign_strided: l is NULL")                                                     \
+  X(l_assign_strided_items, edgert_list_assign_strided(nl, 0, 2, 0, NULL, 1), EINV,              \
+    "edgert_list_assign_strided: items is NULL (with n = 1)")                                    \
+  X(l_repeat, edgert_list_repeat(NULL, 2), EINV, "edgert_list_repeat: l is NULL")                \
   X(l_reserve, edgert_list_reserve(NULL, 8), EINV, "edgert_list_reserve: l is NULL")             \
   X(l_clear, edgert_list_clear(NULL), EINV, "edgert_list_clear: l is NULL")                      \
   X(l_reverse, edgert_list_reverse(NULL), EINV, "edgert_list_reverse: l is NULL")                \

@@ -566,6 +566,75 @@ static void memory_per_int_float_entry_is_compact(void **state) {
   edgert_dict_free(d);
 }
 
+/* ---- the bool rule and reverse iteration ---------------------------------- */
+
+static void bool_keys_and_values_are_0_or_1_at_every_entry_point(void **state) {
+  (void)state;
+  edgert_dict_t *d = new_dict(EDGERT_KIND_INT64, EDGERT_KIND_BOOL);
+  int64_t k = 1, ks[3] = {1, 2, 3};
+  unsigned char one = 1, seven = 7, vs[3] = {0, 1, 9};
+  assert_int_equal(edgert_dict_set(d, &k, &one), 0);
+  assert_int_equal(edgert_dict_set(d, &k, &seven), EDGERT_EINVAL);
+  assert_non_null(strstr(edgert_last_error(), "dict value: a bool is 0 or 1, not 7"));
+  assert_int_equal(edgert_dict_set_hashed(d, &k, 12345, &seven), EDGERT_EINVAL);
+  assert_int_equal(edgert_dict_set_many(d, ks, vs, 3), EDGERT_EINVAL);
+  assert_non_null(strstr(edgert_last_error(), "not 9 (item 2)"));
+  assert_int_equal(edgert_dict_len(d), 1); /* all or nothing */
+  unsigned char out = 0xEE;
+  assert_int_equal(edgert_dict_get(d, &k, &out), 0);
+  assert_int_equal(out, 1);
+  edgert_dict_free(d);
+  edgert_dict_t *b = new_dict(EDGERT_KIND_BOOL, EDGERT_KIND_INT64);
+  int64_t v = 5;
+  assert_int_equal(edgert_dict_set(b, &one, &v), 0);
+  assert_int_equal(edgert_dict_set(b, &seven, &v), EDGERT_EINVAL);
+  assert_non_null(strstr(edgert_last_error(), "dict key: a bool is 0 or 1, not 7"));
+  int err = 0;
+  assert_null(edgert_dict_upsert(b, &seven, NULL, &err));
+  assert_int_equal(err, EDGERT_EINVAL);
+  unsigned char bk[2] = {0, 3};
+  int64_t bv[2] = {1, 2};
+  assert_int_equal(edgert_dict_set_many(b, bk, bv, 2), EDGERT_EINVAL);
+  assert_int_equal(edgert_dict_len(b), 1);
+  edgert_dict_free(b);
+}
+
+static void reverse_iteration_walks_entries_from_the_last(void **state) {
+  (void)state;
+  edgert_dict_t *d = new_dict(EDGERT_KIND_INT64, EDGERT_KIND_FLOAT64);
+  for (int64_t k = 0; k < 5; k++) {
+    double v = (double)k / 2;
+    assert_int_equal(edgert_dict_set(d, &k, &v), 0);
+  }
+  edgert_dict_iter_t it;
+  edgert_dict_iter_init(d, &it);
+  const void *key;
+  void *val;
+  for (int64_t want = 4; want >= 0; want--) {
+    assert_int_equal(edgert_dict_iter_prev(&it, &key, &val), 1);
+    assert_int_equal(*(const int64_t *)key, want);
+    assert_true(*(double *)val == (double)want / 2);
+  }
+  assert_int_equal(edgert_dict_iter_prev(&it, &key, &val), 0);
+  assert_int_equal(edgert_dict_iter_prev(&it, NULL, NULL), 0);
+  /* a change during iteration stops it */
+  edgert_dict_iter_init(d, &it);
+  assert_int_equal(edgert_dict_iter_prev(&it, NULL, NULL), 1);
+  int64_t k = 99;
+  double v = 1;
+  assert_int_equal(edgert_dict_set(d, &k, &v), 0);
+  assert_int_equal(edgert_dict_iter_prev(&it, &key, &val), EDGERT_ECHANGED);
+  assert_int_equal(edgert_dict_iter_prev(NULL, &key, &val), EDGERT_EINVAL);
+  /* an empty dict, and the zero iterator, give nothing */
+  edgert_dict_t *e = new_dict(EDGERT_KIND_INT64, EDGERT_KIND_FLOAT64);
+  edgert_dict_iter_init(e, &it);
+  assert_int_equal(edgert_dict_iter_prev(&it, &key, &val), 0);
+  edgert_dict_iter_t zero = {0};
+  assert_int_equal(edgert_dict_iter_prev(&zero, &key, &val), 0);
+  edgert_dict_free(e);
+  edgert_dict_free(d);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(int_float_basics_and_version_rules),
@@ -582,6 +651,8 @@ int main(void) {
       cmocka_unit_test(the_inline_cache_hits_on_repeats_and_stands_aside_otherwise),
       cmocka_unit_test(allocation_failures_change_nothing),
       cmocka_unit_test(memory_per_int_float_entry_is_compact),
+      cmocka_unit_test(bool_keys_and_values_are_0_or_1_at_every_entry_point),
+      cmocka_unit_test(reverse_iteration_walks_entries_from_the_last),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdint.h>
 
 #include "edgert.h"
 #include "helpers/failalloc.h"
@@ -215,6 +216,11 @@ static int run_set(void *state) {
   edgert_bytes_t b = {"new", 3};
   return edgert_list_set(state, 2, &b);
 }
+static int run_assign_strided(void *state) {
+  edgert_bytes_t items[3] = {{"xyz", 3}, {"uvw", 3}, {"rst", 3}};
+  return edgert_list_assign_strided(state, 0, 2, 3, items, 3);
+}
+static int run_repeat(void *state) { return edgert_list_repeat(state, 3); }
 static int run_copy(void *state) {
   edgert_list_t *c = NULL;
   int rc = edgert_list_copy(state, &c);
@@ -229,9 +235,198 @@ static void allocation_failures_change_nothing(void **state) {
       {"edgert_list_splice", setup_strs, run_splice, strs_unchanged, free_list, 0},
       {"edgert_list_set", setup_strs, run_set, strs_unchanged, free_list, 0},
       {"edgert_list_copy", setup_strs, run_copy, strs_unchanged, free_list, 0},
+      {"edgert_list_assign_strided", setup_strs, run_assign_strided, strs_unchanged, free_list, 0},
+      {"edgert_list_repeat", setup_strs, run_repeat, strs_unchanged, free_list, 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     assert_true(edgert_test_failalloc_sweep(&cases[i]) > 0);
+  edgert_test_failalloc_uninstall();
+}
+
+/* ---- the bool rule -------------------------------------------------------- */
+
+static void bool_lists_refuse_bytes_other_than_0_and_1_at_every_entry_point(void **state) {
+  (void)state;
+  edgert_list_t *l = new_list(EDGERT_KIND_BOOL, 8); /* room: append's fast path */
+  unsigned char ok[3] = {1, 0, 1}, seven = 7, bad[3] = {1, 2, 0};
+  assert_int_equal(edgert_list_splice(l, 0, 0, ok, 3), 0);
+  assert_int_equal(edgert_list_append(l, &seven), EDGERT_EINVAL);
+  assert_non_null(strstr(edgert_last_error(), "a bool is 0 or 1, not 7"));
+  assert_int_equal(edgert_list_insert(l, 1, &seven), EDGERT_EINVAL);
+  assert_int_equal(edgert_list_set(l, 0, &seven), EDGERT_EINVAL);
+  assert_int_equal(edgert_list_splice(l, 0, 1, bad, 3), EDGERT_EINVAL);
+  assert_non_null(strstr(edgert_last_error(), "not 2 (item 1)"));
+  assert_int_equal(edgert_list_assign_strided(l, 0, 2, 2, bad, 2), EDGERT_EINVAL);
+  assert_non_null(strstr(edgert_last_error(), "not 2 (item 1)"));
+  /* without room append takes the slow path: refused there too */
+  while (edgert_list_len(l) < edgert_list_capacity(l))
+    assert_int_equal(edgert_list_append(l, &ok[0]), 0);
+  size_t n = edgert_list_len(l);
+  assert_int_equal(edgert_list_append(l, &seven), EDGERT_EINVAL);
+  assert_int_equal(edgert_list_len(l), n);
+  const unsigned char *d = edgert_list_data(l);
+  for (size_t i = 0; i < n; i++)
+    assert_true(d[i] <= 1);
+  assert_int_equal(d[0], 1);
+  assert_int_equal(d[1], 0);
+  /* the rule is for bool lists only: an int64 7 is fine */
+  edgert_list_t *i64 = new_list(EDGERT_KIND_INT64, 0);
+  int64_t v = 7;
+  assert_int_equal(edgert_list_append(i64, &v), 0);
+  edgert_list_free(i64);
+  edgert_list_free(l);
+}
+
+/* ---- strided slices and repeat -------------------------------------------- */
+
+static edgert_list_t *range_list(int64_t n) {
+  edgert_list_t *l = new_list(EDGERT_KIND_INT64, 0);
+  for (int64_t i = 0; i < n; i++)
+    assert_int_equal(edgert_list_append(l, &i), 0);
+  return l;
+}
+
+static void assert_items(edgert_list_t *l, const int64_t *want, size_t n) {
+  assert_int_equal(edgert_list_len(l), n);
+  const int64_t *a = edgert_list_data(l);
+  for (size_t i = 0; i < n; i++)
+    if (a[i] != want[i])
+      fail_msg("item %zu is %lld, want %lld", i, (long long)a[i], (long long)want[i]);
+}
+
+static void strided_delete_keeps_the_rest_in_order(void **state) {
+  (void)state;
+  edgert_list_t *l = range_list(10);
+  /* del l[1::3] -> indices 1, 4, 7 */
+  assert_int_equal(edgert_list_delete_strided(l, 1, 3, 3), 0);
+  assert_items(l, (const int64_t[]){0, 2, 3, 5, 6, 8, 9}, 7);
+  /* del l[::-2] on 7 items -> indices 6, 4, 2, 0 */
+  assert_int_equal(edgert_list_delete_strided(l, 6, -2, 4), 0);
+  assert_items(l, (const int64_t[]){2, 5, 8}, 3);
+  assert_int_equal(edgert_list_delete_strided(l, 0, 5, 0), 0); /* nothing */
+  assert_int_equal(edgert_list_delete_strided(l, 0, 0, 1), EDGERT_EINVAL);
+  assert_non_null(strstr(edgert_last_error(), "step must not be zero"));
+  assert_int_equal(edgert_list_delete_strided(l, 1, 2, 2), EDGERT_ERANGE); /* 1, 3 */
+  assert_int_equal(edgert_list_delete_strided(l, 1, -2, 2), EDGERT_ERANGE); /* 1, -1 */
+  assert_int_equal(edgert_list_delete_strided(l, 3, 1, 1), EDGERT_ERANGE);
+  assert_int_equal(edgert_list_delete_strided(l, 0, PTRDIFF_MAX, 2), EDGERT_ERANGE);
+  assert_int_equal(edgert_list_delete_strided(l, 2, PTRDIFF_MIN, 2), EDGERT_ERANGE);
+  assert_int_equal(edgert_list_delete_strided(l, 0, 1, SIZE_MAX), EDGERT_ERANGE);
+  assert_items(l, (const int64_t[]){2, 5, 8}, 3);
+  edgert_list_pin(l);
+  assert_int_equal(edgert_list_delete_strided(l, 0, 2, 2), EDGERT_EBUSY);
+  assert_int_equal(edgert_list_unpin(l), 0);
+  assert_int_equal(edgert_list_delete_strided(NULL, 0, 1, 0), EDGERT_EINVAL);
+  edgert_list_free(l);
+  /* str items: the dropped ones' data is freed, the kept ones' kept */
+  assert_int_equal(edgert_test_failalloc_install(), 0);
+  long live = edgert_test_failalloc_live();
+  edgert_list_t *s = new_list(EDGERT_KIND_STR, 0);
+  for (int i = 0; i < 6; i++) {
+    char buf[8];
+    snprintf(buf, sizeof buf, "s%d", i);
+    edgert_bytes_t b = {buf, strlen(buf)};
+    assert_int_equal(edgert_list_append(s, &b), 0);
+  }
+  size_t mem = edgert_list_memory(s);
+  assert_int_equal(edgert_list_delete_strided(s, 0, 2, 3), 0);
+  assert_true(edgert_list_memory(s) < mem);
+  edgert_bytes_t *a = edgert_list_data(s);
+  assert_string_equal(a[0].data, "s1");
+  assert_string_equal(a[2].data, "s5");
+  edgert_list_free(s);
+  assert_int_equal(edgert_test_failalloc_live(), live);
+  edgert_test_failalloc_uninstall();
+}
+
+static void strided_assignment_replaces_in_index_order(void **state) {
+  (void)state;
+  edgert_list_t *l = range_list(6);
+  /* l[::2] = [10, 20, 30] */
+  assert_int_equal(edgert_list_assign_strided(l, 0, 2, 3, (const int64_t[]){10, 20, 30}, 3),
+                   0);
+  assert_items(l, (const int64_t[]){10, 1, 20, 3, 30, 5}, 6);
+  /* l[::-3] = [7, 8] -> index 5 gets 7, index 2 gets 8 */
+  assert_int_equal(edgert_list_assign_strided(l, 5, -3, 2, (const int64_t[]){7, 8}, 2), 0);
+  assert_items(l, (const int64_t[]){10, 1, 8, 3, 30, 7}, 6);
+  /* items that point into the list itself: l[::2] = l[3:6] */
+  int64_t *d = edgert_list_data(l);
+  assert_int_equal(edgert_list_assign_strided(l, 0, 2, 3, d + 3, 3), 0);
+  assert_items(l, (const int64_t[]){3, 1, 30, 3, 7, 7}, 6);
+  assert_int_equal(edgert_list_assign_strided(l, 0, 2, 3, (const int64_t[]){1, 2}, 2),
+                   EDGERT_EINVAL);
+  assert_non_null(strstr(edgert_last_error(),
+                         "attempt to assign sequence of size 2 to extended slice of size 3"));
+  assert_int_equal(edgert_list_assign_strided(l, 0, 2, 4, (const int64_t[]){1, 2, 3, 4}, 4),
+                   EDGERT_ERANGE);
+  assert_int_equal(edgert_list_assign_strided(l, 0, 2, 1, NULL, 1), EDGERT_EINVAL);
+  assert_int_equal(edgert_list_assign_strided(l, 0, 0, 1, (const int64_t[]){1}, 1),
+                   EDGERT_EINVAL);
+  assert_items(l, (const int64_t[]){3, 1, 30, 3, 7, 7}, 6);
+  /* allowed while pinned: the length does not change */
+  edgert_list_pin(l);
+  assert_int_equal(edgert_list_assign_strided(l, 1, 2, 3, (const int64_t[]){0, 0, 0}, 3), 0);
+  assert_int_equal(edgert_list_unpin(l), 0);
+  assert_items(l, (const int64_t[]){3, 0, 30, 0, 7, 0}, 6);
+  edgert_list_free(l);
+  /* str items own fresh copies; the replaced ones are freed */
+  assert_int_equal(edgert_test_failalloc_install(), 0);
+  long live = edgert_test_failalloc_live();
+  edgert_list_t *s = setup_strs();
+  edgert_bytes_t nb[2] = {{"one", 3}, {"two", 3}};
+  assert_int_equal(edgert_list_assign_strided(s, 4, -4, 2, nb, 2), 0);
+  edgert_bytes_t *a = edgert_list_data(s);
+  assert_memory_equal(a[4].data, "one", 3);
+  assert_memory_equal(a[0].data, "two", 3);
+  assert_ptr_not_equal(a[4].data, nb[0].data);
+  edgert_list_free(s);
+  assert_int_equal(edgert_test_failalloc_live(), live);
+  edgert_test_failalloc_uninstall();
+}
+
+static void repeat_copies_in_place_and_checks_overflow(void **state) {
+  (void)state;
+  edgert_list_t *l = range_list(3);
+  assert_int_equal(edgert_list_repeat(l, 1), 0);
+  assert_items(l, (const int64_t[]){0, 1, 2}, 3);
+  assert_int_equal(edgert_list_repeat(l, 3), 0);
+  assert_items(l, (const int64_t[]){0, 1, 2, 0, 1, 2, 0, 1, 2}, 9);
+  assert_int_equal(edgert_list_repeat(l, SIZE_MAX / 2), EDGERT_ELIMIT);
+  assert_non_null(strstr(edgert_last_error(), "too many"));
+  assert_int_equal(edgert_list_repeat(l, SIZE_MAX), EDGERT_ELIMIT);
+  assert_int_equal(edgert_list_len(l), 9);
+  edgert_list_pin(l);
+  assert_int_equal(edgert_list_repeat(l, 2), EDGERT_EBUSY);
+  assert_int_equal(edgert_list_repeat(l, 0), EDGERT_EBUSY);
+  assert_int_equal(edgert_list_repeat(l, 1), 0);
+  assert_int_equal(edgert_list_unpin(l), 0);
+  assert_int_equal(edgert_list_repeat(l, 0), 0);
+  assert_int_equal(edgert_list_len(l), 0);
+  assert_int_equal(edgert_list_repeat(l, 1000), 0); /* empty stays empty */
+  assert_int_equal(edgert_list_len(l), 0);
+  assert_int_equal(edgert_list_repeat(NULL, 2), EDGERT_EINVAL);
+  edgert_list_free(l);
+  /* 5 items x 7: 35, each a copy (odd sizes exercise the doubling tail) */
+  edgert_list_t *m = range_list(5);
+  assert_int_equal(edgert_list_repeat(m, 7), 0);
+  assert_int_equal(edgert_list_len(m), 35);
+  const int64_t *a = edgert_list_data(m);
+  for (int i = 0; i < 35; i++)
+    assert_int_equal(a[i], i % 5);
+  edgert_list_free(m);
+  /* str items: every copy owns its data */
+  assert_int_equal(edgert_test_failalloc_install(), 0);
+  long live = edgert_test_failalloc_live();
+  edgert_list_t *s = setup_strs();
+  assert_int_equal(edgert_list_repeat(s, 2), 0);
+  edgert_bytes_t *b = edgert_list_data(s);
+  assert_int_equal(edgert_list_len(s), 10);
+  assert_ptr_not_equal(b[0].data, b[5].data);
+  assert_memory_equal(b[9].data, "abc", 3);
+  assert_int_equal(edgert_list_repeat(s, 0), 0);
+  assert_int_equal(edgert_list_memory(s) < 1000, 1);
+  edgert_list_free(s);
+  assert_int_equal(edgert_test_failalloc_live(), live);
   edgert_test_failalloc_uninstall();
 }
 
@@ -244,6 +439,10 @@ int main(void) {
       cmocka_unit_test(pinned_list_keeps_its_array_and_length),
       cmocka_unit_test(large_lists_waste_little_capacity),
       cmocka_unit_test(allocation_failures_change_nothing),
+      cmocka_unit_test(bool_lists_refuse_bytes_other_than_0_and_1_at_every_entry_point),
+      cmocka_unit_test(strided_delete_keeps_the_rest_in_order),
+      cmocka_unit_test(strided_assignment_replaces_in_index_order),
+      cmocka_unit_test(repeat_copies_in_place_and_checks_overflow),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
