@@ -14,13 +14,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+/* The branch hints, EDGERT__LIKELY and EDGERT__UNLIKELY, are defined once,
+ * in edgert/common.h, for the core and the binding alike. */
 #if defined(__GNUC__)
-#define EDGERT__LIKELY(x) __builtin_expect(!!(x), 1)
-#define EDGERT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define EDGERT__PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
-#define EDGERT__LIKELY(x) (x)
-#define EDGERT__UNLIKELY(x) (x)
 #define EDGERT__PRINTF(a, b)
 #endif
 
@@ -69,8 +67,6 @@ void edgert__free(void *ptr);
 char *edgert__strdup(const char *s);
 char *edgert__strndup(const char *s, size_t n);
 
-#endif /* EDGERT_INTERNAL_H */
-
 /*
  * fork.c: registers (once) libedgert's pthread_atfork handlers, which keep
  * every lock of the core usable in the child of a fork(). Each part with a
@@ -110,3 +106,5 @@ typedef void (*edgert__tramp_t)(void *fn, void **args, void *ret);
 int edgert__guarded_invoke(edgert__tramp_t tramp, void *fn, void **args,
                            void *ret, const char *function,
                            const char *module);
+
+#endif /* EDGERT_INTERNAL_H */
