@@ -57,13 +57,9 @@
 enum { ACTIVE = 0, QUARANTINED = 1, CLEARED = 2 };
 
 #if defined(__GNUC__)
-#define EDGERT_PY_LIKELY(x) __builtin_expect(!!(x), 1)
-#define EDGERT_PY_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define EDGERT_PY_INLINE inline __attribute__((always_inline))
 #define EDGERT_PY_COLD __attribute__((noinline, cold))
 #else
-#define EDGERT_PY_LIKELY(x) (x)
-#define EDGERT_PY_UNLIKELY(x) (x)
 #define EDGERT_PY_INLINE inline
 #define EDGERT_PY_COLD
 #endif
@@ -158,7 +154,7 @@ static inline PyObject *invoke_reference(KernelObject *self,
                                          PyObject *const *args,
                                          Py_ssize_t nargs) {
   vectorcallfunc vc = PyVectorcall_Function(self->reference);
-  if (EDGERT_PY_LIKELY(vc != NULL))
+  if (EDGERT__LIKELY(vc != NULL))
     return vc(self->reference, args, (size_t)nargs, NULL);
   return PyObject_Vectorcall(self->reference, args, (size_t)nargs, NULL);
 }
@@ -231,7 +227,7 @@ static EDGERT_PY_INLINE PyObject *guard_miss(KernelObject *self,
                                               Py_ssize_t nargs,
                                               uint64_t number) {
   count(self, &self->guard_misses);
-  if (EDGERT_PY_UNLIKELY(debug_enabled())) {
+  if (EDGERT__UNLIKELY(debug_enabled())) {
     PyObject *shapes = edgert_py_describe_args(args, nargs);
     if (shapes != NULL) {
       edgert_py_log(&nexus_log, EDGERT_PY_DEBUG,
@@ -573,7 +569,7 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
   if (p.bound) {
     int missed = 0;
     r = edgert_py_bound_call(compiled, args, nargs, &missed);
-    if (EDGERT_PY_UNLIKELY(r == NULL) && missed) {
+    if (EDGERT__UNLIKELY(r == NULL) && missed) {
       Py_DECREF(compiled);
       return guard_miss(self, args, nargs, number);
     }
@@ -581,7 +577,7 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
     r = PyObject_Vectorcall(compiled, args, nargs, NULL);
   }
   Py_DECREF(compiled);
-  if (EDGERT_PY_UNLIKELY(r == NULL)) {
+  if (EDGERT__UNLIKELY(r == NULL)) {
     leave_buffers(NULL, before, args); /* the kernel's error stays set */
     return compiled_failed(self, args, nargs, number);
   }
@@ -620,7 +616,7 @@ static EDGERT_PY_COLD PyObject *keyword_call(KernelObject *self,
   Py_END_CRITICAL_SECTION();
   if (gone)
     return NULL;
-  if (miss && EDGERT_PY_UNLIKELY(debug_enabled()))
+  if (miss && EDGERT__UNLIKELY(debug_enabled()))
     edgert_py_log(&nexus_log, EDGERT_PY_DEBUG,
                   "kernel '%U' version %llu: guard miss: keyword arguments %R; "
                   "calling the reference",
@@ -652,23 +648,23 @@ static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
                                    size_t nargsf, PyObject *kwnames) {
   KernelObject *self = (KernelObject *)op;
   Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-  if (EDGERT_PY_UNLIKELY(kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0))
+  if (EDGERT__UNLIKELY(kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0))
     return keyword_call(self, args, nargsf, kwnames);
   int active, validate = 0;
   pick_t p = {NULL, 0, 0, 0};
   Py_BEGIN_CRITICAL_SECTION(self);
   self->calls++;
-  active = self->state == ACTIVE && EDGERT_PY_LIKELY(edgert_process_healthy(NULL));
-  if (EDGERT_PY_LIKELY(active)) {
+  active = self->state == ACTIVE && EDGERT__LIKELY(edgert_process_healthy(NULL));
+  if (EDGERT__LIKELY(active)) {
     /* every validate_every-th call the compiled side serves is validated */
-    validate = EDGERT_PY_UNLIKELY(self->validate_every != 0) &&
+    validate = EDGERT__UNLIKELY(self->validate_every != 0) &&
                (self->compiled + 1) % self->validate_every == 0;
     pick_current(self, &p);
   }
   Py_END_CRITICAL_SECTION();
-  if (EDGERT_PY_UNLIKELY(!active))
+  if (EDGERT__UNLIKELY(!active))
     return quarantined_call(self, args, nargs);
-  if (EDGERT_PY_UNLIKELY(validate))
+  if (EDGERT__UNLIKELY(validate))
     return validated_call(self, args, nargs, p);
   int served;
   return compiled_call(self, args, nargs, NULL, p, &served);
