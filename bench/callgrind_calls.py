@@ -2,12 +2,14 @@
 counted by valgrind's callgrind (repeatable where wall-clock timings on a
 shared machine are not).
 
-    python3 bench/callgrind_calls.py [N]
+    python3 bench/callgrind_calls.py [N] [WORD]   (WORD: only the rows naming it)
 
 Runs the set-up alone, then each statement N times (default 20000), under
 `valgrind --tool=callgrind` and prints (Ir(statement) - Ir(set-up)) / N: the
 instructions one call costs, the timeit loop's own included (the same few for
-both sides), with PYTHONHASHSEED=0 so dict lookups repeat. Contracts keep the GIL, as the bench's "GIL held" rows. Needs a build (PYTHONPATH=<build>/py, EDGERT_BUILD_DIR=<build>).
+both sides), with PYTHONHASHSEED=0 so dict lookups repeat. Contracts keep
+the GIL, as the bench's "GIL held" rows. Needs a build (PYTHONPATH=<build>/py,
+EDGERT_BUILD_DIR=<build>).
 """
 from __future__ import annotations
 
@@ -74,15 +76,19 @@ def instructions(stmt: str, n: int) -> int:
 
 def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+    word = sys.argv[2] if len(sys.argv) > 2 else ""
     ir = {}
     base = instructions("pass", 0)
     for name, stmt in CASES:
+        if word not in name:
+            continue
         ir[name] = (instructions(stmt, n) - base) / n
         print(f"{name:36s} {ir[name]:8.1f} Ir/call", flush=True)
     for a, b in (("bound add(1.0, 2.0)", "floor add(1.0, 2.0)"),
                  ("bound inc(41)", "floor inc(41)"), ("bound noop()", "floor noop()"),
                  ("bound mix5(1, 2.0, 3.0, 4, 5)", "floor mix5(1, 2.0, 3.0, 4, 5)")):
-        print(f"{a} / {b}: {ir[a] / ir[b]:.3f}x")
+        if a in ir and b in ir:
+            print(f"{a} / {b}: {ir[a] / ir[b]:.3f}x")
     return 0
 
 
