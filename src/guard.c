@@ -1126,6 +1126,8 @@ int edgert_guard_call(edgert_func_t *fn, void **args, void *ret, edgert_guard_re
     policy = &defaults;
   if (fn == NULL)
     return edgert__error(EDGERT_EINVAL, "edgert_guard_call: fn is NULL");
+  if (args == NULL && edgert_func_contract(fn)->nargs > 0)
+    return edgert__error(EDGERT_EINVAL, "edgert_guard_call: args is NULL");
   const char *name = edgert_func_name(fn);
   const char *problem = edgert_guard_option_problem(policy->strict, policy->fallback_enabled,
                                                     ref != NULL, policy->tolerance);

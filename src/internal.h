@@ -14,13 +14,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+/* The branch hints, EDGERT__LIKELY and EDGERT__UNLIKELY, are defined once,
+ * in edgert/common.h, for the core and the binding alike. */
 #if defined(__GNUC__)
-#define EDGERT__LIKELY(x) __builtin_expect(!!(x), 1)
-#define EDGERT__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define EDGERT__PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
-#define EDGERT__LIKELY(x) (x)
-#define EDGERT__UNLIKELY(x) (x)
 #define EDGERT__PRINTF(a, b)
 #endif
 
@@ -69,18 +67,6 @@ void edgert__free(void *ptr);
 char *edgert__strdup(const char *s);
 char *edgert__strndup(const char *s, size_t n);
 
-/* sign.c: parses an RFC 3339 UTC time in the one form
- * "YYYY-MM-DDTHH:MM:SSZ" (a real calendar date, hour < 24, minute and second
- * < 60) into seconds since the epoch. Returns 0, or -1 (no message set). */
-int edgert__rfc3339_parse(const char *text, int64_t *seconds);
-
-/* types.c: the one bool rule. A bool item is the byte 0 or 1. Checks n
- * items `stride` bytes apart; 0, or EDGERT_EINVAL with a message
- * "<who>: a bool is 0 or 1, not 7 (item 3)" naming the first bad one. */
-int edgert__bool_items(const void *items, size_t n, size_t stride, const char *who);
-
-#endif /* EDGERT_INTERNAL_H */
-
 /*
  * fork.c: registers (once) libedgert's pthread_atfork handlers, which keep
  * every lock of the core usable in the child of a fork(). Each part with a
@@ -120,3 +106,15 @@ typedef void (*edgert__tramp_t)(void *fn, void **args, void *ret);
 int edgert__guarded_invoke(edgert__tramp_t tramp, void *fn, void **args,
                            void *ret, const char *function,
                            const char *module);
+
+/* sign.c: parses an RFC 3339 UTC time in the one form
+ * "YYYY-MM-DDTHH:MM:SSZ" (a real calendar date, hour < 24, minute and second
+ * < 60) into seconds since the epoch. Returns 0, or -1 (no message set). */
+int edgert__rfc3339_parse(const char *text, int64_t *seconds);
+
+/* types.c: the one bool rule. A bool item is the byte 0 or 1. Checks n
+ * items `stride` bytes apart; 0, or EDGERT_EINVAL with a message
+ * "<who>: a bool is 0 or 1, not 7 (item 3)" naming the first bad one. */
+int edgert__bool_items(const void *items, size_t n, size_t stride, const char *who);
+
+#endif /* EDGERT_INTERNAL_H */

@@ -17,6 +17,14 @@
  * "c_size_t" for EDGERT_CT_ULONG, "c_ssize_t" for EDGERT_CT_LONG, as the
  * article's `['LP_c_float', 'c_size_t']` requires. docs/abi.md has the table.
  */
+/*
+ * The NULL rule (every edgert header, docs/c-api.md): passing NULL where a
+ * pointer is required returns EDGERT_EINVAL with a message naming the
+ * function and the argument; a function that returns a pointer returns NULL,
+ * one that returns a count, size or flag returns 0; *_free, *_release and
+ * void functions given a NULL handle do nothing. Arguments documented as
+ * optional (an out-parameter such as `err`, a NULL `opts`) are not required.
+ */
 #ifndef EDGERT_ABI_H
 #define EDGERT_ABI_H
 

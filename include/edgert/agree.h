@@ -19,6 +19,14 @@
  * Header only (static inline, no state): C hosts and the binding compile
  * the same rule.
  */
+/*
+ * The NULL rule (every edgert header, docs/c-api.md): passing NULL where a
+ * pointer is required returns EDGERT_EINVAL with a message naming the
+ * function and the argument; a function that returns a pointer returns NULL,
+ * one that returns a count, size or flag returns 0; *_free, *_release and
+ * void functions given a NULL handle do nothing. Arguments documented as
+ * optional (an out-parameter such as `err`, a NULL `opts`) are not required.
+ */
 #ifndef EDGERT_AGREE_H
 #define EDGERT_AGREE_H
 

@@ -6,6 +6,14 @@
  * returns 0 on success or one of the negative EDGERT_E* codes below, and
  * leaves a message for the calling thread that edgert_last_error() reads.
  */
+/*
+ * The NULL rule (every edgert header, docs/c-api.md): passing NULL where a
+ * pointer is required returns EDGERT_EINVAL with a message naming the
+ * function and the argument; a function that returns a pointer returns NULL,
+ * one that returns a count, size or flag returns 0; *_free, *_release and
+ * void functions given a NULL handle do nothing. Arguments documented as
+ * optional (an out-parameter such as `err`, a NULL `opts`) are not required.
+ */
 #ifndef EDGERT_COMMON_H
 #define EDGERT_COMMON_H
 
@@ -20,6 +28,16 @@ extern "C" {
 #define EDGERT_EXTERN __attribute__((visibility("default")))
 #else
 #define EDGERT_EXTERN
+#endif
+
+/* Branch hints for hot paths, the one spelling the core and the binding
+ * use (internal to edgert: the double underscore says not API). */
+#if defined(__GNUC__)
+#define EDGERT__LIKELY(x) __builtin_expect(!!(x), 1)
+#define EDGERT__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define EDGERT__LIKELY(x) (x)
+#define EDGERT__UNLIKELY(x) (x)
 #endif
 
 #define EDGERT_VERSION_MAJOR 0

@@ -25,6 +25,14 @@
  * edgert_list_pin say what they do instead. Pointers documented as
  * optional, and `items` when n is 0, may be NULL.
  */
+/*
+ * The NULL rule (every edgert header, docs/c-api.md): passing NULL where a
+ * pointer is required returns EDGERT_EINVAL with a message naming the
+ * function and the argument; a function that returns a pointer returns NULL,
+ * one that returns a count, size or flag returns 0; *_free, *_release and
+ * void functions given a NULL handle do nothing. Arguments documented as
+ * optional (an out-parameter such as `err`, a NULL `opts`) are not required.
+ */
 #ifndef EDGERT_LIST_H
 #define EDGERT_LIST_H
 

@@ -57,7 +57,6 @@ static PyObject *str_keys; /* "keys", interned */
 
 #define TD_CHECK(o) PyObject_TypeCheck((o), &EdgertPy_TypedDictType)
 #define STACKBUF 256
-#define LIKELY(x) __builtin_expect(!!(x), 1)
 
 static int need_core(TypedDictObject *self) {
   if (self->d == NULL) {
@@ -300,7 +299,7 @@ EDGERT_PY_LOCKED(PyObject *, td_subscript, self,
                  (TypedDictObject *self, PyObject *key),
                  (self, key))
 static PyObject *td_subscript_locked(TypedDictObject *self, PyObject *key) {
-  if (LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->view != NULL &&
+  if (EDGERT__LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->view != NULL &&
              !self->use_ring)) {
     int64_t k;
     void *v = edgert_py_exact_int64(key, &k) ? edgert_dict_find_i64_inline(self->view, k) : NULL;
@@ -430,7 +429,7 @@ EDGERT_PY_LOCKED(int, td_ass_subscript, self,
                  (self, key, value))
 static int td_ass_subscript_locked(TypedDictObject *self, PyObject *key, PyObject *value) {
   int64_t k;
-  if (LIKELY(self->int_float && value != NULL && PyLong_CheckExact(key) &&
+  if (EDGERT__LIKELY(self->int_float && value != NULL && PyLong_CheckExact(key) &&
              PyFloat_CheckExact(value) && edgert_py_exact_int64(key, &k))) {
     /* td[int] = float in one probe: the inline probe finds the value, or
      * the slot a new key goes to. */
@@ -454,7 +453,7 @@ static int td_ass_subscript_locked(TypedDictObject *self, PyObject *key, PyObjec
 
 EDGERT_PY_LOCKED(int, td_contains, self, (TypedDictObject *self, PyObject *key), (self, key))
 static int td_contains_locked(TypedDictObject *self, PyObject *key) {
-  if (LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->view != NULL &&
+  if (EDGERT__LIKELY(self->k.kind == EDGERT_KIND_INT64 && PyLong_CheckExact(key) && self->view != NULL &&
              !self->use_ring)) {
     int64_t k;
     return edgert_py_exact_int64(key, &k) && edgert_dict_find_i64_inline(self->view, k) != NULL;

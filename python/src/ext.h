@@ -3,18 +3,27 @@
  *
  * The extension is thin: it parses arguments, owns core handles inside Python
  * objects, releases the GIL around long calls and translates core errors in
- * exactly one place (errors.c). One file per part of the core:
- *   module.c      module init, calls each part's init below
- *   errors.c      exception types, edgert_py_raise(), the builders of
- *                 CompiledModeFailure and FallbackMismatchError
- *   log.c         cached-level logging through Python's logging module
- *   loader.c      ModuleLoader, bound functions, argument conversion
- *   manifest.c    ABI contracts and the manifest reader (parse_manifest)
- *   guard.c       ExplicitFallback (drives edgert/guard_policy.h) and the crash guard's host probe
- *   containers.c  TypedDict, TypedList, register_type
- *   nexus.c       Nexus and kernel handles
- *   sign.c        KeySet and signed manifests (edgert.signing)
- * pycompat.h holds the differences between CPython versions.
+ * exactly one place (errors.c). The files of python/src, one per part of
+ * the core where there is one (guard.c <-> src/guard.c, nexus.c <->
+ * src/nexus.c):
+ *   ext.h              what the files share (this index)
+ *   pycompat.h         the differences between CPython versions
+ *   module.c           module init, calls each part's init below
+ *   errors.c           exception types, edgert_py_raise(), the builders of
+ *                      CompiledModeFailure and FallbackMismatchError
+ *   log.c              cached-level logging through Python's logging module
+ *   conv.h, conv.c     the conversion table: one setter and getter per C type
+ *   func.h, func.c     the module handle and the bound function (the call path)
+ *   loader.c           ModuleLoader, contracts from Python
+ *   manifest.c         ABI contracts and the manifest reader (parse_manifest)
+ *   guard.c            ExplicitFallback (drives edgert/guard_policy.h) and the
+ *                      crash guard's host probe
+ *   compare.c          the result comparison and argument snapshots
+ *   containers.c       TypedDict/TypedList shared parts, register_type
+ *   containers_list.c  TypedList
+ *   containers_dict.c  TypedDict
+ *   nexus.c            Nexus and kernel handles (drives edgert/nexus_policy.h)
+ *   sign.c             KeySet and signed manifests (edgert.signing)
  */
 #ifndef EDGERT_PY_EXT_H
 #define EDGERT_PY_EXT_H

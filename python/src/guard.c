@@ -35,14 +35,6 @@
 
 #include <string.h>
 
-#if defined(__GNUC__)
-#define EDGERT__LIKELY(x) __builtin_expect(!!(x), 1)
-#define EDGERT__UNLIKELY(x) __builtin_expect(!!(x), 0)
-#else
-#define EDGERT__LIKELY(x) (x)
-#define EDGERT__UNLIKELY(x) (x)
-#endif
-
 static edgert_py_logger_t fb_log;
 
 /* Which counter block of the core this host updates (edgert/guard_policy.h):

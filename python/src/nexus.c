@@ -61,13 +61,9 @@
 enum { ACTIVE = EDGERT_NEXUS_ACTIVE, QUARANTINED = EDGERT_NEXUS_QUARANTINED };
 
 #if defined(__GNUC__)
-#define EDGERT_PY_LIKELY(x) __builtin_expect(!!(x), 1)
-#define EDGERT_PY_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define EDGERT_PY_INLINE inline __attribute__((always_inline))
 #define EDGERT_PY_COLD __attribute__((noinline, cold))
 #else
-#define EDGERT_PY_LIKELY(x) (x)
-#define EDGERT_PY_UNLIKELY(x) (x)
 #define EDGERT_PY_INLINE inline
 #define EDGERT_PY_COLD
 #endif
@@ -157,7 +153,7 @@ static inline PyObject *invoke_reference(KernelObject *self,
                                          PyObject *const *args,
                                          Py_ssize_t nargs) {
   vectorcallfunc vc = PyVectorcall_Function(self->reference);
-  if (EDGERT_PY_LIKELY(vc != NULL))
+  if (EDGERT__LIKELY(vc != NULL))
     return vc(self->reference, args, (size_t)nargs, NULL);
   return PyObject_Vectorcall(self->reference, args, (size_t)nargs, NULL);
 }
@@ -224,7 +220,7 @@ static EDGERT_PY_INLINE PyObject *guard_miss(KernelObject *self,
   Py_BEGIN_CRITICAL_SECTION(self);
   edgert_nexus_policy_guard_miss(&self->pol, claimed);
   Py_END_CRITICAL_SECTION();
-  if (EDGERT_PY_UNLIKELY(debug_enabled())) {
+  if (EDGERT__UNLIKELY(debug_enabled())) {
     PyObject *shapes = edgert_py_describe_args(args, nargs);
     if (shapes != NULL) {
       edgert_py_log(&nexus_log, EDGERT_PY_DEBUG,
@@ -548,12 +544,12 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
   PyObject *compiled = p.compiled;
   uint64_t number = p.number;
   *served = 0;
-  double t0 = EDGERT_PY_UNLIKELY(p.sample) ? now_ns() : 0.0;
+  double t0 = EDGERT__UNLIKELY(p.sample) ? now_ns() : 0.0;
   PyObject *r;
   if (p.bound) {
     int missed = 0;
     r = edgert_py_bound_call(compiled, args, nargs, &missed);
-    if (EDGERT_PY_UNLIKELY(r == NULL) && missed) {
+    if (EDGERT__UNLIKELY(r == NULL) && missed) {
       Py_DECREF(compiled);
       return guard_miss(self, args, nargs, number, claimed);
     }
@@ -561,12 +557,12 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
     r = PyObject_Vectorcall(compiled, args, nargs, NULL);
   }
   Py_DECREF(compiled);
-  if (EDGERT_PY_UNLIKELY(r == NULL)) {
+  if (EDGERT__UNLIKELY(r == NULL)) {
     leave_buffers(NULL, before, args); /* the kernel's error stays set */
     return compiled_failed(self, args, nargs, number, claimed);
   }
   Py_BEGIN_CRITICAL_SECTION(self);
-  if (EDGERT_PY_UNLIKELY(p.sample))
+  if (EDGERT__UNLIKELY(p.sample))
     lat_record(&self->clat, now_ns() - t0);
   edgert_nexus_policy_served(&self->pol, number, claimed);
   Py_END_CRITICAL_SECTION();
@@ -598,7 +594,7 @@ static EDGERT_PY_COLD PyObject *keyword_call(KernelObject *self,
   Py_END_CRITICAL_SECTION();
   if (gone)
     return NULL;
-  if (miss && EDGERT_PY_UNLIKELY(debug_enabled()))
+  if (miss && EDGERT__UNLIKELY(debug_enabled()))
     edgert_py_log(&nexus_log, EDGERT_PY_DEBUG,
                   "kernel '%U' version %llu: guard miss: keyword arguments %R; "
                   "calling the reference",
@@ -633,18 +629,18 @@ static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
                                    size_t nargsf, PyObject *kwnames) {
   KernelObject *self = (KernelObject *)op;
   Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-  if (EDGERT_PY_UNLIKELY(kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0))
+  if (EDGERT__UNLIKELY(kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0))
     return keyword_call(self, args, nargsf, kwnames);
   edgert_nexus_route_t route;
   pick_t p = {NULL, 0, 0, 0};
   int healthy = edgert_process_healthy(NULL);
   Py_BEGIN_CRITICAL_SECTION(self);
   route = edgert_nexus_policy_enter(&self->pol, healthy);
-  if (EDGERT_PY_LIKELY(route == EDGERT_NEXUS_ROUTE_COMPILED ||
+  if (EDGERT__LIKELY(route == EDGERT_NEXUS_ROUTE_COMPILED ||
                        route == EDGERT_NEXUS_ROUTE_VALIDATE))
     pick_current(self, &p);
   Py_END_CRITICAL_SECTION();
-  if (EDGERT_PY_LIKELY(route == EDGERT_NEXUS_ROUTE_COMPILED)) {
+  if (EDGERT__LIKELY(route == EDGERT_NEXUS_ROUTE_COMPILED)) {
     int served;
     return compiled_call(self, args, nargs, NULL, p, 0, &served);
   }

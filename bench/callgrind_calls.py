@@ -1,0 +1,96 @@
+"""Instructions per call of the loader's bound calls and the floor extension,
+counted by valgrind's callgrind (repeatable where wall-clock timings on a
+shared machine are not).
+
+    python3 bench/callgrind_calls.py [N] [WORD]   (WORD: only the rows naming it)
+
+Runs the set-up alone, then each statement N times (default 20000), under
+`valgrind --tool=callgrind` and prints (Ir(statement) - Ir(set-up)) / N: the
+instructions one call costs, the timeit loop's own included (the same few for
+both sides), with PYTHONHASHSEED=0 so dict lookups repeat. Contracts keep
+the GIL, as the bench's "GIL held" rows. Needs a build (PYTHONPATH=<build>/py,
+EDGERT_BUILD_DIR=<build>).
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import common  # noqa: E402
+
+CHILD = r"""
+import ctypes as C, sys, timeit
+sys.path.insert(0, {bdir!r})
+import floor_ext
+from edgert import ABIContract, ModuleLoader
+floor_ext.init({kpath!r})
+held = ModuleLoader().load({kpath!r}, [
+    ABIContract("add", [C.c_double, C.c_double], C.c_double, release_gil=False),
+    ABIContract("inc", [C.c_int64], C.c_int64, release_gil=False),
+    ABIContract("noop", [], None, release_gil=False),
+    ABIContract("mix5", [C.c_int32, C.c_double, C.c_float, C.c_int64, C.c_uint8], C.c_double,
+                release_gil=False),
+    ABIContract("seven", [C.c_int32] * 7, C.c_int32, release_gil=False)])
+g = {{"floor": floor_ext, "held": held}}
+for n in ("add", "inc", "noop", "mix5", "seven"):
+    g[n] = held.function(n)
+timeit.Timer({stmt!r}, globals=g).timeit({n})
+"""
+
+CASES = [
+    ("bound add(1.0, 2.0)", "add(1.0, 2.0)"),
+    ("floor add(1.0, 2.0)", "floor.add(1.0, 2.0)"),
+    ("bound inc(41)", "inc(41)"),
+    ("floor inc(41)", "floor.inc(41)"),
+    ("bound noop()", "noop()"),
+    ("floor noop()", "floor.noop()"),
+    ('loader.call("add", 1.0, 2.0)', 'held.call("add", 1.0, 2.0)'),
+    ("bound mix5(1, 2.0, 3.0, 4, 5)", "mix5(1, 2.0, 3.0, 4, 5)"),
+    ("floor mix5(1, 2.0, 3.0, 4, 5)", "floor.mix5(1, 2.0, 3.0, 4, 5)"),
+    ("bound seven(1, 2, 3, 4, 5, 6, 7)", "seven(1, 2, 3, 4, 5, 6, 7)"),
+]
+
+
+def instructions(stmt: str, n: int) -> int:
+    bdir = common.build_dir() / "bench"
+    code = CHILD.format(bdir=str(bdir), kpath=str(bdir / "libbenchk.so"), stmt=stmt, n=n)
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "cg.out")
+        r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                            sys.executable, "-c", code], capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONHASHSEED="0"))
+        if r.returncode != 0:
+            raise SystemExit(f"valgrind failed for {stmt}:\n{r.stderr[-2000:]}")
+        m = re.search(r"^summary:\s+(\d+)", open(out).read(), re.M)
+        if m is None:
+            raise SystemExit("no summary line in the callgrind output")
+        return int(m.group(1))
+
+
+def main() -> int:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
+    word = sys.argv[2] if len(sys.argv) > 2 else ""
+    ir = {}
+    base = instructions("pass", 0)
+    for name, stmt in CASES:
+        if word not in name:
+            continue
+        ir[name] = (instructions(stmt, n) - base) / n
+        print(f"{name:36s} {ir[name]:8.1f} Ir/call", flush=True)
+    for a, b in (("bound add(1.0, 2.0)", "floor add(1.0, 2.0)"),
+                 ("bound inc(41)", "floor inc(41)"), ("bound noop()", "floor noop()"),
+                 ("bound mix5(1, 2.0, 3.0, 4, 5)", "floor mix5(1, 2.0, 3.0, 4, 5)")):
+        if a in ir and b in ir:
+            print(f"{a} / {b}: {ir[a] / ir[b]:.3f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,838 @@
+/*
+ * conv.c: the conversion table (conv.h), one setter and one getter per
+ * edgert_ctype_t, and the messages of refused arguments.
+ *
+ * Invariants:
+ * - Conversion is strict and lossless, done in C per contract type: ints
+ *   must fit, floats take ints only when exactly representable, a bool is
+ *   True, False, 0 or 1, strings and buffers are checked for what the C side
+ *   will read (NUL-free, contiguous, items of the pointee's kind and size).
+ * - A kernel never gets a pointer into a Python object's storage for a
+ *   string: c_char_p and c_wchar_p get private NUL-terminated copies (the
+ *   call frame's small area, or the heap), so a kernel that writes through
+ *   its char * changes no bytes object (b"a" is one object process-wide).
+ *   Pointer arguments (POINTER(t), c_void_p) are buffers, passed as they are.
+ * - Every integer setter takes an exact int of one digit without a call
+ *   (its own fast lane), before the general path.
+ */
+#include "conv.h"
+
+#include <float.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <wchar.h>
+
+/* ---- helpers ------------------------------------------------------------- */
+
+void conv_hold_release(conv_hold_t *h) {
+  for (unsigned i = 0; i < h->used; i++) {
+    if (h->held[i] == 1)
+      PyBuffer_Release(&h->views[i]);
+    else if (h->held[i] == 2)
+      PyMem_Free(h->heap[i]);
+  }
+}
+
+/* Space for argument i's private copy of `size` bytes aligned to `align` (a
+ * power of two): in the frame's small area while it fits, else on the heap
+ * (released by hold_release). NULL with MemoryError set. */
+static void *hold_space(conv_hold_t *h, unsigned i, size_t size, size_t align) {
+  size_t at = (h->top + align - 1) & ~(align - 1);
+  if (at <= CV_SMALL && size <= CV_SMALL - at) {
+    h->top = at + size;
+    return h->small + at;
+  }
+  void *p = size <= (size_t)PY_SSIZE_T_MAX ? PyMem_Malloc(size) : NULL;
+  if (p == NULL) {
+    PyErr_NoMemory();
+    return NULL;
+  }
+  h->heap[i] = p;
+  h->held[i] = 2;
+  return p;
+}
+
+static int cv_fail(conv_err_t *e, int kind, unsigned i, PyObject *o) {
+  e->kind = kind;
+  e->index = i;
+  e->obj = o;
+  return kind;
+}
+
+static int is_numpy_scalar(PyObject *o, const char *prefix) {
+  const char *n = Py_TYPE(o)->tp_name;
+  size_t k = strlen(prefix);
+  return strncmp(n, "numpy.", 6) == 0 && strncmp(n + 6, prefix, k) == 0;
+}
+
+/* An int (or __index__ object) as a Python int: new reference in *out, or
+ * CV_TYPE / CV_PYERR. Floats, str, bytes are refused. */
+static int as_pyint(PyObject *o, PyObject **out) {
+  if (PyLong_Check(o)) {
+    Py_INCREF(o);
+    *out = o;
+    return CV_OK;
+  }
+  if (PyFloat_Check(o) || PyUnicode_Check(o) || PyBytes_Check(o) ||
+      Py_TYPE(o)->tp_as_number == NULL || Py_TYPE(o)->tp_as_number->nb_index == NULL)
+    return CV_TYPE;
+  PyObject *r = PyNumber_Index(o);
+  if (r == NULL)
+    return CV_PYERR;
+  *out = r;
+  return CV_OK;
+}
+
+/* Signed integer in [lo, hi]. */
+static int cv_signed(PyObject *o, long long lo, long long hi, int64_t *out) {
+  PyObject *n;
+  int rc = as_pyint(o, &n);
+  if (rc != CV_OK)
+    return rc;
+  int ovf = 0;
+  long long v = PyLong_AsLongLongAndOverflow(n, &ovf);
+  Py_DECREF(n);
+  if (ovf != 0 || v < lo || v > hi)
+    return CV_OVERFLOW;
+  if (v == -1 && PyErr_Occurred())
+    return CV_PYERR;
+  *out = v;
+  return CV_OK;
+}
+
+/* Unsigned integer in [0, hi]. */
+static int cv_unsigned(PyObject *o, unsigned long long hi, uint64_t *out) {
+  PyObject *n;
+  int rc = as_pyint(o, &n);
+  if (rc != CV_OK)
+    return rc;
+  int ovf = 0;
+  long long v = PyLong_AsLongLongAndOverflow(n, &ovf);
+  unsigned long long u;
+  if (ovf == 0) {
+    if (v == -1 && PyErr_Occurred()) {
+      Py_DECREF(n);
+      return CV_PYERR;
+    }
+    if (v < 0) {
+      Py_DECREF(n);
+      return CV_OVERFLOW;
+    }
+    u = (unsigned long long)v;
+  } else if (ovf < 0 || _PyLong_NumBits(n) > 64) {
+    Py_DECREF(n);
+    return CV_OVERFLOW;
+  } else {
+    u = PyLong_AsUnsignedLongLong(n);
+    if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+      Py_DECREF(n);
+      return CV_PYERR;
+    }
+  }
+  Py_DECREF(n);
+  if (u > hi)
+    return CV_OVERFLOW;
+  *out = u;
+  return CV_OK;
+}
+
+/* A float argument as double: float (and subclasses), numpy floating
+ * scalars, or an int exactly representable as a double. */
+static int cv_double(PyObject *o, double *out) {
+  if (PyFloat_Check(o)) {
+    *out = PyFloat_AS_DOUBLE(o);
+    return CV_OK;
+  }
+  if (PyLong_Check(o)) {
+    int ovf = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &ovf);
+    if (ovf == 0) {
+      if (v == -1 && PyErr_Occurred())
+        return CV_PYERR;
+      double d = (double)v;
+      /* exact iff it converts back to the same integer */
+      if (d >= 9223372036854775808.0 || (long long)d != v)
+        return CV_OVERFLOW;
+      *out = d;
+      return CV_OK;
+    }
+    if (_PyLong_NumBits(o) > 1024)
+      return CV_OVERFLOW;
+    double d = PyLong_AsDouble(o);
+    if (d == -1.0 && PyErr_Occurred())
+      return CV_PYERR;
+    PyObject *back = PyLong_FromDouble(d);
+    if (back == NULL)
+      return CV_PYERR;
+    int eq = PyObject_RichCompareBool(back, o, Py_EQ);
+    Py_DECREF(back);
+    if (eq < 0)
+      return CV_PYERR;
+    if (!eq)
+      return CV_OVERFLOW;
+    *out = d;
+    return CV_OK;
+  }
+  if (is_numpy_scalar(o, "float") || is_numpy_scalar(o, "half") ||
+      is_numpy_scalar(o, "longdouble") || is_numpy_scalar(o, "double") ||
+      is_numpy_scalar(o, "single")) {
+    double d = PyFloat_AsDouble(o);
+    if (d == -1.0 && PyErr_Occurred())
+      return CV_PYERR;
+    *out = d;
+    return CV_OK;
+  }
+  return CV_TYPE;
+}
+
+/* Buffer item kinds. */
+enum { K_NONE = 0, K_SIGNED, K_UNSIGNED, K_FLOAT, K_BOOL, K_CHAR, K_WCHAR, K_PTR };
+
+static int code_kind(edgert_ctype_t c) {
+  switch (c) {
+  case EDGERT_CT_BYTE:
+  case EDGERT_CT_SHORT:
+  case EDGERT_CT_INT:
+  case EDGERT_CT_LONG:
+  case EDGERT_CT_LONGLONG:
+    return K_SIGNED;
+  case EDGERT_CT_UBYTE:
+  case EDGERT_CT_USHORT:
+  case EDGERT_CT_UINT:
+  case EDGERT_CT_ULONG:
+  case EDGERT_CT_ULONGLONG:
+    return K_UNSIGNED;
+  case EDGERT_CT_FLOAT:
+  case EDGERT_CT_DOUBLE:
+  case EDGERT_CT_LONGDOUBLE:
+    return K_FLOAT;
+  case EDGERT_CT_BOOL:
+    return K_BOOL;
+  case EDGERT_CT_CHAR:
+    return K_CHAR;
+  case EDGERT_CT_WCHAR:
+    return K_WCHAR;
+  case EDGERT_CT_CHAR_P:
+  case EDGERT_CT_WCHAR_P:
+  case EDGERT_CT_VOID_P:
+  case EDGERT_CT_POINTER:
+    return K_PTR;
+  default:
+    return K_NONE;
+  }
+}
+
+/* The kind of a buffer's items, read by the core's one format parser
+ * (edgert_buffer_item_parse: "f", "<f", "=f", "@l", "<q", "&<f"), or K_NONE
+ * for anything that is not one scalar item of the host's byte order. */
+static int format_kind(const char *f, Py_ssize_t itemsize) {
+  edgert_buffer_item_t it;
+  if (itemsize < 0 || edgert_buffer_item_parse(f, (size_t)itemsize, &it) != 0)
+    return K_NONE;
+  switch (it.kind) {
+  case EDGERT_ITEM_SIGNED:
+    return K_SIGNED;
+  case EDGERT_ITEM_UNSIGNED:
+    return K_UNSIGNED;
+  case EDGERT_ITEM_FLOAT:
+    return K_FLOAT;
+  case EDGERT_ITEM_BOOL:
+    return K_BOOL;
+  case EDGERT_ITEM_CHAR:
+    return K_CHAR;
+  case EDGERT_ITEM_WCHAR:
+    return K_WCHAR;
+  case EDGERT_ITEM_POINTER:
+    return K_PTR;
+  default:
+    return K_NONE;
+  }
+}
+
+/* Whether a buffer of (kind, itemsize) holds items of pointer type t. */
+static int buffer_matches(const edgert_abi_type_t *t, int kind, Py_ssize_t itemsize) {
+  if (t->depth >= 2)
+    return kind == K_PTR && itemsize == (Py_ssize_t)sizeof(void *);
+  edgert_abi_type_t p = {t->pointee, EDGERT_CT_VOID, 0};
+  int want = code_kind(t->pointee);
+  Py_ssize_t size = (Py_ssize_t)edgert_abi_type_size(&p);
+  if (itemsize != size)
+    return 0;
+  if (want == K_CHAR) /* char data: bytes, bytearray, int8/uint8 arrays */
+    return kind == K_CHAR || kind == K_SIGNED || kind == K_UNSIGNED;
+  return kind == want;
+}
+
+static int cv_pointer(const edgert_abi_type_t *t, PyObject *o, unsigned i,
+                      edgert_value_t *v, conv_hold_t *h, conv_err_t *e) {
+  if (o == Py_None) {
+    v->p = NULL;
+    return CV_OK;
+  }
+  if (!PyObject_CheckBuffer(o))
+    return cv_fail(e, CV_TYPE, i, o);
+  Py_buffer *view = &h->views[i];
+  if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+    PyErr_Clear();
+    return cv_fail(e, CV_NOTCONTIG, i, o);
+  }
+  int kind = format_kind(view->format, view->itemsize);
+  if (!buffer_matches(t, kind, view->itemsize)) {
+    /* kept for the message (the view goes now); copied by hand, since
+     * snprintf costs more than the rest of a guard miss */
+    const char *f = view->format ? view->format : "B";
+    size_t k = 0;
+    for (; f[k] != '\0' && k + 1 < sizeof e->fmt; k++)
+      e->fmt[k] = f[k];
+    e->fmt[k] = '\0';
+    e->itemsize = view->itemsize;
+    PyBuffer_Release(view);
+    return cv_fail(e, CV_FORMAT, i, o);
+  }
+  h->held[i] = 1;
+  v->p = view->buf;
+  return CV_OK;
+}
+
+/* 1 if the magnitude m has at most LDBL_MANT_DIG significant bits (from its
+ * highest set bit to its lowest), so that a long double holds it exactly. */
+static int ldbl_holds_u64(unsigned long long m) {
+#if LDBL_MANT_DIG >= 64
+  (void)m;
+  return 1;
+#else
+  if (m == 0)
+    return 1;
+  while ((m & 1) == 0)
+    m >>= 1;
+  return (m >> LDBL_MANT_DIG) == 0;
+#endif
+}
+
+/* An int beyond 64 bits as a long double, exactly: CV_OVERFLOW unless it has
+ * at most LDBL_MANT_DIG significant bits and is below 2**LDBL_MAX_EXP (the
+ * largest finite long double). Such a magnitude is m * 2**s with m of at most
+ * LDBL_MANT_DIG (<= 128) bits, built from two 64-bit halves, each step exact. */
+static int ldbl_from_big_int(PyObject *o, int negative, long double *out) {
+  size_t nbits = _PyLong_NumBits(o); /* of |o| */
+  if (nbits == (size_t)-1 && PyErr_Occurred())
+    return CV_PYERR;
+  if (nbits > (size_t)LDBL_MAX_EXP)
+    return CV_OVERFLOW;
+  int rc = CV_PYERR;
+  PyObject *a = NULL, *m = NULL, *back = NULL, *hi = NULL, *shift = NULL, *k64 = NULL;
+  size_t s = nbits > LDBL_MANT_DIG ? nbits - LDBL_MANT_DIG : 0;
+  if ((a = PyNumber_Absolute(o)) == NULL || (shift = PyLong_FromSize_t(s)) == NULL ||
+      (m = PyNumber_Rshift(a, shift)) == NULL || (back = PyNumber_Lshift(m, shift)) == NULL)
+    goto done;
+  int eq = PyObject_RichCompareBool(back, a, Py_EQ);
+  if (eq <= 0) {
+    rc = eq < 0 ? CV_PYERR : CV_OVERFLOW; /* bits below the mantissa's reach */
+    goto done;
+  }
+  unsigned long long lo = PyLong_AsUnsignedLongLongMask(m);
+  if (lo == (unsigned long long)-1 && PyErr_Occurred())
+    goto done;
+  if ((k64 = PyLong_FromLong(64)) == NULL || (hi = PyNumber_Rshift(m, k64)) == NULL)
+    goto done;
+  unsigned long long h = PyLong_AsUnsignedLongLong(hi); /* < 2**64: m has <= 128 bits */
+  if (h == (unsigned long long)-1 && PyErr_Occurred())
+    goto done;
+  long double x = ldexpl((long double)h, 64) + (long double)lo;
+  x = ldexpl(x, (int)s);
+  *out = negative ? -x : x;
+  rc = CV_OK;
+done:
+  Py_XDECREF(a);
+  Py_XDECREF(m);
+  Py_XDECREF(back);
+  Py_XDECREF(hi);
+  Py_XDECREF(shift);
+  Py_XDECREF(k64);
+  return rc;
+}
+
+/* A c_longdouble argument: a float (exact), an int that a long double holds
+ * exactly (every int of at most LDBL_MANT_DIG significant bits: 64 on
+ * x86-64, 113 where long double is binary128, 53 where it is double), a
+ * numpy longdouble (its full value), another numpy floating scalar. */
+static int cv_longdouble(PyObject *o, long double *out) {
+  if (PyFloat_Check(o)) {
+    *out = PyFloat_AS_DOUBLE(o);
+    return CV_OK;
+  }
+  if (PyLong_Check(o)) {
+    int ovf = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &ovf);
+    if (ovf == 0) {
+      if (v == -1 && PyErr_Occurred())
+        return CV_PYERR;
+      unsigned long long m = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+      if (!ldbl_holds_u64(m))
+        return CV_OVERFLOW;
+      *out = (long double)v;
+      return CV_OK;
+    }
+    return ldbl_from_big_int(o, ovf < 0, out);
+  }
+  if (is_numpy_scalar(o, "longdouble") || is_numpy_scalar(o, "float128") ||
+      is_numpy_scalar(o, "float96")) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(o, &view, PyBUF_FORMAT) == 0) {
+      int same = view.itemsize == (Py_ssize_t)sizeof(long double) && view.format != NULL &&
+                 format_kind(view.format, view.itemsize) == K_FLOAT;
+      if (same)
+        memcpy(out, view.buf, sizeof(long double));
+      PyBuffer_Release(&view);
+      if (same)
+        return CV_OK;
+    } else {
+      PyErr_Clear();
+    }
+  }
+  double d;
+  int rc = cv_double(o, &d);
+  if (rc == CV_OK)
+    *out = d;
+  return rc;
+}
+
+/* c_char_p: a private NUL-terminated copy of a bytes object (subclasses
+ * included), or NULL for None. The copy is what the kernel may write into;
+ * the object, immutable and possibly shared, never changes. An embedded NUL
+ * is refused: the kernel would see a shorter string. */
+static int cv_char_p(PyObject *o, unsigned i, edgert_value_t *v, conv_hold_t *h, conv_err_t *e) {
+  if (o == Py_None) {
+    v->p = NULL;
+    return CV_OK;
+  }
+  if (!PyBytes_Check(o))
+    return cv_fail(e, CV_TYPE, i, o);
+  const char *s = PyBytes_AS_STRING(o);
+  size_t n = (size_t)PyBytes_GET_SIZE(o);
+  const char *nul = memchr(s, '\0', n);
+  if (EDGERT__UNLIKELY(nul != NULL)) {
+    e->at = nul - s;
+    return cv_fail(e, CV_NUL, i, o);
+  }
+  char *copy = hold_space(h, i, n + 1, 1);
+  if (copy == NULL)
+    return cv_fail(e, CV_PYERR, i, o);
+  memcpy(copy, s, n);
+  copy[n] = '\0';
+  v->p = copy;
+  return CV_OK;
+}
+
+/* c_wchar_p: a private NUL-terminated wchar_t copy of a str, or NULL for
+ * None; an embedded NUL is refused as for c_char_p. */
+static int cv_wchar_p(PyObject *o, unsigned i, edgert_value_t *v, conv_hold_t *h, conv_err_t *e) {
+  if (o == Py_None) {
+    v->p = NULL;
+    return CV_OK;
+  }
+  if (!PyUnicode_Check(o))
+    return cv_fail(e, CV_TYPE, i, o);
+  Py_ssize_t at = PyUnicode_FindChar(o, 0, 0, PyUnicode_GET_LENGTH(o), 1);
+  if (at == -2)
+    return cv_fail(e, CV_PYERR, i, o);
+  if (EDGERT__UNLIKELY(at >= 0)) {
+    e->at = at;
+    return cv_fail(e, CV_NUL, i, o);
+  }
+  Py_ssize_t n = PyUnicode_AsWideChar(o, NULL, 0); /* wchar_t units, NUL included */
+  if (n < 0)
+    return cv_fail(e, CV_PYERR, i, o);
+  if ((size_t)n > (size_t)PY_SSIZE_T_MAX / sizeof(wchar_t)) {
+    PyErr_NoMemory();
+    return cv_fail(e, CV_PYERR, i, o);
+  }
+  wchar_t *w = hold_space(h, i, (size_t)n * sizeof(wchar_t), _Alignof(wchar_t));
+  if (w == NULL || PyUnicode_AsWideChar(o, w, n) < 0)
+    return cv_fail(e, CV_PYERR, i, o);
+  w[n - 1] = L'\0';
+  v->p = w;
+  return CV_OK;
+}
+
+/* ---- setters: one per type --------------------------------------------------- */
+
+/* Ranges of the integer codes, for the exact-int lane and the checks. */
+static const struct {
+  int64_t lo, hi;
+} int_range[EDGERT_CT__COUNT] = {
+    [EDGERT_CT_BYTE] = {INT8_MIN, INT8_MAX},     [EDGERT_CT_UBYTE] = {0, UINT8_MAX},
+    [EDGERT_CT_SHORT] = {INT16_MIN, INT16_MAX},  [EDGERT_CT_USHORT] = {0, UINT16_MAX},
+    [EDGERT_CT_INT] = {INT32_MIN, INT32_MAX},    [EDGERT_CT_UINT] = {0, UINT32_MAX},
+    [EDGERT_CT_LONG] = {INT64_MIN, INT64_MAX},   [EDGERT_CT_ULONG] = {0, INT64_MAX},
+    [EDGERT_CT_LONGLONG] = {INT64_MIN, INT64_MAX}, [EDGERT_CT_ULONGLONG] = {0, INT64_MAX},
+};
+static const uint64_t uint_max[EDGERT_CT__COUNT] = {
+    [EDGERT_CT_UBYTE] = UINT8_MAX,  [EDGERT_CT_USHORT] = UINT16_MAX,
+    [EDGERT_CT_UINT] = UINT32_MAX,  [EDGERT_CT_ULONG] = UINT64_MAX,
+    [EDGERT_CT_ULONGLONG] = UINT64_MAX,
+};
+
+/* The exact-int lane: 1 with *rc set when `o` is an exact one-digit int. */
+static inline int exact_small(const edgert_abi_type_t *t, PyObject *o, edgert_value_t *v,
+                              int *rc) {
+  if (!PyLong_CheckExact(o) || !PyUnstable_Long_IsCompact((PyLongObject *)o))
+    return 0;
+  int64_t x = PyUnstable_Long_CompactValue((PyLongObject *)o);
+  if (x < int_range[t->code].lo || x > int_range[t->code].hi) {
+    *rc = CV_OVERFLOW;
+    return 1;
+  }
+  v->i = x;
+  *rc = CV_OK;
+  return 1;
+}
+
+#define SET_ARGS                                                                           \
+  const edgert_abi_type_t *t, PyObject *o, unsigned i, edgert_value_t *v, conv_hold_t *h, \
+      conv_err_t *e
+
+static int set_void(SET_ARGS) {
+  (void)t, (void)o, (void)i, (void)v, (void)h, (void)e;
+  return CV_TYPE;
+}
+
+/* c_byte .. c_longlong */
+static int set_signed(SET_ARGS) {
+  (void)i, (void)h, (void)e;
+  int rc;
+  if (exact_small(t, o, v, &rc))
+    return rc;
+  if (PyLong_CheckExact(o) && int_range[t->code].hi == INT64_MAX) {
+    int ovf = 0;
+    long long x = PyLong_AsLongLongAndOverflow(o, &ovf);
+    if (ovf != 0)
+      return CV_OVERFLOW;
+    v->i = x;
+    return CV_OK;
+  }
+  return cv_signed(o, int_range[t->code].lo, int_range[t->code].hi, &v->i);
+}
+
+/* c_ubyte .. c_ulonglong */
+static int set_unsigned(SET_ARGS) {
+  (void)i, (void)h, (void)e;
+  int rc;
+  if (exact_small(t, o, v, &rc))
+    return rc;
+  return cv_unsigned(o, uint_max[t->code], &v->u);
+}
+
+/* c_bool: True, False, a numpy bool, or an int 0 or 1. */
+static int set_bool(SET_ARGS) {
+  (void)t, (void)i, (void)h, (void)e;
+  if (o == Py_True || o == Py_False) {
+    v->u = o == Py_True;
+    return CV_OK;
+  }
+  if (is_numpy_scalar(o, "bool")) {
+    int b = PyObject_IsTrue(o);
+    if (b < 0)
+      return CV_PYERR;
+    v->u = (uint64_t)b;
+    return CV_OK;
+  }
+  return cv_unsigned(o, 1, &v->u);
+}
+
+/* c_char: bytes or bytearray of length 1, or an int -128..255. */
+static int set_char(SET_ARGS) {
+  (void)t, (void)i, (void)h, (void)e;
+  if (PyBytes_Check(o) || PyByteArray_Check(o)) {
+    Py_ssize_t n = PyBytes_Check(o) ? PyBytes_GET_SIZE(o) : PyByteArray_GET_SIZE(o);
+    if (n != 1)
+      return CV_TYPE;
+    const char *s = PyBytes_Check(o) ? PyBytes_AS_STRING(o) : PyByteArray_AS_STRING(o);
+    v->i = (char)s[0];
+    return CV_OK;
+  }
+  int64_t x;
+  int rc = cv_signed(o, -128, 255, &x);
+  if (rc == CV_OK)
+    v->i = (char)(unsigned char)(x & 0xff);
+  return rc;
+}
+
+/* c_wchar: a str of length 1. */
+static int set_wchar(SET_ARGS) {
+  (void)t, (void)i, (void)h, (void)e;
+  if (PyUnicode_Check(o) && PyUnicode_GET_LENGTH(o) == 1) {
+    v->i = (wchar_t)PyUnicode_READ_CHAR(o, 0);
+    return CV_OK;
+  }
+  return CV_TYPE;
+}
+
+static int set_double(SET_ARGS) {
+  (void)t, (void)i, (void)h, (void)e;
+  if (PyFloat_CheckExact(o)) {
+    v->d = PyFloat_AS_DOUBLE(o);
+    return CV_OK;
+  }
+  return cv_double(o, &v->d);
+}
+
+/* c_float: a finite double beyond FLT_MAX, or an int float cannot hold
+ * exactly, is refused. */
+static int set_float(SET_ARGS) {
+  (void)t, (void)i, (void)h, (void)e;
+  double d;
+  int rc;
+  if (PyFloat_CheckExact(o))
+    d = PyFloat_AS_DOUBLE(o), rc = CV_OK;
+  else
+    rc = cv_double(o, &d);
+  if (rc != CV_OK)
+    return rc;
+  float f = (float)d;
+  if (isinf(f) && isfinite(d))
+    return CV_OVERFLOW;
+  if (PyLong_Check(o) && (double)f != d)
+    return CV_OVERFLOW; /* an int that float cannot hold exactly */
+  v->f = f;
+  return CV_OK;
+}
+
+static int set_longdouble(SET_ARGS) {
+  (void)t, (void)i, (void)h, (void)e;
+  return cv_longdouble(o, &v->ld);
+}
+
+static int set_char_p(SET_ARGS) {
+  (void)t;
+  return cv_char_p(o, i, v, h, e);
+}
+
+static int set_wchar_p(SET_ARGS) {
+  (void)t;
+  return cv_wchar_p(o, i, v, h, e);
+}
+
+/* c_void_p: None, an address (an int, not a bool), or any contiguous buffer. */
+static int set_void_p(SET_ARGS) {
+  (void)t;
+  if (o == Py_None) {
+    v->p = NULL;
+    return CV_OK;
+  }
+  if (PyLong_Check(o) && !PyBool_Check(o))
+    return cv_unsigned(o, UINTPTR_MAX, &v->u);
+  if (!PyObject_CheckBuffer(o))
+    return CV_TYPE;
+  if (PyObject_GetBuffer(o, &h->views[i], PyBUF_ANY_CONTIGUOUS) < 0) {
+    PyErr_Clear();
+    return cv_fail(e, CV_NOTCONTIG, i, o);
+  }
+  h->held[i] = 1;
+  v->p = h->views[i].buf;
+  return CV_OK;
+}
+
+static int set_pointer(SET_ARGS) {
+  return cv_pointer(t, o, i, v, h, e);
+}
+
+/* ---- getters: one per type ---------------------------------------------------- */
+
+#define GET_ARGS const void *p, const char *fname
+
+static PyObject *get_void(GET_ARGS) {
+  (void)p, (void)fname;
+  Py_RETURN_NONE;
+}
+static PyObject *get_bool(GET_ARGS) {
+  (void)fname;
+  return PyBool_FromLong(*(const unsigned char *)p != 0);
+}
+static PyObject *get_char(GET_ARGS) {
+  (void)fname;
+  return PyBytes_FromStringAndSize((const char *)p, 1);
+}
+static PyObject *get_wchar(GET_ARGS) {
+  (void)fname;
+  return PyUnicode_FromWideChar((const wchar_t *)p, 1);
+}
+static PyObject *get_i8(GET_ARGS) {
+  (void)fname;
+  return PyLong_FromLong(*(const int8_t *)p);
+}
+static PyObject *get_u8(GET_ARGS) {
+  (void)fname;
+  return PyLong_FromLong(*(const uint8_t *)p);
+}
+static PyObject *get_i16(GET_ARGS) {
+  (void)fname;
+  return PyLong_FromLong(*(const int16_t *)p);
+}
+static PyObject *get_u16(GET_ARGS) {
+  (void)fname;
+  return PyLong_FromLong(*(const uint16_t *)p);
+}
+static PyObject *get_i32(GET_ARGS) {
+  (void)fname;
+  return PyLong_FromLong(*(const int32_t *)p);
+}
+static PyObject *get_u32(GET_ARGS) {
+  (void)fname;
+  return PyLong_FromUnsignedLong(*(const uint32_t *)p);
+}
+static PyObject *get_i64(GET_ARGS) {
+  (void)fname;
+  return PyLong_FromLongLong(*(const int64_t *)p);
+}
+static PyObject *get_u64(GET_ARGS) {
+  (void)fname;
+  return PyLong_FromUnsignedLongLong(*(const uint64_t *)p);
+}
+static PyObject *get_float(GET_ARGS) {
+  (void)fname;
+  return PyFloat_FromDouble((double)*(const float *)p);
+}
+static PyObject *get_double(GET_ARGS) {
+  (void)fname;
+  return PyFloat_FromDouble(*(const double *)p);
+}
+/* Rounded to a float; a finite one that would round to inf raises
+ * OverflowError (as a finite double beyond FLT_MAX is refused for c_float). */
+static PyObject *get_longdouble(GET_ARGS) {
+  long double x = *(const long double *)p;
+  double d = (double)x;
+  if (EDGERT__UNLIKELY(isinf(d) && isfinite(x))) {
+    char txt[96]; /* PyErr_Format has no %g */
+    snprintf(txt, sizeof txt, "%.6Lg (c_longdouble), beyond the largest float (%g)", x,
+             DBL_MAX);
+    PyErr_Format(PyExc_OverflowError, "%s() returned %s", fname, txt);
+    return NULL;
+  }
+  return PyFloat_FromDouble(d);
+}
+static PyObject *get_char_p(GET_ARGS) {
+  (void)fname;
+  const char *s = *(const char *const *)p;
+  if (s == NULL)
+    Py_RETURN_NONE;
+  return PyBytes_FromString(s);
+}
+static PyObject *get_wchar_p(GET_ARGS) {
+  (void)fname;
+  const wchar_t *s = *(const wchar_t *const *)p;
+  if (s == NULL)
+    Py_RETURN_NONE;
+  return PyUnicode_FromWideChar(s, -1);
+}
+static PyObject *get_address(GET_ARGS) {
+  (void)fname;
+  return PyLong_FromVoidPtr(*(void *const *)p);
+}
+
+/* ---- the table ------------------------------------------------------------------ */
+
+#define CONV_STR_(x) #x
+#define CONV_STR(x) CONV_STR_(x)
+#define R_I64 "-9223372036854775808..9223372036854775807"
+#define R_U64 "0..18446744073709551615"
+#define R_EXACT "ints exactly representable"
+
+const conv_row_t conv_table[EDGERT_CT__COUNT] = {
+    [EDGERT_CT_VOID] = {set_void, get_void, "int", R_EXACT, 0},
+    [EDGERT_CT_BOOL] = {set_bool, get_bool, "bool", "0..1", 0},
+    [EDGERT_CT_CHAR] = {set_char, get_char, "bytes of length 1 or int", "-128..255", 0},
+    [EDGERT_CT_WCHAR] = {set_wchar, get_wchar, "str of length 1", R_EXACT, 0},
+    [EDGERT_CT_BYTE] = {set_signed, get_i8, "int", "-128..127", 0},
+    [EDGERT_CT_UBYTE] = {set_unsigned, get_u8, "int", "0..255", 0},
+    [EDGERT_CT_SHORT] = {set_signed, get_i16, "int", "-32768..32767", 0},
+    [EDGERT_CT_USHORT] = {set_unsigned, get_u16, "int", "0..65535", 0},
+    [EDGERT_CT_INT] = {set_signed, get_i32, "int", "-2147483648..2147483647", 0},
+    [EDGERT_CT_UINT] = {set_unsigned, get_u32, "int", "0..4294967295", 0},
+    [EDGERT_CT_LONG] = {set_signed, get_i64, "int", R_I64, 0},
+    [EDGERT_CT_ULONG] = {set_unsigned, get_u64, "int", R_U64, 0},
+    [EDGERT_CT_LONGLONG] = {set_signed, get_i64, "int", R_I64, 0},
+    [EDGERT_CT_ULONGLONG] = {set_unsigned, get_u64, "int", R_U64, 0},
+    /* FLT_MAX as %g: the same on every IEEE 754 platform */
+    [EDGERT_CT_FLOAT] = {set_float, get_float, "float or int",
+                         "finite magnitude at most 3.40282e+38, " R_EXACT, 0},
+    [EDGERT_CT_DOUBLE] = {set_double, get_double, "float or int", R_EXACT, 0},
+    [EDGERT_CT_LONGDOUBLE] = {set_longdouble, get_longdouble, "float or int",
+                              R_EXACT ": at most " CONV_STR(LDBL_MANT_DIG)
+                              " significant bits, below 2**" CONV_STR(LDBL_MAX_EXP), 0},
+    [EDGERT_CT_CHAR_P] = {set_char_p, get_char_p, "bytes or None", R_EXACT, 1},
+    [EDGERT_CT_WCHAR_P] = {set_wchar_p, get_wchar_p, "str or None", R_EXACT, 1},
+    [EDGERT_CT_VOID_P] = {set_void_p, get_address, "int, None or a contiguous buffer", R_U64, 1},
+    [EDGERT_CT_POINTER] = {set_pointer, get_address, "a C-contiguous buffer or None", R_EXACT, 1},
+};
+
+/* ---- messages ------------------------------------------------------------------- */
+
+void conv_raise(edgert_func_t *fn, const edgert_abi_type_t *args, unsigned nargs,
+                const conv_err_t *e, Py_ssize_t got) {
+  const char *fname = edgert_func_name(fn);
+  if (e->kind == CV_PYERR)
+    return;
+  if (e->kind == CV_COUNT) {
+    char sig[1024];
+    if (edgert_contract_format(edgert_func_contract(fn), sig, sizeof sig) != 0)
+      sig[0] = '\0';
+    PyErr_Format(PyExc_TypeError, "%s() takes %u argument%s (%s), got %zd", fname, nargs,
+                 nargs == 1 ? "" : "s", sig, got);
+    return;
+  }
+  const edgert_abi_type_t *t = &args[e->index];
+  const conv_row_t *row = &conv_table[t->code];
+  char tname[64];
+  if (edgert_abi_type_name(t, tname, sizeof tname) != 0)
+    snprintf(tname, sizeof tname, "?");
+  switch (e->kind) {
+  case CV_OVERFLOW: {
+    size_t bits = PyLong_Check(e->obj) ? _PyLong_NumBits(e->obj) : 0;
+    if (bits > 256 && bits != (size_t)-1) { /* its digits: a page, or past str()'s limit */
+      PyErr_Format(PyExc_OverflowError, "%s() argument %u: an int of %zu bits does not fit "
+                   "%s (%s)", fname, e->index + 1, bits, tname, row->range);
+      return;
+    }
+    PyErr_Format(PyExc_OverflowError, "%s() argument %u: %R does not fit %s (%s)", fname,
+                 e->index + 1, e->obj, tname, row->range);
+    return;
+  }
+  case CV_FORMAT: {
+    edgert_abi_type_t p = {t->pointee, EDGERT_CT_VOID, 0};
+    char pname[64];
+    if (t->depth >= 2 || edgert_abi_type_name(&p, pname, sizeof pname) != 0)
+      snprintf(pname, sizeof pname, "pointers");
+    PyErr_Format(PyExc_TypeError,
+                 "%s() argument %u must be a C-contiguous buffer of %s (%s, %zu-byte "
+                 "items), not %s with format '%s' and %zd-byte items",
+                 fname, e->index + 1, pname, tname,
+                 t->depth >= 2 ? sizeof(void *) : edgert_abi_type_size(&p),
+                 Py_TYPE(e->obj)->tp_name, e->fmt, e->itemsize);
+    return;
+  }
+  case CV_NUL:
+    PyErr_Format(PyExc_ValueError,
+                 "%s() argument %u (%s) has an embedded NUL at offset %zd; a C string would "
+                 "end there",
+                 fname, e->index + 1, tname, e->at);
+    return;
+  case CV_NOTCONTIG:
+    PyErr_Format(PyExc_TypeError,
+                 "%s() argument %u must be a contiguous buffer (%s), but this %s is "
+                 "not contiguous",
+                 fname, e->index + 1, tname, Py_TYPE(e->obj)->tp_name);
+    return;
+  default:
+    if (t->code == EDGERT_CT_CHAR && (PyBytes_Check(e->obj) || PyByteArray_Check(e->obj)))
+      PyErr_Format(PyExc_TypeError, "%s() argument %u must be %s (%s), not %s of length %zd",
+                   fname, e->index + 1, row->expected, tname, Py_TYPE(e->obj)->tp_name,
+                   PyObject_Length(e->obj));
+    else
+      PyErr_Format(PyExc_TypeError, "%s() argument %u must be %s (%s), not %s", fname,
+                   e->index + 1, row->expected, tname, Py_TYPE(e->obj)->tp_name);
+    return;
+  }
+}

@@ -1,0 +1,398 @@
+/*
+ * func.c: the module handle (_Module) and the bound function (_Bound and
+ * the builtin callable ModuleLoader.function() returns): the call path.
+ *
+ * Invariants:
+ * - A _Module object owns one core module handle; ModuleLoader and every
+ *   bound callable made from it hold a reference, so the handle (and the
+ *   edgert_func_t memory it owns) lives as long as anything can call it.
+ * - After unload() every call raises ModuleUnloadedError before touching
+ *   module code: the Python flag `unloaded` is checked first, the core
+ *   refuses unloaded handles, and the core never unmaps code a call is
+ *   running. With a GIL, a call that keeps it (release_gil=False) is not
+ *   counted by the core; instead `gil_calls` counts it here and an unload
+ *   requested from inside such a call (a kernel calling back into Python)
+ *   is deferred until the outermost one returns. Free-threaded builds have
+ *   no lock that keeps unload() out of such a call, so the core counts
+ *   every call there (call_attached) and `unloaded` is a relaxed atomic.
+ * - Arguments go through the fast lane (exact floats and small ints, GIL
+ *   kept) or else the conversion table (conv.h), strict and lossless; a
+ *   refused argument becomes an exception only when the caller wants one
+ *   (edgert_py_bound_call's miss path builds none). Buffers and converted
+ *   strings are released after every call, on every path.
+ */
+#include "func.h"
+
+#include "conv.h"
+
+#include <string.h>
+
+/* ---- _Module: one core handle ---------------------------------------------- */
+
+void edgert_py_mod_unload(edgert_py_mod_t *h) {
+  EDGERT_PY_STORE(h->unloaded, 1);
+  if (h->gil_calls > 0) {
+    h->pending_unload = 1;
+    return;
+  }
+  h->pending_unload = 0;
+  Py_BEGIN_ALLOW_THREADS
+  edgert_module_unload(h->m);
+  Py_END_ALLOW_THREADS
+}
+
+static void mod_dealloc(edgert_py_mod_t *h) {
+  edgert_module_t *m = h->m;
+  h->m = NULL;
+  if (m != NULL) {
+    Py_BEGIN_ALLOW_THREADS
+    edgert_module_free(m);
+    Py_END_ALLOW_THREADS
+  }
+  Py_TYPE(h)->tp_free((PyObject *)h);
+}
+
+PyTypeObject EdgertPy_ModType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "edgert._edgert._Module",
+    .tp_basicsize = sizeof(edgert_py_mod_t),
+    .tp_dealloc = (destructor)mod_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A loaded module handle (internal).",
+};
+
+/* ---- _Bound: what a bound callable's __self__ is ---------------------------- */
+
+typedef struct {
+  PyObject_HEAD
+  edgert_func_t *fn;
+  edgert_py_mod_t *mod;
+  PyMethodDef def;
+  unsigned nargs;
+  int release_gil;
+  int cleanup; /* some argument needs a conv_hold_t (buffer, string copy) */
+  int fast;    /* GIL kept, <= FAST_MAX arguments, each a double or a 64-bit int */
+  unsigned char fastcode[EDGERT_MAX_ARGS];
+  edgert_abi_type_t ret;
+  edgert_abi_type_t args[EDGERT_MAX_ARGS];
+} BoundObject;
+
+static void bound_dealloc(BoundObject *b) {
+  Py_XDECREF(b->mod);
+  Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+static PyObject *bound_repr(BoundObject *b) {
+  char buf[1024];
+  if (edgert_contract_format(edgert_func_contract(b->fn), buf, sizeof buf) != 0)
+    snprintf(buf, sizeof buf, "%s", edgert_func_name(b->fn));
+  return PyUnicode_FromFormat("<edgert bound %s from %s>", buf,
+                              edgert_module_path(b->mod->m));
+}
+
+static PyObject *bound_get_contract(BoundObject *b, void *closure) {
+  (void)closure;
+  char buf[1024];
+  if (edgert_contract_format(edgert_func_contract(b->fn), buf, sizeof buf) != 0)
+    return edgert_py_raise(EDGERT_EINVAL);
+  return PyUnicode_FromString(buf);
+}
+
+static PyObject *bound_get_address(BoundObject *b, void *closure) {
+  (void)closure;
+  return PyLong_FromVoidPtr(edgert_func_address(b->fn));
+}
+
+static PyGetSetDef bound_getset[] = {
+    {"signature", (getter)bound_get_contract, NULL, "The C signature, as text.", NULL},
+    {"address", (getter)bound_get_address, NULL, "The function's address.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject EdgertPy_BoundType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "edgert._edgert._Bound",
+    .tp_basicsize = sizeof(BoundObject),
+    .tp_dealloc = (destructor)bound_dealloc,
+    .tp_repr = (reprfunc)bound_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_getset = bound_getset,
+    .tp_doc = "The function a bound callable calls (internal).",
+};
+
+/* ---- the call --------------------------------------------------------------- */
+
+/* The calling thread's state, which holds the GIL (or is attached): the
+ * unchecked getter, one load where PyThreadState_Get() also checks for
+ * NULL, which cannot happen here. */
+#if PY_VERSION_HEX >= 0x030D0000
+#define ATTACHED_TSTATE() PyThreadState_GetUnchecked()
+#else
+#define ATTACHED_TSTATE() _PyThreadState_UncheckedGet()
+#endif
+
+/* A call that keeps the GIL, or on a free-threaded build stays attached:
+ * see the invariants above for who keeps unload() out of it. */
+static inline int call_attached(edgert_py_mod_t *h, edgert_func_t *fn, edgert_value_t *v, void *ret) {
+  EDGERT_PY_CALLER_ENTER(ATTACHED_TSTATE());
+#ifdef Py_GIL_DISABLED
+  (void)h;
+  int rc = edgert_func_call_values(fn, v, ret);
+#else
+  h->gil_calls++;
+  int rc = edgert_func_call_serialized(fn, v, ret);
+  if (--h->gil_calls == 0 && EDGERT__UNLIKELY(h->pending_unload))
+    edgert_py_mod_unload(h);
+#endif
+  EDGERT_PY_CALLER_LEAVE();
+  return rc;
+}
+
+static PyObject *raise_unloaded(BoundObject *b) {
+  PyErr_Format(EdgertPy_ModuleUnloadedError, "cannot call '%s': module %s is unloaded",
+               edgert_func_name(b->fn), edgert_module_path(b->mod->m));
+  return NULL;
+}
+
+static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
+                              int *missed) {
+  edgert_py_mod_t *h = b->mod;
+  if (missed)
+    *missed = 0;
+  if (EDGERT__UNLIKELY(EDGERT_PY_LOAD(h->unloaded)))
+    return raise_unloaded(b);
+  conv_err_t err;
+  if (EDGERT__UNLIKELY((size_t)nargs != b->nargs)) {
+    if (missed) {
+      *missed = 1;
+      return NULL;
+    }
+    err.kind = CV_COUNT;
+    conv_raise(b->fn, b->args, b->nargs, &err, nargs);
+    return NULL;
+  }
+  edgert_value_t v[EDGERT_MAX_ARGS + 1];
+  conv_ret_t ret;
+  int rc;
+  if (!b->cleanup) {
+    for (unsigned i = 0; i < b->nargs; i++)
+      if (EDGERT__UNLIKELY(conv_arg(&b->args[i], args[i], i, &v[i], NULL, &err) != CV_OK))
+        goto refused;
+    if (b->release_gil) {
+      Py_BEGIN_ALLOW_THREADS
+      EDGERT_PY_CALLER_ENTER(_save);
+      rc = edgert_func_call_values(b->fn, v, &ret);
+      EDGERT_PY_CALLER_LEAVE();
+      Py_END_ALLOW_THREADS
+    } else {
+      rc = call_attached(h, b->fn, v, &ret);
+    }
+  } else {
+    conv_hold_t hold;
+    conv_hold_init(&hold, b->nargs);
+    for (unsigned i = 0; i < b->nargs; i++)
+      if (conv_arg(&b->args[i], args[i], i, &v[i], &hold, &err) != CV_OK) {
+        conv_hold_release(&hold);
+        goto refused;
+      }
+    if (b->release_gil) {
+      Py_BEGIN_ALLOW_THREADS
+      EDGERT_PY_CALLER_ENTER(_save);
+      rc = edgert_func_call_values(b->fn, v, &ret);
+      EDGERT_PY_CALLER_LEAVE();
+      Py_END_ALLOW_THREADS
+    } else {
+      rc = call_attached(h, b->fn, v, &ret);
+    }
+    conv_hold_release(&hold);
+  }
+  if (EDGERT__UNLIKELY(rc != 0))
+    return edgert_py_raise(rc);
+  return conv_table[b->ret.code].get(ret.raw, edgert_func_name(b->fn));
+
+refused:
+  if (missed) {
+    if (err.kind == CV_PYERR) {
+      if (!PyErr_ExceptionMatches(PyExc_TypeError) &&
+          !PyErr_ExceptionMatches(PyExc_ValueError) &&
+          !PyErr_ExceptionMatches(PyExc_OverflowError) &&
+          !PyErr_ExceptionMatches(PyExc_BufferError))
+        return NULL; /* a real error (memory, a broken __index__ ...): propagate */
+      PyErr_Clear();
+    }
+    *missed = 1;
+    return NULL;
+  }
+  conv_raise(b->fn, b->args, b->nargs, &err, nargs);
+  return NULL;
+}
+
+/* The fast path of a call: contracts whose arguments are all c_double or
+ * 64-bit integers, called with exact floats and ints, keeping the GIL.
+ * Anything else (or a value that needs a check the fast path does not make)
+ * goes through bound_invoke, which handles every case. */
+#define FAST_MAX 6
+enum { FC_NONE = 0, FC_DOUBLE, FC_I64 };
+
+static inline int fast_i64(PyObject *o, int64_t *out) {
+  if (PyUnstable_Long_IsCompact((PyLongObject *)o)) { /* one digit or zero */
+    *out = PyUnstable_Long_CompactValue((PyLongObject *)o);
+    return 1;
+  }
+  int ovf = 0;
+  long long x = PyLong_AsLongLongAndOverflow(o, &ovf);
+  *out = x;
+  return ovf == 0;
+}
+
+static inline PyObject *bound_dispatch(BoundObject *b, PyObject *const *args,
+                                       Py_ssize_t nargs, int *missed) {
+  edgert_py_mod_t *h = b->mod;
+  if (EDGERT__LIKELY(b->fast && (size_t)nargs == b->nargs && !EDGERT_PY_LOAD(h->unloaded))) {
+    if (missed)
+      *missed = 0;
+    edgert_value_t v[FAST_MAX];
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+      PyObject *o = args[i];
+      if (b->fastcode[i] == FC_DOUBLE) {
+        if (EDGERT__UNLIKELY(!PyFloat_CheckExact(o)))
+          goto slow;
+        v[i].d = PyFloat_AS_DOUBLE(o);
+      } else {
+        if (EDGERT__UNLIKELY(!PyLong_CheckExact(o) || !fast_i64(o, &v[i].i)))
+          goto slow;
+      }
+    }
+    conv_ret_t r;
+    int rc = call_attached(h, b->fn, v, &r);
+    if (EDGERT__UNLIKELY(rc != 0))
+      return edgert_py_raise(rc);
+    switch (b->ret.code) {
+    case EDGERT_CT_DOUBLE:
+      return PyFloat_FromDouble(*(const double *)r.raw);
+    case EDGERT_CT_VOID:
+      Py_RETURN_NONE;
+    case EDGERT_CT_LONG:
+    case EDGERT_CT_LONGLONG:
+      return PyLong_FromLongLong(*(const int64_t *)r.raw);
+    default:
+      return conv_table[b->ret.code].get(r.raw, edgert_func_name(b->fn));
+    }
+  }
+slow:
+  return bound_invoke(b, args, nargs, missed);
+}
+
+static PyObject *bound_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  return bound_dispatch((BoundObject *)self, args, nargs, NULL);
+}
+
+PyObject *edgert_py_bound_self_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  return bound_dispatch((BoundObject *)self, args, nargs, NULL);
+}
+
+/* The fastest lane, for the commonest kernel shape: double f(double, double)
+ * (and double f(double)) keeping the GIL, called with exact floats. No loop,
+ * no per-argument code and no return switch; anything else goes to
+ * bound_invoke like the general lane's misses. */
+static PyObject *bound_call_d2(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  BoundObject *b = (BoundObject *)self;
+  edgert_py_mod_t *h = b->mod;
+  if (EDGERT__LIKELY(nargs == 2 && PyFloat_CheckExact(args[0]) && PyFloat_CheckExact(args[1]) &&
+                     !EDGERT_PY_LOAD(h->unloaded))) {
+    edgert_value_t v[2];
+    v[0].d = PyFloat_AS_DOUBLE(args[0]);
+    v[1].d = PyFloat_AS_DOUBLE(args[1]);
+    conv_ret_t r;
+    int rc = call_attached(h, b->fn, v, &r);
+    if (EDGERT__UNLIKELY(rc != 0))
+      return edgert_py_raise(rc);
+    return PyFloat_FromDouble(*(const double *)r.raw);
+  }
+  return bound_invoke(b, args, nargs, NULL);
+}
+
+static PyObject *bound_call_d1(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  BoundObject *b = (BoundObject *)self;
+  edgert_py_mod_t *h = b->mod;
+  if (EDGERT__LIKELY(nargs == 1 && PyFloat_CheckExact(args[0]) && !EDGERT_PY_LOAD(h->unloaded))) {
+    edgert_value_t v[1];
+    v[0].d = PyFloat_AS_DOUBLE(args[0]);
+    conv_ret_t r;
+    int rc = call_attached(h, b->fn, v, &r);
+    if (EDGERT__UNLIKELY(rc != 0))
+      return edgert_py_raise(rc);
+    return PyFloat_FromDouble(*(const double *)r.raw);
+  }
+  return bound_invoke(b, args, nargs, NULL);
+}
+
+int edgert_py_is_bound(PyObject *o) {
+  if (o == NULL || !PyCFunction_Check(o))
+    return 0;
+  PyCFunction f = PyCFunction_GET_FUNCTION(o);
+  return (f == (PyCFunction)(void (*)(void))bound_call ||
+          f == (PyCFunction)(void (*)(void))bound_call_d2 ||
+          f == (PyCFunction)(void (*)(void))bound_call_d1) &&
+         PyCFunction_GET_SELF(o) != NULL && Py_TYPE(PyCFunction_GET_SELF(o)) == &EdgertPy_BoundType;
+}
+
+edgert_func_t *edgert_py_bound_func(PyObject *o) {
+  return edgert_py_is_bound(o) ? ((BoundObject *)PyCFunction_GET_SELF(o))->fn : NULL;
+}
+
+PyObject *edgert_py_bound_call(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
+                               int *missed) {
+  if (!edgert_py_is_bound(bound)) {
+    if (missed)
+      *missed = 0;
+    PyErr_SetString(PyExc_TypeError, "edgert_py_bound_call: not a bound callable");
+    return NULL;
+  }
+  return bound_dispatch((BoundObject *)PyCFunction_GET_SELF(bound), args, nargs, missed);
+}
+
+/* A new bound callable for fn (new reference). */
+PyObject *edgert_py_make_bound(edgert_py_mod_t *h, edgert_func_t *fn) {
+  BoundObject *b = PyObject_New(BoundObject, &EdgertPy_BoundType);
+  if (b == NULL)
+    return NULL;
+  const edgert_contract_t *c = edgert_func_contract(fn);
+  b->fn = fn;
+  Py_INCREF(h);
+  b->mod = h;
+  b->nargs = c->nargs;
+  b->release_gil = c->release_gil != 0;
+  b->ret = c->ret;
+  b->cleanup = 0;
+  for (unsigned i = 0; i < c->nargs; i++) {
+    b->args[i] = c->args[i];
+    if (conv_table[c->args[i].code].held)
+      b->cleanup = 1;
+  }
+  b->fast = !b->release_gil && c->nargs <= FAST_MAX && edgert_func_is_fast(fn);
+  for (unsigned i = 0; i < c->nargs; i++) {
+    edgert_ctype_t k = c->args[i].code;
+    b->fastcode[i] = k == EDGERT_CT_DOUBLE                            ? FC_DOUBLE
+                     : (k == EDGERT_CT_LONG || k == EDGERT_CT_LONGLONG) ? FC_I64
+                                                                        : FC_NONE;
+    if (b->fastcode[i] == FC_NONE)
+      b->fast = 0;
+  }
+  b->def.ml_name = edgert_func_name(fn);
+  b->def.ml_meth = (PyCFunction)(void (*)(void))bound_call;
+  if (b->fast && b->ret.code == EDGERT_CT_DOUBLE && c->nargs <= 2 && c->nargs >= 1 &&
+      b->fastcode[0] == FC_DOUBLE && (c->nargs == 1 || b->fastcode[1] == FC_DOUBLE))
+    b->def.ml_meth = c->nargs == 2 ? (PyCFunction)(void (*)(void))bound_call_d2
+                                   : (PyCFunction)(void (*)(void))bound_call_d1;
+  b->def.ml_flags = METH_FASTCALL;
+  b->def.ml_doc = NULL;
+  PyObject *modname = PyUnicode_FromString("edgert.loader");
+  if (modname == NULL) {
+    Py_DECREF(b);
+    return NULL;
+  }
+  PyObject *f = PyCFunction_NewEx(&b->def, (PyObject *)b, modname);
+  Py_DECREF(modname);
+  Py_DECREF(b);
+  return f;
+}
+

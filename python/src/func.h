@@ -1,0 +1,32 @@
+/*
+ * func.h: the module handle and the bound function (func.c), what the
+ * loader object (loader.c) builds and holds.
+ */
+#ifndef EDGERT_PY_FUNC_H
+#define EDGERT_PY_FUNC_H
+
+#include "ext.h"
+
+/* _Module: one core module handle. ModuleLoader and every bound callable
+ * made from it hold a reference (see the invariants in func.c). */
+typedef struct {
+  PyObject_HEAD
+  edgert_module_t *m;
+  Py_ssize_t gil_calls; /* calls in progress holding the GIL */
+  int unloaded;         /* unload() was called (Python's view) */
+  int pending_unload;   /* the core unload waits for gil_calls == 0 */
+} edgert_py_mod_t;
+
+extern PyTypeObject EdgertPy_ModType;   /* edgert._edgert._Module */
+extern PyTypeObject EdgertPy_BoundType; /* edgert._edgert._Bound, a bound callable's __self__ */
+
+/* Marks h unloaded and unloads the core module, now or (a call holding the
+ * GIL in progress) when the outermost such call returns. */
+void edgert_py_mod_unload(edgert_py_mod_t *h);
+/* A new bound callable for fn, bound in h's module (new reference). */
+PyObject *edgert_py_make_bound(edgert_py_mod_t *h, edgert_func_t *fn);
+
+/* Calls the bound function whose _Bound is `self` (loader.call's path). */
+PyObject *edgert_py_bound_self_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+
+#endif /* EDGERT_PY_FUNC_H */
