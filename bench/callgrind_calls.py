@@ -41,6 +41,9 @@ held = ModuleLoader().load({kpath!r}, [
 g = {{"floor": floor_ext, "held": held}}
 for n in ("add", "inc", "noop", "mix5", "seven"):
     g[n] = held.function(n)
+import edgert
+g["nx"] = edgert.Nexus()
+g["kadd"] = g["nx"].register("add", g["add"], lambda a, b: a + b)
 timeit.Timer({stmt!r}, globals=g).timeit({n})
 """
 
@@ -52,6 +55,7 @@ CASES = [
     ("bound noop()", "noop()"),
     ("floor noop()", "floor.noop()"),
     ('loader.call("add", 1.0, 2.0)', 'held.call("add", 1.0, 2.0)'),
+    ("nexus kernel add(1.0, 2.0)", "kadd(1.0, 2.0)"),
     ("bound mix5(1, 2.0, 3.0, 4, 5)", "mix5(1, 2.0, 3.0, 4, 5)"),
     ("floor mix5(1, 2.0, 3.0, 4, 5)", "floor.mix5(1, 2.0, 3.0, 4, 5)"),
     ("bound seven(1, 2, 3, 4, 5, 6, 7)", "seven(1, 2, 3, 4, 5, 6, 7)"),
@@ -86,7 +90,8 @@ def main() -> int:
         print(f"{name:36s} {ir[name]:8.1f} Ir/call", flush=True)
     for a, b in (("bound add(1.0, 2.0)", "floor add(1.0, 2.0)"),
                  ("bound inc(41)", "floor inc(41)"), ("bound noop()", "floor noop()"),
-                 ("bound mix5(1, 2.0, 3.0, 4, 5)", "floor mix5(1, 2.0, 3.0, 4, 5)")):
+                 ("bound mix5(1, 2.0, 3.0, 4, 5)", "floor mix5(1, 2.0, 3.0, 4, 5)"),
+                 ("nexus kernel add(1.0, 2.0)", "bound add(1.0, 2.0)")):
         if a in ir and b in ir:
             print(f"{a} / {b}: {ir[a] / ir[b]:.3f}x")
     return 0

@@ -293,11 +293,14 @@ PyObject *edgert_py_bound_self_call(PyObject *self, PyObject *const *args, Py_ss
  * (and double f(double)) keeping the GIL, called with exact floats. No loop,
  * no per-argument code and no return switch; anything else goes to
  * bound_invoke like the general lane's misses. */
-static PyObject *bound_call_d2(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-  BoundObject *b = (BoundObject *)self;
+/* The lanes' bodies: NULL with *took = 0 when the arguments are not the
+ * lane's (the caller then takes the general path), else the result. */
+static inline PyObject *lane_d2(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
+                                int *took) {
   edgert_py_mod_t *h = b->mod;
   if (EDGERT__LIKELY(nargs == 2 && PyFloat_CheckExact(args[0]) && PyFloat_CheckExact(args[1]) &&
                      !EDGERT_PY_LOAD(h->unloaded))) {
+    *took = 1;
     edgert_value_t v[2];
     v[0].d = PyFloat_AS_DOUBLE(args[0]);
     v[1].d = PyFloat_AS_DOUBLE(args[1]);
@@ -307,13 +310,15 @@ static PyObject *bound_call_d2(PyObject *self, PyObject *const *args, Py_ssize_t
       return edgert_py_raise(rc);
     return PyFloat_FromDouble(*(const double *)r.raw);
   }
-  return bound_invoke(b, args, nargs, NULL);
+  *took = 0;
+  return NULL;
 }
 
-static PyObject *bound_call_d1(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-  BoundObject *b = (BoundObject *)self;
+static inline PyObject *lane_d1(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
+                                int *took) {
   edgert_py_mod_t *h = b->mod;
   if (EDGERT__LIKELY(nargs == 1 && PyFloat_CheckExact(args[0]) && !EDGERT_PY_LOAD(h->unloaded))) {
+    *took = 1;
     edgert_value_t v[1];
     v[0].d = PyFloat_AS_DOUBLE(args[0]);
     conv_ret_t r;
@@ -322,7 +327,22 @@ static PyObject *bound_call_d1(PyObject *self, PyObject *const *args, Py_ssize_t
       return edgert_py_raise(rc);
     return PyFloat_FromDouble(*(const double *)r.raw);
   }
-  return bound_invoke(b, args, nargs, NULL);
+  *took = 0;
+  return NULL;
+}
+
+static PyObject *bound_call_d2(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  BoundObject *b = (BoundObject *)self;
+  int took;
+  PyObject *r = lane_d2(b, args, nargs, &took);
+  return EDGERT__LIKELY(took) ? r : bound_invoke(b, args, nargs, NULL);
+}
+
+static PyObject *bound_call_d1(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  BoundObject *b = (BoundObject *)self;
+  int took;
+  PyObject *r = lane_d1(b, args, nargs, &took);
+  return EDGERT__LIKELY(took) ? r : bound_invoke(b, args, nargs, NULL);
 }
 
 int edgert_py_is_bound(PyObject *o) {
@@ -341,13 +361,24 @@ edgert_func_t *edgert_py_bound_func(PyObject *o) {
 
 PyObject *edgert_py_bound_call(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
                                int *missed) {
-  if (!edgert_py_is_bound(bound)) {
-    if (missed)
-      *missed = 0;
-    PyErr_SetString(PyExc_TypeError, "edgert_py_bound_call: not a bound callable");
-    return NULL;
+  /* `bound` satisfies edgert_py_is_bound (the callers check it once: the
+   * nexus when a version is installed), so it is not checked again here. */
+  BoundObject *b = (BoundObject *)PyCFunction_GET_SELF(bound);
+  /* The lane a direct call takes, so that a nexus kernel's compiled call
+   * costs what the bare bound call does. */
+  PyCFunction lane = PyCFunction_GET_FUNCTION(bound);
+  if (lane != (PyCFunction)(void (*)(void))bound_call) {
+    int took;
+    PyObject *r = lane == (PyCFunction)(void (*)(void))bound_call_d2
+                      ? lane_d2(b, args, nargs, &took)
+                      : lane_d1(b, args, nargs, &took);
+    if (EDGERT__LIKELY(took)) {
+      if (missed)
+        *missed = 0;
+      return r;
+    }
   }
-  return bound_dispatch((BoundObject *)PyCFunction_GET_SELF(bound), args, nargs, missed);
+  return bound_dispatch(b, args, nargs, missed);
 }
 
 /* A new bound callable for fn (new reference). */
