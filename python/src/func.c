@@ -152,6 +152,23 @@ static PyObject *raise_unloaded(BoundObject *b) {
   return NULL;
 }
 
+/* Calls b's function with converted values: with the GIL released when its
+ * contract says so, else attached (call_attached). */
+static int call_converted(BoundObject *b, edgert_py_mod_t *h, edgert_value_t *v,
+                          conv_ret_t *ret) {
+  int rc;
+  if (b->release_gil) {
+    Py_BEGIN_ALLOW_THREADS
+    EDGERT_PY_CALLER_ENTER(_save);
+    rc = edgert_func_call_values(b->fn, v, ret);
+    EDGERT_PY_CALLER_LEAVE();
+    Py_END_ALLOW_THREADS
+  } else {
+    rc = call_attached(h, b->fn, v, ret);
+  }
+  return rc;
+}
+
 static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
                               int *missed) {
   edgert_py_mod_t *h = b->mod;
@@ -176,15 +193,7 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
     for (unsigned i = 0; i < b->nargs; i++)
       if (EDGERT__UNLIKELY(conv_arg(&b->args[i], args[i], i, &v[i], NULL, &err) != CV_OK))
         goto refused;
-    if (b->release_gil) {
-      Py_BEGIN_ALLOW_THREADS
-      EDGERT_PY_CALLER_ENTER(_save);
-      rc = edgert_func_call_values(b->fn, v, &ret);
-      EDGERT_PY_CALLER_LEAVE();
-      Py_END_ALLOW_THREADS
-    } else {
-      rc = call_attached(h, b->fn, v, &ret);
-    }
+    rc = call_converted(b, h, v, &ret);
   } else {
     conv_hold_t hold;
     conv_hold_init(&hold, b->nargs);
@@ -193,15 +202,7 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
         conv_hold_release(&hold);
         goto refused;
       }
-    if (b->release_gil) {
-      Py_BEGIN_ALLOW_THREADS
-      EDGERT_PY_CALLER_ENTER(_save);
-      rc = edgert_func_call_values(b->fn, v, &ret);
-      EDGERT_PY_CALLER_LEAVE();
-      Py_END_ALLOW_THREADS
-    } else {
-      rc = call_attached(h, b->fn, v, &ret);
-    }
+    rc = call_converted(b, h, v, &ret);
     conv_hold_release(&hold);
   }
   if (EDGERT__UNLIKELY(rc != 0))
@@ -293,34 +294,19 @@ PyObject *edgert_py_bound_self_call(PyObject *self, PyObject *const *args, Py_ss
  * (and double f(double)) keeping the GIL, called with exact floats. No loop,
  * no per-argument code and no return switch; anything else goes to
  * bound_invoke like the general lane's misses. */
-/* The lanes' bodies: NULL with *took = 0 when the arguments are not the
- * lane's (the caller then takes the general path), else the result. */
-static inline PyObject *lane_d2(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
-                                int *took) {
+/* The lanes' body, for n = 1 or 2 (a constant at each use): NULL with
+ * *took = 0 when the arguments are not n exact floats (the caller then takes
+ * the general path), else the result. */
+static inline PyObject *lane_floats(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
+                                    int n, int *took) {
   edgert_py_mod_t *h = b->mod;
-  if (EDGERT__LIKELY(nargs == 2 && PyFloat_CheckExact(args[0]) && PyFloat_CheckExact(args[1]) &&
-                     !EDGERT_PY_LOAD(h->unloaded))) {
+  if (EDGERT__LIKELY(nargs == n && PyFloat_CheckExact(args[0]) &&
+                     (n == 1 || PyFloat_CheckExact(args[1])) && !EDGERT_PY_LOAD(h->unloaded))) {
     *took = 1;
     edgert_value_t v[2];
     v[0].d = PyFloat_AS_DOUBLE(args[0]);
-    v[1].d = PyFloat_AS_DOUBLE(args[1]);
-    conv_ret_t r;
-    int rc = call_attached(h, b->fn, v, &r);
-    if (EDGERT__UNLIKELY(rc != 0))
-      return edgert_py_raise(rc);
-    return PyFloat_FromDouble(*(const double *)r.raw);
-  }
-  *took = 0;
-  return NULL;
-}
-
-static inline PyObject *lane_d1(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
-                                int *took) {
-  edgert_py_mod_t *h = b->mod;
-  if (EDGERT__LIKELY(nargs == 1 && PyFloat_CheckExact(args[0]) && !EDGERT_PY_LOAD(h->unloaded))) {
-    *took = 1;
-    edgert_value_t v[1];
-    v[0].d = PyFloat_AS_DOUBLE(args[0]);
+    if (n == 2)
+      v[1].d = PyFloat_AS_DOUBLE(args[1]);
     conv_ret_t r;
     int rc = call_attached(h, b->fn, v, &r);
     if (EDGERT__UNLIKELY(rc != 0))
@@ -334,14 +320,14 @@ static inline PyObject *lane_d1(BoundObject *b, PyObject *const *args, Py_ssize_
 static PyObject *bound_call_d2(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
   BoundObject *b = (BoundObject *)self;
   int took;
-  PyObject *r = lane_d2(b, args, nargs, &took);
+  PyObject *r = lane_floats(b, args, nargs, 2, &took);
   return EDGERT__LIKELY(took) ? r : bound_invoke(b, args, nargs, NULL);
 }
 
 static PyObject *bound_call_d1(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
   BoundObject *b = (BoundObject *)self;
   int took;
-  PyObject *r = lane_d1(b, args, nargs, &took);
+  PyObject *r = lane_floats(b, args, nargs, 1, &took);
   return EDGERT__LIKELY(took) ? r : bound_invoke(b, args, nargs, NULL);
 }
 
@@ -370,8 +356,8 @@ PyObject *edgert_py_bound_call(PyObject *bound, PyObject *const *args, Py_ssize_
   if (lane != (PyCFunction)(void (*)(void))bound_call) {
     int took;
     PyObject *r = lane == (PyCFunction)(void (*)(void))bound_call_d2
-                      ? lane_d2(b, args, nargs, &took)
-                      : lane_d1(b, args, nargs, &took);
+                      ? lane_floats(b, args, nargs, 2, &took)
+                      : lane_floats(b, args, nargs, 1, &took);
     if (EDGERT__LIKELY(took)) {
       if (missed)
         *missed = 0;
