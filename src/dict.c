@@ -1271,8 +1271,10 @@ void edgert_dict_iter_init(edgert_dict_t *d, edgert_dict_iter_t *it) {
   it->version = d->v.version;
 }
 
-int edgert_dict_iter_next(edgert_dict_iter_t *it, const void **key, void **value) {
-  EDGERT__RETURN_IF_NULL(it, EDGERT_EINVAL);
+/* One step of an iterator, from the front or (reverse) from the back: the
+ * entry it->pos places from that end. */
+static inline int iter_step(edgert_dict_iter_t *it, const void **key, void **value,
+                            int reverse) {
   edgert_dict_t *d = it->dict;
   if (EDGERT__UNLIKELY(d == NULL))
     return 0;
@@ -1280,7 +1282,7 @@ int edgert_dict_iter_next(edgert_dict_iter_t *it, const void **key, void **value
     return edgert__error(EDGERT_ECHANGED, "dictionary changed size during iteration");
   if (it->pos >= d->v.len)
     return 0;
-  size_t e = it->pos++;
+  size_t e = reverse ? d->v.len - 1 - it->pos++ : it->pos++;
   if (key)
     *key = d->v.keys + e * d->ksize;
   if (value)
@@ -1288,19 +1290,12 @@ int edgert_dict_iter_next(edgert_dict_iter_t *it, const void **key, void **value
   return 1;
 }
 
+int edgert_dict_iter_next(edgert_dict_iter_t *it, const void **key, void **value) {
+  EDGERT__RETURN_IF_NULL(it, EDGERT_EINVAL);
+  return iter_step(it, key, value, 0);
+}
+
 int edgert_dict_iter_prev(edgert_dict_iter_t *it, const void **key, void **value) {
   EDGERT__RETURN_IF_NULL(it, EDGERT_EINVAL);
-  edgert_dict_t *d = it->dict;
-  if (EDGERT__UNLIKELY(d == NULL))
-    return 0;
-  if (d->v.version != it->version)
-    return edgert__error(EDGERT_ECHANGED, "dictionary changed size during iteration");
-  if (it->pos >= d->v.len)
-    return 0;
-  size_t e = d->v.len - 1 - it->pos++;
-  if (key)
-    *key = d->v.keys + e * d->ksize;
-  if (value)
-    *value = d->v.values + e * d->v.vsize;
-  return 1;
+  return iter_step(it, key, value, 1);
 }

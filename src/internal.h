@@ -107,6 +107,20 @@ int edgert__guarded_invoke(edgert__tramp_t tramp, void *fn, void **args,
                            void *ret, const char *function,
                            const char *module);
 
+/* file.c: `s` in single quotes for a message (at most 200 bytes of it), in
+ * `buf`; returns buf. */
+const char *edgert__quote_path(const char *s, char *buf, size_t size);
+/* file.c: reads the whole regular file at `path` into a new buffer
+ * (NUL-terminated, not counted in *len); `what` names it in messages ("manifest",
+ * "key"); a file larger than `max` bytes is `too_big_err`. On failure
+ * *errno_out holds the errno of a failed open or read (EISDIR for a file
+ * that is not regular), else 0. */
+int edgert__read_file(const char *path, const char *what, size_t max, int too_big_err,
+                      char **out, size_t *len, int *errno_out);
+/* file.c: the folder of `path` (a new string): everything before the last
+ * '/', "." or "/". NULL when out of memory. */
+char *edgert__dir_of(const char *path);
+
 /* sign.c: parses an RFC 3339 UTC time in the one form
  * "YYYY-MM-DDTHH:MM:SSZ" (a real calendar date, hour < 24, minute and second
  * < 60) into seconds since the epoch. Returns 0, or -1 (no message set). */

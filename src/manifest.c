@@ -885,76 +885,22 @@ int edgert_contract_parse_json(const char *json, size_t len,
 }
 
 int edgert_manifest_read(const char *path, edgert_manifest_t **out) {
-  char q[QUOTE_SIZE];
   if (path == NULL || out == NULL)
     return edgert__error(EDGERT_EINVAL,
                          "edgert_manifest_read: path and out must not be NULL");
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return edgert__error(EDGERT_EIO, "manifest %s: %s", quote(path, q, sizeof q),
-                         strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return edgert__error(EDGERT_EIO, "manifest %s: not a regular file",
-                         quote(path, q, sizeof q));
-  }
-  if ((uint64_t)st.st_size > EDGERT_MANIFEST_MAX_BYTES) {
-    close(fd);
-    return edgert__error(EDGERT_EMANIFEST,
-                         "manifest: %lld bytes is larger than the limit of %zu",
-                         (long long)st.st_size, EDGERT_MANIFEST_MAX_BYTES);
-  }
-  /* Read to the end, whatever the size said: the file may change under us. */
-  size_t cap = (size_t)st.st_size + 1, len = 0;
-  char *buf = edgert__malloc(cap);
-  if (buf == NULL) {
-    close(fd);
-    return edgert__error(EDGERT_ENOMEM, "manifest: out of memory");
-  }
-  for (;;) {
-    if (len == cap) {
-      if (cap > EDGERT_MANIFEST_MAX_BYTES) {
-        edgert__free(buf);
-        close(fd);
-        return edgert__error(EDGERT_EMANIFEST,
-                             "manifest: larger than the limit of %zu bytes",
-                             EDGERT_MANIFEST_MAX_BYTES);
-      }
-      char *nb = edgert__realloc(buf, cap * 2);
-      if (nb == NULL) {
-        edgert__free(buf);
-        close(fd);
-        return edgert__error(EDGERT_ENOMEM, "manifest: out of memory");
-      }
-      buf = nb;
-      cap *= 2;
-    }
-    ssize_t r = read(fd, buf + len, cap - len);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      int e = errno;
-      edgert__free(buf);
-      close(fd);
-      return edgert__error(EDGERT_EIO, "manifest %s: %s",
-                           quote(path, q, sizeof q), strerror(e));
-    }
-    if (r == 0)
-      break;
-    len += (size_t)r;
-  }
-  close(fd);
-  /* The manifest's directory: everything before the last '/'. */
-  const char *slash = strrchr(path, '/');
-  char *dir = slash == NULL ? edgert__strdup(".")
-              : slash == path ? edgert__strdup("/")
-                              : edgert__strndup(path, (size_t)(slash - path));
+  char *buf = NULL;
+  size_t len = 0;
+  int e;
+  int rc = edgert__read_file(path, "manifest", EDGERT_MANIFEST_MAX_BYTES, EDGERT_EMANIFEST, &buf,
+                             &len, &e);
+  if (rc != 0)
+    return rc;
+  char *dir = edgert__dir_of(path);
   if (dir == NULL) {
     edgert__free(buf);
     return edgert__error(EDGERT_ENOMEM, "manifest: out of memory");
   }
-  int rc = edgert_manifest_parse(buf, len, dir, out);
+  rc = edgert_manifest_parse(buf, len, dir, out);
   edgert__free(dir);
   edgert__free(buf);
   return rc;

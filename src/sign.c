@@ -50,12 +50,6 @@ struct edgert_keyset_s {
 
 /* ---- small helpers ------------------------------------------------------ */
 
-/* `s` in single quotes for a message, at most 200 bytes of it. */
-static const char *quoted(const char *s, char *buf, size_t size) {
-  snprintf(buf, size, "'%.200s'", s);
-  return buf;
-}
-
 /* OpenSSL's reason for the last failure on this thread, and the queue
  * emptied (a later, unrelated call must not report a stale error). */
 static const char *ssl_reason(char *buf, size_t size) {
@@ -86,89 +80,9 @@ static int hex_value(char c) {
   return -1;
 }
 
-/*
- * Reads the whole regular file at `path` into a new buffer (NUL-terminated,
- * not counted in *len). `what` names the file in messages. A file larger
- * than `max` is `too_big_err`. ENOENT is returned as is in *errno_out (with
- * EDGERT_EIO) so callers can word a missing file their own way.
- */
-static int read_all(const char *path, const char *what, size_t max,
-                    int too_big_err, char **out, size_t *len, int *errno_out) {
-  char q[220];
-  *errno_out = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    *errno_out = errno;
-    return edgert__error(EDGERT_EIO, "%s %s: %s", what,
-                         quoted(path, q, sizeof q), strerror(errno));
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    *errno_out = EISDIR;
-    return edgert__error(EDGERT_EIO, "%s %s: not a regular file", what,
-                         quoted(path, q, sizeof q));
-  }
-  size_t cap = (size_t)st.st_size < max ? (size_t)st.st_size + 1 : max + 1;
-  size_t n = 0;
-  char *buf = edgert__malloc(cap + 1);
-  if (buf == NULL) {
-    close(fd);
-    return edgert__error(EDGERT_ENOMEM, "%s: out of memory", what);
-  }
-  /* Read to the end, whatever the size said: the file may change under us. */
-  for (;;) {
-    if (n == cap) {
-      if (cap > max) {
-        edgert__free(buf);
-        close(fd);
-        return edgert__error(too_big_err,
-                             "%s %s: larger than the limit of %zu bytes", what,
-                             quoted(path, q, sizeof q), max);
-      }
-      size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-      char *nb = edgert__realloc(buf, ncap + 1);
-      if (nb == NULL) {
-        edgert__free(buf);
-        close(fd);
-        return edgert__error(EDGERT_ENOMEM, "%s: out of memory", what);
-      }
-      buf = nb;
-      cap = ncap;
-    }
-    ssize_t r = read(fd, buf + n, cap - n);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0) {
-      int e = errno;
-      edgert__free(buf);
-      close(fd);
-      *errno_out = e;
-      return edgert__error(EDGERT_EIO, "%s %s: %s", what,
-                           quoted(path, q, sizeof q), strerror(e));
-    }
-    if (r == 0)
-      break;
-    n += (size_t)r;
-  }
-  close(fd);
-  buf[n] = '\0';
-  *out = buf;
-  *len = n;
-  return 0;
-}
-
-/* The folder of `path` (a new string): everything before the last '/'. */
-static char *dir_of(const char *path) {
-  const char *slash = strrchr(path, '/');
-  return slash == NULL ? edgert__strdup(".")
-         : slash == path ? edgert__strdup("/")
-                         : edgert__strndup(path, (size_t)(slash - path));
-}
-
 /* fsync of the folder that holds `path`, so a rename in it is durable. */
 static int sync_dir_of(const char *path) {
-  char *dir = dir_of(path);
+  char *dir = edgert__dir_of(path);
   if (dir == NULL)
     return -1;
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -387,8 +301,8 @@ static int read_key_file(const char *path, int want, EVP_PKEY **out) {
   char *buf = NULL;
   size_t len = 0;
   int e;
-  snprintf(what, sizeof what, "key %s", quoted(path, q, sizeof q));
-  int rc = read_all(path, "key", PEM_MAX_BYTES, EDGERT_EINVAL, &buf, &len, &e);
+  snprintf(what, sizeof what, "key %s", edgert__quote_path(path, q, sizeof q));
+  int rc = edgert__read_file(path, "key", PEM_MAX_BYTES, EDGERT_EINVAL, &buf, &len, &e);
   if (rc < 0)
     return rc;
   rc = parse_pem_key(buf, len, want, what, out);
@@ -537,9 +451,9 @@ static int write_new_file(const char *path, const char *data, size_t len,
       return edgert__error(EDGERT_EEXIST,
                            "%s %s already exists: keys are never overwritten; "
                            "remove it or choose another path",
-                           what, quoted(path, q, sizeof q));
+                           what, edgert__quote_path(path, q, sizeof q));
     return edgert__error(EDGERT_EIO, "%s %s: %s", what,
-                         quoted(path, q, sizeof q), strerror(e));
+                         edgert__quote_path(path, q, sizeof q), strerror(e));
   }
   int e = 0;
   if (fchmod(fd, mode) != 0)
@@ -561,7 +475,7 @@ static int write_new_file(const char *path, const char *data, size_t len,
   if (e != 0) {
     unlink(path);
     return edgert__error(EDGERT_EIO, "%s %s: %s", what,
-                         quoted(path, q, sizeof q), strerror(e));
+                         edgert__quote_path(path, q, sizeof q), strerror(e));
   }
   return 0;
 }
@@ -575,14 +489,14 @@ int edgert_key_generate(const char *private_path, const char *public_path,
     return edgert__error(EDGERT_EINVAL,
                          "keygen: the private and public key paths are the "
                          "same (%s)",
-                         quoted(private_path, q, sizeof q));
+                         edgert__quote_path(private_path, q, sizeof q));
   /* Both must be free before anything is written. */
   struct stat st;
   if (lstat(public_path, &st) == 0)
     return edgert__error(EDGERT_EEXIST,
                          "public key %s already exists: keys are never "
                          "overwritten; remove it or choose another path",
-                         quoted(public_path, q, sizeof q));
+                         edgert__quote_path(public_path, q, sizeof q));
   EVP_PKEY *pkey = NULL;
   EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL);
   if (ctx == NULL || EVP_PKEY_keygen_init(ctx) != 1 ||
@@ -616,7 +530,7 @@ int edgert_key_generate(const char *private_path, const char *public_path,
   edgert__free(pub);
   if (rc == 0 && sync_dir_of(private_path) != 0)
     rc = edgert__error(EDGERT_EIO, "keygen: cannot sync the folder of %s: %s",
-                       quoted(private_path, q, sizeof q), strerror(errno));
+                       edgert__quote_path(private_path, q, sizeof q), strerror(errno));
   if (rc == 0 && id_out != NULL)
     memcpy(id_out, id, EDGERT_KEY_ID_SIZE);
   return rc;
@@ -766,13 +680,13 @@ int edgert_manifest_sign(const char *manifest_path,
   char *buf = NULL, *dir = NULL, *out_path = NULL;
   size_t len = 0;
   int e;
-  int rc = read_all(manifest_path, "manifest", EDGERT_MANIFEST_MAX_BYTES,
+  int rc = edgert__read_file(manifest_path, "manifest", EDGERT_MANIFEST_MAX_BYTES,
                     EDGERT_EMANIFEST, &buf, &len, &e);
   if (rc < 0)
     return rc;
   /* Sign only what verification would accept. */
   edgert_manifest_t *m = NULL;
-  dir = dir_of(manifest_path);
+  dir = edgert__dir_of(manifest_path);
   if (dir == NULL) {
     edgert__free(buf);
     return edgert__error(EDGERT_ENOMEM, "sign: out of memory");
@@ -806,7 +720,7 @@ int edgert_manifest_sign(const char *manifest_path,
       rc = edgert__error(EDGERT_EINVAL,
                          "sign: key %s cannot sign (%s); give the private key "
                          "made by `edgert keygen`",
-                         quoted(private_key_path, q, sizeof q),
+                         edgert__quote_path(private_key_path, q, sizeof q),
                          ssl_reason(why, sizeof why));
     EVP_MD_CTX_free(ctx);
   }
@@ -825,7 +739,7 @@ int edgert_manifest_sign(const char *manifest_path,
     return edgert__error(EDGERT_ENOMEM, "sign: out of memory");
   if (write_atomic(out_path, text, (size_t)n, 0644) != 0)
     rc = edgert__error(EDGERT_EIO, "signature file %s: %s",
-                       quoted(out_path, q, sizeof q), strerror(errno));
+                       edgert__quote_path(out_path, q, sizeof q), strerror(errno));
   edgert__free(out_path);
   if (rc == 0 && id_out != NULL)
     memcpy(id_out, id, EDGERT_KEY_ID_SIZE);
@@ -841,7 +755,7 @@ static int state_read(const char *path, int64_t *version) {
   char *buf = NULL;
   size_t len = 0;
   int e;
-  int rc = read_all(path, "state file", STATE_MAX_BYTES, EDGERT_ESTATE, &buf,
+  int rc = edgert__read_file(path, "state file", STATE_MAX_BYTES, EDGERT_ESTATE, &buf,
                     &len, &e);
   if (rc < 0) {
     if (e == ENOENT) {
@@ -877,7 +791,7 @@ static int state_read(const char *path, int64_t *version) {
                          "' and 'highest-version: N'), so nothing is loaded: "
                          "restore it from a backup, or remove it to accept "
                          "any signed version again",
-                         quoted(path, q, sizeof q));
+                         edgert__quote_path(path, q, sizeof q));
   *version = v;
   return 0;
 }
@@ -890,7 +804,7 @@ static int state_read(const char *path, int64_t *version) {
 static int state_check_and_record(const char *path, int64_t version,
                                   int64_t *previous) {
   char q[220];
-  char *dir = dir_of(path);
+  char *dir = edgert__dir_of(path);
   if (dir == NULL)
     return edgert__error(EDGERT_ENOMEM, "state file: out of memory");
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -900,7 +814,7 @@ static int state_check_and_record(const char *path, int64_t version,
                            "state file %s: its folder %s cannot be opened "
                            "(%s), so nothing is loaded: give a state file in "
                            "an existing, writable folder",
-                           quoted(path, q, sizeof q), dir, strerror(e));
+                           edgert__quote_path(path, q, sizeof q), dir, strerror(e));
     edgert__free(dir);
     return rc;
   }
@@ -911,7 +825,7 @@ static int state_check_and_record(const char *path, int64_t version,
       close(dfd);
       return edgert__error(EDGERT_ESTATE, "state file %s: cannot lock its "
                                           "folder: %s",
-                           quoted(path, q, sizeof q), strerror(e));
+                           edgert__quote_path(path, q, sizeof q), strerror(e));
     }
   }
   int64_t highest = 0;
@@ -924,7 +838,7 @@ static int state_check_and_record(const char *path, int64_t version,
                        "%" PRId64 ", which this device has already accepted "
                        "(state file %s): an old release was replayed or "
                        "rolled back; install version %" PRId64 " or newer",
-                       version, highest, quoted(path, q, sizeof q), highest);
+                       version, highest, edgert__quote_path(path, q, sizeof q), highest);
   if (rc == 0 && version > highest) {
     char text[80];
     int n = snprintf(text, sizeof text, STATE_MAGIC "\nhighest-version: %" PRId64
@@ -934,7 +848,7 @@ static int state_check_and_record(const char *path, int64_t version,
                          "state file %s: cannot record version %" PRId64
                          " (%s), so nothing is loaded: give a state file in "
                          "a writable folder",
-                         quoted(path, q, sizeof q), version, strerror(errno));
+                         edgert__quote_path(path, q, sizeof q), version, strerror(errno));
   }
   flock(dfd, LOCK_UN);
   close(dfd);
@@ -983,7 +897,7 @@ int edgert_manifest_read_signed(const char *path,
   edgert_verify_result_t r;
   memset(&r, 0, sizeof r);
   int e;
-  int rc = read_all(path, "manifest", EDGERT_MANIFEST_MAX_BYTES,
+  int rc = edgert__read_file(path, "manifest", EDGERT_MANIFEST_MAX_BYTES,
                     EDGERT_EMANIFEST, &buf, &len, &e);
   if (rc < 0)
     return rc;
@@ -992,7 +906,7 @@ int edgert_manifest_read_signed(const char *path,
     rc = edgert__error(EDGERT_ENOMEM, "verify: out of memory");
     goto done;
   }
-  rc = read_all(spath, "signature file", EDGERT_SIGNATURE_MAX_BYTES,
+  rc = edgert__read_file(spath, "signature file", EDGERT_SIGNATURE_MAX_BYTES,
                 EDGERT_ESIGNATURE, &sigtext, &siglen, &e);
   if (rc < 0) {
     if (e == ENOENT)
@@ -1000,14 +914,14 @@ int edgert_manifest_read_signed(const char *path,
                          "manifest %s is not signed: no signature file %s; "
                          "sign it (edgert sign MANIFEST --key KEY) or load it "
                          "without trusted keys",
-                         quoted(path, q, sizeof q), quoted(spath, q2, sizeof q2));
+                         edgert__quote_path(path, q, sizeof q), edgert__quote_path(spath, q2, sizeof q2));
     goto done;
   }
   rc = edgert_signature_parse(sigtext, siglen, &sig);
   if (rc < 0) {
     char msg[400];
     snprintf(msg, sizeof msg, "%s", edgert_last_error());
-    rc = edgert__error(rc, "%s: %s", quoted(spath, q, sizeof q), msg);
+    rc = edgert__error(rc, "%s: %s", edgert__quote_path(spath, q, sizeof q), msg);
     goto done;
   }
   const key_t_ *key = find_key(opt->keys, sig.key_id);
@@ -1017,7 +931,7 @@ int edgert_manifest_read_signed(const char *path,
                        "manifest %s is signed by key %s, which is not a "
                        "trusted key (trusted: %s): add that key's public key "
                        "to the trusted keys, or sign with a trusted key",
-                       quoted(path, q, sizeof q), sig.key_id,
+                       edgert__quote_path(path, q, sizeof q), sig.key_id,
                        id_list(opt->keys, ids, sizeof ids));
     goto done;
   }
@@ -1037,11 +951,11 @@ int edgert_manifest_read_signed(const char *path,
                        "its bytes: the manifest or its signature file was "
                        "changed after signing; restore both from the "
                        "release, or sign again",
-                       quoted(path, q, sizeof q), sig.key_id);
+                       edgert__quote_path(path, q, sizeof q), sig.key_id);
     goto done;
   }
   /* The bytes are genuine: parse exactly these. */
-  dir = dir_of(path);
+  dir = edgert__dir_of(path);
   if (dir == NULL) {
     rc = edgert__error(EDGERT_ENOMEM, "verify: out of memory");
     goto done;
@@ -1056,7 +970,7 @@ int edgert_manifest_read_signed(const char *path,
                        "version: manifest %s is signed but carries no "
                        "\"version\" (a positive integer that rises with each "
                        "release): add it and sign again",
-                       quoted(path, q, sizeof q));
+                       edgert__quote_path(path, q, sizeof q));
     goto done;
   }
   if (exp == NULL) {
@@ -1064,7 +978,7 @@ int edgert_manifest_read_signed(const char *path,
                        "expires: manifest %s is signed but carries no "
                        "\"expires\" (an RFC 3339 UTC time such as "
                        "\"2027-01-01T00:00:00Z\"): add it and sign again",
-                       quoted(path, q, sizeof q));
+                       edgert__quote_path(path, q, sizeof q));
     goto done;
   }
   snprintf(r.expires, sizeof r.expires, "%s", exp);
@@ -1075,7 +989,7 @@ int edgert_manifest_read_signed(const char *path,
                        "manifest %s (version %" PRId64 ") expired at %s: a "
                        "device must not run a release its publisher stopped "
                        "vouching for; install a newly signed manifest",
-                       quoted(path, q, sizeof q), r.version, r.expires);
+                       edgert__quote_path(path, q, sizeof q), r.version, r.expires);
     goto done;
   }
   if (opt->state_file != NULL) {
