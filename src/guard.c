@@ -1132,10 +1132,7 @@ int edgert_guard_call(edgert_func_t *fn, void **args, void *ret, edgert_guard_re
   const char *problem = edgert_guard_option_problem(policy->strict, policy->fallback_enabled,
                                                     ref != NULL, policy->tolerance);
   if (problem != NULL) {
-    /* a tolerance problem names the value unless it says it already */
-    int name_value = problem == edgert_tolerance_problem(policy->tolerance) &&
-                     strstr(problem, "got") == NULL;
-    if (name_value)
+    if (problem == edgert_tolerance_problem(policy->tolerance))
       return edgert__error(EDGERT_EINVAL, "edgert_guard_call(%s): %s, got %g", name, problem,
                            policy->tolerance);
     return edgert__error(EDGERT_EINVAL, "edgert_guard_call(%s): %s", name, problem);

@@ -155,7 +155,8 @@ static int check_options(const edgert_nexus_options_t *o, const char *name) {
     return edgert__error(EDGERT_EINVAL, "kernel '%s': %s, not %lld", name,
                          problem, value);
   if (problem != NULL)
-    return edgert__error(EDGERT_EINVAL, "kernel '%s': %s", name, problem);
+    return edgert__error(EDGERT_EINVAL, "kernel '%s': %s, got %g", name, problem,
+                         o->tolerance);
   if ((int)o->ret_type < 0 || o->ret_type >= EDGERT_CT__COUNT)
     return edgert__error(EDGERT_EINVAL, "kernel '%s': ret_type %d is not a type",
                          name, (int)o->ret_type);

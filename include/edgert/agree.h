@@ -60,11 +60,12 @@ static inline int edgert_agree(long double a, long double b, double tolerance) {
   return d <= (long double)tolerance || d <= (long double)tolerance * scale;
 }
 
-/* NULL when `tolerance` is acceptable, else what is wrong with it (a static
- * string, to be prefixed with the caller's context). */
+/* NULL when `tolerance` is acceptable, else what is wrong with it: a static
+ * string without the value, which every host prefixes with its context and
+ * follows with ", got <tolerance>". */
 static inline const char *edgert_tolerance_problem(double tolerance) {
   if (isnan(tolerance))
-    return "tolerance must be a number >= 0, got nan";
+    return "tolerance must be a number >= 0";
   if (tolerance < 0.0)
     return "tolerance must be >= 0";
   if (isinf(tolerance))

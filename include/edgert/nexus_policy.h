@@ -99,8 +99,8 @@ typedef struct edgert_nexus_policy_s {
 
 /* What is wrong with a set of options, or NULL: a static message, which
  * the host prefixes with "kernel '<name>': " and, when *value_bad is set to
- * 1, follows with ", not <*value>" (the offending integer option's value;
- * a tolerance's message says its own). Signed arguments, so that a host
+ * 1, follows with ", not <*value>" (the offending integer option's value),
+ * else (the tolerance) with ", got <tolerance>". Signed arguments, so that a host
  * passes what its user gave before converting. */
 static inline const char *
 edgert_nexus_policy_option_problem(long long max_failures,

@@ -91,10 +91,7 @@ static int parse_kwargs(const char *fname, PyObject *const *kwvalues, PyObject *
         return -1;
       const char *problem = edgert_guard_option_problem(0, 0, 1, t);
       if (problem != NULL) {
-        if (strstr(problem, "got") != NULL)
-          PyErr_Format(PyExc_ValueError, "%s(): %s", fname, problem);
-        else
-          PyErr_Format(PyExc_ValueError, "%s(): %s, got %R", fname, problem, value);
+        PyErr_Format(PyExc_ValueError, "%s(): %s, got %R", fname, problem, value);
         return -1;
       }
       *tolerance = t;

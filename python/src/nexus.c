@@ -667,6 +667,14 @@ static int check_compiled(PyObject *name, PyObject *compiled) {
   return 0;
 }
 
+/* "kernel '<name>': <problem>, got <tolerance>" as a ValueError. */
+static void bad_tolerance(PyObject *name, const char *problem, double tolerance) {
+  PyObject *t = PyFloat_FromDouble(tolerance);
+  if (t != NULL)
+    PyErr_Format(PyExc_ValueError, "kernel '%U': %s, got %R", name, problem, t);
+  Py_XDECREF(t);
+}
+
 static PyObject *kernel_new(PyTypeObject *type, PyObject *args,
                             PyObject *kwds) {
   static char *kwlist[] = {"name",          "compiled",     "reference",
@@ -704,7 +712,7 @@ static PyObject *kernel_new(PyTypeObject *type, PyObject *args,
       PyErr_Format(PyExc_ValueError, "kernel '%U': %s, not %lld", name, problem,
                    value);
     else
-      PyErr_Format(PyExc_ValueError, "kernel '%U': %s", name, problem);
+      bad_tolerance(name, problem, tolerance);
     return NULL;
   }
   KernelObject *self = (KernelObject *)type->tp_alloc(type, 0);
