@@ -26,20 +26,12 @@
 #include <unistd.h>
 
 #include "edgert.h"
+#include "helpers/fixture_path.h"
 #include "helpers/failalloc.h"
 
 #ifndef EDGERT_FIXTURE_DIR
 #error "EDGERT_FIXTURE_DIR must be defined by the build"
 #endif
-/* The fixture library: NAME.so, or libNAME.so where CMake adds its prefix. */
-static const char *crashy_path(void) {
-  static const char *const candidates[] = {EDGERT_FIXTURE_DIR "/guard_crashy.so",
-                                           EDGERT_FIXTURE_DIR "/libguard_crashy.so"};
-  for (size_t i = 0; i < 2; i++)
-    if (access(candidates[i], R_OK) == 0)
-      return candidates[i];
-  return candidates[0];
-}
 #define CRASHY crashy_path()
 
 /*

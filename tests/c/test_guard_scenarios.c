@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "edgert.h"
+#include "helpers/fixture_path.h"
 
 #ifndef EDGERT_FIXTURE_DIR
 #error "EDGERT_FIXTURE_DIR must be defined by the build"
@@ -31,14 +32,6 @@
 #error "EDGERT_SCENARIO_DIR must be defined by the build"
 #endif
 
-static const char *crashy_path(void) {
-  static const char *const candidates[] = {EDGERT_FIXTURE_DIR "/guard_crashy.so",
-                                           EDGERT_FIXTURE_DIR "/libguard_crashy.so"};
-  for (size_t i = 0; i < 2; i++)
-    if (access(candidates[i], R_OK) == 0)
-      return candidates[i];
-  return candidates[0];
-}
 
 static cJSON *table; /* the whole file, parsed once */
 
