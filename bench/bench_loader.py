@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import os
 import statistics
-import timeit
 import sys
 import time
 from typing import List
@@ -39,20 +38,6 @@ def _contracts(release_gil: bool) -> list:
     ]
 
 
-def _pair(ours: str, peer: str, g: dict) -> tuple:
-    """Median ns per call of two statements measured in alternation, so a
-    busy machine slows both alike (the ratio is what the rows judge)."""
-    t_ours = timeit.Timer(ours, globals=g)
-    t_peer = timeit.Timer(peer, globals=g)
-    n, _ = t_peer.autorange()
-    n = max(n // 2, 1)
-    a, b = [], []
-    for _ in range(max(common.REPEAT, 5) * 2):
-        a.append(t_ours.timeit(n) / n)
-        b.append(t_peer.timeit(n) / n)
-    return statistics.median(a) * 1e9, statistics.median(b) * 1e9
-
-
 def _ctypes_lib(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.add.argtypes, lib.add.restype = [C.c_double, C.c_double], C.c_double
     lib.inc.argtypes, lib.inc.restype = [C.c_int64], C.c_int64
@@ -74,20 +59,20 @@ def run() -> List[Row]:
     g = {"floor": floor_ext, "held": held}
     for name, args in (("add", "1.0, 2.0"), ("inc", "41"), ("noop", "")):
         g[name] = held.function(name)
-        ours, floor = _pair(f"{name}({args})", f"floor.{name}({args})", g)
+        ours, floor = common.paired_ns(f"{name}({args})", f"floor.{name}({args})", g)
         rows.append(Row("loader", f"bound {name}() GIL held", ours, "floor ext", floor, "<= 1.4x"))
-    ours, floor = _pair('held.call("add", 1.0, 2.0)', "floor.add(1.0, 2.0)", g)
+    ours, floor = common.paired_ns('held.call("add", 1.0, 2.0)', "floor.add(1.0, 2.0)", g)
     rows.append(Row("loader", 'loader.call("add", ...) GIL held', ours, "floor ext", floor, "<= 2.2x"))
     g["mix5"] = held.function("mix5")
-    ours, floor = _pair("mix5(1, 2.0, 3.0, 4, 5)", "floor.mix5(1, 2.0, 3.0, 4, 5)", g)
+    ours, floor = common.paired_ns("mix5(1, 2.0, 3.0, 4, 5)", "floor.mix5(1, 2.0, 3.0, 4, 5)", g)
     rows.append(Row("loader", "bound mix5() register trampoline", ours, "floor ext", floor,
                     "<= 3x", note="(5 mixed args)"))
     g["seven"] = held.function("seven")
-    ours, floor = _pair("seven(1, 2, 3, 4, 5, 6, 7)", "floor.seven(1, 2, 3, 4, 5, 6, 7)", g)
+    ours, floor = common.paired_ns("seven(1, 2, 3, 4, 5, 6, 7)", "floor.seven(1, 2, 3, 4, 5, 6, 7)", g)
     rows.append(Row("loader", "bound seven() via libffi", ours, "floor ext", floor, "<= 3x",
                     note="(7 int32 args, one on the stack)"))
     g["halve_ld"] = held.function("halve_ld")
-    ours, floor = _pair("halve_ld(3.0)", "floor.halve_ld(3.0)", g)
+    ours, floor = common.paired_ns("halve_ld(3.0)", "floor.halve_ld(3.0)", g)
     rows.append(Row("loader", "bound halve_ld() via libffi", ours, "floor ext", floor, "<= 3x",
                     note="(long double)"))
 
@@ -99,10 +84,10 @@ def run() -> List[Row]:
     g["first_c"] = held.function("first_c")
     g["s16"], g["s4k"] = b"x" * 16, b"x" * 4096
     for label, var in (("16 B", "s16"), ("4 KiB", "s4k")):
-        ours, floor = _pair(f"first_c({var})", f"floor.first_c({var})", g)
+        ours, floor = common.paired_ns(f"first_c({var})", f"floor.first_c({var})", g)
         rows.append(Row("loader", f"bound first_c() c_char_p {label}", ours, "floor (borrows)",
                         floor))
-        ours, floor = _pair(f"first_c({var})", f"floor.first_c_copy({var})", g)
+        ours, floor = common.paired_ns(f"first_c({var})", f"floor.first_c_copy({var})", g)
         rows.append(Row("loader", f"bound first_c() c_char_p {label}", ours, "floor (copies)",
                         floor, "<= 1.4x"))
 
@@ -110,9 +95,9 @@ def run() -> List[Row]:
     cg = _ctypes_lib(ctypes.PyDLL(kpath))
     cr = _ctypes_lib(ctypes.CDLL(kpath))
     g.update(cg_add=cg.add, cr_add=cr.add, fadd=freed.function("add"))
-    ours, peer = _pair("add(1.0, 2.0)", "cg_add(1.0, 2.0)", g)
+    ours, peer = common.paired_ns("add(1.0, 2.0)", "cg_add(1.0, 2.0)", g)
     rows.append(Row("loader", "bound add() GIL held", ours, "ctypes PyDLL", peer, ">= 9x faster"))
-    ours, peer = _pair("fadd(1.0, 2.0)", "cr_add(1.0, 2.0)", g)
+    ours, peer = common.paired_ns("fadd(1.0, 2.0)", "cr_add(1.0, 2.0)", g)
     rows.append(Row("loader", "bound add() GIL released", ours, "ctypes CDLL", peer, ">= 4x faster"))
 
     try:
@@ -124,7 +109,7 @@ def run() -> List[Row]:
         ffi.cdef("double add(double, double); int64_t inc(int64_t);")
         flib = ffi.dlopen(kpath)
         g.update(ff_add=flib.add)
-        ours, peer = _pair("add(1.0, 2.0)", "ff_add(1.0, 2.0)", g)
+        ours, peer = common.paired_ns("add(1.0, 2.0)", "ff_add(1.0, 2.0)", g)
         rows.append(Row("loader", "bound add() GIL held", ours, "cffi ABI mode", peer))
 
     # Verified loading: read once, seal, hash, dlopen, 50 MiB.

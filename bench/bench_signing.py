@@ -17,9 +17,7 @@ import hashlib
 import json
 import os
 import shutil
-import statistics
 import tempfile
-import timeit
 from typing import List
 
 import common
@@ -30,18 +28,6 @@ from edgert import signing
 
 C = ctypes
 BUDGET_NS = 300_000.0  # 0.3 ms
-
-
-def _pair(ours, peer) -> tuple:
-    """Median ns per call of two callables measured in alternation."""
-    t_ours, t_peer = timeit.Timer(ours), timeit.Timer(peer)
-    n, _ = t_peer.autorange()
-    n = max(n // 2, 1)
-    a, b = [], []
-    for _ in range(max(common.REPEAT, 5) * 2):
-        a.append(t_ours.timeit(n) / n)
-        b.append(t_peer.timeit(n) / n)
-    return statistics.median(a) * 1e9, statistics.median(b) * 1e9
 
 
 def _row(case: str, ours: float, peer_name: str, peer: float) -> Row:
@@ -86,13 +72,13 @@ def run() -> List[Row]:
             edgert.load_manifest(man, trusted_keys=keys, state_file=state).unload()
 
         rows = []
-        ours, peer = _pair(with_keyset, unsigned)
+        ours, peer = common.paired_ns(with_keyset, unsigned)
         rows.append(_row("load_manifest signed, KeySet", ours, "unsigned", peer))
-        ours, peer = _pair(with_paths, unsigned)
+        ours, peer = common.paired_ns(with_paths, unsigned)
         rows.append(_row("load_manifest signed, key paths", ours, "unsigned", peer))
-        ours, peer = _pair(with_state, unsigned)
+        ours, peer = common.paired_ns(with_state, unsigned)
         rows.append(_row("load_manifest signed, KeySet + state file", ours, "unsigned", peer))
-        ours, peer = _pair(lambda: signing.verify_manifest(man, keys),
+        ours, peer = common.paired_ns(lambda: signing.verify_manifest(man, keys),
                            lambda: edgert.read_manifest(man))
         rows.append(_row("verify_manifest vs read_manifest", ours, "read_manifest", peer))
         return rows

@@ -25,6 +25,21 @@ def ns_per_call(stmt: Callable[[], object] | str, *, number: int = 0, repeat: in
     return statistics.median(runs) / number / per * 1e9
 
 
+def paired_ns(ours, peer, globals: Optional[dict] = None) -> tuple:
+    """Median ns per call of `ours` and `peer` (callables or timeit strings),
+    timed in alternation so that a busy machine slows both alike (the ratio
+    is what the rows judge)."""
+    t_ours = timeit.Timer(ours, globals=globals)
+    t_peer = timeit.Timer(peer, globals=globals)
+    n, _ = t_peer.autorange()
+    n = max(n // 2, 1)
+    a, b = [], []
+    for _ in range(max(REPEAT, 5) * 2):
+        a.append(t_ours.timeit(n) / n)
+        b.append(t_peer.timeit(n) / n)
+    return statistics.median(a) * 1e9, statistics.median(b) * 1e9
+
+
 def use_cpu_clock() -> None:
     """Make every timeit.Timer created from now on time with this thread's
     CPU clock (time.thread_time) instead of the wall clock: on a machine
