@@ -831,6 +831,10 @@ int edgert_process_healthy(const char **reason) {
   return h == 0;
 }
 
+const atomic_int *edgert_process_health_word(void) {
+  return &health;
+}
+
 void edgert_guard_set_host_probe(edgert_guard_host_probe_t probe) {
   atomic_store(&host_probe, probe);
 }

@@ -42,6 +42,10 @@
 #include "loader.h"
 #include "guard_policy.h"
 
+#ifndef __cplusplus
+#include <stdatomic.h>
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -97,6 +101,16 @@ EDGERT_EXTERN int edgert_guard_enabled(void);
  * Lock-free; runs no foreign code.
  */
 EDGERT_EXTERN int edgert_process_healthy(const char **reason);
+
+#ifndef __cplusplus
+/*
+ * The word edgert_process_healthy() reads (0 while healthy), for a host
+ * whose call path checks health on every call and cannot afford a call into
+ * the library for it (the Python nexus): load it with atomic_load. Never
+ * NULL; hosts only read it. C only (C++ has no _Atomic before C++23).
+ */
+EDGERT_EXTERN const atomic_int *edgert_process_health_word(void);
+#endif
 
 /*
  * What a host interpreter says about the calling thread, for the guard to

@@ -70,6 +70,14 @@ enum { ACTIVE = EDGERT_NEXUS_ACTIVE, QUARANTINED = EDGERT_NEXUS_QUARANTINED };
 
 static edgert_py_logger_t nexus_log;
 
+/* The core's health word (edgert_process_health_word), read inline on the
+ * call path: one load instead of a call into libedgert. */
+static const atomic_int *health_word;
+
+static EDGERT_PY_INLINE int process_healthy(void) {
+  return atomic_load_explicit(health_word, memory_order_acquire) == 0;
+}
+
 typedef struct lat_s {
   uint64_t tick;  /* calls of this side so far: sampled when tick % SAMPLE_EVERY == 0 */
   uint64_t n;     /* samples taken */
@@ -581,7 +589,7 @@ static EDGERT_PY_COLD PyObject *keyword_call(KernelObject *self,
                                              size_t nargsf, PyObject *kwnames) {
   int gone, miss = 0;
   uint64_t number = 0;
-  int healthy = edgert_process_healthy(NULL);
+  int healthy = process_healthy();
   Py_BEGIN_CRITICAL_SECTION(self);
   edgert_nexus_route_t route = edgert_nexus_policy_enter(&self->pol, healthy);
   gone = cleared(self);
@@ -633,7 +641,7 @@ static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
     return keyword_call(self, args, nargsf, kwnames);
   edgert_nexus_route_t route;
   pick_t p = {NULL, 0, 0, 0};
-  int healthy = edgert_process_healthy(NULL);
+  int healthy = process_healthy();
   Py_BEGIN_CRITICAL_SECTION(self);
   route = edgert_nexus_policy_enter(&self->pol, healthy);
   if (EDGERT__LIKELY(route == EDGERT_NEXUS_ROUTE_COMPILED ||
@@ -1097,6 +1105,7 @@ static PyTypeObject Kernel_Type = {
 };
 
 int edgert_py_nexus_init(PyObject *m) {
+  health_word = edgert_process_health_word();
   if (edgert_py_logger_init(&nexus_log, "edgert.nexus") < 0)
     return -1;
   if (PyType_Ready(&Kernel_Type) < 0)
