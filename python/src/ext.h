@@ -218,6 +218,15 @@ edgert_func_t *edgert_py_bound_func(PyObject *o);
  */
 PyObject *edgert_py_bound_call(PyObject *bound, PyObject *const *args,
                                Py_ssize_t nargs, int *missed);
+/*
+ * The lane edgert_py_bound_call takes for `bound` (which must satisfy
+ * edgert_py_is_bound and be given to the lane with `missed` non-NULL):
+ * chosen once, by a caller that calls the same bound callable many times
+ * (the nexus, when a version is installed), so each call skips the choice.
+ */
+typedef PyObject *(*edgert_py_lane_t)(PyObject *bound, PyObject *const *args,
+                                      Py_ssize_t nargs, int *missed);
+edgert_py_lane_t edgert_py_bound_lane(PyObject *bound);
 
 /* ---- manifest.c (what other parts call) ------------------------------ */
 /* (manifest part: declarations go here) */

@@ -367,6 +367,48 @@ PyObject *edgert_py_bound_call(PyObject *bound, PyObject *const *args, Py_ssize_
   return bound_dispatch(b, args, nargs, missed);
 }
 
+/* The lanes edgert_py_bound_lane hands out: edgert_py_bound_call with the
+ * choice of lane made once. `bound` satisfies edgert_py_is_bound. */
+#define BOUND_SELF(bound) ((BoundObject *)((PyCFunctionObject *)(bound))->m_self)
+
+static PyObject *lane_call_d2(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
+                              int *missed) {
+  BoundObject *b = BOUND_SELF(bound);
+  int took;
+  PyObject *r = lane_floats(b, args, nargs, 2, &took);
+  if (EDGERT__LIKELY(took)) {
+    *missed = 0;
+    return r;
+  }
+  return bound_dispatch(b, args, nargs, missed);
+}
+
+static PyObject *lane_call_d1(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
+                              int *missed) {
+  BoundObject *b = BOUND_SELF(bound);
+  int took;
+  PyObject *r = lane_floats(b, args, nargs, 1, &took);
+  if (EDGERT__LIKELY(took)) {
+    *missed = 0;
+    return r;
+  }
+  return bound_dispatch(b, args, nargs, missed);
+}
+
+static PyObject *lane_call_general(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
+                                   int *missed) {
+  return bound_dispatch(BOUND_SELF(bound), args, nargs, missed);
+}
+
+edgert_py_lane_t edgert_py_bound_lane(PyObject *bound) {
+  PyCFunction lane = PyCFunction_GET_FUNCTION(bound);
+  if (lane == (PyCFunction)(void (*)(void))bound_call_d2)
+    return lane_call_d2;
+  if (lane == (PyCFunction)(void (*)(void))bound_call_d1)
+    return lane_call_d1;
+  return lane_call_general;
+}
+
 /* A new bound callable for fn (new reference). */
 PyObject *edgert_py_make_bound(edgert_py_mod_t *h, edgert_func_t *fn) {
   BoundObject *b = PyObject_New(BoundObject, &EdgertPy_BoundType);

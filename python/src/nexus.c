@@ -90,6 +90,7 @@ typedef struct version_s {
   uint64_t number;
   double installed; /* time.time() when it was installed */
   int bound;        /* compiled is a bound module function (has a contract) */
+  edgert_py_lane_t lane; /* its lane (edgert_py_bound_lane) when bound */
 } version_t;
 
 typedef struct kernel_s {
@@ -524,15 +525,16 @@ out:
  */
 typedef struct pick_s {
   PyObject *compiled;
+  edgert_py_lane_t lane; /* NULL when compiled is not a bound callable */
   uint64_t number;
-  int bound, sample;
+  int sample;
 } pick_t;
 
 static EDGERT_PY_INLINE void pick_current(KernelObject *self, pick_t *p) {
   version_t *v = &self->history[self->nversions - 1];
   p->compiled = Py_NewRef(v->compiled);
   p->number = v->number;
-  p->bound = v->bound;
+  p->lane = v->lane;
   p->sample = (self->clat.tick++ & (SAMPLE_EVERY - 1)) == 0;
 }
 
@@ -554,9 +556,9 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
   *served = 0;
   double t0 = EDGERT__UNLIKELY(p.sample) ? now_ns() : 0.0;
   PyObject *r;
-  if (p.bound) {
+  if (p.lane != NULL) {
     int missed = 0;
-    r = edgert_py_bound_call(compiled, args, nargs, &missed);
+    r = p.lane(compiled, args, nargs, &missed);
     if (EDGERT__UNLIKELY(r == NULL) && missed) {
       Py_DECREF(compiled);
       return guard_miss(self, args, nargs, number, claimed);
@@ -640,7 +642,7 @@ static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
   if (EDGERT__UNLIKELY(kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0))
     return keyword_call(self, args, nargsf, kwnames);
   edgert_nexus_route_t route;
-  pick_t p = {NULL, 0, 0, 0};
+  pick_t p = {NULL, NULL, 0, 0};
   int healthy = process_healthy();
   Py_BEGIN_CRITICAL_SECTION(self);
   route = edgert_nexus_policy_enter(&self->pol, healthy);
@@ -747,6 +749,7 @@ static PyObject *kernel_new(PyTypeObject *type, PyObject *args,
   v->number = 1;
   v->installed = wall_time();
   v->bound = edgert_py_is_bound(compiled);
+  v->lane = v->bound ? edgert_py_bound_lane(compiled) : NULL;
   self->nversions = 1;
   return (PyObject *)self;
 }
@@ -812,6 +815,7 @@ static uint64_t install_version(KernelObject *self, PyObject *compiled, int boun
   v->number = number;
   v->installed = wall_time();
   v->bound = bound;
+  v->lane = bound ? edgert_py_bound_lane(compiled) : NULL;
   self->nversions++;
   return number;
 }
