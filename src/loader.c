@@ -1057,8 +1057,7 @@ static int in_exec(const edgert__image_t *img, const void *a) {
 
 /* /proc/self/maps, whole and NUL-terminated (edgert__malloc'ed) in *out.
  * 0 or an EDGERT code with the message set. */
-#define read_maps edgert__read_maps
-int edgert__read_maps(const char *path, char **out) {
+static int read_maps(const char *path, char **out) {
   int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
@@ -1103,10 +1102,9 @@ int edgert__read_maps(const char *path, char **out) {
 
 /* One line of /proc/self/maps: "lo-hi perms offset major:minor inode  path".
  * Returns the start of the next line; *ok = 0 if the line did not parse. */
-#define maps_line edgert__maps_line
-const char *edgert__maps_line(const char *l, uintptr_t *lo, uintptr_t *hi, unsigned *maj,
-                              unsigned *min, unsigned long long *ino, const char **name,
-                              size_t *namelen, int *ok) {
+static const char *maps_line(const char *l, uintptr_t *lo, uintptr_t *hi, unsigned *maj,
+                             unsigned *min, unsigned long long *ino, const char **name,
+                             size_t *namelen, int *ok) {
   const char *eol = strchr(l, '\n');
   if (eol == NULL)
     eol = l + strlen(l);
@@ -1290,9 +1288,13 @@ static int map_image(edgert__image_t *img, int fd, const char *path, const char 
  * copy, and the memfd is not mapped. 1 if bound, 0 if the process has no
  * instance of this file (map the verified copy), or an EDGERT code. Called
  * with load_lock held, after the on-disk file's hash was checked. */
-static int bind_process_image(edgert__image_t *img, const struct stat *st, const char *path) {
+static int bind_process_image(edgert__image_t *img, const struct stat *st, int fd,
+                              const char *path) {
   void *h = NULL, *lm = NULL;
-  int rc = edgert__process_instance(st->st_dev, st->st_ino, path, &h, &lm);
+  unsigned char head[4096];
+  ssize_t n = pread(fd, head, sizeof head, 0); /* the verified bytes' first page */
+  int rc = edgert__process_instance(st->st_dev, st->st_ino, head, n > 0 ? (size_t)n : 0, &h,
+                                    &lm);
   if (rc == 0 && edgert__libc_family(path)) {
     rc = edgert__libc_family_open(st->st_dev, st->st_ino, path, &h, &lm);
     if (rc == 0)
@@ -1384,7 +1386,6 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
   int rrc = edgert__resolve_load_path(path, &p);
   if (rrc != 0)
     return rrc;
-  path = p;
   edgert_module_t *m = edgert__calloc(1, sizeof *m);
   edgert__image_t *fresh = edgert__calloc(1, sizeof *fresh);
   if (m == NULL || fresh == NULL) {
@@ -1393,6 +1394,7 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
     edgert__free(fresh);
     return edgert__error(EDGERT_ENOMEM, "loading %s: out of memory", path);
   }
+  path = p;
   int fd = -1;
   struct stat src_st;
   int rc = read_verified(path, limit, flags, &fd, &m->size, m->sha, &src_st);
@@ -1435,7 +1437,7 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
     close(fd);
     edgert__free(fresh);
   } else {
-    rc = bind_process_image(fresh, &src_st, path);
+    rc = bind_process_image(fresh, &src_st, fd, path);
     if (rc == 1) {
       close(fd); /* the process's instance is used, not the copy */
       fd = -1;

@@ -21,8 +21,10 @@
  * - Nothing here maps or runs a file: candidates are read (64 bytes of
  *   header) and closed. The loader then reads, hashes and checks the path
  *   chosen like any other.
- * - The process's instance of a file is found by device and inode in
- *   /proc/self/maps, then by address in the dynamic linker's list, and is
+ * - The process's instance of a file is the object of the dynamic linker's
+ *   list whose name stats to the file's device and inode; only objects
+ *   whose ELF and program headers in memory equal the file's first bytes
+ *   are stat'ed, so a load pays no system call per loaded object. It is
  *   taken with dlopen(RTLD_NOLOAD) of its own name: one reference, given
  *   back by the one dlclose of the image. Nothing below the process's own
  *   reference count is ever closed.
@@ -277,19 +279,25 @@ static char *default_folders(void) {
   void *self = dlopen(NULL, RTLD_LAZY);
   Dl_serinfo size, *info = NULL;
   char *out = NULL;
-  if (self != NULL && dlinfo(self, RTLD_DI_SERINFOSIZE, &size) == 0 &&
-      (info = edgert__malloc(size.dls_size)) != NULL) {
-    memcpy(info, &size, sizeof size);
-    if (dlinfo(self, RTLD_DI_SERINFOSIZE, info) == 0 && dlinfo(self, RTLD_DI_SERINFO, info) == 0) {
-      size_t len = 1;
-      for (unsigned i = 0; i < info->dls_cnt; i++)
-        len += strlen(info->dls_serpath[i].dls_name) + 1;
-      if ((out = edgert__malloc(len)) != NULL) {
-        out[0] = '\0';
-        for (unsigned i = 0; i < info->dls_cnt; i++) {
-          if (i)
-            strcat(out, ":");
-          strcat(out, info->dls_serpath[i].dls_name);
+  int answered = 0; /* dlinfo gave the list (then only memory can fail) */
+  if (self != NULL && dlinfo(self, RTLD_DI_SERINFOSIZE, &size) == 0) {
+    answered = 1;
+    if ((info = edgert__malloc(size.dls_size)) != NULL) {
+      memcpy(info, &size, sizeof size);
+      if (dlinfo(self, RTLD_DI_SERINFOSIZE, info) != 0 ||
+          dlinfo(self, RTLD_DI_SERINFO, info) != 0) {
+        answered = 0;
+      } else {
+        size_t len = 1;
+        for (unsigned i = 0; i < info->dls_cnt; i++)
+          len += strlen(info->dls_serpath[i].dls_name) + 1;
+        if ((out = edgert__malloc(len)) != NULL) {
+          out[0] = '\0';
+          for (unsigned i = 0; i < info->dls_cnt; i++) {
+            if (i)
+              strcat(out, ":");
+            strcat(out, info->dls_serpath[i].dls_name);
+          }
         }
       }
     }
@@ -298,7 +306,7 @@ static char *default_folders(void) {
   if (self != NULL)
     dlclose(self);
   dlerror();
-  if (out == NULL && (info == NULL || self == NULL)) /* no dlinfo: glibc's own defaults */
+  if (!answered) /* no dlinfo: glibc's own defaults */
     out = edgert__strdup("/lib64:/usr/lib64:/lib:/usr/lib");
   return out;
 }
@@ -409,7 +417,9 @@ static int script_library(const unsigned char *b, size_t avail, char *lib, size_
     }
   if (cmd == NULL)
     return 0;
-  for (char *tok = strtok(cmd, " \t\r\n,()"); tok != NULL; tok = strtok(NULL, " \t\r\n,()"))
+  char *save = NULL;
+  for (char *tok = strtok_r(cmd, " \t\r\n,()", &save); tok != NULL;
+       tok = strtok_r(NULL, " \t\r\n,()", &save))
     if (strcmp(tok, "AS_NEEDED") != 0 && has_so(tok)) {
       snprintf(lib, n, "%s", tok);
       break;
@@ -437,32 +447,70 @@ int edgert__linker_script_error(int rc, const char *path, const unsigned char *b
 
 /* ---- the process's own libraries ------------------------------------------------ */
 
-int edgert__process_instance(dev_t dev, ino_t ino, const char *path, void **handle,
-                             void **linkmap) {
-  char *maps = NULL;
-  int rc = edgert__read_maps(path, &maps);
-  if (rc != 0)
-    return rc;
+typedef struct {
+  dev_t dev;
+  ino_t ino;
+  const unsigned char *head;
+  size_t nhead;
+  int found;
+  ElfW(Addr) addr;
+  char name[PATH_MAX];
+} instance_t;
+
+/* dl_iterate_phdr callback: the object whose file is (dev, ino). Its first
+ * bytes in memory (the PT_LOAD at file offset 0 maps the ELF header and,
+ * in practice, the program headers) must equal the file's before a stat
+ * of its name is paid. */
+static int find_instance(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  instance_t *s = arg;
+  if (info->dlpi_name == NULL || info->dlpi_name[0] == '\0')
+    return 0; /* the main program, or the vDSO */
+  if (s->head != NULL) {
+    const ElfW(Ehdr) *fh = (const ElfW(Ehdr) *)(const void *)s->head;
+    size_t want = (size_t)fh->e_phoff + (size_t)fh->e_phnum * fh->e_phentsize;
+    if (fh->e_phoff > s->nhead || want > s->nhead)
+      want = sizeof(ElfW(Ehdr));
+    const void *mem = NULL;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+      const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+      if (ph->p_type == PT_LOAD && ph->p_offset == 0 && (ph->p_flags & PF_R) &&
+          ph->p_filesz >= want) {
+        mem = (const void *)(info->dlpi_addr + ph->p_vaddr);
+        break;
+      }
+    }
+    if (mem == NULL || memcmp(mem, s->head, want) != 0)
+      return 0;
+  }
+  struct stat st;
+  if (stat(info->dlpi_name, &st) != 0 || st.st_dev != s->dev || st.st_ino != s->ino ||
+      strlen(info->dlpi_name) >= sizeof s->name)
+    return 0;
+  memcpy(s->name, info->dlpi_name, strlen(info->dlpi_name) + 1);
+  s->addr = info->dlpi_addr;
+  s->found = 1;
+  return 1;
+}
+
+int edgert__process_instance(dev_t dev, ino_t ino, const unsigned char *head, size_t nhead,
+                             void **handle, void **linkmap) {
+  instance_t *s = edgert__malloc(sizeof *s);
+  if (s == NULL)
+    return edgert__error(EDGERT_ENOMEM, "looking for the process's own instance: out of memory");
+  s->dev = dev;
+  s->ino = ino;
+  s->head = head != NULL && nhead >= sizeof(ElfW(Ehdr)) ? head : NULL;
+  s->nhead = nhead;
+  s->found = 0;
+  dl_iterate_phdr(find_instance, s);
   int found = 0;
-  for (const char *l = maps; *l && !found;) {
-    uintptr_t lo = 0, hi = 0;
-    unsigned maj = 0, min = 0;
-    unsigned long long mino = 0;
-    const char *fname = NULL;
-    size_t flen = 0;
-    int ok;
-    l = edgert__maps_line(l, &lo, &hi, &maj, &min, &mino, &fname, &flen, &ok);
-    if (!ok || mino != (unsigned long long)ino || maj != major(dev) || min != minor(dev))
-      continue;
-    /* Mapped: by the dynamic linker if an object's range holds it. */
-    Dl_info info;
+  if (s->found) {
+    /* Outside the walk: dlopen takes the dynamic linker's locks. */
+    void *h = dlopen(s->name, RTLD_LAZY | RTLD_NOLOAD);
     struct link_map *lm = NULL;
-    if (!dladdr1((void *)lo, &info, (void **)&lm, RTLD_DL_LINKMAP) || lm == NULL ||
-        lm->l_name == NULL || lm->l_name[0] == '\0')
-      continue;
-    void *h = dlopen(lm->l_name, RTLD_LAZY | RTLD_NOLOAD);
-    struct link_map *got = NULL;
-    if (h != NULL && dlinfo(h, RTLD_DI_LINKMAP, &got) == 0 && got == lm) {
+    if (h != NULL && dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm != NULL &&
+        lm->l_addr == s->addr) {
       *handle = h;
       *linkmap = lm;
       found = 1;
@@ -471,7 +519,7 @@ int edgert__process_instance(dev_t dev, ino_t ino, const char *path, void **hand
     }
     dlerror();
   }
-  edgert__free(maps);
+  edgert__free(s);
   return found;
 }
 
@@ -495,6 +543,9 @@ int edgert__libc_family(const char *path) {
   const char *slash = strrchr(path, '/');
   if (family_name(slash ? slash + 1 : path))
     return 1;
+  struct stat st;
+  if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode))
+    return 0; /* its own name is the file's name */
   char *real = realpath(path, NULL); /* libc's malloc: freed with free() */
   if (real == NULL)
     return 0;
@@ -530,7 +581,7 @@ int edgert__libc_family_open(dev_t dev, ino_t ino, const char *path, void **hand
                          why ? why : "unknown reason");
   }
   void *h2 = NULL, *lm = NULL;
-  int rc = edgert__process_instance(dev, ino, path, &h2, &lm);
+  int rc = edgert__process_instance(dev, ino, NULL, 0, &h2, &lm);
   if (rc == 1) {
     dlclose(h); /* h2 holds the same object */
     *handle = h2;

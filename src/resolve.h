@@ -30,13 +30,15 @@ int edgert__resolve_load_path(const char *arg, char **out);
  * EDGERT_EFORMAT; else returns rc with the message untouched. */
 int edgert__linker_script_error(int rc, const char *path, const unsigned char *b, size_t avail);
 
-/* The loaded object of the process that maps the file with device `dev`
- * and inode `ino` (as /proc/self/maps shows them): 1, with a new
- * reference to it in *handle (dlopen RTLD_NOLOAD: maps and runs nothing)
- * and its struct link_map * in *linkmap; 0 if the process maps no such
- * object; or a negative EDGERT code naming `path` (the file being loaded). */
-int edgert__process_instance(dev_t dev, ino_t ino, const char *path, void **handle,
-                             void **linkmap);
+/* The loaded object of the process (dynamic linker's list) whose file is
+ * the one with device `dev` and inode `ino`: 1, with a new reference to it
+ * in *handle (dlopen RTLD_NOLOAD: maps and runs nothing) and its struct
+ * link_map * in *linkmap; 0 if the process has no such object. `head`
+ * (`nhead` bytes): the file's first bytes, or NULL; when given, only
+ * objects whose ELF header and program headers in memory equal them are
+ * stat'ed (no system call for the others). Runs no foreign code. */
+int edgert__process_instance(dev_t dev, ino_t ino, const unsigned char *head, size_t nhead,
+                             void **handle, void **linkmap);
 
 /* 1 if `path` names a library of the C library's family (libc, the dynamic
  * linker, libm, libmvec, libpthread, libdl, librt, libresolv, libutil,
@@ -52,12 +54,5 @@ int edgert__libc_family(const char *path);
  * EDGERT code with the message. Runs the library's constructors. */
 int edgert__libc_family_open(dev_t dev, ino_t ino, const char *path, void **handle,
                              void **linkmap);
-
-/* loader.c: /proc/self/maps whole (edgert__malloc'ed, NUL-terminated) and
- * one of its lines; see there. */
-int edgert__read_maps(const char *path, char **out);
-const char *edgert__maps_line(const char *l, uintptr_t *lo, uintptr_t *hi, unsigned *maj,
-                              unsigned *min, unsigned long long *ino, const char **name,
-                              size_t *namelen, int *ok);
 
 #endif /* EDGERT_RESOLVE_H */
