@@ -34,6 +34,7 @@
  *   (its link map), never one reached through the module's dependencies.
  */
 #include "loader_internal.h"
+#include "resolve.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -208,6 +209,11 @@ static void image_release(edgert__image_t *img) {
    * waits for it (see edgert__loader_fork_prepare). */
   load_enter();
   dlclose(img->handle);
+  if (img->fd < 0) { /* the process's own instance: only our reference is given back */
+    load_leave();
+    edgert__free(img);
+    return;
+  }
   /* dlclose may leave the object mapped (RTLD_NODELETE, or C++
    * STB_GNU_UNIQUE symbols make it so). glibc would then answer a later
    * dlopen of the same /proc/self/fd/N name with this object, whatever
@@ -246,13 +252,27 @@ static unsigned hexval(unsigned char c) {
   return (is_d * d) | (is_l * (l + 10)) | ((1 - (is_d | is_l)) << 8);
 }
 
+/* Characters (UTF-8 code points: every byte that does not continue a
+ * sequence) in `s`, counting at most `cap` + 1 of them; *bytes gets the
+ * bytes read. A message counts characters, as the user typed them: 64
+ * non-ASCII characters are "64 characters", not "more than 64". */
+static size_t count_chars(const char *s, size_t cap, size_t *bytes) {
+  size_t n = 0, i = 0;
+  for (; s[i] != '\0'; i++)
+    if (((unsigned char)s[i] & 0xC0) != 0x80 && ++n > cap)
+      break;
+  *bytes = i;
+  return n;
+}
+
 /* Parses 64 hex digits. 0, or EDGERT_EINVAL naming what is wrong. */
 static int parse_hex(const char *hex, unsigned char out[32], const char *what) {
-  size_t n = strnlen(hex, 65);
-  if (n != 64)
+  size_t nbytes, n = count_chars(hex, 64, &nbytes);
+  if (n != 64 || nbytes != 64)
     return edgert__error(EDGERT_EINVAL,
-                         "%s must be 64 hex digits (a SHA-256), got %s%zu characters",
-                         what, n > 64 ? "more than " : "", n > 64 ? (size_t)64 : n);
+                         "%s must be 64 hex digits (a SHA-256), got %s%zu characters%s",
+                         what, n > 64 ? "more than " : "", n > 64 ? (size_t)64 : n,
+                         n == nbytes ? "" : " (not all ASCII)");
   unsigned bad = 0;
   for (int i = 0; i < 32; i++) {
     unsigned hi = hexval((unsigned char)hex[2 * i]);
@@ -904,7 +924,8 @@ done:
  * of the file has run either way.
  */
 static int read_verified(const char *path, size_t limit, unsigned flags,
-                         int *fd_out, size_t *size_out, unsigned char sha[32]) {
+                         int *fd_out, size_t *size_out, unsigned char sha[32],
+                         struct stat *src_st) {
   int src = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (src < 0) {
     int e = errno;
@@ -926,6 +947,7 @@ static int read_verified(const char *path, size_t limit, unsigned flags,
     errno = S_ISDIR(st.st_mode) ? EISDIR : ENODEV;
     return EDGERT_EIO;
   }
+  *src_st = st;
   size_t size = (size_t)st.st_size;
   if (size == 0) {
     close(src);
@@ -950,9 +972,12 @@ static int read_verified(const char *path, size_t limit, unsigned flags,
   }
   int err = 0, sealable = 0, fd = -1, rc = 0;
   /* The first chunk: its header decides whether to go on. */
-  if ((rc = read_chunk(src, buf, first, 0, size, path)) != 0 ||
-      (rc = check_elf(buf, first, size, path)) != 0)
+  if ((rc = read_chunk(src, buf, first, 0, size, path)) != 0)
     goto out;
+  if ((rc = check_elf(buf, first, size, path)) != 0) {
+    rc = edgert__linker_script_error(rc, path, buf, first);
+    goto out;
+  }
   if ((fd = exec_fd(path, flags, &sealable, &err)) < 0) {
     rc = err;
     goto out;
@@ -1257,6 +1282,50 @@ static int map_image(edgert__image_t *img, int fd, const char *path, const char 
   return 0;
 }
 
+/* Binds `img` to the process's own instance of the file `st` at `path`:
+ * the object the process already maps from it, or, for the C library's
+ * family, the one the system's dlopen maps (see resolve.c). No private
+ * copy, and the memfd is not mapped. 1 if bound, 0 if the process has no
+ * instance of this file (map the verified copy), or an EDGERT code. Called
+ * with load_lock held, after the on-disk file's hash was checked. */
+static int bind_process_image(edgert__image_t *img, const struct stat *st, int fd,
+                              const char *path) {
+  void *h = NULL, *lm = NULL;
+  unsigned char head[4096];
+  ssize_t n = pread(fd, head, sizeof head, 0); /* the verified bytes' first page */
+  int rc = edgert__process_instance(st->st_dev, st->st_ino, head, n > 0 ? (size_t)n : 0, &h,
+                                    &lm);
+  if (rc == 0 && edgert__libc_family(path)) {
+    rc = edgert__libc_family_open(st->st_dev, st->st_ino, path, &h, &lm);
+    if (rc == 0)
+      rc = 1;
+  }
+  if (rc <= 0)
+    return rc;
+  segs_t s;
+  memset(&s, 0, sizeof s);
+  s.lm = lm;
+  dl_iterate_phdr(scan_object, &s);
+  if (!s.found || s.n == 0 || s.overflow) {
+    dlclose(h);
+    return edgert__error(EDGERT_EINTEGRITY,
+                         "loading %s: the process's instance of it has segments that %s; "
+                         "refused",
+                         path, s.overflow ? "are too many to check" : "cannot be found");
+  }
+  img->handle = h;
+  img->linkmap = lm;
+  img->shared = 1;
+  img->nexec = 0;
+  for (int i = 0; i < s.n && img->nexec < 8; i++)
+    if (s.exec[i]) {
+      img->exec_lo[img->nexec] = s.lo[i];
+      img->exec_hi[img->nexec] = s.hi[i];
+      img->nexec++;
+    }
+  return 1;
+}
+
 /* ---- load / unload -------------------------------------------------------- */
 
 /* The registry's image of these bytes in this binding mode, with one more
@@ -1265,7 +1334,8 @@ static int map_image(edgert__image_t *img, int fd, const char *path, const char 
 static edgert__image_t *find_and_ref(const unsigned char sha[32], int deep) {
   registry_enter();
   edgert__image_t *img = registry;
-  while (img != NULL && (memcmp(img->sha, sha, 32) != 0 || img->deepbind != deep))
+  while (img != NULL &&
+         (memcmp(img->sha, sha, 32) != 0 || (img->deepbind != deep && !img->shared)))
     img = img->next;
   if (img != NULL) {
     img->refs++;
@@ -1310,17 +1380,24 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
     if (rc != 0)
       return rc;
   }
+  /* A name without '/' becomes the path it resolves to; from here on
+   * `path` is that path, and the handle reports it. */
+  char *p = NULL;
+  int rrc = edgert__resolve_load_path(path, &p);
+  if (rrc != 0)
+    return rrc;
   edgert_module_t *m = edgert__calloc(1, sizeof *m);
-  char *p = edgert__strdup(path);
   edgert__image_t *fresh = edgert__calloc(1, sizeof *fresh);
-  if (m == NULL || p == NULL || fresh == NULL) {
+  if (m == NULL || fresh == NULL) {
     edgert__free(m);
     edgert__free(p);
     edgert__free(fresh);
     return edgert__error(EDGERT_ENOMEM, "loading %s: out of memory", path);
   }
+  path = p;
   int fd = -1;
-  int rc = read_verified(path, limit, flags, &fd, &m->size, m->sha);
+  struct stat src_st;
+  int rc = read_verified(path, limit, flags, &fd, &m->size, m->sha, &src_st);
   if (rc == 0 && expected_sha256_hex != NULL && CRYPTO_memcmp(m->sha, expected, 32) != 0) {
     char got[65];
     to_hex(m->sha, got);
@@ -1360,7 +1437,14 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
     close(fd);
     edgert__free(fresh);
   } else {
-    rc = map_image(fresh, fd, path, m->sha_hex, deep);
+    rc = bind_process_image(fresh, &src_st, fd, path);
+    if (rc == 1) {
+      close(fd); /* the process's instance is used, not the copy */
+      fd = -1;
+      rc = 0;
+    } else if (rc == 0) {
+      rc = map_image(fresh, fd, path, m->sha_hex, deep);
+    }
     if (rc != 0) {
       load_leave();
       close(fd);
@@ -1378,6 +1462,7 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
     atomic_init(&img->quarantined, 0);
   }
   m->image = img;
+  m->shared = img->shared;
   registry_enter();
   if (mapped_now) {
     img->next = registry;
@@ -1442,6 +1527,9 @@ void edgert_module_free(edgert_module_t *m) {
 const char *edgert_module_path(const edgert_module_t *m) { return m ? m->path : NULL; }
 const char *edgert_module_sha256(const edgert_module_t *m) { return m ? m->sha_hex : NULL; }
 size_t edgert_module_size(const edgert_module_t *m) { return m ? m->size : 0; }
+int edgert_module_shared_with_process(const edgert_module_t *m) {
+  return m != NULL && m->shared;
+}
 
 int edgert_module_verify(const edgert_module_t *m, const char *hex) {
   if (m == NULL || hex == NULL)

@@ -24,6 +24,7 @@ struct edgert__image_s {
   unsigned char sha[32];
   int fd;                  /* the sealed memfd (or tmpfile), open for life */
   int deepbind;            /* mapped with RTLD_DEEPBIND (isolated symbols) */
+  int shared;              /* the process's own instance of the file (fd -1), not a copy */
   void *handle;            /* dlopen handle */
   void *linkmap;           /* struct link_map * of the object */
   int nexec;               /* executable PT_LOAD ranges of the mapping */
@@ -40,6 +41,7 @@ struct edgert_module_s {
   edgert__image_t *image;
   char *path;
   size_t size;
+  int shared;         /* image->shared, kept past the image's release */
   unsigned char sha[32];
   char sha_hex[65];
   pthread_mutex_t lock; /* binding and the function list */

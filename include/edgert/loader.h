@@ -149,8 +149,34 @@ EDGERT_EXTERN int edgert_module_unloaded(const edgert_module_t *m);
  * No call through its functions may be in progress. */
 EDGERT_EXTERN void edgert_module_free(edgert_module_t *m);
 
-/* The path given to edgert_module_load (owned by the handle). */
+/* The path loaded (owned by the handle): the one given to
+ * edgert_module_load, or the one a library name resolved to. */
 EDGERT_EXTERN const char *edgert_module_path(const edgert_module_t *m);
+/*
+ * 1 if the module is the process's own instance of its file rather than a
+ * private verified copy: the process mapped that file (same device and
+ * inode) before the load, or it is a library of the C library's family
+ * (libc, ld.so, libm, libpthread, libdl, librt, ...), which is never
+ * copied. The on-disk file's SHA-256 was checked; the mapping itself was
+ * made by the dynamic linker, not from the verified bytes (docs/loader.md).
+ * 0 otherwise, and for NULL. Stays valid after unload.
+ */
+EDGERT_EXTERN int edgert_module_shared_with_process(const edgert_module_t *m);
+/*
+ * Resolves a library name as edgert_module_load does for an argument
+ * without '/': LD_LIBRARY_PATH (not in set-user-ID processes), the dynamic
+ * linker's cache (/etc/ld.so.cache), then the folders ld.so searches for
+ * the main program. "libz.so.1" is looked up as is; a name without ".so"
+ * is a short name as ctypes.util.find_library takes it ("z": libz.so.<N>,
+ * the highest version, else libz.so). A name with '/' is copied unchanged.
+ * Writes the path (NUL-terminated) into `out` (`size` bytes).
+ * Returns 0, EDGERT_EINVAL (NULL or empty name, NULL out), EDGERT_EIO
+ * with errno ENOENT (not found: the message lists the folders searched),
+ * EDGERT_EFORMAT (the name resolves to a linker script: the message names
+ * the library it stands for), EDGERT_ELIMIT (`size` too small),
+ * EDGERT_ENOMEM. Reads headers of candidate files; maps and runs nothing.
+ */
+EDGERT_EXTERN int edgert_find_library(const char *name, char *out, size_t size);
 /* 64 lowercase hex digits: the SHA-256 of the loaded bytes (owned by the handle). */
 EDGERT_EXTERN const char *edgert_module_sha256(const edgert_module_t *m);
 /* The size in bytes of the loaded file. */

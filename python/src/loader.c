@@ -249,10 +249,14 @@ static PyObject *loader_load(LoaderObject *self, PyObject *args, PyObject *kw) {
   if (rc != 0) {
     int e = errno;
     if (rc == EDGERT_EIO && e != 0) {
-      /* The message quotes the path, which need not be UTF-8. */
+      /* The message quotes the path, which need not be UTF-8; the
+       * filename is the path as the user's str (os.fsdecode), never bytes. */
       const char *msg = edgert_last_error();
       PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "backslashreplace");
-      PyObject *a = text ? Py_BuildValue("(iNO)", e, text, pathb) : NULL;
+      PyObject *fname = text ? PyUnicode_DecodeFSDefault(path) : NULL;
+      PyObject *a = fname ? Py_BuildValue("(iNN)", e, text, fname) : NULL;
+      if (fname == NULL)
+        Py_XDECREF(text);
       if (a != NULL) {
         PyErr_SetObject(PyExc_OSError, a);
         Py_DECREF(a);
@@ -295,8 +299,11 @@ static PyObject *loader_load(LoaderObject *self, PyObject *args, PyObject *kw) {
     Py_DECREF(old);
   }
   Py_XDECREF(oldf);
-  edgert_py_log(&loader_log, EDGERT_PY_DEBUG, "loaded %s (sha256 %s, %zd contract%s)", path,
-                edgert_module_sha256(m), n, n == 1 ? "" : "s");
+  edgert_py_log(&loader_log, EDGERT_PY_DEBUG, "loaded %s%s%s (sha256 %s, %zd contract%s%s)",
+                edgert_module_path(m), strcmp(path, edgert_module_path(m)) ? " for " : "",
+                strcmp(path, edgert_module_path(m)) ? path : "", edgert_module_sha256(m), n,
+                n == 1 ? "" : "s",
+                edgert_module_shared_with_process(m) ? ", shared with the process" : "");
   Py_INCREF(self);
   result = (PyObject *)self;
 out:
@@ -463,6 +470,14 @@ static PyObject *loader_get_path_locked(LoaderObject *self, void *c) {
   return PyUnicode_DecodeFSDefault(edgert_module_path(self->mod->m));
 }
 
+EDGERT_PY_LOCKED(PyObject *, loader_get_shared, self, (LoaderObject *self, void *c), (self, c))
+static PyObject *loader_get_shared_locked(LoaderObject *self, void *c) {
+  (void)c;
+  if (!loader_loaded(self))
+    Py_RETURN_NONE;
+  return PyBool_FromLong(edgert_module_shared_with_process(self->mod->m));
+}
+
 EDGERT_PY_LOCKED(PyObject *, loader_get_loaded, self, (LoaderObject *self, void *c), (self, c))
 static PyObject *loader_get_loaded_locked(LoaderObject *self, void *c) {
   (void)c;
@@ -508,7 +523,11 @@ static PyMethodDef loader_methods[] = {
      "ABIContract or an iterable of them). A missing symbol fails the load naming it. "
      "isolate_symbols=True maps it with RTLD_DEEPBIND: its references to its own symbols "
      "bind inside it, whatever LD_PRELOAD or RTLD_GLOBAL libraries define (refused under "
-     "AddressSanitizer). Replaces (and unloads) a module loaded before."},
+     "AddressSanitizer). A path without '/' is a library name (\"libz.so.1\", or \"z\" as "
+     "ctypes.util.find_library takes it) searched as the dynamic linker does; .path is the "
+     "file chosen. A library the process already maps (libc, libm, ...) is bound to the "
+     "process's instance after its on-disk file's hash check (.shared_with_process). "
+     "Replaces (and unloads) a module loaded before."},
     {"bind", (PyCFunction)loader_bind, METH_O,
      "bind(abi) -> None\n\nBinds more contracts (an ABIContract or an iterable)."},
     {"call", (PyCFunction)(void (*)(void))loader_call, METH_FASTCALL,
@@ -530,7 +549,13 @@ static PyMethodDef loader_methods[] = {
 static PyGetSetDef loader_getset[] = {
     {"sha256", (getter)loader_get_sha256, NULL,
      "Hex SHA-256 of the loaded bytes, or None if nothing is loaded.", NULL},
-    {"path", (getter)loader_get_path, NULL, "The loaded module's path, or None.", NULL},
+    {"path", (getter)loader_get_path, NULL,
+     "The loaded module's path (the one a library name resolved to), or None.", NULL},
+    {"shared_with_process", (getter)loader_get_shared, NULL,
+     "True if the module is the process's own instance of its file (libc, libm, a library "
+     "the process mapped before), False for a private verified copy, None if nothing is "
+     "loaded.",
+     NULL},
     {"loaded", (getter)loader_get_loaded, NULL, "Whether a module is loaded.", NULL},
     {"quarantined", (getter)loader_get_quarantined, NULL,
      "Whether the module crashed and is quarantined until loaded again.", NULL},

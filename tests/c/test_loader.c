@@ -488,7 +488,7 @@ static void only_the_modules_own_symbols_bind(void **state) {
   edgert_module_free(m);
 }
 
-static void a_library_the_process_has_loads_privately(void **state) {
+static void a_library_the_process_has_binds_to_its_instance(void **state) {
   (void)state;
   /* libm, opened by the system linker first: the process has it. */
   void *sys = dlopen("libm.so.6", RTLD_NOW);
@@ -503,7 +503,9 @@ static void a_library_the_process_has_loads_privately(void **state) {
   if (edgert_module_load(real, NULL, &m) != 0)
     fail_msg("loading %s: %s", real, edgert_last_error());
   edgert_func_t *c = bind_sig(m, "cos", "c_double", 1, "c_double");
-  assert_ptr_not_equal(edgert_func_address(c), (void *)sys_cos); /* a private copy */
+  /* No private copy: the process's libm (docs/loader.md, #12). */
+  assert_ptr_equal(edgert_func_address(c), (void *)sys_cos);
+  assert_int_equal(edgert_module_shared_with_process(m), 1);
   double x = 0.0, r[2];
   void *args[] = {&x};
   assert_int_equal(edgert_func_call(c, args, r), 0);
@@ -682,7 +684,7 @@ int main(void) {
       cmocka_unit_test(wrong_elf_files_are_refused),
       cmocka_unit_test(noexec_memfds_need_the_tmpfile_opt_in),
       cmocka_unit_test(only_the_modules_own_symbols_bind),
-      cmocka_unit_test(a_library_the_process_has_loads_privately),
+      cmocka_unit_test(a_library_the_process_has_binds_to_its_instance),
       cmocka_unit_test(unloaded_modules_refuse_calls),
       cmocka_unit_test(a_crash_quarantines_until_loaded_again),
       cmocka_unit_test(calls_racing_an_unload_never_crash),
