@@ -93,6 +93,22 @@ static ffi_type *ffi_type_of(edgert_ctype_t code) {
   }
 }
 
+ffi_type *edgert__ffi_type_of(edgert_ctype_t code) { return ffi_type_of(code); }
+
+/* A contract type's libffi type: a struct's from its layout (NULL with the
+ * message set when the layout cannot travel by value), else the scalar's. */
+static ffi_type *ffi_type_for(const edgert_contract_t *c, const edgert_abi_type_t *t,
+                              const char *what) {
+  if (t->code != EDGERT_CT_STRUCT)
+    return ffi_type_of(t->code);
+  const char *problem = edgert_struct_by_value_problem(t->layout);
+  if (problem != NULL) {
+    edgert__error(EDGERT_EUNSUPPORTED, "binding '%s': %s: %s", c->function_name, what, problem);
+    return NULL;
+  }
+  return edgert__struct_ffi_type(t->layout);
+}
+
 /* `fn` is the edgert_func_t here, not the code address. */
 static void ffi_tramp(void *fn, void **avalues, void *ret) {
   edgert_func_t *f = fn;
@@ -194,6 +210,7 @@ static int arg_class(edgert_ctype_t code) {
     return 2;
   case EDGERT_CT_LONGDOUBLE:
   case EDGERT_CT_VOID:
+  case EDGERT_CT_STRUCT:
     return -1;
   default:
     return 0;
@@ -210,6 +227,7 @@ static int ret_class(edgert_ctype_t code) {
   case EDGERT_CT_FLOAT:
     return 3;
   case EDGERT_CT_LONGDOUBLE:
+  case EDGERT_CT_STRUCT:
     return -1;
   default:
     return 1;
@@ -326,17 +344,25 @@ static edgert__tramp_t pick_tramp(const edgert_contract_t *c) {
 
 int edgert__func_prepare(edgert_func_t *fn) {
   const edgert_contract_t *c = &fn->contract;
+  fn->byval = 0;
   for (unsigned i = 0; i < c->nargs; i++) {
     if (c->args[i].code == EDGERT_CT_VOID)
       return edgert__error(EDGERT_EINVAL, "binding '%s': argument %u is void",
                            c->function_name, i + 1);
-    fn->atypes[i] = ffi_type_of(c->args[i].code);
+    char what[32];
+    snprintf(what, sizeof what, "argument %u", i + 1);
+    fn->atypes[i] = ffi_type_for(c, &c->args[i], what);
+    if (fn->atypes[i] == NULL && c->args[i].code == EDGERT_CT_STRUCT)
+      return EDGERT_EUNSUPPORTED;
     if (fn->atypes[i] == NULL)
       return edgert__error(EDGERT_EUNSUPPORTED, "binding '%s': argument %u has an "
                            "unsupported type code %d", c->function_name, i + 1,
                            (int)c->args[i].code);
+    fn->byval |= c->args[i].code == EDGERT_CT_STRUCT;
   }
-  ffi_type *rt = ffi_type_of(c->ret.code);
+  ffi_type *rt = ffi_type_for(c, &c->ret, "return type");
+  if (rt == NULL && c->ret.code == EDGERT_CT_STRUCT)
+    return EDGERT_EUNSUPPORTED;
   if (rt == NULL)
     return edgert__error(EDGERT_EUNSUPPORTED, "binding '%s': unsupported return type code %d",
                          c->function_name, (int)c->ret.code);
@@ -354,6 +380,20 @@ int edgert__func_prepare(edgert_func_t *fn) {
 }
 
 /* ---- calls ---------------------------------------------------------------- */
+
+/* libffi's argument pointers for widened slots: a struct argument's slot
+ * holds the address of its bytes (edgert_value_t.p), every other slot is
+ * the value itself. */
+static inline void to_avalues(const edgert_func_t *fn, edgert_value_t *values,
+                                             void **av) {
+  if (EDGERT__LIKELY(!fn->byval)) {
+    for (unsigned i = 0; i < fn->nargs; i++)
+      av[i] = &values[i];
+    return;
+  }
+  for (unsigned i = 0; i < fn->nargs; i++)
+    av[i] = fn->contract.args[i].code == EDGERT_CT_STRUCT ? values[i].p : (void *)&values[i];
+}
 
 static int refuse_unloaded(const edgert_func_t *fn) {
   return edgert__error(EDGERT_EUNLOADED, "cannot call '%s': module %s is unloaded",
@@ -374,8 +414,17 @@ static inline __attribute__((always_inline)) int invoke(edgert_func_t *fn, edger
   if (EDGERT__UNLIKELY(atomic_load_explicit(&img->quarantined, memory_order_relaxed)))
     return refuse_quarantined(fn);
   long double scratch[2];
-  if (ret == NULL)
+  void *heap = NULL;
+  if (ret == NULL) {
     ret = scratch;
+    if (EDGERT__UNLIKELY(fn->contract.ret.code == EDGERT_CT_STRUCT &&
+                         edgert_struct_size(fn->contract.ret.layout) > sizeof scratch)) {
+      ret = heap = edgert__calloc(1, edgert_struct_size(fn->contract.ret.layout));
+      if (heap == NULL)
+        return edgert__error(EDGERT_ENOMEM, "calling '%s': out of memory for the result",
+                             fn->contract.function_name);
+    }
+  }
   int rc;
   if (EDGERT__LIKELY(fn->tramp != NULL && values != NULL)) {
     rc = edgert__guarded_invoke(fn->tramp, fn->regcall ? (void *)fn : fn->addr,
@@ -384,13 +433,13 @@ static inline __attribute__((always_inline)) int invoke(edgert_func_t *fn, edger
   } else {
     void *av[EDGERT_MAX_ARGS];
     if (avalues == NULL) {
-      for (unsigned i = 0; i < fn->nargs; i++)
-        av[i] = &values[i];
+      to_avalues(fn, values, av);
       avalues = av;
     }
     rc = edgert__guarded_invoke(ffi_tramp, fn, avalues, ret, fn->contract.function_name,
                                 fn->module->path);
   }
+  edgert__free(heap);
   if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH) && !edgert_last_crash()->sent)
     atomic_store(&img->quarantined, 1);
   return rc;
@@ -438,8 +487,7 @@ int edgert_func_call_serialized(edgert_func_t *fn, edgert_value_t *values, void 
                                 m->path);
   } else {
     void *av[EDGERT_MAX_ARGS];
-    for (unsigned i = 0; i < fn->nargs; i++)
-      av[i] = &values[i];
+    to_avalues(fn, values, av);
     rc = edgert__guarded_invoke(ffi_tramp, fn, av, ret, fn->contract.function_name, m->path);
   }
   if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH) && !edgert_last_crash()->sent)

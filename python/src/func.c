@@ -155,7 +155,7 @@ static PyObject *raise_unloaded(BoundObject *b) {
 /* Calls b's function with converted values: with the GIL released when its
  * contract says so, else attached (call_attached). */
 static int call_converted(BoundObject *b, edgert_py_mod_t *h, edgert_value_t *v,
-                          conv_ret_t *ret) {
+                          void *ret) {
   int rc;
   if (b->release_gil) {
     Py_BEGIN_ALLOW_THREADS
@@ -188,12 +188,19 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
   }
   edgert_value_t v[EDGERT_MAX_ARGS + 1];
   conv_ret_t ret;
+  void *retp = &ret, *heap = NULL;
+  if (EDGERT__UNLIKELY(b->ret.code == EDGERT_CT_STRUCT &&
+                       edgert_struct_size(b->ret.layout) > sizeof ret)) {
+    retp = heap = PyMem_Malloc(edgert_struct_size(b->ret.layout));
+    if (heap == NULL)
+      return PyErr_NoMemory();
+  }
   int rc;
   if (!b->cleanup) {
     for (unsigned i = 0; i < b->nargs; i++)
       if (EDGERT__UNLIKELY(conv_arg(&b->args[i], args[i], i, &v[i], NULL, &err) != CV_OK))
         goto refused;
-    rc = call_converted(b, h, v, &ret);
+    rc = call_converted(b, h, v, retp);
   } else {
     conv_hold_t hold;
     conv_hold_init(&hold, b->nargs);
@@ -202,14 +209,22 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
         conv_hold_release(&hold);
         goto refused;
       }
-    rc = call_converted(b, h, v, &ret);
+    rc = call_converted(b, h, v, retp);
     conv_hold_release(&hold);
   }
-  if (EDGERT__UNLIKELY(rc != 0))
+  if (EDGERT__UNLIKELY(rc != 0)) {
+    PyMem_Free(heap);
     return edgert_py_raise(rc);
+  }
+  if (EDGERT__UNLIKELY(b->ret.code == EDGERT_CT_STRUCT)) {
+    PyObject *r = edgert_py_struct_result(b->ret.layout, retp);
+    PyMem_Free(heap);
+    return r;
+  }
   return conv_table[b->ret.code].get(ret.raw, edgert_func_name(b->fn));
 
 refused:
+  PyMem_Free(heap);
   if (missed) {
     if (err.kind == CV_PYERR) {
       if (!PyErr_ExceptionMatches(PyExc_TypeError) &&

@@ -415,8 +415,8 @@ static void contracts_are_validated_by_name(void **state) {
                  "return type, not an argument type");
   expect_refused(ONE("{'function_name': 'f', 'arg_types': ['struct P']}"),
                  "modules[0].contracts[0].arg_types[0]: type 'struct P': "
-                 "struct by value or by POINTER is not supported yet (pass "
-                 "its address as c_void_p)");
+                 "no struct P is defined (a manifest's \"structs\" section, "
+                 "a ctypes.Structure, or edgert_struct_define defines it)");
   expect_refused(ONE("{'function_name': 'f', 'arg_types': [], 'calling_convention': 'stdcall'}"),
                  "modules[0].contracts[0].calling_convention: 'stdcall' is "
                  "not supported; only 'cdecl' (the x86-64 System V "

@@ -118,8 +118,8 @@ BAD_MANIFESTS = [
      "modules[0].contracts[0].release_gil: expected true or false, got a string"),
     ("ctypes attribute name as key", doc(mod(contracts=[contract(restype="c_int")])),
      "modules[0].contracts[0]: unknown key 'restype'"),
-    ("struct by value", doc(mod(contracts=[contract(arg_types=["struct point"])])),
-     "modules[0].contracts[0].arg_types[0]: type 'struct point': struct by value or by POINTER is not supported"),
+    ("struct never defined", doc(mod(contracts=[contract(arg_types=["struct point"])])),
+     "modules[0].contracts[0].arg_types[0]: type 'struct point': no struct point is defined"),
     ("nine POINTER levels", doc(mod(contracts=[contract(arg_types=["LP_" * 9 + "c_int"])])),
      "has more than 8 POINTER levels"),
 ]
