@@ -313,7 +313,7 @@ static void keys_are_exact_unique_and_known(void **state) {
   (void)state;
   expect_refused("{'schema_version': 1, 'modules': [], 'extra': 1}",
                  "manifest: unknown key 'extra' (expected: schema_version, "
-                 "modules, version, expires)");
+                 "modules, version, expires, structs)");
   expect_refused("{'schema_version': 1, 'schema_version': 1, 'modules': []}",
                  "manifest: duplicate key 'schema_version'");
   expect_refused("{'Schema_Version': 1, 'modules': []}",
@@ -337,7 +337,7 @@ static void keys_are_exact_unique_and_known(void **state) {
                  "are case-sensitive: did you mean 'function_name'?)");
   expect_refused("{'schema_version': 1, 'modules': [], '': 1}",
                  "manifest: unknown key '' (expected: schema_version, modules, "
-                 "version, expires)");
+                 "version, expires, structs)");
 }
 
 static void required_keys_and_json_types(void **state) {

@@ -291,6 +291,79 @@ static void copy_value_zeroes_padding_of_nested_layouts(void **state) {
   }
 }
 
+
+#define HASH "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\""
+#define MANIFEST(structs, args)                                                              \
+  "{\"schema_version\": 1, \"structs\": " structs ", \"modules\": [{\"path\": \"k.so\", "    \
+  "\"sha256\": " HASH ", \"contracts\": [{\"function_name\": \"f\", \"arg_types\": " args    \
+  "}]}]}"
+
+static void manifest_expect(const char *json, const char *needle) {
+  edgert_manifest_t *m = NULL;
+  int rc = edgert_manifest_parse(json, strlen(json), NULL, &m);
+  if (rc != EDGERT_EMANIFEST || strstr(edgert_last_error(), needle) == NULL)
+    fail_msg("%s\n  got %d: %s\n  wanted: %s", json, rc, edgert_last_error(), needle);
+  assert_null(m);
+}
+
+static void manifest_structs_section_defines_checked_layouts(void **state) {
+  (void)state;
+  const char *ok = MANIFEST(
+      "[{\"name\": \"MPt\", \"size\": 16, \"alignment\": 8, \"fields\": ["
+      "{\"name\": \"x\", \"type\": \"c_double\", \"offset\": 0},"
+      "{\"name\": \"y\", \"type\": \"c_double\", \"offset\": 8}]},"
+      "{\"name\": \"MLine\", \"size\": 40, \"alignment\": 8, \"fields\": ["
+      "{\"name\": \"ends\", \"type\": \"struct MPt\", \"offset\": 0, \"count\": 2},"
+      "{\"name\": \"tag\", \"type\": \"c_char\", \"offset\": 32, \"count\": 8}]}]",
+      "[\"struct MLine\", \"LP_struct MPt\"]");
+  edgert_manifest_t *m = NULL;
+  if (edgert_manifest_parse(ok, strlen(ok), NULL, &m) != 0)
+    fail_msg("%s", edgert_last_error());
+  const edgert_contract_t *c = edgert_manifest_contract(m, 0, 0);
+  assert_non_null(c);
+  assert_int_equal(c->args[0].code, EDGERT_CT_STRUCT);
+  assert_int_equal(edgert_struct_size(c->args[0].layout), 40);
+  assert_int_equal(edgert_struct_field(c->args[0].layout, 0)->count, 2);
+  assert_int_equal(c->args[1].pointee, EDGERT_CT_STRUCT);
+  edgert_manifest_free(m);
+
+  manifest_expect(MANIFEST("[{\"name\": \"MBad\", \"size\": 8, \"alignment\": 8, \"fields\": ["
+                           "{\"name\": \"a\", \"type\": \"c_int\", \"offset\": 2}]}]", "[]"),
+                  "structs[0]: struct MBad: field 'a' at offset 2 is not aligned to 4");
+  manifest_expect(MANIFEST("[{\"name\": \"MBad\", \"size\": 2, \"alignment\": 4, \"fields\": ["
+                           "{\"name\": \"a\", \"type\": \"c_int\", \"offset\": 0}]}]", "[]"),
+                  "structs[0]: struct MBad: size 2 is not a multiple of its alignment 4");
+  manifest_expect(MANIFEST("[{\"name\": \"MBad\", \"size\": 4, \"alignment\": 4, \"fields\": ["
+                           "{\"name\": \"a\", \"type\": \"c_int\", \"offset\": 4}]}]", "[]"),
+                  "field 'a' ends at 8, past the size 4");
+  manifest_expect(MANIFEST("[{\"name\": \"MBad\", \"size\": 8, \"alignment\": 8, \"fields\": ["
+                           "{\"name\": \"a\", \"type\": \"c_dubble\", \"offset\": 0}]}]", "[]"),
+                  "structs[0]: struct MBad: field 'a': unknown type name 'c_dubble'");
+  manifest_expect(MANIFEST("[{\"name\": \"MRec\", \"size\": 8, \"alignment\": 8, \"fields\": ["
+                           "{\"name\": \"me\", \"type\": \"struct MRec\", \"offset\": 0}]}]",
+                           "[]"),
+                  "structs[0]: struct MRec: field 'me': type 'struct MRec': no struct MRec is "
+                  "defined");
+  manifest_expect(MANIFEST("[{\"name\": \"MD\", \"size\": 4, \"alignment\": 4, \"fields\": ["
+                           "{\"name\": \"a\", \"type\": \"c_int\", \"offset\": 0}]},"
+                           "{\"name\": \"MD\", \"size\": 4, \"alignment\": 4, \"fields\": ["
+                           "{\"name\": \"a\", \"type\": \"c_int\", \"offset\": 0}]}]", "[]"),
+                  "structs[1].name: struct 'MD' is already in structs[0]");
+  manifest_expect(MANIFEST("[{\"name\": \"MPt\", \"size\": 16, \"alignment\": 8, \"fields\": ["
+                           "{\"name\": \"x\", \"type\": \"c_float\", \"offset\": 0}]}]", "[]"),
+                  "structs[0]: struct MPt is already defined with another layout");
+  manifest_expect(MANIFEST("[{\"name\": \"MK\", \"size\": 4, \"alignment\": 4, \"fields\": ["
+                           "{\"name\": \"a\", \"type\": \"c_int\", \"ofset\": 0}]}]", "[]"),
+                  "structs[0].fields[0]: unknown key 'ofset'");
+  manifest_expect(MANIFEST("[{\"name\": \"MK\", \"size\": -4, \"alignment\": 4, \"fields\": []}]",
+                           "[]"),
+                  "structs[0].size: expected an integer from 0 to 65536, got -4");
+  manifest_expect(MANIFEST("{}", "[]"), "structs: expected an array");
+  manifest_expect(MANIFEST("[]", "[\"struct MNever\"]"),
+                  "modules[0].contracts[0].arg_types[0]: type 'struct MNever': no struct MNever "
+                  "is defined");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(layouts_define_find_and_name),
@@ -299,6 +372,7 @@ int main(void) {
       cmocka_unit_test(structs_travel_by_value_both_ways),
       cmocka_unit_test(custom_copy_zeroes_padding),
       cmocka_unit_test(copy_value_zeroes_padding_of_nested_layouts),
+      cmocka_unit_test(manifest_structs_section_defines_checked_layouts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -86,7 +86,7 @@ BAD_MANIFESTS = [
      "schema_version: expected the integer 1, got 1e+300"),
     ("modules an object", json.dumps({"schema_version": 1, "modules": {}}), "modules: expected an array, got an object"),
     ("unknown key", json.dumps({"schema_version": 1, "modules": [], "extra": 1}),
-     "manifest: unknown key 'extra' (expected: schema_version, modules, version, expires)"),
+     "manifest: unknown key 'extra' (expected: schema_version, modules, version, expires, structs)"),
     ("duplicate key", b'{"schema_version": 1, "schema_version": 1, "modules": []}',
      "manifest: duplicate key 'schema_version'"),
     ("key differing in case", b'{"schema_version": 1, "Modules": [], "modules": []}',

@@ -106,7 +106,7 @@ def test_hashes_are_lowercased_and_aliases_made_canonical():
 
 @pytest.mark.parametrize("text, message", [
     ('{"schema_version": 1, "modules": [], "extra": 1}',
-     "manifest: unknown key 'extra' (expected: schema_version, modules, version, expires)"),
+     "manifest: unknown key 'extra' (expected: schema_version, modules, version, expires, structs)"),
     ('{"schema_version": 1, "schema_version": 1, "modules": []}',
      "manifest: duplicate key 'schema_version'"),
     ('{"Schema_Version": 1, "modules": []}',
