@@ -57,6 +57,7 @@ struct edgert_func_s {
   int regcall;           /* tramp is a register-file trampoline: `fn` is this struct */
   int byval;             /* some argument is a struct by value: its slot holds its address */
   unsigned char slot[EDGERT_MAX_ARGS]; /* regcall: GPR index, or 0x80 | FPR index */
+  unsigned char words[EDGERT_MAX_ARGS]; /* regcall: a struct argument's registers, from slot */
   edgert_func_t *next;
   edgert_contract_t contract;
   ffi_cif cif;

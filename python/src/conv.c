@@ -654,7 +654,7 @@ static int set_struct(SET_ARGS) {
   int rc = edgert_py_struct_arg(t->layout, o, &h->views[i]);
   if (rc != CV_OK)
     return rc;
-  h->held[i] = 1;
+  h->held[i] = h->views[i].obj != NULL; /* the argument itself lives through the call */
   v->p = h->views[i].buf;
   return CV_OK;
 }

@@ -72,6 +72,8 @@ typedef struct {
   int cleanup; /* some argument needs a conv_hold_t (buffer, string copy) */
   int fast;    /* GIL kept, <= FAST_MAX arguments, each a double or a 64-bit int */
   unsigned char fastcode[EDGERT_MAX_ARGS];
+  PyTypeObject *stype[EDGERT_MAX_ARGS]; /* FC_STRUCT: the one class the lane takes
+                                           (borrowed: struct.c's dicts keep it) */
   edgert_abi_type_t ret;
   edgert_abi_type_t args[EDGERT_MAX_ARGS];
 } BoundObject;
@@ -246,7 +248,7 @@ refused:
  * Anything else (or a value that needs a check the fast path does not make)
  * goes through bound_invoke, which handles every case. */
 #define FAST_MAX 6
-enum { FC_NONE = 0, FC_DOUBLE, FC_I64 };
+enum { FC_NONE = 0, FC_DOUBLE, FC_I64, FC_STRUCT };
 
 static inline int fast_i64(PyObject *o, int64_t *out) {
   if (PyUnstable_Long_IsCompact((PyLongObject *)o)) { /* one digit or zero */
@@ -272,6 +274,11 @@ static inline PyObject *bound_dispatch(BoundObject *b, PyObject *const *args,
         if (EDGERT__UNLIKELY(!PyFloat_CheckExact(o)))
           goto slow;
         v[i].d = PyFloat_AS_DOUBLE(o);
+      } else if (b->fastcode[i] == FC_STRUCT) {
+        /* an instance of exactly the class: its bytes, in place */
+        if (EDGERT__UNLIKELY(Py_TYPE(o) != b->stype[i]))
+          goto slow;
+        v[i].p = ((edgert_py_cdata_t *)o)->b_ptr;
       } else {
         if (EDGERT__UNLIKELY(!PyLong_CheckExact(o) || !fast_i64(o, &v[i].i)))
           goto slow;
@@ -406,6 +413,17 @@ PyObject *edgert_py_make_bound(edgert_py_mod_t *h, edgert_func_t *fn) {
     b->fastcode[i] = k == EDGERT_CT_DOUBLE                            ? FC_DOUBLE
                      : (k == EDGERT_CT_LONG || k == EDGERT_CT_LONGLONG) ? FC_I64
                                                                         : FC_NONE;
+    b->stype[i] = NULL;
+    if (k == EDGERT_CT_STRUCT && edgert_py_bptr_ok == 1) {
+      PyObject *cls = edgert_py_struct_class(c->args[i].layout);
+      if (cls == NULL) {
+        PyErr_Clear();
+      } else {
+        b->stype[i] = (PyTypeObject *)cls;
+        Py_DECREF(cls);
+        b->fastcode[i] = FC_STRUCT;
+      }
+    }
     if (b->fastcode[i] == FC_NONE)
       b->fast = 0;
   }

@@ -79,9 +79,43 @@ PyObject *edgert_py_struct_result(const edgert_struct_t *s, const void *p) {
   return o;
 }
 
+/* ctypes keeps an instance's address right after the object header (its
+ * CDataObject's b_ptr, and b_size three fields on) in every CPython this
+ * builds for; bptr_verified says this process checked that against the
+ * buffer protocol (define_struct does, once), so the by-value lane can read
+ * it without building a buffer. */
+int edgert_py_bptr_ok = -1; /* -1 unknown, 0 no, 1 yes */
+#define bptr_verified edgert_py_bptr_ok
+typedef edgert_py_cdata_t cdata_head_t;
+
+static void verify_bptr(PyObject *cls) {
+  if (bptr_verified >= 0)
+    return;
+  PyObject *o = PyObject_CallNoArgs(cls);
+  Py_buffer view;
+  if (o == NULL || PyObject_GetBuffer(o, &view, PyBUF_SIMPLE) < 0) {
+    PyErr_Clear();
+    Py_XDECREF(o);
+    return;
+  }
+  const cdata_head_t *h = (const cdata_head_t *)o;
+  bptr_verified = Py_TYPE(o)->tp_basicsize >= (Py_ssize_t)sizeof(cdata_head_t) &&
+                  h->b_ptr == view.buf && h->b_size == view.len;
+  PyBuffer_Release(&view);
+  Py_DECREF(o);
+}
+
 int edgert_py_struct_arg(const edgert_struct_t *s, PyObject *o, Py_buffer *view) {
   if (edgert_py_struct_of_type(Py_TYPE(o)) != s)
     return CV_TYPE;
+  if (EDGERT__LIKELY(bptr_verified == 1)) { /* the object's own bytes, no view */
+    const cdata_head_t *h = (const cdata_head_t *)o;
+    if ((size_t)h->b_size != edgert_struct_size(s))
+      return CV_TYPE;
+    view->obj = NULL;
+    view->buf = h->b_ptr;
+    return CV_OK;
+  }
   if (PyObject_GetBuffer(o, view, PyBUF_SIMPLE) < 0) {
     PyErr_Clear();
     return CV_TYPE;
@@ -211,6 +245,7 @@ static PyObject *py_define_struct(PyObject *self, PyObject *args) {
   if (addr == NULL)
     return NULL;
   if (cls != Py_None) {
+    verify_bptr(cls);
     if (PyDict_SetItem(class_layouts, cls, addr) < 0 ||
         PyDict_SetDefault(layout_classes, addr, cls) == NULL) {
       Py_DECREF(addr);
@@ -274,6 +309,7 @@ static PyObject *py_bind_struct_class(PyObject *self, PyObject *args) {
   PyObject *addr = PyLong_FromVoidPtr((void *)(uintptr_t)s);
   if (addr == NULL)
     return NULL;
+  verify_bptr(cls);
   int bad = PyDict_SetItem(class_layouts, cls, addr) < 0 ||
             PyDict_SetDefault(layout_classes, addr, cls) == NULL;
   Py_DECREF(addr);

@@ -198,6 +198,19 @@ static void structs_travel_by_value_both_ways(void **state) {
   memset(&r, 0, sizeof r);
   assert_int_equal(edgert_func_call_serialized(fn, v, &r), 0);
   assert_true(r.x == 11 && r.y == 22);
+  /* two doubles by value, a double back: split into registers, no libffi */
+  const char *dots[] = {"struct Vec2", "struct Vec2"};
+  assert_int_equal(edgert_contract_init(&c, "vec2_dot", dots, 2, "c_double", NULL, 1), 0);
+  assert_int_equal(edgert_module_bind(m, &c, &fn), 0);
+  assert_true(edgert_func_is_fast(fn));
+  double dot = 0;
+  assert_int_equal(edgert_func_call(fn, args, &dot), 0);
+  assert_true(dot == 50.0);
+  v[0].p = &a;
+  v[1].p = &b;
+  dot = 0;
+  assert_int_equal(edgert_func_call_values(fn, v, &dot), 0);
+  assert_true(dot == 50.0);
   /* large, in memory: big_scale(b, k) */
   const char *bs[] = {"struct Big", "c_double"};
   assert_int_equal(edgert_contract_init(&c, "big_scale", bs, 2, "struct Big", NULL, 1), 0);

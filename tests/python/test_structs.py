@@ -380,3 +380,24 @@ def test_random_layouts_round_trip_and_match_ctypes(cls):
     # the offsets wherever it can hold the type
     assert edgert.structs.definitions([name])[-1]["size"] == ctypes.sizeof(cls)
     assert pickle.loads(pickle.dumps(c)) == c
+
+
+def test_the_kept_gil_lane_takes_exactly_the_class_and_falls_back_for_the_rest():
+    loader = ModuleLoader()
+    loader.load(fixture_path("struct_kernels"), [
+        C("vec2_dot", [SVec2, SVec2], c_double, release_gil=False),
+        C("vec2_norm1", [SVec2], c_double, release_gil=False)])
+    dot, norm = loader.function("vec2_dot"), loader.function("vec2_norm1")
+    for _ in range(3):
+        assert dot(SVec2(1, 2), SVec2(3, 4)) == 11.0
+        assert norm(SVec2(-1.5, 2)) == 3.5
+
+    class SVec2Kid(SVec2):
+        pass
+
+    assert dot(SVec2Kid(1, 1), SVec2(2, 3)) == 5.0  # the general path
+    with pytest.raises(TypeError, match=r"vec2_norm1\(\) argument 1 must be an instance"):
+        norm(SBig())
+    with pytest.raises(TypeError, match="takes 1 argument"):
+        norm()
+    loader.unload()
