@@ -130,6 +130,7 @@ static void fuzz_raw_types(fuzz_in_t *in) {
     t.code = (edgert_ctype_t)(int8_t)fuzz_u8(in);
     t.pointee = (edgert_ctype_t)(int8_t)fuzz_u8(in);
     t.depth = fuzz_u8(in);
+    t.layout = NULL; /* a layout pointer is only ever one edgert handed out */
     size_t size = fuzz_u8(in) % 80;
     char *buf = malloc(size ? size : 1);
     FUZZ_CHECK(buf != NULL);
