@@ -9,7 +9,9 @@
  * initialized (ffi_get_struct_offsets ran at definition), so concurrent
  * ffi_prep_cif calls only read it. `by_value_problem` is NULL exactly when
  * libffi's layout of the elements reproduces every declared offset, the size
- * and the alignment.
+ * and the alignment. `format` (PEP 3118, explicit padding) is built at
+ * definition too; the reader of buffer formats (edgert_struct_check_format)
+ * allocates nothing, bounds every number it reads and nests at most 16 deep.
  */
 #include "loader_internal.h"
 
@@ -521,9 +523,8 @@ typedef struct {
 } fmt_item_t;
 
 typedef struct {
-  const char *p;
-  char mode; /* '@' or a standard mode */
-  char why[300];
+  const char *p;  /* the next character of the format */
+  char why[300];  /* what differs, when a check fails */
 } fmt_reader_t;
 
 static size_t native_size(char c) {
@@ -784,7 +785,6 @@ int edgert_struct_check_format(const edgert_struct_t *s, const char *format, siz
     return 0;
   fmt_reader_t r;
   r.p = format ? format : "B";
-  r.mode = '@';
   r.why[0] = '\0';
   while (*r.p == '@' || *r.p == '=' || *r.p == '<')
     r.p++;
