@@ -42,6 +42,7 @@ static const char *const canonical[EDGERT_CT__COUNT] = {
     [EDGERT_CT_WCHAR_P] = "c_wchar_p",
     [EDGERT_CT_VOID_P] = "c_void_p",
     [EDGERT_CT_POINTER] = NULL, /* written as "LP_" + the pointee's name */
+    [EDGERT_CT_STRUCT] = NULL,  /* written as "struct " + the layout's name */
 };
 
 typedef struct {
@@ -138,12 +139,28 @@ int edgert_abi_type_parse(const char *name, int allow_void,
                            "type name %s has more than %d POINTER levels",
                            quote(name, q, sizeof q), EDGERT_MAX_POINTER_DEPTH);
   }
-  if (strncmp(base, "struct ", 7) == 0 || strncmp(base, "union ", 6) == 0)
+  if (strncmp(base, "union ", 6) == 0)
     return edgert__error(EDGERT_EUNSUPPORTED,
-                         "type %s: %s by value or by POINTER is not supported yet "
-                         "(pass its address as c_void_p)",
-                         quote(name, q, sizeof q),
-                         base[0] == 's' ? "struct" : "union");
+                         "type %s: unions are not supported, by value or by "
+                         "POINTER (pass its address as c_void_p)",
+                         quote(name, q, sizeof q));
+  if (strncmp(base, "struct ", 7) == 0) {
+    const edgert_struct_t *layout;
+    if (edgert_struct_find(base + 7, &layout) < 0)
+      return edgert__error(EDGERT_EINVAL,
+                           "type %s: no struct %.40s is defined (a manifest's "
+                           "\"structs\" section, a ctypes.Structure, or "
+                           "edgert_struct_define defines it)",
+                           quote(name, q, sizeof q), base + 7);
+    edgert_abi_type_t t = {EDGERT_CT_STRUCT, EDGERT_CT_VOID, 0, layout};
+    if (depth > 0) {
+      t.code = EDGERT_CT_POINTER;
+      t.pointee = EDGERT_CT_STRUCT;
+      t.depth = (unsigned char)depth;
+    }
+    *out = t;
+    return 0;
+  }
   if (strcmp(base, "py_object") == 0)
     return edgert__error(EDGERT_EUNSUPPORTED,
                          "type %s is not supported: kernels take C values, "
@@ -153,7 +170,7 @@ int edgert_abi_type_parse(const char *name, int allow_void,
   if (!lookup(base, &code))
     return edgert__error(EDGERT_EINVAL, "unknown type name %s",
                          quote(name, q, sizeof q));
-  edgert_abi_type_t t = {code, EDGERT_CT_VOID, 0};
+  edgert_abi_type_t t = {code, EDGERT_CT_VOID, 0, NULL};
   if (code == EDGERT_CT_VOID) {
     if (depth > 0)
       return edgert__error(EDGERT_EINVAL,
@@ -180,8 +197,10 @@ static int type_valid(const edgert_abi_type_t *t) {
   if (t->code == EDGERT_CT_POINTER)
     return (unsigned)t->pointee < EDGERT_CT__COUNT &&
            t->pointee != EDGERT_CT_VOID && t->pointee != EDGERT_CT_POINTER &&
-           t->depth >= 1 && t->depth <= EDGERT_MAX_POINTER_DEPTH;
-  return t->pointee == EDGERT_CT_VOID && t->depth == 0;
+           t->depth >= 1 && t->depth <= EDGERT_MAX_POINTER_DEPTH &&
+           (t->pointee == EDGERT_CT_STRUCT) == (t->layout != NULL);
+  return t->pointee == EDGERT_CT_VOID && t->depth == 0 &&
+         (t->code == EDGERT_CT_STRUCT) == (t->layout != NULL);
 }
 
 int edgert_abi_type_name(const edgert_abi_type_t *t, char *buf, size_t size) {
@@ -195,6 +214,11 @@ int edgert_abi_type_name(const edgert_abi_type_t *t, char *buf, size_t size) {
                          (int)t->code, (int)t->pointee, (unsigned)t->depth);
   unsigned depth = t->code == EDGERT_CT_POINTER ? t->depth : 0;
   const char *base = canonical[depth ? t->pointee : t->code];
+  char sname[8 + EDGERT_STRUCT_NAME_MAX];
+  if (t->layout != NULL) {
+    snprintf(sname, sizeof sname, "struct %s", edgert_struct_name(t->layout));
+    base = sname;
+  }
   size_t need = 3 * depth + strlen(base) + 1;
   if (need > size)
     return edgert__error(EDGERT_EINVAL,
@@ -245,6 +269,8 @@ size_t edgert_abi_type_size(const edgert_abi_type_t *t) {
   case EDGERT_CT_VOID_P:
   case EDGERT_CT_POINTER:
     return sizeof(void *);
+  case EDGERT_CT_STRUCT:
+    return edgert_struct_size(t->layout);
   default:
     return 0;
   }

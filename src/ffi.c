@@ -93,6 +93,22 @@ static ffi_type *ffi_type_of(edgert_ctype_t code) {
   }
 }
 
+ffi_type *edgert__ffi_type_of(edgert_ctype_t code) { return ffi_type_of(code); }
+
+/* A contract type's libffi type: a struct's from its layout (NULL with the
+ * message set when the layout cannot travel by value), else the scalar's. */
+static ffi_type *ffi_type_for(const edgert_contract_t *c, const edgert_abi_type_t *t,
+                              const char *what) {
+  if (t->code != EDGERT_CT_STRUCT)
+    return ffi_type_of(t->code);
+  const char *problem = edgert_struct_by_value_problem(t->layout);
+  if (problem != NULL) {
+    edgert__error(EDGERT_EUNSUPPORTED, "binding '%s': %s: %s", c->function_name, what, problem);
+    return NULL;
+  }
+  return edgert__struct_ffi_type(t->layout);
+}
+
 /* `fn` is the edgert_func_t here, not the code address. */
 static void ffi_tramp(void *fn, void **avalues, void *ret) {
   edgert_func_t *f = fn;
@@ -194,6 +210,7 @@ static int arg_class(edgert_ctype_t code) {
     return 2;
   case EDGERT_CT_LONGDOUBLE:
   case EDGERT_CT_VOID:
+  case EDGERT_CT_STRUCT:
     return -1;
   default:
     return 0;
@@ -210,6 +227,7 @@ static int ret_class(edgert_ctype_t code) {
   case EDGERT_CT_FLOAT:
     return 3;
   case EDGERT_CT_LONGDOUBLE:
+  case EDGERT_CT_STRUCT:
     return -1;
   default:
     return 1;
@@ -259,14 +277,119 @@ REGCALL(D)
 REGCALL(F)
 static const edgert__tramp_t regcalls[4] = {rc_V, rc_I, rc_D, rc_F};
 
-/* Fills fn->slot and returns the register-file trampoline, or NULL. */
+/* The same with struct arguments split into registers: a struct argument
+ * (its slot holds its address) whose `words[i]` 8-byte words all go to
+ * consecutive registers from slot[i] (see struct_words). */
+#define REGCALL_S(R)                                                           \
+  static void rcs_##R(void *fp, void **a, void *ret) {                         \
+    const edgert_func_t *f = fp;                                               \
+    const edgert_value_t *v = (const edgert_value_t *)(void *)a;               \
+    int64_t g[NGPR] = {0};                                                     \
+    double x[8] = {0};                                                         \
+    for (unsigned i = 0; i < f->nargs; i++) {                                  \
+      unsigned s = f->slot[i], k = f->words[i];                                \
+      const void *src = k ? v[i].p : (const void *)&v[i];                      \
+      if (k == 0)                                                              \
+        k = 1;                                                                 \
+      if (s & 0x80)                                                            \
+        memcpy(&x[s & 7], src, 8 * k);                                         \
+      else                                                                     \
+        memcpy(&g[s], src, 8 * k);                                             \
+    }                                                                          \
+    ST_##R(((RT_##R(*)(GPR_TYPES, FPR_TYPES))f->addr)(GPR_ARGS(g), FPR_ARGS(x))); \
+  }
+REGCALL_S(V)
+REGCALL_S(I)
+REGCALL_S(D)
+REGCALL_S(F)
+static const edgert__tramp_t regcalls_s[4] = {rcs_V, rcs_I, rcs_D, rcs_F};
+
+/* Kinds of 8-byte words a struct is made of: 0 none (not every element an
+ * 8-byte value of one class), 1 integers and pointers, 2 doubles. */
+static int word_kind(const edgert_struct_t *s, unsigned *words) {
+  int kind = -1;
+  for (size_t i = 0; i < edgert_struct_nfields(s); i++) {
+    const edgert_struct_field_t *f = edgert_struct_field(s, i);
+    size_t cnt = f->count ? f->count : 1;
+    int k;
+    unsigned sub = 0;
+    switch (f->type.code) {
+    case EDGERT_CT_STRUCT:
+      k = word_kind(f->type.layout, &sub);
+      if (k == 0)
+        return 0;
+      break;
+    case EDGERT_CT_DOUBLE:
+      k = 2, sub = 1;
+      break;
+    case EDGERT_CT_LONG:
+    case EDGERT_CT_ULONG:
+    case EDGERT_CT_LONGLONG:
+    case EDGERT_CT_ULONGLONG:
+    case EDGERT_CT_CHAR_P:
+    case EDGERT_CT_WCHAR_P:
+    case EDGERT_CT_VOID_P:
+    case EDGERT_CT_POINTER:
+      k = 1, sub = 1;
+      break;
+    default:
+      return 0;
+    }
+    if (kind >= 0 && k != kind)
+      return 0;
+    kind = k;
+    *words += sub * (unsigned)cnt;
+    if (*words > 4)
+      return 0;
+  }
+  return kind < 0 ? 0 : kind;
+}
+
+/* How many registers struct `s` takes by value when the C convention splits
+ * it into registers exactly as the same number of separate 8-byte arguments
+ * (0 otherwise): on x86-64 (System V) a struct of at most 16 bytes whose
+ * eightbytes are all SSE (doubles) or all INTEGER; on AArch64 (AAPCS64) a
+ * homogeneous aggregate of at most 4 doubles, or a struct of at most 16
+ * bytes of 8-byte integers. No padding, no packing: size is 8 * words. */
+static unsigned struct_words(const edgert_struct_t *s, int *fpr) {
+  unsigned words = 0;
+  int kind = word_kind(s, &words);
+  if (kind == 0 || edgert_struct_by_value_problem(s) != NULL ||
+      edgert_struct_size(s) != 8 * (size_t)words)
+    return 0;
+#if defined(__x86_64__)
+  if (words > 2)
+    return 0;
+#else
+  if (words > (kind == 2 ? 4u : 2u))
+    return 0;
+#endif
+  *fpr = kind == 2;
+  return words;
+}
+
+/* Fills fn->slot (and fn->words) and returns the register-file
+ * trampoline, or NULL. */
 static edgert__tramp_t pick_regcall(edgert_func_t *fn) {
   const edgert_contract_t *c = &fn->contract;
   int r = ret_class(c->ret.code);
   if (r < 0)
     return NULL;
   unsigned ng = 0, nf = 0;
+  int split = 0;
   for (unsigned i = 0; i < c->nargs; i++) {
+    fn->words[i] = 0;
+    if (c->args[i].code == EDGERT_CT_STRUCT) {
+      int fpr = 0;
+      unsigned w = struct_words(c->args[i].layout, &fpr);
+      if (w == 0 || (fpr ? nf + w > 8 : ng + w > NGPR))
+        return NULL;
+      fn->words[i] = (unsigned char)w;
+      fn->slot[i] = (unsigned char)(fpr ? 0x80 | nf : ng);
+      *(fpr ? &nf : &ng) += w;
+      split = 1;
+      continue;
+    }
     int k = arg_class(c->args[i].code);
     if (k < 0)
       return NULL;
@@ -280,7 +403,7 @@ static edgert__tramp_t pick_regcall(edgert_func_t *fn) {
       fn->slot[i] = (unsigned char)(0x80 | nf++);
     }
   }
-  return regcalls[r];
+  return split ? regcalls_s[r] : regcalls[r];
 }
 
 static edgert__tramp_t pick_tramp(const edgert_contract_t *c) {
@@ -326,17 +449,25 @@ static edgert__tramp_t pick_tramp(const edgert_contract_t *c) {
 
 int edgert__func_prepare(edgert_func_t *fn) {
   const edgert_contract_t *c = &fn->contract;
+  fn->byval = 0;
   for (unsigned i = 0; i < c->nargs; i++) {
     if (c->args[i].code == EDGERT_CT_VOID)
       return edgert__error(EDGERT_EINVAL, "binding '%s': argument %u is void",
                            c->function_name, i + 1);
-    fn->atypes[i] = ffi_type_of(c->args[i].code);
+    char what[32];
+    snprintf(what, sizeof what, "argument %u", i + 1);
+    fn->atypes[i] = ffi_type_for(c, &c->args[i], what);
+    if (fn->atypes[i] == NULL && c->args[i].code == EDGERT_CT_STRUCT)
+      return EDGERT_EUNSUPPORTED;
     if (fn->atypes[i] == NULL)
       return edgert__error(EDGERT_EUNSUPPORTED, "binding '%s': argument %u has an "
                            "unsupported type code %d", c->function_name, i + 1,
                            (int)c->args[i].code);
+    fn->byval |= c->args[i].code == EDGERT_CT_STRUCT;
   }
-  ffi_type *rt = ffi_type_of(c->ret.code);
+  ffi_type *rt = ffi_type_for(c, &c->ret, "return type");
+  if (rt == NULL && c->ret.code == EDGERT_CT_STRUCT)
+    return EDGERT_EUNSUPPORTED;
   if (rt == NULL)
     return edgert__error(EDGERT_EUNSUPPORTED, "binding '%s': unsupported return type code %d",
                          c->function_name, (int)c->ret.code);
@@ -354,6 +485,20 @@ int edgert__func_prepare(edgert_func_t *fn) {
 }
 
 /* ---- calls ---------------------------------------------------------------- */
+
+/* libffi's argument pointers for widened slots: a struct argument's slot
+ * holds the address of its bytes (edgert_value_t.p), every other slot is
+ * the value itself. */
+static inline void to_avalues(const edgert_func_t *fn, edgert_value_t *values,
+                                             void **av) {
+  if (EDGERT__LIKELY(!fn->byval)) {
+    for (unsigned i = 0; i < fn->nargs; i++)
+      av[i] = &values[i];
+    return;
+  }
+  for (unsigned i = 0; i < fn->nargs; i++)
+    av[i] = fn->contract.args[i].code == EDGERT_CT_STRUCT ? values[i].p : (void *)&values[i];
+}
 
 static int refuse_unloaded(const edgert_func_t *fn) {
   return edgert__error(EDGERT_EUNLOADED, "cannot call '%s': module %s is unloaded",
@@ -374,8 +519,17 @@ static inline __attribute__((always_inline)) int invoke(edgert_func_t *fn, edger
   if (EDGERT__UNLIKELY(atomic_load_explicit(&img->quarantined, memory_order_relaxed)))
     return refuse_quarantined(fn);
   long double scratch[2];
-  if (ret == NULL)
+  void *heap = NULL;
+  if (ret == NULL) {
     ret = scratch;
+    if (EDGERT__UNLIKELY(fn->contract.ret.code == EDGERT_CT_STRUCT &&
+                         edgert_struct_size(fn->contract.ret.layout) > sizeof scratch)) {
+      ret = heap = edgert__calloc(1, edgert_struct_size(fn->contract.ret.layout));
+      if (heap == NULL)
+        return edgert__error(EDGERT_ENOMEM, "calling '%s': out of memory for the result",
+                             fn->contract.function_name);
+    }
+  }
   int rc;
   if (EDGERT__LIKELY(fn->tramp != NULL && values != NULL)) {
     rc = edgert__guarded_invoke(fn->tramp, fn->regcall ? (void *)fn : fn->addr,
@@ -384,13 +538,13 @@ static inline __attribute__((always_inline)) int invoke(edgert_func_t *fn, edger
   } else {
     void *av[EDGERT_MAX_ARGS];
     if (avalues == NULL) {
-      for (unsigned i = 0; i < fn->nargs; i++)
-        av[i] = &values[i];
+      to_avalues(fn, values, av);
       avalues = av;
     }
     rc = edgert__guarded_invoke(ffi_tramp, fn, avalues, ret, fn->contract.function_name,
                                 fn->module->path);
   }
+  edgert__free(heap);
   if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH) && !edgert_last_crash()->sent)
     atomic_store(&img->quarantined, 1);
   return rc;
@@ -438,8 +592,7 @@ int edgert_func_call_serialized(edgert_func_t *fn, edgert_value_t *values, void 
                                 m->path);
   } else {
     void *av[EDGERT_MAX_ARGS];
-    for (unsigned i = 0; i < fn->nargs; i++)
-      av[i] = &values[i];
+    to_avalues(fn, values, av);
     rc = edgert__guarded_invoke(ffi_tramp, fn, av, ret, fn->contract.function_name, m->path);
   }
   if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH) && !edgert_last_crash()->sent)
@@ -493,6 +646,9 @@ static void widen(const edgert_abi_type_t *t, const void *a, edgert_value_t *v) 
     break;
   case EDGERT_CT_LONGDOUBLE:
     v->ld = *(const long double *)a;
+    break;
+  case EDGERT_CT_STRUCT: /* the slot holds the struct's address */
+    v->p = (void *)(uintptr_t)a;
     break;
   default:
     v->p = *(void *const *)a;

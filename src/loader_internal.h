@@ -57,7 +57,9 @@ struct edgert_func_s {
   unsigned nargs;
   int replaced;          /* a later bind took over the name */
   int regcall;           /* tramp is a register-file trampoline: `fn` is this struct */
+  int byval;             /* some argument is a struct by value: its slot holds its address */
   unsigned char slot[EDGERT_MAX_ARGS]; /* regcall: GPR index, or 0x80 | FPR index */
+  unsigned char words[EDGERT_MAX_ARGS]; /* regcall: a struct argument's registers, from slot */
   edgert_func_t *next;
   edgert_contract_t contract;
   ffi_cif cif;
@@ -67,6 +69,12 @@ struct edgert_func_s {
 /* ffi.c: fills fn->cif, fn->atypes and fn->tramp from fn->contract.
  * 0, or EDGERT_EUNSUPPORTED / EDGERT_EINVAL with a message. */
 int edgert__func_prepare(edgert_func_t *fn);
+
+/* ffi.c: the libffi type of a scalar code (NULL for VOID-less codes it
+ * does not know, and for EDGERT_CT_STRUCT). */
+ffi_type *edgert__ffi_type_of(edgert_ctype_t code);
+/* struct.c: a layout's libffi type (initialized at definition). */
+ffi_type *edgert__struct_ffi_type(const edgert_struct_t *s);
 
 /* loader.c: called by whoever brought m->active to 0: releases the image
  * once. */

@@ -734,9 +734,131 @@ void edgert_manifest_free(edgert_manifest_t *m) {
   edgert__free(m);
 }
 
-enum { R_VERSION, R_MODULES, R_RELEASE, R_EXPIRES, R__N };
+enum { R_VERSION, R_MODULES, R_RELEASE, R_EXPIRES, R_STRUCTS, R__N };
 static const char *const root_keys[R__N] = {"schema_version", "modules",
-                                            "version", "expires"};
+                                            "version", "expires", "structs"};
+
+/* ---- the "structs" section ---------------------------------------------- */
+
+enum { S_NAME, S_SIZE, S_ALIGN, S_FIELDS, S__N };
+static const char *const struct_keys[S__N] = {"name", "size", "alignment", "fields"};
+enum { F_NAME, F_TYPE, F_OFFSET, F_COUNT, F__N };
+static const char *const field_keys[F__N] = {"name", "type", "offset", "count"};
+
+/* A JSON number that is an integer in 0..max, else EDGERT_EMANIFEST. */
+static int read_size(const cJSON *v, const char *field, size_t max, size_t *out) {
+  if (!cJSON_IsNumber(v))
+    return wrong_type(field, "a non-negative integer", v);
+  double d = v->valuedouble;
+  if (!(d >= 0 && d <= (double)max) || d != (double)(size_t)d)
+    return edgert__error(EDGERT_EMANIFEST, "%s: expected an integer from 0 to %zu, got %g",
+                         field, max, d);
+  *out = (size_t)d;
+  return 0;
+}
+
+/*
+ * Defines the structs of the "structs" array, in order (a struct's fields
+ * may use the structs before it, so nesting is ordered and recursion
+ * impossible): each {"name", "size", "alignment", "fields": [{"name",
+ * "type", "offset", "count"?}]}, validated by edgert_struct_define, whose
+ * message gets the field prefix ("structs[1]: struct Seg: field 'b' ...").
+ * A name twice in the array is refused; a name the process already defined
+ * (another manifest, a Python class) must have the same layout.
+ */
+static int read_structs(const cJSON *arr) {
+  char field[FIELD_MAX], q[QUOTE_SIZE];
+  if (!cJSON_IsArray(arr))
+    return wrong_type("structs", "an array", arr);
+  int n = cJSON_GetArraySize(arr);
+  if (n > EDGERT_STRUCT_MAX_FIELDS)
+    return edgert__error(EDGERT_EMANIFEST, "structs: %d structs is more than the limit of %d", n,
+                         EDGERT_STRUCT_MAX_FIELDS);
+  size_t i = 0;
+  for (const cJSON *st = arr->child; st != NULL; st = st->next, i++) {
+    fieldf(field, sizeof field, "structs[%zu]", i);
+    if (!cJSON_IsObject(st))
+      return wrong_type(field, "an object", st);
+    const cJSON *f[S__N];
+    int rc = check_keys(st, field, struct_keys, S__N, 0xfu, f);
+    if (rc < 0)
+      return rc;
+    char sub[FIELD_MAX];
+    join(sub, field, "name");
+    if (!cJSON_IsString(f[S_NAME]))
+      return wrong_type(sub, "a string", f[S_NAME]);
+    const char *name = f[S_NAME]->valuestring;
+    size_t at = 0;
+    for (const cJSON *prev = arr->child; prev != st; prev = prev->next, at++) {
+      const cJSON *pn = cJSON_GetObjectItemCaseSensitive(prev, "name");
+      if (cJSON_IsString(pn) && strcmp(pn->valuestring, name) == 0)
+        return edgert__error(EDGERT_EMANIFEST, "%s: struct %s is already in structs[%zu]", sub,
+                             quote(name, q, sizeof q), at);
+    }
+    size_t size, align;
+    join(sub, field, "size");
+    if ((rc = read_size(f[S_SIZE], sub, EDGERT_STRUCT_MAX_SIZE, &size)) < 0)
+      return rc;
+    join(sub, field, "alignment");
+    if ((rc = read_size(f[S_ALIGN], sub, 64, &align)) < 0)
+      return rc;
+    join(sub, field, "fields");
+    if (!cJSON_IsArray(f[S_FIELDS]))
+      return wrong_type(sub, "an array", f[S_FIELDS]);
+    int nf = cJSON_GetArraySize(f[S_FIELDS]);
+    if (nf > EDGERT_STRUCT_MAX_FIELDS)
+      return edgert__error(EDGERT_EMANIFEST, "%s: %d fields is more than the limit of %d", sub,
+                           nf, EDGERT_STRUCT_MAX_FIELDS);
+    edgert_struct_field_desc_t *d = edgert__calloc((size_t)(nf ? nf : 1), sizeof *d);
+    if (d == NULL)
+      return edgert__error(EDGERT_ENOMEM, "%s: out of memory", sub);
+    size_t j = 0;
+    rc = 0;
+    for (const cJSON *fd = f[S_FIELDS]->child; fd != NULL && rc == 0; fd = fd->next, j++) {
+      char ff[FIELD_MAX], fk[FIELD_MAX];
+      fieldf(ff, sizeof ff, "%s.fields[%zu]", field, j);
+      const cJSON *g[F__N];
+      if (!cJSON_IsObject(fd)) {
+        rc = wrong_type(ff, "an object", fd);
+        break;
+      }
+      if ((rc = check_keys(fd, ff, field_keys, F__N, 0x7u, g)) < 0)
+        break;
+      join(fk, ff, "name");
+      if (!cJSON_IsString(g[F_NAME])) {
+        rc = wrong_type(fk, "a string", g[F_NAME]);
+        break;
+      }
+      join(fk, ff, "type");
+      if (!cJSON_IsString(g[F_TYPE])) {
+        rc = wrong_type(fk, "a type name (string)", g[F_TYPE]);
+        break;
+      }
+      d[j].name = g[F_NAME]->valuestring;
+      d[j].type = g[F_TYPE]->valuestring;
+      join(fk, ff, "offset");
+      if ((rc = read_size(g[F_OFFSET], fk, EDGERT_STRUCT_MAX_SIZE, &d[j].offset)) < 0)
+        break;
+      d[j].count = 0;
+      join(fk, ff, "count");
+      if (g[F_COUNT] != NULL &&
+          (rc = read_size(g[F_COUNT], fk, EDGERT_STRUCT_MAX_SIZE, &d[j].count)) < 0)
+        break;
+    }
+    if (rc == 0) {
+      rc = edgert_struct_define(name, d, (size_t)nf, size, align, NULL);
+      if (rc < 0) {
+        char msg[800];
+        snprintf(msg, sizeof msg, "%s", edgert_last_error());
+        rc = edgert__error(EDGERT_EMANIFEST, "%s: %s", field, msg);
+      }
+    }
+    edgert__free(d);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
 
 /* The optional release fields a signed manifest must carry (docs/signing.md):
  * "version", a positive integer below 2^53, and "expires", an RFC 3339 UTC
@@ -794,6 +916,8 @@ static int read_manifest(const cJSON *root, const char *base_dir,
   }
   rc = read_release(f[R_RELEASE], f[R_EXPIRES], m);
   if (rc < 0)
+    return rc;
+  if (f[R_STRUCTS] != NULL && (rc = read_structs(f[R_STRUCTS])) < 0)
     return rc;
   if (!cJSON_IsArray(f[R_MODULES]))
     return wrong_type("modules", "an array", f[R_MODULES]);

@@ -18,6 +18,7 @@
 #include "internal.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 struct edgert_type_s {
@@ -28,15 +29,16 @@ struct edgert_type_s {
   edgert_check_fn check_fn;
   edgert_copy_fn copy_fn;
   edgert_box_fn box_fn;
+  const edgert_struct_t *layout; /* a struct type (edgert_type_register_struct), or NULL */
   struct edgert_type_s *next;
 };
 
 static edgert_type_t builtin_types[] = {
-    {"int64", EDGERT_KIND_INT64, sizeof(int64_t), NULL, NULL, NULL, NULL, NULL},
-    {"float64", EDGERT_KIND_FLOAT64, sizeof(double), NULL, NULL, NULL, NULL, NULL},
-    {"bool", EDGERT_KIND_BOOL, 1, NULL, NULL, NULL, NULL, NULL},
-    {"str", EDGERT_KIND_STR, sizeof(edgert_bytes_t), NULL, NULL, NULL, NULL, NULL},
-    {"bytes", EDGERT_KIND_BYTES, sizeof(edgert_bytes_t), NULL, NULL, NULL, NULL, NULL},
+    {"int64", EDGERT_KIND_INT64, sizeof(int64_t), NULL, NULL, NULL, NULL, NULL, NULL},
+    {"float64", EDGERT_KIND_FLOAT64, sizeof(double), NULL, NULL, NULL, NULL, NULL, NULL},
+    {"bool", EDGERT_KIND_BOOL, 1, NULL, NULL, NULL, NULL, NULL, NULL},
+    {"str", EDGERT_KIND_STR, sizeof(edgert_bytes_t), NULL, NULL, NULL, NULL, NULL, NULL},
+    {"bytes", EDGERT_KIND_BYTES, sizeof(edgert_bytes_t), NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
 /* Names a custom type may not take; each maps to a built-in (or to none,
@@ -233,8 +235,52 @@ int edgert_type_has_box(const edgert_type_t *t) {
   return t->box_fn != NULL;
 }
 
+int edgert_type_register_struct(const edgert_struct_t *layout, const edgert_type_t **out) {
+  EDGERT__RETURN_IF_NULL(layout, EDGERT_EINVAL);
+  char name[EDGERT_TYPE_NAME_MAX + 1];
+  snprintf(name, sizeof name, "struct.%s", edgert_struct_name(layout));
+  edgert_type_t *t = edgert__calloc(1, sizeof *t);
+  char *copy = edgert__strdup(name);
+  if (t == NULL || copy == NULL) {
+    edgert__free(t);
+    edgert__free(copy);
+    return edgert__error(EDGERT_ENOMEM, "register struct type '%s': out of memory", name);
+  }
+  t->name = copy;
+  t->kind = EDGERT_KIND_CUSTOM;
+  t->size = edgert_struct_size(layout);
+  t->layout = layout;
+  edgert__fork_init();
+  pthread_mutex_lock(&registry_lock);
+  const edgert_type_t *old = find_locked(name);
+  if (old != NULL) {
+    pthread_mutex_unlock(&registry_lock);
+    edgert__free(copy);
+    edgert__free(t);
+    if (old->layout != layout)
+      return edgert__error(EDGERT_EEXIST, "register struct type: a type named '%s' is already "
+                           "registered%s", name, old->layout ? " with another layout" : "");
+    if (out != NULL)
+      *out = old;
+    return 0;
+  }
+  t->next = custom_types;
+  custom_types = t;
+  pthread_mutex_unlock(&registry_lock);
+  if (out != NULL)
+    *out = t;
+  return 0;
+}
+
+const edgert_struct_t *edgert_type_layout(const edgert_type_t *t) {
+  EDGERT__RETURN_IF_NULL(t, NULL);
+  return t->layout;
+}
+
 int edgert_type_check(const edgert_type_t *t, void *obj) {
   EDGERT__RETURN_IF_NULL(t, EDGERT_EINVAL);
+  if (t->layout != NULL) /* a C host's value: the struct's bytes */
+    return obj != NULL;
   if (t->kind != EDGERT_KIND_CUSTOM)
     return edgert__error(EDGERT_ETYPE, "type '%s' has no check callback", t->name);
   int r = t->check_fn(obj);
@@ -248,6 +294,17 @@ int edgert_type_copy(const edgert_type_t *t, void *dst, void *obj) {
   EDGERT__RETURN_IF_NULL(dst, EDGERT_EINVAL);
   if (t->kind != EDGERT_KIND_CUSTOM)
     return edgert__error(EDGERT_ETYPE, "type '%s' has no copy callback", t->name);
+  if (t->layout != NULL) {
+    if (obj == NULL)
+      return edgert__error(EDGERT_EINVAL, "edgert_type_copy: obj is NULL (type '%s' copies "
+                           "the struct's bytes from it)", t->name);
+    edgert_struct_copy_value(t->layout, dst, obj);
+    return 0;
+  }
+  /* The slot is zeroed first: a copy_fn that writes field by field leaves
+   * padding untouched, and the containers hash and compare all `size`
+   * bytes, so two equal values must be equal bytes. */
+  memset(dst, 0, t->size);
   t->copy_fn(dst, obj);
   return 0;
 }
@@ -258,6 +315,9 @@ int edgert_type_box(const edgert_type_t *t, const void *src, void **out) {
   EDGERT__RETURN_IF_NULL(out, EDGERT_EINVAL);
   if (t->kind != EDGERT_KIND_CUSTOM)
     return edgert__error(EDGERT_ETYPE, "type '%s' has no box callback", t->name);
+  if (t->box_fn == NULL && t->layout != NULL)
+    return edgert__error(EDGERT_EUNSUPPORTED, "type '%s' is a struct: its values are the "
+                         "struct's bytes, read them in place", t->name);
   if (t->box_fn == NULL)
     return edgert__error(EDGERT_EUNSUPPORTED, "type '%s' was registered without a box callback",
                          t->name);

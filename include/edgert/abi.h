@@ -69,20 +69,29 @@ typedef enum edgert_ctype_e {
   EDGERT_CT_WCHAR_P,    /* c_wchar_p: NUL-terminated wchar_t string, or NULL */
   EDGERT_CT_VOID_P,     /* c_void_p (alias c_voidp): an address, NULL, or any contiguous buffer */
   EDGERT_CT_POINTER,    /* POINTER(pointee): a buffer whose items are pointee */
+  EDGERT_CT_STRUCT,     /* "struct NAME": a struct by value; `layout` says
+                           which (edgert/struct.h) */
   EDGERT_CT__COUNT
 } edgert_ctype_t;
+
+struct edgert_struct_s;
 
 /* One argument or return type. For EDGERT_CT_POINTER, `pointee` is the item
  * type (never VOID or POINTER) and `depth` counts the POINTER levels (1 for
  * POINTER(c_float) "LP_c_float", 2 for "LP_LP_c_float", at most
- * EDGERT_MAX_POINTER_DEPTH); both are 0 otherwise. */
+ * EDGERT_MAX_POINTER_DEPTH); both are 0 otherwise. `layout` is the struct
+ * when the type (code EDGERT_CT_STRUCT) or its pointee is a struct, NULL
+ * otherwise; layouts are defined once and live as long as the process
+ * (edgert/struct.h), so a type stays plain data. */
 typedef struct edgert_abi_type_s {
   edgert_ctype_t code;
   edgert_ctype_t pointee;
   unsigned char depth;
+  const struct edgert_struct_s *layout;
 } edgert_abi_type_t;
 
-/* A contract. Plain data: copy it freely; it owns no memory. */
+/* A contract. Plain data: copy it freely; it owns no memory (the struct
+ * layouts its types point to are the process's, never freed). */
 typedef struct edgert_contract_s {
   char function_name[EDGERT_MAX_NAME + 1]; /* a C identifier */
   unsigned nargs;                          /* 0..EDGERT_MAX_ARGS */
@@ -98,8 +107,10 @@ typedef struct edgert_contract_s {
  * `allow_void`. Returns 0 with *out set, or (with *out unchanged):
  *   EDGERT_EINVAL        unknown name (the message quotes it), NULL name or
  *                        out, "None" where not allowed, "LP_None";
- *   EDGERT_EUNSUPPORTED  a known but unsupported type: struct by value
- *                        ("struct NAME"), py_object;
+ *                        "struct NAME" when no struct NAME is defined
+ *                        (edgert_struct_define);
+ *   EDGERT_EUNSUPPORTED  a known but unsupported type: "union NAME",
+ *                        py_object;
  *   EDGERT_ELIMIT        more than EDGERT_MAX_POINTER_DEPTH "LP_" levels.
  * Messages have no field prefix; edgert_contract_init adds one.
  */
@@ -116,7 +127,7 @@ EDGERT_EXTERN int edgert_abi_type_name(const edgert_abi_type_t *t, char *buf,
                                        size_t size);
 
 /* Bytes a value of `t` takes as an argument (sizeof(void *) for pointers,
- * 0 for VOID or an invalid type). */
+ * the struct's size for a struct, 0 for VOID or an invalid type). */
 EDGERT_EXTERN size_t edgert_abi_type_size(const edgert_abi_type_t *t);
 
 /*

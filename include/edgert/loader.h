@@ -239,9 +239,11 @@ EDGERT_EXTERN int edgert_func_is_fast(const edgert_func_t *fn);
 /*
  * Calls the function. `args[i]` points to the value of argument i, of
  * exactly its contract type (libffi "avalues" style; a pointer argument's
- * slot holds the pointer). `ret` points to at least 16 bytes, suitably
- * aligned for long double; it receives the return value as its contract
- * type (nothing for void; may then be NULL).
+ * slot holds the pointer; a struct argument's entry points to its bytes).
+ * `ret` points to at least 16 bytes (and at least the struct's size for a
+ * struct return), suitably aligned for long double; it receives the return
+ * value as its contract type (nothing for void; may then be NULL, as may a
+ * struct return the caller does not want).
  * Returns 0, or without entering module code EDGERT_EUNLOADED /
  * EDGERT_EQUARANTINED (messages name the function and the module), or
  * EDGERT_ECRASH when the crash guard contained a fault inside the call
@@ -254,7 +256,8 @@ EDGERT_EXTERN int edgert_func_call(edgert_func_t *fn, void **args, void *ret);
  * Argument slots for edgert_func_call_values: one per argument, integers
  * widened to 64 bits (signed types sign-extended into .i, unsigned types and
  * bool zero-extended into .u), float in .f, double in .d, long double in
- * .ld, pointers (c_char_p, c_void_p, POINTER) in .p.
+ * .ld, pointers (c_char_p, c_void_p, POINTER) in .p, and a struct passed
+ * by value as the address of its bytes in .p (read during the call only).
  */
 typedef union edgert_value_u {
   int64_t i;

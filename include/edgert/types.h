@@ -129,6 +129,24 @@ EDGERT_EXTERN int edgert_register_custom_type_boxed(const char *name, void *size
                                                     void *box_fn);
 
 /*
+ * Registers struct `layout` (edgert/struct.h) as a custom inline type named
+ * "struct.NAME", no callbacks needed: its size is the layout's, a C host's
+ * value is a pointer to the struct's bytes (check: non-NULL), copying it
+ * copies the fields and zeroes every padding byte (edgert_struct_copy_value),
+ * and it has no box (EDGERT_EUNSUPPORTED: read the bytes in place). The
+ * Python binding checks and boxes instances of the layout's ctypes class.
+ * Registering one layout again returns the same type. Returns 0 (with *out
+ * set when not NULL), EDGERT_EINVAL, EDGERT_EEXIST (the name is taken by
+ * another type) or EDGERT_ENOMEM. Runs no foreign code.
+ */
+struct edgert_struct_s;
+EDGERT_EXTERN int edgert_type_register_struct(const struct edgert_struct_s *layout,
+                                              const edgert_type_t **out);
+/* The layout of a struct type, NULL for every other type (and, with the
+ * message set, for a NULL type). */
+EDGERT_EXTERN const struct edgert_struct_s *edgert_type_layout(const edgert_type_t *t);
+
+/*
  * Accessors. They never fail for a valid handle and run no foreign code.
  * For a NULL handle (with the message set): name NULL, kind
  * EDGERT_KIND_NONE, size 0 (no type has size 0), has_box 0.
@@ -141,7 +159,9 @@ EDGERT_EXTERN int edgert_type_has_box(const edgert_type_t *t);        /* 1 or 0 
 /*
  * Custom types only (EDGERT_ETYPE for a built-in one), all running foreign
  * code: edgert_type_check returns 1, 0, or EDGERT_EFAILED when the check
- * reported -1; edgert_type_copy returns 0; edgert_type_box returns the new
+ * reported -1; edgert_type_copy zeroes the type's size bytes at `dst` and
+ * then calls copy_fn (so padding the callback does not write is always
+ * zero, and equal values are equal bytes for hashing), and returns 0; edgert_type_box returns the new
  * host object in *out, or EDGERT_EUNSUPPORTED without a box callback,
  * EDGERT_EFAILED when it returned NULL. `t`, `dst`, `src` and `out` must not
  * be NULL (EDGERT_EINVAL); `obj` is the host's and is passed on as it is,

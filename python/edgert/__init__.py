@@ -24,6 +24,8 @@ from .nexus import *  # noqa: F401,F403
 from .nexus import __all__ as _nexus_all
 from .paths import *  # noqa: F401,F403
 from .paths import __all__ as _paths_all
+from .structs import *  # noqa: F401,F403
+from .structs import __all__ as _structs_all
 from . import signing  # noqa: F401  (edgert.signing; its names stay in it)
 
 __version__: str = _edgert.__version__
@@ -32,4 +34,4 @@ __version__: str = _edgert.__version__
 _logging.getLogger("edgert").addHandler(_logging.NullHandler())
 
 __all__ = ["__version__", *_errors_all, *_abi_all, *_loader_all, *_manifest_all, *_fallback_all,
-           *_containers_all, *_nexus_all, *_paths_all]
+           *_containers_all, *_nexus_all, *_paths_all, *_structs_all]

@@ -67,7 +67,8 @@ def _type_name(t: Any, field: str, *, is_return: bool) -> str:
     name = _CLASS_NAMES.get(base)
     if name is None:
         if issubclass(base, ctypes.Structure):
-            name = f"struct {base.__name__}"
+            from .structs import struct_name
+            name = struct_name(base, field)
         elif issubclass(base, ctypes.Union):
             name = f"union {base.__name__}"
         elif base is ctypes.py_object:
@@ -91,7 +92,11 @@ def _class_for(canonical: str) -> Optional[Type[Any]]:
     while canonical.startswith("LP_"):
         canonical = canonical[3:]
         depth += 1
-    cls: Any = _NAME_CLASSES[canonical]
+    if canonical.startswith("struct "):
+        from .structs import class_for
+        cls: Any = class_for(canonical[7:])
+    else:
+        cls = _NAME_CLASSES[canonical]
     for _ in range(depth):
         cls = ctypes.POINTER(cls)
     return cls
@@ -122,7 +127,9 @@ class ABIContract:
     Raises TypeError (naming the field, e.g. ``arg_types[2]``) for what is
     not a supported ctypes type, ValueError for a bad name, more than 32
     arguments or a calling convention other than "cdecl", and
-    NotImplementedError for a struct passed by value.
+    NotImplementedError for a union or a packed struct passed by value.
+    A ``ctypes.Structure`` subclass is a struct by value, ``POINTER(S)`` a
+    buffer of them (docs/abi.md, "Structs").
     """
 
     function_name: str
@@ -165,9 +172,27 @@ class ABIContract:
             d["release_gil"] = False
         return d
 
-    def __reduce__(self) -> Tuple[Any, Tuple[dict]]:
+    def struct_names(self) -> List[str]:
+        """The names of the structs this contract uses ("Point"), by value
+        or behind POINTER, in order of first use."""
+        _, args, ret, _, _ = self._encode()
+        out: List[str] = []
+        for n in (*args, *([ret] if ret else [])):
+            while n.startswith("LP_"):
+                n = n[3:]
+            if n.startswith("struct ") and n[7:] not in out:
+                out.append(n[7:])
+        return out
+
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
         # POINTER types do not pickle (ctypes makes them on the fly); the
-        # manifest form does, and reads back to an equal contract.
+        # manifest form does, and reads back to an equal contract. Struct
+        # layouts travel along (a manifest's "structs" entries), so another
+        # process defines them before it reads the contract.
+        names = self.struct_names()
+        if names:
+            from .structs import definitions
+            return (_from_dict, (self.to_dict(), definitions(names)))
         return (_from_dict, (self.to_dict(),))
 
     @classmethod
@@ -207,6 +232,9 @@ class ABIContract:
             raise ManifestError(str(exc)) from None
 
 
-def _from_dict(d: dict) -> ABIContract:
+def _from_dict(d: dict, structs: Optional[List[dict]] = None) -> ABIContract:
     """Unpickles an ABIContract (module-level so pickle can find it)."""
+    if structs:
+        from .structs import define_all
+        define_all(structs)
     return ABIContract.from_manifest(d)

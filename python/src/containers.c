@@ -11,6 +11,7 @@
  * check callback accepts, or bytes of exactly its size (its raw inline
  * form, which is also how it reads back without a box callback).
  */
+#include "conv.h"
 #include "ext.h"
 
 PyObject *EdgertPy_GenericDict, *EdgertPy_GenericList, *EdgertPy_KeysView,
@@ -21,6 +22,8 @@ static PyObject *name_object; /* "object" */
 int edgert_py_elem_resolve(PyObject *spec, edgert_py_elem_t *out) {
   const char *name = NULL;
   PyObject *canon = NULL;
+  const edgert_struct_t *layout;
+  char struct_name[EDGERT_TYPE_NAME_MAX + 1];
   if (PyType_Check(spec)) {
     if (spec == (PyObject *)&PyLong_Type)
       name = "int";
@@ -34,7 +37,22 @@ int edgert_py_elem_resolve(PyObject *spec, edgert_py_elem_t *out) {
       name = "bytes";
     else if (spec == (PyObject *)&PyBaseObject_Type)
       name = "object";
-    else {
+    else if ((layout = edgert_py_struct_of_type((PyTypeObject *)spec)) != NULL) {
+      snprintf(struct_name, sizeof struct_name, "struct.%s", edgert_struct_name(layout));
+      const edgert_type_t *st;
+      if (edgert_type_find(struct_name, &st) < 0 || edgert_type_layout(st) != layout) {
+        PyErr_Format(PyExc_ValueError, "element type %.100s is a struct that is not registered "
+                     "as a container type: call edgert.register_struct(%.100s) first",
+                     ((PyTypeObject *)spec)->tp_name, ((PyTypeObject *)spec)->tp_name);
+        return -1;
+      }
+      name = struct_name;
+    } else if (PyObject_HasAttrString(spec, "_fields_")) {
+      PyErr_Format(PyExc_ValueError, "element type %.100s is a ctypes struct that is not "
+                   "registered as a container type: call edgert.register_struct(%.100s) first",
+                   ((PyTypeObject *)spec)->tp_name, ((PyTypeObject *)spec)->tp_name);
+      return -1;
+    } else {
       PyErr_Format(PyExc_TypeError,
                    "unsupported element type %.100s: use int, float, bool, str, bytes, object "
                    "or the name of a registered custom type",
@@ -84,7 +102,10 @@ int edgert_py_elem_resolve(PyObject *spec, edgert_py_elem_t *out) {
     canon = Py_NewRef((PyObject *)&PyBytes_Type);
     break;
   default:
-    canon = PyUnicode_FromString(edgert_type_name(t));
+    if (edgert_type_layout(t) != NULL) /* a struct: its class */
+      canon = edgert_py_struct_class(edgert_type_layout(t));
+    else
+      canon = PyUnicode_FromString(edgert_type_name(t));
     if (canon == NULL)
       return -1;
   }
@@ -216,6 +237,21 @@ int edgert_py_to_c(const edgert_py_elem_t *e, PyObject *o, void *out, const char
     return 0;
   }
   case EDGERT_KIND_CUSTOM: {
+    const edgert_struct_t *layout = edgert_type_layout(e->type);
+    if (layout != NULL) { /* an instance of its class, or its bytes; padding zeroed */
+      Py_buffer view;
+      if (edgert_py_struct_of_type(Py_TYPE(o)) == layout || PyBytes_Check(o)) {
+        if (PyObject_GetBuffer(o, &view, PyBUF_SIMPLE) < 0)
+          return -1;
+        int fits = (size_t)view.len == e->size;
+        if (fits)
+          edgert_struct_copy_value(layout, out, view.buf);
+        PyBuffer_Release(&view);
+        if (fits)
+          return 0;
+      }
+      return wrong_type(e, o, role);
+    }
     int r = edgert_type_check(e->type, o);
     if (r == EDGERT_EFAILED) {
       if (!PyErr_Occurred())
@@ -264,6 +300,8 @@ PyObject *edgert_py_from_c(const edgert_py_elem_t *e, const void *src) {
     return PyBytes_FromStringAndSize(b->data ? b->data : "", (Py_ssize_t)b->len);
   }
   case EDGERT_KIND_CUSTOM: {
+    if (edgert_type_layout(e->type) != NULL)
+      return edgert_py_struct_result(edgert_type_layout(e->type), src);
     if (!edgert_type_has_box(e->type))
       return PyBytes_FromStringAndSize(src, (Py_ssize_t)e->size);
     void *o = NULL;
@@ -441,7 +479,7 @@ static PyObject *py_buffer_item(PyObject *self, PyObject *args) {
     return Py_BuildValue("(Os)", Py_None, it.reason);
   if (it.code == EDGERT_CT_VOID)
     return Py_BuildValue("(sO)", "half", Py_None);
-  edgert_abi_type_t t = {it.code, EDGERT_CT_VOID, 0};
+  edgert_abi_type_t t = {it.code, EDGERT_CT_VOID, 0, NULL};
   char name[EDGERT_ABI_TYPE_NAME_MAX];
   if (edgert_abi_type_name(&t, name, sizeof name) != 0)
     return edgert_py_raise(EDGERT_EINVAL);

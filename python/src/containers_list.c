@@ -943,7 +943,10 @@ static int tl_getbuffer_locked(TypedListObject *self, Py_buffer *view, int flags
   static double empty[1];
   size_t n = edgert_list_len(self->l);
   void *data = edgert_list_data(self->l);
-  int custom = self->e.kind == EDGERT_KIND_CUSTOM;
+  /* custom types are 2-D bytes (n, size); a struct type is 1-D items in
+   * the layout's format, which POINTER(S) arguments recognize */
+  const edgert_struct_t *layout = edgert_type_layout(self->e.type);
+  int custom = self->e.kind == EDGERT_KIND_CUSTOM && layout == NULL;
   if (self->exports == 0) {
     self->shape[0] = (Py_ssize_t)n;
     self->shape[1] = (Py_ssize_t)self->e.size;
@@ -957,7 +960,9 @@ static int tl_getbuffer_locked(TypedListObject *self, Py_buffer *view, int flags
   view->suboffsets = NULL;
   view->internal = NULL;
   if (flags & PyBUF_FORMAT)
-    view->format = custom ? "B" : (char *)edgert_py_elem_format(&self->e);
+    view->format = custom   ? "B"
+                   : layout ? (char *)edgert_struct_format(layout)
+                            : (char *)edgert_py_elem_format(&self->e);
   else
     view->format = NULL;
   if (flags & PyBUF_ND) {

@@ -255,7 +255,7 @@ static int format_kind(const char *f, Py_ssize_t itemsize) {
 static int buffer_matches(const edgert_abi_type_t *t, int kind, Py_ssize_t itemsize) {
   if (t->depth >= 2)
     return kind == K_PTR && itemsize == (Py_ssize_t)sizeof(void *);
-  edgert_abi_type_t p = {t->pointee, EDGERT_CT_VOID, 0};
+  edgert_abi_type_t p = {t->pointee, EDGERT_CT_VOID, 0, t->layout};
   int want = code_kind(t->pointee);
   Py_ssize_t size = (Py_ssize_t)edgert_abi_type_size(&p);
   if (itemsize != size)
@@ -274,6 +274,14 @@ static int cv_pointer(const edgert_abi_type_t *t, PyObject *o, unsigned i,
   if (!PyObject_CheckBuffer(o))
     return cv_fail(e, CV_TYPE, i, o);
   Py_buffer *view = &h->views[i];
+  if (t->pointee == EDGERT_CT_STRUCT && t->depth == 1) {
+    int rc = edgert_py_struct_buffer(t->layout, o, view, e);
+    if (rc != CV_OK)
+      return cv_fail(e, rc, i, o);
+    h->held[i] = 1;
+    v->p = view->buf;
+    return CV_OK;
+  }
   if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
     PyErr_Clear();
     return cv_fail(e, CV_NOTCONTIG, i, o);
@@ -639,6 +647,18 @@ static int set_pointer(SET_ARGS) {
   return cv_pointer(t, o, i, v, h, e);
 }
 
+/* A struct by value: an instance of a class defined as its layout; the
+ * slot gets the address of the instance's bytes, held for the call. */
+static int set_struct(SET_ARGS) {
+  (void)e;
+  int rc = edgert_py_struct_arg(t->layout, o, &h->views[i]);
+  if (rc != CV_OK)
+    return rc;
+  h->held[i] = h->views[i].obj != NULL; /* the argument itself lives through the call */
+  v->p = h->views[i].buf;
+  return CV_OK;
+}
+
 /* ---- getters: one per type ---------------------------------------------------- */
 
 #define GET_ARGS const void *p, const char *fname
@@ -766,6 +786,9 @@ const conv_row_t conv_table[EDGERT_CT__COUNT] = {
     [EDGERT_CT_WCHAR_P] = {set_wchar_p, get_wchar_p, "str or None", R_EXACT, 1},
     [EDGERT_CT_VOID_P] = {set_void_p, get_address, "int, None or a contiguous buffer", R_U64, 1},
     [EDGERT_CT_POINTER] = {set_pointer, get_address, "a C-contiguous buffer or None", R_EXACT, 1},
+    /* results: func.c builds an instance of the struct's class */
+    [EDGERT_CT_STRUCT] = {set_struct, get_address, "an instance of the struct's "
+                          "ctypes.Structure class", R_EXACT, 1},
 };
 
 /* ---- messages ------------------------------------------------------------------- */
@@ -801,10 +824,18 @@ void conv_raise(edgert_func_t *fn, const edgert_abi_type_t *args, unsigned nargs
     return;
   }
   case CV_FORMAT: {
-    edgert_abi_type_t p = {t->pointee, EDGERT_CT_VOID, 0};
+    edgert_abi_type_t p = {t->pointee, EDGERT_CT_VOID, 0, t->layout};
     char pname[64];
     if (t->depth >= 2 || edgert_abi_type_name(&p, pname, sizeof pname) != 0)
       snprintf(pname, sizeof pname, "pointers");
+    if (t->pointee == EDGERT_CT_STRUCT && t->depth == 1) {
+      PyErr_Format(PyExc_TypeError,
+                   "%s() argument %u must be a C-contiguous buffer of %s (%s, %zu-byte "
+                   "items), not %s with format '%s' and %zd-byte items: %s",
+                   fname, e->index + 1, pname, tname, edgert_abi_type_size(&p),
+                   Py_TYPE(e->obj)->tp_name, e->fmt, e->itemsize, e->why);
+      return;
+    }
     PyErr_Format(PyExc_TypeError,
                  "%s() argument %u must be a C-contiguous buffer of %s (%s, %zu-byte "
                  "items), not %s with format '%s' and %zd-byte items",

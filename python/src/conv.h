@@ -36,6 +36,7 @@ typedef struct {
   char fmt[24];       /* the buffer's format, for CV_FORMAT */
   Py_ssize_t itemsize;
   Py_ssize_t at;      /* CV_NUL: offset of the NUL (bytes, or characters of a str) */
+  char why[200];      /* CV_FORMAT of a struct buffer: what differs (set only then) */
 } conv_err_t;
 
 /* Bytes of the call frame that hold small string copies; a copy that does
@@ -106,5 +107,33 @@ typedef union {
   long double ld;
   unsigned char raw[32];
 } conv_ret_t;
+
+/* ---- struct.c: ctypes.Structure classes (their layouts are the core's) ---- */
+
+/* The head of a ctypes instance (CPython's CDataObject): its bytes are at
+ * b_ptr. Read only when edgert_py_bptr_ok is 1, which define_struct sets
+ * after checking b_ptr and b_size against the buffer protocol. */
+typedef struct {
+  PyObject_HEAD
+  char *b_ptr;
+  int b_needsfree;
+  PyObject *b_base;
+  Py_ssize_t b_size;
+} edgert_py_cdata_t;
+extern int edgert_py_bptr_ok;
+
+/* The layout `tp` (or its nearest known base) was defined as, or NULL. */
+const edgert_struct_t *edgert_py_struct_of_type(PyTypeObject *tp);
+/* The class of layout `s` (new reference), or NULL with TypeError. */
+PyObject *edgert_py_struct_class(const edgert_struct_t *s);
+/* A new instance of s's class holding the struct bytes at `p`. */
+PyObject *edgert_py_struct_result(const edgert_struct_t *s, const void *p);
+/* A struct argument by value: CV_OK with view->buf its bytes (a view to
+ * release only when view->obj is set), or CV_TYPE. */
+int edgert_py_struct_arg(const edgert_struct_t *s, PyObject *o, Py_buffer *view);
+/* A POINTER(S) buffer: CV_OK with `view` held, CV_NOTCONTIG, or CV_FORMAT
+ * with e->fmt, e->itemsize and e->why set. */
+int edgert_py_struct_buffer(const edgert_struct_t *s, PyObject *o, Py_buffer *view,
+                            conv_err_t *e);
 
 #endif /* EDGERT_PY_CONV_H */

@@ -89,6 +89,7 @@ int edgert_py_fallback_init(PyObject *m);
 int edgert_py_containers_init(PyObject *m);
 int edgert_py_nexus_init(PyObject *m);
 int edgert_py_sign_init(PyObject *m);
+int edgert_py_struct_init(PyObject *m);
 /* manifest.c: a parsed manifest's modules as parse_manifest returns them
  * (a new list of dicts), or NULL with an exception. */
 PyObject *edgert_py_manifest_to_list(const edgert_manifest_t *m);

@@ -72,6 +72,8 @@ typedef struct {
   int cleanup; /* some argument needs a conv_hold_t (buffer, string copy) */
   int fast;    /* GIL kept, <= FAST_MAX arguments, each a double or a 64-bit int */
   unsigned char fastcode[EDGERT_MAX_ARGS];
+  PyTypeObject *stype[EDGERT_MAX_ARGS]; /* FC_STRUCT: the one class the lane takes
+                                           (borrowed: struct.c's dicts keep it) */
   edgert_abi_type_t ret;
   edgert_abi_type_t args[EDGERT_MAX_ARGS];
 } BoundObject;
@@ -155,7 +157,7 @@ static PyObject *raise_unloaded(BoundObject *b) {
 /* Calls b's function with converted values: with the GIL released when its
  * contract says so, else attached (call_attached). */
 static int call_converted(BoundObject *b, edgert_py_mod_t *h, edgert_value_t *v,
-                          conv_ret_t *ret) {
+                          void *ret) {
   int rc;
   if (b->release_gil) {
     Py_BEGIN_ALLOW_THREADS
@@ -188,12 +190,19 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
   }
   edgert_value_t v[EDGERT_MAX_ARGS + 1];
   conv_ret_t ret;
+  void *retp = &ret, *heap = NULL;
+  if (EDGERT__UNLIKELY(b->ret.code == EDGERT_CT_STRUCT &&
+                       edgert_struct_size(b->ret.layout) > sizeof ret)) {
+    retp = heap = PyMem_Malloc(edgert_struct_size(b->ret.layout));
+    if (heap == NULL)
+      return PyErr_NoMemory();
+  }
   int rc;
   if (!b->cleanup) {
     for (unsigned i = 0; i < b->nargs; i++)
       if (EDGERT__UNLIKELY(conv_arg(&b->args[i], args[i], i, &v[i], NULL, &err) != CV_OK))
         goto refused;
-    rc = call_converted(b, h, v, &ret);
+    rc = call_converted(b, h, v, retp);
   } else {
     conv_hold_t hold;
     conv_hold_init(&hold, b->nargs);
@@ -202,14 +211,22 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
         conv_hold_release(&hold);
         goto refused;
       }
-    rc = call_converted(b, h, v, &ret);
+    rc = call_converted(b, h, v, retp);
     conv_hold_release(&hold);
   }
-  if (EDGERT__UNLIKELY(rc != 0))
+  if (EDGERT__UNLIKELY(rc != 0)) {
+    PyMem_Free(heap);
     return edgert_py_raise(rc);
+  }
+  if (EDGERT__UNLIKELY(b->ret.code == EDGERT_CT_STRUCT)) {
+    PyObject *r = edgert_py_struct_result(b->ret.layout, retp);
+    PyMem_Free(heap);
+    return r;
+  }
   return conv_table[b->ret.code].get(ret.raw, edgert_func_name(b->fn));
 
 refused:
+  PyMem_Free(heap);
   if (missed) {
     if (err.kind == CV_PYERR) {
       if (!PyErr_ExceptionMatches(PyExc_TypeError) &&
@@ -231,7 +248,7 @@ refused:
  * Anything else (or a value that needs a check the fast path does not make)
  * goes through bound_invoke, which handles every case. */
 #define FAST_MAX 6
-enum { FC_NONE = 0, FC_DOUBLE, FC_I64 };
+enum { FC_NONE = 0, FC_DOUBLE, FC_I64, FC_STRUCT };
 
 static inline int fast_i64(PyObject *o, int64_t *out) {
   if (PyUnstable_Long_IsCompact((PyLongObject *)o)) { /* one digit or zero */
@@ -257,6 +274,11 @@ static inline PyObject *bound_dispatch(BoundObject *b, PyObject *const *args,
         if (EDGERT__UNLIKELY(!PyFloat_CheckExact(o)))
           goto slow;
         v[i].d = PyFloat_AS_DOUBLE(o);
+      } else if (b->fastcode[i] == FC_STRUCT) {
+        /* an instance of exactly the class: its bytes, in place */
+        if (EDGERT__UNLIKELY(Py_TYPE(o) != b->stype[i]))
+          goto slow;
+        v[i].p = ((edgert_py_cdata_t *)o)->b_ptr;
       } else {
         if (EDGERT__UNLIKELY(!PyLong_CheckExact(o) || !fast_i64(o, &v[i].i)))
           goto slow;
@@ -433,6 +455,17 @@ PyObject *edgert_py_make_bound(edgert_py_mod_t *h, edgert_func_t *fn) {
     b->fastcode[i] = k == EDGERT_CT_DOUBLE                            ? FC_DOUBLE
                      : (k == EDGERT_CT_LONG || k == EDGERT_CT_LONGLONG) ? FC_I64
                                                                         : FC_NONE;
+    b->stype[i] = NULL;
+    if (k == EDGERT_CT_STRUCT && edgert_py_bptr_ok == 1) {
+      PyObject *cls = edgert_py_struct_class(c->args[i].layout);
+      if (cls == NULL) {
+        PyErr_Clear();
+      } else {
+        b->stype[i] = (PyTypeObject *)cls;
+        Py_DECREF(cls);
+        b->fastcode[i] = FC_STRUCT;
+      }
+    }
     if (b->fastcode[i] == FC_NONE)
       b->fast = 0;
   }

@@ -92,7 +92,7 @@ static void pointer_names_give_pointee_and_depth(void **state) {
   assert_int_equal(t.depth, EDGERT_MAX_POINTER_DEPTH);
   char deeper[70] = "LP_";
   strcat(deeper, name);
-  edgert_abi_type_t keep = {EDGERT_CT_INT, EDGERT_CT_VOID, 0};
+  edgert_abi_type_t keep = {EDGERT_CT_INT, EDGERT_CT_VOID, 0, NULL};
   assert_int_equal(edgert_abi_type_parse(deeper, 0, &keep), EDGERT_ELIMIT);
   assert_non_null(strstr(edgert_last_error(), "POINTER levels"));
   assert_int_equal(keep.code, EDGERT_CT_INT); /* unchanged on failure */
@@ -103,7 +103,7 @@ static void names_round_trip_for_every_type(void **state) {
   (void)state;
   char buf[EDGERT_ABI_TYPE_NAME_MAX];
   for (int code = EDGERT_CT_VOID; code < EDGERT_CT_POINTER; code++) {
-    edgert_abi_type_t t = {(edgert_ctype_t)code, EDGERT_CT_VOID, 0};
+    edgert_abi_type_t t = {(edgert_ctype_t)code, EDGERT_CT_VOID, 0, NULL};
     assert_int_equal(edgert_abi_type_name(&t, buf, sizeof buf), 0);
     edgert_abi_type_t back = parse_ok(buf);
     if (code == EDGERT_CT_LONGLONG)
@@ -116,7 +116,7 @@ static void names_round_trip_for_every_type(void **state) {
       continue;
     for (int d = 1; d <= EDGERT_MAX_POINTER_DEPTH; d++) {
       edgert_abi_type_t p = {EDGERT_CT_POINTER, (edgert_ctype_t)code,
-                             (unsigned char)d};
+                             (unsigned char)d, NULL};
       assert_int_equal(edgert_abi_type_name(&p, buf, sizeof buf), 0);
       back = parse_ok(buf);
       assert_int_equal(back.code, EDGERT_CT_POINTER);
@@ -166,17 +166,17 @@ static void void_is_a_return_type_only(void **state) {
   assert_non_null(strstr(edgert_last_error(), "use c_void_p"));
 }
 
-static void struct_by_value_is_not_supported_yet(void **state) {
+static void undefined_structs_and_unions_are_refused(void **state) {
   (void)state;
   edgert_abi_type_t t;
-  assert_int_equal(edgert_abi_type_parse("struct Point", 0, &t),
-                   EDGERT_EUNSUPPORTED);
+  assert_int_equal(edgert_abi_type_parse("struct Point", 0, &t), EDGERT_EINVAL);
   assert_string_equal(edgert_last_error(),
-                      "type 'struct Point': struct by value or by POINTER is "
-                      "not supported yet (pass its address as c_void_p)");
+                      "type 'struct Point': no struct Point is defined (a "
+                      "manifest's \"structs\" section, a ctypes.Structure, or "
+                      "edgert_struct_define defines it)");
   assert_int_equal(edgert_abi_type_parse("LP_union U", 0, &t),
                    EDGERT_EUNSUPPORTED);
-  assert_non_null(strstr(edgert_last_error(), "not supported yet"));
+  assert_non_null(strstr(edgert_last_error(), "unions are not supported"));
   assert_int_equal(edgert_abi_type_parse("py_object", 1, &t),
                    EDGERT_EUNSUPPORTED);
   assert_non_null(strstr(edgert_last_error(), "'py_object' is not supported"));
@@ -200,7 +200,7 @@ static void sizes_match_the_c_types(void **state) {
     edgert_abi_type_t t = parse_ok(cases[i].name);
     assert_int_equal(edgert_abi_type_size(&t), cases[i].size);
   }
-  edgert_abi_type_t invalid = {EDGERT_CT__COUNT, EDGERT_CT_VOID, 0};
+  edgert_abi_type_t invalid = {EDGERT_CT__COUNT, EDGERT_CT_VOID, 0, NULL};
   assert_int_equal(edgert_abi_type_size(&invalid), 0);
   assert_int_equal(edgert_abi_type_size(NULL), 0);
 }
@@ -209,13 +209,13 @@ static void invalid_types_have_no_name(void **state) {
   (void)state;
   char buf[EDGERT_ABI_TYPE_NAME_MAX];
   edgert_abi_type_t bad[] = {
-      {EDGERT_CT__COUNT, EDGERT_CT_VOID, 0},
-      {EDGERT_CT_POINTER, EDGERT_CT_VOID, 1},
-      {EDGERT_CT_POINTER, EDGERT_CT_POINTER, 1},
-      {EDGERT_CT_POINTER, EDGERT_CT_INT, 0},
-      {EDGERT_CT_POINTER, EDGERT_CT_INT, EDGERT_MAX_POINTER_DEPTH + 1},
-      {EDGERT_CT_INT, EDGERT_CT_INT, 0},
-      {EDGERT_CT_INT, EDGERT_CT_VOID, 1},
+      {EDGERT_CT__COUNT, EDGERT_CT_VOID, 0, NULL},
+      {EDGERT_CT_POINTER, EDGERT_CT_VOID, 1, NULL},
+      {EDGERT_CT_POINTER, EDGERT_CT_POINTER, 1, NULL},
+      {EDGERT_CT_POINTER, EDGERT_CT_INT, 0, NULL},
+      {EDGERT_CT_POINTER, EDGERT_CT_INT, EDGERT_MAX_POINTER_DEPTH + 1, NULL},
+      {EDGERT_CT_INT, EDGERT_CT_INT, 0, NULL},
+      {EDGERT_CT_INT, EDGERT_CT_VOID, 1, NULL},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     assert_int_equal(edgert_abi_type_name(&bad[i], buf, sizeof buf),
@@ -290,11 +290,11 @@ static void contract_init_refuses_bad_fields_by_name(void **state) {
   check_refused("f", nullarg, 2, NULL, NULL, EDGERT_EINVAL,
                 "arg_types[1]: missing");
   check_refused("f", NULL, 1, NULL, NULL, EDGERT_EINVAL, "arg_types: NULL");
-  check_refused("f", st, 1, NULL, NULL, EDGERT_EUNSUPPORTED,
-                "arg_types[0]: type 'struct Point': struct by value");
+  check_refused("f", st, 1, NULL, NULL, EDGERT_EINVAL,
+                "arg_types[0]: type 'struct Point': no struct Point is defined");
   check_refused("f", ok, 1, "c_dobule", NULL, EDGERT_EINVAL,
                 "return_type: unknown type name 'c_dobule'");
-  check_refused("f", ok, 1, "struct P", NULL, EDGERT_EUNSUPPORTED,
+  check_refused("f", ok, 1, "struct P", NULL, EDGERT_EINVAL,
                 "return_type: type 'struct P'");
   check_refused("f", ok, 1, NULL, "stdcall", EDGERT_EINVAL,
                 "calling_convention: 'stdcall' is not supported");
@@ -511,7 +511,7 @@ int main(void) {
       cmocka_unit_test(every_listed_alias_parses),
       cmocka_unit_test(unknown_names_are_refused_by_name),
       cmocka_unit_test(void_is_a_return_type_only),
-      cmocka_unit_test(struct_by_value_is_not_supported_yet),
+      cmocka_unit_test(undefined_structs_and_unions_are_refused),
       cmocka_unit_test(sizes_match_the_c_types),
       cmocka_unit_test(invalid_types_have_no_name),
       cmocka_unit_test(contract_init_fills_the_contract),

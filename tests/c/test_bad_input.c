@@ -82,9 +82,9 @@ static void type_names_that_are_refused(void **state) {
       {"LP_None", 1, EDGERT_EINVAL, "POINTER(None) is not a type; use c_void_p"},
       {"LP_LP_LP_LP_LP_LP_LP_LP_LP_c_int", 0, EDGERT_ELIMIT,
        "more than 8 POINTER levels"},
-      {"struct point", 0, EDGERT_EUNSUPPORTED, "struct by value or by POINTER is not supported"},
-      {"LP_struct point", 0, EDGERT_EUNSUPPORTED, "struct by value or by POINTER"},
-      {"union u", 0, EDGERT_EUNSUPPORTED, "union by value or by POINTER"},
+      {"struct point", 0, EDGERT_EINVAL, "no struct point is defined"},
+      {"LP_struct point", 0, EDGERT_EINVAL, "no struct point is defined"},
+      {"union u", 0, EDGERT_EUNSUPPORTED, "unions are not supported, by value or by POINTER"},
       {"py_object", 0, EDGERT_EUNSUPPORTED, "kernels take C values, not Python objects"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -116,19 +116,19 @@ static void a_huge_type_name_is_quoted_short(void **state) {
 static void invalid_types_are_not_named(void **state) {
   (void)state;
   char buf[64];
-  edgert_abi_type_t bad_code = {(edgert_ctype_t)99, EDGERT_CT_VOID, 0};
+  edgert_abi_type_t bad_code = {(edgert_ctype_t)99, EDGERT_CT_VOID, 0, NULL};
   expect_error(edgert_abi_type_name(&bad_code, buf, sizeof buf), EDGERT_EINVAL,
                "invalid type (code 99");
-  edgert_abi_type_t ptr_to_void = {EDGERT_CT_POINTER, EDGERT_CT_VOID, 1};
+  edgert_abi_type_t ptr_to_void = {EDGERT_CT_POINTER, EDGERT_CT_VOID, 1, NULL};
   expect_error(edgert_abi_type_name(&ptr_to_void, buf, sizeof buf),
                EDGERT_EINVAL, "invalid type");
-  edgert_abi_type_t deep = {EDGERT_CT_POINTER, EDGERT_CT_INT, 200};
+  edgert_abi_type_t deep = {EDGERT_CT_POINTER, EDGERT_CT_INT, 200, NULL};
   expect_error(edgert_abi_type_name(&deep, buf, sizeof buf), EDGERT_EINVAL,
                "depth 200");
-  edgert_abi_type_t int_with_depth = {EDGERT_CT_INT, EDGERT_CT_VOID, 1};
+  edgert_abi_type_t int_with_depth = {EDGERT_CT_INT, EDGERT_CT_VOID, 1, NULL};
   expect_error(edgert_abi_type_name(&int_with_depth, buf, sizeof buf),
                EDGERT_EINVAL, "invalid type");
-  edgert_abi_type_t ok = {EDGERT_CT_POINTER, EDGERT_CT_FLOAT, 2};
+  edgert_abi_type_t ok = {EDGERT_CT_POINTER, EDGERT_CT_FLOAT, 2, NULL};
   expect_error(edgert_abi_type_name(&ok, buf, 5), EDGERT_EINVAL,
                "buffer of 5 bytes is too small");
   expect_error(edgert_abi_type_name(&ok, NULL, 64), EDGERT_EINVAL,
@@ -187,7 +187,7 @@ static void contracts_that_are_refused(void **state) {
   expect_error(edgert_contract_init(&c, "f", with_typo, 3, NULL, NULL, 1),
                EDGERT_EINVAL, "arg_types[2]: unknown type name 'c_flaot'");
   expect_error(edgert_contract_init(&c, "f", with_struct, 1, NULL, NULL, 1),
-               EDGERT_EUNSUPPORTED, "arg_types[0]: type 'struct s'");
+               EDGERT_EINVAL, "arg_types[0]: type 'struct s': no struct s is defined");
   expect_error(edgert_contract_init(&c, "f", two, 2, "c_dobule", NULL, 1),
                EDGERT_EINVAL, "return_type: unknown type name 'c_dobule'");
   expect_error(edgert_contract_init(&c, "f", two, 2, "LP_None", NULL, 1),
@@ -716,7 +716,23 @@ static long long stats_nonzero_bytes(void) {
   X(t_copy_dst, edgert_type_copy(nt, NULL, &nk), EINV, "edgert_type_copy: dst is NULL")          \
   X(t_box, edgert_type_box(NULL, &nk, &nbox), EINV, "edgert_type_box: t is NULL")                \
   X(t_box_src, edgert_type_box(nt, NULL, &nbox), EINV, "edgert_type_box: src is NULL")           \
-  X(t_box_out, edgert_type_box(nt, &nk, NULL), EINV, "edgert_type_box: out is NULL")
+  X(t_box_out, edgert_type_box(nt, &nk, NULL), EINV, "edgert_type_box: out is NULL")            \
+  X(t_register_struct, edgert_type_register_struct(NULL, NULL), EINV,                            \
+    "edgert_type_register_struct: layout is NULL")                                               \
+  X(t_layout, P(edgert_type_layout(NULL)), 0, "edgert_type_layout: t is NULL")                   \
+  X(s_define, edgert_struct_define(NULL, NULL, 0, 8, 8, NULL), EINV,                             \
+    "edgert_struct_define: name and fields must not be NULL")                                    \
+  X(s_find, edgert_struct_find(NULL, NULL), EINV, "edgert_struct_find: name and out")            \
+  X(s_name, P(edgert_struct_name(NULL)), 0, "edgert_struct_name: s is NULL")                     \
+  X(s_size, (long long)edgert_struct_size(NULL), 0, "edgert_struct_size: s is NULL")             \
+  X(s_align, (long long)edgert_struct_align(NULL), 0, "edgert_struct_align: s is NULL")          \
+  X(s_nfields, (long long)edgert_struct_nfields(NULL), 0, "edgert_struct_nfields: s is NULL")    \
+  X(s_field, P(edgert_struct_field(NULL, 0)), 0, "edgert_struct_field: s is NULL")               \
+  X(s_problem, P(edgert_struct_by_value_problem(NULL)), 0,                                       \
+    "edgert_struct_by_value_problem: s is NULL")                                                 \
+  X(s_format, P(edgert_struct_format(NULL)), 0, "edgert_struct_format: s is NULL")               \
+  X(s_check_format, edgert_struct_check_format(NULL, "d", 8), EINV,                              \
+    "edgert_struct_check_format: s is NULL")
 
 #define NULL_CASE_THUNK(id, expr, want, fragment)                                                \
   static long long null_case_##id(void) { return (long long)(expr); }
@@ -736,7 +752,8 @@ static const struct {
 /* Functions that take no handle nor required pointer, or whose NULL is legal
  * (freeing NULL does nothing; a kind is any integer). */
 static const char *const null_exempt[] = {"edgert_dict_free", "edgert_list_free",
-                                          "edgert_bytes_release", "edgert_type_builtin"};
+                                          "edgert_bytes_release", "edgert_type_builtin",
+                                          "edgert_struct_copy_value"};
 
 /* Every EDGERT_EXTERN function of include/edgert/<header> has a NULL case
  * (or is exempt), so a function added later without one fails here. */
@@ -797,6 +814,7 @@ static void container_and_type_nulls_are_refused(void **state) {
   every_function_has_a_null_case("dict.h");
   every_function_has_a_null_case("list.h");
   every_function_has_a_null_case("types.h");
+  every_function_has_a_null_case("struct.h");
   /* Nothing was touched: the valid handles are as they were, nothing was
    * copied or registered. */
   assert_int_equal(edgert_dict_len(nd), 1);

@@ -313,7 +313,7 @@ static void keys_are_exact_unique_and_known(void **state) {
   (void)state;
   expect_refused("{'schema_version': 1, 'modules': [], 'extra': 1}",
                  "manifest: unknown key 'extra' (expected: schema_version, "
-                 "modules, version, expires)");
+                 "modules, version, expires, structs)");
   expect_refused("{'schema_version': 1, 'schema_version': 1, 'modules': []}",
                  "manifest: duplicate key 'schema_version'");
   expect_refused("{'Schema_Version': 1, 'modules': []}",
@@ -337,7 +337,7 @@ static void keys_are_exact_unique_and_known(void **state) {
                  "are case-sensitive: did you mean 'function_name'?)");
   expect_refused("{'schema_version': 1, 'modules': [], '': 1}",
                  "manifest: unknown key '' (expected: schema_version, modules, "
-                 "version, expires)");
+                 "version, expires, structs)");
 }
 
 static void required_keys_and_json_types(void **state) {
@@ -415,8 +415,8 @@ static void contracts_are_validated_by_name(void **state) {
                  "return type, not an argument type");
   expect_refused(ONE("{'function_name': 'f', 'arg_types': ['struct P']}"),
                  "modules[0].contracts[0].arg_types[0]: type 'struct P': "
-                 "struct by value or by POINTER is not supported yet (pass "
-                 "its address as c_void_p)");
+                 "no struct P is defined (a manifest's \"structs\" section, "
+                 "a ctypes.Structure, or edgert_struct_define defines it)");
   expect_refused(ONE("{'function_name': 'f', 'arg_types': [], 'calling_convention': 'stdcall'}"),
                  "modules[0].contracts[0].calling_convention: 'stdcall' is "
                  "not supported; only 'cdecl' (the x86-64 System V "

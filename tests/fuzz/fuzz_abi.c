@@ -19,7 +19,7 @@
 #include "edgert.h"
 
 static const edgert_abi_type_t sentinel_type = {(edgert_ctype_t)77,
-                                                (edgert_ctype_t)88, 99};
+                                                (edgert_ctype_t)88, 99, NULL};
 
 /* On LP64 ctypes' c_longlong is c_long: the LONGLONG codes (for contracts
  * built by hand in C) are written "c_longlong", which parses to LONG. */
@@ -130,6 +130,7 @@ static void fuzz_raw_types(fuzz_in_t *in) {
     t.code = (edgert_ctype_t)(int8_t)fuzz_u8(in);
     t.pointee = (edgert_ctype_t)(int8_t)fuzz_u8(in);
     t.depth = fuzz_u8(in);
+    t.layout = NULL; /* a layout pointer is only ever one edgert handed out */
     size_t size = fuzz_u8(in) % 80;
     char *buf = malloc(size ? size : 1);
     FUZZ_CHECK(buf != NULL);

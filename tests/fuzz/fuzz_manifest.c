@@ -7,7 +7,8 @@
  * exist, and as a single contract object (edgert_contract_parse_json).
  * Invariants checked: success gives a manifest whose accessors agree with
  * each other (counts, 64 lowercase hex digits, contracts that format and
- * whose type names parse back), refusal is EDGERT_EMANIFEST with a message
+ * whose type names parse back, struct layouts from a "structs" section
+ * whose own buffer format reads back as them), refusal is EDGERT_EMANIFEST with a message
  * and leaves the output untouched, and nothing leaks (LeakSanitizer).
  */
 #include "fuzz_common.h"
@@ -32,6 +33,12 @@ static void check_contract(const edgert_contract_t *c) {
   for (unsigned i = 0; i < c->nargs; i++) {
     FUZZ_CHECK(edgert_abi_type_name(&c->args[i], buf, sizeof buf) == 0);
     FUZZ_CHECK(edgert_abi_type_parse(buf, 0, &back) == 0);
+    FUZZ_CHECK(back.layout == c->args[i].layout);
+    /* a struct layout's own buffer format reads back as the layout */
+    const edgert_struct_t *L = c->args[i].layout;
+    if (L != NULL)
+      FUZZ_CHECK(edgert_struct_check_format(L, edgert_struct_format(L), edgert_struct_size(L)) ==
+                 0);
   }
   FUZZ_CHECK(edgert_abi_type_name(&c->ret, buf, sizeof buf) == 0);
   FUZZ_CHECK(edgert_abi_type_parse(buf, 1, &back) == 0);

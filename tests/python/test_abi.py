@@ -171,17 +171,18 @@ def test_wrong_field_types_are_type_errors():
         ABIContract("f", [], release_gil=1)
 
 
-def test_struct_by_value_is_not_supported_yet():
-    class Point(ctypes.Structure):
+def test_structs_are_contract_types_and_unions_are_refused():
+    class AbiPoint(ctypes.Structure):
         _fields_ = [("x", ctypes.c_double), ("y", ctypes.c_double)]
 
-    with pytest.raises(NotImplementedError, match=r"^arg_types\[1\]: type 'struct Point': struct by value .*"
-                                                  r"not supported yet"):
-        ABIContract("f", [ctypes.c_int, Point])
-    with pytest.raises(NotImplementedError, match=r"^return_type: type 'struct Point'"):
-        ABIContract("f", [], Point)
-    with pytest.raises(NotImplementedError, match=r"^arg_types\[0\]: type 'LP_struct Point'"):
-        ABIContract("f", [POINTER(Point)])
+    class AbiU(ctypes.Union):
+        _fields_ = [("i", ctypes.c_int), ("f", ctypes.c_float)]
+
+    c = ABIContract("f", [ctypes.c_int, AbiPoint, POINTER(AbiPoint)], AbiPoint)
+    assert c.to_dict()["arg_types"] == ["c_int", "struct AbiPoint", "LP_struct AbiPoint"]
+    assert c.to_dict()["return_type"] == "struct AbiPoint"
+    with pytest.raises(NotImplementedError, match=r"^arg_types\[0\]: type 'union AbiU': unions are not supported"):
+        ABIContract("f", [AbiU])
 
 
 def test_bad_names_limits_and_conventions_are_value_errors():
@@ -213,8 +214,8 @@ def test_bad_names_limits_and_conventions_are_value_errors():
      r"^return_type: unknown type name 'c_dobule'$"),
     ({"function_name": "f", "arg_types": ["None"]},
      r"^arg_types\[0\]: None \(void\) is only a return type"),
-    ({"function_name": "f", "arg_types": ["struct P"]},
-     r"^arg_types\[0\]: type 'struct P': struct by value .* not supported yet"),
+    ({"function_name": "f", "arg_types": ["struct NoSuchStructP"]},
+     r"^arg_types\[0\]: type 'struct NoSuchStructP': no struct NoSuchStructP is defined"),
     ({"function_name": "f", "arg_types": ["Structure"]}, r"^arg_types\[0\]: unknown type name 'Structure'$"),
     ({"function_name": "f", "arg_types": ["_Pointer"]}, r"^arg_types\[0\]: unknown type name '_Pointer'$"),
     ({"function_name": "f", "arg_types": [3]}, r"^arg_types\[0\]: expected a type name \(str\), got int$"),

@@ -106,7 +106,7 @@ def test_hashes_are_lowercased_and_aliases_made_canonical():
 
 @pytest.mark.parametrize("text, message", [
     ('{"schema_version": 1, "modules": [], "extra": 1}',
-     "manifest: unknown key 'extra' (expected: schema_version, modules, version, expires)"),
+     "manifest: unknown key 'extra' (expected: schema_version, modules, version, expires, structs)"),
     ('{"schema_version": 1, "schema_version": 1, "modules": []}',
      "manifest: duplicate key 'schema_version'"),
     ('{"Schema_Version": 1, "modules": []}',
@@ -161,9 +161,9 @@ def test_raw_nul_bytes_are_refused():
      "return_type, calling_convention, release_gil)"),
     (module(contracts=[{"function_name": "f", "arg_types": [], "release_gil": 0}]),
      "modules[0].contracts[0].release_gil: expected true or false, got a number"),
-    (module(contracts=[{"function_name": "f", "arg_types": ["struct Point"]}]),
-     "modules[0].contracts[0].arg_types[0]: type 'struct Point': struct by value or by POINTER is not "
-     "supported yet (pass its address as c_void_p)"),
+    (module(contracts=[{"function_name": "f", "arg_types": ["struct NoSuchPoint"]}]),
+     "modules[0].contracts[0].arg_types[0]: type 'struct NoSuchPoint': no struct NoSuchPoint is defined "
+     "(a manifest's \"structs\" section, a ctypes.Structure, or edgert_struct_define defines it)"),
     (module(contracts=[{"function_name": "f", "arg_types": []}, {"function_name": "f", "arg_types": []}]),
      "modules[0].contracts[1].function_name: 'f' is already bound by modules[0].contracts[0]"),
 ])
@@ -291,7 +291,7 @@ def test_a_tampered_file_is_refused(tree):
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-_NAMES = sorted(_edgert.abi_type_names()) + ["c_flaot", "LP_c_float", "LP_LP_c_size_t", "LP_None", "struct P",
+_NAMES = sorted(_edgert.abi_type_names()) + ["c_flaot", "LP_c_float", "LP_LP_c_size_t", "LP_None", "struct NoSuchP",
                                             "py_object", "Structure", "c_buffer", "", "c_int ", "LP_" * 9 + "c_int"]
 _JSON = st.none() | st.booleans() | st.integers(-2, 2) | st.text(max_size=4)
 _TYPE = st.sampled_from(_NAMES) | _JSON
