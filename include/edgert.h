@@ -14,6 +14,7 @@
 #include "edgert/dict.h"
 #include "edgert/list.h"
 #include "edgert/abi.h"
+#include "edgert/callback.h"
 #include "edgert/loader.h"
 #include "edgert/manifest.h"
 #include "edgert/sign.h"

@@ -42,6 +42,7 @@ static const char *const canonical[EDGERT_CT__COUNT] = {
     [EDGERT_CT_WCHAR_P] = "c_wchar_p",
     [EDGERT_CT_VOID_P] = "c_void_p",
     [EDGERT_CT_POINTER] = NULL, /* written as "LP_" + the pointee's name */
+    [EDGERT_CT_FUNCPTR] = NULL, /* written as "CFUNCTYPE(...)" (callback.c) */
 };
 
 typedef struct {
@@ -138,6 +139,15 @@ int edgert_abi_type_parse(const char *name, int allow_void,
                            "type name %s has more than %d POINTER levels",
                            quote(name, q, sizeof q), EDGERT_MAX_POINTER_DEPTH);
   }
+  if (strncmp(base, "CFUNCTYPE(", 10) == 0) {
+    if (depth > 0)
+      return edgert__error(EDGERT_EUNSUPPORTED,
+                           "type name %s: a POINTER to a function pointer is "
+                           "not supported; pass the function pointer itself "
+                           "(a CFUNCTYPE type)",
+                           quote(name, q, sizeof q));
+    return edgert__fnsig_parse(name, out);
+  }
   if (strncmp(base, "struct ", 7) == 0 || strncmp(base, "union ", 6) == 0)
     return edgert__error(EDGERT_EUNSUPPORTED,
                          "type %s: %s by value or by POINTER is not supported yet "
@@ -153,7 +163,7 @@ int edgert_abi_type_parse(const char *name, int allow_void,
   if (!lookup(base, &code))
     return edgert__error(EDGERT_EINVAL, "unknown type name %s",
                          quote(name, q, sizeof q));
-  edgert_abi_type_t t = {code, EDGERT_CT_VOID, 0};
+  edgert_abi_type_t t = {code, EDGERT_CT_VOID, 0, NULL};
   if (code == EDGERT_CT_VOID) {
     if (depth > 0)
       return edgert__error(EDGERT_EINVAL,
@@ -177,9 +187,12 @@ int edgert_abi_type_parse(const char *name, int allow_void,
 static int type_valid(const edgert_abi_type_t *t) {
   if ((unsigned)t->code >= EDGERT_CT__COUNT)
     return 0;
+  if (t->code == EDGERT_CT_FUNCPTR)
+    return t->sig != NULL && t->pointee == EDGERT_CT_VOID && t->depth == 0;
   if (t->code == EDGERT_CT_POINTER)
     return (unsigned)t->pointee < EDGERT_CT__COUNT &&
            t->pointee != EDGERT_CT_VOID && t->pointee != EDGERT_CT_POINTER &&
+           t->pointee != EDGERT_CT_FUNCPTR &&
            t->depth >= 1 && t->depth <= EDGERT_MAX_POINTER_DEPTH;
   return t->pointee == EDGERT_CT_VOID && t->depth == 0;
 }
@@ -193,6 +206,8 @@ int edgert_abi_type_name(const edgert_abi_type_t *t, char *buf, size_t size) {
                          "edgert_abi_type_name: invalid type (code %d, "
                          "pointee %d, depth %u)",
                          (int)t->code, (int)t->pointee, (unsigned)t->depth);
+  if (t->code == EDGERT_CT_FUNCPTR)
+    return edgert__fnsig_name(t->sig, buf, size);
   unsigned depth = t->code == EDGERT_CT_POINTER ? t->depth : 0;
   const char *base = canonical[depth ? t->pointee : t->code];
   size_t need = 3 * depth + strlen(base) + 1;
@@ -244,6 +259,7 @@ size_t edgert_abi_type_size(const edgert_abi_type_t *t) {
   case EDGERT_CT_WCHAR_P:
   case EDGERT_CT_VOID_P:
   case EDGERT_CT_POINTER:
+  case EDGERT_CT_FUNCPTR:
     return sizeof(void *);
   default:
     return 0;

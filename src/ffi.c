@@ -49,7 +49,7 @@
 
 /* ---- the libffi path ------------------------------------------------------ */
 
-static ffi_type *ffi_type_of(edgert_ctype_t code) {
+ffi_type *edgert__ffi_type_of(edgert_ctype_t code) {
   switch (code) {
   case EDGERT_CT_VOID:
     return &ffi_type_void;
@@ -87,6 +87,7 @@ static ffi_type *ffi_type_of(edgert_ctype_t code) {
   case EDGERT_CT_WCHAR_P:
   case EDGERT_CT_VOID_P:
   case EDGERT_CT_POINTER:
+  case EDGERT_CT_FUNCPTR:
     return &ffi_type_pointer;
   default:
     return NULL;
@@ -330,13 +331,13 @@ int edgert__func_prepare(edgert_func_t *fn) {
     if (c->args[i].code == EDGERT_CT_VOID)
       return edgert__error(EDGERT_EINVAL, "binding '%s': argument %u is void",
                            c->function_name, i + 1);
-    fn->atypes[i] = ffi_type_of(c->args[i].code);
+    fn->atypes[i] = edgert__ffi_type_of(c->args[i].code);
     if (fn->atypes[i] == NULL)
       return edgert__error(EDGERT_EUNSUPPORTED, "binding '%s': argument %u has an "
                            "unsupported type code %d", c->function_name, i + 1,
                            (int)c->args[i].code);
   }
-  ffi_type *rt = ffi_type_of(c->ret.code);
+  ffi_type *rt = edgert__ffi_type_of(c->ret.code);
   if (rt == NULL)
     return edgert__error(EDGERT_EUNSUPPORTED, "binding '%s': unsupported return type code %d",
                          c->function_name, (int)c->ret.code);

@@ -1,7 +1,24 @@
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, List, Optional, Tuple, Type
 
-__all__ = ["ABIContract"]
+__all__ = ["ABIContract", "Callback", "callback"]
+
+class Callback:
+    """A keep handle (edgert.callback): a Python callable as a C function
+    pointer that outlives the call it is passed to."""
+    @property
+    def address(self) -> int: ...
+    @property
+    def released(self) -> bool: ...
+    @property
+    def type(self) -> Type[Any]: ...
+    @property
+    def callable(self) -> Optional[Callable[..., Any]]: ...
+    def release(self) -> None: ...
+    def __enter__(self) -> Callback: ...
+    def __exit__(self, *exc: object) -> bool: ...
+
+def callback(ftype: Type[Any], fn: Callable[..., Any]) -> Callback: ...
 
 class ABIContract:
     function_name: str

@@ -32,6 +32,8 @@ void conv_hold_release(conv_hold_t *h) {
       PyBuffer_Release(&h->views[i]);
     else if (h->held[i] == 2)
       PyMem_Free(h->heap[i]);
+    else if (h->held[i] == 3)
+      conv_cb_free(h->heap[i]);
   }
 }
 
@@ -255,7 +257,7 @@ static int format_kind(const char *f, Py_ssize_t itemsize) {
 static int buffer_matches(const edgert_abi_type_t *t, int kind, Py_ssize_t itemsize) {
   if (t->depth >= 2)
     return kind == K_PTR && itemsize == (Py_ssize_t)sizeof(void *);
-  edgert_abi_type_t p = {t->pointee, EDGERT_CT_VOID, 0};
+  edgert_abi_type_t p = {t->pointee, EDGERT_CT_VOID, 0, NULL};
   int want = code_kind(t->pointee);
   Py_ssize_t size = (Py_ssize_t)edgert_abi_type_size(&p);
   if (itemsize != size)
@@ -766,6 +768,10 @@ const conv_row_t conv_table[EDGERT_CT__COUNT] = {
     [EDGERT_CT_WCHAR_P] = {set_wchar_p, get_wchar_p, "str or None", R_EXACT, 1},
     [EDGERT_CT_VOID_P] = {set_void_p, get_address, "int, None or a contiguous buffer", R_U64, 1},
     [EDGERT_CT_POINTER] = {set_pointer, get_address, "a C-contiguous buffer or None", R_EXACT, 1},
+    [EDGERT_CT_FUNCPTR] = {conv_cb_set, get_address,
+                           "a callable, a bound edgert function, an edgert.callback, an "
+                           "address (int) or None",
+                           "0..18446744073709551615 (an address)", 1},
 };
 
 /* ---- messages ------------------------------------------------------------------- */
@@ -801,7 +807,7 @@ void conv_raise(edgert_func_t *fn, const edgert_abi_type_t *args, unsigned nargs
     return;
   }
   case CV_FORMAT: {
-    edgert_abi_type_t p = {t->pointee, EDGERT_CT_VOID, 0};
+    edgert_abi_type_t p = {t->pointee, EDGERT_CT_VOID, 0, NULL};
     char pname[64];
     if (t->depth >= 2 || edgert_abi_type_name(&p, pname, sizeof pname) != 0)
       snprintf(pname, sizeof pname, "pointers");

@@ -19,7 +19,7 @@
 #include "edgert.h"
 
 static const edgert_abi_type_t sentinel_type = {(edgert_ctype_t)77,
-                                                (edgert_ctype_t)88, 99};
+                                                (edgert_ctype_t)88, 99, NULL};
 
 /* On LP64 ctypes' c_longlong is c_long: the LONGLONG codes (for contracts
  * built by hand in C) are written "c_longlong", which parses to LONG. */
