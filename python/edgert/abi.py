@@ -24,9 +24,10 @@ from typing import Any, List, Optional, Tuple, Type
 from . import _edgert
 from .errors import ManifestError
 
-__all__ = ["ABIContract", "Callback", "callback"]
+__all__ = ["ABIContract", "Callback", "CallbackPointer", "callback"]
 
 Callback = _edgert.Callback
+CallbackPointer = _edgert.CallbackPointer
 
 # Every name libedgert accepts (without "LP_") -> its canonical name.
 _ALIASES: dict = _edgert.abi_type_names()

@@ -1,7 +1,16 @@
 from collections.abc import Callable, Mapping
 from typing import Any, List, Optional, Tuple, Type
 
-__all__ = ["ABIContract", "Callback", "callback"]
+__all__ = ["ABIContract", "Callback", "CallbackPointer", "callback"]
+
+class CallbackPointer:
+    """A POINTER(t) argument of a Python callback: p[0] is the t it points
+    to (read and write), valid while the callback runs."""
+    @property
+    def address(self) -> int: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, i: int) -> Any: ...
+    def __setitem__(self, i: int, v: Any) -> None: ...
 
 class Callback:
     """A keep handle (edgert.callback): a Python callable as a C function

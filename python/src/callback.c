@@ -27,10 +27,11 @@
  *   A keep handle's callback may run outside any edgert call, so its
  *   exceptions go to sys.unraisablehook, as ctypes reports its callbacks'.
  *   Either way the callback returns a zero value to C.
- * - POINTER(t) arguments reach the callable as a writable memoryview of one
- *   t at that address (None for NULL), like ctypes' p[0]; a view still
- *   referenced when the callback returns is released, so keeping it cannot
- *   read freed memory later.
+ * - POINTER(t) arguments reach the callable as an edgert.CallbackPointer of
+ *   the one t at that address (None for NULL): p[0] reads and writes it
+ *   through the conversion table, like ctypes' p[0]. One still referenced
+ *   when the callback returns is invalidated (p[0] then raises), so keeping
+ *   it cannot read freed memory later.
  */
 #include "conv.h"
 #include "func.h"
@@ -47,6 +48,9 @@ typedef struct cb_ctx_s {
   _Atomic(PyObject *) exc; /* the first exception (owned), per-call closures */
   atomic_size_t after;     /* invocations after it */
   int keep;
+  /* POINTER argument objects nobody kept, reused by the next invocation
+   * (touched only with the GIL held; unused on free-threaded builds). */
+  PyObject *spare[EDGERT_MAX_CALLBACK_ARGS];
 } cb_ctx_t;
 
 /* ---- the handler --------------------------------------------------------- */
@@ -75,78 +79,191 @@ static void restore_exc(PyObject *exc) {
 #endif
 }
 
-/* The struct-module format of one item a POINTER argument points to. */
-static const char *item_format(const edgert_abi_type_t *t, Py_ssize_t *size) {
+/* ---- POINTER arguments: edgert.CallbackPointer ----------------------------- */
+
+/* A POINTER(t) argument of a Python callback: p[0] reads (and p[0] = v
+ * writes) the one item at `addr`, converted by the conversion table's row
+ * of the pointee (an address for a pointer pointee). Holds no references,
+ * so it is not tracked by the GC. `addr` is NULL once the callback returned
+ * while someone still held it. */
+typedef struct {
+  PyObject_HEAD
+  void *addr;
+  const edgert_abi_type_t *t; /* the POINTER type, in an interned signature */
+} PointerObject;
+
+static PyTypeObject PointerType;
+
+/* The pointee as a type, for the table rows. */
+static edgert_abi_type_t pointee_of(const edgert_abi_type_t *t) {
   if (t->depth >= 2) {
-    *size = sizeof(void *);
-    return "P";
+    edgert_abi_type_t p = {EDGERT_CT_POINTER, t->pointee, (unsigned char)(t->depth - 1), NULL};
+    return p;
   }
   edgert_abi_type_t p = {t->pointee, EDGERT_CT_VOID, 0, NULL};
-  *size = (Py_ssize_t)edgert_abi_type_size(&p);
-  switch (t->pointee) {
-  case EDGERT_CT_BOOL: return "?";
-  case EDGERT_CT_CHAR: return "c";
-  case EDGERT_CT_WCHAR: return "w";
-  case EDGERT_CT_BYTE: return "b";
-  case EDGERT_CT_UBYTE: return "B";
-  case EDGERT_CT_SHORT: return "h";
-  case EDGERT_CT_USHORT: return "H";
-  case EDGERT_CT_INT: return "i";
-  case EDGERT_CT_UINT: return "I";
-  case EDGERT_CT_LONG: return "l";
-  case EDGERT_CT_ULONG: return "L";
-  case EDGERT_CT_LONGLONG: return "q";
-  case EDGERT_CT_ULONGLONG: return "Q";
-  case EDGERT_CT_FLOAT: return "f";
-  case EDGERT_CT_DOUBLE: return "d";
-  case EDGERT_CT_LONGDOUBLE: return "g";
-  default:
-    *size = sizeof(void *);
-    return "P";
-  }
+  return p;
 }
 
-static Py_ssize_t one_item = 1;
+static int ptr_live(PointerObject *p, Py_ssize_t i) {
+  if (p->addr == NULL) {
+    PyErr_SetString(PyExc_ValueError,
+                    "this callback's POINTER argument is no longer valid: the callback "
+                    "returned (copy p[0] during the callback instead)");
+    return 0;
+  }
+  if (i != 0) {
+    PyErr_Format(PyExc_IndexError,
+                 "a callback's POINTER argument gives access to one item, p[0]; got "
+                 "index %zd",
+                 i);
+    return 0;
+  }
+  return 1;
+}
 
-/* Argument `t` at `p` as a Python object (new reference or NULL). */
-static PyObject *cb_arg(const edgert_abi_type_t *t, const void *p) {
+static PyObject *ptr_item(PointerObject *p, Py_ssize_t i) {
+  if (!ptr_live(p, i))
+    return NULL;
+  edgert_abi_type_t e = pointee_of(p->t);
+  return conv_table[e.code].get(p->addr, "callback");
+}
+
+static int ptr_ass_item(PointerObject *p, Py_ssize_t i, PyObject *v) {
+  if (!ptr_live(p, i))
+    return -1;
+  if (v == NULL) {
+    PyErr_SetString(PyExc_TypeError, "cannot delete a callback POINTER's item");
+    return -1;
+  }
+  edgert_abi_type_t e = pointee_of(p->t);
+  if (conv_table[e.code].held) {
+    PyErr_SetString(PyExc_TypeError,
+                    "a callback cannot store a pointer or string through its POINTER "
+                    "argument (the memory would not outlive the callback)");
+    return -1;
+  }
+  edgert_value_t x;
+  conv_err_t err;
+  int rc = conv_table[e.code].set(&e, v, 0, &x, NULL, &err);
+  if (rc == CV_PYERR)
+    return -1;
+  if (rc != CV_OK) {
+    char tname[EDGERT_ABI_TYPE_NAME_MAX];
+    if (edgert_abi_type_name(&e, tname, sizeof tname) != 0)
+      snprintf(tname, sizeof tname, "?");
+    PyErr_Format(rc == CV_OVERFLOW ? PyExc_OverflowError : PyExc_TypeError,
+                 "p[0] = %.100s: expected %s (%s)", Py_TYPE(v)->tp_name,
+                 conv_table[e.code].expected, tname);
+    return -1;
+  }
+  memcpy(p->addr, &x, edgert_abi_type_size(&e)); /* little-endian: the low bytes */
+  return 0;
+}
+
+/* p[i] with an exact int index, without the sequence protocol's detour. */
+static PyObject *ptr_subscript(PointerObject *p, PyObject *key) {
+  Py_ssize_t i;
+  if (PyLong_CheckExact(key) && PyUnstable_Long_IsCompact((PyLongObject *)key))
+    i = PyUnstable_Long_CompactValue((PyLongObject *)key);
+  else if ((i = PyNumber_AsSsize_t(key, PyExc_IndexError)) == -1 && PyErr_Occurred())
+    return NULL;
+  return ptr_item(p, i);
+}
+
+static int ptr_ass_subscript(PointerObject *p, PyObject *key, PyObject *v) {
+  Py_ssize_t i = PyNumber_AsSsize_t(key, PyExc_IndexError);
+  if (i == -1 && PyErr_Occurred())
+    return -1;
+  return ptr_ass_item(p, i, v);
+}
+
+static Py_ssize_t ptr_len(PointerObject *p) {
+  (void)p;
+  return 1;
+}
+
+static PyObject *ptr_address(PointerObject *p, void *closure) {
+  (void)closure;
+  if (!ptr_live(p, 0))
+    return NULL;
+  return PyLong_FromVoidPtr(p->addr);
+}
+
+static PyObject *ptr_repr(PointerObject *p) {
+  char tname[EDGERT_ABI_TYPE_NAME_MAX];
+  if (edgert_abi_type_name(p->t, tname, sizeof tname) != 0)
+    snprintf(tname, sizeof tname, "POINTER");
+  if (p->addr == NULL)
+    return PyUnicode_FromFormat("<edgert.CallbackPointer %s, no longer valid>", tname);
+  return PyUnicode_FromFormat("<edgert.CallbackPointer %s at %p>", tname, p->addr);
+}
+
+static PySequenceMethods ptr_as_sequence = {
+    .sq_length = (lenfunc)ptr_len,
+    .sq_item = (ssizeargfunc)ptr_item,
+    .sq_ass_item = (ssizeobjargproc)ptr_ass_item,
+};
+
+static PyMappingMethods ptr_as_mapping = {
+    .mp_length = (lenfunc)ptr_len,
+    .mp_subscript = (binaryfunc)ptr_subscript,
+    .mp_ass_subscript = (objobjargproc)ptr_ass_subscript,
+};
+
+static PyGetSetDef ptr_getset[] = {
+    {"address", (getter)ptr_address, NULL, "The address it points to (int).", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyTypeObject PointerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "edgert.CallbackPointer",
+    .tp_basicsize = sizeof(PointerObject),
+    .tp_repr = (reprfunc)ptr_repr,
+    .tp_as_sequence = &ptr_as_sequence,
+    .tp_as_mapping = &ptr_as_mapping,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_getset = ptr_getset,
+    .tp_doc = "A POINTER(t) argument of a Python callback: p[0] is the t it points to "
+              "(read and write). Valid only while the callback runs.",
+};
+
+#ifdef Py_GIL_DISABLED
+#define SPARE_OK 0
+#else
+#define SPARE_OK 1
+#endif
+
+/* Argument k of type `t` at `p` as a Python object (new reference or NULL). */
+static PyObject *cb_arg(cb_ctx_t *c, unsigned k, const edgert_abi_type_t *t, const void *p) {
   if (t->code != EDGERT_CT_POINTER)
     return conv_table[t->code].get(p, "callback");
   void *addr = *(void *const *)p;
   if (addr == NULL)
     Py_RETURN_NONE;
-  Py_buffer view;
-  memset(&view, 0, sizeof view);
-  view.buf = addr;
-  view.format = (char *)item_format(t, &view.itemsize);
-  view.len = view.itemsize;
-  view.readonly = 0;
-  view.ndim = 1;
-  view.shape = &one_item;
-  return PyMemoryView_FromBuffer(&view);
+  PointerObject *o = (PointerObject *)c->spare[k];
+  if (o != NULL) {
+    c->spare[k] = NULL;
+  } else if ((o = PyObject_New(PointerObject, &PointerType)) == NULL) {
+    return NULL;
+  }
+  o->addr = addr;
+  o->t = t;
+  return (PyObject *)o;
 }
 
-/* Drops the arguments; releases a memoryview someone kept a reference to
- * (the callable stored it, or a traceback's frame holds it). Keeps a
- * pending exception as it is. */
-static void drop_args(const edgert_fnsig_t *sig, PyObject **av, unsigned n) {
-  PyObject *pending = NULL;
-  int fetched = 0;
+/* Drops the arguments. A POINTER argument someone kept a reference to (the
+ * callable stored it, or a traceback's frame holds it) stops being valid;
+ * one nobody kept is kept for the next invocation. */
+static void drop_args(cb_ctx_t *c, const edgert_fnsig_t *sig, PyObject **av, unsigned n) {
   for (unsigned k = 0; k < n; k++) {
-    if (sig->args[k].code == EDGERT_CT_POINTER && av[k] != Py_None && Py_REFCNT(av[k]) > 1) {
-      if (!fetched) {
-        pending = PyErr_Occurred() ? fetch_exc() : NULL;
-        fetched = 1;
+    if (sig->args[k].code == EDGERT_CT_POINTER && av[k] != Py_None) {
+      ((PointerObject *)av[k])->addr = NULL;
+      if (SPARE_OK && Py_REFCNT(av[k]) == 1 && c->spare[k] == NULL) {
+        c->spare[k] = av[k];
+        continue;
       }
-      PyObject *r = PyObject_CallMethod(av[k], "release", NULL);
-      if (r == NULL)
-        PyErr_Clear(); /* exported further (BufferError): docs/abi.md */
-      Py_XDECREF(r);
     }
     Py_DECREF(av[k]);
   }
-  if (pending != NULL)
-    restore_exc(pending);
 }
 
 static int ret_type_error(const edgert_fnsig_t *sig, PyObject *r, const char *want) {
@@ -223,13 +340,13 @@ static void cb_handler(const edgert_fnsig_t *sig, void *ret, void *const *args, 
   PyObject **av = argv + 1;
   unsigned n = 0;
   for (; n < sig->nargs; n++) {
-    if ((av[n] = cb_arg(&sig->args[n], args[n])) == NULL) {
-      drop_args(sig, av, n);
+    if ((av[n] = cb_arg(c, n, &sig->args[n], args[n])) == NULL) {
+      drop_args(c, sig, av, n);
       goto failed;
     }
   }
   PyObject *r = PyObject_Vectorcall(c->callable, av, n | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-  drop_args(sig, av, n);
+  drop_args(c, sig, av, n);
   if (r == NULL)
     goto failed;
   int rc = cb_result(sig, r, ret);
@@ -276,6 +393,7 @@ static cb_ctx_t *ctx_new(const edgert_abi_type_t *t, PyObject *o, int keep) {
   atomic_init(&c->exc, NULL);
   atomic_init(&c->after, 0);
   c->keep = keep;
+  memset(c->spare, 0, sizeof c->spare);
   int rc = edgert_closure_new(&c->closure, t, cb_handler, c);
   if (rc != 0) {
     PyMem_Free(c);
@@ -289,6 +407,8 @@ static cb_ctx_t *ctx_new(const edgert_abi_type_t *t, PyObject *o, int keep) {
 
 static void ctx_free(cb_ctx_t *c) {
   edgert_closure_free(c->closure);
+  for (unsigned k = 0; k < EDGERT_MAX_CALLBACK_ARGS; k++)
+    Py_XDECREF(c->spare[k]);
   PyObject *exc = atomic_load(&c->exc);
   Py_XDECREF(exc);
   if (c->keep)
@@ -588,8 +708,13 @@ static PyMethodDef cb_methods[] = {
     {NULL, NULL, 0, NULL}};
 
 int edgert_py_callback_init(PyObject *m) {
-  if (PyType_Ready(&CallbackType) < 0)
+  if (PyType_Ready(&CallbackType) < 0 || PyType_Ready(&PointerType) < 0)
     return -1;
+  Py_INCREF(&PointerType);
+  if (PyModule_AddObject(m, "CallbackPointer", (PyObject *)&PointerType) < 0) {
+    Py_DECREF(&PointerType);
+    return -1;
+  }
   Py_INCREF(&CallbackType);
   if (PyModule_AddObject(m, "Callback", (PyObject *)&CallbackType) < 0) {
     Py_DECREF(&CallbackType);

@@ -267,13 +267,43 @@ def test_per_call_closures_leak_nothing(lib):
     assert grown < 16 * 1024
 
 
-def test_a_kept_pointer_view_is_released_after_the_callback(lib):
+def test_a_kept_pointer_argument_is_invalid_after_the_callback(lib):
     kept = []
     a = ints(8)
     lib.function("my_qsort")(a, len(a), 4, lambda x, y: kept.append(x) or x[0] - y[0])
-    assert kept
-    with pytest.raises(ValueError, match="released"):
+    assert kept and isinstance(kept[0], edgert.CallbackPointer)
+    with pytest.raises(ValueError, match="no longer valid: the callback returned"):
         kept[0][0]
+    assert "no longer valid" in repr(kept[0])
+
+
+def test_pointer_arguments_read_and_write_one_item(lib):
+    seen = []
+
+    def cmp(x, y):
+        seen.append((len(x), x.address, repr(x)))
+        with pytest.raises(IndexError, match="one item, p\\[0\\]; got index 1"):
+            x[1]
+        with pytest.raises(TypeError, match="expected int \\(c_int\\)"):
+            x[0] = 1.5
+        with pytest.raises(OverflowError):
+            x[0] = 2 ** 40
+        return x[0] - y[0]
+
+    a = ints(4)
+    lib.function("my_qsort")(a, len(a), 4, cmp)
+    assert list(a) == sorted(ints(4))
+    assert seen[0][0] == 1 and isinstance(seen[0][1], int)
+    assert "CallbackPointer LP_c_int at" in seen[0][2]
+
+    def zero_all(x, y):  # writes through the pointers: every item becomes 0
+        x[0] = 0
+        y[0] = 0
+        return 0
+
+    b = ints(6)
+    lib.function("my_qsort")(b, len(b), 4, zero_all)
+    assert list(b) == [0] * 6
 
 
 def test_keep_handle_outlives_the_call(lib):
