@@ -39,6 +39,12 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#if defined(__GNUC__)
+#define EDGERT__NOINLINE __attribute__((noinline, cold))
+#else
+#define EDGERT__NOINLINE
+#endif
+
 PyObject *EdgertPy_CallbackError;
 
 typedef struct cb_ctx_s {
@@ -48,6 +54,7 @@ typedef struct cb_ctx_s {
   _Atomic(PyObject *) exc; /* the first exception (owned), per-call closures */
   atomic_size_t after;     /* invocations after it */
   int keep;
+  size_t ret_size; /* bytes of the return type */
   /* POINTER argument objects nobody kept, reused by the next invocation
    * (touched only with the GIL held; unused on free-threaded builds). */
   PyObject *spare[EDGERT_MAX_CALLBACK_ARGS];
@@ -276,15 +283,29 @@ static int ret_type_error(const edgert_fnsig_t *sig, PyObject *r, const char *wa
   return -1;
 }
 
-/* Stores result r as sig's return type at `ret`, strictly. */
-static int cb_result(const edgert_fnsig_t *sig, PyObject *r, void *ret) {
+/* The exception for a result the return type's setter refused (rc). */
+static EDGERT__NOINLINE int result_refused(const edgert_fnsig_t *sig, PyObject *r, int rc) {
   const edgert_abi_type_t *t = &sig->ret;
   char tname[EDGERT_ABI_TYPE_NAME_MAX];
   char want[EDGERT_ABI_TYPE_NAME_MAX + 64];
-  if (t->code == EDGERT_CT_VOID)
-    return r == Py_None ? 0 : ret_type_error(sig, r, "None (the return type is None)");
+  if (rc == CV_PYERR)
+    return -1;
   if (edgert_abi_type_name(t, tname, sizeof tname) != 0)
     snprintf(tname, sizeof tname, "?");
+  if (rc == CV_OVERFLOW) {
+    PyErr_Format(PyExc_OverflowError, "a Python callback returned %R, which does not fit %s (%s)",
+                 r, tname, conv_table[t->code].range);
+    return -1;
+  }
+  snprintf(want, sizeof want, "%s (%s)", conv_table[t->code].expected, tname);
+  return ret_type_error(sig, r, want);
+}
+
+/* Stores result r as sig's return type (`size` bytes) at `ret`, strictly. */
+static inline int cb_result(const edgert_fnsig_t *sig, size_t size, PyObject *r, void *ret) {
+  const edgert_abi_type_t *t = &sig->ret;
+  if (t->code == EDGERT_CT_VOID)
+    return r == Py_None ? 0 : ret_type_error(sig, r, "None (the return type is None)");
   if (t->code == EDGERT_CT_VOID_P) {
     if (r == Py_None) {
       *(void **)ret = NULL;
@@ -301,19 +322,10 @@ static int cb_result(const edgert_fnsig_t *sig, PyObject *r, void *ret) {
   edgert_value_t v;
   conv_err_t e;
   int rc = conv_table[t->code].set(t, r, 0, &v, NULL, &e);
-  if (rc == CV_OK) {
-    memcpy(ret, &v, edgert_abi_type_size(t)); /* little-endian: the low bytes */
-    return 0;
-  }
-  if (rc == CV_PYERR)
-    return -1;
-  snprintf(want, sizeof want, "%s (%s)", conv_table[t->code].expected, tname);
-  if (rc == CV_OVERFLOW) {
-    PyErr_Format(PyExc_OverflowError, "a Python callback returned %R, which does not fit %s (%s)",
-                 r, tname, conv_table[t->code].range);
-    return -1;
-  }
-  return ret_type_error(sig, r, want);
+  if (EDGERT__UNLIKELY(rc != CV_OK))
+    return result_refused(sig, r, rc);
+  memcpy(ret, &v, size); /* little-endian: the low bytes */
+  return 0;
 }
 
 static void record(cb_ctx_t *c) {
@@ -349,14 +361,14 @@ static void cb_handler(const edgert_fnsig_t *sig, void *ret, void *const *args, 
   drop_args(c, sig, av, n);
   if (r == NULL)
     goto failed;
-  int rc = cb_result(sig, r, ret);
+  int rc = cb_result(sig, c->ret_size, r, ret);
   Py_DECREF(r);
   if (rc < 0)
     goto failed;
   PyGILState_Release(g);
   return;
 failed:
-  memset(ret, 0, edgert_abi_type_size(&sig->ret));
+  memset(ret, 0, c->ret_size);
   record(c);
   PyGILState_Release(g);
 }
@@ -394,6 +406,7 @@ static cb_ctx_t *ctx_new(const edgert_abi_type_t *t, PyObject *o, int keep) {
   atomic_init(&c->after, 0);
   c->keep = keep;
   memset(c->spare, 0, sizeof c->spare);
+  c->ret_size = edgert_abi_type_size(&sig->ret);
   int rc = edgert_closure_new(&c->closure, t, cb_handler, c);
   if (rc != 0) {
     PyMem_Free(c);
