@@ -442,3 +442,15 @@ def test_ctypes_sees_the_same_signature():
     assert ABIContract.from_manifest(d).arg_types[0] is CFUNCTYPE(c_int, POINTER(c_int),
                                                                    POINTER(c_int))
     assert ctypes.sizeof(CMP) == ctypes.sizeof(c_void_p)
+
+
+def test_cli_call_takes_a_callback_type_and_an_address(lib, capsys):
+    # `edgert call LIB call_n --args "CFUNCTYPE(c_int, c_int),c_int" ADDRESS 3`:
+    # the comma inside the callback type does not split --args
+    from edgert import cli
+    addr = lib.address_of("twice_plus_one")
+    rc = cli.main(["call", fixture_path("callback_kernels"), "call_n", str(addr), "3",
+                   "--args", "CFUNCTYPE(c_int, c_int),c_int", "--ret", "c_long", "--json"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert __import__("json").loads(out)["result"] == 1 + 3 + 5
