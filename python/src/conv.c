@@ -791,7 +791,7 @@ void conv_raise(edgert_func_t *fn, const edgert_abi_type_t *args, unsigned nargs
   }
   const edgert_abi_type_t *t = &args[e->index];
   const conv_row_t *row = &conv_table[t->code];
-  char tname[64];
+  char tname[EDGERT_ABI_TYPE_NAME_MAX];
   if (edgert_abi_type_name(t, tname, sizeof tname) != 0)
     snprintf(tname, sizeof tname, "?");
   switch (e->kind) {

@@ -112,6 +112,14 @@ def test_a_bound_function_of_another_signature_is_refused(lib):
 
 def test_what_is_not_a_function_is_refused(lib):
     f = lib.function("call_n")
+    with pytest.raises(TypeError, match=r"call_n\(\) argument 1 must be a callable, a bound "
+                       r"edgert function, an edgert.callback, an address \(int\) or None "
+                       r"\(CFUNCTYPE\(c_int, c_int\)\), not float"):
+        f(1.5, 1)
+    # a name longer than 64 bytes is still named (it was '?')
+    with pytest.raises(TypeError, match=r"\(CFUNCTYPE\(c_ssize_t, c_byte, c_ushort, c_uint, "
+                       r"c_ssize_t, c_float, c_double\)\), not float"):
+        lib.function("call_mixed")(1.5)
     for bad in (1.5, "f", b"x", True, -1, 2 ** 64):
         with pytest.raises((TypeError, OverflowError), match=r"call_n\(\) argument 1"):
             f(bad, 1)
