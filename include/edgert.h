@@ -15,6 +15,7 @@
 #include "edgert/list.h"
 #include "edgert/abi.h"
 #include "edgert/struct.h"
+#include "edgert/callback.h"
 #include "edgert/loader.h"
 #include "edgert/manifest.h"
 #include "edgert/sign.h"

@@ -43,6 +43,7 @@ static const char *const canonical[EDGERT_CT__COUNT] = {
     [EDGERT_CT_VOID_P] = "c_void_p",
     [EDGERT_CT_POINTER] = NULL, /* written as "LP_" + the pointee's name */
     [EDGERT_CT_STRUCT] = NULL,  /* written as "struct " + the layout's name */
+    [EDGERT_CT_FUNCPTR] = NULL, /* written as "CFUNCTYPE(...)" (callback.c) */
 };
 
 typedef struct {
@@ -139,6 +140,15 @@ int edgert_abi_type_parse(const char *name, int allow_void,
                            "type name %s has more than %d POINTER levels",
                            quote(name, q, sizeof q), EDGERT_MAX_POINTER_DEPTH);
   }
+  if (strncmp(base, "CFUNCTYPE(", 10) == 0) {
+    if (depth > 0)
+      return edgert__error(EDGERT_EUNSUPPORTED,
+                           "type name %s: a POINTER to a function pointer is "
+                           "not supported; pass the function pointer itself "
+                           "(a CFUNCTYPE type)",
+                           quote(name, q, sizeof q));
+    return edgert__fnsig_parse(name, out);
+  }
   if (strncmp(base, "union ", 6) == 0)
     return edgert__error(EDGERT_EUNSUPPORTED,
                          "type %s: unions are not supported, by value or by "
@@ -152,7 +162,7 @@ int edgert_abi_type_parse(const char *name, int allow_void,
                            "\"structs\" section, a ctypes.Structure, or "
                            "edgert_struct_define defines it)",
                            quote(name, q, sizeof q), base + 7);
-    edgert_abi_type_t t = {EDGERT_CT_STRUCT, EDGERT_CT_VOID, 0, layout};
+    edgert_abi_type_t t = {.code = EDGERT_CT_STRUCT, .pointee = EDGERT_CT_VOID, .depth = 0, .layout = layout};
     if (depth > 0) {
       t.code = EDGERT_CT_POINTER;
       t.pointee = EDGERT_CT_STRUCT;
@@ -170,7 +180,7 @@ int edgert_abi_type_parse(const char *name, int allow_void,
   if (!lookup(base, &code))
     return edgert__error(EDGERT_EINVAL, "unknown type name %s",
                          quote(name, q, sizeof q));
-  edgert_abi_type_t t = {code, EDGERT_CT_VOID, 0, NULL};
+  edgert_abi_type_t t = {.code = code, .pointee = EDGERT_CT_VOID, .depth = 0};
   if (code == EDGERT_CT_VOID) {
     if (depth > 0)
       return edgert__error(EDGERT_EINVAL,
@@ -194,9 +204,12 @@ int edgert_abi_type_parse(const char *name, int allow_void,
 static int type_valid(const edgert_abi_type_t *t) {
   if ((unsigned)t->code >= EDGERT_CT__COUNT)
     return 0;
+  if (t->code == EDGERT_CT_FUNCPTR)
+    return t->sig != NULL && t->pointee == EDGERT_CT_VOID && t->depth == 0;
   if (t->code == EDGERT_CT_POINTER)
     return (unsigned)t->pointee < EDGERT_CT__COUNT &&
            t->pointee != EDGERT_CT_VOID && t->pointee != EDGERT_CT_POINTER &&
+           t->pointee != EDGERT_CT_FUNCPTR &&
            t->depth >= 1 && t->depth <= EDGERT_MAX_POINTER_DEPTH &&
            (t->pointee == EDGERT_CT_STRUCT) == (t->layout != NULL);
   return t->pointee == EDGERT_CT_VOID && t->depth == 0 &&
@@ -212,6 +225,8 @@ int edgert_abi_type_name(const edgert_abi_type_t *t, char *buf, size_t size) {
                          "edgert_abi_type_name: invalid type (code %d, "
                          "pointee %d, depth %u)",
                          (int)t->code, (int)t->pointee, (unsigned)t->depth);
+  if (t->code == EDGERT_CT_FUNCPTR)
+    return edgert__fnsig_name(t->sig, buf, size);
   unsigned depth = t->code == EDGERT_CT_POINTER ? t->depth : 0;
   const char *base = canonical[depth ? t->pointee : t->code];
   char sname[8 + EDGERT_STRUCT_NAME_MAX];
@@ -268,6 +283,7 @@ size_t edgert_abi_type_size(const edgert_abi_type_t *t) {
   case EDGERT_CT_WCHAR_P:
   case EDGERT_CT_VOID_P:
   case EDGERT_CT_POINTER:
+  case EDGERT_CT_FUNCPTR:
     return sizeof(void *);
   case EDGERT_CT_STRUCT:
     return edgert_struct_size(t->layout);

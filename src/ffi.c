@@ -49,7 +49,7 @@
 
 /* ---- the libffi path ------------------------------------------------------ */
 
-static ffi_type *ffi_type_of(edgert_ctype_t code) {
+ffi_type *edgert__ffi_type_of(edgert_ctype_t code) {
   switch (code) {
   case EDGERT_CT_VOID:
     return &ffi_type_void;
@@ -87,20 +87,19 @@ static ffi_type *ffi_type_of(edgert_ctype_t code) {
   case EDGERT_CT_WCHAR_P:
   case EDGERT_CT_VOID_P:
   case EDGERT_CT_POINTER:
+  case EDGERT_CT_FUNCPTR:
     return &ffi_type_pointer;
   default:
     return NULL;
   }
 }
 
-ffi_type *edgert__ffi_type_of(edgert_ctype_t code) { return ffi_type_of(code); }
-
 /* A contract type's libffi type: a struct's from its layout (NULL with the
  * message set when the layout cannot travel by value), else the scalar's. */
 static ffi_type *ffi_type_for(const edgert_contract_t *c, const edgert_abi_type_t *t,
                               const char *what) {
   if (t->code != EDGERT_CT_STRUCT)
-    return ffi_type_of(t->code);
+    return edgert__ffi_type_of(t->code);
   const char *problem = edgert_struct_by_value_problem(t->layout);
   if (problem != NULL) {
     edgert__error(EDGERT_EUNSUPPORTED, "binding '%s': %s: %s", c->function_name, what, problem);

@@ -22,6 +22,12 @@
 #define EDGERT__PRINTF(a, b)
 #endif
 
+/* callback.c: parses "CFUNCTYPE(restype, argtypes...)" (`name` starts with
+ * "CFUNCTYPE(") into a FUNCPTR type with an interned signature, and writes a
+ * signature's canonical name. Messages as edgert_abi_type_parse's. */
+int edgert__fnsig_parse(const char *name, edgert_abi_type_t *out);
+int edgert__fnsig_name(const edgert_fnsig_t *sig, char *buf, size_t size);
+
 /* error.c: set this thread's message and return `err`, so callers can
  * `return edgert__error(EDGERT_EINVAL, "...", ...);`. */
 int edgert__error(int err, const char *fmt, ...) EDGERT__PRINTF(2, 3);

@@ -66,6 +66,10 @@ struct edgert_func_s {
   ffi_type *atypes[EDGERT_MAX_ARGS];
 };
 
+/* ffi.c: the libffi type of a C type code (FUNCPTR and every pointer:
+ * ffi_type_pointer), NULL for none. Shared with callback.c's cifs. */
+ffi_type *edgert__ffi_type_of(edgert_ctype_t code);
+
 /* ffi.c: fills fn->cif, fn->atypes and fn->tramp from fn->contract.
  * 0, or EDGERT_EUNSUPPORTED / EDGERT_EINVAL with a message. */
 int edgert__func_prepare(edgert_func_t *fn);

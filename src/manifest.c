@@ -492,6 +492,67 @@ static const char *const contract_keys[C__N] = {
     "function_name", "arg_types", "return_type", "calling_convention",
     "release_gil"};
 
+/*
+ * An argument type in the structured callback form,
+ * {"callback": {"restype": "c_int", "argtypes": ["LP_c_int", "LP_c_int"]}}
+ * (restype null or absent: None; argtypes absent: none), at `field`: *out
+ * receives its type name "CFUNCTYPE(c_int, LP_c_int, LP_c_int)", allocated
+ * (the caller frees it), which edgert_contract_init then checks like any
+ * other name. Nested callbacks are refused here.
+ */
+enum { CB_RET, CB_ARGS, CB__N };
+static const char *const callback_keys[CB__N] = {"restype", "argtypes"};
+
+static int callback_form(const cJSON *a, const char *field, char **out) {
+  static const char *const outer[1] = {"callback"};
+  const cJSON *f[1], *g[CB__N];
+  char at[FIELD_MAX + 16], item[FIELD_MAX + 48];
+  int rc = check_keys(a, field, outer, 1, 1u, f);
+  if (rc < 0)
+    return rc;
+  fieldf(at, sizeof at, "%s.callback", field);
+  if (!cJSON_IsObject(f[0]))
+    return wrong_type(at, "an object with restype and argtypes", f[0]);
+  if ((rc = check_keys(f[0], at, callback_keys, CB__N, 0, g)) < 0)
+    return rc;
+  const char *ret = "None";
+  if (g[CB_RET] != NULL && !cJSON_IsNull(g[CB_RET])) {
+    if (!cJSON_IsString(g[CB_RET])) {
+      fieldf(item, sizeof item, "%s.restype", at);
+      return wrong_type(item, "a type name (string) or null", g[CB_RET]);
+    }
+    ret = g[CB_RET]->valuestring;
+  }
+  size_t need = strlen("CFUNCTYPE()") + strlen(ret) + 1, n = 0;
+  if (g[CB_ARGS] != NULL) {
+    if (!cJSON_IsArray(g[CB_ARGS])) {
+      fieldf(item, sizeof item, "%s.argtypes", at);
+      return wrong_type(item, "an array", g[CB_ARGS]);
+    }
+    for (const cJSON *x = g[CB_ARGS]->child; x != NULL; x = x->next, n++) {
+      if (!cJSON_IsString(x)) {
+        fieldf(item, sizeof item, "%s.argtypes[%zu]", at, n);
+        return wrong_type(item, "a type name (string); a callback's arguments cannot "
+                          "be callbacks", x);
+      }
+      if (n >= EDGERT_MAX_CALLBACK_ARGS)
+        return edgert__error(EDGERT_EMANIFEST, "%s.argtypes: a callback has at most %d "
+                             "arguments", at, EDGERT_MAX_CALLBACK_ARGS);
+      need += 2 + strlen(x->valuestring);
+    }
+  }
+  char *s = edgert__malloc(need);
+  if (s == NULL)
+    return edgert__error(EDGERT_ENOMEM, "%s: out of memory", at);
+  size_t o = (size_t)snprintf(s, need, "CFUNCTYPE(%s", ret);
+  if (g[CB_ARGS] != NULL)
+    for (const cJSON *x = g[CB_ARGS]->child; x != NULL; x = x->next)
+      o += (size_t)snprintf(s + o, need - o, ", %s", x->valuestring);
+  snprintf(s + o, need - o, ")");
+  *out = s;
+  return 0;
+}
+
 /* Reads contract object `obj` at field `where` ("" standalone). */
 static int read_contract(const cJSON *obj, const char *where,
                          edgert_contract_t *out) {
@@ -511,55 +572,71 @@ static int read_contract(const cJSON *obj, const char *where,
   if (!cJSON_IsArray(f[C_ARGS]))
     return wrong_type(field, "an array", f[C_ARGS]);
   const char *args[EDGERT_MAX_ARGS];
+  char *owned[EDGERT_MAX_ARGS] = {NULL}; /* callback forms' names */
   size_t nargs = 0;
   for (const cJSON *a = f[C_ARGS]->child; a != NULL; a = a->next, nargs++) {
     if (nargs >= EDGERT_MAX_ARGS) {
       size_t total = (size_t)cJSON_GetArraySize(f[C_ARGS]);
-      return edgert__error(EDGERT_EMANIFEST,
-                           "%s: %zu arguments is more than the limit of %d",
-                           field, total, EDGERT_MAX_ARGS);
+      rc = edgert__error(EDGERT_EMANIFEST,
+                         "%s: %zu arguments is more than the limit of %d",
+                         field, total, EDGERT_MAX_ARGS);
+      goto out;
+    }
+    char item[FIELD_MAX + 16];
+    fieldf(item, sizeof item, "%s[%zu]", field, nargs);
+    if (cJSON_IsObject(a)) {
+      if ((rc = callback_form(a, item, &owned[nargs])) < 0)
+        goto out;
+      args[nargs] = owned[nargs];
+      continue;
     }
     if (!cJSON_IsString(a)) {
-      char item[FIELD_MAX + 16];
-      fieldf(item, sizeof item, "%s[%zu]", field, nargs);
-      return wrong_type(item, "a type name (string)", a);
+      rc = wrong_type(item, "a type name (string) or a {\"callback\": ...} object", a);
+      goto out;
     }
     args[nargs] = a->valuestring;
   }
   const char *ret = NULL;
   if (f[C_RET] != NULL && !cJSON_IsNull(f[C_RET])) {
     join(field, where, "return_type");
-    if (!cJSON_IsString(f[C_RET]))
-      return wrong_type(field, "a type name (string) or null", f[C_RET]);
+    if (!cJSON_IsString(f[C_RET])) {
+      rc = wrong_type(field, "a type name (string) or null", f[C_RET]);
+      goto out;
+    }
     ret = f[C_RET]->valuestring;
   }
   const char *cc = NULL;
   if (f[C_CC] != NULL) {
     join(field, where, "calling_convention");
-    if (!cJSON_IsString(f[C_CC]))
-      return wrong_type(field, "a string", f[C_CC]);
+    if (!cJSON_IsString(f[C_CC])) {
+      rc = wrong_type(field, "a string", f[C_CC]);
+      goto out;
+    }
     cc = f[C_CC]->valuestring;
   }
   int release = 1;
   if (f[C_GIL] != NULL) {
     join(field, where, "release_gil");
-    if (!cJSON_IsBool(f[C_GIL]))
-      return wrong_type(field, "true or false", f[C_GIL]);
+    if (!cJSON_IsBool(f[C_GIL])) {
+      rc = wrong_type(field, "true or false", f[C_GIL]);
+      goto out;
+    }
     release = cJSON_IsTrue(f[C_GIL]);
   }
   rc = edgert_contract_init(out, f[C_NAME]->valuestring, args, nargs, ret, cc,
                             release);
   if (rc < 0) {
-    if (where[0]) {
-      char msg[900];
-      snprintf(msg, sizeof msg, "%s", edgert_last_error());
-      return edgert__error(EDGERT_EMANIFEST, "%s.%s", where, msg);
-    }
     char msg[900];
     snprintf(msg, sizeof msg, "%s", edgert_last_error());
-    return edgert__error(EDGERT_EMANIFEST, "%s", msg);
+    if (where[0])
+      rc = edgert__error(EDGERT_EMANIFEST, "%s.%s", where, msg);
+    else
+      rc = edgert__error(EDGERT_EMANIFEST, "%s", msg);
   }
-  return 0;
+out:
+  for (size_t i = 0; i < EDGERT_MAX_ARGS; i++)
+    edgert__free(owned[i]);
+  return rc < 0 ? rc : 0;
 }
 
 static int is_hex64(const char *s) {

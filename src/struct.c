@@ -99,7 +99,7 @@ static void describe_difference(const edgert_struct_t *a, const edgert_struct_t 
     if (strcmp(x->name, y->name) != 0 || strcmp(tx, ty) != 0 || x->offset != y->offset ||
         x->count != y->count || x->type.layout != y->type.layout) {
       snprintf(buf, size,
-               "field %zu is '%s' %s[%zu] at offset %zu, not '%s' %s[%zu] at offset %zu", i,
+               "field %zu is '%s' %.64s[%zu] at offset %zu, not '%s' %.64s[%zu] at offset %zu", i,
                x->name, tx, x->count, x->offset, y->name, ty, y->count, y->offset);
       return;
     }
@@ -619,7 +619,7 @@ static int compare_field(const edgert_struct_t *s, const edgert_struct_field_t *
     if (edgert_abi_type_name(&f->type, tn, sizeof tn) != 0)
       snprintf(tn, sizeof tn, "?");
     snprintf(r->why, sizeof r->why,
-             "field '%s' has %zu-byte items of another kind in the buffer; struct %s has %s",
+             "field '%s' has %zu-byte items of another kind in the buffer; struct %s has %.64s",
              f->name, it->nested ? (size_t)0 : it->size, s->name, tn);
     return -1;
   }

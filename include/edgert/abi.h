@@ -40,8 +40,12 @@ extern "C" {
 #define EDGERT_MAX_NAME 255
 /* The most POINTER levels of one type ("LP_" prefixes). */
 #define EDGERT_MAX_POINTER_DEPTH 8
-/* A buffer this size holds any canonical type name, NUL included. */
-#define EDGERT_ABI_TYPE_NAME_MAX 64
+/* The most arguments of a callback signature (CFUNCTYPE). */
+#define EDGERT_MAX_CALLBACK_ARGS 16
+/* A buffer this size holds any canonical type name, NUL included: the
+ * longest is a CFUNCTYPE with EDGERT_MAX_CALLBACK_ARGS pointer arguments of
+ * EDGERT_MAX_POINTER_DEPTH levels (edgert/callback.h). */
+#define EDGERT_ABI_TYPE_NAME_MAX 704
 
 /* C types, as ctypes names them. Aliases (c_size_t is c_ulong on LP64,
  * c_int32 is c_int, ...) map onto these codes when parsed. */
@@ -71,23 +75,30 @@ typedef enum edgert_ctype_e {
   EDGERT_CT_POINTER,    /* POINTER(pointee): a buffer whose items are pointee */
   EDGERT_CT_STRUCT,     /* "struct NAME": a struct by value; `layout` says
                            which (edgert/struct.h) */
+  EDGERT_CT_FUNCPTR,    /* CFUNCTYPE(restype, argtypes...): a C function
+                           pointer of signature `sig` (edgert/callback.h) */
   EDGERT_CT__COUNT
 } edgert_ctype_t;
 
 struct edgert_struct_s;
+struct edgert_fnsig_s;
 
 /* One argument or return type. For EDGERT_CT_POINTER, `pointee` is the item
- * type (never VOID or POINTER) and `depth` counts the POINTER levels (1 for
- * POINTER(c_float) "LP_c_float", 2 for "LP_LP_c_float", at most
+ * type (never VOID, POINTER or FUNCPTR) and `depth` counts the POINTER levels
+ * (1 for POINTER(c_float) "LP_c_float", 2 for "LP_LP_c_float", at most
  * EDGERT_MAX_POINTER_DEPTH); both are 0 otherwise. `layout` is the struct
  * when the type (code EDGERT_CT_STRUCT) or its pointee is a struct, NULL
  * otherwise; layouts are defined once and live as long as the process
- * (edgert/struct.h), so a type stays plain data. */
+ * (edgert/struct.h), so a type stays plain data. For EDGERT_CT_FUNCPTR,
+ * `sig` is the callback signature: interned by edgert_abi_type_parse (one
+ * immortal copy per distinct signature, so two types are the same signature
+ * exactly when their `sig` pointers are equal); NULL for every other code. */
 typedef struct edgert_abi_type_s {
   edgert_ctype_t code;
   edgert_ctype_t pointee;
   unsigned char depth;
   const struct edgert_struct_s *layout;
+  const struct edgert_fnsig_s *sig;
 } edgert_abi_type_t;
 
 /* A contract. Plain data: copy it freely; it owns no memory (the struct
@@ -103,8 +114,13 @@ typedef struct edgert_contract_s {
 /*
  * Parses a ctypes type name as ABIContract.to_dict writes it, or any ctypes
  * alias of it: "c_double", "c_size_t", "c_ulong", "c_int32", "LP_c_float",
- * "LP_LP_c_char", "LP_c_ulong". "None" (the void return) only when
- * `allow_void`. Returns 0 with *out set, or (with *out unchanged):
+ * "LP_LP_c_char", "LP_c_ulong", and callback types
+ * "CFUNCTYPE(c_int, LP_c_int, LP_c_int)" (edgert/callback.h: the first item
+ * is the return type, "None" for void). "None" (the void return) only when
+ * `allow_void`. A CFUNCTYPE is interned on first parse (thread-safe, no
+ * lock); EDGERT_ELIMIT past EDGERT_MAX_FNSIGS distinct ones, EDGERT_ENOMEM
+ * if its copy cannot be allocated. Returns 0 with *out set, or (with *out
+ * unchanged):
  *   EDGERT_EINVAL        unknown name (the message quotes it), NULL name or
  *                        out, "None" where not allowed, "LP_None";
  *                        "struct NAME" when no struct NAME is defined

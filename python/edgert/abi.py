@@ -24,7 +24,10 @@ from typing import Any, List, Optional, Tuple, Type
 from . import _edgert
 from .errors import ManifestError
 
-__all__ = ["ABIContract"]
+__all__ = ["ABIContract", "Callback", "CallbackPointer", "callback"]
+
+Callback = _edgert.Callback
+CallbackPointer = _edgert.CallbackPointer
 
 # Every name libedgert accepts (without "LP_") -> its canonical name.
 _ALIASES: dict = _edgert.abi_type_names()
@@ -57,6 +60,8 @@ def _type_name(t: Any, field: str, *, is_return: bool) -> str:
         raise TypeError(
             f"{field}: expected a ctypes type such as ctypes.c_double or "
             f"ctypes.POINTER(ctypes.c_float), got {t!r} ({type(t).__name__})")
+    if issubclass(t, ctypes._CFuncPtr):
+        return _funcptr_name(t, field)
     depth = 0
     base: Any = t
     while isinstance(base, type) and issubclass(base, ctypes._Pointer):
@@ -66,7 +71,9 @@ def _type_name(t: Any, field: str, *, is_return: bool) -> str:
         raise TypeError(f"{field}: {t.__name__} is an incomplete POINTER type")
     name = _CLASS_NAMES.get(base)
     if name is None:
-        if issubclass(base, ctypes.Structure):
+        if issubclass(base, ctypes._CFuncPtr):
+            name = _funcptr_name(base, field)
+        elif issubclass(base, ctypes.Structure):
             from .structs import struct_name
             name = struct_name(base, field)
         elif issubclass(base, ctypes.Union):
@@ -84,10 +91,27 @@ def _type_name(t: Any, field: str, *, is_return: bool) -> str:
     return "LP_" * depth + name
 
 
+def _funcptr_name(t: Any, field: str) -> str:
+    """The canonical name of a ctypes.CFUNCTYPE type:
+    "CFUNCTYPE(c_int, LP_c_int, LP_c_int)" (the return type first)."""
+    if getattr(t, "_flags_", None) != ctypes._FUNCFLAG_CDECL:  # type: ignore[attr-defined]
+        raise TypeError(
+            f"{field}: {t.__name__} is not a plain ctypes.CFUNCTYPE type: only cdecl "
+            f"callbacks without use_errno or use_last_error are supported")
+    items = [_type_name(t._restype_, f"{field} (callback return type)", is_return=True)]
+    items += [_type_name(a, f"{field} (callback argument {i + 1})", is_return=False)
+              for i, a in enumerate(t._argtypes_ or ())]
+    return "CFUNCTYPE(" + ", ".join(items) + ")"
+
+
 def _class_for(canonical: str) -> Optional[Type[Any]]:
-    """The ctypes type for a canonical name ("LP_c_float" -> POINTER(c_float))."""
+    """The ctypes type for a canonical name ("LP_c_float" -> POINTER(c_float),
+    "CFUNCTYPE(c_int, c_int)" -> CFUNCTYPE(c_int, c_int))."""
     if canonical == "None":
         return None
+    if canonical.startswith("CFUNCTYPE("):
+        items = [_class_for(x.strip()) for x in canonical[len("CFUNCTYPE("):-1].split(",")]
+        return ctypes.CFUNCTYPE(items[0], *items[1:])
     depth = 0
     while canonical.startswith("LP_"):
         canonical = canonical[3:]
@@ -104,6 +128,8 @@ def _class_for(canonical: str) -> Optional[Type[Any]]:
 
 def _read_type(name: Any, field: str, *, is_return: bool) -> Optional[Type[Any]]:
     """A manifest's type name -> ctypes type, or ManifestError naming `field`."""
+    if isinstance(name, Mapping) and "callback" in name:
+        name = _callback_form(name, field)
     if not isinstance(name, str):
         raise ManifestError(f"{field}: expected a type name (str), got {type(name).__name__}")
     try:
@@ -115,6 +141,51 @@ def _read_type(name: Any, field: str, *, is_return: bool) -> Optional[Type[Any]]
         if isinstance(alt, type) and alt in _CLASS_NAMES:
             return alt
         raise ManifestError(f"{field}: {exc}") from None
+
+
+def _callback_form(d: Mapping[str, Any], field: str) -> str:
+    """The manifest's structured callback form, ``{"callback": {"restype":
+    "c_int", "argtypes": ["LP_c_int", "LP_c_int"]}}``, as its type name
+    "CFUNCTYPE(c_int, LP_c_int, LP_c_int)" (the C reader, src/manifest.c,
+    reads it the same way)."""
+    if set(d) != {"callback"}:
+        raise ManifestError(f"{field}: a callback type is {{\"callback\": {{...}}}} alone, "
+                            f"got keys {sorted(d)}")
+    cb = d["callback"]
+    if not isinstance(cb, Mapping):
+        raise ManifestError(f"{field}.callback: expected an object, got {type(cb).__name__}")
+    for key in cb:
+        if key not in ("restype", "argtypes"):
+            raise ManifestError(f"{field}.callback: unknown key {key!r} (keys: restype, argtypes)")
+    ret = cb.get("restype")
+    if ret is None:
+        ret = "None"
+    if not isinstance(ret, str):
+        raise ManifestError(f"{field}.callback.restype: expected a type name (str) or null, "
+                            f"got {type(ret).__name__}")
+    args = cb.get("argtypes", [])
+    if not isinstance(args, (list, tuple)):
+        raise ManifestError(f"{field}.callback.argtypes: expected an array, got "
+                            f"{type(args).__name__}")
+    for i, a in enumerate(args):
+        if not isinstance(a, str):
+            raise ManifestError(f"{field}.callback.argtypes[{i}]: expected a type name (str), "
+                                f"got {type(a).__name__} (nested callbacks are not supported)")
+    return "CFUNCTYPE(" + ", ".join([ret, *args]) + ")"
+
+
+def callback(ftype: Any, fn: Any) -> "Callback":
+    """A keep handle: `fn` as a C function pointer of CFUNCTYPE type `ftype`
+    that outlives the call it is passed to (a C library may store it and call
+    it later). The closure lives until ``release()`` (or the end of a
+    ``with`` block) or until the handle is garbage collected; C must not call
+    it after that. Exceptions its calls raise go to ``sys.unraisablehook``
+    and the callback returns 0 to C. Pass the handle itself where the
+    contract has that CFUNCTYPE; ``.address`` is its pointer as an int."""
+    name = _type_name(ftype, "callback type", is_return=False)
+    if not name.startswith("CFUNCTYPE("):
+        raise TypeError(f"callback type: expected a ctypes.CFUNCTYPE type, got {name}")
+    return _edgert._make_callback(name, fn, ftype)
 
 
 @dataclasses.dataclass

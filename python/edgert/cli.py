@@ -296,7 +296,7 @@ def _contract_from_args(a: argparse.Namespace) -> Dict[str, Any]:
             raise _Fail(f"--decl {a.decl!r}: {exc}")
     if a.func is None:
         raise _Fail("manifest add: give --func NAME (with --args and --ret) or --decl")
-    names = [t.strip() for t in a.args.split(",")] if a.args else []
+    names = _split_types(a.args) if a.args else []
     d = {"function_name": a.func, "arg_types": names, "return_type": a.ret}
     try:
         return ABIContract.from_manifest(d).to_dict()
@@ -531,6 +531,21 @@ _INT_TYPES = {"c_byte", "c_ubyte", "c_short", "c_ushort", "c_int", "c_uint", "c_
 _FLOAT_TYPES = {"c_float", "c_double", "c_longdouble"}
 
 
+def _split_types(text: str) -> List[str]:
+    """--args "T1,T2": type names split at the commas outside parentheses, so
+    a callback type "CFUNCTYPE(c_int, c_int)" stays one name."""
+    names, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "," and depth == 0:
+            names.append(cur.strip())
+            cur = ""
+            continue
+        depth += (ch == "(") - (ch == ")")
+        cur += ch
+    names.append(cur.strip())
+    return names
+
+
 def _convert(text: str, ctype: Any, i: int) -> Any:
     """A command-line word -> the Python value the contract's type takes;
     a POINTER(number) takes comma-separated numbers (a ctypes array, printed after)."""
@@ -553,7 +568,8 @@ def _convert(text: str, ctype: Any, i: int) -> Any:
             raise ValueError("expected true or false")
         if ctype is ctypes.c_char_p:
             return None if text == "NULL" else os.fsencode(text)
-        if ctype is ctypes.c_void_p:
+        if ctype is ctypes.c_void_p or issubclass(ctype, ctypes._CFuncPtr):  # type: ignore[attr-defined]
+            # a CFUNCTYPE argument from the command line: an address or NULL
             return None if text in ("NULL", "0") else int(text, 0)
         if ctype in (ctypes.c_char,):
             return os.fsencode(text)
@@ -607,7 +623,7 @@ def cmd_call(a: argparse.Namespace, out: _Out) -> int:
         if contract.function_name != a.func:
             raise _Fail(f"--decl declares {contract.function_name!r}, not {a.func!r}")
     else:
-        names = [t.strip() for t in a.args.split(",")] if a.args else []
+        names = _split_types(a.args) if a.args else []
         try:
             contract = ABIContract.from_manifest(
                 {"function_name": a.func, "arg_types": names, "return_type": a.ret})

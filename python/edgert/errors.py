@@ -2,6 +2,7 @@
 built-in exception fits too (ValueError, LookupError, RuntimeError) they
 derive from it as well, so existing handlers keep working."""
 from ._edgert import (
+    CallbackError,
     CompiledModeFailure,
     EdgertError,
     FallbackMismatchError,
@@ -35,4 +36,5 @@ __all__ = [
     "ManifestExpiredError",
     "RollbackError",
     "StateFileError",
+    "CallbackError",
 ]

@@ -32,6 +32,8 @@ void conv_hold_release(conv_hold_t *h) {
       PyBuffer_Release(&h->views[i]);
     else if (h->held[i] == 2)
       PyMem_Free(h->heap[i]);
+    else if (h->held[i] == 3)
+      conv_cb_free(h->heap[i]);
   }
 }
 
@@ -255,7 +257,7 @@ static int format_kind(const char *f, Py_ssize_t itemsize) {
 static int buffer_matches(const edgert_abi_type_t *t, int kind, Py_ssize_t itemsize) {
   if (t->depth >= 2)
     return kind == K_PTR && itemsize == (Py_ssize_t)sizeof(void *);
-  edgert_abi_type_t p = {t->pointee, EDGERT_CT_VOID, 0, t->layout};
+  edgert_abi_type_t p = {.code = t->pointee, .pointee = EDGERT_CT_VOID, .depth = 0, .layout = t->layout};
   int want = code_kind(t->pointee);
   Py_ssize_t size = (Py_ssize_t)edgert_abi_type_size(&p);
   if (itemsize != size)
@@ -789,6 +791,10 @@ const conv_row_t conv_table[EDGERT_CT__COUNT] = {
     /* results: func.c builds an instance of the struct's class */
     [EDGERT_CT_STRUCT] = {set_struct, get_address, "an instance of the struct's "
                           "ctypes.Structure class", R_EXACT, 1},
+    [EDGERT_CT_FUNCPTR] = {conv_cb_set, get_address,
+                           "a callable, a bound edgert function, an edgert.callback, an "
+                           "address (int) or None",
+                           "0..18446744073709551615 (an address)", 1},
 };
 
 /* ---- messages ------------------------------------------------------------------- */
@@ -808,7 +814,7 @@ void conv_raise(edgert_func_t *fn, const edgert_abi_type_t *args, unsigned nargs
   }
   const edgert_abi_type_t *t = &args[e->index];
   const conv_row_t *row = &conv_table[t->code];
-  char tname[64];
+  char tname[EDGERT_ABI_TYPE_NAME_MAX];
   if (edgert_abi_type_name(t, tname, sizeof tname) != 0)
     snprintf(tname, sizeof tname, "?");
   switch (e->kind) {
@@ -824,7 +830,7 @@ void conv_raise(edgert_func_t *fn, const edgert_abi_type_t *args, unsigned nargs
     return;
   }
   case CV_FORMAT: {
-    edgert_abi_type_t p = {t->pointee, EDGERT_CT_VOID, 0, t->layout};
+    edgert_abi_type_t p = {.code = t->pointee, .pointee = EDGERT_CT_VOID, .depth = 0, .layout = t->layout};
     char pname[64];
     if (t->depth >= 2 || edgert_abi_type_name(&p, pname, sizeof pname) != 0)
       snprintf(pname, sizeof pname, "pointers");

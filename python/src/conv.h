@@ -52,7 +52,7 @@ typedef struct {
 typedef struct {
   Py_buffer views[EDGERT_MAX_ARGS];
   void *heap[EDGERT_MAX_ARGS];
-  unsigned char held[EDGERT_MAX_ARGS]; /* 1 view, 2 heap copy */
+  unsigned char held[EDGERT_MAX_ARGS]; /* 1 view, 2 heap copy, 3 callback (callback.c) */
   unsigned used;
   size_t top; /* bytes of `small` in use */
   _Alignas(max_align_t) unsigned char small[CV_SMALL];
@@ -135,5 +135,21 @@ int edgert_py_struct_arg(const edgert_struct_t *s, PyObject *o, Py_buffer *view)
  * with e->fmt, e->itemsize and e->why set. */
 int edgert_py_struct_buffer(const edgert_struct_t *s, PyObject *o, Py_buffer *view,
                             conv_err_t *e);
+/* ---- callback.c: the FUNCPTR row (CFUNCTYPE arguments) ---------------- */
+
+/* The setter: None, a bound function, a keep handle, an address or a
+ * callable (a closure for this call, recorded in `h` as held kind 3). */
+int conv_cb_set(const edgert_abi_type_t *t, PyObject *o, unsigned i, edgert_value_t *v,
+                conv_hold_t *h, conv_err_t *e);
+/* Frees a held kind 3 context (conv_hold_release calls it). */
+void conv_cb_free(void *ctx);
+/* After the call, before conv_hold_release: the first exception a per-call
+ * callback kept (new reference, *index its argument, *after the invocations
+ * that followed it), or NULL. */
+PyObject *conv_cb_take(conv_hold_t *h, unsigned *index, size_t *after);
+/* Raises CallbackError from `exc` (stolen), or, when the call itself failed
+ * with `rc`, that error with `exc` as its context. Returns NULL. */
+PyObject *conv_cb_raise(edgert_func_t *fn, unsigned index, size_t after, PyObject *exc,
+                        int rc);
 
 #endif /* EDGERT_PY_CONV_H */

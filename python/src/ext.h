@@ -90,6 +90,7 @@ int edgert_py_containers_init(PyObject *m);
 int edgert_py_nexus_init(PyObject *m);
 int edgert_py_sign_init(PyObject *m);
 int edgert_py_struct_init(PyObject *m);
+int edgert_py_callback_init(PyObject *m);
 /* manifest.c: a parsed manifest's modules as parse_manifest returns them
  * (a new list of dicts), or NULL with an exception. */
 PyObject *edgert_py_manifest_to_list(const edgert_manifest_t *m);
@@ -135,6 +136,7 @@ extern PyObject *EdgertPy_UnknownKeyError;       /* UnknownKeyError(SignatureErr
 extern PyObject *EdgertPy_ManifestExpiredError;  /* ManifestExpiredError(SignatureError) */
 extern PyObject *EdgertPy_RollbackError;         /* RollbackError(SignatureError) */
 extern PyObject *EdgertPy_StateFileError;        /* StateFileError(EdgertError, OSError) */
+extern PyObject *EdgertPy_CallbackError;         /* CallbackError(EdgertError, RuntimeError): callback.c */
 
 /*
  * The builders of the two fallback exceptions, so that each class has the
@@ -208,6 +210,11 @@ int edgert_py_is_bound(PyObject *o);
 /* The core function behind a bound callable (borrowed; valid while `o`
  * lives), or NULL (no exception) if `o` is not one. */
 edgert_func_t *edgert_py_bound_func(PyObject *o);
+/* The C address of bound callable `o` (edgert_py_is_bound) to pass where a
+ * function pointer of signature `sig` is expected, or NULL with TypeError
+ * naming the first difference (ModuleUnloadedError if unloaded). A match
+ * is remembered per bound callable, so a repeated check is one compare. */
+void *edgert_py_bound_fnptr(PyObject *o, const edgert_fnsig_t *sig);
 /*
  * Calls a bound callable exactly as calling it does (conversion, GIL release
  * per contract, errors), except: when `missed` is non-NULL and the argument

@@ -25,6 +25,7 @@
 
 #include "conv.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 /* ---- _Module: one core handle ---------------------------------------------- */
@@ -70,6 +71,10 @@ typedef struct {
   unsigned nargs;
   int release_gil;
   int cleanup; /* some argument needs a conv_hold_t (buffer, string copy) */
+  int callbacks; /* some argument is a CFUNCTYPE (callback.c) */
+  /* The callback signature this function was last found to match
+   * (edgert_py_bound_fnptr): signatures are interned, so one compare. */
+  _Atomic(const edgert_fnsig_t *) fnsig_ok;
   int fast;    /* GIL kept, <= FAST_MAX arguments, each a double or a 64-bit int */
   unsigned char fastcode[EDGERT_MAX_ARGS];
   PyTypeObject *stype[EDGERT_MAX_ARGS]; /* FC_STRUCT: the one class the lane takes
@@ -212,7 +217,16 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
         goto refused;
       }
     rc = call_converted(b, h, v, retp);
-    conv_hold_release(&hold);
+    if (EDGERT__UNLIKELY(b->callbacks)) {
+      unsigned at = 0;
+      size_t after = 0;
+      PyObject *exc = conv_cb_take(&hold, &at, &after);
+      conv_hold_release(&hold);
+      if (exc != NULL)
+        return conv_cb_raise(b->fn, at, after, exc, rc);
+    } else {
+      conv_hold_release(&hold);
+    }
   }
   if (EDGERT__UNLIKELY(rc != 0)) {
     PyMem_Free(heap);
@@ -367,6 +381,30 @@ edgert_func_t *edgert_py_bound_func(PyObject *o) {
   return edgert_py_is_bound(o) ? ((BoundObject *)PyCFunction_GET_SELF(o))->fn : NULL;
 }
 
+void *edgert_py_bound_fnptr(PyObject *o, const edgert_fnsig_t *sig) {
+  BoundObject *b = (BoundObject *)PyCFunction_GET_SELF(o);
+  if (EDGERT__UNLIKELY(EDGERT_PY_LOAD(b->mod->unloaded))) {
+    raise_unloaded(b);
+    return NULL;
+  }
+  if (EDGERT__LIKELY(atomic_load_explicit(&b->fnsig_ok, memory_order_relaxed) == sig))
+    return edgert_func_address(b->fn);
+  if (edgert_fnsig_check_contract(sig, edgert_func_contract(b->fn)) != 0) {
+    char want[EDGERT_ABI_TYPE_NAME_MAX];
+    edgert_abi_type_t t = {.code = EDGERT_CT_FUNCPTR, .pointee = EDGERT_CT_VOID, .depth = 0, .sig = sig};
+    char why[800];
+    snprintf(why, sizeof why, "%s", edgert_last_error());
+    if (edgert_abi_type_name(&t, want, sizeof want) != 0)
+      snprintf(want, sizeof want, "CFUNCTYPE");
+    PyErr_Format(PyExc_TypeError,
+                 "the bound function %s does not match the callback type %s: %s",
+                 edgert_func_name(b->fn), want, why);
+    return NULL;
+  }
+  atomic_store_explicit(&b->fnsig_ok, sig, memory_order_relaxed);
+  return edgert_func_address(b->fn);
+}
+
 PyObject *edgert_py_bound_call(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
                                int *missed) {
   /* `bound` satisfies edgert_py_is_bound (the callers check it once: the
@@ -444,10 +482,14 @@ PyObject *edgert_py_make_bound(edgert_py_mod_t *h, edgert_func_t *fn) {
   b->release_gil = c->release_gil != 0;
   b->ret = c->ret;
   b->cleanup = 0;
+  b->callbacks = 0;
+  atomic_init(&b->fnsig_ok, NULL);
   for (unsigned i = 0; i < c->nargs; i++) {
     b->args[i] = c->args[i];
     if (conv_table[c->args[i].code].held)
       b->cleanup = 1;
+    if (c->args[i].code == EDGERT_CT_FUNCPTR)
+      b->callbacks = 1;
   }
   b->fast = !b->release_gil && c->nargs <= FAST_MAX && edgert_func_is_fast(fn);
   for (unsigned i = 0; i < c->nargs; i++) {

@@ -383,7 +383,7 @@ static void required_keys_and_json_types(void **state) {
                  "a string");
   expect_refused(ONE("{'function_name': 'f', 'arg_types': ['c_int', 1]}"),
                  "modules[0].contracts[0].arg_types[1]: expected a type name "
-                 "(string), got a number");
+                 "(string) or a {\"callback\": ...} object, got a number");
   expect_refused(ONE("{'function_name': 'f', 'arg_types': [], 'return_type': 5}"),
                  "modules[0].contracts[0].return_type: expected a type name "
                  "(string) or null, got a number");

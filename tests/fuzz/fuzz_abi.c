@@ -3,7 +3,8 @@
  *
  * Input: one mode byte, then fields separated by '\n'.
  *   mode % 3 == 0  every field is a type name for edgert_abi_type_parse
- *                  (bit 2 of the mode byte: allow_void);
+ *                  (bit 2 of the mode byte: allow_void), callback types
+ *                  "CFUNCTYPE(...)" included;
  *   mode % 3 == 1  a contract: function_name, return_type, calling
  *                  convention, then the argument type names (bit 2: return
  *                  type NULL, bit 3: calling convention NULL);
@@ -18,8 +19,7 @@
 
 #include "edgert.h"
 
-static const edgert_abi_type_t sentinel_type = {(edgert_ctype_t)77,
-                                                (edgert_ctype_t)88, 99, NULL};
+static const edgert_abi_type_t sentinel_type = {.code = (edgert_ctype_t)77, .pointee = (edgert_ctype_t)88, .depth = 99};
 
 /* On LP64 ctypes' c_longlong is c_long: the LONGLONG codes (for contracts
  * built by hand in C) are written "c_longlong", which parses to LONG. */
@@ -43,6 +43,8 @@ static void check_type_name_roundtrip(const edgert_abi_type_t *t) {
   FUZZ_CHECK(edgert_abi_type_parse(name, 1, &back) == 0);
   FUZZ_CHECK(same_class(back.code, t->code) &&
              same_class(back.pointee, t->pointee) && back.depth == t->depth);
+  /* callback signatures are interned: the same signature, the same object */
+  FUZZ_CHECK(back.sig == t->sig);
   size_t sz = edgert_abi_type_size(t);
   FUZZ_CHECK(t->code == EDGERT_CT_VOID ? sz == 0 : (sz >= 1 && sz <= 16));
 }
@@ -62,6 +64,15 @@ static void fuzz_type_names(fuzz_in_t *in, int allow_void) {
                    t.pointee != EDGERT_CT_POINTER);
       else
         FUZZ_CHECK(t.depth == 0);
+      if (t.code == EDGERT_CT_FUNCPTR) {
+        FUZZ_CHECK(t.sig != NULL && t.sig->nargs <= EDGERT_MAX_CALLBACK_ARGS);
+        FUZZ_CHECK(t.sig->ret.code != EDGERT_CT_FUNCPTR);
+        for (unsigned k = 0; k < t.sig->nargs; k++)
+          FUZZ_CHECK(t.sig->args[k].code != EDGERT_CT_FUNCPTR &&
+                     t.sig->args[k].code != EDGERT_CT_VOID);
+      } else {
+        FUZZ_CHECK(t.sig == NULL);
+      }
       check_type_name_roundtrip(&t);
     } else {
       FUZZ_CHECK(rc == EDGERT_EINVAL || rc == EDGERT_EUNSUPPORTED ||
@@ -131,6 +142,7 @@ static void fuzz_raw_types(fuzz_in_t *in) {
     t.pointee = (edgert_ctype_t)(int8_t)fuzz_u8(in);
     t.depth = fuzz_u8(in);
     t.layout = NULL; /* a layout pointer is only ever one edgert handed out */
+    t.sig = NULL; /* raw bytes cannot name an interned signature */
     size_t size = fuzz_u8(in) % 80;
     char *buf = malloc(size ? size : 1);
     FUZZ_CHECK(buf != NULL);

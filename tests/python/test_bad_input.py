@@ -111,7 +111,8 @@ BAD_MANIFESTS = [
     ("stdcall", doc(mod(contracts=[contract(calling_convention="stdcall")])),
      "modules[0].contracts[0].calling_convention: 'stdcall' is not supported"),
     ("arg type a number", doc(mod(contracts=[contract(arg_types=[1])])),
-     "modules[0].contracts[0].arg_types[0]: expected a type name (string), got a number"),
+     "modules[0].contracts[0].arg_types[0]: expected a type name (string) or a "
+     "{\"callback\": ...} object, got a number"),
     ("None as an argument", doc(mod(contracts=[contract(arg_types=["None"])])),
      "modules[0].contracts[0].arg_types[0]: None (void) is only a return type, not an argument type"),
     ("release_gil a string", doc(mod(contracts=[contract(release_gil="yes")])),
