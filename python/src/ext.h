@@ -207,6 +207,10 @@ int edgert_py_is_bound(PyObject *o);
 /* The core function behind a bound callable (borrowed; valid while `o`
  * lives), or NULL (no exception) if `o` is not one. */
 edgert_func_t *edgert_py_bound_func(PyObject *o);
+/* Reloads the module of bound callable `o` when a call on its mapping
+ * crashed (edgert_py_mod_reload): 1 reloaded, 0 nothing to do (not a bound
+ * callable, or not quarantined), -1 with an exception. */
+int edgert_py_bound_reload_if_crashed(PyObject *o);
 /*
  * Calls a bound callable exactly as calling it does (conversion, GIL release
  * per contract, errors), except: when `missed` is non-NULL and the argument

@@ -716,7 +716,9 @@ static long long stats_nonzero_bytes(void) {
   X(t_copy_dst, edgert_type_copy(nt, NULL, &nk), EINV, "edgert_type_copy: dst is NULL")          \
   X(t_box, edgert_type_box(NULL, &nk, &nbox), EINV, "edgert_type_box: t is NULL")                \
   X(t_box_src, edgert_type_box(nt, NULL, &nbox), EINV, "edgert_type_box: src is NULL")           \
-  X(t_box_out, edgert_type_box(nt, &nk, NULL), EINV, "edgert_type_box: out is NULL")
+  X(t_box_out, edgert_type_box(nt, &nk, NULL), EINV, "edgert_type_box: out is NULL")            \
+  X(t_unregister, edgert_type_unregister(NULL), EINV, "edgert_type_unregister: name is NULL")    \
+  X(t_containers, (long long)edgert_type_containers(NULL), 0, "edgert_type_containers: t is NULL")
 
 #define NULL_CASE_THUNK(id, expr, want, fragment)                                                \
   static long long null_case_##id(void) { return (long long)(expr); }
