@@ -379,13 +379,17 @@ static inline __attribute__((always_inline)) int invoke(edgert_func_t *fn, edger
   long double scratch[2];
   if (ret == NULL)
     ret = scratch;
-  edgert__call_t call = {fn, (void *)(mp->bias + fn->off)};
+  void *addr = (void *)(mp->bias + fn->off);
   int rc;
-  if (EDGERT__LIKELY(fn->tramp != NULL && values != NULL)) {
-    rc = edgert__guarded_invoke(fn->tramp, fn->regcall ? (void *)&call : call.addr,
-                                (void **)(void *)values, ret, fn->contract.function_name,
-                                fn->module->path);
+  if (EDGERT__LIKELY(fn->tramp != NULL && !fn->regcall && values != NULL)) {
+    rc = edgert__guarded_invoke(fn->tramp, addr, (void **)(void *)values, ret,
+                                fn->contract.function_name, fn->module->path);
+  } else if (fn->tramp != NULL && values != NULL) {
+    edgert__call_t call = {fn, addr};
+    rc = edgert__guarded_invoke(fn->tramp, &call, (void **)(void *)values, ret,
+                                fn->contract.function_name, fn->module->path);
   } else {
+    edgert__call_t call = {fn, addr};
     void *av[EDGERT_MAX_ARGS];
     if (avalues == NULL) {
       for (unsigned i = 0; i < fn->nargs; i++)
@@ -422,16 +426,44 @@ int edgert_func_call_values(edgert_func_t *fn, edgert_value_t *values, void *ret
 }
 
 int edgert_func_call_serialized(edgert_func_t *fn, edgert_value_t *values, void *ret) {
-  if (EDGERT__UNLIKELY(fn == NULL || (values == NULL && fn->nargs > 0)))
-    return edgert__error(EDGERT_EINVAL, "edgert_func_call_serialized: NULL function or values");
+  if (EDGERT__UNLIKELY(fn == NULL || (values == NULL && fn->nargs > 0) || ret == NULL)) {
+    if (fn == NULL || (values == NULL && fn->nargs > 0))
+      return edgert__error(EDGERT_EINVAL, "edgert_func_call_serialized: NULL function or values");
+    long double scratch[2];
+    return edgert_func_call_serialized(fn, values, scratch);
+  }
   /* The lean path: no in-flight count (the caller's lock excludes unload
-   * and reload). */
+   * and reload, so the current mapping cannot change under the call). */
   edgert_module_t *m = fn->module;
   if (EDGERT__UNLIKELY(atomic_load_explicit(&m->state, memory_order_relaxed) != 0))
     return refuse_unloaded(fn);
-  edgert_value_t none[1];
-  return invoke(fn, atomic_load_explicit(&m->cur, memory_order_acquire), values ? values : none,
-                NULL, ret);
+  edgert__map_t *mp = atomic_load_explicit(&m->cur, memory_order_relaxed);
+  edgert__image_t *img = mp->image;
+  if (EDGERT__UNLIKELY(atomic_load_explicit(&img->quarantined, memory_order_relaxed)))
+    return refuse_quarantined(fn);
+  void *addr = (void *)(mp->bias + fn->off);
+  int rc;
+  if (EDGERT__LIKELY(fn->tramp != NULL && !fn->regcall)) {
+    rc = edgert__guarded_invoke(fn->tramp, addr, (void **)(void *)values, ret,
+                                fn->contract.function_name, m->path);
+  } else {
+    edgert__call_t call = {fn, addr};
+    if (fn->tramp != NULL) {
+      rc = edgert__guarded_invoke(fn->tramp, &call, (void **)(void *)values, ret,
+                                  fn->contract.function_name, m->path);
+    } else {
+      void *av[EDGERT_MAX_ARGS];
+      for (unsigned i = 0; i < fn->nargs; i++)
+        av[i] = &values[i];
+      rc = edgert__guarded_invoke(ffi_tramp, &call, av, ret, fn->contract.function_name,
+                                  m->path);
+    }
+  }
+  if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH) && !edgert_last_crash()->sent) {
+    atomic_store(&img->quarantined, 1);
+    atomic_store(&m->crashed_generation, mp->generation);
+  }
+  return rc;
 }
 
 /* Widens one exact-typed argument into its slot. */
