@@ -607,7 +607,7 @@ static PyGetSetDef loader_getset[] = {
     {"path", (getter)loader_get_path, NULL, "The loaded module's path, or None.", NULL},
     {"loaded", (getter)loader_get_loaded, NULL, "Whether a module is loaded.", NULL},
     {"quarantined", (getter)loader_get_quarantined, NULL,
-     "Whether the module crashed and is quarantined until loaded again.", NULL},
+     "Whether the module's mapping crashed and is quarantined until reload().", NULL},
     {"functions", (getter)loader_get_functions, NULL, "Names of the bound functions.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

@@ -990,7 +990,9 @@ static PyMethodDef kernel_methods[] = {
      "the number of the one now current. ValueError when the history does "
      "not hold steps + 1 versions."},
     {"reset", (PyCFunction)kernel_reset, METH_NOARGS,
-     "reset()\n\nLift a quarantine and forget consecutive failures."},
+     "reset()\n\nLift a quarantine and forget consecutive failures. A bound compiled side "
+     "whose module crashed is reloaded first (ModuleLoader.reload), so the kernel is "
+     "active on a fresh copy."},
     {"stats", (PyCFunction)kernel_stats, METH_NOARGS,
      "stats() -> dict\n\nThe counters (calls, compiled, guard_misses, "
      "fallbacks, failures, mismatches, validations), version, state "
