@@ -353,9 +353,19 @@ int edgert_dict_new(const edgert_type_t *key_type, const edgert_type_t *value_ty
                     edgert_dict_t **out) {
   if (key_type == NULL || value_type == NULL || out == NULL)
     return edgert__error(EDGERT_EINVAL, "edgert_dict_new: types and out must not be NULL");
+  int rc = edgert__type_acquire(key_type, "edgert_dict_new");
+  if (rc < 0)
+    return rc;
+  if ((rc = edgert__type_acquire(value_type, "edgert_dict_new")) < 0) {
+    edgert__type_release(key_type);
+    return rc;
+  }
   edgert_dict_t *d = edgert__calloc(1, sizeof *d);
-  if (d == NULL)
+  if (d == NULL) {
+    edgert__type_release(key_type);
+    edgert__type_release(value_type);
     return edgert__error(EDGERT_ENOMEM, "dict: out of memory");
+  }
   d->kt = key_type;
   d->vt = value_type;
   d->kkind = edgert_type_kind(key_type);
@@ -402,6 +412,8 @@ void edgert_dict_free(edgert_dict_t *d) {
   if (d == NULL)
     return;
   release_storage(d);
+  edgert__type_release(d->kt);
+  edgert__type_release(d->vt);
   edgert__free(d);
 }
 

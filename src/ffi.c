@@ -108,10 +108,10 @@ static ffi_type *ffi_type_for(const edgert_contract_t *c, const edgert_abi_type_
   return edgert__struct_ffi_type(t->layout);
 }
 
-/* `fn` is the edgert_func_t here, not the code address. */
+/* `fn` is an edgert__call_t here, not the code address. */
 static void ffi_tramp(void *fn, void **avalues, void *ret) {
-  edgert_func_t *f = fn;
-  ffi_call(&f->cif, FFI_FN(f->addr), ret, avalues);
+  const edgert__call_t *c = fn;
+  ffi_call((ffi_cif *)&c->fn->cif, FFI_FN(c->addr), ret, avalues);
 }
 
 /* ---- trampolines ---------------------------------------------------------- */
@@ -257,7 +257,8 @@ static int ret_class(edgert_ctype_t code) {
 
 #define REGCALL(R)                                                             \
   static void rc_##R(void *fp, void **a, void *ret) {                          \
-    const edgert_func_t *f = fp;                                               \
+    const edgert__call_t *c = fp;                                              \
+    const edgert_func_t *f = c->fn;                                            \
     const edgert_value_t *v = (const edgert_value_t *)(void *)a;               \
     int64_t g[NGPR] = {0};                                                     \
     double x[8] = {0};                                                         \
@@ -268,7 +269,7 @@ static int ret_class(edgert_ctype_t code) {
       else                                                                     \
         g[s] = v[i].i;                                                         \
     }                                                                          \
-    ST_##R(((RT_##R(*)(GPR_TYPES, FPR_TYPES))f->addr)(GPR_ARGS(g), FPR_ARGS(x))); \
+    ST_##R(((RT_##R(*)(GPR_TYPES, FPR_TYPES))c->addr)(GPR_ARGS(g), FPR_ARGS(x))); \
   }
 REGCALL(V)
 REGCALL(I)
@@ -281,7 +282,8 @@ static const edgert__tramp_t regcalls[4] = {rc_V, rc_I, rc_D, rc_F};
  * consecutive registers from slot[i] (see struct_words). */
 #define REGCALL_S(R)                                                           \
   static void rcs_##R(void *fp, void **a, void *ret) {                         \
-    const edgert_func_t *f = fp;                                               \
+    const edgert__call_t *c = fp;                                              \
+    const edgert_func_t *f = c->fn;                                            \
     const edgert_value_t *v = (const edgert_value_t *)(void *)a;               \
     int64_t g[NGPR] = {0};                                                     \
     double x[8] = {0};                                                         \
@@ -295,7 +297,7 @@ static const edgert__tramp_t regcalls[4] = {rc_V, rc_I, rc_D, rc_F};
       else                                                                     \
         memcpy(&g[s], src, 8 * k);                                             \
     }                                                                          \
-    ST_##R(((RT_##R(*)(GPR_TYPES, FPR_TYPES))f->addr)(GPR_ARGS(g), FPR_ARGS(x))); \
+    ST_##R(((RT_##R(*)(GPR_TYPES, FPR_TYPES))c->addr)(GPR_ARGS(g), FPR_ARGS(x))); \
   }
 REGCALL_S(V)
 REGCALL_S(I)
@@ -511,10 +513,12 @@ static int refuse_quarantined(const edgert_func_t *fn) {
                        fn->contract.function_name, fn->module->path);
 }
 
-/* Runs the call with the module held (loaded, counted or serialized). */
-static inline __attribute__((always_inline)) int invoke(edgert_func_t *fn, edgert_value_t *values, void **avalues,
-                         void *ret) {
-  edgert__image_t *img = fn->module->image;
+/* Runs the call on mapping `mp` (held: counted, or serialized by the
+ * caller), at the function's address in that mapping. */
+static inline __attribute__((always_inline)) int invoke(edgert_func_t *fn, edgert__map_t *mp,
+                                                        edgert_value_t *values, void **avalues,
+                                                        void *ret) {
+  edgert__image_t *img = mp->image;
   if (EDGERT__UNLIKELY(atomic_load_explicit(&img->quarantined, memory_order_relaxed)))
     return refuse_quarantined(fn);
   long double scratch[2];
@@ -529,37 +533,42 @@ static inline __attribute__((always_inline)) int invoke(edgert_func_t *fn, edger
                              fn->contract.function_name);
     }
   }
+  void *addr = (void *)(mp->bias + fn->off);
   int rc;
-  if (EDGERT__LIKELY(fn->tramp != NULL && values != NULL)) {
-    rc = edgert__guarded_invoke(fn->tramp, fn->regcall ? (void *)fn : fn->addr,
-                                (void **)(void *)values, ret, fn->contract.function_name,
-                                fn->module->path);
+  if (EDGERT__LIKELY(fn->tramp != NULL && !fn->regcall && values != NULL)) {
+    rc = edgert__guarded_invoke(fn->tramp, addr, (void **)(void *)values, ret,
+                                fn->contract.function_name, fn->module->path);
+  } else if (fn->tramp != NULL && values != NULL) {
+    edgert__call_t call = {fn, addr};
+    rc = edgert__guarded_invoke(fn->tramp, &call, (void **)(void *)values, ret,
+                                fn->contract.function_name, fn->module->path);
   } else {
+    edgert__call_t call = {fn, addr};
     void *av[EDGERT_MAX_ARGS];
     if (avalues == NULL) {
       to_avalues(fn, values, av);
       avalues = av;
     }
-    rc = edgert__guarded_invoke(ffi_tramp, fn, avalues, ret, fn->contract.function_name,
+    rc = edgert__guarded_invoke(ffi_tramp, &call, avalues, ret, fn->contract.function_name,
                                 fn->module->path);
   }
   edgert__free(heap);
-  if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH) && !edgert_last_crash()->sent)
+  if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH) && !edgert_last_crash()->sent) {
+    /* The copy that crashed is quarantined, for every handle sharing it;
+     * a reload gives a handle a fresh one. */
     atomic_store(&img->quarantined, 1);
+    atomic_store(&fn->module->crashed_generation, mp->generation);
+  }
   return rc;
 }
 
 static inline int counted(edgert_func_t *fn, edgert_value_t *values, void **avalues,
                           void *ret) {
-  edgert_module_t *m = fn->module;
-  atomic_fetch_add(&m->active, 1);
-  int rc;
-  if (EDGERT__UNLIKELY(atomic_load(&m->state) != 0))
-    rc = refuse_unloaded(fn);
-  else
-    rc = invoke(fn, values, avalues, ret);
-  if (EDGERT__UNLIKELY(atomic_fetch_sub_explicit(&m->active, 1, memory_order_acq_rel) == 1))
-    edgert__module_last_out(m);
+  edgert__map_t *mp = edgert__map_hold(fn->module);
+  if (EDGERT__UNLIKELY(mp == NULL))
+    return refuse_unloaded(fn);
+  int rc = invoke(fn, mp, values, avalues, ret);
+  edgert__map_drop(mp);
   return rc;
 }
 
@@ -577,25 +586,36 @@ int edgert_func_call_serialized(edgert_func_t *fn, edgert_value_t *values, void 
     long double scratch[2];
     return edgert_func_call_serialized(fn, values, scratch);
   }
-  /* The lean path: no in-flight count (the caller's lock excludes unload). */
+  /* The lean path: no in-flight count (the caller's lock excludes unload
+   * and reload, so the current mapping cannot change under the call). */
   edgert_module_t *m = fn->module;
   if (EDGERT__UNLIKELY(atomic_load_explicit(&m->state, memory_order_relaxed) != 0))
     return refuse_unloaded(fn);
-  edgert__image_t *img = m->image;
+  edgert__map_t *mp = atomic_load_explicit(&m->cur, memory_order_relaxed);
+  edgert__image_t *img = mp->image;
   if (EDGERT__UNLIKELY(atomic_load_explicit(&img->quarantined, memory_order_relaxed)))
     return refuse_quarantined(fn);
+  void *addr = (void *)(mp->bias + fn->off);
   int rc;
-  if (EDGERT__LIKELY(fn->tramp != NULL)) {
-    rc = edgert__guarded_invoke(fn->tramp, fn->regcall ? (void *)fn : fn->addr,
-                                (void **)(void *)values, ret, fn->contract.function_name,
-                                m->path);
+  if (EDGERT__LIKELY(fn->tramp != NULL && !fn->regcall)) {
+    rc = edgert__guarded_invoke(fn->tramp, addr, (void **)(void *)values, ret,
+                                fn->contract.function_name, m->path);
   } else {
-    void *av[EDGERT_MAX_ARGS];
-    to_avalues(fn, values, av);
-    rc = edgert__guarded_invoke(ffi_tramp, fn, av, ret, fn->contract.function_name, m->path);
+    edgert__call_t call = {fn, addr};
+    if (fn->tramp != NULL) {
+      rc = edgert__guarded_invoke(fn->tramp, &call, (void **)(void *)values, ret,
+                                  fn->contract.function_name, m->path);
+    } else {
+      void *av[EDGERT_MAX_ARGS];
+      to_avalues(fn, values, av);
+      rc = edgert__guarded_invoke(ffi_tramp, &call, av, ret, fn->contract.function_name,
+                                  m->path);
+    }
   }
-  if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH) && !edgert_last_crash()->sent)
+  if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH) && !edgert_last_crash()->sent) {
     atomic_store(&img->quarantined, 1);
+    atomic_store(&m->crashed_generation, mp->generation);
+  }
   return rc;
 }
 

@@ -113,6 +113,23 @@ int edgert__guarded_invoke(edgert__tramp_t tramp, void *fn, void **args,
                            void *ret, const char *function,
                            const char *module);
 
+/* types.c: a container of type `t` is being made (`who` names the call for
+ * the message): 0, or EDGERT_ENOTFOUND when the type was unregistered.
+ * Built-in types: always 0. edgert__type_release gives it back (at free). */
+int edgert__type_acquire(const edgert_type_t *t, const char *who);
+void edgert__type_release(const edgert_type_t *t);
+
+/*
+ * loader.c: pins of the registry's mappings for custom types (types.c).
+ * edgert__image_pin: when `addr` lies in the code of a module mapped by the
+ * loader, takes one more reference on that mapping (it then stays mapped,
+ * whatever its handles do, until edgert__image_unpin) and returns 1 with
+ * the pin in *pin; else 0 with *pin NULL. Runs no foreign code.
+ * edgert__image_unpin releases it (NULL: nothing); may dlclose the mapping.
+ */
+int edgert__image_pin(const void *addr, void **pin);
+void edgert__image_unpin(void *pin);
+
 /* file.c: `s` in single quotes for a message (at most 200 bytes of it), in
  * `buf`; returns buf. */
 const char *edgert__quote_path(const char *s, char *buf, size_t size);

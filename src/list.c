@@ -34,9 +34,14 @@ struct edgert_list_s {
 int edgert_list_new(const edgert_type_t *item_type, size_t reserve, edgert_list_t **out) {
   if (item_type == NULL || out == NULL)
     return edgert__error(EDGERT_EINVAL, "edgert_list_new: type and out must not be NULL");
+  int rc0 = edgert__type_acquire(item_type, "edgert_list_new");
+  if (rc0 < 0)
+    return rc0;
   edgert_list_t *l = edgert__calloc(1, sizeof *l);
-  if (l == NULL)
+  if (l == NULL) {
+    edgert__type_release(item_type);
     return edgert__error(EDGERT_ENOMEM, "list: out of memory");
+  }
   l->type = item_type;
   l->kind = edgert_type_kind(item_type);
   l->var = l->kind == EDGERT_KIND_STR || l->kind == EDGERT_KIND_BYTES;
@@ -45,6 +50,7 @@ int edgert_list_new(const edgert_type_t *item_type, size_t reserve, edgert_list_
     int rc = edgert_list_reserve(l, reserve);
     if (rc < 0) {
       edgert__free(l);
+      edgert__type_release(item_type);
       return rc;
     }
   }
@@ -67,6 +73,7 @@ void edgert_list_free(edgert_list_t *l) {
     return;
   release_range(l, 0, l->v.len);
   edgert__free(l->v.data);
+  edgert__type_release(l->type);
   edgert__free(l);
 }
 

@@ -227,9 +227,34 @@ static void image_release(edgert__image_t *img) {
   edgert__free(img);
 }
 
-void edgert__module_last_out(edgert_module_t *m) {
-  if (!atomic_exchange(&m->closed, 1))
-    image_release(m->image);
+void edgert__map_last_out(edgert__map_t *mp) {
+  if (!atomic_exchange(&mp->closed, 1))
+    image_release(mp->image);
+}
+
+/* ---- pins: custom types whose callbacks live in a module ------------------ */
+
+/* The address `a` lies in one of img's executable ranges. */
+static int in_exec(const edgert__image_t *img, const void *a);
+
+int edgert__image_pin(const void *addr, void **pin) {
+  *pin = NULL;
+  if (addr == NULL)
+    return 0;
+  registry_enter();
+  for (edgert__image_t *img = registry; img != NULL; img = img->next)
+    if (in_exec(img, addr)) {
+      img->refs++;
+      *pin = img;
+      break;
+    }
+  registry_leave();
+  return *pin != NULL;
+}
+
+void edgert__image_unpin(void *pin) {
+  if (pin != NULL)
+    image_release(pin);
 }
 
 /* ---- hex ----------------------------------------------------------------- */
@@ -1272,6 +1297,7 @@ static int map_image(edgert__image_t *img, int fd, const char *path, const char 
   }
   img->handle = h;
   img->linkmap = lm;
+  img->bias = (uintptr_t)lm->l_addr;
   img->nexec = 0;
   for (int i = 0; i < s.n && img->nexec < 8; i++)
     if (s.exec[i]) {
@@ -1329,20 +1355,36 @@ static int bind_process_image(edgert__image_t *img, const struct stat *st, int f
 /* ---- load / unload -------------------------------------------------------- */
 
 /* The registry's image of these bytes in this binding mode, with one more
- * reference and its quarantine cleared (a new load trusts the bytes again),
- * or NULL. */
+ * reference, or NULL. A quarantined copy (a call on it crashed: its state
+ * may be corrupt) is never shared: a new load of the same bytes maps a
+ * fresh copy and leaves the crashed one's quarantine to its own handles
+ * (they get out of it with edgert_module_reload). The newest copy comes
+ * first in the list. */
 static edgert__image_t *find_and_ref(const unsigned char sha[32], int deep) {
   registry_enter();
   edgert__image_t *img = registry;
   while (img != NULL &&
-         (memcmp(img->sha, sha, 32) != 0 || (img->deepbind != deep && !img->shared)))
+         (memcmp(img->sha, sha, 32) != 0 || (img->deepbind != deep && !img->shared) ||
+          atomic_load(&img->quarantined)))
     img = img->next;
-  if (img != NULL) {
+  if (img != NULL)
     img->refs++;
-    atomic_store(&img->quarantined, 0);
-  }
   registry_leave();
   return img;
+}
+
+/* A new mapping record for `img` (whose reference it takes over). */
+static edgert__map_t *map_new(edgert__image_t *img, unsigned long generation) {
+  edgert__map_t *mp = edgert__calloc(1, sizeof *mp);
+  if (mp == NULL)
+    return NULL;
+  mp->image = img;
+  mp->bias = img->bias;
+  atomic_init(&mp->active, 1);
+  atomic_init(&mp->retired, 0);
+  atomic_init(&mp->closed, 0);
+  mp->generation = generation;
+  return mp;
 }
 
 #define KNOWN_FLAGS (EDGERT_LOAD_ALLOW_TMPFILE | EDGERT_LOAD_ISOLATE_SYMBOLS)
@@ -1388,10 +1430,12 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
     return rrc;
   edgert_module_t *m = edgert__calloc(1, sizeof *m);
   edgert__image_t *fresh = edgert__calloc(1, sizeof *fresh);
-  if (m == NULL || fresh == NULL) {
+  edgert__map_t *mp = edgert__calloc(1, sizeof *mp);
+  if (m == NULL || fresh == NULL || mp == NULL) {
     edgert__free(m);
     edgert__free(p);
     edgert__free(fresh);
+    edgert__free(mp);
     return edgert__error(EDGERT_ENOMEM, "loading %s: out of memory", path);
   }
   path = p;
@@ -1413,14 +1457,16 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
     edgert__free(m);
     edgert__free(p);
     edgert__free(fresh);
+    edgert__free(mp);
     errno = e;
     return rc;
   }
   to_hex(m->sha, m->sha_hex);
   m->path = p;
+  m->flags = flags;
+  m->max_size = limit;
   atomic_init(&m->state, 0);
-  atomic_init(&m->active, 1);
-  atomic_init(&m->closed, 0);
+  atomic_init(&m->crashed_generation, 0);
   pthread_mutex_init(&m->lock, NULL);
 
   /* Bytes already mapped (in the same binding mode) are shared; else they
@@ -1452,6 +1498,7 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
       edgert__free(m);
       edgert__free(p);
       edgert__free(fresh);
+      edgert__free(mp);
       return rc;
     }
     img = fresh;
@@ -1461,7 +1508,13 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
     img->refs = 1;
     atomic_init(&img->quarantined, 0);
   }
-  m->image = img;
+  mp->image = img;
+  mp->bias = img->bias;
+  atomic_init(&mp->active, 1);
+  atomic_init(&mp->retired, 0);
+  atomic_init(&mp->closed, 0);
+  mp->generation = 1;
+  atomic_init(&m->cur, mp);
   m->shared = img->shared;
   registry_enter();
   if (mapped_now) {
@@ -1485,14 +1538,157 @@ int edgert_module_load(const char *path, const char *expected_sha256_hex,
   return edgert_module_load_ex(path, expected_sha256_hex, NULL, out);
 }
 
+/* The bound functions of m sit at the same offsets in `img` (the same bytes,
+ * so always, unless an IFUNC resolver chose differently this time).
+ * Called with m->lock held. 0 or EDGERT_EINTEGRITY naming the function. */
+static int same_offsets(edgert_module_t *m, const edgert__image_t *img, const char *path) {
+  for (edgert_func_t *f = m->funcs; f != NULL; f = f->next) {
+    dlerror();
+    void *a = dlsym(img->handle, f->contract.function_name);
+    if (a == NULL || (uintptr_t)a - img->bias != f->off)
+      return edgert__error(EDGERT_EINTEGRITY,
+                           "reloading %s: '%s' resolves to another place in the fresh copy "
+                           "than in the first one; refused, the module keeps its mapping",
+                           path, f->contract.function_name);
+  }
+  return 0;
+}
+
+int edgert_module_reload(edgert_module_t *m, const char *path, unsigned long *generation) {
+  if (m == NULL)
+    return edgert__error(EDGERT_EINVAL, "edgert_module_reload: m must not be NULL");
+  if (path == NULL)
+    path = m->path;
+  if (path[0] == '\0')
+    return edgert__error(EDGERT_EINVAL, "edgert_module_reload: the path is empty");
+  if (atomic_load(&m->state) != 0)
+    return edgert__error(EDGERT_EUNLOADED, "cannot reload module %s: it is unloaded", m->path);
+  if (m->shared)
+    return edgert__error(EDGERT_EUNSUPPORTED,
+                         "cannot reload module %s: it is the process's own instance "
+                         "(shared_with_process), which is never copied",
+                         m->path);
+  int deep = (m->flags & EDGERT_LOAD_ISOLATE_SYMBOLS) != 0;
+  edgert__image_t *fresh = edgert__calloc(1, sizeof *fresh);
+  if (fresh == NULL)
+    return edgert__error(EDGERT_ENOMEM, "reloading %s: out of memory", path);
+  /* The same seal-then-hash path as a load, against the module's identity:
+   * a reload never changes what the handle's SHA-256 says it runs. */
+  int fd = -1;
+  size_t size = 0;
+  unsigned char sha[32];
+  struct stat src_st;
+  int rc = read_verified(path, m->max_size, m->flags, &fd, &size, sha, &src_st);
+  if (rc == 0 && CRYPTO_memcmp(sha, m->sha, 32) != 0) {
+    char got[65];
+    to_hex(sha, got);
+    rc = edgert__error(EDGERT_EINTEGRITY,
+                       "reloading %s: its SHA-256 is %s, but the module's identity is %s; "
+                       "none of its code ran, the module keeps its mapping",
+                       path, got, m->sha_hex);
+  }
+  if (rc != 0) {
+    int e = errno;
+    if (fd >= 0)
+      close(fd);
+    edgert__free(fresh);
+    errno = e;
+    return rc;
+  }
+  /* Always a fresh copy, never a shared one: the point of a reload is a
+   * mapping with state of its own (the old one may have crashed). */
+  load_enter();
+  rc = map_image(fresh, fd, path, m->sha_hex, deep);
+  if (rc != 0) {
+    load_leave();
+    close(fd);
+    edgert__free(fresh);
+    return rc;
+  }
+  memcpy(fresh->sha, m->sha, 32);
+  fresh->fd = fd;
+  fresh->deepbind = deep;
+  fresh->refs = 1;
+  atomic_init(&fresh->quarantined, 0);
+  registry_enter();
+  fresh->next = registry;
+  registry = fresh;
+  registry_leave();
+  load_leave();
+
+  pthread_mutex_lock(&m->lock);
+  edgert__map_t *old = atomic_load(&m->cur);
+  edgert__map_t *mp = NULL;
+  if (atomic_load(&m->state) != 0)
+    rc = edgert__error(EDGERT_EUNLOADED, "cannot reload module %s: it was unloaded meanwhile",
+                       m->path);
+  else if ((rc = same_offsets(m, fresh, path)) == 0 &&
+           (mp = map_new(fresh, old->generation + 1)) == NULL)
+    rc = edgert__error(EDGERT_ENOMEM, "reloading %s: out of memory", path);
+  if (rc != 0) {
+    pthread_mutex_unlock(&m->lock);
+    image_release(fresh);
+    return rc;
+  }
+  /* Publish the fresh mapping before retiring the old one: a call that
+   * finds the old one retired rereads `cur` and gets this one. Calls that
+   * counted themselves on the old one finish there; the last out of it
+   * releases it. */
+  mp->older = old;
+  atomic_store(&m->cur, mp);
+  atomic_store(&old->retired, 1);
+  unsigned long gen = mp->generation;
+  pthread_mutex_unlock(&m->lock);
+  edgert__map_drop(old);
+  if (generation != NULL)
+    *generation = gen;
+  return 0;
+}
+
+unsigned long edgert_module_generation(const edgert_module_t *m) {
+  EDGERT__RETURN_IF_NULL(m, 0);
+  return atomic_load(&((edgert_module_t *)m)->cur)->generation;
+}
+
+int edgert_module_stats(const edgert_module_t *m, edgert_module_stats_t *out) {
+  if (m == NULL || out == NULL)
+    return edgert__error(EDGERT_EINVAL, "edgert_module_stats: m and out must not be NULL");
+  edgert_module_t *mm = (edgert_module_t *)m;
+  memset(out, 0, sizeof *out);
+  pthread_mutex_lock(&mm->lock);
+  edgert__map_t *cur = atomic_load(&mm->cur);
+  out->generation = cur->generation;
+  for (edgert__map_t *mp = cur; mp != NULL; mp = mp->older) {
+    if (atomic_load(&mp->closed))
+      continue;
+    long a = atomic_load(&mp->active);
+    out->live_mappings++;
+    out->calls_in_flight += (size_t)(a > 0 ? a : 0) - (atomic_load(&mp->retired) ? 0 : 1);
+    if (mp != cur)
+      out->old_calls_in_flight += (size_t)(a > 0 ? a : 0);
+  }
+  pthread_mutex_unlock(&mm->lock);
+  out->crashed_generation = atomic_load(&mm->crashed_generation);
+  out->quarantined = edgert_module_quarantined(m);
+  out->unloaded = atomic_load(&mm->state) != 0;
+  return 0;
+}
+
 void edgert_module_unload(edgert_module_t *m) {
   if (m == NULL)
     return;
+  /* Under the handle's lock, so that a reload in progress either retires
+   * its fresh mapping itself or finds the handle unloaded. */
+  pthread_mutex_lock(&m->lock);
   int expected = 0;
-  if (!atomic_compare_exchange_strong(&m->state, &expected, 1))
+  if (!atomic_compare_exchange_strong(&m->state, &expected, 1)) {
+    pthread_mutex_unlock(&m->lock);
     return;
-  if (atomic_fetch_sub(&m->active, 1) == 1)
-    edgert__module_last_out(m);
+  }
+  edgert__map_t *mp = atomic_load(&m->cur);
+  atomic_store(&mp->retired, 1);
+  pthread_mutex_unlock(&m->lock);
+  edgert__map_drop(mp); /* outside the lock: dlclose runs destructors */
 }
 
 int edgert_module_unloaded(const edgert_module_t *m) {
@@ -1516,6 +1712,12 @@ void edgert_module_free(edgert_module_t *m) {
     edgert_func_t *next = f->next;
     edgert__free(f);
     f = next;
+  }
+  edgert__map_t *mp = atomic_load(&m->cur);
+  while (mp != NULL) {
+    edgert__map_t *older = mp->older;
+    edgert__free(mp);
+    mp = older;
   }
   pthread_mutex_destroy(&m->lock);
   edgert__free(m->path);
@@ -1545,30 +1747,30 @@ int edgert_module_quarantined(const edgert_module_t *m) {
   if (m == NULL)
     return 0;
   edgert_module_t *mm = (edgert_module_t *)m;
-  /* Hold the image while looking at it: an unload may be releasing it. */
-  atomic_fetch_add(&mm->active, 1);
-  int q = atomic_load(&mm->state) == 0 && atomic_load(&mm->image->quarantined);
-  if (atomic_fetch_sub(&mm->active, 1) == 1)
-    edgert__module_last_out(mm);
+  /* Hold the mapping while looking at it: an unload may be releasing it. */
+  edgert__map_t *mp = edgert__map_hold(mm);
+  if (mp == NULL)
+    return 0;
+  int q = atomic_load(&mp->image->quarantined) != 0;
+  edgert__map_drop(mp);
   return q;
 }
 
 /* ---- symbols -------------------------------------------------------------- */
 
 /* Looks `name` up in the module's own object. want_func: STT_FUNC only. */
-static int lookup(edgert_module_t *m, const char *name, int want_func, void **out) {
+static int lookup(edgert_module_t *m, const char *name, int want_func, void **out,
+                  uintptr_t *bias) {
   if (m == NULL || name == NULL || out == NULL)
     return edgert__error(EDGERT_EINVAL, "symbol lookup: NULL argument");
   if (name[0] == '\0')
     return edgert__error(EDGERT_EINVAL, "symbol lookup: empty symbol name");
-  atomic_fetch_add(&m->active, 1);
+  edgert__map_t *mp = edgert__map_hold(m);
+  if (mp == NULL)
+    return edgert__error(EDGERT_EUNLOADED, "cannot look up '%s': module %s is unloaded",
+                         name, m->path);
   int rc = 0;
-  if (atomic_load(&m->state) != 0) {
-    rc = edgert__error(EDGERT_EUNLOADED, "cannot look up '%s': module %s is unloaded",
-                       name, m->path);
-    goto done;
-  }
-  edgert__image_t *img = m->image;
+  edgert__image_t *img = mp->image;
   dlerror();
   void *a = dlsym(img->handle, name);
   if (a == NULL) {
@@ -1609,14 +1811,15 @@ static int lookup(edgert_module_t *m, const char *name, int want_func, void **ou
     goto done;
   }
   *out = a;
+  if (bias != NULL)
+    *bias = img->bias;
 done:
-  if (atomic_fetch_sub(&m->active, 1) == 1)
-    edgert__module_last_out(m);
+  edgert__map_drop(mp);
   return rc;
 }
 
 int edgert_module_address_of(edgert_module_t *m, const char *name, void **out) {
-  return lookup(m, name, 0, out);
+  return lookup(m, name, 0, out, NULL);
 }
 
 int edgert_module_bind(edgert_module_t *m, const edgert_contract_t *c, edgert_func_t **out) {
@@ -1625,7 +1828,8 @@ int edgert_module_bind(edgert_module_t *m, const edgert_contract_t *c, edgert_fu
   if (c->nargs > EDGERT_MAX_ARGS || memchr(c->function_name, '\0', sizeof c->function_name) == NULL)
     return edgert__error(EDGERT_EINVAL, "edgert_module_bind: malformed contract");
   void *addr = NULL;
-  int rc = lookup(m, c->function_name, 1, &addr);
+  uintptr_t bias = 0;
+  int rc = lookup(m, c->function_name, 1, &addr, &bias);
   if (rc != 0)
     return rc;
   edgert_func_t *fn = edgert__calloc(1, sizeof *fn);
@@ -1633,6 +1837,7 @@ int edgert_module_bind(edgert_module_t *m, const edgert_contract_t *c, edgert_fu
     return edgert__error(EDGERT_ENOMEM, "binding '%s': out of memory", c->function_name);
   fn->module = m;
   fn->addr = addr;
+  fn->off = (uintptr_t)addr - bias;
   fn->contract = *c;
   fn->nargs = c->nargs;
   rc = edgert__func_prepare(fn);
@@ -1673,5 +1878,10 @@ const edgert_contract_t *edgert_func_contract(const edgert_func_t *fn) {
   return fn ? &fn->contract : NULL;
 }
 edgert_module_t *edgert_func_module(const edgert_func_t *fn) { return fn ? fn->module : NULL; }
-void *edgert_func_address(const edgert_func_t *fn) { return fn ? fn->addr : NULL; }
+void *edgert_func_address(const edgert_func_t *fn) {
+  if (fn == NULL)
+    return NULL;
+  /* In the current mapping (records outlive reloads: no count needed to read it). */
+  return (void *)(atomic_load(&fn->module->cur)->bias + fn->off);
+}
 int edgert_func_is_fast(const edgert_func_t *fn) { return fn != NULL && fn->tramp != NULL; }

@@ -3,12 +3,21 @@
  * src/ffi.c (binding and calls) share. Never installed.
  *
  * Lifetimes: an image is one dlopen'ed copy of one SHA-256, owned by the
- * registry and counted by the handles using it (`refs`, registry lock). A
- * handle (edgert_module_t) counts itself plus the calls in flight in
- * `active`: 1 while loaded, +1 per call; edgert_module_unload flips `state`
- * and drops the 1, and whoever brings `active` to 0 releases the image
- * (exactly once, through `closed`). So an image is never dlclose'd while a
- * call through any handle of it is running.
+ * registry and counted by the users of it (`refs`, registry lock): the
+ * handles' mappings and the custom types whose callbacks live in it
+ * (edgert__image_pin). A handle (edgert_module_t) reaches its image through
+ * its current mapping (edgert__map_t, `cur`), which counts itself plus the
+ * calls in flight on it in `active`: 1 while current, +1 per call. Unload
+ * and reload retire the current mapping (`retired`, then drop the 1);
+ * whoever brings `active` to 0 releases the image reference (exactly once,
+ * through `closed`). A call counts itself on the mapping it read from `cur`
+ * BEFORE checking `retired`, and backs off and rereads `cur` when it was
+ * retired: so an image is never dlclose'd while a call on it is running,
+ * and a call that starts after a reload runs on the fresh mapping. Mapping
+ * records stay allocated until edgert_module_free (a call may still be
+ * looking at an old one); a bound function keeps its offset from the
+ * object's base, and each call computes its address in the mapping it
+ * holds, so functions bound before a reload call the fresh copy.
  */
 #ifndef EDGERT_LOADER_INTERNAL_H
 #define EDGERT_LOADER_INTERNAL_H
@@ -29,22 +38,36 @@ struct edgert__image_s {
   void *linkmap;           /* struct link_map * of the object */
   int nexec;               /* executable PT_LOAD ranges of the mapping */
   uintptr_t exec_lo[8], exec_hi[8];
-  size_t refs;             /* handles using it (registry_lock) */
-  atomic_int quarantined;  /* a call crashed; cleared by a new load */
+  uintptr_t bias;          /* the object's load address (link map l_addr) */
+  size_t refs;             /* mappings and type pins using it (registry_lock) */
+  atomic_int quarantined;  /* a call on this copy crashed: never shared again, never cleared */
   edgert__image_t *next;   /* registry list */
+};
+
+/* One mapping of a handle: its image while current, plus calls in flight. */
+typedef struct edgert__map_s edgert__map_t;
+struct edgert__map_s {
+  edgert__image_t *image;
+  uintptr_t bias;       /* image->bias, read by every call */
+  atomic_long active;   /* 1 while current + calls in flight on it */
+  atomic_int retired;   /* unload or reload replaced it */
+  atomic_int closed;    /* the image reference was released */
+  unsigned long generation; /* 1 for the first load, +1 per reload */
+  edgert__map_t *older; /* the handle's earlier mappings (freed with the handle) */
 };
 
 struct edgert_module_s {
   atomic_int state;   /* 0 loaded, 1 unloaded */
-  atomic_long active; /* 1 while loaded + calls in flight */
-  atomic_int closed;  /* the image was released */
-  edgert__image_t *image;
+  _Atomic(edgert__map_t *) cur; /* the current mapping (never NULL) */
+  atomic_ulong crashed_generation; /* the mapping a call last crashed on, 0 = none */
+  unsigned flags;     /* the load's EDGERT_LOAD_* flags, for reload */
+  size_t max_size;    /* the load's size limit, for reload */
   char *path;
   size_t size;
   int shared;         /* image->shared, kept past the image's release */
   unsigned char sha[32];
   char sha_hex[65];
-  pthread_mutex_t lock; /* binding and the function list */
+  pthread_mutex_t lock; /* binding, the function list, reload and unload */
   edgert_func_t *funcs; /* every function bound, newest first */
   edgert_module_t *hnext, *hprev; /* every handle not yet freed (registry_lock),
                                      so a fork can take and reset each lock */
@@ -52,7 +75,8 @@ struct edgert_module_s {
 
 struct edgert_func_s {
   edgert_module_t *module;
-  void *addr;
+  void *addr;            /* in the mapping current when it was bound */
+  uintptr_t off;         /* addr - that mapping's bias: the same in every copy */
   edgert__tramp_t tramp; /* the precompiled trampoline, or NULL: libffi */
   unsigned nargs;
   int replaced;          /* a later bind took over the name */
@@ -80,9 +104,40 @@ ffi_type *edgert__ffi_type_of(edgert_ctype_t code);
 /* struct.c: a layout's libffi type (initialized at definition). */
 ffi_type *edgert__struct_ffi_type(const edgert_struct_t *s);
 
-/* loader.c: called by whoever brought m->active to 0: releases the image
- * once. */
-void edgert__module_last_out(edgert_module_t *m);
+/* What the register-file and libffi trampolines receive: the function and
+ * its address in the mapping the call holds. */
+typedef struct edgert__call_s {
+  const edgert_func_t *fn;
+  void *addr;
+} edgert__call_t;
+
+/* loader.c: called by whoever brought mp->active to 0: releases the
+ * mapping's image reference once. */
+void edgert__map_last_out(edgert__map_t *mp);
+
+/* Counts a call (or a lookup) on m's current mapping and returns it, or
+ * NULL when m is unloaded. The count is taken before `retired` is read, so
+ * a mapping seen not retired cannot be released until edgert__map_drop. */
+static inline edgert__map_t *edgert__map_hold(edgert_module_t *m) {
+  for (;;) {
+    edgert__map_t *mp = atomic_load(&m->cur);
+    atomic_fetch_add(&mp->active, 1);
+    if (EDGERT__LIKELY(!atomic_load(&mp->retired)))
+      return mp;
+    /* Retired by a reload (cur is already the fresh one) or an unload. */
+    if (atomic_fetch_sub(&mp->active, 1) == 1)
+      edgert__map_last_out(mp);
+    if (atomic_load(&m->state) != 0)
+      return NULL;
+  }
+}
+
+/* Ends what edgert__map_hold began; the last call out of a retired mapping
+ * releases its image (dlclose may run the module's destructors). */
+static inline void edgert__map_drop(edgert__map_t *mp) {
+  if (EDGERT__UNLIKELY(atomic_fetch_sub_explicit(&mp->active, 1, memory_order_acq_rel) == 1))
+    edgert__map_last_out(mp);
+}
 
 /* loader.c: the ELF header checks of a load, for other readers of modules
  * (inspect.c): `avail` bytes of a `size`-byte file at `b`. 0 or

@@ -267,14 +267,28 @@ static void observe(edgert_kernel_t *k, edgert_nexus_event_t ev,
     k->opts.observer(k->opts.observer_ud, k, ev, version, err);
 }
 
+static void version_drop(edgert_kernel_t *k, version_t *v);
+
 void edgert_kernel_reset(edgert_kernel_t *k) {
   if (k == NULL)
     return;
+  /* A compiled side whose module mapping crashed would only be quarantined
+   * again at its next call: reload it first (a fresh verified copy, outside
+   * the lock: its constructors run), so the kernel is active on it. */
+  pthread_mutex_lock(&k->lock);
+  version_t *v = k->history[k->nversions - 1];
+  v->refs++;
+  pthread_mutex_unlock(&k->lock);
+  int err = 0;
+  edgert_module_t *m = v->impl.func != NULL ? edgert_func_module(v->impl.func) : NULL;
+  if (m != NULL && edgert_module_quarantined(m))
+    err = edgert_module_reload(m, NULL, NULL);
+  version_drop(k, v);
   pthread_mutex_lock(&k->lock);
   edgert_nexus_policy_activate(&k->pol);
   uint64_t number = k->pol.version;
   pthread_mutex_unlock(&k->lock);
-  observe(k, EDGERT_NEXUS_RESET, number, 0);
+  observe(k, EDGERT_NEXUS_RESET, number, err);
 }
 
 int edgert_kernel_swap(edgert_kernel_t *k, const edgert_nexus_impl_t *compiled,

@@ -2,13 +2,24 @@
  * types.c: the type registry.
  *
  * Invariants: the five built-in types are static and always present; custom
- * types are heap nodes on a singly linked list that only grows (a node is
- * never freed or changed once published, so handles stay valid for the life
- * of the process and readers need no lock once they hold one). Every
- * registered name is unique among built-in and custom names; the list is
- * changed and searched under `registry_lock`. A custom type's size was
- * obtained from its sizeof callback once, at registration, and is within
- * 1 .. EDGERT_TYPE_MAX_SIZE.
+ * types are heap nodes on a singly linked list (a node's fields are never
+ * changed once published, except `live` and `unregistered` under the lock,
+ * and a node is never freed, so handles stay valid as memory for the life
+ * of the process). Every registered name is unique among built-in and
+ * custom names; the list is changed and searched under `registry_lock`. A
+ * custom type's size was obtained from its sizeof callback once, at
+ * registration, and is within 1 .. EDGERT_TYPE_MAX_SIZE.
+ *
+ * Lifetimes: a custom type pins every module mapping of the loader that
+ * holds one of its callbacks (edgert__image_pin), so the code they point
+ * at stays mapped whatever the module's handles do, until the type is
+ * unregistered. `live` counts the containers of the type (taken in
+ * edgert_list_new / edgert_dict_new, given back by their _free);
+ * edgert_type_unregister is refused (EDGERT_EBUSY) while it is not zero, and
+ * a container of an unregistered type cannot be made. So no callback is
+ * ever called after its module's code is unmapped. An unregistered node
+ * moves to the `retired` list (never freed: a handle someone kept stays
+ * readable) and its name is free for a new registration.
  *
  * A NULL type handle or required pointer is refused by every public
  * function (EDGERT_EINVAL, or the NULL/0/EDGERT_KIND_NONE the header names,
@@ -31,14 +42,17 @@ struct edgert_type_s {
   edgert_box_fn box_fn;
   const edgert_struct_t *layout; /* a struct type (edgert_type_register_struct), or NULL */
   struct edgert_type_s *next;
+  void *pins[4];     /* loader mappings holding the callbacks (NULL: none) */
+  size_t live;       /* containers of this type (registry_lock) */
+  int unregistered;  /* registry_lock */
 };
 
 static edgert_type_t builtin_types[] = {
-    {"int64", EDGERT_KIND_INT64, sizeof(int64_t), NULL, NULL, NULL, NULL, NULL, NULL},
-    {"float64", EDGERT_KIND_FLOAT64, sizeof(double), NULL, NULL, NULL, NULL, NULL, NULL},
-    {"bool", EDGERT_KIND_BOOL, 1, NULL, NULL, NULL, NULL, NULL, NULL},
-    {"str", EDGERT_KIND_STR, sizeof(edgert_bytes_t), NULL, NULL, NULL, NULL, NULL, NULL},
-    {"bytes", EDGERT_KIND_BYTES, sizeof(edgert_bytes_t), NULL, NULL, NULL, NULL, NULL, NULL},
+    {.name = "int64", .kind = EDGERT_KIND_INT64, .size = sizeof(int64_t)},
+    {.name = "float64", .kind = EDGERT_KIND_FLOAT64, .size = sizeof(double)},
+    {.name = "bool", .kind = EDGERT_KIND_BOOL, .size = 1},
+    {.name = "str", .kind = EDGERT_KIND_STR, .size = sizeof(edgert_bytes_t)},
+    {.name = "bytes", .kind = EDGERT_KIND_BYTES, .size = sizeof(edgert_bytes_t)},
 };
 
 /* Names a custom type may not take; each maps to a built-in (or to none,
@@ -53,6 +67,7 @@ static const struct {
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static edgert_type_t *custom_types; /* guarded by registry_lock */
+static edgert_type_t *retired;      /* unregistered nodes; registry_lock */
 
 /* fork.c's handlers: registry_lock is held for list walks only. */
 void edgert__types_fork_prepare(void) { pthread_mutex_lock(&registry_lock); }
@@ -118,6 +133,42 @@ static void call_sizeof(void *fn, void **args, void *ret) {
   *(size_t *)ret = (*(edgert_sizeof_fn *)fn)();
 }
 
+/* A function pointer's address, without the cast ISO C frowns on. */
+#define ADDR_OF_FN(fnp, out)                                                             \
+  do {                                                                                   \
+    memcpy(&(out), &(fnp), sizeof(out));                                                 \
+  } while (0)
+
+/* Pins the loader mappings that hold t's callbacks, each once. */
+static void pin_callbacks(edgert_type_t *t) {
+  void *addr[4] = {NULL, NULL, NULL, NULL};
+  ADDR_OF_FN(t->sizeof_fn, addr[0]);
+  ADDR_OF_FN(t->check_fn, addr[1]);
+  ADDR_OF_FN(t->copy_fn, addr[2]);
+  if (t->box_fn != NULL)
+    ADDR_OF_FN(t->box_fn, addr[3]);
+  size_t n = 0;
+  for (int i = 0; i < 4; i++) {
+    void *pin = NULL;
+    if (!edgert__image_pin(addr[i], &pin))
+      continue;
+    int dup = 0;
+    for (size_t j = 0; j < n; j++)
+      dup |= t->pins[j] == pin;
+    if (dup)
+      edgert__image_unpin(pin); /* only drops the extra reference */
+    else
+      t->pins[n++] = pin;
+  }
+}
+
+static void unpin_callbacks(edgert_type_t *t) {
+  for (int i = 0; i < 4; i++) {
+    edgert__image_unpin(t->pins[i]);
+    t->pins[i] = NULL;
+  }
+}
+
 /* edgert_type_register and its address-taking forms; `fn` is the public
  * function the host called, for the NULL messages. */
 static int register_type(const char *fn, const char *name, edgert_sizeof_fn sizeof_fn,
@@ -170,10 +221,12 @@ static int register_type(const char *fn, const char *name, edgert_sizeof_fn size
   t->check_fn = check_fn;
   t->copy_fn = copy_fn;
   t->box_fn = box_fn;
+  pin_callbacks(t);
   edgert__fork_init(); /* links fork.c's handlers into static builds too */
   pthread_mutex_lock(&registry_lock);
   if (find_locked(name) != NULL) {
     pthread_mutex_unlock(&registry_lock);
+    unpin_callbacks(t);
     edgert__free(copy);
     edgert__free(t);
     return edgert__error(EDGERT_EEXIST, "register type: a type named '%s' is already registered",
@@ -335,4 +388,70 @@ int edgert__bool_items(const void *items, size_t n, size_t stride, const char *w
       return edgert__error(EDGERT_EINVAL, "%s: a bool is 0 or 1, not %u (item %zu)", who,
                            (unsigned)*p, i);
   return 0;
+}
+
+int edgert_type_unregister(const char *name) {
+  if (name == NULL)
+    return edgert__error(EDGERT_EINVAL, "edgert_type_unregister: name is NULL");
+  for (size_t i = 0; i < sizeof reserved_names / sizeof reserved_names[0]; i++)
+    if (strcmp(reserved_names[i].name, name) == 0)
+      return edgert__error(EDGERT_EINVAL, "unregister type: '%s' is a built-in type", name);
+  pthread_mutex_lock(&registry_lock);
+  edgert_type_t **p = &custom_types;
+  while (*p != NULL && strcmp((*p)->name, name) != 0)
+    p = &(*p)->next;
+  edgert_type_t *t = *p;
+  if (t == NULL) {
+    pthread_mutex_unlock(&registry_lock);
+    return edgert__error(EDGERT_ENOTFOUND, "unregister type: no type named '%.80s' is registered",
+                         name);
+  }
+  if (t->live > 0) {
+    size_t n = t->live;
+    pthread_mutex_unlock(&registry_lock);
+    return edgert__error(EDGERT_EBUSY,
+                         "cannot unregister type '%s': %zu container%s of it still exist%s "
+                         "(free them first)",
+                         name, n, n == 1 ? "" : "s", n == 1 ? "s" : "");
+  }
+  *p = t->next;
+  t->unregistered = 1;
+  t->next = retired;
+  retired = t;
+  pthread_mutex_unlock(&registry_lock);
+  unpin_callbacks(t); /* may unmap the module: outside the lock */
+  return 0;
+}
+
+size_t edgert_type_containers(const edgert_type_t *t) {
+  EDGERT__RETURN_IF_NULL(t, 0);
+  if (t->kind != EDGERT_KIND_CUSTOM)
+    return 0;
+  pthread_mutex_lock(&registry_lock);
+  size_t n = t->live;
+  pthread_mutex_unlock(&registry_lock);
+  return n;
+}
+
+int edgert__type_acquire(const edgert_type_t *t, const char *who) {
+  if (t->kind != EDGERT_KIND_CUSTOM)
+    return 0;
+  edgert_type_t *mt = (edgert_type_t *)t; /* only custom nodes, which live on the heap */
+  pthread_mutex_lock(&registry_lock);
+  int gone = mt->unregistered;
+  if (!gone)
+    mt->live++;
+  pthread_mutex_unlock(&registry_lock);
+  if (gone)
+    return edgert__error(EDGERT_ENOTFOUND, "%s: type '%s' was unregistered", who, t->name);
+  return 0;
+}
+
+void edgert__type_release(const edgert_type_t *t) {
+  if (t->kind != EDGERT_KIND_CUSTOM)
+    return;
+  edgert_type_t *mt = (edgert_type_t *)t;
+  pthread_mutex_lock(&registry_lock);
+  mt->live--;
+  pthread_mutex_unlock(&registry_lock);
 }

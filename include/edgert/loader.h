@@ -119,9 +119,11 @@ typedef struct edgert_load_options_s {
  *
  * The same bytes (same SHA-256, same EDGERT_LOAD_ISOLATE_SYMBOLS) already
  * loaded by this process are not mapped again: the new handle shares that
- * mapping, and loading it clears
- * that mapping's quarantine (edgert_module_quarantined). Different bytes
- * always get their own mapping, whatever the path.
+ * mapping, unless a call on it crashed (edgert_module_quarantined): a
+ * crashed copy is never shared, the new handle gets a fresh copy, and the
+ * crashed one stays quarantined for the handles that use it until they
+ * reload (edgert_module_reload). Different bytes always get their own
+ * mapping, whatever the path.
  * May run foreign code: the module's constructors (and its dependencies'),
  * on a first load of these bytes.
  */
@@ -189,11 +191,61 @@ EDGERT_EXTERN size_t edgert_module_size(const edgert_module_t *m);
 EDGERT_EXTERN int edgert_module_verify(const edgert_module_t *m,
                                        const char *hex);
 /*
- * 1 if a call into this module's mapping crashed (EDGERT_ECRASH) and the
- * module has not been loaded again since; 0 otherwise. While quarantined,
- * every call returns EDGERT_EQUARANTINED without entering module code.
+ * 1 if a call into this handle's current mapping crashed (EDGERT_ECRASH),
+ * through this handle or another one sharing the mapping; 0 otherwise
+ * (and after edgert_module_reload, which gives the handle a fresh mapping).
+ * While quarantined, every call returns EDGERT_EQUARANTINED without
+ * entering module code. Quarantine belongs to the crashed copy: another
+ * load of the same bytes neither lifts it nor is refused by it.
  */
 EDGERT_EXTERN int edgert_module_quarantined(const edgert_module_t *m);
+
+/*
+ * Recovery: maps a fresh verified copy of the module under the same handle.
+ * `path` (NULL = the path it was loaded from) is read once into sealed
+ * memory and hashed as by edgert_module_load, and its SHA-256 must be the
+ * module's (edgert_module_sha256): the identity of a handle never changes.
+ * The copy is always a new mapping (never one shared with other handles),
+ * with its own state, its constructors run, and it is not quarantined.
+ *
+ * Every edgert_func_t bound before stays valid and calls the fresh copy
+ * from the next call on (a function keeps its offset in the object, and
+ * each call computes its address in the mapping it holds). Calls in flight
+ * finish on the old mapping, which is released (dlclose: its destructors
+ * run, possibly on the thread of the last such call) when the last of them
+ * returns. Other handles sharing the old mapping keep it.
+ * The handle's generation (edgert_module_generation) goes up by one; it is
+ * written to *generation when that is not NULL.
+ *
+ * Returns 0, or (the handle keeps its mapping): EDGERT_EINVAL (NULL m or
+ * empty path), EDGERT_EUNLOADED, EDGERT_EINTEGRITY (another SHA-256, or a
+ * bound function resolves elsewhere in the fresh copy; none of the file's
+ * code ran in the first case), and edgert_module_load's other errors.
+ * Not to be called from inside a call of the same module through
+ * edgert_func_call_serialized (that call is not counted). Thread-safe
+ * against calls, lookups, binds, unloads and other reloads.
+ * May run foreign code: the fresh copy's constructors, and the old one's
+ * destructors when no call is in flight on it.
+ */
+EDGERT_EXTERN int edgert_module_reload(edgert_module_t *m, const char *path,
+                                       unsigned long *generation);
+/* The generation of the handle's current mapping: 1 after the load, +1 per
+ * edgert_module_reload. 0 for NULL. */
+EDGERT_EXTERN unsigned long edgert_module_generation(const edgert_module_t *m);
+
+typedef struct edgert_module_stats_s {
+  unsigned long generation;         /* of the current mapping */
+  unsigned long crashed_generation; /* the mapping a call last crashed on; 0: none */
+  size_t live_mappings;             /* this handle's mappings not yet released:
+                                       the current one plus older ones that
+                                       still have calls in flight */
+  size_t calls_in_flight;           /* counted calls running, on every mapping */
+  size_t old_calls_in_flight;       /* of those, on mappings a reload retired */
+  int quarantined;                  /* edgert_module_quarantined */
+  int unloaded;                     /* edgert_module_unloaded */
+} edgert_module_stats_t;
+/* Fills *out. 0 or EDGERT_EINVAL. Runs no foreign code. */
+EDGERT_EXTERN int edgert_module_stats(const edgert_module_t *m, edgert_module_stats_t *out);
 
 /*
  * The address of a symbol DEFINED IN THIS MODULE (function or data object;
@@ -226,7 +278,8 @@ EDGERT_EXTERN int edgert_module_bind(edgert_module_t *m,
 EDGERT_EXTERN edgert_func_t *edgert_module_function(edgert_module_t *m,
                                                     const char *name);
 
-/* The bound function's name, contract, module and address (all borrowed). */
+/* The bound function's name, contract, module and address (all borrowed;
+ * the address is the one in the module's current mapping). */
 EDGERT_EXTERN const char *edgert_func_name(const edgert_func_t *fn);
 EDGERT_EXTERN const edgert_contract_t *edgert_func_contract(const edgert_func_t *fn);
 EDGERT_EXTERN edgert_module_t *edgert_func_module(const edgert_func_t *fn);
@@ -247,7 +300,8 @@ EDGERT_EXTERN int edgert_func_is_fast(const edgert_func_t *fn);
  * Returns 0, or without entering module code EDGERT_EUNLOADED /
  * EDGERT_EQUARANTINED (messages name the function and the module), or
  * EDGERT_ECRASH when the crash guard contained a fault inside the call
- * (edgert_last_crash() describes it; the module is then quarantined).
+ * (edgert_last_crash() describes it; the mapping the call ran on is then
+ * quarantined, and edgert_module_stats names its generation).
  * Runs foreign code: the kernel. Takes no lock.
  */
 EDGERT_EXTERN int edgert_func_call(edgert_func_t *fn, void **args, void *ret);

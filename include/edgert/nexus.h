@@ -105,7 +105,8 @@ typedef enum edgert_nexus_event_e {
   EDGERT_NEXUS_FALLBACK,       /* the reference served: after a failure, or
                                   quarantined (err EDGERT_EQUARANTINED) */
   EDGERT_NEXUS_QUARANTINE,     /* max_failures consecutive failures */
-  EDGERT_NEXUS_RESET,          /* edgert_kernel_reset: active again */
+  EDGERT_NEXUS_RESET,          /* edgert_kernel_reset: active again (err: the
+                                  failed reload of a crashed module, or 0) */
   EDGERT_NEXUS_SWAP,           /* a new version is current */
   EDGERT_NEXUS_ROLLBACK,       /* an earlier version is current */
   EDGERT_NEXUS_MISMATCH,       /* shadow validation: the results differ */
@@ -261,7 +262,14 @@ EDGERT_EXTERN int edgert_kernel_swap(edgert_kernel_t *k,
 EDGERT_EXTERN int edgert_kernel_rollback(edgert_kernel_t *k, unsigned steps,
                                          uint64_t *version);
 
-/* Makes a quarantined kernel active and forgets its consecutive failures. */
+/* Makes a quarantined kernel active and forgets its consecutive failures.
+ * When the current version is a bound module function whose mapping is
+ * quarantined after a crash, the module is first reloaded
+ * (edgert_module_reload: a fresh verified copy), so the kernel is active on
+ * that copy instead of back in quarantine at its next call; if the reload
+ * fails, the RESET event's `err` says why (edgert_last_error()) and the
+ * kernel's next compiled call fails with EDGERT_EQUARANTINED.
+ * May run foreign code: the module's constructors (and destructors). */
 EDGERT_EXTERN void edgert_kernel_reset(edgert_kernel_t *k);
 
 /* Copies the counters of `k` into *out. */

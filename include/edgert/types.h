@@ -15,10 +15,16 @@
  * Custom types are fixed-size, bit-copyable C structs registered with
  * sizeof/check/copy (and optionally box) callbacks. The object those
  * callbacks receive is an opaque host pointer: a PyObject * when the
- * container is used from Python, whatever the host chooses otherwise. The
- * registry lives for the whole process: a registered type is never removed,
- * so `const edgert_type_t *` handles stay valid forever. Registration and
- * lookup are thread-safe.
+ * container is used from Python, whatever the host chooses otherwise.
+ * `const edgert_type_t *` handles stay valid as memory for the life of the
+ * process, even after edgert_type_unregister. Registration, lookup and
+ * unregistration are thread-safe.
+ *
+ * Lifetimes: when a callback lies in a module mapped by edgert's loader,
+ * the type keeps that mapping alive (unloading or reloading the module
+ * leaves it mapped) until edgert_type_unregister, which is refused while a
+ * container of the type exists. So a type registered from a module never
+ * calls into unmapped code, whatever happens to the module's handles.
  *
  * NULL: a NULL type handle or required pointer is refused, never
  * dereferenced: int-returning functions return EDGERT_EINVAL, the others the
@@ -145,6 +151,21 @@ EDGERT_EXTERN int edgert_type_register_struct(const struct edgert_struct_s *layo
 /* The layout of a struct type, NULL for every other type (and, with the
  * message set, for a NULL type). */
 EDGERT_EXTERN const struct edgert_struct_s *edgert_type_layout(const edgert_type_t *t);
+
+/*
+ * Removes the custom type `name` from the registry and releases the module
+ * mappings its callbacks kept alive (which may unmap them: dlclose, the
+ * module's destructors). Refused while any typed list or dict of the type
+ * exists (created and not yet freed): EDGERT_EBUSY, the message says how
+ * many. Afterwards the name can be registered again; a handle kept from
+ * before stays readable (name, size) but no container of it can be made
+ * (edgert_list_new / edgert_dict_new: EDGERT_ENOTFOUND).
+ * Returns 0, EDGERT_EINVAL (NULL, or a built-in name), EDGERT_ENOTFOUND,
+ * EDGERT_EBUSY. May run foreign code (the destructors of an unmapped module).
+ */
+EDGERT_EXTERN int edgert_type_unregister(const char *name);
+/* The number of containers of the type that exist now (0 for a built-in one). */
+EDGERT_EXTERN size_t edgert_type_containers(const edgert_type_t *t);
 
 /*
  * Accessors. They never fail for a valid handle and run no foreign code.

@@ -16,8 +16,9 @@ TypedDict = _edgert.TypedDict
 TypedList = _edgert.TypedList
 TypedDictValues = _edgert.TypedDictValues
 register_type = _edgert.register_type
+unregister_type = _edgert.unregister_type
 
-__all__ = ["TypedDict", "TypedList", "register_type"]
+__all__ = ["TypedDict", "TypedList", "register_type", "unregister_type"]
 
 
 class TypedDictKeys(_abc.KeysView):

@@ -5,7 +5,7 @@ from typing import Any, Literal, Optional, SupportsIndex, TypedDict as _TD, Unio
 _TypeSpec = Union[type, str, bytes]
 _CacheMode = Literal["auto", "on", "off"]
 
-__all__ = ["TypedDict", "TypedList", "register_type"]
+__all__ = ["TypedDict", "TypedList", "register_type", "unregister_type"]
 
 class _CacheStats(_TD):
     hits: int
@@ -102,3 +102,4 @@ class TypedList:
 
 def register_type(name: Union[str, bytes], sizeof_fn: int, check_fn: int, copy_fn: int,
                   box_fn: Optional[int] = None) -> None: ...
+def unregister_type(name: Union[str, bytes]) -> None: ...

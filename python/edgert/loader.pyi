@@ -1,10 +1,18 @@
 from os import PathLike
-from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Iterable, List, Optional, Tuple, TypedDict, Union
 
 from .abi import ABIContract
 
 _Path = Union[str, bytes, "PathLike[str]", "PathLike[bytes]"]
 _ABI = Union[ABIContract, Iterable[ABIContract], None]
+
+class LoaderStats(TypedDict):
+    generation: int
+    crashed_generation: Optional[int]
+    live_mappings: int
+    calls_in_flight: int
+    old_calls_in_flight: int
+    quarantined: bool
 
 class ModuleLoader:
     """Loads verified shared objects and calls their functions through ABI contracts."""
@@ -24,6 +32,8 @@ class ModuleLoader:
     def function(self, name: str) -> Callable[..., Any]: ...
     def address_of(self, name: str) -> int: ...
     def verify_signature(self, expected_sha256: str) -> bool: ...
+    def reload(self, path: Optional[_Path] = None) -> "ModuleLoader": ...
+    def stats(self) -> LoaderStats: ...
     def unload(self) -> None: ...
     def __enter__(self) -> "ModuleLoader": ...
     def __exit__(self, *exc: object) -> bool: ...

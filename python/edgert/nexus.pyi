@@ -24,6 +24,8 @@ class KernelStats(TypedDict):
     versions: int
     compiled_latency: LatencySummary
     reference_latency: LatencySummary
+    process_healthy: bool
+    generation: Optional[int]
 
 class HistoryEntry(TypedDict):
     version: int

@@ -375,6 +375,34 @@ static PyObject *py_register_type(PyObject *self, PyObject *args, PyObject *kwar
   Py_RETURN_NONE;
 }
 
+static PyObject *py_unregister_type(PyObject *self, PyObject *name) {
+  (void)self;
+  const char *cname;
+  if (PyUnicode_Check(name)) {
+    cname = PyUnicode_AsUTF8(name);
+    if (cname == NULL)
+      return NULL;
+  } else if (PyBytes_Check(name)) {
+    cname = PyBytes_AS_STRING(name);
+    if (strlen(cname) != (size_t)PyBytes_GET_SIZE(name)) {
+      PyErr_SetString(PyExc_ValueError, "unregister_type: name contains a NUL byte");
+      return NULL;
+    }
+  } else {
+    PyErr_Format(PyExc_TypeError, "unregister_type: name must be str or bytes, not %.100s",
+                 Py_TYPE(name)->tp_name);
+    return NULL;
+  }
+  int rc;
+  /* May dlclose the module that held the callbacks (its destructors run). */
+  Py_BEGIN_ALLOW_THREADS
+  rc = edgert_type_unregister(cname);
+  Py_END_ALLOW_THREADS
+  if (rc < 0)
+    return edgert_py_raise(rc);
+  Py_RETURN_NONE;
+}
+
 static PyObject *py_type_info(PyObject *self, PyObject *spec) {
   (void)self;
   edgert_py_elem_t e;
@@ -494,6 +522,10 @@ static PyMethodDef container_functions[] = {
      METH_VARARGS | METH_KEYWORDS,
      "register_type(name, sizeof_fn, check_fn, copy_fn, box_fn=None)\n--\n\n"
      "Register a custom fixed-size element type from C function addresses (ints)."},
+    {"unregister_type", py_unregister_type, METH_O,
+     "unregister_type(name)\n--\n\n"
+     "Remove a custom element type and let go of the module its callbacks live in. "
+     "BufferError while a TypedList or TypedDict of it exists."},
     {"_type_info", py_type_info, METH_O, "Resolve an element type spec."},
     {"_coerce", py_coerce, METH_VARARGS, "Check and normalize a value for an element type."},
     {"_containers_setup", py_containers_setup, METH_VARARGS, "Wire in the Python helpers."},

@@ -255,7 +255,7 @@ int edgert_py_errors_init(PyObject *m) {
               "now False).") < 0 ||
       add_exc(m, &EdgertPy_QuarantinedError, "QuarantinedError",
               BASES2(PyExc_RuntimeError),
-              "The module crashed earlier and is quarantined until loaded again.") < 0 ||
+              "The module crashed earlier and is quarantined until reload().") < 0 ||
       add_exc(m, &EdgertPy_CompiledModeFailure, "CompiledModeFailure",
               BASES2(PyExc_RuntimeError),
               "The compiled path failed; __cause__ is the original error.") < 0 ||

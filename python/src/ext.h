@@ -215,6 +215,10 @@ edgert_func_t *edgert_py_bound_func(PyObject *o);
  * naming the first difference (ModuleUnloadedError if unloaded). A match
  * is remembered per bound callable, so a repeated check is one compare. */
 void *edgert_py_bound_fnptr(PyObject *o, const edgert_fnsig_t *sig);
+/* Reloads the module of bound callable `o` when a call on its mapping
+ * crashed (edgert_py_mod_reload): 1 reloaded, 0 nothing to do (not a bound
+ * callable, or not quarantined), -1 with an exception. */
+int edgert_py_bound_reload_if_crashed(PyObject *o);
 /*
  * Calls a bound callable exactly as calling it does (conversion, GIL release
  * per contract, errors), except: when `missed` is non-NULL and the argument

@@ -42,6 +42,31 @@ void edgert_py_mod_unload(edgert_py_mod_t *h) {
   Py_END_ALLOW_THREADS
 }
 
+int edgert_py_mod_reload(edgert_py_mod_t *h, const char *path) {
+  if (EDGERT_PY_LOAD(h->unloaded)) {
+    PyErr_Format(EdgertPy_ModuleUnloadedError, "cannot reload module %s: it is unloaded",
+                 edgert_module_path(h->m));
+    return -1;
+  }
+#ifndef Py_GIL_DISABLED
+  /* A call keeping the GIL is not counted by the core: releasing its
+   * mapping under it would unmap running code. */
+  if (h->gil_calls > 0) {
+    PyErr_Format(PyExc_RuntimeError,
+                 "cannot reload module %s from inside one of its own calls",
+                 edgert_module_path(h->m));
+    return -1;
+  }
+#endif
+  edgert_clear_error();
+  int rc = edgert_module_reload(h->m, path, NULL);
+  if (rc != 0) {
+    edgert_py_raise(rc);
+    return -1;
+  }
+  return 0;
+}
+
 static void mod_dealloc(edgert_py_mod_t *h) {
   edgert_module_t *m = h->m;
   h->m = NULL;
@@ -403,6 +428,15 @@ void *edgert_py_bound_fnptr(PyObject *o, const edgert_fnsig_t *sig) {
   }
   atomic_store_explicit(&b->fnsig_ok, sig, memory_order_relaxed);
   return edgert_func_address(b->fn);
+}
+
+int edgert_py_bound_reload_if_crashed(PyObject *o) {
+  if (!edgert_py_is_bound(o))
+    return 0;
+  edgert_py_mod_t *h = ((BoundObject *)PyCFunction_GET_SELF(o))->mod;
+  if (EDGERT_PY_LOAD(h->unloaded) || !edgert_module_quarantined(h->m))
+    return 0;
+  return edgert_py_mod_reload(h, NULL) < 0 ? -1 : 1;
 }
 
 PyObject *edgert_py_bound_call(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,

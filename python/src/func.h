@@ -23,6 +23,12 @@ extern PyTypeObject EdgertPy_BoundType; /* edgert._edgert._Bound, a bound callab
 /* Marks h unloaded and unloads the core module, now or (a call holding the
  * GIL in progress) when the outermost such call returns. */
 void edgert_py_mod_unload(edgert_py_mod_t *h);
+/* Maps a fresh verified copy of h's module (edgert_module_reload; `path`
+ * NULL = where it was loaded from): 0, or -1 with an exception set. Runs
+ * with the GIL held, so no call that keeps the GIL (and is not counted by
+ * the core) can be running on the old mapping; refused from inside such a
+ * call of the same module (RuntimeError). */
+int edgert_py_mod_reload(edgert_py_mod_t *h, const char *path);
 /* A new bound callable for fn, bound in h's module (new reference). */
 PyObject *edgert_py_make_bound(edgert_py_mod_t *h, edgert_func_t *fn);
 

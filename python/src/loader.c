@@ -439,6 +439,71 @@ static PyObject *loader_unload_locked(LoaderObject *self, PyObject *unused) {
   Py_RETURN_NONE;
 }
 
+/* The loader's module handle (new reference), or NULL with an exception. */
+static edgert_py_mod_t *current_mod(LoaderObject *self, const char *what) {
+  edgert_py_mod_t *h = NULL;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  if (loader_loaded(self)) {
+    h = self->mod;
+    Py_INCREF(h);
+  }
+  Py_END_CRITICAL_SECTION();
+  if (h == NULL)
+    no_module(what);
+  return h;
+}
+
+static PyObject *loader_reload(LoaderObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"path", NULL};
+  PyObject *pathb = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "|O&:reload", kwlist, PyUnicode_FSConverter,
+                                   &pathb))
+    return NULL;
+  edgert_py_mod_t *h = current_mod(self, "reload");
+  if (h == NULL) {
+    Py_XDECREF(pathb);
+    return NULL;
+  }
+  const char *path = pathb != NULL ? PyBytes_AS_STRING(pathb) : NULL;
+  unsigned long before = edgert_module_generation(h->m);
+  int rc = edgert_py_mod_reload(h, path);
+  if (rc == 0)
+    edgert_py_log(&loader_log, EDGERT_PY_INFO,
+                  "reloaded %s (sha256 %s): calls run on mapping generation %lu; generation "
+                  "%lu is released when its last call returns",
+                  path ? path : edgert_module_path(h->m), edgert_module_sha256(h->m),
+                  edgert_module_generation(h->m), before);
+  else
+    edgert_py_log(&loader_log, EDGERT_PY_WARNING, "reload of %s refused: %s",
+                  path ? path : edgert_module_path(h->m), edgert_last_error());
+  Py_DECREF(h);
+  Py_XDECREF(pathb);
+  if (rc != 0)
+    return NULL;
+  Py_INCREF(self);
+  return (PyObject *)self;
+}
+
+static PyObject *loader_stats(LoaderObject *self, PyObject *unused) {
+  (void)unused;
+  edgert_py_mod_t *h = current_mod(self, "stats");
+  if (h == NULL)
+    return NULL;
+  edgert_module_stats_t st;
+  edgert_module_stats(h->m, &st);
+  Py_DECREF(h);
+  PyObject *crashed = st.crashed_generation ? PyLong_FromUnsignedLong(st.crashed_generation)
+                                            : Py_NewRef(Py_None);
+  if (crashed == NULL)
+    return NULL;
+  return Py_BuildValue("{s:k,s:N,s:n,s:n,s:n,s:O}", "generation", st.generation,
+                       "crashed_generation", crashed, "live_mappings",
+                       (Py_ssize_t)st.live_mappings, "calls_in_flight",
+                       (Py_ssize_t)st.calls_in_flight, "old_calls_in_flight",
+                       (Py_ssize_t)st.old_calls_in_flight, "quarantined",
+                       st.quarantined ? Py_True : Py_False);
+}
+
 static PyObject *loader_enter(LoaderObject *self, PyObject *unused) {
   (void)unused;
   Py_INCREF(self);
@@ -539,6 +604,15 @@ static PyMethodDef loader_methods[] = {
     {"verify_signature", (PyCFunction)loader_verify, METH_O,
      "verify_signature(sha256_hex) -> bool\n\nConstant-time comparison of the loaded "
      "bytes' SHA-256 with sha256_hex; ValueError if it is not 64 hex digits."},
+    {"reload", (PyCFunction)(void (*)(void))loader_reload, METH_VARARGS | METH_KEYWORDS,
+     "reload(path=None)\n\nMaps a fresh verified copy of the loaded module (read from `path`, "
+     "default where it was loaded from; its SHA-256 must be the module's). Functions bound "
+     "before call the fresh copy; calls in flight finish on the old one, released when the "
+     "last of them returns. Lifts a quarantine. Returns the loader."},
+    {"stats", (PyCFunction)loader_stats, METH_NOARGS,
+     "stats()\n\nA dict: generation (of the mapping calls run on now: 1 after load, +1 per "
+     "reload), crashed_generation (the mapping a call last crashed on, or None), "
+     "live_mappings, calls_in_flight, old_calls_in_flight, quarantined."},
     {"unload", (PyCFunction)loader_unload, METH_NOARGS,
      "unload() -> None\n\nAfterwards every call and bound callable raises ModuleUnloadedError."},
     {"__enter__", (PyCFunction)loader_enter, METH_NOARGS, NULL},
@@ -558,7 +632,7 @@ static PyGetSetDef loader_getset[] = {
      NULL},
     {"loaded", (getter)loader_get_loaded, NULL, "Whether a module is loaded.", NULL},
     {"quarantined", (getter)loader_get_quarantined, NULL,
-     "Whether the module crashed and is quarantined until loaded again.", NULL},
+     "Whether the module's mapping crashed and is quarantined until reload().", NULL},
     {"functions", (getter)loader_get_functions, NULL, "Names of the bound functions.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };

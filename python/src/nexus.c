@@ -903,6 +903,24 @@ static PyObject *kernel_reset(KernelObject *self, PyObject *unused) {
   (void)unused;
   int was = ACTIVE, gone;
   unsigned long consecutive = 0;
+  PyObject *compiled = NULL;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  gone = cleared(self);
+  if (!gone)
+    compiled = Py_NewRef(self->history[self->nversions - 1].compiled);
+  Py_END_CRITICAL_SECTION();
+  if (gone)
+    return NULL;
+  /* A bound compiled side whose module mapping crashed would be
+   * quarantined again at its next call: reload it (a fresh verified copy)
+   * before the kernel is active again. */
+  int reloaded = edgert_py_bound_reload_if_crashed(compiled);
+  unsigned long generation =
+      reloaded > 0 ? edgert_module_generation(edgert_func_module(edgert_py_bound_func(compiled)))
+                   : 0;
+  Py_DECREF(compiled);
+  if (reloaded < 0)
+    return NULL;
   Py_BEGIN_CRITICAL_SECTION(self);
   gone = cleared(self);
   if (!gone) {
@@ -912,6 +930,11 @@ static PyObject *kernel_reset(KernelObject *self, PyObject *unused) {
   Py_END_CRITICAL_SECTION();
   if (gone)
     return NULL;
+  if (reloaded)
+    edgert_py_log(&nexus_log, EDGERT_PY_INFO,
+                  "kernel '%U' reset: its module crashed; reloaded, calls run on mapping "
+                  "generation %lu",
+                  self->name, generation);
   if (was == QUARANTINED)
     edgert_py_log(&nexus_log, EDGERT_PY_INFO,
                   "kernel '%U' reset: active again after %lu consecutive "
@@ -939,8 +962,20 @@ static PyObject *kernel_stats_locked(KernelObject *self, PyObject *unused) {
   }
   unsigned long long version =
       self->nversions ? (unsigned long long)current_number(self) : 0;
+  /* The mapping generation of a bound compiled side's module: the copy its
+   * calls run on now (a reload, or a reset after a crash, moves it on). */
+  edgert_func_t *bf =
+      self->nversions ? edgert_py_bound_func(self->history[self->nversions - 1].compiled) : NULL;
+  PyObject *gen = bf != NULL ? PyLong_FromUnsignedLong(edgert_module_generation(
+                                   edgert_func_module(bf)))
+                             : Py_NewRef(Py_None);
+  if (gen == NULL) {
+    Py_DECREF(cl);
+    Py_DECREF(rl);
+    return NULL;
+  }
   return Py_BuildValue(
-      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s,s:k,s:i,s:N,s:N,s:O}", "calls",
+      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s,s:k,s:i,s:N,s:N,s:O,s:N}", "calls",
       (unsigned long long)self->pol.calls, "compiled",
       (unsigned long long)self->pol.compiled, "guard_misses",
       (unsigned long long)self->pol.guard_misses, "fallbacks",
@@ -951,7 +986,8 @@ static PyObject *kernel_stats_locked(KernelObject *self, PyObject *unused) {
       state_name(self), "consecutive_failures",
       (unsigned long)self->pol.consecutive_failures,
       "versions", self->nversions, "compiled_latency", cl, "reference_latency",
-      rl, "process_healthy", edgert_process_healthy(NULL) ? Py_True : Py_False);
+      rl, "process_healthy", edgert_process_healthy(NULL) ? Py_True : Py_False,
+      "generation", gen);
 }
 
 static PyMethodDef kernel_methods[] = {
@@ -966,7 +1002,9 @@ static PyMethodDef kernel_methods[] = {
      "the number of the one now current. ValueError when the history does "
      "not hold steps + 1 versions."},
     {"reset", (PyCFunction)kernel_reset, METH_NOARGS,
-     "reset()\n\nLift a quarantine and forget consecutive failures."},
+     "reset()\n\nLift a quarantine and forget consecutive failures. A bound compiled side "
+     "whose module crashed is reloaded first (ModuleLoader.reload), so the kernel is "
+     "active on a fresh copy."},
     {"stats", (PyCFunction)kernel_stats, METH_NOARGS,
      "stats() -> dict\n\nThe counters (calls, compiled, guard_misses, "
      "fallbacks, failures, mismatches, validations), version, state "

@@ -732,7 +732,9 @@ static long long stats_nonzero_bytes(void) {
     "edgert_struct_by_value_problem: s is NULL")                                                 \
   X(s_format, P(edgert_struct_format(NULL)), 0, "edgert_struct_format: s is NULL")               \
   X(s_check_format, edgert_struct_check_format(NULL, "d", 8), EINV,                              \
-    "edgert_struct_check_format: s is NULL")
+    "edgert_struct_check_format: s is NULL")                                                  \
+  X(t_unregister, edgert_type_unregister(NULL), EINV, "edgert_type_unregister: name is NULL")    \
+  X(t_containers, (long long)edgert_type_containers(NULL), 0, "edgert_type_containers: t is NULL")
 
 #define NULL_CASE_THUNK(id, expr, want, fragment)                                                \
   static long long null_case_##id(void) { return (long long)(expr); }

@@ -545,7 +545,7 @@ static void unloaded_modules_refuse_calls(void **state) {
   edgert_module_unload(NULL);
 }
 
-static void a_crash_quarantines_until_loaded_again(void **state) {
+static void a_crash_quarantines_until_reloaded(void **state) {
   (void)state;
   /* The crash is on purpose: skip where the guard is off, and under
    * valgrind (which reports the contained fault as an invalid read). */
@@ -571,9 +571,18 @@ static void a_crash_quarantines_until_loaded_again(void **state) {
   assert_int_equal(edgert_func_call(k, args, r), EDGERT_EQUARANTINED);
   assert_non_null(strstr(edgert_last_error(), "'risky_kernel'"));
   assert_non_null(strstr(edgert_last_error(), "loader_risky"));
-  /* Loading the same bytes again clears it, for every handle of them. */
+  /* Loading the same bytes again neither lifts it (the crashed copy stays
+   * quarantined for its handles) nor is refused by it (a fresh copy). */
   edgert_module_t *again = NULL;
   assert_int_equal(edgert_module_load(FX("loader_risky"), NULL, &again), 0);
+  assert_int_equal(edgert_module_quarantined(m), 1);
+  assert_int_equal(edgert_module_quarantined(again), 0);
+  assert_int_equal(edgert_func_call(k, args, r), EDGERT_EQUARANTINED);
+  edgert_func_t *k2 = bind_sig(again, "risky_kernel", "c_double", 1, "c_double");
+  assert_int_equal(edgert_func_call(k2, args, r), 0);
+  assert_true(r[0] == 7.0);
+  /* A reload gives the crashed handle a fresh copy: out of quarantine. */
+  assert_int_equal(edgert_module_reload(m, NULL, NULL), 0);
   assert_int_equal(edgert_module_quarantined(m), 0);
   assert_int_equal(edgert_func_call(k, args, r), 0);
   assert_true(r[0] == 7.0);
@@ -686,7 +695,7 @@ int main(void) {
       cmocka_unit_test(only_the_modules_own_symbols_bind),
       cmocka_unit_test(a_library_the_process_has_binds_to_its_instance),
       cmocka_unit_test(unloaded_modules_refuse_calls),
-      cmocka_unit_test(a_crash_quarantines_until_loaded_again),
+      cmocka_unit_test(a_crash_quarantines_until_reloaded),
       cmocka_unit_test(calls_racing_an_unload_never_crash),
       cmocka_unit_test(every_allocation_failure_is_reported),
   };

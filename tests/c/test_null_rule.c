@@ -80,6 +80,8 @@ WANT_VALUE(t_has_box, edgert_type_has_box(NULL))
 WANT_EINVAL(t_check_t, edgert_type_check(NULL, &V))
 WANT_EINVAL(t_copy_t, edgert_type_copy(NULL, &V, &V))
 WANT_EINVAL(t_box_t, edgert_type_box(NULL, &V, &(void *){0}))
+WANT_EINVAL(t_unregister, edgert_type_unregister(NULL))
+WANT_VALUE(t_containers, edgert_type_containers(NULL))
 
 /* ---- dict ---- */
 WANT_EINVAL(d_new_k, edgert_dict_new(NULL, T, &(edgert_dict_t *){0}))
@@ -187,6 +189,10 @@ WANT_VALUE(m_size, edgert_module_size(NULL))
 WANT_EINVAL(m_verify, edgert_module_verify(NULL, "00"))
 WANT_EINVAL(m_verify_hex, edgert_module_verify(M, NULL))
 WANT_VALUE(m_quarantined, edgert_module_quarantined(NULL))
+WANT_EINVAL(m_reload, edgert_module_reload(NULL, NULL, NULL))
+WANT_VALUE(m_generation, edgert_module_generation(NULL))
+WANT_EINVAL(m_stats, edgert_module_stats(NULL, &(edgert_module_stats_t){0}))
+WANT_EINVAL(m_stats_out, edgert_module_stats(M, NULL))
 WANT_EINVAL(m_address_of, edgert_module_address_of(NULL, "inc", &(void *){0}))
 WANT_EINVAL(m_address_of_name, edgert_module_address_of(M, NULL, &(void *){0}))
 WANT_EINVAL(m_address_of_out, edgert_module_address_of(M, "inc", NULL))
@@ -259,7 +265,7 @@ static const nullcase_t cases[] = {
     E(a_cinit_c), E(a_cinit_name), E(a_cinit_args), E(a_cfmt_c), E(a_cfmt_buf),
     Z(t_bytes_release), E(t_find_name), E(t_find_out), E(t_register_name), E(t_custom_name),
     E(t_custom_boxed_name), Z(t_name), Z(t_kind), Z(t_size), Z(t_has_box), E(t_check_t),
-    E(t_copy_t), E(t_box_t),
+    E(t_copy_t), E(t_box_t), E(t_unregister), Z(t_containers),
     E(d_new_k), E(d_new_v), E(d_new_out), Z(d_free), Z(d_key_type), Z(d_value_type), Z(d_len),
     Z(d_version), Z(d_memory), Z(d_find), Z(d_find_key), Z(d_find_i64), Z(d_find_tagged),
     E(d_set_hasher), Z(d_find_hashed), E(d_set_hashed), E(d_pop_hashed), E(d_index),
@@ -277,7 +283,7 @@ static const nullcase_t cases[] = {
     E(l_copy), E(l_copy_out), E(l_swap_a), E(l_swap_b), Z(l_pin), E(l_unpin), Z(l_pins),
     E(m_load_path), E(m_load_out), E(m_load_ex_path), E(m_load_ex_out), Z(m_unload),
     Z(m_unloaded), Z(m_free), Z(m_path), Z(m_sha256), Z(m_size), E(m_verify), E(m_verify_hex),
-    Z(m_quarantined), E(m_address_of), E(m_address_of_name), E(m_address_of_out), E(m_bind),
+    Z(m_quarantined), E(m_reload), Z(m_generation), E(m_stats), E(m_stats_out), E(m_address_of), E(m_address_of_name), E(m_address_of_out), E(m_bind),
     E(m_bind_c), Z(m_function), Z(m_function_name), Z(f_name), Z(f_contract), Z(f_module),
     Z(f_address), Z(f_is_fast), E(f_call), E(f_call_args), E(f_call_values),
     E(f_call_values_v), E(f_call_serialized), E(f_call_serialized_v), E(i_calls_path),

@@ -417,7 +417,8 @@ def test_article_guard_example_runs_and_crashes_are_contained(capsys) -> None:
     out = ExplicitFallback.run_with_guard(compiled, reference, 3.14, fallback_enabled=False)
     assert out == reference(3.14)
     assert ExplicitFallback.fallback_to_python(compiled, reference, 3.14) == reference(3.14)
-    # A crashing call is contained, then the module is quarantined until loaded again.
+    # A crashing call is contained, then the module is quarantined until
+    # reloaded (a new load of the bytes gets a fresh copy).
     if not getattr(edgert._edgert, "_guard_enabled", lambda: True)():
         return  # EDGERT_CRASH_GUARD=0: a crash would end the process
     with pytest.raises(CompiledModeFailure) as info:
@@ -474,7 +475,11 @@ def test_a_crash_raises_kernel_crash_then_quarantines() -> None:
     for h in (f, g):
         with pytest.raises(edgert.QuarantinedError, match="'risky_kernel'"):
             h(1.0)
+    # A new load of the bytes gets a fresh copy and leaves the crashed one
+    # quarantined; a reload moves a handle (and its bound callables) off it.
     released.load(fx("loader_risky"), ABIContract("risky_kernel", [C.c_double], C.c_double))
+    assert loader.quarantined and not released.quarantined
+    loader.reload()
     assert not loader.quarantined
     assert f(2.0) == 5.0
     loader.unload()
