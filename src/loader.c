@@ -1429,6 +1429,7 @@ void edgert_module_free(edgert_module_t *m) {
   edgert_func_t *f = m->funcs;
   while (f != NULL) {
     edgert_func_t *next = f->next;
+    edgert__func_release(f);
     edgert__free(f);
     f = next;
   }

@@ -164,7 +164,7 @@ static int check_options(const edgert_nexus_options_t *o, const char *name) {
 }
 
 static size_t scalar_size(edgert_ctype_t code) {
-  edgert_abi_type_t t = {code, EDGERT_CT_VOID, 0};
+  edgert_abi_type_t t = {code, EDGERT_CT_VOID, 0, 0};
   if (code == EDGERT_CT_POINTER) {
     t.pointee = EDGERT_CT_CHAR;
     t.depth = 1;

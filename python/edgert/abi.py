@@ -24,7 +24,7 @@ from typing import Any, List, Optional, Tuple, Type
 from . import _edgert
 from .errors import ManifestError
 
-__all__ = ["ABIContract"]
+__all__ = ["ABIContract", "const", "get_errno", "set_errno"]
 
 # Every name libedgert accepts (without "LP_") -> its canonical name.
 _ALIASES: dict = _edgert.abi_type_names()
@@ -40,7 +40,47 @@ for _alias, _canon in _ALIASES.items():
 _NAME_CLASSES: dict = {canon: cls for cls, canon in _CLASS_NAMES.items()}
 del _alias, _canon, _cls
 
-_KEYS = ("function_name", "arg_types", "return_type", "calling_convention", "release_gil")
+_KEYS = ("function_name", "arg_types", "return_type", "calling_convention", "release_gil",
+         "use_errno", "variadic")
+
+
+def get_errno() -> int:
+    """This thread's errno as saved right after its last call of a
+    ``use_errno=True`` contract (``ctypes.get_errno``'s semantics)."""
+    return _edgert.get_errno()
+
+
+def set_errno(value: int) -> int:
+    """Sets this thread's saved errno, which is stored into ``errno`` right
+    before each ``use_errno=True`` call, and returns the previous value
+    (``ctypes.set_errno``'s semantics)."""
+    return _edgert.set_errno(value)
+
+
+class const:
+    """``const(POINTER(t))`` (or ``const(c_void_p)``): a pointer argument
+    whose items the function only reads, C's ``const t *``. Such an argument
+    also takes read-only buffers (``bytes``, a read-only memoryview, a numpy
+    array with ``writeable=False``), which a plain ``POINTER(t)`` refuses.
+    Written ``'const LP_c_double'`` in manifests and ``to_dict()``."""
+
+    __slots__ = ("type",)
+
+    def __init__(self, t: Any) -> None:
+        if not (isinstance(t, type) and (issubclass(t, ctypes._Pointer) or t is ctypes.c_void_p)):
+            what = t.__name__ if isinstance(t, type) else repr(t)
+            raise TypeError(f"const(): expected POINTER(t) or c_void_p, got {what}; "
+                            f"const applies to what a pointer points to")
+        self.type = t
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, const) and other.type is self.type
+
+    def __hash__(self) -> int:
+        return hash(("const", self.type))
+
+    def __repr__(self) -> str:
+        return f"edgert.const({self.type.__name__})"
 
 
 def _type_name(t: Any, field: str, *, is_return: bool) -> str:
@@ -53,6 +93,8 @@ def _type_name(t: Any, field: str, *, is_return: bool) -> str:
         if is_return:
             return "None"
         raise TypeError(f"{field}: None (void) is only a return type, not an argument type")
+    if isinstance(t, const):
+        return "const " + _type_name(t.type, field, is_return=is_return)
     if not isinstance(t, type):
         raise TypeError(
             f"{field}: expected a ctypes type such as ctypes.c_double or "
@@ -87,6 +129,8 @@ def _class_for(canonical: str) -> Optional[Type[Any]]:
     """The ctypes type for a canonical name ("LP_c_float" -> POINTER(c_float))."""
     if canonical == "None":
         return None
+    if canonical.startswith("const "):
+        return const(_class_for(canonical[6:]))  # type: ignore[return-value]
     depth = 0
     while canonical.startswith("LP_"):
         canonical = canonical[3:]
@@ -118,7 +162,12 @@ class ABIContract:
 
     ``ABIContract("vec_add_f32", [POINTER(c_float), c_size_t], None)``.
     ``release_gil`` (default True, as ctypes does) lets a caller drop the GIL
-    around the call; set it False for very short functions.
+    around the call; set it False for very short functions. ``use_errno``
+    (default False) swaps ``errno`` with this thread's saved copy around each
+    call (:func:`get_errno`, :func:`set_errno`). ``variadic=N`` marks a
+    function ending in ``...`` whose N fixed arguments are ``arg_types``;
+    each call's extra arguments are typed by their Python type or by a
+    ctypes instance (docs/abi.md).
     Raises TypeError (naming the field, e.g. ``arg_types[2]``) for what is
     not a supported ctypes type, ValueError for a bad name, more than 32
     arguments or a calling convention other than "cdecl", and
@@ -130,6 +179,8 @@ class ABIContract:
     return_type: Optional[Type[Any]] = None
     calling_convention: str = "cdecl"
     release_gil: bool = True
+    use_errno: bool = False
+    variadic: Optional[int] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.function_name, str):
@@ -143,26 +194,42 @@ class ABIContract:
                 f"calling_convention: expected str, got {type(self.calling_convention).__name__}")
         if not isinstance(self.release_gil, bool):
             raise TypeError(f"release_gil: expected bool, got {type(self.release_gil).__name__}")
-        _edgert.check_contract(*self._encode()[:4], self.release_gil)
+        if not isinstance(self.use_errno, bool):
+            raise TypeError(f"use_errno: expected bool, got {type(self.use_errno).__name__}")
+        if self.variadic is not None and (not isinstance(self.variadic, int)
+                                          or isinstance(self.variadic, bool)):
+            raise TypeError(f"variadic: expected the fixed argument count (int) or None, "
+                            f"got {type(self.variadic).__name__}")
+        if self.variadic is not None and not 0 <= self.variadic <= 32:
+            raise ValueError(f"variadic: {self.variadic} is not a fixed argument count (0..32)")
+        _edgert.check_contract(*self._encode())
 
-    def _encode(self) -> Tuple[str, Tuple[str, ...], Optional[str], str, bool]:
+    def _encode(self) -> Tuple[str, Tuple[str, ...], Optional[str], str, bool, bool,
+                               Optional[int]]:
         """(function_name, canonical arg type names, return type name or None,
-        calling_convention, release_gil): what edgert_contract_init takes."""
+        calling_convention, release_gil, use_errno, variadic): what
+        edgert_contract_init and edgert_contract_set_variadic take."""
         args = tuple(_type_name(t, f"arg_types[{i}]", is_return=False)
                      for i, t in enumerate(self.arg_types))
         ret = None if self.return_type is None else _type_name(
             self.return_type, "return_type", is_return=True)
-        return (self.function_name, args, ret, self.calling_convention, bool(self.release_gil))
+        return (self.function_name, args, ret, self.calling_convention, bool(self.release_gil),
+                bool(self.use_errno), self.variadic)
 
     def to_dict(self) -> dict:
         """The manifest form: ``{'function_name': 'vec_add_f32', 'arg_types':
         ['LP_c_float', 'c_size_t'], 'return_type': None, 'calling_convention':
-        'cdecl'}``; ``'release_gil': False`` is written only when False."""
-        name, args, ret, cc, release = self._encode()
+        'cdecl'}``; ``'release_gil': False``, ``'use_errno': True`` and
+        ``'variadic': N`` are written only when they differ from the default."""
+        name, args, ret, cc, release, use_errno, variadic = self._encode()
         d: dict = {"function_name": name, "arg_types": list(args),
                    "return_type": ret, "calling_convention": cc}
         if not release:
             d["release_gil"] = False
+        if use_errno:
+            d["use_errno"] = True
+        if variadic is not None:
+            d["variadic"] = variadic
         return d
 
     def __reduce__(self) -> Tuple[Any, Tuple[dict]]:
@@ -201,8 +268,15 @@ class ABIContract:
         release = d.get("release_gil", True)
         if not isinstance(release, bool):
             raise ManifestError(f"release_gil: expected true or false, got {type(release).__name__}")
+        use_errno = d.get("use_errno", False)
+        if not isinstance(use_errno, bool):
+            raise ManifestError(f"use_errno: expected true or false, got {type(use_errno).__name__}")
+        variadic = d.get("variadic")
+        if variadic is not None and (not isinstance(variadic, int) or isinstance(variadic, bool)):
+            raise ManifestError(f"variadic: expected the fixed argument count (an integer) or "
+                                f"null, got {type(variadic).__name__}")
         try:
-            return cls(name, args, ret, cc, release)
+            return cls(name, args, ret, cc, release, use_errno, variadic)
         except (TypeError, ValueError, NotImplementedError) as exc:
             raise ManifestError(str(exc)) from None
 

@@ -441,7 +441,7 @@ static PyObject *py_buffer_item(PyObject *self, PyObject *args) {
     return Py_BuildValue("(Os)", Py_None, it.reason);
   if (it.code == EDGERT_CT_VOID)
     return Py_BuildValue("(sO)", "half", Py_None);
-  edgert_abi_type_t t = {it.code, EDGERT_CT_VOID, 0};
+  edgert_abi_type_t t = {it.code, EDGERT_CT_VOID, 0, 0};
   char name[EDGERT_ABI_TYPE_NAME_MAX];
   if (edgert_abi_type_name(&t, name, sizeof name) != 0)
     return edgert_py_raise(EDGERT_EINVAL);

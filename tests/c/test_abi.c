@@ -92,7 +92,7 @@ static void pointer_names_give_pointee_and_depth(void **state) {
   assert_int_equal(t.depth, EDGERT_MAX_POINTER_DEPTH);
   char deeper[70] = "LP_";
   strcat(deeper, name);
-  edgert_abi_type_t keep = {EDGERT_CT_INT, EDGERT_CT_VOID, 0};
+  edgert_abi_type_t keep = {EDGERT_CT_INT, EDGERT_CT_VOID, 0, 0};
   assert_int_equal(edgert_abi_type_parse(deeper, 0, &keep), EDGERT_ELIMIT);
   assert_non_null(strstr(edgert_last_error(), "POINTER levels"));
   assert_int_equal(keep.code, EDGERT_CT_INT); /* unchanged on failure */
@@ -103,7 +103,7 @@ static void names_round_trip_for_every_type(void **state) {
   (void)state;
   char buf[EDGERT_ABI_TYPE_NAME_MAX];
   for (int code = EDGERT_CT_VOID; code < EDGERT_CT_POINTER; code++) {
-    edgert_abi_type_t t = {(edgert_ctype_t)code, EDGERT_CT_VOID, 0};
+    edgert_abi_type_t t = {(edgert_ctype_t)code, EDGERT_CT_VOID, 0, 0};
     assert_int_equal(edgert_abi_type_name(&t, buf, sizeof buf), 0);
     edgert_abi_type_t back = parse_ok(buf);
     if (code == EDGERT_CT_LONGLONG)
@@ -116,7 +116,7 @@ static void names_round_trip_for_every_type(void **state) {
       continue;
     for (int d = 1; d <= EDGERT_MAX_POINTER_DEPTH; d++) {
       edgert_abi_type_t p = {EDGERT_CT_POINTER, (edgert_ctype_t)code,
-                             (unsigned char)d};
+                             (unsigned char)d, 0};
       assert_int_equal(edgert_abi_type_name(&p, buf, sizeof buf), 0);
       back = parse_ok(buf);
       assert_int_equal(back.code, EDGERT_CT_POINTER);
@@ -200,7 +200,7 @@ static void sizes_match_the_c_types(void **state) {
     edgert_abi_type_t t = parse_ok(cases[i].name);
     assert_int_equal(edgert_abi_type_size(&t), cases[i].size);
   }
-  edgert_abi_type_t invalid = {EDGERT_CT__COUNT, EDGERT_CT_VOID, 0};
+  edgert_abi_type_t invalid = {EDGERT_CT__COUNT, EDGERT_CT_VOID, 0, 0};
   assert_int_equal(edgert_abi_type_size(&invalid), 0);
   assert_int_equal(edgert_abi_type_size(NULL), 0);
 }
@@ -209,13 +209,13 @@ static void invalid_types_have_no_name(void **state) {
   (void)state;
   char buf[EDGERT_ABI_TYPE_NAME_MAX];
   edgert_abi_type_t bad[] = {
-      {EDGERT_CT__COUNT, EDGERT_CT_VOID, 0},
-      {EDGERT_CT_POINTER, EDGERT_CT_VOID, 1},
-      {EDGERT_CT_POINTER, EDGERT_CT_POINTER, 1},
-      {EDGERT_CT_POINTER, EDGERT_CT_INT, 0},
-      {EDGERT_CT_POINTER, EDGERT_CT_INT, EDGERT_MAX_POINTER_DEPTH + 1},
-      {EDGERT_CT_INT, EDGERT_CT_INT, 0},
-      {EDGERT_CT_INT, EDGERT_CT_VOID, 1},
+      {EDGERT_CT__COUNT, EDGERT_CT_VOID, 0, 0},
+      {EDGERT_CT_POINTER, EDGERT_CT_VOID, 1, 0},
+      {EDGERT_CT_POINTER, EDGERT_CT_POINTER, 1, 0},
+      {EDGERT_CT_POINTER, EDGERT_CT_INT, 0, 0},
+      {EDGERT_CT_POINTER, EDGERT_CT_INT, EDGERT_MAX_POINTER_DEPTH + 1, 0},
+      {EDGERT_CT_INT, EDGERT_CT_INT, 0, 0},
+      {EDGERT_CT_INT, EDGERT_CT_VOID, 1, 0},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     assert_int_equal(edgert_abi_type_name(&bad[i], buf, sizeof buf),

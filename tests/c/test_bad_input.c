@@ -116,19 +116,19 @@ static void a_huge_type_name_is_quoted_short(void **state) {
 static void invalid_types_are_not_named(void **state) {
   (void)state;
   char buf[64];
-  edgert_abi_type_t bad_code = {(edgert_ctype_t)99, EDGERT_CT_VOID, 0};
+  edgert_abi_type_t bad_code = {(edgert_ctype_t)99, EDGERT_CT_VOID, 0, 0};
   expect_error(edgert_abi_type_name(&bad_code, buf, sizeof buf), EDGERT_EINVAL,
                "invalid type (code 99");
-  edgert_abi_type_t ptr_to_void = {EDGERT_CT_POINTER, EDGERT_CT_VOID, 1};
+  edgert_abi_type_t ptr_to_void = {EDGERT_CT_POINTER, EDGERT_CT_VOID, 1, 0};
   expect_error(edgert_abi_type_name(&ptr_to_void, buf, sizeof buf),
                EDGERT_EINVAL, "invalid type");
-  edgert_abi_type_t deep = {EDGERT_CT_POINTER, EDGERT_CT_INT, 200};
+  edgert_abi_type_t deep = {EDGERT_CT_POINTER, EDGERT_CT_INT, 200, 0};
   expect_error(edgert_abi_type_name(&deep, buf, sizeof buf), EDGERT_EINVAL,
                "depth 200");
-  edgert_abi_type_t int_with_depth = {EDGERT_CT_INT, EDGERT_CT_VOID, 1};
+  edgert_abi_type_t int_with_depth = {EDGERT_CT_INT, EDGERT_CT_VOID, 1, 0};
   expect_error(edgert_abi_type_name(&int_with_depth, buf, sizeof buf),
                EDGERT_EINVAL, "invalid type");
-  edgert_abi_type_t ok = {EDGERT_CT_POINTER, EDGERT_CT_FLOAT, 2};
+  edgert_abi_type_t ok = {EDGERT_CT_POINTER, EDGERT_CT_FLOAT, 2, 0};
   expect_error(edgert_abi_type_name(&ok, buf, 5), EDGERT_EINVAL,
                "buffer of 5 bytes is too small");
   expect_error(edgert_abi_type_name(&ok, NULL, 64), EDGERT_EINVAL,

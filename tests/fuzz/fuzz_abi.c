@@ -19,7 +19,7 @@
 #include "edgert.h"
 
 static const edgert_abi_type_t sentinel_type = {(edgert_ctype_t)77,
-                                                (edgert_ctype_t)88, 99};
+                                                (edgert_ctype_t)88, 99, 0};
 
 /* On LP64 ctypes' c_longlong is c_long: the LONGLONG codes (for contracts
  * built by hand in C) are written "c_longlong", which parses to LONG. */
@@ -42,7 +42,8 @@ static void check_type_name_roundtrip(const edgert_abi_type_t *t) {
   edgert_abi_type_t back = sentinel_type;
   FUZZ_CHECK(edgert_abi_type_parse(name, 1, &back) == 0);
   FUZZ_CHECK(same_class(back.code, t->code) &&
-             same_class(back.pointee, t->pointee) && back.depth == t->depth);
+             same_class(back.pointee, t->pointee) && back.depth == t->depth &&
+             back.is_const == t->is_const);
   size_t sz = edgert_abi_type_size(t);
   FUZZ_CHECK(t->code == EDGERT_CT_VOID ? sz == 0 : (sz >= 1 && sz <= 16));
 }
