@@ -22,9 +22,10 @@ from collections.abc import Mapping
 from typing import Any, List, Optional, Tuple, Type
 
 from . import _edgert
+from .cdecl import CDeclError  # no pycparser import: that waits for a call
 from .errors import ManifestError
 
-__all__ = ["ABIContract", "const", "get_errno", "set_errno"]
+__all__ = ["ABIContract", "const", "get_errno", "set_errno", "contracts_from_c", "CDeclError"]
 
 # Every name libedgert accepts (without "LP_") -> its canonical name.
 _ALIASES: dict = _edgert.abi_type_names()
@@ -42,6 +43,14 @@ del _alias, _canon, _cls
 
 _KEYS = ("function_name", "arg_types", "return_type", "calling_convention", "release_gil",
          "use_errno", "variadic")
+
+
+def contracts_from_c(text: str, *, release_gil: bool = True, use_errno: bool = False) -> list:
+    """One ABIContract per function declared in `text` (C declarations after
+    preprocessing; typedefs used), parsed by pycparser, imported only now.
+    See :mod:`edgert.cdecl`."""
+    from .cdecl import contracts_from_c as parse
+    return parse(text, release_gil=release_gil, use_errno=use_errno)
 
 
 def get_errno() -> int:
@@ -236,6 +245,17 @@ class ABIContract:
         # POINTER types do not pickle (ctypes makes them on the fly); the
         # manifest form does, and reads back to an equal contract.
         return (_from_dict, (self.to_dict(),))
+
+    @classmethod
+    def from_c(cls, decl: str, *, release_gil: bool = True,
+               use_errno: bool = False) -> "ABIContract":
+        """The contract of one C function declaration, parsed by pycparser:
+        ``ABIContract.from_c("double mean(const double *xs, size_t n);")``
+        is ``ABIContract("mean", [const(POINTER(c_double)), c_size_t],
+        c_double)``. See :mod:`edgert.cdecl` for the mapping and what is
+        refused (CDeclError, a ValueError, naming the construct and line)."""
+        from .cdecl import contract_from_c
+        return contract_from_c(decl, release_gil=release_gil, use_errno=use_errno)
 
     @classmethod
     def from_manifest(cls, d: Mapping[str, Any]) -> "ABIContract":
