@@ -394,13 +394,13 @@ int edgert__func_prepare(edgert_func_t *fn) {
   fn->tramp = NULL;
   fn->regcall = 0;
   atomic_init(&fn->nvar, 0);
-  if (c->variadic)
-    return 0;
-  fn->tramp = pick_tramp(c);
+  if (!c->variadic) {
+    fn->tramp = pick_tramp(c);
 #if EDGERT_FAST_TRAMPOLINES
-  if (fn->tramp == NULL && (fn->tramp = pick_regcall(fn)) != NULL)
-    fn->regcall = 1;
+    if (fn->tramp == NULL && (fn->tramp = pick_regcall(fn)) != NULL)
+      fn->regcall = 1;
 #endif
+  }
   if (c->use_errno) {
     /* every call then goes through `tramp` (edgert_func_call widens into
      * slots when there is one), so ffi_tramp needs no errno branch */
@@ -410,6 +410,12 @@ int edgert__func_prepare(edgert_func_t *fn) {
     fn->regcall = 1; /* errno_tramp gets this struct */
   }
   return 0;
+}
+
+int edgert__func_trampolined(const edgert_func_t *fn) {
+  if (fn->tramp == errno_tramp)
+    return fn->inner != ffi_values_tramp;
+  return fn->tramp != NULL;
 }
 
 void edgert__func_release(edgert_func_t *fn) {

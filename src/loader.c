@@ -1587,4 +1587,4 @@ const edgert_contract_t *edgert_func_contract(const edgert_func_t *fn) {
 }
 edgert_module_t *edgert_func_module(const edgert_func_t *fn) { return fn ? fn->module : NULL; }
 void *edgert_func_address(const edgert_func_t *fn) { return fn ? fn->addr : NULL; }
-int edgert_func_is_fast(const edgert_func_t *fn) { return fn != NULL && fn->tramp != NULL; }
+int edgert_func_is_fast(const edgert_func_t *fn) { return fn != NULL && edgert__func_trampolined(fn); }

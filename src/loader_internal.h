@@ -81,6 +81,10 @@ struct edgert_func_s {
   edgert__varcif_t *var[EDGERT__VAR_CACHE];
 };
 
+/* ffi.c: 1 if fn's calls reach it through a precompiled trampoline (the
+ * errno wrapper of one included), 0 if through libffi. */
+int edgert__func_trampolined(const edgert_func_t *fn);
+
 /* ffi.c: frees what edgert__func_prepare and variadic calls allocated for fn
  * (not fn itself). */
 void edgert__func_release(edgert_func_t *fn);

@@ -16,6 +16,13 @@
 
 #define FX(name) EDGERT_FIXTURE_DIR "/lib" name ".so"
 
+/* Integer argument registers: 6 on x86-64, 8 on AArch64 (more: libffi). */
+#if defined(__x86_64__)
+#define INT_ARGS_IN_REGISTERS 6
+#else
+#define INT_ARGS_IN_REGISTERS 8
+#endif
+
 static edgert_module_t *mod;
 
 static int setup(void **state) {
@@ -150,6 +157,7 @@ static void errno_on_the_libffi_path(void **state) {
   (void)state;
   edgert_func_t *fn = bind("set_errno_8", "c_int", 0, 1, 8, "c_int", "c_int", "c_int", "c_int",
                            "c_int", "c_int", "c_int", "c_int");
+  assert_int_equal(edgert_func_is_fast(fn), INT_ARGS_IN_REGISTERS >= 8);
   int x[8] = {1, 2, 3, 4, 5, 6, 7, 55};
   void *args[8];
   for (int i = 0; i < 8; i++)
@@ -270,6 +278,30 @@ static void variadic_calls_promote_and_cache(void **state) {
   }
 }
 
+static void variadic_calls_save_errno_when_asked(void **state) {
+  (void)state;
+  edgert_func_t *fn = bind("errno_sum", "c_int", 2, 1, 2, "c_int", "c_int");
+  edgert_value_t v[4];
+  edgert_abi_type_t ex[2] = {type("c_int"), type("c_short")};
+  v[0].i = 100;
+  v[1].i = 2;
+  v[2].i = 20;
+  v[3].i = 3;
+  ret_t r;
+  assert_false(edgert_func_is_fast(fn));
+  edgert_set_errno(0);
+  assert_int_equal(edgert_func_call_variadic(fn, v, 4, ex, &r), 0);
+  assert_int_equal(r.i32, 2);
+  assert_int_equal(edgert_get_errno(), 123);
+  v[1].i = 0; /* no extras: the bind-time cif, through the plain entry */
+  assert_int_equal(edgert_func_call_values(fn, v, &r), 0);
+  assert_int_equal(edgert_get_errno(), 100);
+  edgert_func_t *plain = bind("errno_sum", "c_int", 2, 0, 2, "c_int", "c_int");
+  v[1].i = 1;
+  assert_int_equal(edgert_func_call_variadic(plain, v, 3, ex, &r), 0);
+  assert_int_equal(edgert_get_errno(), 100);
+}
+
 static void variadic_format_into_a_buffer(void **state) {
   (void)state;
   edgert_func_t *fmt = bind("fmt", "c_int", 3, 0, 3, "LP_c_char", "c_size_t", "c_char_p");
@@ -373,6 +405,7 @@ int main(void) {
       cmocka_unit_test(errno_on_the_libffi_path),
       cmocka_unit_test(variadic_contracts_are_checked),
       cmocka_unit_test(variadic_calls_promote_and_cache),
+      cmocka_unit_test(variadic_calls_save_errno_when_asked),
       cmocka_unit_test(variadic_format_into_a_buffer),
       cmocka_unit_test(bad_variadic_calls_are_refused),
       cmocka_unit_test(manifest_fields_are_read),
