@@ -132,6 +132,11 @@ int edgert_abi_type_parse(const char *name, int allow_void,
     return edgert__error(EDGERT_EINVAL,
                          "edgert_abi_type_parse: name and out must not be NULL");
   const char *base = name;
+  int is_const = 0;
+  if (strncmp(base, "const ", 6) == 0) {
+    is_const = 1;
+    base += 6;
+  }
   unsigned depth = 0;
   while (strncmp(base, "LP_", 3) == 0) {
     base += 3;
@@ -197,12 +202,23 @@ int edgert_abi_type_parse(const char *name, int allow_void,
     t.pointee = code;
     t.depth = (unsigned char)depth;
   }
+  if (is_const) {
+    if (t.code != EDGERT_CT_POINTER && t.code != EDGERT_CT_VOID_P)
+      return edgert__error(EDGERT_EINVAL,
+                           "type name %s: const applies to a pointer "
+                           "(\"const LP_c_double\", \"const c_void_p\"), "
+                           "not to a value type",
+                           quote(name, q, sizeof q));
+    t.is_const = 1;
+  }
   *out = t;
   return 0;
 }
 
 static int type_valid(const edgert_abi_type_t *t) {
-  if ((unsigned)t->code >= EDGERT_CT__COUNT)
+  if ((unsigned)t->code >= EDGERT_CT__COUNT || t->is_const > 1)
+    return 0;
+  if (t->is_const && t->code != EDGERT_CT_POINTER && t->code != EDGERT_CT_VOID_P)
     return 0;
   if (t->code == EDGERT_CT_FUNCPTR)
     return t->sig != NULL && t->pointee == EDGERT_CT_VOID && t->depth == 0;
@@ -234,13 +250,17 @@ int edgert_abi_type_name(const edgert_abi_type_t *t, char *buf, size_t size) {
     snprintf(sname, sizeof sname, "struct %s", edgert_struct_name(t->layout));
     base = sname;
   }
-  size_t need = 3 * depth + strlen(base) + 1;
+  size_t need = (t->is_const ? 6 : 0) + 3 * depth + strlen(base) + 1;
   if (need > size)
     return edgert__error(EDGERT_EINVAL,
                          "edgert_abi_type_name: buffer of %zu bytes is too "
                          "small for %zu",
                          size, need);
   char *p = buf;
+  if (t->is_const) {
+    memcpy(p, "const ", 6);
+    p += 6;
+  }
   for (unsigned i = 0; i < depth; i++, p += 3)
     memcpy(p, "LP_", 3);
   memcpy(p, base, strlen(base) + 1);
@@ -373,6 +393,45 @@ int edgert_contract_init(edgert_contract_t *c, const char *function_name,
   return 0;
 }
 
+int edgert_contract_set_variadic(edgert_contract_t *c, unsigned nfixed) {
+  if (c == NULL)
+    return edgert__error(EDGERT_EINVAL,
+                         "edgert_contract_set_variadic: c is NULL");
+  if (nfixed == 0)
+    return edgert__error(EDGERT_EINVAL,
+                         "variadic: 0 fixed arguments; C needs at least one "
+                         "named parameter before '...'");
+  if (nfixed != c->nargs)
+    return edgert__error(EDGERT_EINVAL,
+                         "variadic: %u fixed arguments, but arg_types lists "
+                         "%u (list exactly the fixed ones)",
+                         nfixed, c->nargs);
+  c->variadic = 1;
+  return 0;
+}
+
+edgert_abi_type_t edgert_abi_type_promote(const edgert_abi_type_t *t) {
+  edgert_abi_type_t r = *t;
+  r.is_const = 0;
+  switch (t->code) {
+  case EDGERT_CT_FLOAT:
+    r.code = EDGERT_CT_DOUBLE;
+    break;
+  case EDGERT_CT_BOOL:
+  case EDGERT_CT_CHAR:
+  case EDGERT_CT_BYTE:
+  case EDGERT_CT_UBYTE:
+  case EDGERT_CT_SHORT:
+  case EDGERT_CT_USHORT:
+  case EDGERT_CT_WCHAR:
+    r.code = EDGERT_CT_INT;
+    break;
+  default:
+    break;
+  }
+  return r;
+}
+
 int edgert_contract_format(const edgert_contract_t *c, char *buf,
                            size_t size) {
   if (c == NULL || buf == NULL || size == 0)
@@ -402,7 +461,7 @@ int edgert_contract_format(const edgert_contract_t *c, char *buf,
       goto small;
     o += (size_t)n;
   }
-  n = snprintf(buf + o, size - o, ")");
+  n = snprintf(buf + o, size - o, "%s)", c->variadic ? ", ..." : "");
   if (n < 0 || (size_t)n >= size - o)
     goto small;
   return 0;

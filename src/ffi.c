@@ -23,9 +23,19 @@
  *   never entered. A signal sent to the calling thread (not raised by the
  *   module's code: edgert_crash_t.sent) abandons the call without
  *   quarantining anything.
+ * - errno (use_errno contracts only): the thread's saved copy goes into
+ *   errno right before the callee runs and errno back into it right after,
+ *   inside the guarded trampoline, so nothing of edgert runs in between.
+ *   Such a function's `tramp` is errno_tramp wrapping the one it would have
+ *   had (or libffi from slots); contracts without use_errno keep exactly
+ *   their old call path.
+ * - Variadic functions always take libffi (the trampolines' prototypes are
+ *   not variadic, and x86-64 needs %al set for `...`); their cif per extra
+ *   type list is cached, append-only and published by a release store.
  */
 #include "loader_internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <wchar.h>
@@ -94,6 +104,17 @@ ffi_type *edgert__ffi_type_of(edgert_ctype_t code) {
   }
 }
 
+/* errno of use_errno contracts, per thread (edgert_get_errno). */
+static _Thread_local int saved_errno;
+
+int edgert_get_errno(void) { return saved_errno; }
+
+int edgert_set_errno(int value) {
+  int old = saved_errno;
+  saved_errno = value;
+  return old;
+}
+
 /* A contract type's libffi type: a struct's from its layout (NULL with the
  * message set when the layout cannot travel by value), else the scalar's. */
 static ffi_type *ffi_type_for(const edgert_contract_t *c, const edgert_abi_type_t *t,
@@ -112,6 +133,31 @@ static ffi_type *ffi_type_for(const edgert_contract_t *c, const edgert_abi_type_
 static void ffi_tramp(void *fn, void **avalues, void *ret) {
   const edgert__call_t *c = fn;
   ffi_call((ffi_cif *)&c->fn->cif, FFI_FN(c->addr), ret, avalues);
+}
+
+/* libffi from widened slots, as a trampoline (the errno wrapper's `inner`
+ * for functions that have no precompiled one); `fn` is an edgert__call_t. */
+static void ffi_values_tramp(void *fn, void **a, void *ret) {
+  const edgert__call_t *c = fn;
+  const edgert_func_t *f = c->fn;
+  edgert_value_t *v = (edgert_value_t *)(void *)a;
+  void *av[EDGERT_MAX_ARGS];
+  for (unsigned i = 0; i < f->nargs; i++) /* a struct's slot holds its address */
+    av[i] = f->contract.args[i].code == EDGERT_CT_STRUCT ? v[i].p : (void *)&v[i];
+  ffi_call((ffi_cif *)&f->cif, FFI_FN(c->addr), ret, av);
+}
+
+/* The trampoline of a use_errno function that has a fast one (`inner`);
+ * `fn` is an edgert__call_t (the function and its address in the mapping
+ * the call holds), handed on as it is to an inner trampoline that takes
+ * one, else as the address. */
+static void errno_tramp(void *fn, void **a, void *ret) {
+  const edgert__call_t *c = fn;
+  const edgert_func_t *f = c->fn;
+  void *target = f->inner_regcall ? fn : c->addr;
+  errno = saved_errno;
+  f->inner(target, a, ret);
+  saved_errno = errno;
 }
 
 /* ---- trampolines ---------------------------------------------------------- */
@@ -472,17 +518,50 @@ int edgert__func_prepare(edgert_func_t *fn) {
   if (rt == NULL)
     return edgert__error(EDGERT_EUNSUPPORTED, "binding '%s': unsupported return type code %d",
                          c->function_name, (int)c->ret.code);
-  ffi_status st = ffi_prep_cif(&fn->cif, FFI_DEFAULT_ABI, c->nargs, rt, fn->atypes);
+  if (c->variadic && c->nargs == 0)
+    return edgert__error(EDGERT_EINVAL, "binding '%s': a variadic function needs at "
+                         "least one fixed argument", c->function_name);
+  ffi_status st = c->variadic
+                      ? ffi_prep_cif_var(&fn->cif, FFI_DEFAULT_ABI, c->nargs, c->nargs, rt,
+                                         fn->atypes)
+                      : ffi_prep_cif(&fn->cif, FFI_DEFAULT_ABI, c->nargs, rt, fn->atypes);
   if (st != FFI_OK)
     return edgert__error(EDGERT_EUNSUPPORTED, "binding '%s': libffi cannot prepare "
                          "this signature (status %d)", c->function_name, (int)st);
-  fn->tramp = pick_tramp(c);
+  fn->tramp = NULL;
   fn->regcall = 0;
+  atomic_init(&fn->nvar, 0);
+  if (!c->variadic) {
+    fn->tramp = pick_tramp(c);
 #if EDGERT_FAST_TRAMPOLINES
-  if (fn->tramp == NULL && (fn->tramp = pick_regcall(fn)) != NULL)
-    fn->regcall = 1;
+    if (fn->tramp == NULL && (fn->tramp = pick_regcall(fn)) != NULL)
+      fn->regcall = 1;
 #endif
+  }
+  if (c->use_errno) {
+    /* every call then goes through `tramp` (edgert_func_call widens into
+     * slots when there is one), so ffi_tramp needs no errno branch */
+    fn->inner = fn->tramp != NULL ? fn->tramp : ffi_values_tramp;
+    fn->inner_regcall = fn->tramp != NULL ? fn->regcall : 1;
+    fn->tramp = errno_tramp;
+    fn->regcall = 1; /* errno_tramp gets this struct */
+  }
   return 0;
+}
+
+int edgert__func_trampolined(const edgert_func_t *fn) {
+  if (fn->tramp == errno_tramp)
+    return fn->inner != ffi_values_tramp;
+  return fn->tramp != NULL;
+}
+
+void edgert__func_release(edgert_func_t *fn) {
+  if (fn == NULL)
+    return;
+  unsigned n = atomic_load_explicit(&fn->nvar, memory_order_acquire);
+  for (unsigned i = 0; i < n; i++)
+    edgert__free(fn->var[i]);
+  atomic_store_explicit(&fn->nvar, 0, memory_order_relaxed);
 }
 
 /* ---- calls ---------------------------------------------------------------- */
@@ -686,4 +765,142 @@ int edgert_func_call(edgert_func_t *fn, void **args, void *ret) {
   }
   void *none[1] = {NULL};
   return counted(fn, NULL, args ? args : none, ret);
+}
+
+/* ---- variadic calls --------------------------------------------------------- */
+
+typedef struct {
+  edgert_func_t *fn;
+  ffi_cif *cif;
+  void *addr; /* in the mapping the call holds */
+} var_ctx_t;
+
+static void var_tramp(void *ctx, void **avalues, void *ret) {
+  var_ctx_t *x = ctx;
+  if (x->fn->contract.use_errno) {
+    errno = saved_errno;
+    ffi_call(x->cif, FFI_FN(x->addr), ret, avalues);
+    saved_errno = errno;
+    return;
+  }
+  ffi_call(x->cif, FFI_FN(x->addr), ret, avalues);
+}
+
+/* Prepares `v` for fn's fixed arguments plus v->extra[0..v->nextra). */
+static int var_prepare(const edgert_func_t *fn, edgert__varcif_t *v) {
+  const edgert_contract_t *c = &fn->contract;
+  for (unsigned i = 0; i < c->nargs; i++)
+    v->atypes[i] = fn->atypes[i];
+  for (unsigned k = 0; k < v->nextra; k++)
+    v->atypes[c->nargs + k] = edgert__ffi_type_of(v->extra[k]);
+  ffi_status st = ffi_prep_cif_var(&v->cif, FFI_DEFAULT_ABI, c->nargs, c->nargs + v->nextra,
+                                   fn->cif.rtype, v->atypes);
+  if (st != FFI_OK)
+    return edgert__error(EDGERT_EUNSUPPORTED, "calling '%s': libffi cannot prepare a "
+                         "variadic call with these %u extra arguments (status %d)",
+                         c->function_name, v->nextra, (int)st);
+  return 0;
+}
+
+/* The cached cif for this extra list, or NULL. */
+static ffi_cif *var_find(edgert_func_t *fn, const edgert__varcif_t *want) {
+  unsigned n = atomic_load_explicit(&fn->nvar, memory_order_acquire);
+  for (unsigned i = 0; i < n; i++) {
+    edgert__varcif_t *v = fn->var[i];
+    if (v->nextra == want->nextra &&
+        memcmp(v->extra, want->extra, want->nextra * sizeof want->extra[0]) == 0)
+      return &v->cif;
+  }
+  return NULL;
+}
+
+int edgert_func_call_variadic(edgert_func_t *fn, edgert_value_t *values, size_t nvalues,
+                              const edgert_abi_type_t *extra, void *ret) {
+  if (fn == NULL || (values == NULL && nvalues > 0))
+    return edgert__error(EDGERT_EINVAL,
+                         "edgert_func_call_variadic: NULL function or values");
+  const edgert_contract_t *c = &fn->contract;
+  if (!c->variadic)
+    return edgert__error(EDGERT_EINVAL, "calling '%s': its contract is not variadic",
+                         c->function_name);
+  if (nvalues < c->nargs)
+    return edgert__error(EDGERT_EINVAL, "calling '%s': %zu values for %u fixed arguments",
+                         c->function_name, nvalues, c->nargs);
+  if (nvalues > EDGERT_MAX_ARGS)
+    return edgert__error(EDGERT_ELIMIT, "calling '%s': %zu arguments is more than the "
+                         "limit of %d", c->function_name, nvalues, EDGERT_MAX_ARGS);
+  edgert__varcif_t want;
+  want.nextra = (unsigned)(nvalues - c->nargs);
+  if (want.nextra > 0 && extra == NULL)
+    return edgert__error(EDGERT_EINVAL, "calling '%s': %u extra arguments and no types",
+                         c->function_name, want.nextra);
+  edgert_value_t slots[EDGERT_MAX_ARGS];
+  void *av[EDGERT_MAX_ARGS];
+  for (unsigned i = 0; i < c->nargs; i++)
+    av[i] = &values[i];
+  for (unsigned k = 0; k < want.nextra; k++) {
+    const edgert_abi_type_t *t = &extra[k];
+    if (t->code == EDGERT_CT_VOID || edgert_abi_type_size(t) == 0)
+      return edgert__error(EDGERT_EINVAL, "calling '%s': extra argument %u (argument %u) "
+                           "has %s type (code %d)", c->function_name, k + 1,
+                           c->nargs + k + 1, t->code == EDGERT_CT_VOID ? "the void" : "an invalid",
+                           (int)t->code);
+    edgert_abi_type_t p = edgert_abi_type_promote(t);
+    want.extra[k] = p.code;
+    slots[k] = values[c->nargs + k];
+    if (t->code == EDGERT_CT_FLOAT)
+      slots[k].d = values[c->nargs + k].f;
+    av[c->nargs + k] = &slots[k];
+  }
+  ffi_cif *cif = var_find(fn, &want);
+  edgert__varcif_t *own = NULL;
+  edgert__varcif_t local;
+  if (cif == NULL) {
+    own = edgert__malloc(sizeof *own);
+    edgert__varcif_t *v = own != NULL ? own : &local;
+    v->nextra = want.nextra;
+    memcpy(v->extra, want.extra, want.nextra * sizeof want.extra[0]);
+    int rc = var_prepare(fn, v);
+    if (rc != 0) {
+      edgert__free(own);
+      return rc;
+    }
+    cif = &v->cif;
+    if (own != NULL) {
+      edgert_module_t *m = fn->module;
+      pthread_mutex_lock(&m->lock);
+      ffi_cif *again = var_find(fn, &want);
+      unsigned n = atomic_load_explicit(&fn->nvar, memory_order_relaxed);
+      if (again == NULL && n < EDGERT__VAR_CACHE) {
+        fn->var[n] = own;
+        atomic_store_explicit(&fn->nvar, n + 1, memory_order_release);
+        own = NULL; /* the cache owns it now */
+      } else if (again != NULL) {
+        cif = again;
+      }
+      pthread_mutex_unlock(&m->lock);
+    }
+  }
+  long double scratch[2];
+  edgert_module_t *m = fn->module;
+  edgert__map_t *mp = edgert__map_hold(m);
+  int rc;
+  if (EDGERT__UNLIKELY(mp == NULL)) {
+    rc = refuse_unloaded(fn);
+  } else if (EDGERT__UNLIKELY(atomic_load_explicit(&mp->image->quarantined,
+                                                   memory_order_relaxed))) {
+    rc = refuse_quarantined(fn);
+  } else {
+    var_ctx_t ctx = {fn, cif, (void *)(mp->bias + fn->off)};
+    rc = edgert__guarded_invoke(var_tramp, &ctx, av, ret != NULL ? ret : scratch,
+                                c->function_name, m->path);
+    if (EDGERT__UNLIKELY(rc == EDGERT_ECRASH) && !edgert_last_crash()->sent) {
+      atomic_store(&mp->image->quarantined, 1);
+      atomic_store(&m->crashed_generation, mp->generation);
+    }
+  }
+  if (mp != NULL)
+    edgert__map_drop(mp);
+  edgert__free(own); /* not cached (full, or another thread cached it first) */
+  return rc;
 }

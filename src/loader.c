@@ -1710,6 +1710,7 @@ void edgert_module_free(edgert_module_t *m) {
   edgert_func_t *f = m->funcs;
   while (f != NULL) {
     edgert_func_t *next = f->next;
+    edgert__func_release(f);
     edgert__free(f);
     f = next;
   }
@@ -1884,4 +1885,4 @@ void *edgert_func_address(const edgert_func_t *fn) {
   /* In the current mapping (records outlive reloads: no count needed to read it). */
   return (void *)(atomic_load(&fn->module->cur)->bias + fn->off);
 }
-int edgert_func_is_fast(const edgert_func_t *fn) { return fn != NULL && fn->tramp != NULL; }
+int edgert_func_is_fast(const edgert_func_t *fn) { return fn != NULL && edgert__func_trampolined(fn); }

@@ -73,6 +73,17 @@ struct edgert_module_s {
                                      so a fork can take and reset each lock */
 };
 
+/* ffi.c: a prepared call of a variadic function with one list of (promoted)
+ * extra argument types. Kept in its function's cache until the module
+ * handle is freed. */
+#define EDGERT__VAR_CACHE 16
+typedef struct edgert__varcif_s {
+  unsigned nextra;
+  edgert_ctype_t extra[EDGERT_MAX_ARGS];
+  ffi_cif cif;
+  ffi_type *atypes[EDGERT_MAX_ARGS];
+} edgert__varcif_t;
+
 struct edgert_func_s {
   edgert_module_t *module;
   void *addr;            /* in the mapping current when it was bound */
@@ -88,11 +99,27 @@ struct edgert_func_s {
   edgert_contract_t contract;
   ffi_cif cif;
   ffi_type *atypes[EDGERT_MAX_ARGS];
+  /* use_errno: `tramp` is the errno wrapper, which calls `inner` (with this
+   * struct when inner_regcall, else with `addr`) */
+  edgert__tramp_t inner;
+  int inner_regcall;
+  /* variadic: cifs by extra-type list; entries [0, nvar) are published
+   * (release store of nvar, appended under module->lock), never changed */
+  atomic_uint nvar;
+  edgert__varcif_t *var[EDGERT__VAR_CACHE];
 };
 
 /* ffi.c: the libffi type of a C type code (FUNCPTR and every pointer:
  * ffi_type_pointer), NULL for none. Shared with callback.c's cifs. */
 ffi_type *edgert__ffi_type_of(edgert_ctype_t code);
+
+/* ffi.c: 1 if fn's calls reach it through a precompiled trampoline (the
+ * errno wrapper of one included), 0 if through libffi. */
+int edgert__func_trampolined(const edgert_func_t *fn);
+
+/* ffi.c: frees what edgert__func_prepare and variadic calls allocated for fn
+ * (not fn itself). */
+void edgert__func_release(edgert_func_t *fn);
 
 /* ffi.c: fills fn->cif, fn->atypes and fn->tramp from fn->contract.
  * 0, or EDGERT_EUNSUPPORTED / EDGERT_EINVAL with a message. */

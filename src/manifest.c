@@ -487,10 +487,10 @@ static int check_keys(const cJSON *obj, const char *where,
   return 0;
 }
 
-enum { C_NAME, C_ARGS, C_RET, C_CC, C_GIL, C__N };
+enum { C_NAME, C_ARGS, C_RET, C_CC, C_GIL, C_ERRNO, C_VAR, C__N };
 static const char *const contract_keys[C__N] = {
     "function_name", "arg_types", "return_type", "calling_convention",
-    "release_gil"};
+    "release_gil", "use_errno", "variadic"};
 
 /*
  * An argument type in the structured callback form,
@@ -623,8 +623,31 @@ static int read_contract(const cJSON *obj, const char *where,
     }
     release = cJSON_IsTrue(f[C_GIL]);
   }
-  rc = edgert_contract_init(out, f[C_NAME]->valuestring, args, nargs, ret, cc,
+  int use_errno = 0;
+  if (f[C_ERRNO] != NULL) {
+    join(field, where, "use_errno");
+    if (!cJSON_IsBool(f[C_ERRNO]))
+      return wrong_type(field, "true or false", f[C_ERRNO]);
+    use_errno = cJSON_IsTrue(f[C_ERRNO]);
+  }
+  double nfixed = -1;
+  if (f[C_VAR] != NULL && !cJSON_IsNull(f[C_VAR])) {
+    join(field, where, "variadic");
+    if (!cJSON_IsNumber(f[C_VAR]) || !(f[C_VAR]->valuedouble >= 0) ||
+        f[C_VAR]->valuedouble > EDGERT_MAX_ARGS ||
+        f[C_VAR]->valuedouble != (double)(int)f[C_VAR]->valuedouble)
+      return wrong_type(field, "the fixed argument count (an integer 1..32) or null", f[C_VAR]);
+    nfixed = f[C_VAR]->valuedouble;
+  }
+  edgert_contract_t tmp;
+  rc = edgert_contract_init(&tmp, f[C_NAME]->valuestring, args, nargs, ret, cc,
                             release);
+  if (rc == 0 && nfixed >= 0)
+    rc = edgert_contract_set_variadic(&tmp, (unsigned)nfixed);
+  if (rc == 0) {
+    tmp.use_errno = (unsigned char)use_errno;
+    *out = tmp;
+  }
   if (rc < 0) {
     char msg[900];
     snprintf(msg, sizeof msg, "%s", edgert_last_error());

@@ -92,11 +92,16 @@ struct edgert_fnsig_s;
  * (edgert/struct.h), so a type stays plain data. For EDGERT_CT_FUNCPTR,
  * `sig` is the callback signature: interned by edgert_abi_type_parse (one
  * immortal copy per distinct signature, so two types are the same signature
- * exactly when their `sig` pointers are equal); NULL for every other code. */
+ * exactly when their `sig` pointers are equal); NULL for every other code.
+ * `is_const` (0 or 1) marks a pointer whose items the callee only reads
+ * ("const LP_c_double", C's `const double *`): only a POINTER or c_void_p
+ * argument may carry it, and only such an argument takes a read-only
+ * buffer. Initialize it with designated initializers: fields are added. */
 typedef struct edgert_abi_type_s {
   edgert_ctype_t code;
   edgert_ctype_t pointee;
   unsigned char depth;
+  unsigned char is_const;
   const struct edgert_struct_s *layout;
   const struct edgert_fnsig_s *sig;
 } edgert_abi_type_t;
@@ -109,6 +114,11 @@ typedef struct edgert_contract_s {
   edgert_abi_type_t args[EDGERT_MAX_ARGS];
   edgert_abi_type_t ret;                   /* code EDGERT_CT_VOID for None */
   int release_gil;                         /* 1 (default): callers may drop their lock around the call */
+  unsigned char use_errno;                 /* 1: errno is swapped with this thread's saved copy
+                                              around the call (edgert_get_errno) */
+  unsigned char variadic;                  /* 1: the function ends in `...`: `nargs` fixed
+                                              arguments, then any extra ones per call
+                                              (edgert_func_call_variadic) */
 } edgert_contract_t;
 
 /*
@@ -116,13 +126,15 @@ typedef struct edgert_contract_s {
  * alias of it: "c_double", "c_size_t", "c_ulong", "c_int32", "LP_c_float",
  * "LP_LP_c_char", "LP_c_ulong", and callback types
  * "CFUNCTYPE(c_int, LP_c_int, LP_c_int)" (edgert/callback.h: the first item
- * is the return type, "None" for void). "None" (the void return) only when
- * `allow_void`. A CFUNCTYPE is interned on first parse (thread-safe, no
+ * is the return type, "None" for void); "const " before a POINTER or c_void_p
+ * name sets is_const ("const LP_c_double", "const c_void_p"). "None" (the
+ * void return) only when `allow_void`. A CFUNCTYPE is interned on first parse (thread-safe, no
  * lock); EDGERT_ELIMIT past EDGERT_MAX_FNSIGS distinct ones, EDGERT_ENOMEM
  * if its copy cannot be allocated. Returns 0 with *out set, or (with *out
  * unchanged):
  *   EDGERT_EINVAL        unknown name (the message quotes it), NULL name or
- *                        out, "None" where not allowed, "LP_None";
+ *                        out, "None" where not allowed, "LP_None", "const "
+ *                        before a type that is not a pointer;
  *                        "struct NAME" when no struct NAME is defined
  *                        (edgert_struct_define);
  *   EDGERT_EUNSUPPORTED  a known but unsupported type: "union NAME",
@@ -173,8 +185,26 @@ EDGERT_EXTERN int edgert_contract_init(edgert_contract_t *c,
                                        int release_gil);
 
 /*
+ * Makes initialized contract `c` variadic: its `nargs` arguments are the
+ * fixed ones, and `nfixed` must equal them (the manifest's "variadic": N and
+ * ABIContract(..., variadic=N) say it twice on purpose, so a contract that
+ * lists one argument too few or many is caught). C needs one named parameter
+ * before `...`, so nfixed is at least 1. Returns 0, or EDGERT_EINVAL with a
+ * message starting "variadic: "; `c` unchanged on failure.
+ */
+EDGERT_EXTERN int edgert_contract_set_variadic(edgert_contract_t *c,
+                                               unsigned nfixed);
+
+/* The C default argument promotion of an extra (variadic) argument's type:
+ * c_float becomes c_double; c_bool, c_char, c_byte, c_ubyte, c_short,
+ * c_ushort and c_wchar become c_int; every other type is itself (const
+ * dropped). */
+EDGERT_EXTERN edgert_abi_type_t edgert_abi_type_promote(const edgert_abi_type_t *t);
+
+/*
  * Writes `c` as a C-like signature into buf (NUL-terminated):
- * "None vec_add_f32(LP_c_float, c_size_t)". For logs and tools.
+ * "None vec_add_f32(LP_c_float, c_size_t)"; a variadic contract ends in
+ * ", ...)". For logs and tools.
  * Returns 0, or EDGERT_EINVAL if `c` holds an invalid type or buf is too
  * small (buf then holds a truncated, still NUL-terminated signature).
  */

@@ -338,6 +338,39 @@ EDGERT_EXTERN int edgert_func_call_serialized(edgert_func_t *fn,
                                               void *ret);
 
 /*
+ * Calls a variadic function (a contract made with
+ * edgert_contract_set_variadic): `values` holds `nvalues` widened slots, the
+ * contract's nargs fixed arguments then the extra ones, whose types are
+ * `extra` (nvalues - nargs of them; NULL when there are none). Each extra
+ * type gets C's default argument promotion (edgert_abi_type_promote): a
+ * c_float slot's `f` is passed as a double, narrow integers as int, so a
+ * caller fills slots as for any call. One libffi cif is prepared per
+ * distinct promoted extra-type list and kept (the first 16 lists per
+ * function; later ones are prepared on each call and not kept). Counted like
+ * edgert_func_call_values; may run foreign code. Returns 0, or
+ * EDGERT_EINVAL (not a variadic contract, fewer values than fixed arguments,
+ * NULL or void extra type: the message names the extra argument),
+ * EDGERT_ELIMIT (more than EDGERT_MAX_ARGS values), EDGERT_EUNSUPPORTED
+ * (libffi cannot prepare the list), EDGERT_ENOMEM, and the call's own codes.
+ */
+EDGERT_EXTERN int edgert_func_call_variadic(edgert_func_t *fn,
+                                            edgert_value_t *values,
+                                            size_t nvalues,
+                                            const edgert_abi_type_t *extra,
+                                            void *ret);
+
+/*
+ * errno of contracts with use_errno set, as ctypes' use_errno: this
+ * thread's saved copy is stored into errno right before each such call and
+ * errno is saved into it right after (on the calling thread; other
+ * contracts neither read nor write it). edgert_get_errno returns the saved
+ * copy; edgert_set_errno sets it and returns the previous value. Thread-safe
+ * (one copy per thread, 0 in a new thread); never fails.
+ */
+EDGERT_EXTERN int edgert_get_errno(void);
+EDGERT_EXTERN int edgert_set_errno(int value);
+
+/*
  * Interposable references: the module at `path` refers, through its PLT or
  * GOT, to symbols it defines itself with default visibility. ELF resolves
  * those references through the process's global scope first, so an

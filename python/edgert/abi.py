@@ -22,9 +22,11 @@ from collections.abc import Mapping
 from typing import Any, List, Optional, Tuple, Type
 
 from . import _edgert
+from .cdecl import CDeclError  # no pycparser import: that waits for a call
 from .errors import ManifestError
 
-__all__ = ["ABIContract", "Callback", "CallbackPointer", "callback"]
+__all__ = ["ABIContract", "Callback", "CallbackPointer", "callback", "const", "get_errno",
+           "set_errno", "contracts_from_c", "CDeclError"]
 
 Callback = _edgert.Callback
 CallbackPointer = _edgert.CallbackPointer
@@ -43,7 +45,55 @@ for _alias, _canon in _ALIASES.items():
 _NAME_CLASSES: dict = {canon: cls for cls, canon in _CLASS_NAMES.items()}
 del _alias, _canon, _cls
 
-_KEYS = ("function_name", "arg_types", "return_type", "calling_convention", "release_gil")
+_KEYS = ("function_name", "arg_types", "return_type", "calling_convention", "release_gil",
+         "use_errno", "variadic")
+
+
+def contracts_from_c(text: str, *, release_gil: bool = True, use_errno: bool = False) -> list:
+    """One ABIContract per function declared in `text` (C declarations after
+    preprocessing; typedefs used), parsed by pycparser, imported only now.
+    See :mod:`edgert.cdecl`."""
+    from .cdecl import contracts_from_c as parse
+    return parse(text, release_gil=release_gil, use_errno=use_errno)
+
+
+def get_errno() -> int:
+    """This thread's errno as saved right after its last call of a
+    ``use_errno=True`` contract (``ctypes.get_errno``'s semantics)."""
+    return _edgert.get_errno()
+
+
+def set_errno(value: int) -> int:
+    """Sets this thread's saved errno, which is stored into ``errno`` right
+    before each ``use_errno=True`` call, and returns the previous value
+    (``ctypes.set_errno``'s semantics)."""
+    return _edgert.set_errno(value)
+
+
+class const:
+    """``const(POINTER(t))`` (or ``const(c_void_p)``): a pointer argument
+    whose items the function only reads, C's ``const t *``. Such an argument
+    also takes read-only buffers (``bytes``, a read-only memoryview, a numpy
+    array with ``writeable=False``), which a plain ``POINTER(t)`` refuses.
+    Written ``'const LP_c_double'`` in manifests and ``to_dict()``."""
+
+    __slots__ = ("type",)
+
+    def __init__(self, t: Any) -> None:
+        if not (isinstance(t, type) and (issubclass(t, ctypes._Pointer) or t is ctypes.c_void_p)):
+            what = t.__name__ if isinstance(t, type) else repr(t)
+            raise TypeError(f"const(): expected POINTER(t) or c_void_p, got {what}; "
+                            f"const applies to what a pointer points to")
+        self.type = t
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, const) and other.type is self.type
+
+    def __hash__(self) -> int:
+        return hash(("const", self.type))
+
+    def __repr__(self) -> str:
+        return f"edgert.const({self.type.__name__})"
 
 
 def _type_name(t: Any, field: str, *, is_return: bool) -> str:
@@ -56,6 +106,8 @@ def _type_name(t: Any, field: str, *, is_return: bool) -> str:
         if is_return:
             return "None"
         raise TypeError(f"{field}: None (void) is only a return type, not an argument type")
+    if isinstance(t, const):
+        return "const " + _type_name(t.type, field, is_return=is_return)
     if not isinstance(t, type):
         raise TypeError(
             f"{field}: expected a ctypes type such as ctypes.c_double or "
@@ -109,6 +161,8 @@ def _class_for(canonical: str) -> Optional[Type[Any]]:
     "CFUNCTYPE(c_int, c_int)" -> CFUNCTYPE(c_int, c_int))."""
     if canonical == "None":
         return None
+    if canonical.startswith("const "):
+        return const(_class_for(canonical[6:]))  # type: ignore[return-value]
     if canonical.startswith("CFUNCTYPE("):
         items = [_class_for(x.strip()) for x in canonical[len("CFUNCTYPE("):-1].split(",")]
         return ctypes.CFUNCTYPE(items[0], *items[1:])
@@ -194,7 +248,12 @@ class ABIContract:
 
     ``ABIContract("vec_add_f32", [POINTER(c_float), c_size_t], None)``.
     ``release_gil`` (default True, as ctypes does) lets a caller drop the GIL
-    around the call; set it False for very short functions.
+    around the call; set it False for very short functions. ``use_errno``
+    (default False) swaps ``errno`` with this thread's saved copy around each
+    call (:func:`get_errno`, :func:`set_errno`). ``variadic=N`` marks a
+    function ending in ``...`` whose N fixed arguments are ``arg_types``;
+    each call's extra arguments are typed by their Python type or by a
+    ctypes instance (docs/abi.md).
     Raises TypeError (naming the field, e.g. ``arg_types[2]``) for what is
     not a supported ctypes type, ValueError for a bad name, more than 32
     arguments or a calling convention other than "cdecl", and
@@ -208,6 +267,8 @@ class ABIContract:
     return_type: Optional[Type[Any]] = None
     calling_convention: str = "cdecl"
     release_gil: bool = True
+    use_errno: bool = False
+    variadic: Optional[int] = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.function_name, str):
@@ -221,32 +282,48 @@ class ABIContract:
                 f"calling_convention: expected str, got {type(self.calling_convention).__name__}")
         if not isinstance(self.release_gil, bool):
             raise TypeError(f"release_gil: expected bool, got {type(self.release_gil).__name__}")
-        _edgert.check_contract(*self._encode()[:4], self.release_gil)
+        if not isinstance(self.use_errno, bool):
+            raise TypeError(f"use_errno: expected bool, got {type(self.use_errno).__name__}")
+        if self.variadic is not None and (not isinstance(self.variadic, int)
+                                          or isinstance(self.variadic, bool)):
+            raise TypeError(f"variadic: expected the fixed argument count (int) or None, "
+                            f"got {type(self.variadic).__name__}")
+        if self.variadic is not None and not 0 <= self.variadic <= 32:
+            raise ValueError(f"variadic: {self.variadic} is not a fixed argument count (0..32)")
+        _edgert.check_contract(*self._encode())
 
-    def _encode(self) -> Tuple[str, Tuple[str, ...], Optional[str], str, bool]:
+    def _encode(self) -> Tuple[str, Tuple[str, ...], Optional[str], str, bool, bool,
+                               Optional[int]]:
         """(function_name, canonical arg type names, return type name or None,
-        calling_convention, release_gil): what edgert_contract_init takes."""
+        calling_convention, release_gil, use_errno, variadic): what
+        edgert_contract_init and edgert_contract_set_variadic take."""
         args = tuple(_type_name(t, f"arg_types[{i}]", is_return=False)
                      for i, t in enumerate(self.arg_types))
         ret = None if self.return_type is None else _type_name(
             self.return_type, "return_type", is_return=True)
-        return (self.function_name, args, ret, self.calling_convention, bool(self.release_gil))
+        return (self.function_name, args, ret, self.calling_convention, bool(self.release_gil),
+                bool(self.use_errno), self.variadic)
 
     def to_dict(self) -> dict:
         """The manifest form: ``{'function_name': 'vec_add_f32', 'arg_types':
         ['LP_c_float', 'c_size_t'], 'return_type': None, 'calling_convention':
-        'cdecl'}``; ``'release_gil': False`` is written only when False."""
-        name, args, ret, cc, release = self._encode()
+        'cdecl'}``; ``'release_gil': False``, ``'use_errno': True`` and
+        ``'variadic': N`` are written only when they differ from the default."""
+        name, args, ret, cc, release, use_errno, variadic = self._encode()
         d: dict = {"function_name": name, "arg_types": list(args),
                    "return_type": ret, "calling_convention": cc}
         if not release:
             d["release_gil"] = False
+        if use_errno:
+            d["use_errno"] = True
+        if variadic is not None:
+            d["variadic"] = variadic
         return d
 
     def struct_names(self) -> List[str]:
         """The names of the structs this contract uses ("Point"), by value
         or behind POINTER, in order of first use."""
-        _, args, ret, _, _ = self._encode()
+        _, args, ret = self._encode()[:3]
         out: List[str] = []
         for n in (*args, *([ret] if ret else [])):
             while n.startswith("LP_"):
@@ -265,6 +342,17 @@ class ABIContract:
             from .structs import definitions
             return (_from_dict, (self.to_dict(), definitions(names)))
         return (_from_dict, (self.to_dict(),))
+
+    @classmethod
+    def from_c(cls, decl: str, *, release_gil: bool = True,
+               use_errno: bool = False) -> "ABIContract":
+        """The contract of one C function declaration, parsed by pycparser:
+        ``ABIContract.from_c("double mean(const double *xs, size_t n);")``
+        is ``ABIContract("mean", [const(POINTER(c_double)), c_size_t],
+        c_double)``. See :mod:`edgert.cdecl` for the mapping and what is
+        refused (CDeclError, a ValueError, naming the construct and line)."""
+        from .cdecl import contract_from_c
+        return contract_from_c(decl, release_gil=release_gil, use_errno=use_errno)
 
     @classmethod
     def from_manifest(cls, d: Mapping[str, Any]) -> "ABIContract":
@@ -297,8 +385,15 @@ class ABIContract:
         release = d.get("release_gil", True)
         if not isinstance(release, bool):
             raise ManifestError(f"release_gil: expected true or false, got {type(release).__name__}")
+        use_errno = d.get("use_errno", False)
+        if not isinstance(use_errno, bool):
+            raise ManifestError(f"use_errno: expected true or false, got {type(use_errno).__name__}")
+        variadic = d.get("variadic")
+        if variadic is not None and (not isinstance(variadic, int) or isinstance(variadic, bool)):
+            raise ManifestError(f"variadic: expected the fixed argument count (an integer) or "
+                                f"null, got {type(variadic).__name__}")
         try:
-            return cls(name, args, ret, cc, release)
+            return cls(name, args, ret, cc, release, use_errno, variadic)
         except (TypeError, ValueError, NotImplementedError) as exc:
             raise ManifestError(str(exc)) from None
 

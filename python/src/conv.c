@@ -267,6 +267,92 @@ static int buffer_matches(const edgert_abi_type_t *t, int kind, Py_ssize_t items
   return kind == want;
 }
 
+/* Copies a refused buffer's format and item size into *e for the message
+ * (the view goes now); by hand, since snprintf costs more than the rest of a
+ * guard miss. */
+static int format_fail(conv_err_t *e, const char *format, Py_ssize_t itemsize, unsigned i,
+                       PyObject *o) {
+  const char *f = format ? format : "B";
+  size_t k = 0;
+  for (; f[k] != '\0' && k + 1 < sizeof e->fmt; k++)
+    e->fmt[k] = f[k];
+  e->fmt[k] = '\0';
+  e->itemsize = itemsize;
+  return cv_fail(e, CV_FORMAT, i, o);
+}
+
+/* Whether the target format of a ctypes pointer (its format without the
+ * leading '&': "<d", "&<i") is items of pointer type t. */
+static int target_matches(const edgert_abi_type_t *t, const char *target) {
+  if (t->depth >= 2)
+    return target[0] == '&';
+  edgert_abi_type_t p = {.code = t->pointee, .pointee = EDGERT_CT_VOID, .layout = t->layout};
+  Py_ssize_t size = (Py_ssize_t)edgert_abi_type_size(&p);
+  return buffer_matches(t, format_kind(target, size), size);
+}
+
+/*
+ * ctypes' byref(obj[, offset]) is a CArgObject: no buffer, no public
+ * address. Its C layout (Modules/_ctypes/ctypes.h, PyCArgObject: the object
+ * header, an ffi_type pointer, the tag char, a value union whose widest
+ * member is a long double, then the referenced object) is mirrored here and
+ * trusted only when it checks out: tag 'P', the mirrored object pointer is
+ * the object's `_obj`, and the address lies inside `_obj`'s own buffer.
+ */
+typedef struct {
+  PyObject_HEAD
+  void *pffitype;
+  char tag;
+  union {
+    long double D;
+    void *p;
+  } value;
+  PyObject *obj;
+} carg_mirror_t;
+
+static int is_carg(PyObject *o) { return strcmp(Py_TYPE(o)->tp_name, "CArgObject") == 0; }
+
+/* byref(obj) for pointer type t (a c_void_p: any object): the view of
+ * `_obj` held in h (so `_obj` lives until the call returns), the address in
+ * v->p. */
+static int cv_byref(const edgert_abi_type_t *t, PyObject *o, unsigned i, edgert_value_t *v,
+                    conv_hold_t *h, conv_err_t *e) {
+  PyObject *target = PyObject_GetAttrString(o, "_obj");
+  if (target == NULL) {
+    PyErr_Clear();
+    return cv_fail(e, CV_TYPE, i, o);
+  }
+  const carg_mirror_t *a = (const carg_mirror_t *)o;
+  Py_buffer *view = &h->views[i];
+  if (a->tag != 'P' || a->obj != target ||
+      PyObject_GetBuffer(target, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+    PyErr_Clear();
+    Py_DECREF(target);
+    return cv_fail(e, CV_TYPE, i, o);
+  }
+  Py_DECREF(target); /* the view holds it */
+  const char *at = a->value.p, *lo = view->buf;
+  if (at < lo || at >= lo + view->len) {
+    PyBuffer_Release(view);
+    return cv_fail(e, CV_TYPE, i, o);
+  }
+  if (t->code == EDGERT_CT_POINTER &&
+      !buffer_matches(t, format_kind(view->format, view->itemsize), view->itemsize)) {
+    int rc = format_fail(e, view->format, view->itemsize, i, o);
+    PyBuffer_Release(view);
+    return rc;
+  }
+  /* ctypes objects are writable; a read-only target only arrives through
+   * a foreign buffer, and then const decides as for any buffer */
+  if (view->readonly && !t->is_const) {
+    PyBuffer_Release(view);
+    return cv_fail(e, CV_READONLY, i, o);
+  }
+  h->held[i] = 1;
+  v->p = (void *)at;
+  return CV_OK;
+}
+
 static int cv_pointer(const edgert_abi_type_t *t, PyObject *o, unsigned i,
                       edgert_value_t *v, conv_hold_t *h, conv_err_t *e) {
   if (o == Py_None) {
@@ -274,7 +360,7 @@ static int cv_pointer(const edgert_abi_type_t *t, PyObject *o, unsigned i,
     return CV_OK;
   }
   if (!PyObject_CheckBuffer(o))
-    return cv_fail(e, CV_TYPE, i, o);
+    return is_carg(o) ? cv_byref(t, o, i, v, h, e) : cv_fail(e, CV_TYPE, i, o);
   Py_buffer *view = &h->views[i];
   if (t->pointee == EDGERT_CT_STRUCT && t->depth == 1) {
     int rc = edgert_py_struct_buffer(t->layout, o, view, e);
@@ -289,17 +375,34 @@ static int cv_pointer(const edgert_abi_type_t *t, PyObject *o, unsigned i,
     return cv_fail(e, CV_NOTCONTIG, i, o);
   }
   int kind = format_kind(view->format, view->itemsize);
-  if (!buffer_matches(t, kind, view->itemsize)) {
-    /* kept for the message (the view goes now); copied by hand, since
-     * snprintf costs more than the rest of a guard miss */
-    const char *f = view->format ? view->format : "B";
-    size_t k = 0;
-    for (; f[k] != '\0' && k + 1 < sizeof e->fmt; k++)
-      e->fmt[k] = f[k];
-    e->fmt[k] = '\0';
-    e->itemsize = view->itemsize;
+  if (!buffer_matches(t, kind, view->itemsize) || view->ndim == 0) {
+    /* A ctypes pointer instance (pointer(x), arr.ctypes.data_as(POINTER(t)))
+     * exports itself as one 0-d item of format "&<target>": it passes its
+     * value when the target is t's items. The instance is the argument, and
+     * its _objects (or data_as's _arr) keeps the target alive. */
+    if (view->ndim == 0 && view->format != NULL && view->format[0] == '&' &&
+        view->itemsize == (Py_ssize_t)sizeof(void *)) {
+      if (target_matches(t, view->format + 1)) {
+        void *p;
+        memcpy(&p, view->buf, sizeof p);
+        PyBuffer_Release(view);
+        v->p = p;
+        return CV_OK;
+      }
+      int rc = format_fail(e, view->format, view->itemsize, i, o);
+      PyBuffer_Release(view);
+      return rc;
+    }
+    if (buffer_matches(t, kind, view->itemsize))
+      goto matched; /* a 0-d buffer of one item, e.g. a numpy scalar array */
+    int rc = format_fail(e, view->format, view->itemsize, i, o);
     PyBuffer_Release(view);
-    return cv_fail(e, CV_FORMAT, i, o);
+    return rc;
+  }
+matched:
+  if (EDGERT__UNLIKELY(view->readonly) && !t->is_const) {
+    PyBuffer_Release(view);
+    return cv_fail(e, CV_READONLY, i, o);
   }
   h->held[i] = 1;
   v->p = view->buf;
@@ -661,6 +764,219 @@ static int set_struct(SET_ARGS) {
   return CV_OK;
 }
 
+/* ---- extra arguments of variadic calls ----------------------------------------- */
+
+/* ctypes' simple-type letters (the class's _type_) on LP64. */
+static edgert_ctype_t ctypes_letter_code(char c) {
+  switch (c) {
+  case 'b': return EDGERT_CT_BYTE;
+  case 'B': return EDGERT_CT_UBYTE;
+  case 'h': return EDGERT_CT_SHORT;
+  case 'H': return EDGERT_CT_USHORT;
+  case 'i': return EDGERT_CT_INT;
+  case 'I': return EDGERT_CT_UINT;
+  case 'l': case 'q': return EDGERT_CT_LONG;
+  case 'L': case 'Q': return EDGERT_CT_ULONG;
+  case 'f': return EDGERT_CT_FLOAT;
+  case 'd': return EDGERT_CT_DOUBLE;
+  case 'g': return EDGERT_CT_LONGDOUBLE;
+  case '?': return EDGERT_CT_BOOL;
+  case 'c': return EDGERT_CT_CHAR;
+  case 'u': return EDGERT_CT_WCHAR;
+  case 'z': return EDGERT_CT_CHAR_P;
+  case 'Z': return EDGERT_CT_WCHAR_P;
+  case 'P': return EDGERT_CT_VOID_P;
+  default: return EDGERT_CT_VOID;
+  }
+}
+
+/* The simple-type code of a ctypes instance (c_long(5) -> LONG), or VOID. */
+static edgert_ctype_t ctypes_simple_code(PyObject *o) {
+  PyObject *tc = PyObject_GetAttrString((PyObject *)Py_TYPE(o), "_type_");
+  if (tc == NULL) {
+    PyErr_Clear();
+    return EDGERT_CT_VOID;
+  }
+  edgert_ctype_t code = EDGERT_CT_VOID;
+  if (PyUnicode_Check(tc) && PyUnicode_GET_LENGTH(tc) == 1)
+    code = ctypes_letter_code((char)PyUnicode_READ_CHAR(tc, 0));
+  Py_DECREF(tc);
+  return code;
+}
+
+/* A ctypes simple instance's value into slot v, widened for its code. */
+static int simple_value(PyObject *o, edgert_ctype_t code, unsigned i, edgert_value_t *v,
+                        conv_hold_t *h, conv_err_t *e) {
+  Py_buffer view;
+  edgert_abi_type_t t = {.code = code, .pointee = EDGERT_CT_VOID, .depth = 0};
+  if (PyObject_GetBuffer(o, &view, PyBUF_SIMPLE) < 0) {
+    PyErr_Clear();
+    return cv_fail(e, CV_TYPE, i, o);
+  }
+  if (view.len != (Py_ssize_t)edgert_abi_type_size(&t)) {
+    PyBuffer_Release(&view);
+    return cv_fail(e, CV_TYPE, i, o);
+  }
+  const void *a = view.buf;
+  int rc = CV_OK;
+  switch (code) {
+  case EDGERT_CT_BOOL: v->u = *(const _Bool *)a; break;
+  case EDGERT_CT_CHAR: v->i = *(const char *)a; break;
+  case EDGERT_CT_WCHAR: v->i = *(const wchar_t *)a; break;
+  case EDGERT_CT_BYTE: v->i = *(const signed char *)a; break;
+  case EDGERT_CT_UBYTE: v->u = *(const unsigned char *)a; break;
+  case EDGERT_CT_SHORT: v->i = *(const short *)a; break;
+  case EDGERT_CT_USHORT: v->u = *(const unsigned short *)a; break;
+  case EDGERT_CT_INT: v->i = *(const int *)a; break;
+  case EDGERT_CT_UINT: v->u = *(const unsigned *)a; break;
+  case EDGERT_CT_LONG: memcpy(&v->i, a, 8); break;
+  case EDGERT_CT_ULONG: memcpy(&v->u, a, 8); break;
+  case EDGERT_CT_FLOAT: memcpy(&v->f, a, sizeof(float)); break;
+  case EDGERT_CT_DOUBLE: memcpy(&v->d, a, sizeof(double)); break;
+  case EDGERT_CT_LONGDOUBLE: memcpy(&v->ld, a, sizeof(long double)); break;
+  case EDGERT_CT_VOID_P: memcpy(&v->p, a, sizeof(void *)); break;
+  case EDGERT_CT_CHAR_P: {
+    /* a private copy, as for c_char_p arguments: the instance's pointer may
+     * be a bytes object's storage */
+    const char *str;
+    memcpy(&str, a, sizeof str);
+    if (str == NULL) {
+      v->p = NULL;
+      break;
+    }
+    size_t n = strlen(str);
+    char *copy = hold_space(h, i, n + 1, 1);
+    if (copy == NULL) {
+      rc = cv_fail(e, CV_PYERR, i, o);
+      break;
+    }
+    memcpy(copy, str, n + 1);
+    v->p = copy;
+    break;
+  }
+  case EDGERT_CT_WCHAR_P: {
+    const wchar_t *w;
+    memcpy(&w, a, sizeof w);
+    if (w == NULL) {
+      v->p = NULL;
+      break;
+    }
+    size_t n = wcslen(w) + 1;
+    wchar_t *copy = hold_space(h, i, n * sizeof(wchar_t), _Alignof(wchar_t));
+    if (copy == NULL) {
+      rc = cv_fail(e, CV_PYERR, i, o);
+      break;
+    }
+    memcpy(copy, w, n * sizeof(wchar_t));
+    v->p = copy;
+    break;
+  }
+  default:
+    rc = cv_fail(e, CV_TYPE, i, o);
+    break;
+  }
+  PyBuffer_Release(&view);
+  return rc;
+}
+
+int conv_extra(PyObject *o, unsigned i, edgert_abi_type_t *t, edgert_value_t *v,
+               conv_hold_t *h, conv_err_t *e) {
+  static const edgert_abi_type_t t_int = {.code = EDGERT_CT_INT, .pointee = EDGERT_CT_VOID, .depth = 0};
+  edgert_abi_type_t vp = {.code = EDGERT_CT_VOID_P, .pointee = EDGERT_CT_VOID, .depth = 0};
+  int rc;
+  e->kind = CV_OK;
+  e->index = i;
+  e->obj = o;
+  if (PyLong_Check(o)) { /* bool too: True is 1, as C's int */
+    *t = t_int;
+    rc = set_signed(&t_int, o, i, v, h, e);
+  } else if (PyFloat_Check(o)) {
+    *t = (edgert_abi_type_t){.code = EDGERT_CT_DOUBLE, .pointee = EDGERT_CT_VOID};
+    rc = cv_double(o, &v->d);
+  } else if (PyBytes_Check(o)) {
+    *t = (edgert_abi_type_t){.code = EDGERT_CT_CHAR_P, .pointee = EDGERT_CT_VOID};
+    rc = cv_char_p(o, i, v, h, e);
+  } else if (o == Py_None) {
+    *t = vp;
+    v->p = NULL;
+    rc = CV_OK;
+  } else if (PyUnicode_Check(o)) {
+    rc = CV_TYPE;
+  } else if (is_carg(o)) {
+    *t = vp;
+    vp.is_const = 1; /* no element type to check; any ctypes object */
+    rc = cv_byref(&vp, o, i, v, h, e);
+  } else {
+    edgert_ctype_t code = ctypes_simple_code(o);
+    if (code != EDGERT_CT_VOID) {
+      *t = (edgert_abi_type_t){.code = code, .pointee = EDGERT_CT_VOID};
+      rc = simple_value(o, code, i, v, h, e);
+    } else if (PyObject_CheckBuffer(o)) {
+      /* a ctypes pointer or array, a bytearray, a numpy array: its address
+       * (a pointer instance: its value), for the callee's %p, %s or its own
+       * va_arg(ap, T *) */
+      *t = vp;
+      Py_buffer *view = &h->views[i];
+      if (PyObject_GetBuffer(o, view, PyBUF_ANY_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();
+        rc = CV_NOTCONTIG;
+      } else if (view->ndim == 0 && view->format != NULL && view->format[0] == '&' &&
+                 view->itemsize == (Py_ssize_t)sizeof(void *)) {
+        memcpy(&v->p, view->buf, sizeof(void *));
+        PyBuffer_Release(view);
+        rc = CV_OK;
+      } else {
+        h->held[i] = 1;
+        v->p = view->buf;
+        rc = CV_OK;
+      }
+    } else {
+      rc = CV_TYPE;
+    }
+  }
+  if (rc != CV_OK) {
+    e->kind = rc;
+    e->index = i;
+    e->obj = o;
+  }
+  return rc;
+}
+
+void conv_raise_extra(edgert_func_t *fn, unsigned nfixed, const conv_err_t *e) {
+  const char *fname = edgert_func_name(fn);
+  unsigned k = e->index - nfixed + 1;
+  if (e->kind == CV_PYERR)
+    return;
+  if (e->kind == CV_OVERFLOW && PyLong_Check(e->obj))
+    PyErr_Format(PyExc_OverflowError,
+                 "%s() extra argument %u (argument %u): an int passes as c_int (C's int, "
+                 "-2147483648..2147483647) and this one does not fit; say its C type with a "
+                 "ctypes instance, e.g. ctypes.c_long(x) or ctypes.c_ulonglong(x)",
+                 fname, k, e->index + 1);
+  else if (e->kind == CV_OVERFLOW)
+    PyErr_Format(PyExc_OverflowError, "%s() extra argument %u (argument %u): %R does not fit "
+                 "a double", fname, k, e->index + 1, e->obj);
+  else if (e->kind == CV_NUL)
+    PyErr_Format(PyExc_ValueError,
+                 "%s() extra argument %u (argument %u, char *) has an embedded NUL at offset "
+                 "%zd; a C string would end there", fname, k, e->index + 1, e->at);
+  else if (e->kind == CV_NOTCONTIG)
+    PyErr_Format(PyExc_TypeError, "%s() extra argument %u (argument %u) must be a contiguous "
+                 "buffer, but this %s is not contiguous", fname, k, e->index + 1,
+                 Py_TYPE(e->obj)->tp_name);
+  else if (PyUnicode_Check(e->obj))
+    PyErr_Format(PyExc_TypeError,
+                 "%s() extra argument %u (argument %u) is a str, which has no one C type in a "
+                 "variadic call: pass bytes for char * (%%s), or ctypes.c_wchar_p(s) for "
+                 "wchar_t * (%%ls)", fname, k, e->index + 1);
+  else
+    PyErr_Format(PyExc_TypeError,
+                 "%s() extra argument %u (argument %u): cannot pass %s through '...'; pass an "
+                 "int (c_int), a float (c_double), bytes (char *), None (NULL), a buffer or "
+                 "ctypes pointer (its address), or a ctypes instance whose type says the C "
+                 "type (ctypes.c_long(5))", fname, k, e->index + 1, Py_TYPE(e->obj)->tp_name);
+}
+
 /* ---- getters: one per type ---------------------------------------------------- */
 
 #define GET_ARGS const void *p, const char *fname
@@ -808,7 +1124,8 @@ void conv_raise(edgert_func_t *fn, const edgert_abi_type_t *args, unsigned nargs
     char sig[1024];
     if (edgert_contract_format(edgert_func_contract(fn), sig, sizeof sig) != 0)
       sig[0] = '\0';
-    PyErr_Format(PyExc_TypeError, "%s() takes %u argument%s (%s), got %zd", fname, nargs,
+    PyErr_Format(PyExc_TypeError, "%s() takes %s%u argument%s (%s), got %zd", fname,
+                 edgert_func_contract(fn)->variadic ? "at least " : "", nargs,
                  nargs == 1 ? "" : "s", sig, got);
     return;
   }
@@ -856,6 +1173,20 @@ void conv_raise(edgert_func_t *fn, const edgert_abi_type_t *args, unsigned nargs
                  "end there",
                  fname, e->index + 1, tname, e->at);
     return;
+  case CV_READONLY: {
+    char cname[EDGERT_ABI_TYPE_NAME_MAX + 8];
+    edgert_abi_type_t c = *t;
+    c.is_const = 1;
+    if (edgert_abi_type_name(&c, cname, sizeof cname) != 0)
+      snprintf(cname, sizeof cname, "const %s", tname);
+    PyErr_Format(PyExc_TypeError,
+                 "%s() argument %u (%s) is a read-only %s, and the function may write "
+                 "through a non-const pointer: pass a writable buffer (bytearray, a writeable "
+                 "array), or declare the argument const if the function only reads it "
+                 "(edgert.const(...), '%s', or 'const' in a C declaration)",
+                 fname, e->index + 1, tname, Py_TYPE(e->obj)->tp_name, cname);
+    return;
+  }
   case CV_NOTCONTIG:
     PyErr_Format(PyExc_TypeError,
                  "%s() argument %u must be a contiguous buffer (%s), but this %s is "
@@ -867,6 +1198,20 @@ void conv_raise(edgert_func_t *fn, const edgert_abi_type_t *args, unsigned nargs
       PyErr_Format(PyExc_TypeError, "%s() argument %u must be %s (%s), not %s of length %zd",
                    fname, e->index + 1, row->expected, tname, Py_TYPE(e->obj)->tp_name,
                    PyObject_Length(e->obj));
+    else if (t->code == EDGERT_CT_POINTER && PyLong_Check(e->obj) && !PyBool_Check(e->obj))
+      PyErr_Format(PyExc_TypeError,
+                   "%s() argument %u must be %s (%s), not int: edgert does not take a raw "
+                   "address for a POINTER argument, since nothing would check what it points "
+                   "to; pass the memory itself (a buffer such as a numpy array or "
+                   "bytearray, ctypes.byref(obj), ctypes.pointer(obj), a ctypes array), or "
+                   "declare the argument c_void_p to pass an address",
+                   fname, e->index + 1, row->expected, tname);
+    else if (t->code == EDGERT_CT_POINTER && is_carg(e->obj))
+      PyErr_Format(PyExc_TypeError,
+                   "%s() argument %u (%s): this byref() object does not refer to a ctypes "
+                   "object's own memory (or its layout is not one edgert knows); pass the "
+                   "object itself, or ctypes.pointer(obj)",
+                   fname, e->index + 1, tname);
     else
       PyErr_Format(PyExc_TypeError, "%s() argument %u must be %s (%s), not %s", fname,
                    e->index + 1, row->expected, tname, Py_TYPE(e->obj)->tp_name);

@@ -26,7 +26,10 @@
 
 #include <stdint.h>
 
-enum { CV_OK = 0, CV_COUNT, CV_TYPE, CV_OVERFLOW, CV_FORMAT, CV_NOTCONTIG, CV_NUL, CV_PYERR };
+enum {
+  CV_OK = 0, CV_COUNT, CV_TYPE, CV_OVERFLOW, CV_FORMAT, CV_NOTCONTIG, CV_NUL, CV_PYERR,
+  CV_READONLY /* a read-only buffer for a non-const pointer */
+};
 
 /* Why an argument was refused. */
 typedef struct {
@@ -101,6 +104,19 @@ static inline int conv_arg(const edgert_abi_type_t *t, PyObject *o, unsigned i,
  * contract types are `args` (CV_PYERR: already set). */
 void conv_raise(edgert_func_t *fn, const edgert_abi_type_t *args, unsigned nargs,
                 const conv_err_t *e, Py_ssize_t got);
+
+/*
+ * Extra argument i of a variadic call: its C type from the object, in *t,
+ * and its value in *v (ctypes' rules): an int is c_int (OverflowError
+ * beyond it), a float c_double, bytes a private char * copy, None NULL, a
+ * ctypes simple instance its own type (c_long(5)), byref()/a ctypes pointer
+ * or array/any contiguous buffer its address (c_void_p); str is refused.
+ * `h` must not be NULL. CV_OK, or the code with *e filled.
+ */
+int conv_extra(PyObject *o, unsigned i, edgert_abi_type_t *t, edgert_value_t *v,
+               conv_hold_t *h, conv_err_t *e);
+/* Sets the exception for a refused extra argument (`nfixed` fixed ones). */
+void conv_raise_extra(edgert_func_t *fn, unsigned nfixed, const conv_err_t *e);
 
 /* A result, large enough for every return type (long double included). */
 typedef union {

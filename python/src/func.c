@@ -101,6 +101,7 @@ typedef struct {
    * (edgert_py_bound_fnptr): signatures are interned, so one compare. */
   _Atomic(const edgert_fnsig_t *) fnsig_ok;
   int fast;    /* GIL kept, <= FAST_MAX arguments, each a double or a 64-bit int */
+  int variadic; /* extra arguments after the nargs fixed ones (bound_invoke_var) */
   unsigned char fastcode[EDGERT_MAX_ARGS];
   PyTypeObject *stype[EDGERT_MAX_ARGS]; /* FC_STRUCT: the one class the lane takes
                                            (borrowed: struct.c's dicts keep it) */
@@ -201,6 +202,70 @@ static int call_converted(BoundObject *b, edgert_py_mod_t *h, edgert_value_t *v,
   return rc;
 }
 
+/* A variadic function called with extra arguments: the fixed ones through
+ * the table, the extra ones typed by conv_extra, the call through the core's
+ * variadic entry (counted, so it needs no GIL bookkeeping). */
+static PyObject *bound_invoke_var(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
+                                  int *missed) {
+  if (nargs > EDGERT_MAX_ARGS) {
+    if (missed) {
+      *missed = 1;
+      return NULL;
+    }
+    PyErr_Format(PyExc_TypeError, "%s() takes at most %d arguments (fixed and extra), got %zd",
+                 edgert_func_name(b->fn), EDGERT_MAX_ARGS, nargs);
+    return NULL;
+  }
+  edgert_value_t v[EDGERT_MAX_ARGS];
+  edgert_abi_type_t extra[EDGERT_MAX_ARGS];
+  conv_err_t err;
+  conv_hold_t hold;
+  conv_ret_t ret;
+  conv_hold_init(&hold, (unsigned)nargs);
+  unsigned i = 0;
+  for (; i < b->nargs; i++)
+    if (conv_arg(&b->args[i], args[i], i, &v[i], &hold, &err) != CV_OK)
+      goto refused;
+  for (; i < (unsigned)nargs; i++)
+    if (conv_extra(args[i], i, &extra[i - b->nargs], &v[i], &hold, &err) != CV_OK)
+      goto refused;
+  int rc;
+  if (b->release_gil) {
+    Py_BEGIN_ALLOW_THREADS
+    EDGERT_PY_CALLER_ENTER(_save);
+    rc = edgert_func_call_variadic(b->fn, v, (size_t)nargs, extra, &ret);
+    EDGERT_PY_CALLER_LEAVE();
+    Py_END_ALLOW_THREADS
+  } else {
+    EDGERT_PY_CALLER_ENTER(ATTACHED_TSTATE());
+    rc = edgert_func_call_variadic(b->fn, v, (size_t)nargs, extra, &ret);
+    EDGERT_PY_CALLER_LEAVE();
+  }
+  conv_hold_release(&hold);
+  if (EDGERT__UNLIKELY(rc != 0))
+    return edgert_py_raise(rc);
+  return conv_table[b->ret.code].get(ret.raw, edgert_func_name(b->fn));
+refused:
+  conv_hold_release(&hold);
+  if (missed) {
+    if (err.kind == CV_PYERR) {
+      if (!PyErr_ExceptionMatches(PyExc_TypeError) &&
+          !PyErr_ExceptionMatches(PyExc_ValueError) &&
+          !PyErr_ExceptionMatches(PyExc_OverflowError) &&
+          !PyErr_ExceptionMatches(PyExc_BufferError))
+        return NULL;
+      PyErr_Clear();
+    }
+    *missed = 1;
+    return NULL;
+  }
+  if (err.index < b->nargs)
+    conv_raise(b->fn, b->args, b->nargs, &err, nargs);
+  else
+    conv_raise_extra(b->fn, b->nargs, &err);
+  return NULL;
+}
+
 static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
                               int *missed) {
   edgert_py_mod_t *h = b->mod;
@@ -210,6 +275,8 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
     return raise_unloaded(b);
   conv_err_t err;
   if (EDGERT__UNLIKELY((size_t)nargs != b->nargs)) {
+    if (b->variadic && (size_t)nargs > b->nargs)
+      return bound_invoke_var(b, args, nargs, missed);
     if (missed) {
       *missed = 1;
       return NULL;
@@ -518,6 +585,7 @@ PyObject *edgert_py_make_bound(edgert_py_mod_t *h, edgert_func_t *fn) {
   b->cleanup = 0;
   b->callbacks = 0;
   atomic_init(&b->fnsig_ok, NULL);
+  b->variadic = c->variadic != 0;
   for (unsigned i = 0; i < c->nargs; i++) {
     b->args[i] = c->args[i];
     if (conv_table[c->args[i].code].held)

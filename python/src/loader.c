@@ -11,6 +11,7 @@
  */
 #include "func.h"
 
+#include <limits.h>
 #include <string.h>
 
 /* ---- contracts from Python ----------------------------------------------------- */
@@ -22,13 +23,14 @@ static int contract_from(PyObject *abi, edgert_contract_t *c) {
     return -1;
   const char *name, *ret = NULL, *cc = NULL;
   PyObject *argt, *reto, *cco;
-  int rg = 1;
-  if (!PyTuple_Check(enc) || PyTuple_GET_SIZE(enc) != 5) {
+  PyObject *varo = Py_None;
+  int rg = 1, use_errno = 0;
+  if (!PyTuple_Check(enc) || (PyTuple_GET_SIZE(enc) != 5 && PyTuple_GET_SIZE(enc) != 7)) {
     Py_DECREF(enc);
-    PyErr_SetString(PyExc_TypeError, "ABIContract._encode() must return a 5-tuple");
+    PyErr_SetString(PyExc_TypeError, "ABIContract._encode() must return a 5- or 7-tuple");
     return -1;
   }
-  if (!PyArg_ParseTuple(enc, "sOOOp", &name, &argt, &reto, &cco, &rg)) {
+  if (!PyArg_ParseTuple(enc, "sOOOp|pO", &name, &argt, &reto, &cco, &rg, &use_errno, &varo)) {
     Py_DECREF(enc);
     return -1;
   }
@@ -59,6 +61,18 @@ static int contract_from(PyObject *abi, edgert_contract_t *c) {
   edgert_clear_error();
   int rc = edgert_contract_init(c, name, names, (size_t)n, ret, cc, rg);
   Py_DECREF(seq);
+  if (rc == 0 && varo != Py_None) {
+    long nfixed = PyLong_AsLong(varo);
+    if (nfixed == -1 && PyErr_Occurred()) {
+      Py_DECREF(enc);
+      return -1;
+    }
+    rc = edgert_contract_set_variadic(c, nfixed < 0 || nfixed > EDGERT_MAX_ARGS
+                                             ? EDGERT_MAX_ARGS + 1u
+                                             : (unsigned)nfixed);
+  }
+  if (rc == 0)
+    c->use_errno = (unsigned char)(use_errno != 0);
   Py_DECREF(enc);
   if (rc != 0) {
     edgert_py_raise(rc);
@@ -712,7 +726,33 @@ static PyObject *interposable_calls(PyObject *m, PyObject *arg) {
   return names;
 }
 
+/* _edgert.get_errno() -> int: this thread's saved errno (edgert_get_errno). */
+static PyObject *get_errno_py(PyObject *m, PyObject *unused) {
+  (void)m, (void)unused;
+  return PyLong_FromLong(edgert_get_errno());
+}
+
+/* _edgert.set_errno(value) -> int: sets it, returns the old value. */
+static PyObject *set_errno_py(PyObject *m, PyObject *arg) {
+  (void)m;
+  int overflow = 0;
+  long v = PyLong_AsLongAndOverflow(arg, &overflow);
+  if (v == -1 && PyErr_Occurred())
+    return NULL;
+  if (overflow || v < INT_MIN || v > INT_MAX) {
+    PyErr_Format(PyExc_OverflowError, "set_errno(%R): errno is a C int", arg);
+    return NULL;
+  }
+  return PyLong_FromLong(edgert_set_errno((int)v));
+}
+
 static PyMethodDef module_methods[] = {
+    {"get_errno", get_errno_py, METH_NOARGS,
+     "get_errno() -> int\n\nThe errno this thread saved right after its last call of a "
+     "use_errno=True contract (ctypes.get_errno's semantics)."},
+    {"set_errno", set_errno_py, METH_O,
+     "set_errno(value) -> int\n\nSets this thread's saved errno (stored into errno right "
+     "before each use_errno=True call) and returns the previous value."},
     {"_bound_try_call", (PyCFunction)(void (*)(void))bound_try_call, METH_FASTCALL,
      "_bound_try_call(f, *args) -> (missed, result): the miss-flag call path (tests)."},
     {"interposable_calls", (PyCFunction)interposable_calls, METH_O,

@@ -92,10 +92,10 @@ static PyObject *canonical_type_name(PyObject *self, PyObject *const *args,
 static PyObject *check_contract(PyObject *self, PyObject *const *args,
                                 Py_ssize_t nargs) {
   (void)self;
-  if (nargs != 5) {
+  if (nargs != 5 && nargs != 7) {
     PyErr_SetString(PyExc_TypeError,
                     "check_contract(function_name, arg_types, return_type, "
-                    "calling_convention, release_gil)");
+                    "calling_convention, release_gil[, use_errno, variadic])");
     return NULL;
   }
   const char *fname = c_string(args[0], "function_name");
@@ -129,6 +129,17 @@ static PyObject *check_contract(PyObject *self, PyObject *const *args,
   int rc = edgert_contract_init(&c, fname, n > EDGERT_MAX_ARGS ? NULL : names,
                                 (size_t)n, ret, cc, release);
   Py_DECREF(seq);
+  if (rc == 0 && nargs == 7 && args[6] != Py_None) {
+    unsigned long nfixed = PyLong_AsUnsignedLong(args[6]);
+    if (nfixed == (unsigned long)-1 && PyErr_Occurred())
+      return NULL;
+    if (nfixed > EDGERT_MAX_ARGS) {
+      PyErr_Format(PyExc_ValueError, "variadic: %lu fixed arguments is more than the limit "
+                   "of %d", nfixed, EDGERT_MAX_ARGS);
+      return NULL;
+    }
+    rc = edgert_contract_set_variadic(&c, (unsigned)nfixed);
+  }
   if (rc < 0)
     return edgert_py_raise(rc);
   Py_RETURN_NONE;
@@ -181,6 +192,14 @@ static PyObject *contract_to_dict(const edgert_contract_t *c) {
   if (d != NULL && !c->release_gil &&
       PyDict_SetItemString(d, "release_gil", Py_False) < 0)
     Py_CLEAR(d);
+  if (d != NULL && c->use_errno && PyDict_SetItemString(d, "use_errno", Py_True) < 0)
+    Py_CLEAR(d);
+  if (d != NULL && c->variadic) {
+    PyObject *n = PyLong_FromUnsignedLong(c->nargs);
+    if (n == NULL || PyDict_SetItemString(d, "variadic", n) < 0)
+      Py_CLEAR(d);
+    Py_XDECREF(n);
+  }
   return d;
 }
 

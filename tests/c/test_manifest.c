@@ -329,7 +329,7 @@ static void keys_are_exact_unique_and_known(void **state) {
   expect_refused(ONE("{'function_name': 'f', 'arg_types': [], 'retrun_type': null}"),
                  "modules[0].contracts[0]: unknown key 'retrun_type' "
                  "(expected: function_name, arg_types, return_type, "
-                 "calling_convention, release_gil)");
+                 "calling_convention, release_gil, use_errno, variadic)");
   expect_refused(ONE("{'function_name': 'f', 'arg_types': [], 'arg_types': []}"),
                  "modules[0].contracts[0]: duplicate key 'arg_types'");
   expect_refused(ONE("{'Function_name': 'f', 'arg_types': []}"),
@@ -499,7 +499,7 @@ static void contract_json_alone(void **state) {
        "arg_types[0]: unknown type name 'c_flaot'"},
       {"{'function_name': 'f', 'arg_types': [], 'x': 1}",
        "contract: unknown key 'x' (expected: function_name, arg_types, "
-       "return_type, calling_convention, release_gil)"},
+       "return_type, calling_convention, release_gil, use_errno, variadic)"},
       {"{'function_name': 'f'}", "contract: missing required key 'arg_types'"},
       {"[]", "contract: expected an object, got an array"},
       {"{'function_name': 'f', 'arg_types': []} 1",

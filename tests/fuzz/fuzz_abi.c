@@ -42,7 +42,8 @@ static void check_type_name_roundtrip(const edgert_abi_type_t *t) {
   edgert_abi_type_t back = sentinel_type;
   FUZZ_CHECK(edgert_abi_type_parse(name, 1, &back) == 0);
   FUZZ_CHECK(same_class(back.code, t->code) &&
-             same_class(back.pointee, t->pointee) && back.depth == t->depth);
+             same_class(back.pointee, t->pointee) && back.depth == t->depth &&
+             back.is_const == t->is_const);
   /* callback signatures are interned: the same signature, the same object */
   FUZZ_CHECK(back.sig == t->sig);
   size_t sz = edgert_abi_type_size(t);

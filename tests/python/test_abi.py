@@ -121,7 +121,7 @@ def test_round_trip_through_dict_and_json(name, args, ret, release):
     assert back == abi
     assert back.to_dict() == d
     enc = abi._encode()
-    assert enc == (name, tuple(d["arg_types"]), d["return_type"], "cdecl", release)
+    assert enc == (name, tuple(d["arg_types"]), d["return_type"], "cdecl", release, False, None)
     # The names are the C parser's canonical names.
     for n in enc[1]:
         assert _edgert.canonical_type_name(n) == n
@@ -132,8 +132,9 @@ def test_encode_feeds_the_c_contract():
                       [ctypes.c_char_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p],
                       return_type=ctypes.c_int)
     assert abi._encode() == ("register_custom_type",
-                             ("c_char_p", "c_void_p", "c_void_p", "c_void_p"), "c_int", "cdecl", True)
-    assert ABIContract("noop", [])._encode() == ("noop", (), None, "cdecl", True)
+                             ("c_char_p", "c_void_p", "c_void_p", "c_void_p"), "c_int", "cdecl", True,
+                             False, None)
+    assert ABIContract("noop", [])._encode() == ("noop", (), None, "cdecl", True, False, None)
 
 
 def test_arg_types_is_stored_as_a_list():

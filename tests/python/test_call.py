@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import fixture_path
+import edgert
 from edgert import ABIContract, ModuleLoader
 
 np = pytest.importorskip("numpy")
@@ -296,15 +297,22 @@ def test_buffer_formats_that_do_not_match_are_refused_by_name(k) -> None:
     assert k.call("sum_f64", None, 0) == 0.0
 
 
-def test_kernels_write_through_pointers_and_read_only_buffers_are_accepted(k) -> None:
+def test_kernels_write_through_pointers_and_read_only_buffers_need_const(k) -> None:
     a = np.array([1, 2, 3], dtype=np.float32)
     k.call("vec_add_f32", a, 3)
     assert a.tolist() == [2, 3, 4]
     b = array.array("f", [0, 0])
     k.call("vec_add_f32", b, 2)
     assert b.tolist() == [1, 1]
-    assert k.call("count_bytes", b"abcab", 5, ord("a")) == 2  # bytes: read-only, fine
+    # count_bytes is bound with a plain POINTER(c_ubyte): a kernel may write
+    # through it, so read-only bytes are refused (issue 13) ...
+    with pytest.raises(TypeError, match=r"read-only bytes.*declare the argument const"):
+        k.call("count_bytes", b"abcab", 5, ord("a"))
     assert k.call("count_bytes", bytearray(b"aaa"), 3, ord("a")) == 3
+    # ... and taken for the same function declared const
+    k.bind(ABIContract("count_bytes", [edgert.const(P(C.c_ubyte)), C.c_size_t, C.c_ubyte],
+                       C.c_size_t))
+    assert k.call("count_bytes", b"abcab", 5, ord("a")) == 2
 
 
 def test_buffers_are_released_after_every_call(k) -> None:

@@ -158,7 +158,7 @@ def test_raw_nul_bytes_are_refused():
      "modules[0].contracts[0].arg_types: 33 arguments is more than the limit of 32"),
     (module(contracts=[{"function_name": "f", "arg_types": [], "retrun_type": None}]),
      "modules[0].contracts[0]: unknown key 'retrun_type' (expected: function_name, arg_types, "
-     "return_type, calling_convention, release_gil)"),
+     "return_type, calling_convention, release_gil, use_errno, variadic)"),
     (module(contracts=[{"function_name": "f", "arg_types": [], "release_gil": 0}]),
      "modules[0].contracts[0].release_gil: expected true or false, got a number"),
     (module(contracts=[{"function_name": "f", "arg_types": ["struct NoSuchPoint"]}]),

@@ -26,7 +26,7 @@ CONTRACTS = [
     ABIContract("nexus_affine", [D], D),
     ABIContract("nexus_affine_divergent", [D], D),
     ABIContract("nexus_add_i32", [ctypes.c_int32, ctypes.c_int32], ctypes.c_int32),
-    ABIContract("nexus_sum_f64", [ctypes.POINTER(D), ctypes.c_size_t], D),
+    ABIContract("nexus_sum_f64", [edgert.const(ctypes.POINTER(D)), ctypes.c_size_t], D),
     ABIContract("nexus_fill_f64", [ctypes.POINTER(D), ctypes.c_size_t, D], None),
     ABIContract("nexus_tag_1", [ctypes.c_long], ctypes.c_long),
     ABIContract("nexus_tag_2", [ctypes.c_long], ctypes.c_long),
