@@ -259,6 +259,66 @@ static void malformed_dependency_options_are_refused(void **state) {
   assert_null(m);
 }
 
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void a_manifest_entry_lists_dependencies(void **state) {
+  (void)state;
+  char ts[65], hs[65], path[PATH_MAX], json[2048];
+  sha_of(HELPER, hs);
+  { /* the module's own SHA-256: loaded with its helper listed */
+    edgert_dependency_t dep = {"libdeps_helper.so", hs};
+    edgert_load_options_t o = {.dependencies = &dep, .ndependencies = 1};
+    edgert_module_t *t = NULL;
+    assert_int_equal(edgert_module_load_ex(TOP, NULL, &o, &t), 0);
+    memcpy(ts, edgert_module_sha256(t), 65);
+    edgert_module_free(t);
+  }
+  snprintf(path, sizeof path, "%s/deps.json", tmpdir);
+  const char *fmt =
+      "{\"schema_version\": 1, \"modules\": [{\"path\": \"%s\", \"sha256\": \"%s\", "
+      "\"contracts\": [{\"function_name\": \"top_add\", \"arg_types\": [\"c_int\", "
+      "\"c_int\"], \"return_type\": \"c_int\"}]%s}]}";
+  char deps[512];
+  /* Unlisted: refused, naming the entry to add. */
+  snprintf(json, sizeof json, fmt, TOP, ts, "");
+  write_text(path, json);
+  edgert_manifest_t *m = NULL;
+  assert_int_equal(edgert_manifest_load(path, &m), EDGERT_EINTEGRITY);
+  assert_non_null(strstr(edgert_last_error(), "modules[0]"));
+  assert_non_null(strstr(edgert_last_error(), "\"dependencies\""));
+  /* Listed. */
+  snprintf(deps, sizeof deps,
+           ", \"dependencies\": [{\"path\": \"%s\", \"sha256\": \"%s\"}]", HELPER, hs);
+  snprintf(json, sizeof json, fmt, TOP, ts, deps);
+  write_text(path, json);
+  assert_int_equal(edgert_manifest_load(path, &m), 0);
+  assert_int_equal(edgert_manifest_dependency_count(m, 0), 1);
+  const char *file = NULL, *sha = NULL;
+  assert_string_equal(edgert_manifest_dependency(m, 0, 0, &file, &sha), HELPER);
+  assert_string_equal(sha, hs);
+  assert_int_equal(call_top_add(edgert_manifest_module(m, 0), 7, 8), 16);
+  edgert_manifest_free(m);
+  /* Malformed entries name the field. */
+  static const char *const bad[][2] = {
+      {", \"dependencies\": [{\"path\": \"x.so\"}]",
+       "modules[0].dependencies[0]: missing required key 'sha256'"},
+      {", \"dependencies\": [{\"path\": \"x.so\", \"sha256\": \"12\"}]",
+       "modules[0].dependencies[0].sha256: '12' is not 64 hexadecimal digits"},
+      {", \"dependencies\": \"x.so\"", "modules[0].dependencies: expected an array, got a string"},
+      {", \"dependencies\": [7]", "modules[0].dependencies[0]: expected an object"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(json, sizeof json, fmt, TOP, ts, bad[i][0]);
+    assert_int_equal(edgert_manifest_parse(json, strlen(json), NULL, &m), EDGERT_EMANIFEST);
+    assert_non_null(strstr(edgert_last_error(), bad[i][1]));
+  }
+}
+
 static char oom_sha[65];
 static void *oom_setup_none(void) { return NULL; }
 static int oom_load(void *st) {
@@ -301,6 +361,7 @@ int main(void) {
       cmocka_unit_test(a_world_writable_folder_is_refused_unless_listed),
       cmocka_unit_test(a_dependency_whose_soname_differs_is_refused),
       cmocka_unit_test(malformed_dependency_options_are_refused),
+      cmocka_unit_test(a_manifest_entry_lists_dependencies),
       cmocka_unit_test(every_allocation_failure_is_reported),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
