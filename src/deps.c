@@ -532,8 +532,7 @@ static int trusted(ctx_t *c, const char *file, char *why, size_t n) {
   for (size_t i = 0; i < c->nsys && !sys; i++)
     sys = strcmp(c->sysdirs[i], dir) == 0;
   if (!sys) {
-    snprintf(why, n, "its folder %.300s is not one of the dynamic linker's system folders "
-             "(its cache or default path)", dir);
+    snprintf(why, n, "its folder is not a system folder of the dynamic linker");
     return 0;
   }
   /* The file and each folder above it: root's, and nobody else may write. */
@@ -677,15 +676,19 @@ static int one(ctx_t *c, const chain_t *me, const char *who, const char *needed,
     if (rc == 0) {
       edgert__sha256_hex(sha, hex);
       edgert__quote_path(file, q, sizeof q);
+      /* The hashes and snippets come first after the names: a manifest
+       * prefixes the message, and it must survive the message limit. */
+      char via[300] = "";
+      if (strcmp(who, c->top) != 0)
+        snprintf(via, sizeof via, " (needed by %.250s)", who);
       rc = edgert__error(
           EDGERT_EINTEGRITY,
-          "loading %s: its dependency %s (DT_NEEDED of %s) is %s in folder %s, SHA-256 %s, "
-          "and is not verified: it is not listed, and %s. Refused before any code ran. To "
-          "load it verified, list it: load(..., dependencies={\"%s\": \"%s\"}) in Python, "
-          "{\"path\": \"%s\", \"sha256\": \"%s\"} in the manifest module entry's "
-          "\"dependencies\" (a path relative to the manifest's folder), or "
-          "edgert_load_options_t.dependencies in C",
-          c->top, needed, who, q, dir, hex, why, needed, hex, file, hex);
+          "loading %s: dependency %s%s, file %s (in folder %s, SHA-256 %s), is not "
+          "verified: it is not listed, and %s. Refused before any code ran. List it: "
+          "dependencies={\"%s\": \"%s\"} (Python load), {\"path\": \"<path to %s>\", "
+          "\"sha256\": \"%s\"} in the manifest module entry's \"dependencies\", or "
+          "edgert_load_options_t.dependencies (C)",
+          c->top, needed, via, q, dir, hex, why, needed, hex, needed, hex);
     }
     edgert__free(dir);
     edgert__free(file);

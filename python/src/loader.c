@@ -212,10 +212,12 @@ static Py_ssize_t dependencies_from(PyObject *d, edgert_dependency_t **out, PyOb
                  Py_TYPE(d)->tp_name);
     return -1;
   }
-  Py_ssize_t n = PyDict_Size(d);
-  *keep = PyList_New(0);
+  /* A snapshot of the items (one call: safe against other threads changing
+   * the dict, free-threaded builds included), held in *keep. */
+  *keep = PyDict_Items(d);
   if (*keep == NULL)
     return -1;
+  Py_ssize_t n = PyList_GET_SIZE(*keep);
   if (n == 0)
     return 0;
   *out = PyMem_Calloc((size_t)n, sizeof **out);
@@ -223,29 +225,30 @@ static Py_ssize_t dependencies_from(PyObject *d, edgert_dependency_t **out, PyOb
     PyErr_NoMemory();
     return -1;
   }
-  PyObject *k, *v;
-  Py_ssize_t pos = 0, i = 0;
-  while (i < n && PyDict_Next(d, &pos, &k, &v)) {
-    PyObject *kb = NULL;
-    if (!PyUnicode_FSConverter(k, &kb))
-      return -1;
-    int rc = PyList_Append(*keep, kb);
-    Py_DECREF(kb);
-    if (rc < 0)
-      return -1;
+  Py_ssize_t i = 0;
+  for (; i < n; i++) {
+    PyObject *kv = PyList_GET_ITEM(*keep, i), *k = PyTuple_GET_ITEM(kv, 0),
+             *v = PyTuple_GET_ITEM(kv, 1);
     if (!PyUnicode_Check(v)) {
       PyErr_Format(PyExc_TypeError,
                    "dependencies[%R] must be a str of 64 hex digits (its SHA-256), not %s", k,
                    Py_TYPE(v)->tp_name);
       return -1;
     }
-    const char *hex = PyUnicode_AsUTF8(v);
-    /* Held here: the load runs without the GIL, while the dict may change. */
-    if (hex == NULL || PyList_Append(*keep, v) < 0)
+    PyObject *kb = NULL;
+    if (!PyUnicode_FSConverter(k, &kb))
+      return -1;
+    /* The encoded key takes the key's place in the snapshot (a new pair,
+     * which holds kb and v from now on; k is not used after this). */
+    PyObject *pair = PyTuple_Pack(2, kb, v);
+    Py_DECREF(kb);
+    if (pair == NULL || PyList_SetItem(*keep, i, pair) < 0)
+      return -1;
+    const char *hex = PyUnicode_AsUTF8(v); /* v is held by the pair */
+    if (hex == NULL)
       return -1;
     (*out)[i].name = PyBytes_AS_STRING(kb);
     (*out)[i].sha256_hex = hex;
-    i++;
   }
   return i;
 }
