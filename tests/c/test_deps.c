@@ -259,6 +259,65 @@ static void malformed_dependency_options_are_refused(void **state) {
   assert_null(m);
 }
 
+#define CHAIN DEPS "/libdeps_chain.so"
+#define MID DEPS "/libdeps_mid.so"
+
+/* libdeps_chain.so (DT_RPATH $ORIGIN) -> libdeps_mid.so (no path of its
+ * own) -> libdeps_helper.so: the closure is walked, the helper found
+ * through the needing object's DT_RPATH as ld.so does, and both mapped
+ * leaves first. */
+static void the_closure_is_verified_through_every_level(void **state) {
+  (void)state;
+  char hs[65], ms[65], who[PATH_MAX];
+  sha_of(HELPER, hs);
+  { /* the middle one's hash: loaded alone, it finds the helper only
+     * through LD_LIBRARY_PATH (read by the resolver at each load) */
+    edgert_dependency_t dep = {"libdeps_helper.so", hs};
+    edgert_load_options_t o = {.dependencies = &dep, .ndependencies = 1};
+    edgert_module_t *t = NULL;
+    assert_int_equal(edgert_module_load_ex(MID, NULL, &o, &t), EDGERT_EIO);
+    setenv("LD_LIBRARY_PATH", DEPS, 1);
+    assert_int_equal(edgert_module_load_ex(MID, NULL, &o, &t), 0);
+    unsetenv("LD_LIBRARY_PATH");
+    memcpy(ms, edgert_module_sha256(t), 65);
+    edgert_module_free(t);
+  }
+  /* Only the middle one listed: the helper, one level down, is refused. */
+  unlink(marker);
+  setenv("EDGERT_DEPS_MARKER", marker, 1);
+  edgert_dependency_t one[] = {{"libdeps_mid.so", ms}};
+  edgert_load_options_t o = {.dependencies = one, .ndependencies = 1};
+  edgert_module_t *m = NULL;
+  assert_int_equal(edgert_module_load_ex(CHAIN, NULL, &o, &m), EDGERT_EINTEGRITY);
+  assert_non_null(strstr(edgert_last_error(), "dependency libdeps_helper.so (needed by "));
+  assert_non_null(strstr(edgert_last_error(), "libdeps_mid.so)"));
+  assert_false(exists(marker));
+  assert_false(has_object("libdeps_mid.so", who, sizeof who));
+  /* Both listed. */
+  edgert_dependency_t both[] = {{"libdeps_mid.so", ms}, {"libdeps_helper.so", hs}};
+  o.dependencies = both;
+  o.ndependencies = 2;
+  assert_int_equal(edgert_module_load_ex(CHAIN, NULL, &o, &m), 0);
+  unsetenv("EDGERT_DEPS_MARKER");
+  assert_true(exists(marker));
+  edgert_contract_t c;
+  const char *args[] = {"c_int", "c_int"};
+  assert_int_equal(edgert_contract_init(&c, "chain_add", args, 2, "c_int", NULL, 1), 0);
+  edgert_func_t *fn = NULL;
+  assert_int_equal(edgert_module_bind(m, &c, &fn), 0);
+  int a = 1, b = 2, ret[4] = {0};
+  void *av[] = {&a, &b};
+  assert_int_equal(edgert_func_call(fn, av, ret), 0);
+  assert_int_equal(ret[0], 31);
+  assert_true(has_object("libdeps_mid.so", who, sizeof who));
+  assert_non_null(strstr(who, "/proc/self/fd/"));
+  assert_true(has_object("libdeps_helper.so", who, sizeof who));
+  assert_non_null(strstr(who, "/proc/self/fd/"));
+  edgert_module_free(m);
+  assert_false(has_object("libdeps_mid.so", who, sizeof who));
+  assert_false(has_object("libdeps_helper.so", who, sizeof who));
+}
+
 static void write_text(const char *path, const char *text) {
   FILE *f = fopen(path, "w");
   assert_non_null(f);
@@ -362,6 +421,7 @@ int main(void) {
       cmocka_unit_test(a_dependency_whose_soname_differs_is_refused),
       cmocka_unit_test(malformed_dependency_options_are_refused),
       cmocka_unit_test(a_manifest_entry_lists_dependencies),
+      cmocka_unit_test(the_closure_is_verified_through_every_level),
       cmocka_unit_test(every_allocation_failure_is_reported),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
