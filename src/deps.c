@@ -13,12 +13,15 @@
  *   DT_RUNPATH, the DT_RPATH of that object and of each object that needed
  *   it up the closure, then LD_LIBRARY_PATH (not in secure mode), the
  *   object's own DT_RUNPATH, /etc/ld.so.cache and the default folders
- *   (dlinfo RTLD_DI_SERINFO of the main program). $ORIGIN/${ORIGIN} expand
+ *   (dlinfo RTLD_DI_SERINFO of the main program: its DT_RPATH/DT_RUNPATH
+ *   folders come last here, not first). $ORIGIN/${ORIGIN} expand
  *   to the real folder of the object whose path list it is (never
  *   /proc/self/fd), $LIB to the C library's folder below / or /usr, and
  *   $PLATFORM to AT_PLATFORM. A file of another class or machine is skipped
  *   as ld.so skips it. Not modelled: glibc-hwcaps subfolders, the main
- *   program's own DT_RPATH before LD_LIBRARY_PATH.
+ *   program's own DT_RPATH before LD_LIBRARY_PATH
+ *   (searched after the cache instead, and counted with the default
+ *   folders).
  * - What is left to ld.so: a dependency the process already has, and an
  *   unlisted one in a trusted system folder: its folder is a folder of the
  *   linker's cache or default path, and the file and every component of
@@ -431,9 +434,8 @@ static int default_dirs(ctx_t *c, char **dirs) {
   *dirs = NULL;
   void *h = dlopen(NULL, RTLD_LAZY);
   Dl_serinfo size, *si = NULL;
-  int rc = 0;
-  if (h != NULL && dlinfo(h, RTLD_DI_SERINFOSIZE, &size) == 0 &&
-      (si = edgert__malloc(size.dls_size)) != NULL) {
+  int rc = 0, sized = h != NULL && dlinfo(h, RTLD_DI_SERINFOSIZE, &size) == 0;
+  if (sized && (si = edgert__malloc(size.dls_size)) != NULL) {
     memcpy(si, &size, sizeof size);
     if (dlinfo(h, RTLD_DI_SERINFO, si) == 0) {
       size_t total = 1;
@@ -456,7 +458,7 @@ static int default_dirs(ctx_t *c, char **dirs) {
         }
       }
     }
-  } else if (h != NULL && si == NULL) {
+  } else if (sized) {
     rc = oom(c);
   }
   dlerror();
@@ -471,6 +473,10 @@ static int default_dirs(ctx_t *c, char **dirs) {
     if (rc == 0 && (rc = read_cache(c)) == 0)
       rc = cache_each(c, cache_dir, NULL);
     c->sys_read = rc == 0;
+  }
+  if (rc != 0) {
+    edgert__free(*dirs);
+    *dirs = NULL;
   }
   return rc;
 }
