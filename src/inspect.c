@@ -321,3 +321,122 @@ out:
   close(e.fd);
   return rc;
 }
+
+/* ---- the names of the dynamic section (deps.c) ---------------------------- */
+
+void edgert__dyn_names_free(edgert__dyn_names_t *d) {
+  if (d == NULL)
+    return;
+  for (size_t i = 0; i < d->nneeded; i++)
+    edgert__free(d->needed[i]);
+  edgert__free(d->needed);
+  edgert__free(d->soname);
+  edgert__free(d->runpath);
+  edgert__free(d->rpath);
+  memset(d, 0, sizeof *d);
+}
+
+/* A copy of the NUL-terminated string at `off` of the string table. */
+static int dyn_string(const elf_t *e, const char *strtab, uint64_t strsz, uint64_t off,
+                      char **out, const char *what) {
+  if (off >= strsz || memchr(strtab + off, '\0', (size_t)(strsz - off)) == NULL)
+    return edgert__error(EDGERT_EFORMAT,
+                         "%s: malformed dynamic section: the %s lies outside the string table",
+                         e->path, what);
+  *out = edgert__strdup(strtab + off);
+  return *out == NULL ? edgert__error(EDGERT_ENOMEM, "reading %s: out of memory", e->path) : 0;
+}
+
+int edgert__dyn_names(int fd, const char *path, edgert__dyn_names_t *out) {
+  memset(out, 0, sizeof *out);
+  elf_t e = {fd, 0, path, NULL, 0};
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    return edgert__error(EDGERT_EIO, "%s is not a regular file that can be read", path);
+  e.size = (uint64_t)st.st_size;
+  Elf64_Ehdr eh;
+  size_t first = e.size < sizeof eh ? (size_t)e.size : sizeof eh;
+  unsigned char hdr[sizeof eh];
+  Elf64_Dyn *dyn = NULL;
+  char *strtab = NULL;
+  uint64_t *offs = NULL;
+  int rc;
+  if ((rc = read_at(&e, 0, hdr, first)) != 0 ||
+      (rc = edgert__check_elf(hdr, first, (size_t)e.size, path)) != 0)
+    return rc;
+  memcpy(&eh, hdr, sizeof eh);
+  if ((rc = read_new(&e, eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr),
+                     (void **)&e.ph)) != 0)
+    return rc;
+  e.nph = eh.e_phnum;
+  const Elf64_Phdr *dp = NULL;
+  for (unsigned i = 0; i < e.nph; i++)
+    if (e.ph[i].p_type == PT_DYNAMIC) {
+      dp = &e.ph[i];
+      break;
+    }
+  if (dp == NULL) { /* no dynamic section: no dependencies (ld.so refuses it later) */
+    edgert__free(e.ph);
+    return 0;
+  }
+  if (dp->p_filesz % sizeof(Elf64_Dyn) != 0 || dp->p_filesz / sizeof(Elf64_Dyn) > MAX_ENTRIES) {
+    rc = bad(&e, "its size is not a whole number of entries");
+    goto out;
+  }
+  if ((rc = read_new(&e, dp->p_offset, dp->p_filesz, (void **)&dyn)) != 0)
+    goto out;
+  size_t n = (size_t)(dp->p_filesz / sizeof(Elf64_Dyn)), nneeded = 0;
+  uint64_t strtab_va = 0, strsz = 0, soname = 0, runpath = 0, rpath = 0;
+  int have_strtab = 0, have_strsz = 0, have_soname = 0, have_runpath = 0, have_rpath = 0;
+  offs = edgert__malloc((n ? n : 1) * sizeof *offs);
+  if (offs == NULL) {
+    rc = edgert__error(EDGERT_ENOMEM, "reading %s: out of memory", path);
+    goto out;
+  }
+  for (size_t i = 0; i < n && dyn[i].d_tag != DT_NULL; i++) {
+    uint64_t v = dyn[i].d_un.d_val;
+    switch (dyn[i].d_tag) {
+    case DT_NEEDED: offs[nneeded++] = v; break;
+    case DT_STRTAB: strtab_va = v; have_strtab = 1; break;
+    case DT_STRSZ: strsz = v; have_strsz = 1; break;
+    case DT_SONAME: soname = v; have_soname = 1; break;
+    case DT_RUNPATH: runpath = v; have_runpath = 1; break;
+    case DT_RPATH: rpath = v; have_rpath = 1; break;
+    default: break;
+    }
+  }
+  if (nneeded == 0 && !have_soname && !have_runpath && !have_rpath)
+    goto out;
+  if (!have_strtab || !have_strsz || strsz == 0) {
+    rc = bad(&e, "it names libraries or paths but DT_STRTAB or DT_STRSZ is missing");
+    goto out;
+  }
+  uint64_t stroff;
+  if ((rc = va_to_off(&e, strtab_va, strsz, &stroff, NULL, "string table")) != 0 ||
+      (rc = read_new(&e, stroff, strsz, (void **)&strtab)) != 0)
+    goto out;
+  out->needed = edgert__calloc(nneeded ? nneeded : 1, sizeof *out->needed);
+  if (out->needed == NULL) {
+    rc = edgert__error(EDGERT_ENOMEM, "reading %s: out of memory", path);
+    goto out;
+  }
+  for (size_t i = 0; i < nneeded && rc == 0; i++) {
+    rc = dyn_string(&e, strtab, strsz, offs[i], &out->needed[i], "DT_NEEDED name");
+    if (rc == 0)
+      out->nneeded++;
+  }
+  if (rc == 0 && have_soname)
+    rc = dyn_string(&e, strtab, strsz, soname, &out->soname, "DT_SONAME");
+  if (rc == 0 && have_runpath)
+    rc = dyn_string(&e, strtab, strsz, runpath, &out->runpath, "DT_RUNPATH");
+  if (rc == 0 && have_rpath)
+    rc = dyn_string(&e, strtab, strsz, rpath, &out->rpath, "DT_RPATH");
+out:
+  if (rc != 0)
+    edgert__dyn_names_free(out);
+  edgert__free(offs);
+  edgert__free(strtab);
+  edgert__free(dyn);
+  edgert__free(e.ph);
+  return rc;
+}

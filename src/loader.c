@@ -223,6 +223,9 @@ static void image_release(edgert__image_t *img) {
   snprintf(name, sizeof name, "/proc/self/fd/%d", img->fd);
   if (!dl_iterate_phdr(still_mapped, name))
     close(img->fd);
+  /* Its verified dependencies go after it (ld.so holds them while the
+   * module is mapped; these are our own references). */
+  edgert__deps_release(img->deps);
   load_leave();
   edgert__free(img);
 }
@@ -1341,6 +1344,7 @@ static int bind_process_image(edgert__image_t *img, const struct stat *st, int f
   }
   img->handle = h;
   img->linkmap = lm;
+  img->bias = (uintptr_t)((struct link_map *)lm)->l_addr;
   img->shared = 1;
   img->nexec = 0;
   for (int i = 0; i < s.n && img->nexec < 8; i++)
@@ -1351,6 +1355,23 @@ static int bind_process_image(edgert__image_t *img, const struct stat *st, int f
     }
   return 1;
 }
+
+/* The steps above, for deps.c: a dependency is read, sealed, hashed and
+ * mapped by the very code that does it for a module. */
+int edgert__read_verified(const char *path, size_t limit, unsigned flags, int *fd_out,
+                          size_t *size_out, unsigned char sha[32]) {
+  struct stat st;
+  return read_verified(path, limit, flags, fd_out, size_out, sha, &st);
+}
+int edgert__map_sealed(edgert__image_t *img, int fd, const char *path, const char *sha_hex,
+                       int deep) {
+  return map_image(img, fd, path, sha_hex, deep);
+}
+int edgert__parse_sha256(const char *hex, unsigned char out[32], const char *what) {
+  return parse_hex(hex, out, what);
+}
+void edgert__sha256_hex(const unsigned char d[32], char out[65]) { to_hex(d, out); }
+int edgert__name_taken(const char *name, char *who, size_t n) { return name_taken(name, who, n); }
 
 /* ---- load / unload -------------------------------------------------------- */
 
@@ -1450,6 +1471,16 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
                        "none of its code ran",
                        path, got, expected_sha256_hex);
   }
+  /* Its dependencies, resolved from the sealed copy and verified (or
+   * refused) before anything is mapped. Under load_lock: the resolution
+   * asks the dynamic linker (dlopen RTLD_NOLOAD, dl_iterate_phdr), which a
+   * fork must not interrupt (see edgert__loader_fork_prepare). */
+  edgert__deps_t *deps = NULL;
+  if (rc == 0) {
+    load_enter();
+    rc = edgert__deps_plan(path, fd, opts, limit, flags, &deps);
+    load_leave();
+  }
   if (rc != 0) {
     int e = errno;
     if (fd >= 0)
@@ -1482,16 +1513,23 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
   if (!mapped_now) {
     close(fd);
     edgert__free(fresh);
+    edgert__deps_release(deps); /* nothing of it was mapped */
   } else {
     rc = bind_process_image(fresh, &src_st, fd, path);
     if (rc == 1) {
-      close(fd); /* the process's instance is used, not the copy */
+      close(fd); /* the process's instance is used, not the copy; ld.so
+                    loaded its dependencies with it */
       fd = -1;
+      edgert__deps_release(deps);
+      deps = NULL;
       rc = 0;
-    } else if (rc == 0) {
+    } else if (rc == 0 && (rc = edgert__deps_map(deps, deep)) == 0) {
       rc = map_image(fresh, fd, path, m->sha_hex, deep);
+      if (rc == 0 && (rc = edgert__deps_check(deps)) != 0)
+        dlclose(fresh->handle);
     }
     if (rc != 0) {
+      edgert__deps_release(deps);
       load_leave();
       close(fd);
       pthread_mutex_destroy(&m->lock);
@@ -1504,6 +1542,7 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
     img = fresh;
     memcpy(img->sha, m->sha, 32);
     img->fd = fd;
+    img->deps = deps;
     img->deepbind = deep;
     img->refs = 1;
     atomic_init(&img->quarantined, 0);
@@ -1598,7 +1637,14 @@ int edgert_module_reload(edgert_module_t *m, const char *path, unsigned long *ge
   /* Always a fresh copy, never a shared one: the point of a reload is a
    * mapping with state of its own (the old one may have crashed). */
   load_enter();
-  rc = map_image(fresh, fd, path, m->sha_hex, deep);
+  /* The fresh copy needs the dependencies the first one had mapped for it
+   * (ld.so finds them by soname): it takes its own reference on them. */
+  fresh->deps = edgert__deps_share(atomic_load(&m->cur)->image->deps, &rc);
+  if (rc == 0) {
+    rc = map_image(fresh, fd, path, m->sha_hex, deep);
+    if (rc != 0)
+      edgert__deps_release(fresh->deps);
+  }
   if (rc != 0) {
     load_leave();
     close(fd);

@@ -42,6 +42,12 @@ typedef struct entry_s {
   size_t ncontracts;
   edgert_contract_t *contracts; /* ncontracts, validated */
   edgert_module_t *module;      /* after edgert_manifest_load_modules */
+  size_t ndeps;                 /* "dependencies" (optional) */
+  struct dep_s {
+    char *path;                 /* as written */
+    char *file;                 /* resolved absolute path (or as written) */
+    char sha256[65];            /* lowercase */
+  } *deps;
 } entry_t;
 
 struct edgert_manifest_s {
@@ -722,14 +728,86 @@ static int resolve(const char *base_dir, const char *rel, const char *field,
   return 0;
 }
 
-enum { M_PATH, M_SHA, M_CONTRACTS, M__N };
-static const char *const module_keys[M__N] = {"path", "sha256", "contracts"};
+enum { M_PATH, M_SHA, M_CONTRACTS, M_DEPS, M__N };
+static const char *const module_keys[M__N] = {"path", "sha256", "contracts", "dependencies"};
 
 static void entry_clear(entry_t *e) {
+  for (size_t i = 0; i < e->ndeps; i++) {
+    edgert__free(e->deps[i].path);
+    edgert__free(e->deps[i].file);
+  }
+  edgert__free(e->deps);
   edgert__free(e->path);
   edgert__free(e->file);
   edgert__free(e->contracts);
   memset(e, 0, sizeof *e);
+}
+
+/* The most dependencies one module entry may list. */
+#define MAX_DEPENDENCIES 256
+
+enum { D_PATH, D_SHA, D__N };
+static const char *const dep_keys[D__N] = {"path", "sha256"};
+
+/* Reads the optional "dependencies" list of a module entry (`field` names
+ * it) into e->deps: each an object {"path": ..., "sha256": ...}, the path
+ * resolved against base_dir as the module's own. */
+static int read_deps(const cJSON *list, const char *field, const char *base_dir, entry_t *e) {
+  char q[QUOTE_SIZE], where[FIELD_MAX], f[FIELD_MAX];
+  if (!cJSON_IsArray(list))
+    return wrong_type(field, "an array", list);
+  int n = cJSON_GetArraySize(list);
+  if (n > MAX_DEPENDENCIES)
+    return edgert__error(EDGERT_EMANIFEST, "%s: %d dependencies is more than the limit of %d",
+                         field, n, MAX_DEPENDENCIES);
+  if (n == 0)
+    return 0;
+  e->deps = edgert__calloc((size_t)n, sizeof *e->deps);
+  if (e->deps == NULL)
+    return edgert__error(EDGERT_ENOMEM, "%s: out of memory", field);
+  size_t j = 0;
+  for (const cJSON *d = list->child; d != NULL; d = d->next, j++) {
+    fieldf(where, sizeof where, "%s[%zu]", field, j);
+    if (!cJSON_IsObject(d))
+      return wrong_type(where, "an object {\"path\": ..., \"sha256\": ...}", d);
+    const cJSON *k[D__N];
+    int rc = check_keys(d, where, dep_keys, D__N, 3u, k);
+    if (rc < 0)
+      return rc;
+    join(f, where, "path");
+    if (!cJSON_IsString(k[D_PATH]))
+      return wrong_type(f, "a string", k[D_PATH]);
+    const char *path = k[D_PATH]->valuestring;
+    if (path[0] == '\0')
+      return edgert__error(EDGERT_EMANIFEST, "%s: empty", f);
+    if (strlen(path) >= PATH_MAX)
+      return edgert__error(EDGERT_EMANIFEST, "%s: longer than %d bytes", f, PATH_MAX - 1);
+    join(f, where, "sha256");
+    if (!cJSON_IsString(k[D_SHA]))
+      return wrong_type(f, "a string", k[D_SHA]);
+    const char *sha = k[D_SHA]->valuestring;
+    if (!is_hex64(sha))
+      return edgert__error(EDGERT_EMANIFEST, "%s: %s is not 64 hexadecimal digits", f,
+                           quote(sha, q, sizeof q));
+    struct dep_s *dp = &e->deps[j];
+    for (int i = 0; i < 64; i++)
+      dp->sha256[i] = (char)((sha[i] >= 'A' && sha[i] <= 'F') ? sha[i] + 32 : sha[i]);
+    if ((dp->path = edgert__strdup(path)) == NULL)
+      return edgert__error(EDGERT_ENOMEM, "%s: out of memory", where);
+    e->ndeps = j + 1;
+    join(f, where, "path");
+    if (base_dir != NULL)
+      rc = resolve(base_dir, path, f, &dp->file);
+    else if ((dp->file = edgert__strdup(path)) == NULL)
+      rc = edgert__error(EDGERT_ENOMEM, "%s: out of memory", f);
+    if (rc < 0)
+      return rc;
+    for (size_t i = 0; i < j; i++)
+      if (strcmp(e->deps[i].file, dp->file) == 0)
+        return edgert__error(EDGERT_EMANIFEST, "%s: %s is already listed as %s[%zu]", f,
+                             quote(path, q, sizeof q), field, i);
+  }
+  return 0;
 }
 
 static int read_module(const cJSON *obj, size_t index, const char *base_dir,
@@ -810,6 +888,14 @@ static int read_module(const cJSON *obj, size_t index, const char *base_dir,
     }
   }
   tmp.ncontracts = j;
+  if (f[M_DEPS] != NULL) {
+    join(field, where, "dependencies");
+    rc = read_deps(f[M_DEPS], field, base_dir, &tmp);
+    if (rc < 0) {
+      entry_clear(&tmp);
+      return rc;
+    }
+  }
   join(field, where, "path");
   if (base_dir != NULL)
     rc = resolve(base_dir, path, field, &tmp.file);
@@ -1145,7 +1231,21 @@ int edgert_manifest_load_modules(edgert_manifest_t *m) {
   int rc = 0;
   for (i = 0; i < m->nmodules; i++) {
     entry_t *e = &m->modules[i];
-    rc = edgert_module_load(e->file, e->sha256, &e->module);
+    edgert_dependency_t *deps = NULL;
+    if (e->ndeps > 0) {
+      deps = edgert__calloc(e->ndeps, sizeof *deps);
+      if (deps == NULL) {
+        rc = edgert__error(EDGERT_ENOMEM, "modules[%zu]: out of memory", i);
+        break;
+      }
+      for (size_t j = 0; j < e->ndeps; j++) {
+        deps[j].name = e->deps[j].file;
+        deps[j].sha256_hex = e->deps[j].sha256;
+      }
+    }
+    edgert_load_options_t o = {.dependencies = deps, .ndependencies = e->ndeps};
+    rc = edgert_module_load_ex(e->file, e->sha256, &o, &e->module);
+    edgert__free(deps);
     if (rc < 0) {
       e->module = NULL;
       snprintf(msg, sizeof msg, "%s", edgert_last_error());
@@ -1232,6 +1332,23 @@ const char *edgert_manifest_module_sha256(const edgert_manifest_t *m,
                                           size_t i) {
   const entry_t *e = entry(m, i);
   return e ? e->sha256 : NULL;
+}
+
+size_t edgert_manifest_dependency_count(const edgert_manifest_t *m, size_t i) {
+  const entry_t *e = entry(m, i);
+  return e ? e->ndeps : 0;
+}
+
+const char *edgert_manifest_dependency(const edgert_manifest_t *m, size_t i, size_t j,
+                                       const char **file, const char **sha256) {
+  const entry_t *e = entry(m, i);
+  if (e == NULL || j >= e->ndeps)
+    return NULL;
+  if (file != NULL)
+    *file = e->deps[j].file;
+  if (sha256 != NULL)
+    *sha256 = e->deps[j].sha256;
+  return e->deps[j].path;
 }
 
 size_t edgert_manifest_contract_count(const edgert_manifest_t *m, size_t i) {

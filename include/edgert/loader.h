@@ -12,10 +12,22 @@
  * loaded earlier whose name or DT_SONAME is the memfd's /proc/self/fd/N name
  * would otherwise be returned in its place): EDGERT_EINTEGRITY otherwise.
  *
- * What is NOT verified: the module's DT_NEEDED dependencies (libc, libm,
- * ...) are found and loaded by the system dynamic linker exactly as for any
- * dlopen, from the usual search path, without any check. A module's own
- * constructors run inside edgert_module_load, after the hash check.
+ * Dependencies (DT_NEEDED) are resolved before the module is mapped, as
+ * ld.so would resolve them (DT_RPATH, LD_LIBRARY_PATH, DT_RUNPATH, the
+ * ld.so cache, the default folders; $ORIGIN, $LIB and $PLATFORM expanded
+ * against the module's real folder), through the whole closure. One the
+ * process already has, or one in a trusted system folder (a folder of the
+ * linker's cache or default path whose every component, and the file, is
+ * owned by root and not writable by group or others), is left to ld.so.
+ * Every other one must be listed in edgert_load_options_t.dependencies: it
+ * is read into its own sealed memfd, hashed and compared like the module,
+ * and mapped first under its DT_SONAME (which must be its DT_NEEDED name),
+ * so the module's lookup finds the verified object; it stays mapped as
+ * long as the module. An unlisted one is EDGERT_EINTEGRITY (the message
+ * names the file, its folder, its SHA-256 and how to list it), a missing
+ * one EDGERT_EIO with errno ENOENT; either way nothing was mapped and no
+ * code ran. A module's own constructors run inside edgert_module_load,
+ * after the hash check.
  *
  * Requirements: Linux with memfd_create and sealing (3.17+), /proc mounted
  * (the module is opened as /proc/self/fd/N). Where vm.memfd_noexec=2 forbids
@@ -85,9 +97,25 @@ typedef struct edgert_func_s edgert_func_t;
  * are two mappings. */
 #define EDGERT_LOAD_ISOLATE_SYMBOLS 0x2u
 
+/* A dependency the caller vouches for: `name` is its DT_NEEDED name, its
+ * file name, or a path (matched against the resolved file's real path);
+ * `sha256_hex` the SHA-256 its bytes must have (64 hex digits). */
+typedef struct edgert_dependency_s {
+  const char *name;
+  const char *sha256_hex;
+} edgert_dependency_t;
+
+/* Initialise with designated initializers or zero ({0}): fields may be
+ * added at the end. */
 typedef struct edgert_load_options_s {
   size_t max_size; /* files larger than this are refused (EDGERT_ELIMIT); 0 = default */
   unsigned flags;  /* EDGERT_LOAD_* */
+  /* Dependencies that may be loaded verified (borrowed for the call; the
+   * load copies what it keeps). NULL/0: none, so only dependencies the
+   * process has or trusted system ones are accepted. Each applies to the
+   * whole closure; one the closure does not need is ignored. */
+  const edgert_dependency_t *dependencies;
+  size_t ndependencies;
 } edgert_load_options_t;
 
 /*
@@ -99,9 +127,13 @@ typedef struct edgert_load_options_s {
  *
  * Returns 0 and a new handle in *out, or (nothing loaded, *out untouched):
  *   EDGERT_EINVAL      NULL path/out, or a malformed expected hash (not
- *                      exactly 64 hex digits)
+ *                      exactly 64 hex digits), or a malformed dependency
+ *                      (NULL or empty name, hash not 64 hex digits)
  *   EDGERT_EIO         the file cannot be opened or read, or is not a regular
- *                      file (directory, FIFO, device); errno is left set
+ *                      file (directory, FIFO, device); errno is left set.
+ *                      Also a dependency not found anywhere the dynamic
+ *                      linker would look (errno ENOENT; the message names
+ *                      it and the folders searched)
  *   EDGERT_ELIMIT      the file is larger than the size limit
  *   EDGERT_EFORMAT     empty, not ELF, not 64-bit, wrong byte order, not
  *                      ET_DYN, not for this CPU, or refused by the dynamic
@@ -112,6 +144,10 @@ typedef struct edgert_load_options_s {
  *                      writable), or the dynamic linker would return (or
  *                      returned) another object than the verified copy: the
  *                      message names it. None of the file's code ran.
+ *                      Also a dependency that must be verified and is not
+ *                      listed, is listed with another SHA-256, or does not
+ *                      answer to its DT_NEEDED name (DT_SONAME): no code of
+ *                      the module or its dependencies ran.
  *   EDGERT_EUNSUPPORTED executable memfds are forbidden (vm.memfd_noexec=2),
  *                      or EDGERT_LOAD_ISOLATE_SYMBOLS under a sanitizer
  *                      runtime that refuses RTLD_DEEPBIND

@@ -10,8 +10,14 @@
  *                 "contracts": [{"function_name": "vec_add_f32",
  *                                "arg_types": ["LP_c_float", "c_size_t"],
  *                                "return_type": null,
- *                                "calling_convention": "cdecl"}]}]}
+ *                                "calling_convention": "cdecl"}],
+ *                 "dependencies": [{"path": "kernels/libhelper.so",
+ *                                   "sha256": "<64 hex digits>"}]}]}
  *
+ * "dependencies" (optional) lists the module's own libraries that are not
+ * in a trusted system folder (edgert/loader.h): each is verified against
+ * its sha256 and mapped before the module (edgert_load_options_t
+ * .dependencies, keyed by its resolved path).
  * Relative paths are relative to the manifest's directory. The reader is
  * strict, and every refusal is EDGERT_EMANIFEST with a message that starts
  * with the field: "modules[0].contracts[1].arg_types[2]: unknown type name
@@ -91,7 +97,7 @@ EDGERT_EXTERN int edgert_manifest_read(const char *path,
 
 /*
  * Loads and verifies every module of a parsed manifest, in order, with
- * edgert_module_load(file, sha256) and binds each of its contracts with
+ * edgert_module_load_ex(file, sha256, {its dependencies}) and binds each of its contracts with
  * edgert_module_bind. All or nothing: on failure the modules this call
  * loaded are freed again and the manifest is as before. Returns 0,
  * EDGERT_EINVAL (NULL, parsed with base_dir NULL, or already loaded), or
@@ -138,6 +144,15 @@ EDGERT_EXTERN const char *edgert_manifest_module_file(const edgert_manifest_t *m
 /* Module i's expected SHA-256, 64 lowercase hex digits, or NULL. */
 EDGERT_EXTERN const char *edgert_manifest_module_sha256(const edgert_manifest_t *m,
                                                         size_t i);
+/* The number of "dependencies" of module i (0 if none or out of range). */
+EDGERT_EXTERN size_t edgert_manifest_dependency_count(const edgert_manifest_t *m,
+                                                      size_t i);
+/* Dependency j of module i: its "path" as written (NULL if out of range),
+ * its resolved absolute file in *file and its SHA-256 (64 lowercase hex
+ * digits) in *sha256 (either may be NULL). Borrowed from m. */
+EDGERT_EXTERN const char *edgert_manifest_dependency(const edgert_manifest_t *m, size_t i,
+                                                     size_t j, const char **file,
+                                                     const char **sha256);
 /* The number of contracts of module i (0 if out of range). */
 EDGERT_EXTERN size_t edgert_manifest_contract_count(const edgert_manifest_t *m,
                                                     size_t i);

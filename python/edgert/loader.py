@@ -7,7 +7,12 @@ runs, maps it (checking that the object the dynamic linker returns is that
 sealed copy), and binds functions the module defines itself through ABI
 contracts. ``load(..., isolate_symbols=True)`` maps it with RTLD_DEEPBIND, so
 its calls to its own functions cannot be taken over by other libraries;
-``interposable_calls(path)`` lists the calls that could be. Calls
+``interposable_calls(path)`` lists the calls that could be. Its
+dependencies (DT_NEEDED) are resolved as the dynamic linker would before
+anything is mapped: those the process has or that live in trusted system
+folders are left to it, every other one must be listed with
+``dependencies={name_or_path: sha256}`` and is verified and mapped first
+(an unlisted one is ``IntegrityError``, a missing one ``FileNotFoundError``). Calls
 convert arguments strictly (``TypeError`` for a wrong type or count,
 ``OverflowError`` instead of truncation) and release the GIL unless the
 contract says ``release_gil=False``. See docs/loader.md.

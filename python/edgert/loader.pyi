@@ -1,5 +1,5 @@
 from os import PathLike
-from typing import Any, Callable, Iterable, List, Optional, Tuple, TypedDict, Union
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, TypedDict, Union
 
 from .abi import ABIContract
 
@@ -26,6 +26,7 @@ class ModuleLoader:
         expected_sha256: Optional[str] = None,
         max_size: Optional[int] = None,
         isolate_symbols: bool = False,
+        dependencies: Optional[Mapping[Union[str, bytes, "PathLike[str]", "PathLike[bytes]"], str]] = None,
     ) -> "ModuleLoader": ...
     def bind(self, abi: _ABI) -> None: ...
     def call(self, name: str, *args: Any) -> Any: ...

@@ -198,7 +198,9 @@ def load_manifest(path: _Path, trusted_keys: "Optional[Union[Any, Sequence[Any]]
             contracts = [ABIContract.from_manifest(c) for c in entry["contracts"]]
             loader = ModuleLoader()
             try:
-                loader.load(entry["file"], contracts, expected_sha256=entry["sha256"])
+                deps = {d["file"]: d["sha256"] for d in entry.get("dependencies", [])}
+                loader.load(entry["file"], contracts, expected_sha256=entry["sha256"],
+                            dependencies=deps or None)
             except Exception as exc:
                 raise _prefixed(exc, f"modules[{i}] ({entry['path']!r}): ") from None
             loaders[entry["path"]] = loader

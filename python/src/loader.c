@@ -216,19 +216,71 @@ static PyObject *no_module(const char *what) {
   return NULL;
 }
 
+/* `dependencies={name_or_path: sha256_hex}` as an array for the core (the
+ * strings borrowed from the encoded keys in *keep and from the values,
+ * which the dict holds). Returns the count, or -1 with an exception. */
+static Py_ssize_t dependencies_from(PyObject *d, edgert_dependency_t **out, PyObject **keep) {
+  if (!PyDict_Check(d)) {
+    PyErr_Format(PyExc_TypeError,
+                 "dependencies must be a dict {name or path: sha256 hex}, not %s",
+                 Py_TYPE(d)->tp_name);
+    return -1;
+  }
+  /* A snapshot of the items (one call: safe against other threads changing
+   * the dict, free-threaded builds included), held in *keep. */
+  *keep = PyDict_Items(d);
+  if (*keep == NULL)
+    return -1;
+  Py_ssize_t n = PyList_GET_SIZE(*keep);
+  if (n == 0)
+    return 0;
+  *out = PyMem_Calloc((size_t)n, sizeof **out);
+  if (*out == NULL) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  Py_ssize_t i = 0;
+  for (; i < n; i++) {
+    PyObject *kv = PyList_GET_ITEM(*keep, i), *k = PyTuple_GET_ITEM(kv, 0),
+             *v = PyTuple_GET_ITEM(kv, 1);
+    if (!PyUnicode_Check(v)) {
+      PyErr_Format(PyExc_TypeError,
+                   "dependencies[%R] must be a str of 64 hex digits (its SHA-256), not %s", k,
+                   Py_TYPE(v)->tp_name);
+      return -1;
+    }
+    PyObject *kb = NULL;
+    if (!PyUnicode_FSConverter(k, &kb))
+      return -1;
+    /* The encoded key takes the key's place in the snapshot (a new pair,
+     * which holds kb and v from now on; k is not used after this). */
+    PyObject *pair = PyTuple_Pack(2, kb, v);
+    Py_DECREF(kb);
+    if (pair == NULL || PyList_SetItem(*keep, i, pair) < 0)
+      return -1;
+    const char *hex = PyUnicode_AsUTF8(v); /* v is held by the pair */
+    if (hex == NULL)
+      return -1;
+    (*out)[i].name = PyBytes_AS_STRING(kb);
+    (*out)[i].sha256_hex = hex;
+  }
+  return i;
+}
+
 static PyObject *loader_load(LoaderObject *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"path",     "abi",           "expected_sha256",
-                           "max_size", "isolate_symbols", NULL};
-  PyObject *pathb = NULL, *abi = Py_None, *exp = Py_None, *maxo = Py_None;
+                           "max_size", "isolate_symbols", "dependencies", NULL};
+  PyObject *pathb = NULL, *abi = Py_None, *exp = Py_None, *maxo = Py_None, *depo = Py_None;
   int isolate = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|O$OOp:load", kwlist, PyUnicode_FSConverter,
-                                   &pathb, &abi, &exp, &maxo, &isolate))
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|O$OOpO:load", kwlist, PyUnicode_FSConverter,
+                                   &pathb, &abi, &exp, &maxo, &isolate, &depo))
     return NULL;
-  PyObject *result = NULL;
+  PyObject *result = NULL, *depkeys = NULL;
+  edgert_dependency_t *deps = NULL;
   edgert_contract_t *cs = NULL;
   Py_ssize_t n = 0;
   const char *hex = NULL;
-  edgert_load_options_t opts = {0, 0};
+  edgert_load_options_t opts = {.max_size = 0};
   if (exp != Py_None) {
     if (!PyUnicode_Check(exp)) {
       PyErr_Format(PyExc_TypeError, "expected_sha256 must be a str of 64 hex digits or None, not %s",
@@ -251,6 +303,10 @@ static PyObject *loader_load(LoaderObject *self, PyObject *args, PyObject *kw) {
   }
   if (isolate)
     opts.flags |= EDGERT_LOAD_ISOLATE_SYMBOLS;
+  if (depo != Py_None &&
+      (opts.ndependencies = (size_t)dependencies_from(depo, &deps, &depkeys)) == (size_t)-1)
+    goto out;
+  opts.dependencies = deps;
   if (contracts_from(abi, &cs, &n) < 0)
     goto out;
   const char *path = PyBytes_AS_STRING(pathb);
@@ -322,6 +378,8 @@ static PyObject *loader_load(LoaderObject *self, PyObject *args, PyObject *kw) {
   result = (PyObject *)self;
 out:
   PyMem_Free(cs);
+  PyMem_Free(deps);
+  Py_XDECREF(depkeys);
   Py_XDECREF(pathb);
   return result;
 }

@@ -229,10 +229,28 @@ PyObject *edgert_py_manifest_to_list(const edgert_manifest_t *m) {
       Py_DECREF(contracts);
       goto fail;
     }
-    PyObject *entry = Py_BuildValue("{s:N,s:N,s:s,s:N}", "path", path, "file",
+    size_t nd = edgert_manifest_dependency_count(m, i);
+    PyObject *deps = PyList_New((Py_ssize_t)nd);
+    for (size_t j = 0; deps != NULL && j < nd; j++) {
+      const char *df = NULL, *dsha = NULL;
+      const char *dp = edgert_manifest_dependency(m, i, j, &df, &dsha);
+      PyObject *d = Py_BuildValue("{s:N,s:N,s:s}", "path", PyUnicode_DecodeFSDefault(dp),
+                                  "file", PyUnicode_DecodeFSDefault(df), "sha256", dsha);
+      if (d == NULL)
+        Py_CLEAR(deps);
+      else
+        PyList_SET_ITEM(deps, j, d);
+    }
+    if (deps == NULL) {
+      Py_DECREF(path);
+      Py_DECREF(file);
+      Py_DECREF(contracts);
+      goto fail;
+    }
+    PyObject *entry = Py_BuildValue("{s:N,s:N,s:s,s:N,s:N}", "path", path, "file",
                                     file, "sha256",
                                     edgert_manifest_module_sha256(m, i),
-                                    "contracts", contracts);
+                                    "contracts", contracts, "dependencies", deps);
     if (entry == NULL)
       goto fail;
     PyList_SET_ITEM(list, i, entry);

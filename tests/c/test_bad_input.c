@@ -320,7 +320,7 @@ static void files_that_are_not_modules(void **state) {
   expect_load(KERNELS, longer, EDGERT_EINVAL, "must be 64 hex digits (a SHA-256), got more than 64 characters");
 
   /* A size limit below the file's size. */
-  edgert_load_options_t o = {100, 0};
+  edgert_load_options_t o = {.max_size = 100};
   edgert_module_t *m = NULL;
   expect_error(edgert_module_load_ex(KERNELS, NULL, &o, &m), EDGERT_ELIMIT,
                "bytes, more than the module size limit of 100 bytes");

@@ -322,9 +322,9 @@ static void empty_oversized_and_non_elf_are_refused(void **state) {
   tmp_path(p, "short.so");
   spit(p, "\177ELF\2", 5);
   expect_refusal(p, NULL, EDGERT_EFORMAT, "truncated");
-  edgert_load_options_t small = {1024, 0};
+  edgert_load_options_t small = {.max_size = 1024};
   expect_refusal(FX("loader_kernels"), &small, EDGERT_ELIMIT, "size limit of 1024 bytes");
-  edgert_load_options_t badflags = {0, 0x80};
+  edgert_load_options_t badflags = {.flags = 0x80};
   expect_refusal(FX("loader_kernels"), &badflags, EDGERT_EINVAL, "unknown flags");
 }
 
@@ -407,7 +407,7 @@ static int noexec_child(void) {
   if (edgert_module_load(FX("loader_v2"), NULL, &m) != EDGERT_EUNSUPPORTED ||
       strstr(edgert_last_error(), "vm.memfd_noexec") == NULL)
     return 11;
-  edgert_load_options_t o = {0, EDGERT_LOAD_ALLOW_TMPFILE};
+  edgert_load_options_t o = {.flags = EDGERT_LOAD_ALLOW_TMPFILE};
   if (edgert_module_load_ex(FX("loader_v2"), NULL, &o, &m) != 0)
     return 12;
   edgert_contract_t c;

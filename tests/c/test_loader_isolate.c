@@ -47,7 +47,7 @@ static int interposition_child(void) {
    * call to its own exported helper(). */
   if (run_of(plain) != 766)
     return 12;
-  edgert_load_options_t o = {0, EDGERT_LOAD_ISOLATE_SYMBOLS};
+  edgert_load_options_t o = {.flags = EDGERT_LOAD_ISOLATE_SYMBOLS};
   int rc = edgert_module_load_ex(FX("loader_interpose"), NULL, &o, &isolated);
   if (sanitizer_runtime()) {
     /* ASan's and TSan's dlopen end the process on RTLD_DEEPBIND: refused
@@ -84,7 +84,7 @@ static void isolated_symbols_keep_internal_calls_inside_the_module(void **state)
 static void unknown_load_flags_are_refused(void **state) {
   (void)state;
   edgert_module_t *m = NULL;
-  edgert_load_options_t o = {0, 0x4u};
+  edgert_load_options_t o = {.flags = 0x4u};
   assert_int_equal(edgert_module_load_ex(FX("loader_v1"), NULL, &o, &m), EDGERT_EINVAL);
   assert_null(m);
   assert_non_null(strstr(edgert_last_error(), "unknown flags 0x4"));

@@ -64,7 +64,7 @@ int edgert_fuzz_module(const uint8_t *data, size_t size) {
   }
   /* A size limit below the file's size is refused before anything is read. */
   if (size > 1) {
-    edgert_load_options_t o = {size - 1, 0};
+    edgert_load_options_t o = {.max_size = size - 1};
     m = (edgert_module_t *)&m;
     FUZZ_CHECK(edgert_module_load_ex(path, zeros, &o, &m) == EDGERT_ELIMIT);
     FUZZ_CHECK(m == (edgert_module_t *)&m);

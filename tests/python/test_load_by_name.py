@@ -256,8 +256,10 @@ import ctypes, sys
 path = sys.argv[1]
 if sys.argv[2] == "numpy-first":
     import numpy
+import json
 from edgert import ModuleLoader, ABIContract
-L = ModuleLoader().load(path)
+deps = json.loads(sys.argv[3]) if len(sys.argv) > 3 else None
+L = ModuleLoader().load(path, dependencies=deps) if deps else ModuleLoader().load(path)
 for sym, it in (("scipy_cblas_ddot64_", ctypes.c_int64), ("cblas_ddot64_", ctypes.c_int64),
                 ("scipy_cblas_ddot", ctypes.c_int), ("cblas_ddot", ctypes.c_int)):
     try:
@@ -283,14 +285,22 @@ def test_numpys_openblas_after_import_numpy_is_the_process_instance():
     assert r.stdout.split() == ["32.0", "True"]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="a private copy needs its $ORIGIN dependency (libgfortran beside it): "
-                          "the verified dependency closure of #12 (branch deps12)")
 def test_numpys_openblas_without_numpy_is_a_private_verified_copy():
+    # Not in the process: a private verified copy, which needs the libraries
+    # bundled beside it ($ORIGIN: libgfortran, libquadmath) listed by hash.
     ob = openblas()
     if ob is None:
         pytest.skip("numpy has no bundled OpenBLAS here")
-    r = run_py(DDOT, ob, "alone")
+    import hashlib
+    import json
+    folder = os.path.dirname(ob)
+    deps = {os.path.basename(f): hashlib.sha256(open(f, "rb").read()).hexdigest()
+            for f in glob.glob(os.path.join(folder, "*.so*")) if f != ob}
+    unlisted = run_py(DDOT, ob, "alone")
+    if deps:
+        assert unlisted.returncode != 0
+        assert "IntegrityError" in unlisted.stderr and "dependencies=" in unlisted.stderr
+    r = run_py(DDOT, ob, "alone", json.dumps(deps))
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split() == ["32.0", "False"]
 

@@ -1,0 +1,428 @@
+/* test_deps.c: verified dependency closure (edgert_load_options_t.dependencies).
+ *
+ * Fixtures (CMakeLists.txt): fixtures/deps/libdeps_top.so needs
+ * libdeps_helper.so through DT_RUNPATH $ORIGIN; the helper's constructor
+ * writes $EDGERT_DEPS_MARKER; libdeps_badsoname.so has DT_SONAME
+ * libdeps_other.so. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <link.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "edgert.h"
+#include "helpers/failalloc.h"
+
+#define DEPS EDGERT_FIXTURE_DIR "/deps"
+#define TOP DEPS "/libdeps_top.so"
+#define HELPER DEPS "/libdeps_helper.so"
+#define BADSONAME DEPS "/libdeps_badsoname.so"
+
+static char tmpdir[256], marker[PATH_MAX];
+
+static int setup(void **state) {
+  (void)state;
+  snprintf(tmpdir, sizeof tmpdir, "/tmp/edgert_test_deps_XXXXXX");
+  if (mkdtemp(tmpdir) == NULL)
+    return -1;
+  snprintf(marker, sizeof marker, "%s/helper_ran", tmpdir);
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  char cmd[PATH_MAX + 16];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+static void copy_file(const char *from, const char *to) {
+  FILE *f = fopen(from, "rb");
+  assert_non_null(f);
+  int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+  assert_true(fd >= 0);
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+    assert_int_equal(write(fd, buf, n), (ssize_t)n);
+  fclose(f);
+  close(fd);
+}
+
+static int exists(const char *p) { return access(p, F_OK) == 0; }
+
+/* The SHA-256 the loader computes for `path` (loaded alone, then freed;
+ * the marker is not armed). */
+static void sha_of(const char *path, char out[65]) {
+  unsetenv("EDGERT_DEPS_MARKER");
+  edgert_module_t *m = NULL;
+  assert_int_equal(edgert_module_load(path, NULL, &m), 0);
+  memcpy(out, edgert_module_sha256(m), 65);
+  edgert_module_free(m);
+}
+
+/* The object the process has under `name`, or NULL (its l_name in *who). */
+static int has_object(const char *name, char *who, size_t n) {
+  void *h = dlopen(name, RTLD_LAZY | RTLD_NOLOAD);
+  if (h == NULL)
+    return 0;
+  struct link_map *lm = NULL;
+  dlinfo(h, RTLD_DI_LINKMAP, &lm);
+  snprintf(who, n, "%s", lm && lm->l_name ? lm->l_name : "");
+  dlclose(h);
+  return 1;
+}
+
+static int call_top_add(edgert_module_t *m, int a, int b) {
+  edgert_contract_t c;
+  const char *args[] = {"c_int", "c_int"};
+  assert_int_equal(edgert_contract_init(&c, "top_add", args, 2, "c_int", NULL, 1), 0);
+  edgert_func_t *fn = NULL;
+  assert_int_equal(edgert_module_bind(m, &c, &fn), 0);
+  int ret[4] = {0};
+  void *av[] = {&a, &b};
+  assert_int_equal(edgert_func_call(fn, av, ret), 0);
+  return ret[0];
+}
+
+static void a_listed_dependency_loads_verified_and_goes_with_the_module(void **state) {
+  (void)state;
+  char hs[65], who[PATH_MAX];
+  sha_of(HELPER, hs);
+  edgert_dependency_t dep = {"libdeps_helper.so", hs};
+  edgert_load_options_t o = {.dependencies = &dep, .ndependencies = 1};
+  edgert_module_t *m = NULL;
+  int rc = edgert_module_load_ex(TOP, NULL, &o, &m);
+  assert_int_equal(rc, 0);
+  assert_int_equal(call_top_add(m, 2, 3), 6);
+  /* ld.so found the verified copy: the helper answers from its sealed memfd. */
+  assert_true(has_object("libdeps_helper.so", who, sizeof who));
+  assert_non_null(strstr(who, "/proc/self/fd/"));
+  /* A second load of the same bytes shares it. */
+  edgert_module_t *m2 = NULL;
+  assert_int_equal(edgert_module_load_ex(TOP, NULL, &o, &m2), 0);
+  edgert_module_free(m);
+  assert_int_equal(call_top_add(m2, 1, 1), 3);
+  edgert_module_free(m2);
+  /* Released with the module that needed it. */
+  assert_false(has_object("libdeps_helper.so", who, sizeof who));
+  assert_false(has_object("libdeps_top.so", who, sizeof who));
+}
+
+static void keys_may_be_file_names_or_paths(void **state) {
+  (void)state;
+  char hs[65];
+  sha_of(HELPER, hs);
+  const char *keys[] = {HELPER, DEPS "/../deps/libdeps_helper.so"};
+  for (size_t i = 0; i < 2; i++) {
+    edgert_dependency_t dep = {keys[i], hs};
+    edgert_load_options_t o = {.dependencies = &dep, .ndependencies = 1};
+    edgert_module_t *m = NULL;
+    assert_int_equal(edgert_module_load_ex(TOP, NULL, &o, &m), 0);
+    assert_int_equal(call_top_add(m, 20, 1), 22);
+    edgert_module_free(m);
+  }
+}
+
+static void an_unlisted_dependency_is_refused_before_any_code_runs(void **state) {
+  (void)state;
+  char hs[65], who[PATH_MAX];
+  sha_of(HELPER, hs);
+  unlink(marker);
+  setenv("EDGERT_DEPS_MARKER", marker, 1);
+  edgert_module_t *m = NULL;
+  int rc = edgert_module_load(TOP, NULL, &m);
+  unsetenv("EDGERT_DEPS_MARKER");
+  assert_int_equal(rc, EDGERT_EINTEGRITY);
+  assert_null(m);
+  const char *msg = edgert_last_error();
+  char want[PATH_MAX + 64];
+  assert_non_null(strstr(msg, "libdeps_helper.so"));
+  assert_non_null(strstr(msg, hs));           /* its hash */
+  assert_non_null(strstr(msg, "not listed"));
+  snprintf(want, sizeof want, "dependencies={\"libdeps_helper.so\": \"%s\"}", hs);
+  assert_non_null(strstr(msg, want));         /* how to list it */
+  char *real = realpath(DEPS, NULL);
+  assert_non_null(real);
+  snprintf(want, sizeof want, "in folder %s,", real);
+  free(real);
+  assert_non_null(strstr(msg, want));         /* its folder */
+  assert_false(exists(marker));               /* no constructor ran */
+  assert_false(has_object("libdeps_helper.so", who, sizeof who));
+  assert_false(has_object("libdeps_top.so", who, sizeof who));
+}
+
+static void a_wrong_hash_names_both(void **state) {
+  (void)state;
+  char hs[65];
+  sha_of(HELPER, hs);
+  const char *zeros = "0000000000000000000000000000000000000000000000000000000000000000";
+  edgert_dependency_t dep = {"libdeps_helper.so", zeros};
+  edgert_load_options_t o = {.dependencies = &dep, .ndependencies = 1};
+  unlink(marker);
+  setenv("EDGERT_DEPS_MARKER", marker, 1);
+  edgert_module_t *m = NULL;
+  int rc = edgert_module_load_ex(TOP, NULL, &o, &m);
+  unsetenv("EDGERT_DEPS_MARKER");
+  assert_int_equal(rc, EDGERT_EINTEGRITY);
+  assert_non_null(strstr(edgert_last_error(), hs));
+  assert_non_null(strstr(edgert_last_error(), zeros));
+  assert_false(exists(marker));
+}
+
+static void a_missing_dependency_is_an_io_error_naming_it(void **state) {
+  (void)state;
+  char dir[512], top[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s/alone", tmpdir);
+  assert_int_equal(mkdir(dir, 0755), 0);
+  snprintf(top, sizeof top, "%s/libdeps_top.so", dir);
+  copy_file(TOP, top);
+  edgert_module_t *m = NULL;
+  errno = 0;
+  int rc = edgert_module_load(top, NULL, &m);
+  assert_int_equal(rc, EDGERT_EIO);
+  assert_int_equal(errno, ENOENT);
+  const char *msg = edgert_last_error();
+  assert_non_null(strstr(msg, "libdeps_helper.so"));
+  assert_non_null(strstr(msg, "not found"));
+  char *real = realpath(dir, NULL);
+  assert_non_null(strstr(msg, real)); /* $ORIGIN, expanded to the real folder */
+  free(real);
+}
+
+static void a_world_writable_folder_is_refused_unless_listed(void **state) {
+  (void)state;
+  char dir[512], top[PATH_MAX], helper[PATH_MAX], hs[65];
+  snprintf(dir, sizeof dir, "%s/open", tmpdir);
+  assert_int_equal(mkdir(dir, 0777), 0);
+  assert_int_equal(chmod(dir, 0777), 0);
+  snprintf(top, sizeof top, "%s/libdeps_top.so", dir);
+  snprintf(helper, sizeof helper, "%s/libdeps_helper.so", dir);
+  copy_file(TOP, top);
+  copy_file(HELPER, helper);
+  sha_of(helper, hs);
+  unlink(marker);
+  setenv("EDGERT_DEPS_MARKER", marker, 1);
+  edgert_module_t *m = NULL;
+  assert_int_equal(edgert_module_load(top, NULL, &m), EDGERT_EINTEGRITY);
+  assert_false(exists(marker));
+  edgert_dependency_t dep = {"libdeps_helper.so", hs};
+  edgert_load_options_t o = {.dependencies = &dep, .ndependencies = 1};
+  assert_int_equal(edgert_module_load_ex(top, NULL, &o, &m), 0);
+  unsetenv("EDGERT_DEPS_MARKER");
+  assert_true(exists(marker)); /* now verified: its constructor ran */
+  assert_int_equal(call_top_add(m, 4, 4), 9);
+  edgert_module_free(m);
+}
+
+static void a_dependency_whose_soname_differs_is_refused(void **state) {
+  (void)state;
+  char dir[512], top[PATH_MAX], helper[PATH_MAX], hs[65];
+  snprintf(dir, sizeof dir, "%s/renamed", tmpdir);
+  assert_int_equal(mkdir(dir, 0755), 0);
+  snprintf(top, sizeof top, "%s/libdeps_top.so", dir);
+  snprintf(helper, sizeof helper, "%s/libdeps_helper.so", dir);
+  copy_file(TOP, top);
+  copy_file(BADSONAME, helper);
+  sha_of(helper, hs);
+  edgert_dependency_t dep = {"libdeps_helper.so", hs};
+  edgert_load_options_t o = {.dependencies = &dep, .ndependencies = 1};
+  edgert_module_t *m = NULL;
+  assert_int_equal(edgert_module_load_ex(top, NULL, &o, &m), EDGERT_EFORMAT);
+  assert_non_null(strstr(edgert_last_error(), "DT_SONAME \"libdeps_other.so\""));
+  char who[PATH_MAX];
+  assert_false(has_object("libdeps_other.so", who, sizeof who));
+}
+
+static void malformed_dependency_options_are_refused(void **state) {
+  (void)state;
+  edgert_module_t *m = NULL;
+  edgert_load_options_t o = {.dependencies = NULL, .ndependencies = 1};
+  assert_int_equal(edgert_module_load_ex(TOP, NULL, &o, &m), EDGERT_EINVAL);
+  edgert_dependency_t bad[] = {{NULL, "00"}, {"libdeps_helper.so", NULL},
+                               {"libdeps_helper.so", "xyz"}};
+  for (size_t i = 0; i < 3; i++) {
+    o.dependencies = &bad[i];
+    assert_int_equal(edgert_module_load_ex(TOP, NULL, &o, &m), EDGERT_EINVAL);
+    assert_non_null(strstr(edgert_last_error(), "dependency 0"));
+  }
+  assert_null(m);
+}
+
+#define CHAIN DEPS "/libdeps_chain.so"
+#define MID DEPS "/libdeps_mid.so"
+
+/* libdeps_chain.so (DT_RPATH $ORIGIN) -> libdeps_mid.so (no path of its
+ * own) -> libdeps_helper.so: the closure is walked, the helper found
+ * through the needing object's DT_RPATH as ld.so does, and both mapped
+ * leaves first. */
+static void the_closure_is_verified_through_every_level(void **state) {
+  (void)state;
+  char hs[65], ms[65], who[PATH_MAX];
+  sha_of(HELPER, hs);
+  { /* the middle one's hash: loaded alone, it finds the helper only
+     * through LD_LIBRARY_PATH (read by the resolver at each load) */
+    edgert_dependency_t dep = {"libdeps_helper.so", hs};
+    edgert_load_options_t o = {.dependencies = &dep, .ndependencies = 1};
+    edgert_module_t *t = NULL;
+    assert_int_equal(edgert_module_load_ex(MID, NULL, &o, &t), EDGERT_EIO);
+    setenv("LD_LIBRARY_PATH", DEPS, 1);
+    assert_int_equal(edgert_module_load_ex(MID, NULL, &o, &t), 0);
+    unsetenv("LD_LIBRARY_PATH");
+    memcpy(ms, edgert_module_sha256(t), 65);
+    edgert_module_free(t);
+  }
+  /* Only the middle one listed: the helper, one level down, is refused. */
+  unlink(marker);
+  setenv("EDGERT_DEPS_MARKER", marker, 1);
+  edgert_dependency_t one[] = {{"libdeps_mid.so", ms}};
+  edgert_load_options_t o = {.dependencies = one, .ndependencies = 1};
+  edgert_module_t *m = NULL;
+  assert_int_equal(edgert_module_load_ex(CHAIN, NULL, &o, &m), EDGERT_EINTEGRITY);
+  assert_non_null(strstr(edgert_last_error(), "dependency libdeps_helper.so (needed by "));
+  assert_non_null(strstr(edgert_last_error(), "libdeps_mid.so)"));
+  assert_false(exists(marker));
+  assert_false(has_object("libdeps_mid.so", who, sizeof who));
+  /* Both listed. */
+  edgert_dependency_t both[] = {{"libdeps_mid.so", ms}, {"libdeps_helper.so", hs}};
+  o.dependencies = both;
+  o.ndependencies = 2;
+  assert_int_equal(edgert_module_load_ex(CHAIN, NULL, &o, &m), 0);
+  unsetenv("EDGERT_DEPS_MARKER");
+  assert_true(exists(marker));
+  edgert_contract_t c;
+  const char *args[] = {"c_int", "c_int"};
+  assert_int_equal(edgert_contract_init(&c, "chain_add", args, 2, "c_int", NULL, 1), 0);
+  edgert_func_t *fn = NULL;
+  assert_int_equal(edgert_module_bind(m, &c, &fn), 0);
+  int a = 1, b = 2, ret[4] = {0};
+  void *av[] = {&a, &b};
+  assert_int_equal(edgert_func_call(fn, av, ret), 0);
+  assert_int_equal(ret[0], 31);
+  assert_true(has_object("libdeps_mid.so", who, sizeof who));
+  assert_non_null(strstr(who, "/proc/self/fd/"));
+  assert_true(has_object("libdeps_helper.so", who, sizeof who));
+  assert_non_null(strstr(who, "/proc/self/fd/"));
+  edgert_module_free(m);
+  assert_false(has_object("libdeps_mid.so", who, sizeof who));
+  assert_false(has_object("libdeps_helper.so", who, sizeof who));
+}
+
+static void write_text(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(text, f);
+  fclose(f);
+}
+
+static void a_manifest_entry_lists_dependencies(void **state) {
+  (void)state;
+  char ts[65], hs[65], path[PATH_MAX], json[2048];
+  sha_of(HELPER, hs);
+  { /* the module's own SHA-256: loaded with its helper listed */
+    edgert_dependency_t dep = {"libdeps_helper.so", hs};
+    edgert_load_options_t o = {.dependencies = &dep, .ndependencies = 1};
+    edgert_module_t *t = NULL;
+    assert_int_equal(edgert_module_load_ex(TOP, NULL, &o, &t), 0);
+    memcpy(ts, edgert_module_sha256(t), 65);
+    edgert_module_free(t);
+  }
+  snprintf(path, sizeof path, "%s/deps.json", tmpdir);
+  const char *fmt =
+      "{\"schema_version\": 1, \"modules\": [{\"path\": \"%s\", \"sha256\": \"%s\", "
+      "\"contracts\": [{\"function_name\": \"top_add\", \"arg_types\": [\"c_int\", "
+      "\"c_int\"], \"return_type\": \"c_int\"}]%s}]}";
+  char deps[512];
+  /* Unlisted: refused, naming the entry to add. */
+  snprintf(json, sizeof json, fmt, TOP, ts, "");
+  write_text(path, json);
+  edgert_manifest_t *m = NULL;
+  assert_int_equal(edgert_manifest_load(path, &m), EDGERT_EINTEGRITY);
+  assert_non_null(strstr(edgert_last_error(), "modules[0]"));
+  assert_non_null(strstr(edgert_last_error(), "\"dependencies\""));
+  /* Listed. */
+  snprintf(deps, sizeof deps,
+           ", \"dependencies\": [{\"path\": \"%s\", \"sha256\": \"%s\"}]", HELPER, hs);
+  snprintf(json, sizeof json, fmt, TOP, ts, deps);
+  write_text(path, json);
+  assert_int_equal(edgert_manifest_load(path, &m), 0);
+  assert_int_equal(edgert_manifest_dependency_count(m, 0), 1);
+  const char *file = NULL, *sha = NULL;
+  assert_string_equal(edgert_manifest_dependency(m, 0, 0, &file, &sha), HELPER);
+  assert_string_equal(sha, hs);
+  assert_int_equal(call_top_add(edgert_manifest_module(m, 0), 7, 8), 16);
+  edgert_manifest_free(m);
+  /* Malformed entries name the field. */
+  static const char *const bad[][2] = {
+      {", \"dependencies\": [{\"path\": \"x.so\"}]",
+       "modules[0].dependencies[0]: missing required key 'sha256'"},
+      {", \"dependencies\": [{\"path\": \"x.so\", \"sha256\": \"12\"}]",
+       "modules[0].dependencies[0].sha256: '12' is not 64 hexadecimal digits"},
+      {", \"dependencies\": \"x.so\"", "modules[0].dependencies: expected an array, got a string"},
+      {", \"dependencies\": [7]", "modules[0].dependencies[0]: expected an object"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    snprintf(json, sizeof json, fmt, TOP, ts, bad[i][0]);
+    assert_int_equal(edgert_manifest_parse(json, strlen(json), NULL, &m), EDGERT_EMANIFEST);
+    assert_non_null(strstr(edgert_last_error(), bad[i][1]));
+  }
+}
+
+static char oom_sha[65];
+static void *oom_setup_none(void) { return NULL; }
+static int oom_load(void *st) {
+  (void)st;
+  edgert_dependency_t dep = {"libdeps_helper.so", oom_sha};
+  edgert_load_options_t o = {.dependencies = &dep, .ndependencies = 1};
+  edgert_module_t *m = NULL;
+  int rc = edgert_module_load_ex(TOP, NULL, &o, &m);
+  edgert_module_free(m);
+  return rc;
+}
+static int oom_refuse(void *st) {
+  (void)st;
+  edgert_module_t *m = NULL;
+  int rc = edgert_module_load(TOP, NULL, &m);
+  edgert_module_free(m);
+  return rc == EDGERT_EINTEGRITY ? 0 : rc;
+}
+
+static void every_allocation_failure_is_reported(void **state) {
+  (void)state;
+  sha_of(HELPER, oom_sha);
+  assert_int_equal(edgert_test_failalloc_install(), 0);
+  edgert_test_oom_case_t load = {"load with a dependency", oom_setup_none, oom_load, NULL,
+                                 NULL, 0};
+  edgert_test_oom_case_t refuse = {"refusing an unlisted dependency", oom_setup_none,
+                                   oom_refuse, NULL, NULL, 0};
+  assert_true(edgert_test_failalloc_sweep(&load) >= 10);
+  assert_true(edgert_test_failalloc_sweep(&refuse) >= 5);
+  edgert_test_failalloc_uninstall();
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(a_listed_dependency_loads_verified_and_goes_with_the_module),
+      cmocka_unit_test(keys_may_be_file_names_or_paths),
+      cmocka_unit_test(an_unlisted_dependency_is_refused_before_any_code_runs),
+      cmocka_unit_test(a_wrong_hash_names_both),
+      cmocka_unit_test(a_missing_dependency_is_an_io_error_naming_it),
+      cmocka_unit_test(a_world_writable_folder_is_refused_unless_listed),
+      cmocka_unit_test(a_dependency_whose_soname_differs_is_refused),
+      cmocka_unit_test(malformed_dependency_options_are_refused),
+      cmocka_unit_test(a_manifest_entry_lists_dependencies),
+      cmocka_unit_test(the_closure_is_verified_through_every_level),
+      cmocka_unit_test(every_allocation_failure_is_reported),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,179 @@
+"""Verified dependency closure: load(..., dependencies={...}) and a manifest
+entry's "dependencies" (docs/loader.md, "Dependencies").
+
+fixtures/deps/libdeps_top.so needs libdeps_helper.so through DT_RUNPATH
+$ORIGIN; the helper's constructor writes $EDGERT_DEPS_MARKER, so a test can
+tell whether any of its code ran."""
+import ctypes
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+
+import pytest
+
+import edgert
+from edgert import IntegrityError, ManifestError, ModuleFormatError
+
+ABI = [edgert.ABIContract("top_add", [ctypes.c_int, ctypes.c_int], ctypes.c_int)]
+
+
+@pytest.fixture
+def deps_dir(fixtures_dir) -> pathlib.Path:
+    return fixtures_dir / "deps"
+
+
+def sha(path) -> str:
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def marker(tmp_path, monkeypatch) -> pathlib.Path:
+    m = tmp_path / "helper_ran"
+    monkeypatch.setenv("EDGERT_DEPS_MARKER", str(m))
+    return m
+
+
+def test_a_listed_dependency_loads_and_its_code_runs(deps_dir, marker):
+    h = sha(deps_dir / "libdeps_helper.so")
+    with edgert.ModuleLoader().load(deps_dir / "libdeps_top.so", ABI,
+                                    dependencies={"libdeps_helper.so": h}) as ld:
+        assert ld.call("top_add", 2, 3) == 6
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("key", ["file name", "path", "pathlib"])
+def test_a_dependency_may_be_keyed_by_path(deps_dir, key):
+    helper = deps_dir / "libdeps_helper.so"
+    k = {"file name": "libdeps_helper.so", "path": str(helper), "pathlib": helper}[key]
+    with edgert.ModuleLoader().load(deps_dir / "libdeps_top.so", ABI,
+                                    dependencies={k: sha(helper)}) as ld:
+        assert ld.call("top_add", 1, 1) == 3
+
+
+def test_an_unlisted_dependency_is_refused_and_no_code_runs(deps_dir, marker):
+    h = sha(deps_dir / "libdeps_helper.so")
+    with pytest.raises(IntegrityError) as e:
+        edgert.ModuleLoader().load(deps_dir / "libdeps_top.so", ABI)
+    msg = str(e.value)
+    assert "libdeps_helper.so" in msg and "not listed" in msg
+    assert f"in folder {os.path.realpath(deps_dir)}," in msg
+    assert f'dependencies={{"libdeps_helper.so": "{h}"}}' in msg
+    assert '"dependencies"' in msg  # the manifest form too
+    assert not marker.exists()
+
+
+def test_a_world_writable_folder_is_refused_unless_listed(deps_dir, tmp_path, marker):
+    d = tmp_path / "open"
+    d.mkdir()
+    d.chmod(0o777)
+    shutil.copy(deps_dir / "libdeps_top.so", d)
+    shutil.copy(deps_dir / "libdeps_helper.so", d)
+    with pytest.raises(IntegrityError, match="not listed"):
+        edgert.ModuleLoader().load(d / "libdeps_top.so", ABI)
+    assert not marker.exists()
+    with edgert.ModuleLoader().load(d / "libdeps_top.so", ABI,
+                                    dependencies={"libdeps_helper.so":
+                                                  sha(d / "libdeps_helper.so")}) as ld:
+        assert ld.call("top_add", 4, 4) == 9
+    assert marker.exists()
+
+
+def test_a_wrong_hash_names_both(deps_dir, marker):
+    h = sha(deps_dir / "libdeps_helper.so")
+    wrong = "ab" * 32
+    with pytest.raises(IntegrityError) as e:
+        edgert.ModuleLoader().load(deps_dir / "libdeps_top.so", ABI,
+                                   dependencies={"libdeps_helper.so": wrong})
+    assert h in str(e.value) and wrong in str(e.value)
+    assert not marker.exists()
+
+
+def test_a_missing_dependency_is_file_not_found(deps_dir, tmp_path):
+    shutil.copy(deps_dir / "libdeps_top.so", tmp_path)
+    with pytest.raises(FileNotFoundError) as e:
+        edgert.ModuleLoader().load(tmp_path / "libdeps_top.so", ABI)
+    assert not isinstance(e.value, ModuleFormatError)
+    assert "libdeps_helper.so" in str(e.value) and "not found" in str(e.value)
+    assert os.path.realpath(tmp_path) in str(e.value)  # $ORIGIN, the real folder
+
+
+def test_a_dependency_with_another_soname_is_refused(deps_dir, tmp_path):
+    shutil.copy(deps_dir / "libdeps_top.so", tmp_path)
+    shutil.copy(deps_dir / "libdeps_badsoname.so", tmp_path / "libdeps_helper.so")
+    with pytest.raises(ModuleFormatError, match='DT_SONAME "libdeps_other.so"'):
+        edgert.ModuleLoader().load(tmp_path / "libdeps_top.so", ABI,
+                                   dependencies={"libdeps_helper.so":
+                                                 sha(tmp_path / "libdeps_helper.so")})
+
+
+@pytest.mark.parametrize("deps, exc, text", [
+    (["libdeps_helper.so"], TypeError, "must be a dict"),
+    ({"libdeps_helper.so": 5}, TypeError, "must be a str of 64 hex digits"),
+    ({"libdeps_helper.so": "abc"}, ValueError, "64 hex digits"),
+    ({"": "ab" * 32}, ValueError, "no name"),
+])
+def test_malformed_dependencies_are_refused(deps_dir, deps, exc, text):
+    with pytest.raises(exc, match=text):
+        edgert.ModuleLoader().load(deps_dir / "libdeps_top.so", ABI, dependencies=deps)
+
+
+def _manifest(tmp_path, deps_dir, dependencies):
+    shutil.copy(deps_dir / "libdeps_top.so", tmp_path)
+    shutil.copy(deps_dir / "libdeps_helper.so", tmp_path)
+    entry = {"path": "libdeps_top.so", "sha256": sha(tmp_path / "libdeps_top.so"),
+             "contracts": [a.to_dict() for a in ABI]}
+    if dependencies is not None:
+        entry["dependencies"] = dependencies
+    p = tmp_path / "manifest.json"
+    p.write_text(json.dumps({"schema_version": 1, "modules": [entry]}))
+    return p
+
+
+def test_a_manifest_lists_dependencies(tmp_path, deps_dir):
+    # The helper beside the module ($ORIGIN), listed by its manifest path.
+    p = _manifest(tmp_path, deps_dir, None)
+    with pytest.raises(IntegrityError, match="not listed"):
+        edgert.load_manifest(p)
+    p = _manifest(tmp_path, deps_dir, [{"path": "libdeps_helper.so",
+                                        "sha256": sha(deps_dir / "libdeps_helper.so")}])
+    with edgert.load_manifest(p) as m:
+        assert m.call("top_add", 5, 5) == 11
+
+
+@pytest.mark.parametrize("deps, text", [
+    ({"path": "x"}, r"modules\[0\]\.dependencies: expected an array"),
+    (["libdeps_helper.so"], r"modules\[0\]\.dependencies\[0\]: expected an object"),
+    ([{"path": "libdeps_helper.so"}], r"dependencies\[0\]: missing required key 'sha256'"),
+    ([{"path": "libdeps_helper.so", "sha256": "xyz"}],
+     r"dependencies\[0\]\.sha256: 'xyz' is not 64 hexadecimal digits"),
+    ([{"path": 7, "sha256": "ab" * 32}], r"dependencies\[0\]\.path: expected a string"),
+    ([{"path": "libdeps_helper.so", "sha256": "ab" * 32, "hash": 1}],
+     r"dependencies\[0\]: unknown key 'hash'"),
+    ([{"path": "nowhere.so", "sha256": "ab" * 32}], r"dependencies\[0\]\.path: 'nowhere.so' not found"),
+])
+def test_malformed_manifest_dependencies_are_refused(tmp_path, deps_dir, deps, text):
+    p = _manifest(tmp_path, deps_dir, deps)
+    with pytest.raises(ManifestError, match=text):
+        edgert.load_manifest(p)
+
+
+def test_reload_keeps_the_listed_dependencies(deps_dir):
+    # A reload maps a fresh copy of the module; its DT_NEEDED helper must
+    # still be the verified one, held for the fresh copy after the first
+    # copy is freed (the reload retires it at once: no call is in flight).
+    h = sha(deps_dir / "libdeps_helper.so")
+    ld = edgert.ModuleLoader().load(deps_dir / "libdeps_top.so", ABI,
+                                    dependencies={"libdeps_helper.so": h})
+    add = ld.function("top_add")
+    assert add(2, 3) == 6
+    gen = ld.reload()
+    assert ld.stats()["generation"] == 2, gen
+    assert add(2, 3) == 6
+    # Another loader of the same bytes shares the fresh copy and its helper.
+    with edgert.ModuleLoader().load(deps_dir / "libdeps_top.so", ABI,
+                                    dependencies={"libdeps_helper.so": h}) as other:
+        assert other.call("top_add", 1, 1) == 3
+    assert add(1, 1) == 3
+    ld.unload()
