@@ -1341,6 +1341,7 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
   }
   to_hex(m->sha, m->sha_hex);
   m->path = p;
+  m->deep = deep;
   atomic_init(&m->state, 0);
   atomic_init(&m->active, 1);
   atomic_init(&m->closed, 0);
@@ -1400,6 +1401,72 @@ int edgert_module_load(const char *path, const char *expected_sha256_hex,
   return edgert_module_load_ex(path, expected_sha256_hex, NULL, out);
 }
 
+/* A new handle on the registry's image of `sha256_hex` (mapped in the mode
+ * `opts` asks for), without reading any file. Unlike a load it does not
+ * clear the image's quarantine: nothing was verified again. */
+int edgert_module_open_loaded(const char *sha256_hex, const char *name,
+                              const edgert_load_options_t *opts, edgert_module_t **out) {
+  if (sha256_hex == NULL || name == NULL || out == NULL)
+    return edgert__error(EDGERT_EINVAL,
+                         "edgert_module_open_loaded: hash, name and out must not be NULL");
+  if (name[0] == '\0')
+    return edgert__error(EDGERT_EINVAL, "edgert_module_open_loaded: the name is empty");
+  unsigned flags = opts != NULL ? opts->flags : 0;
+  if (flags & ~KNOWN_FLAGS)
+    return edgert__error(EDGERT_EINVAL, "edgert_module_open_loaded: unknown flags 0x%x",
+                         flags & ~KNOWN_FLAGS);
+  int deep = (flags & EDGERT_LOAD_ISOLATE_SYMBOLS) != 0;
+  unsigned char sha[32];
+  int rc = parse_hex(sha256_hex, sha, "the SHA-256 to look up");
+  if (rc != 0)
+    return rc;
+  edgert_module_t *m = edgert__calloc(1, sizeof *m);
+  char *p = edgert__strdup(name);
+  if (m == NULL || p == NULL) {
+    edgert__free(m);
+    edgert__free(p);
+    return edgert__error(EDGERT_ENOMEM, "opening loaded module %s: out of memory", name);
+  }
+  registry_enter();
+  edgert__image_t *img = registry;
+  while (img != NULL && (memcmp(img->sha, sha, 32) != 0 || img->deepbind != deep))
+    img = img->next;
+  if (img == NULL) {
+    registry_leave();
+    edgert__free(m);
+    edgert__free(p);
+    char hex[65];
+    to_hex(sha, hex);
+    return edgert__error(EDGERT_ENOTFOUND,
+                         "no module with SHA-256 %s is loaded in this process%s", hex,
+                         deep ? " with isolated symbols" : "");
+  }
+  img->refs++;
+  memcpy(m->sha, sha, 32);
+  to_hex(sha, m->sha_hex);
+  m->path = p;
+  m->deep = deep;
+  m->image = img;
+  /* Every handle of an image has the same size: the image's bytes. */
+  for (edgert_module_t *h = handles; h != NULL; h = h->hnext)
+    if (h->image == img) {
+      m->size = h->size;
+      break;
+    }
+  atomic_init(&m->state, 0);
+  atomic_init(&m->active, 1);
+  atomic_init(&m->closed, 0);
+  pthread_mutex_init(&m->lock, NULL);
+  m->hnext = handles;
+  m->hprev = NULL;
+  if (handles != NULL)
+    handles->hprev = m;
+  handles = m;
+  registry_leave();
+  *out = m;
+  return 0;
+}
+
 void edgert_module_unload(edgert_module_t *m) {
   if (m == NULL)
     return;
@@ -1442,6 +1509,7 @@ void edgert_module_free(edgert_module_t *m) {
 const char *edgert_module_path(const edgert_module_t *m) { return m ? m->path : NULL; }
 const char *edgert_module_sha256(const edgert_module_t *m) { return m ? m->sha_hex : NULL; }
 size_t edgert_module_size(const edgert_module_t *m) { return m ? m->size : 0; }
+int edgert_module_isolated(const edgert_module_t *m) { return m ? m->deep : 0; }
 
 int edgert_module_verify(const edgert_module_t *m, const char *hex) {
   if (m == NULL || hex == NULL)

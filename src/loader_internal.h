@@ -42,6 +42,7 @@ struct edgert_module_s {
   size_t size;
   unsigned char sha[32];
   char sha_hex[65];
+  int deep;             /* loaded with EDGERT_LOAD_ISOLATE_SYMBOLS */
   pthread_mutex_t lock; /* binding and the function list */
   edgert_func_t *funcs; /* every function bound, newest first */
   edgert_module_t *hnext, *hprev; /* every handle not yet freed (registry_lock),

@@ -102,7 +102,48 @@ static PyObject *bound_get_address(BoundObject *b, void *closure) {
   return PyLong_FromVoidPtr(edgert_func_address(b->fn));
 }
 
+/* (sha256, path, contract as ABIContract.to_dict(), isolate_symbols): what
+ * edgert._pickle writes for this function; refused once its module is
+ * unloaded (there is nothing to call). Never an address. */
+static PyObject *bound_get_pickle_state(BoundObject *b, void *closure) {
+  (void)closure;
+  edgert_module_t *m = b->mod->m;
+  if (EDGERT_PY_LOAD(b->mod->unloaded)) {
+    PyErr_Format(EdgertPy_ModuleUnloadedError, "cannot pickle '%s': module %s is unloaded",
+                 edgert_func_name(b->fn), edgert_module_path(m));
+    return NULL;
+  }
+  PyObject *d = edgert_py_contract_to_dict(edgert_func_contract(b->fn));
+  if (d == NULL)
+    return NULL;
+  PyObject *path = PyUnicode_DecodeFSDefault(edgert_module_path(m));
+  if (path == NULL) {
+    Py_DECREF(d);
+    return NULL;
+  }
+  return Py_BuildValue("(sNNN)", edgert_module_sha256(m), path, d,
+                       PyBool_FromLong(edgert_module_isolated(m)));
+}
+
+/* The attribute named after the function is its callable again: a bound
+ * callable pickles as getattr(<its _Bound>, <its name>) (how a builtin
+ * method with a __self__ reduces), and edgert._pickle rebuilds the _Bound. */
+static PyObject *bound_getattro(BoundObject *b, PyObject *name) {
+  if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, b->def.ml_name) == 0) {
+    PyObject *modname = PyUnicode_FromString("edgert.loader");
+    if (modname == NULL)
+      return NULL;
+    PyObject *f = PyCFunction_NewEx(&b->def, (PyObject *)b, modname);
+    Py_DECREF(modname);
+    return f;
+  }
+  return PyObject_GenericGetAttr((PyObject *)b, name);
+}
+
 static PyGetSetDef bound_getset[] = {
+    {"_pickle_state", (getter)bound_get_pickle_state, NULL,
+     "(sha256, path, contract dict, isolate_symbols): the content reference pickling writes.",
+     NULL},
     {"signature", (getter)bound_get_contract, NULL, "The C signature, as text.", NULL},
     {"address", (getter)bound_get_address, NULL, "The function's address.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -113,6 +154,7 @@ PyTypeObject EdgertPy_BoundType = {
     .tp_basicsize = sizeof(BoundObject),
     .tp_dealloc = (destructor)bound_dealloc,
     .tp_repr = (reprfunc)bound_repr,
+    .tp_getattro = (getattrofunc)bound_getattro,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_getset = bound_getset,
     .tp_doc = "The function a bound callable calls (internal).",
