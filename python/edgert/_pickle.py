@@ -24,6 +24,7 @@ from __future__ import annotations
 import copyreg
 import os
 import re
+import weakref
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import _edgert
@@ -132,14 +133,39 @@ def _reduce_bound(b: Any) -> Tuple[Any, Tuple[Dict[str, Any]]]:
     return (_rebuild_function, (state,))
 
 
+# Functions this process unpickled, by (sha256, isolate_symbols, contract),
+# held weakly: while one is alive its module is loaded (it holds a handle),
+# so unpickling the same function again reuses it (no bind).
+_unpickled: Dict[Tuple[Any, ...], "weakref.ref[Any]"] = {}
+
+
 def _rebuild_function(state: Any) -> Any:
     """The _Bound of a pickled bound function (pickle then takes the
     attribute named after the function: the callable)."""
     st = _check_version(state, "bound function")
-    c = st.get("contract")
+    c: Any = st.get("contract")
     name = c.get("function_name") if isinstance(c, dict) else None
-    loader = _resolve_module(st.get("module"), [c], f"bound function {name!r}")
-    return loader.function(name).__self__
+    ref: Any = st.get("module")
+    key = None
+    try:
+        key = (ref["sha256"], bool(ref.get("isolate_symbols", False)), name,
+               tuple(c["arg_types"]), c.get("return_type"), c.get("calling_convention", "cdecl"),
+               c.get("release_gil", True))
+        hit = _unpickled.get(key)
+        b = hit() if hit is not None else None
+        if b is not None and b._live:
+            return b
+    except (TypeError, KeyError, AttributeError):
+        key = None  # malformed: _resolve_module says what is wrong
+    loader = _resolve_module(ref, [c], f"bound function {name!r}")
+    b = loader.function(name).__self__
+    if key is not None:
+        if len(_unpickled) >= 1024:
+            for k in [k for k, r in _unpickled.items() if r() is None]:
+                del _unpickled[k]
+        if len(_unpickled) < 1024:
+            _unpickled[key] = weakref.ref(b)
+    return b
 
 
 # ---- ModuleLoader --------------------------------------------------------------

@@ -74,9 +74,12 @@ typedef struct {
   unsigned char fastcode[EDGERT_MAX_ARGS];
   edgert_abi_type_t ret;
   edgert_abi_type_t args[EDGERT_MAX_ARGS];
+  PyObject *weakrefs; /* edgert._pickle keeps unpickled functions weakly, by content */
 } BoundObject;
 
 static void bound_dealloc(BoundObject *b) {
+  if (b->weakrefs != NULL)
+    PyObject_ClearWeakRefs((PyObject *)b);
   Py_XDECREF(b->mod);
   Py_TYPE(b)->tp_free((PyObject *)b);
 }
@@ -140,7 +143,14 @@ static PyObject *bound_getattro(BoundObject *b, PyObject *name) {
   return PyObject_GenericGetAttr((PyObject *)b, name);
 }
 
+/* Whether a call can still reach the function (its module is not unloaded). */
+static PyObject *bound_get_live(BoundObject *b, void *closure) {
+  (void)closure;
+  return PyBool_FromLong(!EDGERT_PY_LOAD(b->mod->unloaded));
+}
+
 static PyGetSetDef bound_getset[] = {
+    {"_live", (getter)bound_get_live, NULL, "Whether its module is still loaded.", NULL},
     {"_pickle_state", (getter)bound_get_pickle_state, NULL,
      "(sha256, path, contract dict, isolate_symbols): the content reference pickling writes.",
      NULL},
@@ -156,6 +166,7 @@ PyTypeObject EdgertPy_BoundType = {
     .tp_repr = (reprfunc)bound_repr,
     .tp_getattro = (getattrofunc)bound_getattro,
     .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_weaklistoffset = offsetof(BoundObject, weakrefs),
     .tp_getset = bound_getset,
     .tp_doc = "The function a bound callable calls (internal).",
 };
@@ -458,6 +469,7 @@ PyObject *edgert_py_make_bound(edgert_py_mod_t *h, edgert_func_t *fn) {
     return NULL;
   const edgert_contract_t *c = edgert_func_contract(fn);
   b->fn = fn;
+  b->weakrefs = NULL;
   Py_INCREF(h);
   b->mod = h;
   b->nargs = c->nargs;

@@ -275,3 +275,12 @@ def test_custom_type_unregistered_in_the_unpickling_process(pool):
     assert pickle.loads(pickle.dumps(tl, protocol=5)) == tl
     msg = pool.submit(child_custom_list, pickle.dumps(tl, protocol=5)).result()
     assert msg is not None and "custom type 'PicklePoint' is not registered in this process" in msg
+
+
+def test_unpickling_again_reuses_a_live_function(tmp_path):
+    ld = ModuleLoader().load(unique_copy(tmp_path), AFFINE)
+    blob = pickle.dumps(ld.function("nexus_affine"))
+    f1, f2 = pickle.loads(blob), pickle.loads(blob)
+    assert f1.__self__ is f2.__self__ and f2(1.0) == 3.0
+    ld.unload()  # f1 holds a handle of its own: still loaded, still found by hash
+    assert pickle.loads(blob)(2.0) == 5.0
