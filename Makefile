@@ -13,7 +13,7 @@ PYTHON   ?= python3
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 
 DEB_PACKAGES := cmake pkg-config gcc libffi-dev libssl-dev openssl libcjson-dev libcmocka-dev
-PY_PACKAGES  := pytest hypothesis numpy cffi scikit-build-core mypy
+PY_PACKAGES  := pytest hypothesis numpy cffi scikit-build-core mypy dask[distributed]
 # Peers only the benchmarks compare against: installed by `make bench` where
 # PyPI has a build for this Python; their rows are left out otherwise.
 BENCH_PY_PACKAGES := numba

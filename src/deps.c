@@ -149,14 +149,23 @@ edgert__deps_t *edgert__deps_share(const edgert__deps_t *d, int *rc) {
     *rc = edgert__error(EDGERT_ENOMEM, "out of memory for the dependencies");
     return NULL;
   }
+  c->v = v;
   for (size_t i = 0; i < d->n; i++) {
     v[i].fd = -1;
+    memcpy(v[i].sha, d->v[i].sha, sizeof v[i].sha);
+    memcpy(v[i].sha_hex, d->v[i].sha_hex, sizeof v[i].sha_hex);
+    v[i].needed = d->v[i].needed ? edgert__strdup(d->v[i].needed) : NULL;
+    v[i].file = d->v[i].file ? edgert__strdup(d->v[i].file) : NULL;
     v[i].held = d->v[i].held;
     if (v[i].held != NULL)
       v[i].held->refs++;
+    c->n = i + 1;
+    if ((d->v[i].needed && !v[i].needed) || (d->v[i].file && !v[i].file)) {
+      edgert__deps_release(c);
+      *rc = edgert__error(EDGERT_ENOMEM, "out of memory for the dependencies");
+      return NULL;
+    }
   }
-  c->v = v;
-  c->n = d->n;
   return c;
 }
 
@@ -1002,4 +1011,23 @@ int edgert__deps_check(edgert__deps_t *d) {
                            p->needed, p->file ? p->file : "mapped earlier", p->needed, who);
   }
   return 0;
+}
+
+/* ---- what a module's handle reports -------------------------------------- */
+
+size_t edgert__deps_listed(const edgert__deps_t *d, size_t i, const char **name,
+                           const char **path, const char **sha256_hex) {
+  size_t k = 0;
+  if (d != NULL)
+    for (size_t j = 0; j < d->n; j++) {
+      const pdep_t *p = &d->v[j];
+      if (p->file == NULL || p->held == NULL)
+        continue; /* found in the process or a trusted folder: not verified here */
+      if (k++ == i && name != NULL) {
+        *name = p->needed;
+        *path = p->file;
+        *sha256_hex = p->sha_hex;
+      }
+    }
+  return k;
 }

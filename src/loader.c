@@ -1720,6 +1720,85 @@ int edgert_module_stats(const edgert_module_t *m, edgert_module_stats_t *out) {
   return 0;
 }
 
+/* A new handle on the registry's image of `sha256_hex` (mapped in the mode
+ * `opts` asks for), without reading any file. Unlike a load it does not
+ * clear the image's quarantine: nothing was verified again. */
+int edgert_module_open_loaded(const char *sha256_hex, const char *name,
+                              const edgert_load_options_t *opts, edgert_module_t **out) {
+  if (sha256_hex == NULL || name == NULL || out == NULL)
+    return edgert__error(EDGERT_EINVAL,
+                         "edgert_module_open_loaded: hash, name and out must not be NULL");
+  if (name[0] == '\0')
+    return edgert__error(EDGERT_EINVAL, "edgert_module_open_loaded: the name is empty");
+  unsigned flags = opts != NULL ? opts->flags : 0;
+  if (flags & ~KNOWN_FLAGS)
+    return edgert__error(EDGERT_EINVAL, "edgert_module_open_loaded: unknown flags 0x%x",
+                         flags & ~KNOWN_FLAGS);
+  int deep = (flags & EDGERT_LOAD_ISOLATE_SYMBOLS) != 0;
+  unsigned char sha[32];
+  int rc = parse_hex(sha256_hex, sha, "the SHA-256 to look up");
+  if (rc != 0)
+    return rc;
+  edgert_module_t *m = edgert__calloc(1, sizeof *m);
+  char *p = edgert__strdup(name);
+  if (m == NULL || p == NULL) {
+    edgert__free(m);
+    edgert__free(p);
+    return edgert__error(EDGERT_ENOMEM, "opening loaded module %s: out of memory", name);
+  }
+  registry_enter();
+  /* A copy that never crashed first (the registry lists the newest first);
+   * else a quarantined one, whose calls are refused until a reload from a
+   * file maps a fresh copy: without a file nothing fresh can be made. */
+  edgert__image_t *img = NULL;
+  for (int pass = 0; pass < 2 && img == NULL; pass++)
+    for (edgert__image_t *i = registry; i != NULL; i = i->next)
+      if (memcmp(i->sha, sha, 32) == 0 && (i->deepbind == deep || i->shared) &&
+          (pass == 1 || !atomic_load(&i->quarantined))) {
+        img = i;
+        break;
+      }
+  edgert__map_t *mp = img != NULL ? map_new(img, 1) : NULL;
+  if (img == NULL || mp == NULL) {
+    registry_leave();
+    edgert__free(m);
+    edgert__free(p);
+    if (img != NULL)
+      return edgert__error(EDGERT_ENOMEM, "opening loaded module %s: out of memory", name);
+    char hex[65];
+    to_hex(sha, hex);
+    return edgert__error(EDGERT_ENOTFOUND,
+                         "no module with SHA-256 %s is loaded in this process%s", hex,
+                         deep ? " with isolated symbols" : "");
+  }
+  img->refs++; /* the mapping record's */
+  memcpy(m->sha, sha, 32);
+  to_hex(sha, m->sha_hex);
+  m->path = p;
+  m->flags = flags;
+  m->max_size = EDGERT_MODULE_MAX_SIZE_DEFAULT;
+  m->shared = img->shared;
+  /* Every handle of these bytes has the same size: the bytes'. */
+  for (edgert_module_t *h = handles; h != NULL; h = h->hnext)
+    if (memcmp(h->sha, sha, 32) == 0) {
+      m->size = h->size;
+      m->max_size = h->max_size;
+      break;
+    }
+  atomic_init(&m->state, 0);
+  atomic_init(&m->crashed_generation, 0);
+  atomic_init(&m->cur, mp);
+  pthread_mutex_init(&m->lock, NULL);
+  m->hnext = handles;
+  m->hprev = NULL;
+  if (handles != NULL)
+    handles->hprev = m;
+  handles = m;
+  registry_leave();
+  *out = m;
+  return 0;
+}
+
 void edgert_module_unload(edgert_module_t *m) {
   if (m == NULL)
     return;
@@ -1778,6 +1857,37 @@ const char *edgert_module_sha256(const edgert_module_t *m) { return m ? m->sha_h
 size_t edgert_module_size(const edgert_module_t *m) { return m ? m->size : 0; }
 int edgert_module_shared_with_process(const edgert_module_t *m) {
   return m != NULL && m->shared;
+}
+size_t edgert_module_dependency_count(const edgert_module_t *m) {
+  if (m == NULL)
+    return 0;
+  edgert__map_t *mp = edgert__map_hold((edgert_module_t *)m);
+  if (mp == NULL)
+    return 0;
+  size_t n = edgert__deps_listed(mp->image->deps, 0, NULL, NULL, NULL);
+  edgert__map_drop(mp);
+  return n;
+}
+
+int edgert_module_dependency(const edgert_module_t *m, size_t i, const char **name,
+                             const char **path, const char **sha256_hex) {
+  if (m == NULL || name == NULL || path == NULL || sha256_hex == NULL)
+    return edgert__error(EDGERT_EINVAL,
+                         "edgert_module_dependency: m, name, path and sha256_hex must not be "
+                         "NULL");
+  edgert__map_t *mp = edgert__map_hold((edgert_module_t *)m);
+  if (mp == NULL)
+    return edgert__error(EDGERT_EUNLOADED, "module %s is unloaded", m->path);
+  size_t n = edgert__deps_listed(mp->image->deps, i, name, path, sha256_hex);
+  edgert__map_drop(mp);
+  if (i >= n)
+    return edgert__error(EDGERT_ENOTFOUND, "module %s has %zu verified dependencies, not %zu",
+                         m->path, n, i + 1);
+  return 0;
+}
+
+int edgert_module_isolated(const edgert_module_t *m) {
+  return m != NULL && (m->flags & EDGERT_LOAD_ISOLATE_SYMBOLS) != 0;
 }
 
 int edgert_module_verify(const edgert_module_t *m, const char *hex) {

@@ -229,5 +229,9 @@ void edgert__deps_release(edgert__deps_t *d);
  * (for a reload's fresh copy, which needs the same ones), or NULL: when d
  * is NULL (*rc 0) or out of memory (*rc EDGERT_ENOMEM). */
 edgert__deps_t *edgert__deps_share(const edgert__deps_t *d, int *rc);
+/* deps.c: how many dependencies of `d` were verified and mapped by edgert
+ * (listed ones); with `name` non-NULL, item i of them (borrowed strings). */
+size_t edgert__deps_listed(const edgert__deps_t *d, size_t i, const char **name,
+                           const char **path, const char **sha256_hex);
 
 #endif /* EDGERT_LOADER_INTERNAL_H */

@@ -171,6 +171,27 @@ EDGERT_EXTERN int edgert_module_load_ex(const char *path,
                                         const char *expected_sha256_hex,
                                         const edgert_load_options_t *opts,
                                         edgert_module_t **out);
+/*
+ * A new handle on the module with SHA-256 `sha256_hex` that this process
+ * has already loaded (by any handle still alive, in the binding mode
+ * opts->flags selects: EDGERT_LOAD_ISOLATE_SYMBOLS or not; NULL = not),
+ * without opening, reading or hashing any file: the process-wide lookup by
+ * content. `name` becomes the handle's path (edgert_module_path), for
+ * messages only. The handle shares the loaded mapping and its quarantine;
+ * unlike edgert_module_load it does NOT clear a quarantine (nothing was
+ * verified again). Runs no foreign code.
+ *
+ * Returns 0 and a new handle in *out, or (*out untouched):
+ *   EDGERT_EINVAL      NULL argument, empty name, unknown flags, or a hash
+ *                      that is not exactly 64 hex digits
+ *   EDGERT_ENOTFOUND   no module with these bytes is loaded in that mode
+ *                      (the message names the hash)
+ *   EDGERT_ENOMEM
+ */
+EDGERT_EXTERN int edgert_module_open_loaded(const char *sha256_hex,
+                                            const char *name,
+                                            const edgert_load_options_t *opts,
+                                            edgert_module_t **out);
 
 /*
  * Unloads: from now on every call through this handle's functions returns
@@ -186,6 +207,19 @@ EDGERT_EXTERN int edgert_module_unloaded(const edgert_module_t *m);
 /* Unloads (if needed) and frees the handle and its bound functions. NULL ok.
  * No call through its functions may be in progress. */
 EDGERT_EXTERN void edgert_module_free(edgert_module_t *m);
+
+/*
+ * The dependencies edgert verified and mapped for m (the listed ones, see
+ * edgert_load_options_t.dependencies; not those found in the process or a
+ * trusted system folder): how many, and item i as its DT_NEEDED name, real
+ * path and SHA-256 (borrowed strings, valid until m is reloaded, unloaded
+ * or freed). edgert_module_dependency returns 0, EDGERT_EINVAL,
+ * EDGERT_EUNLOADED or EDGERT_ENOTFOUND (i out of range). For pickling by
+ * content (docs/distributed.md): the dependencies travel with the module.
+ */
+EDGERT_EXTERN size_t edgert_module_dependency_count(const edgert_module_t *m);
+EDGERT_EXTERN int edgert_module_dependency(const edgert_module_t *m, size_t i, const char **name,
+                                           const char **path, const char **sha256_hex);
 
 /* The path loaded (owned by the handle): the one given to
  * edgert_module_load, or the one a library name resolved to. */
@@ -219,6 +253,8 @@ EDGERT_EXTERN int edgert_find_library(const char *name, char *out, size_t size);
 EDGERT_EXTERN const char *edgert_module_sha256(const edgert_module_t *m);
 /* The size in bytes of the loaded file. */
 EDGERT_EXTERN size_t edgert_module_size(const edgert_module_t *m);
+/* 1 if the module was loaded with EDGERT_LOAD_ISOLATE_SYMBOLS, else 0. */
+EDGERT_EXTERN int edgert_module_isolated(const edgert_module_t *m);
 /*
  * Compares the loaded bytes' SHA-256 with `hex` in constant time.
  * Returns 1 if equal, 0 if not, EDGERT_EINVAL if `hex` is not 64 hex digits.

@@ -27,6 +27,7 @@ from .paths import __all__ as _paths_all
 from .structs import *  # noqa: F401,F403
 from .structs import __all__ as _structs_all
 from . import signing  # noqa: F401  (edgert.signing; its names stay in it)
+from . import _pickle  # noqa: F401  (registers pickling by content: docs/distributed.md)
 
 __version__: str = _edgert.__version__
 

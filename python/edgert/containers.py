@@ -8,6 +8,7 @@ helpers and the ABC registrations. See docs/containers.md.
 from __future__ import annotations
 
 import collections.abc as _abc
+import pickle as _pickle
 from typing import Any, Iterable, Iterator
 
 from . import _edgert
@@ -406,10 +407,28 @@ def _rebuild_dict(key_type: Any, value_type: Any, items: dict, cache: str = "aut
     return TypedDict(key_type, value_type, items, cache=cache)
 
 
+_RAW = (bytes, bytearray, memoryview, _pickle.PickleBuffer)
+
+
 def _rebuild_list(item_type: Any, content: Any) -> Any:
-    """Unpickle a TypedList: `content` is raw element bytes for fixed-size
-    types without a box callback, else a list of the elements."""
-    if isinstance(content, bytes):
+    """Unpickle a TypedList: `content` is the raw element bytes (bytes, or
+    with protocol 5 any buffer: a PickleBuffer given out of band, a
+    bytearray in band) for fixed-size types without a box callback, else a
+    list of the elements."""
+    if isinstance(item_type, (str, bytes)):
+        try:
+            tl = TypedList(item_type)
+        except ValueError as exc:
+            name = item_type.decode("utf-8", "replace") if isinstance(item_type, bytes) else item_type
+            raise ValueError(f"cannot unpickle TypedList({name!r}): custom type {name!r} is not "
+                             "registered in this process; call edgert.register_type for it "
+                             f"before unpickling ({exc})") from None
+        if isinstance(content, _RAW):
+            tl._frombytes(content)
+            return tl
+        tl.extend(content)
+        return tl
+    if isinstance(content, _RAW):
         tl = TypedList(item_type)
         tl._frombytes(content)
         return tl

@@ -147,5 +147,19 @@ class Nexus:
                 lines.append("  ".join("-" * w for w in widths))
         return "\n".join(lines)
 
+    def _adopt(self, handle: Kernel) -> None:
+        """Registers an existing handle under its name (unpickling)."""
+        with self._lock:
+            if handle.name in self._kernels:
+                raise ValueError(f"kernel {handle.name!r} is already registered")
+            self._kernels[handle.name] = handle
+
+    def __reduce__(self) -> Any:
+        """Pickles by content: every kernel as Kernel pickles (name,
+        compiled side by module hash, reference, options); counters and
+        quarantine stay in this process (docs/distributed.md)."""
+        from ._pickle import FORMAT, _rebuild_nexus
+        return (_rebuild_nexus, ({"v": FORMAT, "kernels": list(self._kernels.values())},))
+
     def __repr__(self) -> str:
         return f"<edgert.Nexus with {len(self._kernels)} kernel(s): {', '.join(self._kernels)}>"

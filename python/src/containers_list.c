@@ -761,6 +761,34 @@ static PyObject *tl_reduce(TypedListObject *self, PyObject *unused) {
   return Py_BuildValue("N(ON)", fn, self->e.spec, content);
 }
 
+/* __reduce_ex__(protocol): with protocol 5 or later, a list of fixed-size
+ * raw elements pickles its storage as a pickle.PickleBuffer over itself
+ * (the buffer protocol above): out of band with a buffer_callback, so
+ * pickling copies no element bytes (the list cannot be resized while the
+ * buffer is held). Earlier protocols: __reduce__'s bytes copy. */
+static PyObject *tl_reduce_ex(TypedListObject *self, PyObject *proto) {
+  long p = PyLong_AsLong(proto);
+  if (p == -1 && PyErr_Occurred())
+    return NULL;
+  /* Everything else (and TypedList(object), which has no core list and its
+   * own __reduce__) reduces as __reduce__ says. */
+  if (p < 5 || self->l == NULL || self->e.kind == EDGERT_KIND_STR ||
+      self->e.kind == EDGERT_KIND_BYTES ||
+      (self->e.kind == EDGERT_KIND_CUSTOM && edgert_type_has_box(self->e.type)))
+    return PyObject_CallMethod((PyObject *)self, "__reduce__", NULL);
+  PyObject *pb = PyPickleBuffer_FromObject((PyObject *)self);
+  if (pb == NULL)
+    return NULL;
+  PyObject *mod = PyImport_ImportModule("edgert.containers");
+  PyObject *fn = mod ? PyObject_GetAttrString(mod, "_rebuild_list") : NULL;
+  Py_XDECREF(mod);
+  if (fn == NULL) {
+    Py_DECREF(pb);
+    return NULL;
+  }
+  return Py_BuildValue("N(ON)", fn, self->e.spec, pb);
+}
+
 /* _frombytes(raw): replaces the contents with fixed-size elements given as
  * raw bytes (the pickle path). */
 EDGERT_PY_LOCKED(PyObject *, tl_frombytes, self,
@@ -1047,6 +1075,7 @@ static PyMethodDef tl_methods[] = {
     {"__copy__", (PyCFunction)tl_copy, METH_NOARGS, NULL},
     {"__deepcopy__", (PyCFunction)tl_deepcopy, METH_O, NULL},
     {"__reduce__", (PyCFunction)tl_reduce, METH_NOARGS, NULL},
+    {"__reduce_ex__", (PyCFunction)tl_reduce_ex, METH_O, NULL},
     {"__sizeof__", (PyCFunction)tl_sizeof, METH_NOARGS, NULL},
     {"_frombytes", (PyCFunction)tl_frombytes, METH_O, NULL},
     {"reserve", (PyCFunction)tl_reserve, METH_O, "Make room for n elements in total."},

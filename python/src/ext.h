@@ -94,6 +94,9 @@ int edgert_py_callback_init(PyObject *m);
 /* manifest.c: a parsed manifest's modules as parse_manifest returns them
  * (a new list of dicts), or NULL with an exception. */
 PyObject *edgert_py_manifest_to_list(const edgert_manifest_t *m);
+/* A contract as ABIContract.to_dict() writes it (canonical type names), or
+ * NULL with an exception. manifest.c. */
+PyObject *edgert_py_contract_to_dict(const edgert_contract_t *c);
 
 /* ---- guard.c: the crash guard's host probe ---------------------------- */
 

@@ -107,9 +107,12 @@ typedef struct {
                                            (borrowed: struct.c's dicts keep it) */
   edgert_abi_type_t ret;
   edgert_abi_type_t args[EDGERT_MAX_ARGS];
+  PyObject *weakrefs; /* edgert._pickle keeps unpickled functions weakly, by content */
 } BoundObject;
 
 static void bound_dealloc(BoundObject *b) {
+  if (b->weakrefs != NULL)
+    PyObject_ClearWeakRefs((PyObject *)b);
   Py_XDECREF(b->mod);
   Py_TYPE(b)->tp_free((PyObject *)b);
 }
@@ -135,7 +138,83 @@ static PyObject *bound_get_address(BoundObject *b, void *closure) {
   return PyLong_FromVoidPtr(edgert_func_address(b->fn));
 }
 
+/* (sha256, path, contract as ABIContract.to_dict(), isolate_symbols): what
+ * edgert._pickle writes for this function; refused once its module is
+ * unloaded (there is nothing to call). Never an address. */
+static PyObject *bound_get_pickle_state(BoundObject *b, void *closure) {
+  (void)closure;
+  edgert_module_t *m = b->mod->m;
+  if (EDGERT_PY_LOAD(b->mod->unloaded)) {
+    PyErr_Format(EdgertPy_ModuleUnloadedError, "cannot pickle '%s': module %s is unloaded",
+                 edgert_func_name(b->fn), edgert_module_path(m));
+    return NULL;
+  }
+  PyObject *d = edgert_py_contract_to_dict(edgert_func_contract(b->fn));
+  if (d == NULL)
+    return NULL;
+  PyObject *path = PyUnicode_DecodeFSDefault(edgert_module_path(m));
+  if (path == NULL) {
+    Py_DECREF(d);
+    return NULL;
+  }
+  return Py_BuildValue("(sNNN)", edgert_module_sha256(m), path, d,
+                       PyBool_FromLong(edgert_module_isolated(m)));
+}
+
+/* The attribute named after the function is its callable again: a bound
+ * callable pickles as getattr(<its _Bound>, <its name>) (how a builtin
+ * method with a __self__ reduces), and edgert._pickle rebuilds the _Bound. */
+static PyObject *bound_getattro(BoundObject *b, PyObject *name) {
+  if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, b->def.ml_name) == 0) {
+    PyObject *modname = PyUnicode_FromString("edgert.loader");
+    if (modname == NULL)
+      return NULL;
+    PyObject *f = PyCFunction_NewEx(&b->def, (PyObject *)b, modname);
+    Py_DECREF(modname);
+    return f;
+  }
+  return PyObject_GenericGetAttr((PyObject *)b, name);
+}
+
+PyObject *edgert_py_mod_dependencies(edgert_py_mod_t *h) {
+  PyObject *out = PyList_New(0);
+  if (out == NULL || h == NULL || EDGERT_PY_LOAD(h->unloaded))
+    return out;
+  size_t n = edgert_module_dependency_count(h->m);
+  for (size_t i = 0; i < n; i++) {
+    const char *name, *path, *sha;
+    if (edgert_module_dependency(h->m, i, &name, &path, &sha) != 0)
+      break; /* unloaded or reloaded meanwhile: what was read so far */
+    PyObject *t = Py_BuildValue("(NNs)", PyUnicode_DecodeFSDefault(name),
+                                PyUnicode_DecodeFSDefault(path), sha);
+    if (t == NULL || PyList_Append(out, t) < 0) {
+      Py_XDECREF(t);
+      Py_DECREF(out);
+      return NULL;
+    }
+    Py_DECREF(t);
+  }
+  return out;
+}
+
+static PyObject *bound_get_dependencies(BoundObject *b, void *closure) {
+  (void)closure;
+  return edgert_py_mod_dependencies(b->mod);
+}
+
+/* Whether a call can still reach the function (its module is not unloaded). */
+static PyObject *bound_get_live(BoundObject *b, void *closure) {
+  (void)closure;
+  return PyBool_FromLong(!EDGERT_PY_LOAD(b->mod->unloaded));
+}
+
 static PyGetSetDef bound_getset[] = {
+    {"_live", (getter)bound_get_live, NULL, "Whether its module is still loaded.", NULL},
+    {"_dependencies", (getter)bound_get_dependencies, NULL,
+     "[(name, path, sha256)]: the dependencies edgert verified for its module.", NULL},
+    {"_pickle_state", (getter)bound_get_pickle_state, NULL,
+     "(sha256, path, contract dict, isolate_symbols): the content reference pickling writes.",
+     NULL},
     {"signature", (getter)bound_get_contract, NULL, "The C signature, as text.", NULL},
     {"address", (getter)bound_get_address, NULL, "The function's address.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -146,7 +225,9 @@ PyTypeObject EdgertPy_BoundType = {
     .tp_basicsize = sizeof(BoundObject),
     .tp_dealloc = (destructor)bound_dealloc,
     .tp_repr = (reprfunc)bound_repr,
+    .tp_getattro = (getattrofunc)bound_getattro,
     .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_weaklistoffset = offsetof(BoundObject, weakrefs),
     .tp_getset = bound_getset,
     .tp_doc = "The function a bound callable calls (internal).",
 };
@@ -577,6 +658,7 @@ PyObject *edgert_py_make_bound(edgert_py_mod_t *h, edgert_func_t *fn) {
     return NULL;
   const edgert_contract_t *c = edgert_func_contract(fn);
   b->fn = fn;
+  b->weakrefs = NULL;
   Py_INCREF(h);
   b->mod = h;
   b->nargs = c->nargs;

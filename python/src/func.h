@@ -29,6 +29,9 @@ void edgert_py_mod_unload(edgert_py_mod_t *h);
  * the core) can be running on the old mapping; refused from inside such a
  * call of the same module (RuntimeError). */
 int edgert_py_mod_reload(edgert_py_mod_t *h, const char *path);
+/* [(name, path, sha256)]: the dependencies edgert verified and mapped for
+ * h's module (edgert_module_dependency), [] when unloaded. New reference. */
+PyObject *edgert_py_mod_dependencies(edgert_py_mod_t *h);
 /* A new bound callable for fn, bound in h's module (new reference). */
 PyObject *edgert_py_make_bound(edgert_py_mod_t *h, edgert_func_t *fn);
 

@@ -267,6 +267,51 @@ static Py_ssize_t dependencies_from(PyObject *d, edgert_dependency_t **out, PyOb
   return i;
 }
 
+/* Wraps core handle m (consumed), binds contracts cs[0..n) in it and swaps
+ * it into `self`, unloading the module loaded before. 0, or -1 with an
+ * exception (m freed, `self` unchanged). */
+static int install_module(LoaderObject *self, edgert_module_t *m, const edgert_contract_t *cs,
+                          Py_ssize_t n, const char *how, const char *asked) {
+  edgert_py_mod_t *h = PyObject_New(edgert_py_mod_t, &EdgertPy_ModType);
+  if (h == NULL) {
+    edgert_module_free(m);
+    return -1;
+  }
+  h->m = m;
+  h->gil_calls = 0;
+  h->unloaded = 0;
+  h->pending_unload = 0;
+  PyObject *funcs = PyDict_New();
+  if (funcs == NULL || bind_all(h, cs, n, funcs) < 0) {
+    Py_XDECREF(funcs);
+    edgert_py_mod_unload(h);
+    Py_DECREF(h);
+    return -1;
+  }
+  /* Swap in; the previous module (if any) is unloaded. */
+  edgert_py_mod_t *old;
+  PyObject *oldf;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  old = self->mod;
+  oldf = self->funcs;
+  self->mod = h;
+  self->funcs = funcs;
+  Py_END_CRITICAL_SECTION();
+  if (old != NULL) {
+    if (!EDGERT_PY_LOAD(old->unloaded))
+      edgert_py_mod_unload(old);
+    Py_DECREF(old);
+  }
+  Py_XDECREF(oldf);
+  const char *chosen = edgert_module_path(m);
+  int named = strcmp(asked, chosen) != 0; /* a library name the search resolved */
+  edgert_py_log(&loader_log, EDGERT_PY_DEBUG, "%s %s%s%s (sha256 %s, %zd contract%s%s)", how,
+                chosen, named ? " for " : "", named ? asked : "", edgert_module_sha256(m), n,
+                n == 1 ? "" : "s",
+                edgert_module_shared_with_process(m) ? ", shared with the process" : "");
+  return 0;
+}
+
 static PyObject *loader_load(LoaderObject *self, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"path",     "abi",           "expected_sha256",
                            "max_size", "isolate_symbols", "dependencies", NULL};
@@ -338,42 +383,8 @@ static PyObject *loader_load(LoaderObject *self, PyObject *args, PyObject *kw) {
                   "load of %s refused: %s", path, edgert_last_error());
     goto out;
   }
-  edgert_py_mod_t *h = PyObject_New(edgert_py_mod_t, &EdgertPy_ModType);
-  if (h == NULL) {
-    edgert_module_free(m);
+  if (install_module(self, m, cs, n, "loaded", path) < 0)
     goto out;
-  }
-  h->m = m;
-  h->gil_calls = 0;
-  h->unloaded = 0;
-  h->pending_unload = 0;
-  PyObject *funcs = PyDict_New();
-  if (funcs == NULL || bind_all(h, cs, n, funcs) < 0) {
-    Py_XDECREF(funcs);
-    edgert_py_mod_unload(h);
-    Py_DECREF(h);
-    goto out;
-  }
-  /* Swap in; the previous module (if any) is unloaded. */
-  edgert_py_mod_t *old;
-  PyObject *oldf;
-  Py_BEGIN_CRITICAL_SECTION(self);
-  old = self->mod;
-  oldf = self->funcs;
-  self->mod = h;
-  self->funcs = funcs;
-  Py_END_CRITICAL_SECTION();
-  if (old != NULL) {
-    if (!EDGERT_PY_LOAD(old->unloaded))
-      edgert_py_mod_unload(old);
-    Py_DECREF(old);
-  }
-  Py_XDECREF(oldf);
-  edgert_py_log(&loader_log, EDGERT_PY_DEBUG, "loaded %s%s%s (sha256 %s, %zd contract%s%s)",
-                edgert_module_path(m), strcmp(path, edgert_module_path(m)) ? " for " : "",
-                strcmp(path, edgert_module_path(m)) ? path : "", edgert_module_sha256(m), n,
-                n == 1 ? "" : "s",
-                edgert_module_shared_with_process(m) ? ", shared with the process" : "");
   Py_INCREF(self);
   result = (PyObject *)self;
 out:
@@ -382,6 +393,75 @@ out:
   Py_XDECREF(depkeys);
   Py_XDECREF(pathb);
   return result;
+}
+
+/* ModuleLoader.open_loaded(sha256, abi=None, *, name=None, isolate_symbols=False):
+ * binds to the module with these bytes that the process has loaded (any
+ * loader), reading no file (edgert_module_open_loaded). */
+static PyObject *loader_open_loaded(LoaderObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"sha256", "abi", "name", "isolate_symbols", NULL};
+  PyObject *hexo, *abi = Py_None, *nameb = NULL;
+  int isolate = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "U|O$O&p:open_loaded", kwlist, &hexo, &abi,
+                                   PyUnicode_FSConverter, &nameb, &isolate))
+    return NULL;
+  PyObject *result = NULL;
+  edgert_contract_t *cs = NULL;
+  Py_ssize_t n = 0;
+  const char *hex = PyUnicode_AsUTF8(hexo);
+  if (hex == NULL || contracts_from(abi, &cs, &n) < 0)
+    goto out;
+  char label[96];
+  const char *name = label;
+  if (nameb != NULL)
+    name = PyBytes_AS_STRING(nameb);
+  else
+    snprintf(label, sizeof label, "<module sha256 %.64s>", hex);
+  edgert_load_options_t opts = {.flags = isolate ? EDGERT_LOAD_ISOLATE_SYMBOLS : 0u};
+  edgert_module_t *m = NULL;
+  edgert_clear_error();
+  int rc = edgert_module_open_loaded(hex, name, &opts, &m);
+  if (rc == EDGERT_ENOTFOUND) {
+    PyErr_SetString(PyExc_LookupError, edgert_last_error());
+    goto out;
+  }
+  if (rc != 0) {
+    edgert_py_raise(rc);
+    goto out;
+  }
+  if (install_module(self, m, cs, n, "opened loaded", name) < 0)
+    goto out;
+  Py_INCREF(self);
+  result = (PyObject *)self;
+out:
+  PyMem_Free(cs);
+  Py_XDECREF(nameb);
+  return result;
+}
+
+/* _edgert.module_loaded(sha256, isolate_symbols=False) -> bool */
+static PyObject *module_loaded(PyObject *mod, PyObject *args, PyObject *kw) {
+  (void)mod;
+  static char *kwlist[] = {"sha256", "isolate_symbols", NULL};
+  PyObject *hexo;
+  int isolate = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "U|$p:module_loaded", kwlist, &hexo, &isolate))
+    return NULL;
+  const char *hex = PyUnicode_AsUTF8(hexo);
+  if (hex == NULL)
+    return NULL;
+  edgert_load_options_t opts = {.flags = isolate ? EDGERT_LOAD_ISOLATE_SYMBOLS : 0u};
+  edgert_module_t *m = NULL;
+  edgert_clear_error();
+  int rc = edgert_module_open_loaded(hex, "module_loaded", &opts, &m);
+  if (rc == EDGERT_ENOTFOUND)
+    Py_RETURN_FALSE;
+  if (rc != 0)
+    return edgert_py_raise(rc);
+  Py_BEGIN_ALLOW_THREADS
+  edgert_module_free(m);
+  Py_END_ALLOW_THREADS
+  Py_RETURN_TRUE;
 }
 
 EDGERT_PY_LOCKED(PyObject *, loader_bind, self, (LoaderObject *self, PyObject *abi), (self, abi))
@@ -607,12 +687,24 @@ static PyObject *loader_get_path_locked(LoaderObject *self, void *c) {
   return PyUnicode_DecodeFSDefault(edgert_module_path(self->mod->m));
 }
 
+EDGERT_PY_LOCKED(PyObject *, loader_get_deps, self, (LoaderObject *self, void *c), (self, c))
+static PyObject *loader_get_deps_locked(LoaderObject *self, void *c) {
+  (void)c;
+  return edgert_py_mod_dependencies(loader_loaded(self) ? self->mod : NULL);
+}
+
 EDGERT_PY_LOCKED(PyObject *, loader_get_shared, self, (LoaderObject *self, void *c), (self, c))
 static PyObject *loader_get_shared_locked(LoaderObject *self, void *c) {
   (void)c;
   if (!loader_loaded(self))
     Py_RETURN_NONE;
   return PyBool_FromLong(edgert_module_shared_with_process(self->mod->m));
+}
+
+EDGERT_PY_LOCKED(PyObject *, loader_get_isolated, self, (LoaderObject *self, void *c), (self, c))
+static PyObject *loader_get_isolated_locked(LoaderObject *self, void *c) {
+  (void)c;
+  return PyBool_FromLong(loader_loaded(self) && edgert_module_isolated(self->mod->m));
 }
 
 EDGERT_PY_LOCKED(PyObject *, loader_get_loaded, self, (LoaderObject *self, void *c), (self, c))
@@ -652,7 +744,8 @@ static PyObject *loader_repr_locked(LoaderObject *self) {
 
 static PyMethodDef loader_methods[] = {
     {"load", (PyCFunction)(void (*)(void))loader_load, METH_VARARGS | METH_KEYWORDS,
-     "load(path, abi=None, *, expected_sha256=None, max_size=None, isolate_symbols=False)"
+     "load(path, abi=None, *, expected_sha256=None, max_size=None, isolate_symbols=False, "
+     "dependencies=None)"
      " -> self\n\n"
      "Reads the module once into sealed memory, checks it is a 64-bit ELF shared object "
      "for this machine, verifies the SHA-256 of the sealed bytes (when expected_sha256 is "
@@ -665,6 +758,13 @@ static PyMethodDef loader_methods[] = {
      "file chosen. A library the process already maps (libc, libm, ...) is bound to the "
      "process's instance after its on-disk file's hash check (.shared_with_process). "
      "Replaces (and unloads) a module loaded before."},
+    {"open_loaded", (PyCFunction)(void (*)(void))loader_open_loaded, METH_VARARGS | METH_KEYWORDS,
+     "open_loaded(sha256, abi=None, *, name=None, isolate_symbols=False) -> self\n\n"
+     "Binds to the module with SHA-256 sha256 that this process has already loaded (by any "
+     "loader), without opening, reading or hashing a file, and binds every contract in abi. "
+     "LookupError if no module with these bytes is loaded. name is the path shown in "
+     "messages. Shares the mapping and its quarantine (unlike load(), it does not clear "
+     "it). Replaces (and unloads) a module loaded before."},
     {"bind", (PyCFunction)loader_bind, METH_O,
      "bind(abi) -> None\n\nBinds more contracts (an ABIContract or an iterable)."},
     {"call", (PyCFunction)(void (*)(void))loader_call, METH_FASTCALL,
@@ -697,12 +797,19 @@ static PyGetSetDef loader_getset[] = {
      "Hex SHA-256 of the loaded bytes, or None if nothing is loaded.", NULL},
     {"path", (getter)loader_get_path, NULL,
      "The loaded module's path (the one a library name resolved to), or None.", NULL},
+    {"dependencies", (getter)loader_get_deps, NULL,
+     "[(name, path, sha256)]: the dependencies edgert verified and mapped for the module "
+     "(those listed in load(dependencies=...) or the manifest), [] if none or nothing is "
+     "loaded.",
+     NULL},
     {"shared_with_process", (getter)loader_get_shared, NULL,
      "True if the module is the process's own instance of its file (libc, libm, a library "
      "the process mapped before), False for a private verified copy, None if nothing is "
      "loaded.",
      NULL},
     {"loaded", (getter)loader_get_loaded, NULL, "Whether a module is loaded.", NULL},
+    {"isolate_symbols", (getter)loader_get_isolated, NULL,
+     "Whether the loaded module was loaded with isolate_symbols=True.", NULL},
     {"quarantined", (getter)loader_get_quarantined, NULL,
      "Whether the module's mapping crashed and is quarantined until reload().", NULL},
     {"functions", (getter)loader_get_functions, NULL, "Names of the bound functions.", NULL},
@@ -811,6 +918,9 @@ static PyMethodDef module_methods[] = {
     {"set_errno", set_errno_py, METH_O,
      "set_errno(value) -> int\n\nSets this thread's saved errno (stored into errno right "
      "before each use_errno=True call) and returns the previous value."},
+    {"module_loaded", (PyCFunction)(void (*)(void))module_loaded, METH_VARARGS | METH_KEYWORDS,
+     "module_loaded(sha256, *, isolate_symbols=False) -> bool\n\nWhether a module with "
+     "these bytes is loaded in this process (by any loader); reads no file."},
     {"_bound_try_call", (PyCFunction)(void (*)(void))bound_try_call, METH_FASTCALL,
      "_bound_try_call(f, *args) -> (missed, result): the miss-flag call path (tests)."},
     {"interposable_calls", (PyCFunction)interposable_calls, METH_O,
@@ -828,6 +938,8 @@ int edgert_py_loader_init(PyObject *m) {
       PyType_Ready(&LoaderType) < 0)
     return -1;
   if (edgert_py_logger_init(&loader_log, "edgert.loader") < 0)
+    return -1;
+  if (PyModule_AddObjectRef(m, "_Bound", (PyObject *)&EdgertPy_BoundType) < 0)
     return -1;
   Py_INCREF(&LoaderType);
   if (PyModule_AddObject(m, "ModuleLoader", (PyObject *)&LoaderType) < 0) {

@@ -152,7 +152,7 @@ fail:
 /* ---- manifests ---------------------------------------------------------- */
 
 /* A contract as ABIContract.to_dict() writes it, with canonical names. */
-static PyObject *contract_to_dict(const edgert_contract_t *c) {
+PyObject *edgert_py_contract_to_dict(const edgert_contract_t *c) {
   char name[EDGERT_ABI_TYPE_NAME_MAX];
   PyObject *args = PyList_New((Py_ssize_t)c->nargs);
   if (args == NULL)
@@ -215,7 +215,7 @@ PyObject *edgert_py_manifest_to_list(const edgert_manifest_t *m) {
     if (contracts == NULL)
       goto fail;
     for (size_t j = 0; j < nc; j++) {
-      PyObject *d = contract_to_dict(edgert_manifest_contract(m, i, j));
+      PyObject *d = edgert_py_contract_to_dict(edgert_manifest_contract(m, i, j));
       if (d == NULL) {
         Py_DECREF(contracts);
         goto fail;
@@ -331,7 +331,7 @@ static PyObject *parse_contract_json(PyObject *self, PyObject *text) {
   int rc = edgert_contract_parse_json(buf, (size_t)len, &c);
   if (rc < 0)
     return edgert_py_raise(rc);
-  return contract_to_dict(&c);
+  return edgert_py_contract_to_dict(&c);
 }
 
 static PyMethodDef manifest_methods[] = {

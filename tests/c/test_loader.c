@@ -283,6 +283,51 @@ static void same_bytes_share_one_mapping(void **state) {
   edgert_module_free(b);
 }
 
+/* The process-wide lookup by content: a handle on loaded bytes by their
+ * SHA-256, with the file gone; nothing when those bytes are not loaded. */
+static void open_loaded_finds_loaded_bytes_by_hash_only(void **state) {
+  (void)state;
+  char copy[PATH_MAX];
+  tmp_path(copy, "kernels_by_hash.so");
+  copy_file(FX("loader_kernels"), copy);
+  edgert_module_t *a = NULL, *b = NULL;
+  assert_int_equal(edgert_module_load(copy, NULL, &a), 0);
+  char sha[65];
+  strcpy(sha, edgert_module_sha256(a));
+  assert_int_equal(unlink(copy), 0);
+  assert_int_equal(edgert_module_open_loaded(sha, "by-hash", NULL, &b), 0);
+  assert_string_equal(edgert_module_path(b), "by-hash");
+  assert_string_equal(edgert_module_sha256(b), sha);
+  assert_int_equal(edgert_module_size(b), edgert_module_size(a));
+  assert_int_equal(edgert_module_isolated(b), 0);
+  void *pa = NULL, *pb = NULL;
+  assert_int_equal(edgert_module_address_of(a, "loader_counter", &pa), 0);
+  assert_int_equal(edgert_module_address_of(b, "loader_counter", &pb), 0);
+  assert_ptr_equal(pa, pb); /* the same mapping */
+  edgert_module_free(a);    /* b keeps it */
+  edgert_func_t *inc = bind_sig(b, "inc", "c_int64", 1, "c_int64");
+  int64_t x = 1, r[2];
+  void *args[] = {&x};
+  assert_int_equal(edgert_func_call(inc, args, r), 0);
+  assert_int_equal(r[0], 2);
+  /* In the other binding mode these bytes are not loaded. */
+  edgert_load_options_t iso = {.flags = EDGERT_LOAD_ISOLATE_SYMBOLS};
+  edgert_module_t *c = NULL;
+  assert_int_equal(edgert_module_open_loaded(sha, "x", &iso, &c), EDGERT_ENOTFOUND);
+  assert_null(c);
+  edgert_module_free(b);
+  /* Once every handle is gone, nothing answers for the hash. */
+  assert_int_equal(edgert_module_open_loaded(sha, "x", NULL, &c), EDGERT_ENOTFOUND);
+  assert_non_null(strstr(edgert_last_error(), sha));
+  assert_null(c);
+  assert_int_equal(edgert_module_open_loaded("00", "x", NULL, &c), EDGERT_EINVAL);
+  assert_int_equal(edgert_module_open_loaded(NULL, "x", NULL, &c), EDGERT_EINVAL);
+  assert_int_equal(edgert_module_open_loaded(sha, "", NULL, &c), EDGERT_EINVAL);
+  edgert_load_options_t bad = {.flags = 0x80u};
+  assert_int_equal(edgert_module_open_loaded(sha, "x", &bad, &c), EDGERT_EINVAL);
+  assert_null(c);
+}
+
 /* ---- refusals ------------------------------------------------------------------- */
 
 static void expect_refusal(const char *path, const edgert_load_options_t *o, int code,
@@ -687,6 +732,7 @@ int main(void) {
       cmocka_unit_test(tampered_module_runs_no_code),
       cmocka_unit_test(file_changes_after_load_change_nothing),
       cmocka_unit_test(same_bytes_share_one_mapping),
+      cmocka_unit_test(open_loaded_finds_loaded_bytes_by_hash_only),
       cmocka_unit_test(a_module_that_stays_mapped_never_answers_for_another),
       cmocka_unit_test(not_regular_files_are_refused),
       cmocka_unit_test(empty_oversized_and_non_elf_are_refused),

@@ -1,0 +1,219 @@
+"""Pickling by content: bound functions, ModuleLoader, Kernel and Nexus.
+
+A pickle of any of them names each module by its SHA-256, the path it was
+loaded from and the contracts bound in it (``ABIContract.to_dict()`` form),
+never by a pointer or an address. Unpickling (``_resolve_module``):
+
+1. a module with that SHA-256 already loaded in this process, by any loader
+   (the core's registry, ``ModuleLoader.open_loaded``): bound to it without
+   opening, reading or hashing any file;
+2. otherwise the pickled path is loaded with ``expected_sha256`` = the
+   pickled hash: a file with other bytes is refused with ``IntegrityError``
+   naming both hashes, and a missing file is an ``OSError`` saying that no
+   module with that hash is loaded here either.
+
+Every state is a dict with ``"v": FORMAT``; another version is refused with
+a ValueError naming both. What travels: modules (hash, path, contracts,
+``isolate_symbols``, ``dependencies``), a kernel's name, compiled side,
+reference (pickled as pickle or cloudpickle pickles it) and options. What
+does not: counters, latencies, version history and quarantine (per
+process). See docs/distributed.md.
+"""
+from __future__ import annotations
+
+import copyreg
+import os
+import re
+import weakref
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import _edgert
+from .abi import ABIContract
+from ._edgert import Kernel, ModuleLoader
+
+FORMAT = 1
+
+_HEX = re.compile(r"[0-9a-fA-F]{64}\Z")
+_Bound = type(None)  # replaced by the _Bound type at import (see _setup)
+
+
+def _check_version(state: Any, what: str) -> Dict[str, Any]:
+    if not isinstance(state, dict) or "v" not in state:
+        raise ValueError(f"cannot unpickle edgert {what}: the state is not an edgert pickle "
+                         f"state (a dict with a format version), got {type(state).__name__}")
+    if state["v"] != FORMAT:
+        raise ValueError(f"cannot unpickle edgert {what}: pickle format version {state['v']!r}, "
+                         f"this edgert ({_edgert.__version__}) reads version {FORMAT}")
+    return state
+
+
+# ---- modules ---------------------------------------------------------------
+
+def _module_dependencies(owner: Any) -> List[Tuple[str, str, str]]:
+    """The dependencies edgert verified for the module `owner` (a
+    ModuleLoader or a bound function's _Bound) was loaded with, as (name,
+    path, sha256) triples; _resolve_module passes them back to
+    ``load(..., dependencies={name: sha256})``."""
+    deps = getattr(owner, "dependencies", None)
+    if deps is None:
+        deps = getattr(owner, "_dependencies", [])
+    return [tuple(d) for d in deps]
+
+
+def _module_ref(sha256: str, path: str, isolated: bool, deps: List[Tuple[str, str, str]]) -> Dict[str, Any]:
+    return {"sha256": sha256, "path": os.path.abspath(path), "isolate_symbols": bool(isolated),
+            "dependencies": [list(d) for d in deps]}
+
+
+_contract_cache: Dict[Tuple[Any, ...], ABIContract] = {}
+
+
+def _contract(d: Any) -> ABIContract:
+    """ABIContract.from_manifest(d), memoized on the dict's content (a
+    pickle of a kernel whose module is loaded should cost microseconds)."""
+    try:
+        key = (d["function_name"], tuple(d["arg_types"]), d.get("return_type"),
+               d.get("calling_convention", "cdecl"), d.get("release_gil", True))
+    except (TypeError, KeyError):
+        return ABIContract.from_manifest(d)
+    c = _contract_cache.get(key)
+    if c is None:
+        c = ABIContract.from_manifest(d)
+        if len(_contract_cache) < 4096:
+            _contract_cache[key] = c
+    return c
+
+
+def _resolve_module(ref: Any, contracts: List[Any], what: str) -> ModuleLoader:
+    """A new ModuleLoader bound to the module `ref` names with `contracts`
+    (to_dict() form): by hash if loaded in this process, else from its path,
+    verified against the hash."""
+    if not isinstance(ref, dict):
+        raise ValueError(f"cannot unpickle {what}: the module reference is not a dict")
+    sha, path = ref.get("sha256"), ref.get("path")
+    if not isinstance(sha, str) or not _HEX.match(sha):
+        raise ValueError(f"cannot unpickle {what}: the module's SHA-256 {sha!r} is not 64 hex digits")
+    if not isinstance(path, str):
+        raise ValueError(f"cannot unpickle {what}: the module's path {path!r} is not a str")
+    iso = bool(ref.get("isolate_symbols", False))
+    abi = [_contract(c) for c in contracts]
+    try:
+        return ModuleLoader().open_loaded(sha, abi, name=path, isolate_symbols=iso)
+    except LookupError:
+        pass  # not loaded in this process: load the path, verified
+    kwargs: Dict[str, Any] = {"expected_sha256": sha, "isolate_symbols": iso}
+    deps = ref.get("dependencies") or []
+    if deps:
+        kwargs["dependencies"] = {d[0]: d[2] for d in deps}
+    try:
+        return ModuleLoader().load(path, abi, **kwargs)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot unpickle {what}: no module with SHA-256 {sha} is "
+                      f"loaded in this process, and its path {path} cannot be loaded: "
+                      f"{exc.strerror or exc}", path) from None
+
+
+# ---- bound functions ---------------------------------------------------------
+
+def _reduce_bound(b: Any) -> Tuple[Any, Tuple[Dict[str, Any]]]:
+    sha, path, contract, iso = b._pickle_state
+    state = {"v": FORMAT, "module": _module_ref(sha, path, iso, _module_dependencies(b)),
+             "contract": contract}
+    return (_rebuild_function, (state,))
+
+
+# Functions this process unpickled, by (sha256, isolate_symbols, contract),
+# held weakly: while one is alive its module is loaded (it holds a handle),
+# so unpickling the same function again reuses it (no bind).
+_unpickled: Dict[Tuple[Any, ...], "weakref.ref[Any]"] = {}
+
+
+def _rebuild_function(state: Any) -> Any:
+    """The _Bound of a pickled bound function (pickle then takes the
+    attribute named after the function: the callable)."""
+    st = _check_version(state, "bound function")
+    c: Any = st.get("contract")
+    name = c.get("function_name") if isinstance(c, dict) else None
+    ref: Any = st.get("module")
+    key = None
+    try:
+        key = (ref["sha256"], bool(ref.get("isolate_symbols", False)), name,
+               tuple(c["arg_types"]), c.get("return_type"), c.get("calling_convention", "cdecl"),
+               c.get("release_gil", True))
+        hit = _unpickled.get(key)
+        b = hit() if hit is not None else None
+        if b is not None and b._live:
+            return b
+    except (TypeError, KeyError, AttributeError):
+        key = None  # malformed: _resolve_module says what is wrong
+    loader = _resolve_module(ref, [c], f"bound function {name!r}")
+    b = loader.function(name).__self__
+    if key is not None:
+        if len(_unpickled) >= 1024:
+            for k in [k for k, r in _unpickled.items() if r() is None]:
+                del _unpickled[k]
+        if len(_unpickled) < 1024:
+            _unpickled[key] = weakref.ref(b)
+    return b
+
+
+# ---- ModuleLoader --------------------------------------------------------------
+
+def _reduce_loader(ld: ModuleLoader) -> Tuple[Any, Tuple[Dict[str, Any]]]:
+    state: Dict[str, Any] = {"v": FORMAT, "module": None, "contracts": []}
+    if ld.loaded:
+        contracts = []
+        for name in ld.functions:
+            contracts.append(ld.function(name).__self__._pickle_state[2])
+        state["module"] = _module_ref(ld.sha256, ld.path, ld.isolate_symbols,
+                                      _module_dependencies(ld))
+        state["contracts"] = contracts
+    return (_rebuild_loader, (state,))
+
+
+def _rebuild_loader(state: Any) -> ModuleLoader:
+    st = _check_version(state, "ModuleLoader")
+    if st.get("module") is None:
+        return ModuleLoader()
+    return _resolve_module(st["module"], list(st.get("contracts") or []), "ModuleLoader")
+
+
+# ---- Kernel and Nexus ------------------------------------------------------------
+
+_KERNEL_OPTIONS = ("fallback_enabled", "max_failures", "validate_every", "tolerance", "strict")
+
+
+def _kernel_state(k: Kernel) -> Dict[str, Any]:
+    opts = {o: getattr(k, o) for o in _KERNEL_OPTIONS}
+    opts["history"] = k.history_size
+    return {"v": FORMAT, "name": k.name, "compiled": k.compiled, "reference": k.reference,
+            "options": opts}
+
+
+def _reduce_kernel(k: Kernel) -> Tuple[Any, Tuple[Dict[str, Any]]]:
+    return (_rebuild_kernel, (_kernel_state(k),))
+
+
+def _rebuild_kernel(state: Any) -> Kernel:
+    st = _check_version(state, "Kernel")
+    return Kernel(st["name"], st["compiled"], st["reference"], **st["options"])
+
+
+def _rebuild_nexus(state: Any) -> Any:
+    from .nexus import Nexus
+    st = _check_version(state, "Nexus")
+    nx = Nexus()
+    for k in st["kernels"]:
+        nx._adopt(k)
+    return nx
+
+
+def _setup() -> None:
+    global _Bound
+    _Bound = _edgert._Bound
+    copyreg.pickle(_Bound, _reduce_bound)
+    copyreg.pickle(ModuleLoader, _reduce_loader)
+    copyreg.pickle(Kernel, _reduce_kernel)
+
+
+_setup()

@@ -1,0 +1,181 @@
+"""edgert.dask.ShipModules on a real LocalCluster (2 worker processes, one
+cluster for the module) and edgert.ray.setup_hook's logic without a
+cluster (docs/distributed.md)."""
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+import sysconfig
+import textwrap
+
+import pytest
+
+import edgert
+from edgert import ABIContract, IntegrityError, ModuleLoader, Nexus, TypedList
+from conftest import fixture_path
+
+D = ctypes.c_double
+AFFINE = ABIContract("nexus_affine", [D], D)
+SUM = ABIContract("nexus_sum_f64", [ctypes.POINTER(D), ctypes.c_size_t], D)
+
+if os.environ.get("EDGERT_TEST_EMULATOR"):
+    pytest.skip("Dask clusters are too slow under the AArch64 emulator (CI budget)",
+                allow_module_level=True)
+if sysconfig.get_config_var("Py_GIL_DISABLED"):
+    pytest.skip("distributed does not support free-threaded CPython builds",
+                allow_module_level=True)
+
+
+def unique_copy(directory, tag: bytes) -> str:
+    """The nexus kernels with bytes appended past the ELF image: loads as
+    before, with a SHA-256 of its own."""
+    dst = os.path.join(str(directory), "kernels.so")
+    data = open(fixture_path("libnexus_kernels"), "rb").read()
+    with open(dst, "wb") as f:
+        f.write(data + b"\0edgert-test-dask:" + tag + os.urandom(16))
+    return dst
+
+
+def affine_ref(x):
+    return 2.0 * x + 1.0
+
+
+def sum_ref(xs, n):
+    return float(sum(xs[:n]))
+
+
+# ---- Dask ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def client():
+    distributed = pytest.importorskip("distributed", reason="dask[distributed] is not installed")
+    import cloudpickle
+    # The references defined here travel by value (the workers cannot import this file).
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=40)
+    c = distributed.Client(cluster)
+    try:
+        yield c
+    finally:
+        c.close()
+        cluster.close()
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
+def run_on_worker(kernel, path, values):
+    """A task: the file is nowhere; the kernel was unpickled by hash."""
+    xs = TypedList(float, values)
+    return os.path.exists(path), kernel(xs, len(xs)), os.getpid()
+
+
+def test_ship_modules_runs_kernels_on_workers_without_the_file(client, tmp_path):
+    from edgert.dask import ShipModules
+    path = unique_copy(tmp_path, b"ship")
+    plugin = ShipModules([path])
+    client.register_plugin(plugin)
+    ld = ModuleLoader().load(path, [AFFINE, SUM])
+    assert plugin.sha256s == [ld.sha256]
+    nx = Nexus()
+    k = nx.register("vsum", ld.function("nexus_sum_f64"), sum_ref)
+    os.remove(path)
+    parts = [[float(i + j) for j in range(10)] for i in range(4)]
+    futs = [client.submit(run_on_worker, k, path, p, pure=False) for p in parts]
+    got = client.gather(futs)
+    assert [g[0] for g in got] == [False] * 4
+    assert [g[1] for g in got] == [sum(p) for p in parts]
+    assert all(g[2] != os.getpid() for g in got)
+    # Every worker holds the module, loaded by the plugin.
+    held = client.run(lambda sha: edgert._edgert.module_loaded(sha), ld.sha256)
+    assert len(held) == 2 and all(held.values())
+
+
+def test_a_kernel_and_a_nexus_travel_through_dask(client, tmp_path):
+    from edgert.dask import ShipModules
+    path = unique_copy(tmp_path, b"nexus")
+    client.register_plugin(ShipModules(path))
+    ld = ModuleLoader().load(path, AFFINE)
+    nx = Nexus()
+    nx.register("aff", ld.function("nexus_affine"), affine_ref)
+    os.remove(path)
+    fut = client.submit(lambda n, x: (n.call("aff", x), n["aff"].stats()["compiled"]), nx, 2.0)
+    assert fut.result() == (5.0, 1)
+
+
+def test_tampered_bytes_are_refused_naming_the_worker(client, tmp_path):
+    from edgert.dask import ShipModules
+    plugin = ShipModules(unique_copy(tmp_path, b"tamper"))
+    name, sha, data = plugin._modules[0]
+    plugin._modules[0] = (name, sha, data[:-1] + bytes([data[-1] ^ 1]))  # damaged in transit
+    plugin.name = "edgert-test-tampered"
+    workers = list(client.scheduler_info()["workers"])
+    with pytest.raises(IntegrityError) as ei:
+        client.register_plugin(plugin)
+    msg = str(ei.value)
+    assert any(f"worker {w}" in msg for w in workers), msg
+    assert f"expected {sha}" in msg and "nothing was loaded" in msg
+    assert not any(client.run(lambda s: edgert._edgert.module_loaded(s), sha).values())
+
+
+def test_ship_modules_refuses_bad_input(tmp_path):
+    pytest.importorskip("distributed")
+    from edgert.dask import ShipModules
+    with pytest.raises(ValueError, match="no modules to ship"):
+        ShipModules([])
+    with pytest.raises(TypeError, match="expected a manifest path"):
+        ShipModules(5)
+    with pytest.raises(FileNotFoundError):
+        ShipModules([str(tmp_path / "absent.so")])
+
+
+def test_importing_edgert_imports_no_engine():
+    code = "import sys, edgert; print(sorted(m for m in ('dask', 'distributed', 'ray') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# ---- Ray: the setup hook's logic, without a cluster ----------------------------------
+
+def test_ray_setup_hook_installs_by_hash_in_a_fresh_process(tmp_path):
+    """Ray (17 s to start here) is not run by the suite: the hook it would
+    call at a worker's start runs in a fresh process, which then unpickles
+    a kernel by hash with the file gone, and refuses damaged bytes."""
+    import pickle
+    import edgert.ray
+    path = unique_copy(tmp_path, b"ray")
+    hook = edgert.ray.setup_hook([path])
+    ld = ModuleLoader().load(path, AFFINE)
+    kernel = Nexus().register("aff", ld.function("nexus_affine"), abs)
+    bad = edgert.ray.setup_hook([path])
+    n, s, data = bad._modules[0]
+    bad._modules[0] = (n, s, data[:-1] + bytes([data[-1] ^ 1]))
+    os.remove(path)
+    for name, obj in (("hook", hook), ("kernel", kernel), ("bad", bad)):
+        (tmp_path / f"{name}.pkl").write_bytes(pickle.dumps(obj))
+    code = textwrap.dedent(f"""
+        import pickle, edgert
+        d = {str(tmp_path)!r}
+        def load(name):
+            return pickle.loads(open(d + "/" + name + ".pkl", "rb").read())
+        try:
+            load("kernel")
+            print("unexpected: the kernel unpickled before the hook ran")
+        except FileNotFoundError:
+            print("no module before the hook")
+        try:
+            load("bad")()
+        except edgert.IntegrityError as exc:
+            print("refused:", exc)
+        load("hook")()
+        k = load("kernel")
+        print("kernel", k(3.0), k.stats()["compiled"])
+        """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "no module before the hook", out.stdout
+    assert lines[1].startswith("refused: ray worker pid ") and f"expected {s}" in lines[1]
+    assert lines[2] == "kernel 7.0 1"

@@ -1,0 +1,300 @@
+"""Pickling by content (docs/distributed.md): bound functions, ModuleLoader,
+Kernel and Nexus pickle as module SHA-256 + path + contracts; unpickling
+binds by hash to a module loaded in the process (no file touched), else
+loads the path verified against the hash. TypedList pickles its storage out
+of band with protocol 5. One spawn worker serves every cross-process test."""
+from __future__ import annotations
+
+import concurrent.futures
+import ctypes
+import multiprocessing
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+import edgert
+from edgert import ABIContract, IntegrityError, Kernel, ModuleLoader, Nexus, TypedList
+from edgert import _edgert
+from conftest import fixture_path
+
+D = ctypes.c_double
+AFFINE = ABIContract("nexus_affine", [D], D)
+ADD = ABIContract("nexus_add_i32", [ctypes.c_int32, ctypes.c_int32], ctypes.c_int32)
+
+
+def affine_ref(x):
+    return 2.0 * x + 1.0
+
+
+def unique_copy(tmp_path, tag: bytes = b"", name: str = "k.so") -> str:
+    """A copy of the nexus kernels with bytes appended past the ELF image:
+    it loads as before, with a SHA-256 no other test has loaded."""
+    dst = tmp_path / name
+    data = open(fixture_path("libnexus_kernels"), "rb").read()
+    dst.write_bytes(data + b"\0edgert-test-pickle:" + tag + os.urandom(16))
+    return str(dst)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
+        yield ex
+
+
+# ---- work run in the spawn worker (a process that loaded nothing) --------------
+
+def child_call(blob: bytes, *args):
+    obj = pickle.loads(blob)
+    return obj(*args)
+
+
+def child_loader(blob: bytes):
+    ld = pickle.loads(blob)
+    return ld.sha256, ld.functions, ld.call("nexus_add_i32", 2, 3), ld.call("nexus_affine", 1.0)
+
+
+def child_kernel(blob: bytes):
+    k = pickle.loads(blob)
+    s = k.stats()
+    return (k.name, k.max_failures, k.validate_every, k.strict, k.tolerance, k.history_size,
+            s["calls"], k(4.0), k.guarded, k.reference(4.0))
+
+
+def child_nexus(blob: bytes):
+    nx = pickle.loads(blob)
+    return sorted(nx), nx.call("aff", 1.5), nx["aff"].stats()["calls"]
+
+
+def child_by_hash(own_copy: str, blob: bytes):
+    """Loads the module from its own copy, removes that file, then
+    unpickles a pickle naming another (nonexistent) path."""
+    ld = ModuleLoader().load(own_copy, AFFINE)
+    os.remove(own_copy)
+    f = pickle.loads(blob)
+    return f(2.0), ld.sha256
+
+
+def child_error(blob: bytes):
+    try:
+        pickle.loads(blob)
+    except Exception as exc:  # the type and message travel back
+        return type(exc).__name__, str(exc)
+    return None, None
+
+
+# ---- bound functions, loaders, kernels, nexus ---------------------------------
+
+def test_bound_function_pickles_by_content_not_address(tmp_path):
+    path = unique_copy(tmp_path)
+    ld = ModuleLoader().load(path, AFFINE)
+    f = ld.function("nexus_affine")
+    blob = pickle.dumps(f)
+    assert ld.sha256.encode() in blob and path.encode() in blob
+    addr = f.__self__.address
+    assert addr.to_bytes(8, "little") not in blob and str(addr).encode() not in blob
+    g = pickle.loads(blob)
+    assert g(3.0) == 7.0 and g.__self__.signature == f.__self__.signature
+
+
+def test_bound_function_in_a_spawned_process(pool, tmp_path):
+    ld = ModuleLoader().load(unique_copy(tmp_path), AFFINE)
+    assert pool.submit(child_call, pickle.dumps(ld.function("nexus_affine")), 5.0).result() == 11.0
+
+
+def test_loader_in_a_spawned_process(pool, tmp_path):
+    ld = ModuleLoader().load(unique_copy(tmp_path), [AFFINE, ADD])
+    sha, funcs, add, aff = pool.submit(child_loader, pickle.dumps(ld)).result()
+    assert sha == ld.sha256 and set(funcs) == {"nexus_affine", "nexus_add_i32"}
+    assert (add, aff) == (5, 3.0)
+    empty = pickle.loads(pickle.dumps(ModuleLoader()))
+    assert isinstance(empty, ModuleLoader) and not empty.loaded
+
+
+def test_kernel_options_travel_counters_do_not(pool, tmp_path):
+    ld = ModuleLoader().load(unique_copy(tmp_path), AFFINE)
+    nx = Nexus()
+    k = nx.register("aff", ld.function("nexus_affine"), affine_ref, max_failures=7,
+                    validate_every=3, tolerance=1e-6, strict=True, history=4)
+    for x in range(5):
+        k(float(x))
+    assert k.stats()["calls"] == 5
+    got = pool.submit(child_kernel, pickle.dumps(k)).result()
+    assert got == ("aff", 7, 3, True, 1e-6, 4, 0, 9.0, True, 9.0)
+
+
+def test_nexus_in_a_spawned_process(pool, tmp_path):
+    ld = ModuleLoader().load(unique_copy(tmp_path), AFFINE)
+    nx = Nexus()
+    nx.register("aff", ld.function("nexus_affine"), affine_ref)
+    nx.register("pyonly", abs, abs)
+    assert pool.submit(child_nexus, pickle.dumps(nx)).result() == (["aff", "pyonly"], 4.0, 1)
+
+
+def test_unpickling_binds_by_hash_without_the_file(tmp_path):
+    # Loaded in this process by another loader; the file is gone.
+    path = unique_copy(tmp_path)
+    ld = ModuleLoader().load(path, AFFINE)
+    blob = pickle.dumps(ld.function("nexus_affine"))
+    os.remove(path)
+    f = pickle.loads(blob)
+    assert f(1.0) == 3.0
+    assert pickle.loads(pickle.dumps(ld)).sha256 == ld.sha256
+
+
+def test_by_hash_in_another_process_ignores_the_pickled_path(pool, tmp_path):
+    path = unique_copy(tmp_path)
+    ld = ModuleLoader().load(path, AFFINE)
+    blob = pickle.dumps(ld.function("nexus_affine"))
+    own = str(tmp_path / "child_copy.so")
+    shutil.copy(path, own)
+    os.remove(path)  # the pickled path does not exist anywhere
+    assert pool.submit(child_by_hash, own, blob).result() == (5.0, ld.sha256)
+
+
+def test_a_tampered_file_is_refused_naming_both_hashes(tmp_path):
+    path = unique_copy(tmp_path)
+    ld = ModuleLoader().load(path, AFFINE)
+    sha = ld.sha256
+    blob = pickle.dumps(ld.function("nexus_affine"))
+    ld.unload()
+    assert not _edgert.module_loaded(sha)
+    unique_copy(tmp_path)  # same path, other bytes
+    other = ModuleLoader().load(path).sha256
+    with pytest.raises(IntegrityError) as ei:
+        pickle.loads(blob)
+    assert sha in str(ei.value) and other in str(ei.value)
+
+
+def test_a_missing_file_not_loaded_is_a_clear_error(tmp_path):
+    path = unique_copy(tmp_path)
+    ld = ModuleLoader().load(path, AFFINE)
+    sha = ld.sha256
+    blob = pickle.dumps(ld)
+    ld.unload()
+    os.remove(path)
+    with pytest.raises(FileNotFoundError, match=f"no module with SHA-256 {sha} is loaded in "
+                                                "this process, and its path .*k.so cannot"):
+        pickle.loads(blob)
+
+
+def test_other_state_versions_are_refused():
+    from edgert import _pickle
+    for fn, what in ((_pickle._rebuild_function, "bound function"),
+                     (_pickle._rebuild_loader, "ModuleLoader"), (_pickle._rebuild_kernel, "Kernel"),
+                     (_pickle._rebuild_nexus, "Nexus")):
+        with pytest.raises(ValueError, match=f"cannot unpickle edgert {what}: pickle format "
+                                             "version 99, this edgert .* reads version 1"):
+            fn({"v": 99})
+    with pytest.raises(ValueError, match="not 64 hex digits"):
+        _pickle._rebuild_function({"v": 1, "module": {"sha256": "00", "path": "/x"},
+                                   "contract": AFFINE.to_dict()})
+
+
+def child_deps(blob: bytes):
+    f = pickle.loads(blob)
+    return f(2, 3), f.__self__._dependencies
+
+
+def test_dependencies_travel_with_the_module(pool, tmp_path, fixtures_dir):
+    # A module whose $ORIGIN helper was listed by hash: the pickle carries
+    # the helper's name, path and hash, and a process that has loaded
+    # neither loads both, verified (unlisted, the helper is refused there:
+    # test_loader_deps.py).
+    import ctypes
+    import hashlib
+    from edgert import ABIContract, _pickle
+    deps_dir = fixtures_dir / "deps"
+    helper = deps_dir / "libdeps_helper.so"
+    h = hashlib.sha256(helper.read_bytes()).hexdigest()
+    ld = ModuleLoader().load(deps_dir / "libdeps_top.so",
+                             [ABIContract("top_add", [ctypes.c_int, ctypes.c_int], ctypes.c_int)],
+                             dependencies={"libdeps_helper.so": h})
+    assert ld.dependencies == [("libdeps_helper.so", str(helper.resolve()), h)]
+    state = _pickle._reduce_loader(ld)[1][0]
+    assert state["module"]["dependencies"] == [["libdeps_helper.so", str(helper.resolve()), h]]
+    result, deps = pool.submit(child_deps, pickle.dumps(ld.function("top_add"))).result()
+    assert result == 6 and deps == [("libdeps_helper.so", str(helper.resolve()), h)]
+
+
+def test_unloaded_function_refuses_to_pickle(tmp_path):
+    ld = ModuleLoader().load(unique_copy(tmp_path), AFFINE)
+    f = ld.function("nexus_affine")
+    ld.unload()
+    with pytest.raises(edgert.ModuleUnloadedError, match="cannot pickle 'nexus_affine'"):
+        pickle.dumps(f)
+
+
+def test_open_loaded_shares_the_quarantine_and_does_not_clear_it(tmp_path):
+    path = unique_copy(tmp_path)
+    ld = ModuleLoader().load(path, AFFINE)
+    with pytest.raises(LookupError, match="no module with SHA-256 0{64} is loaded"):
+        ModuleLoader().open_loaded("0" * 64)
+    other = ModuleLoader().open_loaded(ld.sha256, AFFINE, name="elsewhere")
+    assert other.path == "elsewhere" and other.function("nexus_affine")(0.0) == 1.0
+    ld.unload()  # the other handle keeps the mapping
+    assert _edgert.module_loaded(other.sha256) and other.call("nexus_affine", 1.0) == 3.0
+
+
+# ---- containers ------------------------------------------------------------------
+
+def test_typed_list_protocol_5_is_out_of_band_without_a_copy():
+    tl = TypedList(float, [float(i) for i in range(300)])
+    bufs = []
+    blob = pickle.dumps(tl, protocol=5, buffer_callback=bufs.append)
+    assert len(bufs) == 1 and len(blob) < 200
+    raw = bufs[0].raw()
+    assert raw.nbytes == 300 * 8
+    # The buffer is the list's own storage: same address, no copy.
+    assert np.frombuffer(raw, np.uint8).ctypes.data == np.frombuffer(tl, np.uint8).ctypes.data
+    back = pickle.loads(blob, buffers=bufs)
+    assert back == tl and np.frombuffer(back, np.uint8).ctypes.data != \
+        np.frombuffer(tl, np.uint8).ctypes.data
+    # In band with protocol 5 too.
+    assert pickle.loads(pickle.dumps(tl, protocol=5)) == tl
+
+
+@pytest.mark.parametrize("proto", [2, 3, 4, 5])
+@pytest.mark.parametrize("item_type,values", [(int, [1, -2, 3]), (float, [0.5, 2.0]),
+                                              (bool, [True, False]), (str, ["a", "bc"]),
+                                              (bytes, [b"x", b""])])
+def test_typed_list_every_protocol(proto, item_type, values):
+    tl = TypedList(item_type, values)
+    assert pickle.loads(pickle.dumps(tl, protocol=proto)) == tl
+
+
+@pytest.mark.parametrize("proto", [2, 4, 5])
+def test_typed_dict_every_protocol(proto):
+    td = edgert.TypedDict(int, float, {1: 0.5, 2: 1.5})
+    assert pickle.loads(pickle.dumps(td, protocol=proto)) == td
+
+
+def child_custom_list(blob: bytes):
+    try:
+        pickle.loads(blob)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def test_custom_type_unregistered_in_the_unpickling_process(pool):
+    lib = ctypes.CDLL(fixture_path("libcontainers_point"))
+    addrs = [ctypes.cast(getattr(lib, n), ctypes.c_void_p).value
+             for n in ("sizeof_point", "check_point", "copy_point")]
+    edgert.register_type("PicklePoint", *addrs)
+    tl = TypedList("PicklePoint", [np.array([1.0, 2.0]).tobytes()])
+    assert pickle.loads(pickle.dumps(tl, protocol=5)) == tl
+    msg = pool.submit(child_custom_list, pickle.dumps(tl, protocol=5)).result()
+    assert msg is not None and "custom type 'PicklePoint' is not registered in this process" in msg
+
+
+def test_unpickling_again_reuses_a_live_function(tmp_path):
+    ld = ModuleLoader().load(unique_copy(tmp_path), AFFINE)
+    blob = pickle.dumps(ld.function("nexus_affine"))
+    f1, f2 = pickle.loads(blob), pickle.loads(blob)
+    assert f1.__self__ is f2.__self__ and f2(1.0) == 3.0
+    ld.unload()  # f1 holds a handle of its own: still loaded, still found by hash
+    assert pickle.loads(blob)(2.0) == 5.0
