@@ -1260,6 +1260,22 @@ static const char *deepbind_refused_by(void) {
   return NULL;
 }
 
+
+/* Records the object `h` / `lm` dlopen gave for `img`: its handle, link
+ * map, load bias and executable segments (from the scan `s`). */
+static void set_image(edgert__image_t *img, void *h, struct link_map *lm, const segs_t *s) {
+  img->handle = h;
+  img->linkmap = lm;
+  img->bias = (uintptr_t)lm->l_addr;
+  img->nexec = 0;
+  for (int i = 0; i < s->n && img->nexec < 8; i++)
+    if (s->exec[i]) {
+      img->exec_lo[img->nexec] = s->lo[i];
+      img->exec_hi[img->nexec] = s->hi[i];
+      img->nexec++;
+    }
+}
+
 /* dlopen's the sealed memfd `fd` into `img` (handle, link map, executable
  * ranges) after making sure its name answers for nothing else, and checks
  * that what dlopen returned is that memfd. Runs the module's constructors.
@@ -1298,16 +1314,7 @@ static int map_image(edgert__image_t *img, int fd, const char *path, const char 
     dlclose(h); /* drops the reference this dlopen took, whatever it was */
     return rc;
   }
-  img->handle = h;
-  img->linkmap = lm;
-  img->bias = (uintptr_t)lm->l_addr;
-  img->nexec = 0;
-  for (int i = 0; i < s.n && img->nexec < 8; i++)
-    if (s.exec[i]) {
-      img->exec_lo[img->nexec] = s.lo[i];
-      img->exec_hi[img->nexec] = s.hi[i];
-      img->nexec++;
-    }
+  set_image(img, h, lm, &s);
   return 0;
 }
 
@@ -1342,17 +1349,8 @@ static int bind_process_image(edgert__image_t *img, const struct stat *st, int f
                          "refused",
                          path, s.overflow ? "are too many to check" : "cannot be found");
   }
-  img->handle = h;
-  img->linkmap = lm;
-  img->bias = (uintptr_t)((struct link_map *)lm)->l_addr;
+  set_image(img, h, (struct link_map *)lm, &s);
   img->shared = 1;
-  img->nexec = 0;
-  for (int i = 0; i < s.n && img->nexec < 8; i++)
-    if (s.exec[i]) {
-      img->exec_lo[img->nexec] = s.lo[i];
-      img->exec_hi[img->nexec] = s.hi[i];
-      img->nexec++;
-    }
   return 1;
 }
 

@@ -587,24 +587,17 @@ int edgert_py_bound_reload_if_crashed(PyObject *o) {
   return edgert_py_mod_reload(h, NULL) < 0 ? -1 : 1;
 }
 
-PyObject *edgert_py_bound_call(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
-                               int *missed) {
-  /* `bound` satisfies edgert_py_is_bound (the callers check it once: the
-   * nexus when a version is installed), so it is not checked again here. */
-  BoundObject *b = (BoundObject *)PyCFunction_GET_SELF(bound);
-  /* The lane a direct call takes, so that a nexus kernel's compiled call
-   * costs what the bare bound call does. */
-  PyCFunction lane = PyCFunction_GET_FUNCTION(bound);
-  if (lane != (PyCFunction)(void (*)(void))bound_call) {
-    int took;
-    PyObject *r = lane == (PyCFunction)(void (*)(void))bound_call_d2
-                      ? lane_floats(b, args, nargs, 2, &took)
-                      : lane_floats(b, args, nargs, 1, &took);
-    if (EDGERT__LIKELY(took)) {
-      if (missed)
-        *missed = 0;
-      return r;
-    }
+/* The float lane of width n (1 or 2, a constant at each use) when the
+ * arguments fit it, else the general path; *missed as edgert_py_bound_call
+ * says. */
+static inline PyObject *floats_or_dispatch(BoundObject *b, PyObject *const *args,
+                                           Py_ssize_t nargs, int n, int *missed) {
+  int took;
+  PyObject *r = lane_floats(b, args, nargs, n, &took);
+  if (EDGERT__LIKELY(took)) {
+    if (missed)
+      *missed = 0;
+    return r;
   }
   return bound_dispatch(b, args, nargs, missed);
 }
@@ -615,31 +608,26 @@ PyObject *edgert_py_bound_call(PyObject *bound, PyObject *const *args, Py_ssize_
 
 static PyObject *lane_call_d2(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
                               int *missed) {
-  BoundObject *b = BOUND_SELF(bound);
-  int took;
-  PyObject *r = lane_floats(b, args, nargs, 2, &took);
-  if (EDGERT__LIKELY(took)) {
-    *missed = 0;
-    return r;
-  }
-  return bound_dispatch(b, args, nargs, missed);
+  return floats_or_dispatch(BOUND_SELF(bound), args, nargs, 2, missed);
 }
 
 static PyObject *lane_call_d1(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
                               int *missed) {
-  BoundObject *b = BOUND_SELF(bound);
-  int took;
-  PyObject *r = lane_floats(b, args, nargs, 1, &took);
-  if (EDGERT__LIKELY(took)) {
-    *missed = 0;
-    return r;
-  }
-  return bound_dispatch(b, args, nargs, missed);
+  return floats_or_dispatch(BOUND_SELF(bound), args, nargs, 1, missed);
 }
 
 static PyObject *lane_call_general(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
                                    int *missed) {
   return bound_dispatch(BOUND_SELF(bound), args, nargs, missed);
+}
+
+PyObject *edgert_py_bound_call(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
+                               int *missed) {
+  /* `bound` satisfies edgert_py_is_bound (the callers check it once: the
+   * nexus when a version is installed), so it is not checked again here.
+   * The lane a direct call takes, so that the call costs what the bare
+   * bound call does. */
+  return edgert_py_bound_lane(bound)(bound, args, nargs, missed);
 }
 
 edgert_py_lane_t edgert_py_bound_lane(PyObject *bound) {
