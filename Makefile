@@ -14,6 +14,10 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 
 DEB_PACKAGES := cmake pkg-config gcc libffi-dev libssl-dev openssl libcjson-dev libcmocka-dev
 PY_PACKAGES  := pytest hypothesis numpy cffi scikit-build-core mypy dask[distributed]
+# Only for the interpreter `make test` uses (the version matrix leaves them
+# out: a Ray install is large and its tests start a cluster); the tests that
+# need them are skipped, saying so, where they are missing.
+PY_MAIN_PACKAGES ?= ray
 # Peers only the benchmarks compare against: installed by `make bench` where
 # PyPI has a build for this Python; their rows are left out otherwise.
 BENCH_PY_PACKAGES := numba
@@ -45,7 +49,7 @@ deps-deb:
 	$(call install_missing_debs,$(DEB_PACKAGES))
 
 deps-py:
-	@$(PYTHON) tools/missing_py.py $(PY_PACKAGES) | xargs -r $(PYTHON) -m pip install -q
+	@$(PYTHON) tools/missing_py.py $(PY_PACKAGES) $(PY_MAIN_PACKAGES) | xargs -r $(PYTHON) -m pip install -q
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -48,7 +48,7 @@ test-matrix:
 	  fi; \
 	  echo "==== test-matrix: CPython $$full ($$py) -> $$dir"; \
 	  t0=$$(date +%s); \
-	  if $(MAKE) --no-print-directory build test-py BUILD=$$dir PYTHON="$$py" WERROR=$(WERROR) \
+	  if $(MAKE) --no-print-directory build test-py BUILD=$$dir PYTHON="$$py" WERROR=$(WERROR) PY_MAIN_PACKAGES= \
 	       PYTHONPATH=$(CURDIR)/$$dir/py; then r=passed; else r=FAILED; failed="$$failed $$p"; fi; \
 	  summary="$$summary\n  $$full  $$r  $$(( $$(date +%s) - t0 )) s  ($$dir)"; \
 	done; \

@@ -26,6 +26,11 @@ __all__ = ["setup_hook"]
 class _SetupHook:
     """The callable setup_hook returns (pickled by Ray with its bytes)."""
 
+    # Ray names the hook by its __name__ when it exports it (a function's
+    # attribute; without it ray.init fails with RuntimeEnvSetupError).
+    __name__ = "edgert_ray_setup_hook"
+    __qualname__ = "edgert_ray_setup_hook"
+
     def __init__(self, modules: List[_ship.Shipped]) -> None:
         self._modules = modules
 

@@ -1,0 +1,83 @@
+"""edgert.ray.setup_hook on a real local Ray cluster (ray.init(num_cpus=2)):
+modules travel with the work and kernels pickled by content bind to them by
+SHA-256 on workers that have no copy of the file (docs/distributed.md).
+
+Ray is installed for the interpreter `make test` uses (the Makefile's
+PY_MAIN_PACKAGES); elsewhere (the version matrix, free-threaded and
+emulated builds, ASan) the module is skipped with the reason."""
+from __future__ import annotations
+
+import os
+import pickle
+import sysconfig
+
+import pytest
+
+import edgert
+import edgert.ray
+from test_dask import AFFINE, affine_ref, unique_copy
+
+if os.environ.get("EDGERT_TEST_EMULATOR"):
+    pytest.skip("a Ray cluster is too slow under the AArch64 emulator (CI budget)",
+                allow_module_level=True)
+if sysconfig.get_config_var("Py_GIL_DISABLED"):
+    pytest.skip("Ray has no free-threaded CPython build", allow_module_level=True)
+if os.environ.get("EDGERT_SANITIZED"):
+    pytest.skip("Ray's own binaries do not start under the preloaded ASan runtime",
+                allow_module_level=True)
+ray = pytest.importorskip("ray", reason="Ray is not installed for this interpreter "
+                                        "(PyPI has no build, or it is not `make test`'s)")
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+    """One local cluster for the module, whose workers get a copy of the
+    nexus kernels through the setup hook; the file is gone before any task
+    runs, so a worker can only bind by hash."""
+    d = tmp_path_factory.mktemp("ray")
+    path = unique_copy(d, b"ray-cluster")
+    hook = edgert.ray.setup_hook([path])
+    # Workers import the references pickled by name (test_dask.affine_ref)
+    # from this folder.
+    here = os.path.dirname(os.path.abspath(__file__))
+    pypath = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"worker_process_setup_hook": hook,
+                          "env_vars": {"PYTHONPATH": pypath}})
+    try:
+        local = edgert.ModuleLoader().load(path, AFFINE)
+        os.unlink(path)
+        yield local, hook.sha256s[0]
+    finally:
+        ray.shutdown()
+
+
+def test_kernels_unpickle_by_hash_on_ray_workers(shipped):
+    local, sha = shipped
+    f = local.function("nexus_affine")
+
+    @ray.remote
+    def call(blob, x):
+        g = pickle.loads(blob)
+        return g(x), os.getpid()
+
+    blob = pickle.dumps(f)
+    out = ray.get([call.remote(blob, float(i)) for i in range(8)])
+    assert [r for r, _ in out] == [2.0 * i + 1.0 for i in range(8)]
+    assert all(pid != os.getpid() for _, pid in out)
+
+
+def test_a_nexus_kernel_travels_with_its_reference(shipped):
+    local, _ = shipped
+    nx = edgert.Nexus()
+    k = nx.register("affine", local.function("nexus_affine"), affine_ref, max_failures=5)
+
+    @ray.remote
+    def run(blob, xs):
+        kern = pickle.loads(blob)
+        return [kern(x) for x in xs], kern.stats()["compiled"]
+
+    results, compiled = ray.get(run.remote(pickle.dumps(k), [0.5, 1.5, 2.5]))
+    assert results == [2.0, 4.0, 6.0]
+    assert compiled == 3  # counters are per process: the worker's own
+    assert k.stats()["compiled"] == 0
