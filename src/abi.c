@@ -125,6 +125,24 @@ static int lookup(const char *name, edgert_ctype_t *code) {
   return 0;
 }
 
+/* Stores *t in *out, made const when the name said "const " (a pointer
+ * only: "const LP_c_double", "const c_void_p", "const LP_struct S"). */
+static int finish_const(const char *name, int is_const, edgert_abi_type_t *t,
+                        edgert_abi_type_t *out) {
+  char q[QUOTE_SIZE];
+  if (is_const) {
+    if (t->code != EDGERT_CT_POINTER && t->code != EDGERT_CT_VOID_P)
+      return edgert__error(EDGERT_EINVAL,
+                           "type name %s: const applies to a pointer "
+                           "(\"const LP_c_double\", \"const c_void_p\"), "
+                           "not to a value type",
+                           quote(name, q, sizeof q));
+    t->is_const = 1;
+  }
+  *out = *t;
+  return 0;
+}
+
 int edgert_abi_type_parse(const char *name, int allow_void,
                           edgert_abi_type_t *out) {
   char q[QUOTE_SIZE];
@@ -173,8 +191,7 @@ int edgert_abi_type_parse(const char *name, int allow_void,
       t.pointee = EDGERT_CT_STRUCT;
       t.depth = (unsigned char)depth;
     }
-    *out = t;
-    return 0;
+    return finish_const(name, is_const, &t, out);
   }
   if (strcmp(base, "py_object") == 0)
     return edgert__error(EDGERT_EUNSUPPORTED,
@@ -202,17 +219,7 @@ int edgert_abi_type_parse(const char *name, int allow_void,
     t.pointee = code;
     t.depth = (unsigned char)depth;
   }
-  if (is_const) {
-    if (t.code != EDGERT_CT_POINTER && t.code != EDGERT_CT_VOID_P)
-      return edgert__error(EDGERT_EINVAL,
-                           "type name %s: const applies to a pointer "
-                           "(\"const LP_c_double\", \"const c_void_p\"), "
-                           "not to a value type",
-                           quote(name, q, sizeof q));
-    t.is_const = 1;
-  }
-  *out = t;
-  return 0;
+  return finish_const(name, is_const, &t, out);
 }
 
 static int type_valid(const edgert_abi_type_t *t) {

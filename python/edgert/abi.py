@@ -26,7 +26,7 @@ from .cdecl import CDeclError  # no pycparser import: that waits for a call
 from .errors import ManifestError
 
 __all__ = ["ABIContract", "Callback", "CallbackPointer", "callback", "const", "get_errno",
-           "set_errno", "contracts_from_c", "CDeclError"]
+           "set_errno", "contracts_from_c", "structs_from_c", "CDeclError"]
 
 Callback = _edgert.Callback
 CallbackPointer = _edgert.CallbackPointer
@@ -55,6 +55,14 @@ def contracts_from_c(text: str, *, release_gil: bool = True, use_errno: bool = F
     See :mod:`edgert.cdecl`."""
     from .cdecl import contracts_from_c as parse
     return parse(text, release_gil=release_gil, use_errno=use_errno)
+
+
+def structs_from_c(text: str) -> dict:
+    """The ctypes.Structure classes of the structs `text` defines, by tag and
+    typedef name: the classes contracts_from_c(text) uses. See
+    :mod:`edgert.cdecl`."""
+    from .cdecl import structs_from_c as parse
+    return parse(text)
 
 
 def get_errno() -> int:

@@ -1,14 +1,16 @@
+import ctypes
 from collections.abc import Callable, Mapping
-from typing import Any, List, Optional, Tuple, Type
+from typing import Any, Dict, List, Optional, Tuple, Type
 
 from .cdecl import CDeclError as CDeclError
 
 __all__ = ["ABIContract", "Callback", "CallbackPointer", "callback", "const", "get_errno",
-           "set_errno", "contracts_from_c", "CDeclError"]
+           "set_errno", "contracts_from_c", "structs_from_c", "CDeclError"]
 
 def contracts_from_c(
     text: str, *, release_gil: bool = ..., use_errno: bool = ...
 ) -> List[ABIContract]: ...
+def structs_from_c(text: str) -> Dict[str, Type[ctypes.Structure]]: ...
 def get_errno() -> int: ...
 def set_errno(value: int) -> int: ...
 

@@ -80,6 +80,14 @@ static void layouts_define_find_and_name(void **state) {
   assert_string_equal(buf, "LP_struct Vec2");
   assert_int_equal(edgert_abi_type_parse("struct Vec2", 0, &t), 0);
   assert_int_equal(edgert_abi_type_size(&t), 16);
+  /* const keeps to a struct pointer (it was dropped: "const LP_struct Vec2"
+   * named "LP_struct Vec2"), and is refused on a struct value */
+  assert_int_equal(edgert_abi_type_parse("const LP_struct Vec2", 0, &t), 0);
+  assert_int_equal(t.is_const, 1);
+  assert_int_equal(edgert_abi_type_name(&t, buf, sizeof buf), 0);
+  assert_string_equal(buf, "const LP_struct Vec2");
+  expect_refused(edgert_abi_type_parse("const struct Vec2", 0, &t), EDGERT_EINVAL,
+                 "const applies to a pointer");
   expect_refused(edgert_abi_type_parse("struct Nope", 0, &t), EDGERT_EINVAL,
                  "no struct Nope is defined");
   expect_refused(edgert_abi_type_parse("union U", 0, &t), EDGERT_EUNSUPPORTED, "unions");
