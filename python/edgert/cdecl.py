@@ -414,8 +414,11 @@ def _parse(text: str) -> Tuple[Any, dict]:
         msg = str(exc)
         m = re.match(r"<decl>:(\d+):(\d+): (.*)", msg, flags=re.S)
         hint = ""
-        if m and m.group(3).strip() == "before: ...":
-            hint = " ('...' needs a named parameter before it)"
+        if m and (m.group(3).strip() == "before: ..." or "Ellipsis-only" in m.group(3)):
+            # pycparser < 3.1 stops at the '...'; newer ones name C23's rule
+            return_hint = "'...' needs a named parameter before it"
+            raise CDeclError(f"line {m.group(1)}: cannot parse: {return_hint} (a variadic "
+                             f"function has at least one fixed parameter)") from None
         elif m and re.fullmatch(r"before: [A-Za-z_]\w*", m.group(3).strip()):
             hint = " (an unknown type name? declare it with a typedef in the same text)"
         raise CDeclError(f"line {m.group(1)}: cannot parse: {m.group(3)}{hint}" if m

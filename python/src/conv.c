@@ -310,7 +310,11 @@ typedef struct {
   PyObject *obj;
 } carg_mirror_t;
 
-static int is_carg(PyObject *o) { return strcmp(Py_TYPE(o)->tp_name, "CArgObject") == 0; }
+/* Its type is named "CArgObject" up to 3.11, "_ctypes.CArgObject" since. */
+static int is_carg(PyObject *o) {
+  const char *n = Py_TYPE(o)->tp_name, *dot = strrchr(n, '.');
+  return strcmp(dot != NULL ? dot + 1 : n, "CArgObject") == 0;
+}
 
 /* byref(obj) for pointer type t (a c_void_p: any object): the view of
  * `_obj` held in h (so `_obj` lives until the call returns), the address in

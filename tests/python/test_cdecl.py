@@ -106,7 +106,7 @@ def test_typedefs_comments_and_several_functions() -> None:
     ("int x;", r"line 1: 'x' is a variable, not a function"),
     ("int ok(void);\n#include <x.h>", r"line 2: preprocessor line '#include <x.h>'"),
     ("int f(int", r"cannot parse"),
-    ("int f(...);", r"line 1: cannot parse: before: \.\.\. \('\.\.\.' needs a named parameter"),
+    ("int f(...);", r"line 1: cannot parse: '\.\.\.' needs a named parameter before it"),
     ("void f(foo_t x);", r"line 1: cannot parse: before: x \(an unknown type name\?"),
     ("void f(void, int);", r"void is not a parameter type|cannot parse"),
     ("long short f(void);", r"line 1: 'long short' is not a C type"),
