@@ -379,6 +379,106 @@ static void a_manifest_entry_lists_dependencies(void **state) {
 }
 
 static char oom_sha[65];
+/* ---- edgert_module_plan_dependencies: the closure reported, not refused -- */
+
+typedef struct {
+  int n, stop_at;
+  edgert_dep_kind_t kind[8];
+  char name[8][64], sha[8][65], path[8][PATH_MAX], via[8][32];
+  int depth[8];
+} seen_t;
+
+static int record(const edgert_dependency_report_t *d, void *ud) {
+  seen_t *s = ud;
+  if (s->n >= 8)
+    return -999;
+  int i = s->n++;
+  s->kind[i] = d->kind;
+  s->depth[i] = d->depth;
+  snprintf(s->name[i], sizeof s->name[i], "%s", d->name);
+  snprintf(s->sha[i], sizeof s->sha[i], "%s", d->sha256_hex ? d->sha256_hex : "");
+  snprintf(s->path[i], sizeof s->path[i], "%s", d->path ? d->path : "");
+  snprintf(s->via[i], sizeof s->via[i], "%s", d->via ? d->via : "");
+  return s->n == s->stop_at ? 42 : 0;
+}
+
+static void the_plan_reports_what_a_load_does_with_each_dependency(void **state) {
+  (void)state;
+  char hsha[65];
+  sha_of(HELPER, hsha);
+  char *hreal = realpath(HELPER, NULL);
+  assert_non_null(hreal);
+  /* Unlisted: reported with its hash and descended into; nothing runs. */
+  unlink(marker);
+  setenv("EDGERT_DEPS_MARKER", marker, 1);
+  seen_t s = {0};
+  assert_int_equal(edgert_module_plan_dependencies(TOP, NULL, record, &s), 0);
+  assert_false(exists(marker));
+  assert_int_equal(s.n, 2);
+  assert_string_equal(s.name[0], "libdeps_helper.so");
+  assert_int_equal(s.kind[0], EDGERT_DEP_UNLISTED);
+  assert_string_equal(s.sha[0], hsha);
+  assert_string_equal(s.path[0], hreal);
+  assert_string_equal(s.via[0], "DT_RUNPATH");
+  assert_int_equal(s.depth[0], 0);
+  assert_string_equal(s.name[1], "libc.so.6");
+  assert_int_equal(s.kind[1], EDGERT_DEP_IN_PROCESS);
+  assert_int_equal(s.depth[1], 1);
+  /* ... and a load agrees: refused. */
+  edgert_module_t *m = NULL;
+  assert_int_equal(edgert_module_load(TOP, NULL, &m), EDGERT_EINTEGRITY);
+  /* Listed with its hash, then with another one. */
+  edgert_dependency_t dep = {"libdeps_helper.so", hsha};
+  edgert_load_options_t o = {.dependencies = &dep, .ndependencies = 1};
+  memset(&s, 0, sizeof s);
+  assert_int_equal(edgert_module_plan_dependencies(TOP, &o, record, &s), 0);
+  assert_int_equal(s.kind[0], EDGERT_DEP_LISTED);
+  char wrong[65];
+  memset(wrong, 'a', 64);
+  wrong[64] = '\0';
+  dep.sha256_hex = wrong;
+  memset(&s, 0, sizeof s);
+  assert_int_equal(edgert_module_plan_dependencies(TOP, &o, record, &s), 0);
+  assert_int_equal(s.kind[0], EDGERT_DEP_MISMATCH);
+  assert_string_equal(s.sha[0], hsha);
+  /* Not found: reported, not an error. */
+  char dir[512], top[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s/plan_alone", tmpdir);
+  assert_int_equal(mkdir(dir, 0755), 0);
+  snprintf(top, sizeof top, "%s/libdeps_top.so", dir);
+  copy_file(TOP, top);
+  memset(&s, 0, sizeof s);
+  assert_int_equal(edgert_module_plan_dependencies(top, NULL, record, &s), 0);
+  assert_int_equal(s.n, 1);
+  assert_int_equal(s.kind[0], EDGERT_DEP_NOT_FOUND);
+  assert_string_equal(s.path[0], "");
+  /* The visitor's non-zero return stops the walk and is returned. */
+  memset(&s, 0, sizeof s);
+  s.stop_at = 1;
+  assert_int_equal(edgert_module_plan_dependencies(TOP, NULL, record, &s), 42);
+  assert_int_equal(s.n, 1);
+  /* Bad arguments and files that are not modules. */
+  assert_int_equal(edgert_module_plan_dependencies(NULL, NULL, record, &s), EDGERT_EINVAL);
+  assert_int_equal(edgert_module_plan_dependencies(TOP, NULL, NULL, NULL), EDGERT_EINVAL);
+  snprintf(top, sizeof top, "%s/nothing.so", dir);
+  assert_int_equal(edgert_module_plan_dependencies(top, NULL, record, &s), EDGERT_EIO);
+  unsetenv("EDGERT_DEPS_MARKER");
+  free(hreal);
+}
+
+static int count_only(const edgert_dependency_report_t *d, void *ud) {
+  (void)d;
+  ++*(int *)ud;
+  return 0;
+}
+static int oom_plan(void *st) {
+  (void)st;
+  int n = 0;
+  edgert_dependency_t dep = {"libdeps_helper.so", oom_sha};
+  edgert_load_options_t o = {.dependencies = &dep, .ndependencies = 1};
+  return edgert_module_plan_dependencies(TOP, &o, count_only, &n);
+}
+
 static void *oom_setup_none(void) { return NULL; }
 static int oom_load(void *st) {
   (void)st;
@@ -405,8 +505,11 @@ static void every_allocation_failure_is_reported(void **state) {
                                  NULL, 0};
   edgert_test_oom_case_t refuse = {"refusing an unlisted dependency", oom_setup_none,
                                    oom_refuse, NULL, NULL, 0};
+  edgert_test_oom_case_t planc = {"planning the dependencies", oom_setup_none, oom_plan, NULL,
+                                  NULL, 0};
   assert_true(edgert_test_failalloc_sweep(&load) >= 10);
   assert_true(edgert_test_failalloc_sweep(&refuse) >= 5);
+  assert_true(edgert_test_failalloc_sweep(&planc) >= 5);
   edgert_test_failalloc_uninstall();
 }
 
@@ -422,6 +525,7 @@ int main(void) {
       cmocka_unit_test(malformed_dependency_options_are_refused),
       cmocka_unit_test(a_manifest_entry_lists_dependencies),
       cmocka_unit_test(the_closure_is_verified_through_every_level),
+      cmocka_unit_test(the_plan_reports_what_a_load_does_with_each_dependency),
       cmocka_unit_test(every_allocation_failure_is_reported),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
