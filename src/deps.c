@@ -792,11 +792,17 @@ static int one(ctx_t *c, const chain_t *me, const char *who, const char *needed,
   }
   if (rc == 0)
     rc = edgert__dyn_names(p.fd, file, &dn);
+  int bad_soname = rc == 0 && (dn.soname == NULL || strcmp(dn.soname, needed) != 0);
+  if (bad_soname && kind == EDGERT_DEP_LISTED)
+    kind = EDGERT_DEP_BAD_SONAME;
   if (rc == 0 && c->visit != NULL)
     rc = report(c, needed, who, file, found_via, kind, p.sha_hex,
-                kind == EDGERT_DEP_UNLISTED ? why : kind == EDGERT_DEP_MISMATCH ? want : NULL,
+                kind == EDGERT_DEP_UNLISTED   ? why
+                : kind == EDGERT_DEP_MISMATCH ? want
+                : kind == EDGERT_DEP_BAD_SONAME ? (dn.soname ? dn.soname : "")
+                                               : NULL,
                 depth);
-  if (rc == 0 && c->visit == NULL && (dn.soname == NULL || strcmp(dn.soname, needed) != 0))
+  if (rc == 0 && c->visit == NULL && bad_soname)
     rc = edgert__error(EDGERT_EFORMAT,
                        "loading %s: its dependency %s (%s, verified) has %s%s%s, not %s: the "
                        "dynamic linker finds an already-loaded library for a DT_NEEDED name "

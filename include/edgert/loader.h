@@ -242,7 +242,10 @@ typedef enum {
   EDGERT_DEP_LISTED = 3,     /* listed in opts, the file's hash matches */
   EDGERT_DEP_MISMATCH = 4,   /* listed in opts, the file's hash differs: a load refuses */
   EDGERT_DEP_UNLISTED = 5,   /* neither: a load refuses it until it is listed */
-  EDGERT_DEP_NOT_FOUND = 6   /* not found: a load fails */
+  EDGERT_DEP_NOT_FOUND = 6,  /* not found: a load fails */
+  EDGERT_DEP_BAD_SONAME = 7  /* listed and its hash matches, but its DT_SONAME is not the
+                                DT_NEEDED name: a load refuses it (ld.so would pass over
+                                the verified copy) */
 } edgert_dep_kind_t;
 
 typedef struct {
@@ -255,7 +258,8 @@ typedef struct {
   edgert_dep_kind_t kind;
   const char *sha256_hex; /* the file's SHA-256 (LISTED, MISMATCH, UNLISTED), else NULL */
   const char *reason;     /* UNLISTED: why it is not trusted; MISMATCH: the listed hash;
-                             NOT_FOUND: the folders searched; else NULL */
+                             NOT_FOUND: the folders searched; BAD_SONAME: its DT_SONAME
+                             ("" for none); else NULL */
   int depth;              /* 0 for the module's own DT_NEEDED entries */
 } edgert_dependency_report_t;
 

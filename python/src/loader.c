@@ -526,8 +526,8 @@ static PyObject *opt_fsstr(const char *s) {
 static PyObject *plan_dependencies(PyObject *mod, PyObject *args, PyObject *kw) {
   (void)mod;
   static char *kwlist[] = {"path", "dependencies", NULL};
-  static const char *const kinds[] = {"",         "in_process", "trusted",  "listed",
-                                      "mismatch", "unlisted",   "not_found"};
+  static const char *const kinds[] = {"",         "in_process", "trusted",   "listed",
+                                      "mismatch", "unlisted",   "not_found", "bad_soname"};
   PyObject *pathb = NULL, *depo = Py_None, *depkeys = NULL, *out = NULL;
   edgert_dependency_t *deps = NULL;
   edgert_load_options_t opts = {0};
@@ -570,7 +570,7 @@ static PyObject *plan_dependencies(PyObject *mod, PyObject *args, PyObject *kw) 
     goto done;
   for (size_t i = 0; i < rows.n; i++) {
     dep_row_t *d = &rows.v[i];
-    const char *kind = d->kind > 0 && d->kind <= 6 ? kinds[d->kind] : "unknown";
+    const char *kind = d->kind > 0 && d->kind <= 7 ? kinds[d->kind] : "unknown";
     PyObject *row = Py_BuildValue(
         "{s:N,s:N,s:N,s:N,s:s,s:N,s:N,s:i}", "name", opt_fsstr(d->s[0]), "needed_by",
         opt_fsstr(d->s[1]), "path", opt_fsstr(d->s[2]), "via", opt_fsstr(d->s[3]), "kind",
@@ -1053,7 +1053,7 @@ static PyMethodDef module_methods[] = {
      "dependencies=...) would do with each dependency of the closure, resolved by the "
      "loader's own code; reads the files, loads and runs nothing. Each dict: name, "
      "needed_by, path, via, kind ('in_process', 'trusted', 'listed', 'mismatch', "
-     "'unlisted', 'not_found'), sha256, reason, depth."},
+     "'unlisted', 'not_found', 'bad_soname'), sha256, reason, depth."},
     {"_bound_try_call", (PyCFunction)(void (*)(void))bound_try_call, METH_FASTCALL,
      "_bound_try_call(f, *args) -> (missed, result): the miss-flag call path (tests)."},
     {"interposable_calls", (PyCFunction)interposable_calls, METH_O,

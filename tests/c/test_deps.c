@@ -472,6 +472,24 @@ static void the_plan_reports_what_a_load_does_with_each_dependency(void **state)
   h = row_of(&s, "libdeps_helper.so");
   assert_int_equal(s.kind[h], EDGERT_DEP_NOT_FOUND);
   assert_string_equal(s.path[h], "");
+  /* Listed with its true hash but another DT_SONAME: a load refuses it
+   * (EFORMAT, a_dependency_whose_soname_differs_is_refused), the plan too. */
+  char hs[65];
+  snprintf(dir, sizeof dir, "%s/plan_renamed", tmpdir);
+  assert_int_equal(mkdir(dir, 0755), 0);
+  snprintf(top, sizeof top, "%s/libdeps_top.so", dir);
+  copy_file(TOP, top);
+  char helper[PATH_MAX];
+  snprintf(helper, sizeof helper, "%s/libdeps_helper.so", dir);
+  copy_file(BADSONAME, helper);
+  sha_of(helper, hs);
+  dep.sha256_hex = hs;
+  memset(&s, 0, sizeof s);
+  assert_int_equal(edgert_module_plan_dependencies(top, &o, record, &s), 0);
+  h = row_of(&s, "libdeps_helper.so");
+  assert_int_equal(s.kind[h], EDGERT_DEP_BAD_SONAME);
+  assert_string_equal(s.sha[h], hs);
+  assert_int_equal(edgert_module_load_ex(top, NULL, &o, &m), EDGERT_EFORMAT);
   /* The visitor's non-zero return stops the walk and is returned. */
   memset(&s, 0, sizeof s);
   s.stop_at = 1;
