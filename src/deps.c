@@ -215,6 +215,9 @@ typedef struct {
   char lastdir[PATH_MAX];
   char searched[SEARCHED_MAX];
   int searched_cut;
+  const char *via; /* the step of the search that found the last file */
+  edgert_dependency_visit_fn visit; /* report mode (edgert_module_plan_dependencies) */
+  void *ud;
 } ctx_t;
 
 static int oom(ctx_t *c) { return edgert__error(EDGERT_ENOMEM, "loading %s: out of memory", c->top); }
@@ -524,19 +527,24 @@ static int resolve(ctx_t *c, const chain_t *me, const char *needed, char **real)
     if (expand(c, needed, strlen(needed), me->origin, file, sizeof file) != 0)
       return 0;
     note_searched(c, file);
+    c->via = "path";
     return candidate(c, file, real);
   }
+  c->via = "DT_RPATH";
   if (me->runpath == NULL)
     for (const chain_t *ch = me; ch != NULL; ch = ch->up)
       if (ch->rpath != NULL && (rc = try_list(c, ch->rpath, ch->origin, needed, real)) != 0)
         return rc;
+  c->via = "LD_LIBRARY_PATH";
   const char *env = getauxval(AT_SECURE) ? NULL : getenv("LD_LIBRARY_PATH");
   if (env != NULL && env[0] != '\0' && (rc = try_list(c, env, NULL, needed, real)) != 0)
     return rc;
+  c->via = "DT_RUNPATH";
   if (me->runpath != NULL && (rc = try_list(c, me->runpath, me->origin, needed, real)) != 0)
     return rc;
   if ((rc = read_cache(c)) != 0)
     return rc;
+  c->via = "ld.so.cache";
   cache_find_t f = {needed, real};
   if ((rc = cache_each(c, cache_match, &f)) != 0)
     return rc;
@@ -544,6 +552,7 @@ static int resolve(ctx_t *c, const chain_t *me, const char *needed, char **real)
   char *dirs = NULL;
   if ((rc = default_dirs(c, &dirs)) != 0)
     return rc;
+  c->via = "default folder";
   rc = try_list(c, dirs, NULL, needed, real);
   edgert__free(dirs);
   return rc;
@@ -642,6 +651,14 @@ static int see(ctx_t *c, char *file, int active) {
 static int walk(ctx_t *c, int fd, const char *shown, const char *origin, const chain_t *up,
                 int depth);
 
+/* Report mode: one object of the closure to the caller's visitor. */
+static int report(ctx_t *c, const char *needed, const char *who, const char *path,
+                  const char *via, edgert_dep_kind_t kind, const char *sha_hex,
+                  const char *reason, int depth) {
+  edgert_dependency_report_t r = {needed, who, path, via, kind, sha_hex, reason, depth};
+  return c->visit(&r, c->ud);
+}
+
 /* One DT_NEEDED entry `needed` of the object `me` (`who` in messages). */
 static int one(ctx_t *c, const chain_t *me, const char *who, const char *needed, int depth) {
   char taken[256];
@@ -652,6 +669,8 @@ static int one(ctx_t *c, const chain_t *me, const char *who, const char *needed,
     for (size_t i = 0; i < c->nlisted && l0 == NULL; i++)
       if (c->listed[i].real == NULL && strcmp(c->listed[i].name, needed) == 0)
         l0 = &c->listed[i];
+    if (c->visit != NULL)
+      return report(c, needed, who, taken, "process", EDGERT_DEP_IN_PROCESS, NULL, NULL, depth);
     if (l0 == NULL)
       return 0;
     pdep_t p = {NULL, NULL, -1, {0}, "", NULL};
@@ -668,6 +687,12 @@ static int one(ctx_t *c, const chain_t *me, const char *who, const char *needed,
   int rc = resolve(c, me, needed, &file);
   if (rc < 0)
     return rc;
+  if (rc == 0 && c->visit != NULL) {
+    char searched[SEARCHED_MAX + 8];
+    snprintf(searched, sizeof searched, "%s%s", c->searched[0] ? c->searched : "nothing",
+             c->searched_cut ? ", ..." : "");
+    return report(c, needed, who, NULL, NULL, EDGERT_DEP_NOT_FOUND, NULL, searched, depth);
+  }
   if (rc == 0) {
     edgert__error(EDGERT_EIO,
                   "loading %s: its dependency %s (DT_NEEDED of %s) was not found; searched: "
@@ -681,7 +706,7 @@ static int one(ctx_t *c, const chain_t *me, const char *who, const char *needed,
   if (at >= 0) {
     int cyc = c->active[at];
     edgert__free(file);
-    if (cyc)
+    if (cyc && c->visit == NULL)
       return edgert__error(EDGERT_EINTEGRITY,
                            "loading %s: its dependencies form a cycle through %s (needed by "
                            "%s); verified dependencies are mapped one at a time, leaves "
@@ -691,15 +716,25 @@ static int one(ctx_t *c, const chain_t *me, const char *who, const char *needed,
     return 0;
   }
   const listed_t *l = find_listed(c, needed, file);
-  char why[512];
+  const char *found_via = c->via;
+  char why[512] = "";
   if (l == NULL) {
     rc = trusted(c, file, why, sizeof why);
     if (rc < 0) {
       edgert__free(file);
       return rc;
     }
+    if (rc == 1 && c->visit != NULL) {
+      int vr = report(c, needed, who, file, found_via, EDGERT_DEP_TRUSTED, NULL, NULL, depth);
+      if (vr != 0) {
+        edgert__free(file);
+        return vr;
+      }
+    }
     if (rc == 1)
       return see(c, file, 0);
+  }
+  if (l == NULL && c->visit == NULL) {
     /* Refused: say what it is and how to list it. */
     int dfd = -1;
     size_t size = 0;
@@ -732,8 +767,10 @@ static int one(ctx_t *c, const chain_t *me, const char *who, const char *needed,
     edgert__free(file);
     return rc;
   }
-  /* Listed: read, seal, hash exactly as a module, compare. */
+  /* Listed (or reported): read, seal, hash exactly as a module, compare. */
   pdep_t p = {NULL, file, -1, {0}, "", NULL};
+  edgert_dep_kind_t kind = l == NULL ? EDGERT_DEP_UNLISTED : EDGERT_DEP_LISTED;
+  char want[65] = "";
   size_t size = 0;
   edgert__dyn_names_t dn;
   memset(&dn, 0, sizeof dn);
@@ -741,9 +778,11 @@ static int one(ctx_t *c, const chain_t *me, const char *who, const char *needed,
   rc = edgert__read_verified(file, c->limit, c->flags, &p.fd, &size, p.sha);
   if (rc == 0) {
     edgert__sha256_hex(p.sha, p.sha_hex);
-    if (CRYPTO_memcmp(p.sha, l->sha, 32) != 0) {
-      char want[65];
+    if (l != NULL && CRYPTO_memcmp(p.sha, l->sha, 32) != 0) {
       edgert__sha256_hex(l->sha, want);
+      kind = EDGERT_DEP_MISMATCH;
+    }
+    if (kind == EDGERT_DEP_MISMATCH && c->visit == NULL) {
       rc = edgert__error(EDGERT_EINTEGRITY,
                          "loading %s: its dependency %s (%s) failed its integrity check: "
                          "SHA-256 is %s, expected %s (listed as \"%s\"); refused before any "
@@ -753,7 +792,17 @@ static int one(ctx_t *c, const chain_t *me, const char *who, const char *needed,
   }
   if (rc == 0)
     rc = edgert__dyn_names(p.fd, file, &dn);
-  if (rc == 0 && (dn.soname == NULL || strcmp(dn.soname, needed) != 0))
+  int bad_soname = rc == 0 && (dn.soname == NULL || strcmp(dn.soname, needed) != 0);
+  if (bad_soname && kind == EDGERT_DEP_LISTED)
+    kind = EDGERT_DEP_BAD_SONAME;
+  if (rc == 0 && c->visit != NULL)
+    rc = report(c, needed, who, file, found_via, kind, p.sha_hex,
+                kind == EDGERT_DEP_UNLISTED   ? why
+                : kind == EDGERT_DEP_MISMATCH ? want
+                : kind == EDGERT_DEP_BAD_SONAME ? (dn.soname ? dn.soname : "")
+                                               : NULL,
+                depth);
+  if (rc == 0 && c->visit == NULL && bad_soname)
     rc = edgert__error(EDGERT_EFORMAT,
                        "loading %s: its dependency %s (%s, verified) has %s%s%s, not %s: the "
                        "dynamic linker finds an already-loaded library for a DT_NEEDED name "
@@ -783,11 +832,11 @@ static int one(ctx_t *c, const chain_t *me, const char *who, const char *needed,
   }
   if (rc == 0 && (p.needed = edgert__strdup(needed)) == NULL)
     rc = oom(c);
-  if (rc == 0)
+  if (rc == 0 && c->visit == NULL)
     rc = plan_add(&c->plan, c->top, &p);
   edgert__dyn_names_free(&dn);
   edgert__free(origin);
-  if (rc != 0) {
+  if (rc != 0 || c->visit != NULL) {
     if (p.fd >= 0)
       close(p.fd);
     edgert__free(p.needed);
@@ -823,11 +872,14 @@ static int find_libc(struct dl_phdr_info *info, size_t size, void *arg) {
   return 1;
 }
 
-int edgert__deps_plan(const char *path, int fd, const edgert_load_options_t *opts,
-                      size_t limit, unsigned flags, edgert__deps_t **out) {
+static int plan(const char *path, int fd, const edgert_load_options_t *opts, size_t limit,
+                unsigned flags, edgert_dependency_visit_fn visit, void *ud,
+                edgert__deps_t **out) {
   *out = NULL;
   ctx_t c;
   memset(&c, 0, sizeof c);
+  c.visit = visit;
+  c.ud = ud;
   c.top = path;
   c.limit = limit;
   c.flags = flags;
@@ -906,6 +958,20 @@ int edgert__deps_plan(const char *path, int fd, const edgert_load_options_t *opt
   }
   *out = c.plan;
   return 0;
+}
+
+int edgert__deps_plan(const char *path, int fd, const edgert_load_options_t *opts,
+                      size_t limit, unsigned flags, edgert__deps_t **out) {
+  return plan(path, fd, opts, limit, flags, NULL, NULL, out);
+}
+
+int edgert__deps_report(const char *path, int fd, const edgert_load_options_t *opts,
+                        size_t limit, unsigned flags, edgert_dependency_visit_fn visit,
+                        void *ud) {
+  edgert__deps_t *d = NULL;
+  int rc = plan(path, fd, opts, limit, flags, visit, ud, &d);
+  edgert__deps_release(d); /* nothing is planned in report mode */
+  return rc;
 }
 
 /* ---- mapping ------------------------------------------------------------- */

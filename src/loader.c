@@ -1408,6 +1408,45 @@ static edgert__map_t *map_new(edgert__image_t *img, unsigned long generation) {
 
 #define KNOWN_FLAGS (EDGERT_LOAD_ALLOW_TMPFILE | EDGERT_LOAD_ISOLATE_SYMBOLS)
 
+/* The report of what a load would do with each dependency: the same read
+ * of the module (a sealed copy, so the dynamic section read is the bytes
+ * hashed) and the same resolution, under the load lock as a load. */
+int edgert_module_plan_dependencies(const char *path, const edgert_load_options_t *opts,
+                                    edgert_dependency_visit_fn visit, void *userdata) {
+  if (path == NULL || visit == NULL)
+    return edgert__error(EDGERT_EINVAL,
+                         "edgert_module_plan_dependencies: path and visit must not be NULL");
+  if (path[0] == '\0')
+    return edgert__error(EDGERT_EINVAL, "edgert_module_plan_dependencies: the path is empty");
+  size_t limit = EDGERT_MODULE_MAX_SIZE_DEFAULT;
+  unsigned flags = 0;
+  if (opts != NULL) {
+    if (opts->max_size != 0)
+      limit = opts->max_size;
+    flags = opts->flags;
+    if (flags & ~KNOWN_FLAGS)
+      return edgert__error(EDGERT_EINVAL, "edgert_module_plan_dependencies: unknown flags 0x%x",
+                           flags & ~KNOWN_FLAGS);
+  }
+  char *p = NULL;
+  int rc = edgert__resolve_load_path(path, &p);
+  if (rc != 0)
+    return rc;
+  int fd = -1;
+  size_t size = 0;
+  unsigned char sha[32];
+  struct stat st;
+  rc = read_verified(p, limit, flags, &fd, &size, sha, &st);
+  if (rc == 0) {
+    load_enter();
+    rc = edgert__deps_report(p, fd, opts, limit, flags, visit, userdata);
+    load_leave();
+    close(fd);
+  }
+  edgert__free(p);
+  return rc;
+}
+
 int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
                           const edgert_load_options_t *opts, edgert_module_t **out) {
   if (path == NULL || out == NULL)

@@ -222,6 +222,12 @@ void edgert__dyn_names_free(edgert__dyn_names_t *d);
 typedef struct edgert__deps_s edgert__deps_t;
 int edgert__deps_plan(const char *path, int fd, const edgert_load_options_t *opts,
                       size_t limit, unsigned flags, edgert__deps_t **out);
+/* deps.c, load lock held: the closure edgert__deps_plan would plan,
+ * reported to `visit` (edgert_module_plan_dependencies) instead of refused
+ * or planned; nothing is kept. */
+int edgert__deps_report(const char *path, int fd, const edgert_load_options_t *opts,
+                        size_t limit, unsigned flags, edgert_dependency_visit_fn visit,
+                        void *ud);
 int edgert__deps_map(edgert__deps_t *d, int deep);
 int edgert__deps_check(edgert__deps_t *d);
 void edgert__deps_release(edgert__deps_t *d);

@@ -221,6 +221,55 @@ EDGERT_EXTERN size_t edgert_module_dependency_count(const edgert_module_t *m);
 EDGERT_EXTERN int edgert_module_dependency(const edgert_module_t *m, size_t i, const char **name,
                                            const char **path, const char **sha256_hex);
 
+/*
+ * What a load of `path` would do with each dependency, without loading or
+ * running anything: the dependency closure resolved exactly as
+ * edgert_module_load_ex resolves it (the same search, the same trusted
+ * folder rule, the same listed dependencies from opts), but reported
+ * instead of refused. `visit` is called once per object of the closure, a
+ * needing object before its own dependencies; dependencies in the process
+ * or in a trusted system folder are not descended into (a load leaves them
+ * to ld.so), listed and unlisted ones are. A non-zero return from `visit`
+ * stops the walk and is returned. Returns 0, or an EDGERT code for what a
+ * report cannot go around (path unreadable or not an ELF object of this
+ * process's machine, out of memory, limits). The strings of `dep` are
+ * borrowed for the call only. `visit` runs under the loader's lock: it must
+ * not load, reload or unload a module.
+ */
+typedef enum {
+  EDGERT_DEP_IN_PROCESS = 1, /* the process has an object of that name: ld.so uses it */
+  EDGERT_DEP_TRUSTED = 2,    /* in a trusted system folder: left to ld.so */
+  EDGERT_DEP_LISTED = 3,     /* listed in opts, the file's hash matches */
+  EDGERT_DEP_MISMATCH = 4,   /* listed in opts, the file's hash differs: a load refuses */
+  EDGERT_DEP_UNLISTED = 5,   /* neither: a load refuses it until it is listed */
+  EDGERT_DEP_NOT_FOUND = 6,  /* not found: a load fails */
+  EDGERT_DEP_BAD_SONAME = 7  /* listed and its hash matches, but its DT_SONAME is not the
+                                DT_NEEDED name: a load refuses it (ld.so would pass over
+                                the verified copy) */
+} edgert_dep_kind_t;
+
+typedef struct {
+  const char *name;       /* the DT_NEEDED entry */
+  const char *needed_by;  /* the object whose DT_NEEDED it is (path as given) */
+  const char *path;       /* real path found; for IN_PROCESS the process's object; NULL if
+                             NOT_FOUND */
+  const char *via;        /* "DT_RPATH", "LD_LIBRARY_PATH", "DT_RUNPATH", "ld.so.cache",
+                             "default folder", "path" (a name with a '/'), "process", or NULL */
+  edgert_dep_kind_t kind;
+  const char *sha256_hex; /* the file's SHA-256 (LISTED, MISMATCH, UNLISTED), else NULL */
+  const char *reason;     /* UNLISTED: why it is not trusted; MISMATCH: the listed hash;
+                             NOT_FOUND: the folders searched; BAD_SONAME: its DT_SONAME
+                             ("" for none); else NULL */
+  int depth;              /* 0 for the module's own DT_NEEDED entries */
+} edgert_dependency_report_t;
+
+typedef int (*edgert_dependency_visit_fn)(const edgert_dependency_report_t *dep, void *userdata);
+
+EDGERT_EXTERN int edgert_module_plan_dependencies(const char *path,
+                                                  const edgert_load_options_t *opts,
+                                                  edgert_dependency_visit_fn visit,
+                                                  void *userdata);
+
 /* The path loaded (owned by the handle): the one given to
  * edgert_module_load, or the one a library name resolved to. */
 EDGERT_EXTERN const char *edgert_module_path(const edgert_module_t *m);

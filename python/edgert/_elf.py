@@ -16,6 +16,7 @@ import dataclasses
 import os
 import stat
 import struct
+import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 __all__ = ["ElfError", "ElfInfo", "read_elf", "resolve_needed", "MACHINES"]
@@ -277,6 +278,20 @@ def _ld_cache(path: str = "/etc/ld.so.cache") -> Dict[Tuple[str, int], str]:
             out.setdefault((k, flags & 0xFFFF), v)
     return out
 
+
+def host_machine() -> int:
+    """e_machine of this process's executable (the machine libedgert loads for)."""
+    with open("/proc/self/exe", "rb") as f:
+        head = f.read(20)
+    return int.from_bytes(head[18:20], sys.byteorder)
+
+
+# ---- Foreign files only -------------------------------------------------
+# What follows resolves DT_NEEDED entries of a file libedgert cannot load in
+# this process (another machine, ELF32, the other byte order: a board's
+# library inspected on a workstation). For a native file the CLI asks the
+# loader itself (_edgert.plan_dependencies, src/deps.c), so its answer and a
+# load's cannot differ; do not use resolve_needed for native files.
 
 def _process_libraries() -> Dict[str, str]:
     """basename -> path, and path -> path, of every file mapped in this process."""

@@ -179,6 +179,43 @@ def _read_elf(path: str):  # -> _elf.ElfInfo
         raise _Fail(f"{exc} (edgert inspects ELF shared objects)", EXIT_USAGE, "format")
 
 
+def _is_native(info) -> bool:  # info: _elf.ElfInfo
+    """Whether libedgert could load `info` in this process: ELF64 of this
+    process's byte order and machine (e_machine of /proc/self/exe)."""
+    from . import _elf
+    return (info.elf_class == 64 and info.byte_order == sys.byteorder
+            and info.machine == _elf.host_machine())
+
+
+def _needed(info) -> List[Dict[str, Any]]:
+    """The dependency closure of `info`, one dict per object (a needing
+    object before its own dependencies). For a file this process could
+    load, the loader's own resolution (edgert_module_plan_dependencies):
+    the search, the trusted-folder rule and what a load refuses are
+    exactly a load's. For another machine's file (a board's library on a
+    workstation), _elf's reading of the file, which the core cannot do."""
+    from . import _elf
+    if _is_native(info):
+        from . import _edgert
+        try:
+            rows = _edgert.plan_dependencies(info.path)
+        except OSError as exc:
+            raise _oserror(exc, info.path)
+        except EdgertError as exc:
+            raise _Fail(f"{info.path}: {exc}", EXIT_USAGE, "format")
+        return [{"name": r["name"], "path": r["path"], "via": r["via"],
+                 "in_process": r["kind"] == "in_process", "trusted": r["kind"] == "trusted",
+                 "needs_listing": r["kind"] in ("unlisted", "mismatch"), "kind": r["kind"],
+                 "needed_by": r["needed_by"], "depth": r["depth"], "sha256": r["sha256"],
+                 "reason": r["reason"]} for r in rows]
+    out = _elf.resolve_needed(info)
+    for d in out:
+        d.update({"kind": "not_found" if d["path"] is None else "in_process" if d["in_process"]
+                  else "trusted" if d["trusted"] else "unlisted",
+                  "needed_by": info.path, "depth": 0, "sha256": None, "reason": None})
+    return out
+
+
 # ------------------------------------------------------------- manifests
 
 def _load_json(path: str) -> Dict[str, Any]:
@@ -401,9 +438,8 @@ def cmd_manifest_check(a: argparse.Namespace, out: _Out) -> int:
 # ----------------------------------------------------------------- inspect
 
 def cmd_inspect(a: argparse.Namespace, out: _Out) -> int:
-    from . import _elf
     info = _read_elf(a.lib)
-    deps = _elf.resolve_needed(info)
+    deps = _needed(info)
     report: Dict[str, Any] = {
         "ok": True, "path": a.lib, "class": info.elf_class, "byte_order": info.byte_order,
         "machine": info.machine_name, "e_machine": info.machine, "type": info.type,
@@ -417,12 +453,17 @@ def cmd_inspect(a: argparse.Namespace, out: _Out) -> int:
         out.line(f"rpath: {':'.join(info.rpath)}")
     out.line(f"needed ({len(deps)}):")
     for d in deps:
+        pad = "  " * (d["depth"] + 1)
         if d["path"] is None:
-            out.line(f"  {d['name']}: NOT FOUND")
+            out.line(f"{pad}{d['name']}: NOT FOUND")
             continue
         where = "in this process" if d["in_process"] else (
             "trusted system folder" if d["trusted"] else "NEEDS LISTING (not verified otherwise)")
-        out.line(f"  {d['name']} => {d['path']} (via {d['via']}; {where})")
+        if d["sha256"] and d["needs_listing"]:
+            where += f"; sha256 {d['sha256']}"
+        if d["reason"] and d["needs_listing"]:
+            where += f"; {d['reason']}"
+        out.line(f"{pad}{d['name']} => {d['path']} (via {d['via']}; {where})")
     out.line(f"functions ({len(info.functions)}):")
     for f in info.functions:
         out.line(f"  {f}")

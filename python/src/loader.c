@@ -11,7 +11,9 @@
  */
 #include "func.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- contracts from Python ----------------------------------------------------- */
@@ -462,6 +464,130 @@ static PyObject *module_loaded(PyObject *mod, PyObject *args, PyObject *kw) {
   edgert_module_free(m);
   Py_END_ALLOW_THREADS
   Py_RETURN_TRUE;
+}
+
+/* ---- plan_dependencies: the core's dependency report ------------------
+ * The core calls the visitor under its load lock, so the GIL is released
+ * around it (the lock's holders may log through Python) and the visitor
+ * only copies each report into C memory; the Python objects are built
+ * after. */
+
+typedef struct {
+  char *s[6]; /* name, needed_by, path, via, sha256, reason */
+  int kind, depth;
+} dep_row_t;
+
+typedef struct {
+  dep_row_t *v;
+  size_t n, cap;
+  int oom;
+} dep_rows_t;
+
+static void dep_rows_free(dep_rows_t *r) {
+  for (size_t i = 0; i < r->n; i++)
+    for (int k = 0; k < 6; k++)
+      free(r->v[i].s[k]);
+  free(r->v);
+}
+
+static int dep_visit(const edgert_dependency_report_t *d, void *ud) {
+  dep_rows_t *r = ud;
+  if (r->n == r->cap) {
+    size_t cap = r->cap ? r->cap * 2 : 8;
+    dep_row_t *g = realloc(r->v, cap * sizeof *g);
+    if (g == NULL) {
+      r->oom = 1;
+      return EDGERT_ENOMEM;
+    }
+    r->v = g;
+    r->cap = cap;
+  }
+  dep_row_t *row = &r->v[r->n];
+  const char *src[6] = {d->name, d->needed_by, d->path, d->via, d->sha256_hex, d->reason};
+  memset(row, 0, sizeof *row);
+  row->kind = (int)d->kind;
+  row->depth = d->depth;
+  r->n++; /* counted now: dep_rows_free frees what was copied */
+  for (int k = 0; k < 6; k++)
+    if (src[k] != NULL && (row->s[k] = strdup(src[k])) == NULL) {
+      r->oom = 1;
+      return EDGERT_ENOMEM;
+    }
+  return 0;
+}
+
+static PyObject *opt_fsstr(const char *s) {
+  if (s == NULL)
+    Py_RETURN_NONE;
+  return PyUnicode_DecodeFSDefault(s);
+}
+
+/* _edgert.plan_dependencies(path, *, dependencies=None, max_size=None) -> list[dict] */
+static PyObject *plan_dependencies(PyObject *mod, PyObject *args, PyObject *kw) {
+  (void)mod;
+  static char *kwlist[] = {"path", "dependencies", NULL};
+  static const char *const kinds[] = {"",         "in_process", "trusted",   "listed",
+                                      "mismatch", "unlisted",   "not_found", "bad_soname"};
+  PyObject *pathb = NULL, *depo = Py_None, *depkeys = NULL, *out = NULL;
+  edgert_dependency_t *deps = NULL;
+  edgert_load_options_t opts = {0};
+  dep_rows_t rows = {NULL, 0, 0, 0};
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|$O:plan_dependencies", kwlist,
+                                   PyUnicode_FSConverter, &pathb, &depo))
+    return NULL;
+  if (depo != Py_None &&
+      (opts.ndependencies = (size_t)dependencies_from(depo, &deps, &depkeys)) == (size_t)-1)
+    goto done;
+  opts.dependencies = deps;
+  const char *path = PyBytes_AS_STRING(pathb);
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  edgert_clear_error();
+  rc = edgert_module_plan_dependencies(path, &opts, dep_visit, &rows);
+  Py_END_ALLOW_THREADS
+  if (rows.oom) {
+    PyErr_NoMemory();
+    goto done;
+  }
+  if (rc != 0) {
+    int e = errno;
+    if (rc == EDGERT_EIO && e != 0) {
+      const char *msg = edgert_last_error();
+      PyObject *a = Py_BuildValue("(iNN)", e,
+                                  PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg),
+                                                       "backslashreplace"),
+                                  PyUnicode_DecodeFSDefault(path));
+      if (a != NULL) {
+        PyErr_SetObject(PyExc_OSError, a);
+        Py_DECREF(a);
+      }
+    } else {
+      edgert_py_raise(rc);
+    }
+    goto done;
+  }
+  if ((out = PyList_New(0)) == NULL)
+    goto done;
+  for (size_t i = 0; i < rows.n; i++) {
+    dep_row_t *d = &rows.v[i];
+    const char *kind = d->kind > 0 && d->kind <= 7 ? kinds[d->kind] : "unknown";
+    PyObject *row = Py_BuildValue(
+        "{s:N,s:N,s:N,s:N,s:s,s:N,s:N,s:i}", "name", opt_fsstr(d->s[0]), "needed_by",
+        opt_fsstr(d->s[1]), "path", opt_fsstr(d->s[2]), "via", opt_fsstr(d->s[3]), "kind",
+        kind, "sha256", opt_fsstr(d->s[4]), "reason", opt_fsstr(d->s[5]), "depth", d->depth);
+    if (row == NULL || PyList_Append(out, row) < 0) {
+      Py_XDECREF(row);
+      Py_CLEAR(out);
+      goto done;
+    }
+    Py_DECREF(row);
+  }
+done:
+  dep_rows_free(&rows);
+  PyMem_Free(deps);
+  Py_XDECREF(depkeys);
+  Py_DECREF(pathb);
+  return out;
 }
 
 EDGERT_PY_LOCKED(PyObject *, loader_bind, self, (LoaderObject *self, PyObject *abi), (self, abi))
@@ -921,6 +1047,13 @@ static PyMethodDef module_methods[] = {
     {"module_loaded", (PyCFunction)(void (*)(void))module_loaded, METH_VARARGS | METH_KEYWORDS,
      "module_loaded(sha256, *, isolate_symbols=False) -> bool\n\nWhether a module with "
      "these bytes is loaded in this process (by any loader); reads no file."},
+    {"plan_dependencies", (PyCFunction)(void (*)(void))plan_dependencies,
+     METH_VARARGS | METH_KEYWORDS,
+     "plan_dependencies(path, *, dependencies=None) -> list[dict]\n\nWhat load(path, "
+     "dependencies=...) would do with each dependency of the closure, resolved by the "
+     "loader's own code; reads the files, loads and runs nothing. Each dict: name, "
+     "needed_by, path, via, kind ('in_process', 'trusted', 'listed', 'mismatch', "
+     "'unlisted', 'not_found', 'bad_soname'), sha256, reason, depth."},
     {"_bound_try_call", (PyCFunction)(void (*)(void))bound_try_call, METH_FASTCALL,
      "_bound_try_call(f, *args) -> (missed, result): the miss-flag call path (tests)."},
     {"interposable_calls", (PyCFunction)interposable_calls, METH_O,

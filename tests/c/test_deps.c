@@ -379,6 +379,143 @@ static void a_manifest_entry_lists_dependencies(void **state) {
 }
 
 static char oom_sha[65];
+/* ---- edgert_module_plan_dependencies: the closure reported, not refused -- */
+
+typedef struct {
+  int n, stop_at;
+  edgert_dep_kind_t kind[16];
+  char name[16][64], sha[16][65], path[16][PATH_MAX], via[16][32];
+  int depth[16];
+} seen_t;
+
+static int record(const edgert_dependency_report_t *d, void *ud) {
+  seen_t *s = ud;
+  if (s->n >= 16)
+    return -999;
+  int i = s->n++;
+  s->kind[i] = d->kind;
+  s->depth[i] = d->depth;
+  snprintf(s->name[i], sizeof s->name[i], "%s", d->name);
+  snprintf(s->sha[i], sizeof s->sha[i], "%s", d->sha256_hex ? d->sha256_hex : "");
+  snprintf(s->path[i], sizeof s->path[i], "%s", d->path ? d->path : "");
+  snprintf(s->via[i], sizeof s->via[i], "%s", d->via ? d->via : "");
+  return s->n == s->stop_at ? 42 : 0;
+}
+
+/* The row of `name` in s (exactly one), its index. */
+static int row_of(const seen_t *s, const char *name) {
+  int at = -1;
+  for (int i = 0; i < s->n; i++)
+    if (strcmp(s->name[i], name) == 0) {
+      assert_int_equal(at, -1);
+      at = i;
+    }
+  assert_true(at >= 0);
+  return at;
+}
+
+static void the_plan_reports_what_a_load_does_with_each_dependency(void **state) {
+  (void)state;
+  char hsha[65];
+  sha_of(HELPER, hsha);
+  char hreal[PATH_MAX];
+  assert_non_null(realpath(HELPER, hreal));
+  /* Unlisted: reported with its hash and descended into; nothing runs.
+   * (Sanitized builds: the objects also need the sanitizer runtimes,
+   * which the process has.) */
+  unlink(marker);
+  setenv("EDGERT_DEPS_MARKER", marker, 1);
+  seen_t s = {0};
+  assert_int_equal(edgert_module_plan_dependencies(TOP, NULL, record, &s), 0);
+  assert_false(exists(marker));
+  int h = row_of(&s, "libdeps_helper.so");
+  assert_int_equal(s.kind[h], EDGERT_DEP_UNLISTED);
+  assert_string_equal(s.sha[h], hsha);
+  assert_string_equal(s.path[h], hreal);
+  assert_string_equal(s.via[h], "DT_RUNPATH");
+  assert_int_equal(s.depth[h], 0);
+  int libc = 0;
+  for (int i = 0; i < s.n; i++) {
+    if (i == h)
+      continue;
+    /* the process's and trusted ones are not descended into */
+    assert_true(s.kind[i] == EDGERT_DEP_IN_PROCESS || s.kind[i] == EDGERT_DEP_TRUSTED);
+    libc += strcmp(s.name[i], "libc.so.6") == 0 && s.depth[i] == 1 && i > h;
+  }
+  assert_int_equal(libc, 1); /* the helper's own, after it */
+  /* ... and a load agrees: refused. */
+  edgert_module_t *m = NULL;
+  assert_int_equal(edgert_module_load(TOP, NULL, &m), EDGERT_EINTEGRITY);
+  /* Listed with its hash, then with another one. */
+  edgert_dependency_t dep = {"libdeps_helper.so", hsha};
+  edgert_load_options_t o = {.dependencies = &dep, .ndependencies = 1};
+  memset(&s, 0, sizeof s);
+  assert_int_equal(edgert_module_plan_dependencies(TOP, &o, record, &s), 0);
+  assert_int_equal(s.kind[row_of(&s, "libdeps_helper.so")], EDGERT_DEP_LISTED);
+  char wrong[65];
+  memset(wrong, 'a', 64);
+  wrong[64] = '\0';
+  dep.sha256_hex = wrong;
+  memset(&s, 0, sizeof s);
+  assert_int_equal(edgert_module_plan_dependencies(TOP, &o, record, &s), 0);
+  h = row_of(&s, "libdeps_helper.so");
+  assert_int_equal(s.kind[h], EDGERT_DEP_MISMATCH);
+  assert_string_equal(s.sha[h], hsha);
+  /* Not found: reported, not an error. */
+  char dir[512], top[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s/plan_alone", tmpdir);
+  assert_int_equal(mkdir(dir, 0755), 0);
+  snprintf(top, sizeof top, "%s/libdeps_top.so", dir);
+  copy_file(TOP, top);
+  memset(&s, 0, sizeof s);
+  assert_int_equal(edgert_module_plan_dependencies(top, NULL, record, &s), 0);
+  h = row_of(&s, "libdeps_helper.so");
+  assert_int_equal(s.kind[h], EDGERT_DEP_NOT_FOUND);
+  assert_string_equal(s.path[h], "");
+  /* Listed with its true hash but another DT_SONAME: a load refuses it
+   * (EFORMAT, a_dependency_whose_soname_differs_is_refused), the plan too. */
+  char hs[65];
+  snprintf(dir, sizeof dir, "%s/plan_renamed", tmpdir);
+  assert_int_equal(mkdir(dir, 0755), 0);
+  snprintf(top, sizeof top, "%s/libdeps_top.so", dir);
+  copy_file(TOP, top);
+  char helper[PATH_MAX];
+  snprintf(helper, sizeof helper, "%s/libdeps_helper.so", dir);
+  copy_file(BADSONAME, helper);
+  sha_of(helper, hs);
+  dep.sha256_hex = hs;
+  memset(&s, 0, sizeof s);
+  assert_int_equal(edgert_module_plan_dependencies(top, &o, record, &s), 0);
+  h = row_of(&s, "libdeps_helper.so");
+  assert_int_equal(s.kind[h], EDGERT_DEP_BAD_SONAME);
+  assert_string_equal(s.sha[h], hs);
+  assert_int_equal(edgert_module_load_ex(top, NULL, &o, &m), EDGERT_EFORMAT);
+  /* The visitor's non-zero return stops the walk and is returned. */
+  memset(&s, 0, sizeof s);
+  s.stop_at = 1;
+  assert_int_equal(edgert_module_plan_dependencies(TOP, NULL, record, &s), 42);
+  assert_int_equal(s.n, 1);
+  /* Bad arguments and files that are not modules. */
+  assert_int_equal(edgert_module_plan_dependencies(NULL, NULL, record, &s), EDGERT_EINVAL);
+  assert_int_equal(edgert_module_plan_dependencies(TOP, NULL, NULL, NULL), EDGERT_EINVAL);
+  snprintf(top, sizeof top, "%s/nothing.so", dir);
+  assert_int_equal(edgert_module_plan_dependencies(top, NULL, record, &s), EDGERT_EIO);
+  unsetenv("EDGERT_DEPS_MARKER");
+}
+
+static int count_only(const edgert_dependency_report_t *d, void *ud) {
+  (void)d;
+  ++*(int *)ud;
+  return 0;
+}
+static int oom_plan(void *st) {
+  (void)st;
+  int n = 0;
+  edgert_dependency_t dep = {"libdeps_helper.so", oom_sha};
+  edgert_load_options_t o = {.dependencies = &dep, .ndependencies = 1};
+  return edgert_module_plan_dependencies(TOP, &o, count_only, &n);
+}
+
 static void *oom_setup_none(void) { return NULL; }
 static int oom_load(void *st) {
   (void)st;
@@ -405,8 +542,11 @@ static void every_allocation_failure_is_reported(void **state) {
                                  NULL, 0};
   edgert_test_oom_case_t refuse = {"refusing an unlisted dependency", oom_setup_none,
                                    oom_refuse, NULL, NULL, 0};
+  edgert_test_oom_case_t planc = {"planning the dependencies", oom_setup_none, oom_plan, NULL,
+                                  NULL, 0};
   assert_true(edgert_test_failalloc_sweep(&load) >= 10);
   assert_true(edgert_test_failalloc_sweep(&refuse) >= 5);
+  assert_true(edgert_test_failalloc_sweep(&planc) >= 5);
   edgert_test_failalloc_uninstall();
 }
 
@@ -422,6 +562,7 @@ int main(void) {
       cmocka_unit_test(malformed_dependency_options_are_refused),
       cmocka_unit_test(a_manifest_entry_lists_dependencies),
       cmocka_unit_test(the_closure_is_verified_through_every_level),
+      cmocka_unit_test(the_plan_reports_what_a_load_does_with_each_dependency),
       cmocka_unit_test(every_allocation_failure_is_reported),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -227,6 +227,36 @@ def test_inspect_dependencies_resolve_and_need_listing(tmp_path):
     assert "libhelper.so: NOT FOUND" in ok(edgert("inspect", d / "libk.so")).stdout.decode()
 
 
+def test_inspect_and_the_loader_agree_on_dependencies():
+    """For a native file, inspect reports what the loader itself resolved
+    (edgert_module_plan_dependencies): the $ORIGIN helper of the fixture
+    is shown as needing listing, with its SHA-256, exactly when a load
+    refuses it (a folder that is root's but not a system folder of the
+    dynamic linker is not trusted by the loader, whatever its owner), and
+    the hash shown is the one that makes the load succeed."""
+    import ctypes
+    import edgert as pkg
+    top = pathlib.Path(fixture_path(KERNELS)).parent / "deps" / "libdeps_top.so"
+    data = as_json(ok(edgert("inspect", "--json", top)))
+    rows = {n["name"]: n for n in data["needed"]}
+    h = rows["libdeps_helper.so"]
+    helper = top.parent / "libdeps_helper.so"
+    assert h["path"] == os.path.realpath(helper) and h["via"] == "DT_RUNPATH"
+    assert h["trusted"] is False and h["needs_listing"] is True and h["kind"] == "unlisted"
+    assert h["sha256"] == sha(helper) and h["depth"] == 0
+    assert "not a system folder" in h["reason"]
+    assert any(n["name"] == "libc.so.6" and n["needed_by"] == os.path.realpath(helper)
+               and n["depth"] == 1 for n in data["needed"])  # the helper's own
+    abi = [pkg.ABIContract("top_add", [ctypes.c_int, ctypes.c_int], ctypes.c_int)]
+    with pytest.raises(pkg.IntegrityError):
+        pkg.ModuleLoader().load(top, abi)
+    with pkg.ModuleLoader().load(top, abi, dependencies={"libdeps_helper.so": h["sha256"]}) as ld:
+        assert ld.call("top_add", 1, 1) == 3
+    text = ok(edgert("inspect", top)).stdout.decode()
+    assert f"NEEDS LISTING (not verified otherwise); sha256 {h['sha256']}" in text
+    assert "\n    libc.so.6 => " in text  # the helper's own dependency, one level deeper
+
+
 def test_inspect_refuses_what_is_not_elf(tmp_path):
     txt = tmp_path / "notes.txt"
     txt.write_text("hello\n")
