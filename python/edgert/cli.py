@@ -187,18 +187,20 @@ def _is_native(info) -> bool:  # info: _elf.ElfInfo
             and info.machine == _elf.host_machine())
 
 
-def _needed(info) -> List[Dict[str, Any]]:
+def _needed(info, listed: Optional[Dict[str, str]] = None) -> List[Dict[str, Any]]:
     """The dependency closure of `info`, one dict per object (a needing
     object before its own dependencies). For a file this process could
     load, the loader's own resolution (edgert_module_plan_dependencies):
     the search, the trusted-folder rule and what a load refuses are
-    exactly a load's. For another machine's file (a board's library on a
-    workstation), _elf's reading of the file, which the core cannot do."""
+    exactly a load's, with `listed` ({path or name: sha256}, a manifest
+    entry's "dependencies") as a load would be given them. For another
+    machine's file (a board's library on a workstation), _elf's reading of
+    the file, which the core cannot do."""
     from . import _elf
     if _is_native(info):
         from . import _edgert
         try:
-            rows = _edgert.plan_dependencies(info.path)
+            rows = _edgert.plan_dependencies(info.path, dependencies=listed or None)
         except OSError as exc:
             raise _oserror(exc, info.path)
         except EdgertError as exc:
@@ -437,9 +439,40 @@ def cmd_manifest_check(a: argparse.Namespace, out: _Out) -> int:
 
 # ----------------------------------------------------------------- inspect
 
+def _manifest_entry(manifest: str, lib: str):
+    """The module entry of `lib` in `manifest` (by path, else by file name,
+    else the only one), with the document's check; _Fail if none."""
+    doc, modules, missing = _check_document(manifest)
+    base = os.path.dirname(os.path.abspath(manifest))
+    entry = _find_module(modules, base, lib)
+    if entry is None:
+        same = [m for m in modules if os.path.basename(m["path"]) == os.path.basename(lib)]
+        if len(same) == 1:
+            entry = same[0]
+        elif len(modules) == 1:
+            entry = modules[0]
+    if entry is None:
+        listed = ", ".join(m["path"] for m in modules) or "none"
+        raise _Fail(f"{lib} is not listed in {manifest} (modules: {listed})")
+    return entry, base
+
+
+def _entry_dependencies(entry: Dict[str, Any], base: str) -> Dict[str, str]:
+    """A manifest entry's "dependencies" as load(dependencies=...) takes
+    them: {path (relative to the manifest's folder): sha256}."""
+    out: Dict[str, str] = {}
+    for d in entry.get("dependencies") or []:
+        if isinstance(d, dict) and isinstance(d.get("path"), str) and isinstance(d.get("sha256"), str):
+            out[os.path.join(base, d["path"])] = d["sha256"]
+    return out
+
+
 def cmd_inspect(a: argparse.Namespace, out: _Out) -> int:
     info = _read_elf(a.lib)
-    deps = _needed(info)
+    entry = base = None
+    if a.manifest:
+        entry, base = _manifest_entry(a.manifest, a.lib)
+    deps = _needed(info, _entry_dependencies(entry, base) if entry is not None else None)
     report: Dict[str, Any] = {
         "ok": True, "path": a.lib, "class": info.elf_class, "byte_order": info.byte_order,
         "machine": info.machine_name, "e_machine": info.machine, "type": info.type,
@@ -457,8 +490,11 @@ def cmd_inspect(a: argparse.Namespace, out: _Out) -> int:
         if d["path"] is None:
             out.line(f"{pad}{d['name']}: NOT FOUND")
             continue
-        where = "in this process" if d["in_process"] else (
-            "trusted system folder" if d["trusted"] else "NEEDS LISTING (not verified otherwise)")
+        where = ("in this process" if d["in_process"] else
+                 "trusted system folder" if d["trusted"] else
+                 "listed: its hash matches" if d["kind"] == "listed" else
+                 "LISTED WITH ANOTHER HASH" if d["kind"] == "mismatch" else
+                 "NEEDS LISTING (not verified otherwise)")
         if d["sha256"] and d["needs_listing"]:
             where += f"; sha256 {d['sha256']}"
         if d["reason"] and d["needs_listing"]:
@@ -468,19 +504,7 @@ def cmd_inspect(a: argparse.Namespace, out: _Out) -> int:
     for f in info.functions:
         out.line(f"  {f}")
     code = EXIT_OK
-    if a.manifest:
-        doc, modules, missing = _check_document(a.manifest)
-        base = os.path.dirname(os.path.abspath(a.manifest))
-        entry = _find_module(modules, base, a.lib)
-        if entry is None:
-            same = [m for m in modules if os.path.basename(m["path"]) == os.path.basename(a.lib)]
-            if len(same) == 1:
-                entry = same[0]
-            elif len(modules) == 1:
-                entry = modules[0]
-        if entry is None:
-            listed = ", ".join(m["path"] for m in modules) or "none"
-            raise _Fail(f"{a.lib} is not listed in {a.manifest} (modules: {listed})")
+    if entry is not None:
         exported = set(info.functions)
         rows = [{"function_name": c["function_name"], "signature": _signature(c),
                  "exported": c["function_name"] in exported} for c in entry["contracts"]]

@@ -257,6 +257,37 @@ def test_inspect_and_the_loader_agree_on_dependencies():
     assert "\n    libc.so.6 => " in text  # the helper's own dependency, one level deeper
 
 
+def test_inspect_with_a_manifest_takes_its_listed_dependencies(tmp_path):
+    """inspect --manifest M plans with M's entry's "dependencies" as a load
+    of M would: the helper listed with its hash is "listed", with another
+    hash "mismatch" (and still needs a correct listing)."""
+    import shutil
+    src = pathlib.Path(fixture_path(KERNELS)).parent / "deps"
+    for f in ("libdeps_top.so", "libdeps_helper.so"):
+        shutil.copy(src / f, tmp_path / f)
+    top = tmp_path / "libdeps_top.so"
+    good = sha(tmp_path / "libdeps_helper.so")
+
+    def manifest(h):
+        m = tmp_path / "m.json"
+        m.write_text(json.dumps({"schema_version": 1, "modules": [{
+            "path": "libdeps_top.so", "sha256": sha(top),
+            "dependencies": [{"path": "libdeps_helper.so", "sha256": h}],
+            "contracts": [{"function_name": "top_add", "arg_types": ["c_int", "c_int"],
+                           "return_type": "c_int", "calling_convention": "cdecl",
+                           "release_gil": True}]}]}))
+        return m
+
+    data = as_json(ok(edgert("inspect", "--json", top, "--manifest", manifest(good))))
+    row = {n["name"]: n for n in data["needed"]}["libdeps_helper.so"]
+    assert row["kind"] == "listed" and row["needs_listing"] is False
+    text = ok(edgert("inspect", top, "--manifest", manifest(good))).stdout.decode()
+    assert "listed: its hash matches" in text
+    data = as_json(ok(edgert("inspect", "--json", top, "--manifest", manifest("0" * 64))))
+    row = {n["name"]: n for n in data["needed"]}["libdeps_helper.so"]
+    assert row["kind"] == "mismatch" and row["needs_listing"] is True
+
+
 def test_inspect_refuses_what_is_not_elf(tmp_path):
     txt = tmp_path / "notes.txt"
     txt.write_text("hello\n")
