@@ -266,10 +266,46 @@ def test_typed_list_every_protocol(proto, item_type, values):
     assert pickle.loads(pickle.dumps(tl, protocol=proto)) == tl
 
 
-@pytest.mark.parametrize("proto", [2, 4, 5])
-def test_typed_dict_every_protocol(proto):
-    td = edgert.TypedDict(int, float, {1: 0.5, 2: 1.5})
-    assert pickle.loads(pickle.dumps(td, protocol=proto)) == td
+@pytest.mark.parametrize("proto", [2, 3, 4, 5])
+@pytest.mark.parametrize("kt,vt,data", [(int, float, {1: 0.5, 2: 1.5}), (float, bool, {0.5: True, -1.0: False}),
+                                        (bool, int, {True: -7, False: 2**62}), (str, float, {"a": 1.0, "": 2.0}),
+                                        (int, bytes, {3: b"x", 4: b""}), (bytes, str, {b"k": "v"}),
+                                        (int, float, {})])
+def test_typed_dict_every_protocol(proto, kt, vt, data):
+    td = edgert.TypedDict(kt, vt, data)
+    back = pickle.loads(pickle.dumps(td, protocol=proto))
+    assert type(back) is type(td) and back == td and dict(back) == data
+    if proto == 5:  # out of band too
+        bufs = []
+        blob = pickle.dumps(td, protocol=5, buffer_callback=bufs.append)
+        assert pickle.loads(blob, buffers=bufs) == td
+        # ... and through bytes, as a transport hands them over
+        assert pickle.loads(blob, buffers=[b.raw().tobytes() for b in bufs]) == td
+
+
+def test_typed_dict_protocol_5_is_out_of_band_without_a_copy():
+    td = edgert.TypedDict(int, float, {i * 7: i / 4 for i in range(300)})
+    bufs = []
+    blob = pickle.dumps(td, protocol=5, buffer_callback=bufs.append)
+    assert len(bufs) == 2 and len(blob) < 300
+    keys, values = (b.raw() for b in bufs)
+    assert keys.nbytes == values.nbytes == 300 * 8 and keys.readonly
+    # The value buffer is the dict's own value array (same address as values()
+    # exports), the key buffer its dense key array: no element byte copied.
+    assert np.frombuffer(values, np.uint8).ctypes.data == \
+        np.frombuffer(td.values(), np.uint8).ctypes.data
+    assert np.frombuffer(keys, np.int64).tolist() == list(td.keys())
+    with pytest.raises(BufferError):  # the buffers pin the dict while held
+        td[10**6] = 1.0
+    back = pickle.loads(blob, buffers=bufs)
+    assert back == td and list(back.keys()) == list(td.keys())
+    del keys, values, bufs
+    td[10**6] = 1.0
+    # Only the fixed-size side is out of band with str keys.
+    ts = edgert.TypedDict(str, float, {"a": 1.0, "b": 2.0})
+    bufs = []
+    blob = pickle.dumps(ts, protocol=5, buffer_callback=bufs.append)
+    assert len(bufs) == 1 and pickle.loads(blob, buffers=bufs) == ts
 
 
 def child_custom_list(blob: bytes):
