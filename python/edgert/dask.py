@@ -20,7 +20,28 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from . import _ship
 
-__all__ = ["ShipModules", "NexusReport", "nexus_report"]
+__all__ = ["ShipModules", "NameCrashes", "NexusReport", "nexus_report"]
+
+
+def _name_crashes(worker: Any) -> None:
+    """From now on a KernelCrash raised in this process names `worker`
+    (its ``worker`` attribute and its message), so the client that
+    receives it knows where it happened."""
+    from . import _edgert
+    _edgert._crash_worker = str(worker.address)
+
+
+class NameCrashes(WorkerPlugin):
+    """A Dask WorkerPlugin that makes every KernelCrash raised on a worker
+    name that worker's address (``exc.worker`` and the message), for
+    clusters that do not register ShipModules (which does the same).
+    Worker processes only: workers sharing one process (``processes=False``)
+    share one name, the last one set up."""
+
+    name = "edgert-name-crashes"
+
+    def setup(self, worker: Any) -> None:
+        _name_crashes(worker)
 
 
 class ShipModules(WorkerPlugin):
@@ -47,6 +68,7 @@ class ShipModules(WorkerPlugin):
         where = f"worker {worker.address}"
         if worker.name is not None and str(worker.name) != worker.address:
             where += f" (name {worker.name!r})"
+        _name_crashes(worker)
         local = getattr(worker, "local_directory", None)
         _ship.install(self._modules, where, local if local and os.path.isdir(local) else None)
 

@@ -13,6 +13,10 @@ class ShipModules:
     def setup(self, worker: Any) -> None: ...
     def teardown(self, worker: Any) -> None: ...
 
+class NameCrashes:
+    name: str
+    def setup(self, worker: Any) -> None: ...
+
 class NexusReport:
     workers: List[str]
     rows: List[Dict[str, Any]]
@@ -22,4 +26,4 @@ class NexusReport:
 
 def nexus_report(client: Any, workers: Optional[List[str]] = None) -> NexusReport: ...
 
-__all__ = ["ShipModules", "NexusReport", "nexus_report"]
+__all__ = ["ShipModules", "NameCrashes", "NexusReport", "nexus_report"]

@@ -174,6 +174,61 @@ def test_the_live_nexus_registry_is_weak():
     assert len(Nexus.live()) == before - 1
 
 
+CRASH = ABIContract("guard_null_deref", [D], D)
+
+
+def crash_on_worker(f, x):
+    return f(x)
+
+
+def test_a_kernel_crash_on_a_worker_arrives_naming_worker_function_module_signal(client):
+    import pickle
+    from edgert.dask import NameCrashes
+    path = fixture_path("libguard_crashy")
+    client.register_plugin(NameCrashes())
+    f = ModuleLoader().load(path, CRASH).function("guard_null_deref")
+    workers = sorted(client.scheduler_info()["workers"])
+    fut = client.submit(crash_on_worker, f, 1.0, workers=[workers[1]], pure=False)
+    with pytest.raises(edgert.KernelCrash) as ei:
+        fut.result()
+    e = ei.value
+    assert e.worker == workers[1] and f"(on worker {workers[1]})" in str(e)
+    assert e.function == "guard_null_deref" and e.module == path
+    assert e.signal_name == "SIGSEGV" and e.signal == 11 and not e.sent
+    assert "guard_null_deref" in str(e) and "SIGSEGV" in str(e) and path in str(e)
+    # It pickles again as it came (a client that passes it on).
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is edgert.KernelCrash and str(back) == str(e)
+    assert back.__dict__ == e.__dict__
+    # The worker contained it: it still runs kernels.
+    assert client.submit(lambda: 1 + 1, workers=[workers[1]], pure=False).result() == 2
+    # (the crashed module is quarantined there, as in any process; another runs)
+    aff = ModuleLoader().load(fixture_path("libnexus_kernels"), AFFINE).function("nexus_affine")
+    assert client.submit(crash_on_worker, aff, 1.0, workers=[workers[1]], pure=False).result() == 3.0
+
+
+def test_kernel_crash_names_the_worker_only_where_one_is_set_and_pickles(tmp_path):
+    import pickle
+    dst = os.path.join(str(tmp_path), "crashy.so")
+    with open(dst, "wb") as fh:  # a hash of its own: its quarantine is nobody else's
+        fh.write(open(fixture_path("libguard_crashy"), "rb").read() + b"\0dask-crash" + os.urandom(16))
+    with pytest.raises(edgert.KernelCrash) as ei:
+        ModuleLoader().load(dst, CRASH).call("guard_null_deref", 1.0)
+    assert ei.value.worker is None and "on worker" not in str(ei.value)
+    edgert._edgert._crash_worker = "tcp://127.0.0.1:9"
+    try:
+        with pytest.raises(edgert.KernelCrash) as ei:
+            ModuleLoader().load(dst, CRASH).call("guard_null_deref", 1.0)  # a load clears the quarantine
+    finally:
+        edgert._edgert._crash_worker = None
+    e = ei.value
+    assert e.worker == "tcp://127.0.0.1:9" and str(e).endswith("(on worker tcp://127.0.0.1:9)")
+    for proto in (2, 5):
+        back = pickle.loads(pickle.dumps(e, protocol=proto))
+        assert type(back) is edgert.KernelCrash and back.args == e.args and back.__dict__ == e.__dict__
+        assert (back.function, back.module, back.signal_name) == ("guard_null_deref", dst, "SIGSEGV")
+
+
 def test_tampered_bytes_are_refused_naming_the_worker(client, tmp_path):
     from edgert.dask import ShipModules
     plugin = ShipModules(unique_copy(tmp_path, b"tamper"))
