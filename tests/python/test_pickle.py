@@ -239,6 +239,23 @@ def test_open_loaded_shares_the_quarantine_and_does_not_clear_it(tmp_path):
     assert _edgert.module_loaded(other.sha256) and other.call("nexus_affine", 1.0) == 3.0
 
 
+def test_unpickling_reuses_only_a_function_with_the_whole_same_contract(tmp_path):
+    """The reuse cache is keyed on every contract field: a live unpickled
+    function is not handed out for a pickle whose contract differs only in
+    use_errno (before: the key left use_errno and variadic out)."""
+    path = unique_copy(tmp_path, b"reuse-key")
+    plain = ModuleLoader().load(path, AFFINE).function("nexus_affine")
+    errno_c = ABIContract("nexus_affine", [D], D, use_errno=True)
+    with_errno = ModuleLoader().load(path, errno_c).function("nexus_affine")
+    a = pickle.loads(pickle.dumps(plain))
+    b = pickle.loads(pickle.dumps(with_errno))
+    assert a.__self__ is not b.__self__
+    assert "use_errno" not in a.__self__._pickle_state[2]
+    assert b.__self__._pickle_state[2].get("use_errno") is True
+    assert pickle.loads(pickle.dumps(with_errno)).__self__ is b.__self__  # the same one is reused
+    assert a(1.0) == b(1.0) == 3.0
+
+
 # ---- fork and forkserver pools -------------------------------------------------------
 
 CRASH = ABIContract("guard_null_deref", [D], D)
