@@ -410,6 +410,24 @@ def _rebuild_dict(key_type: Any, value_type: Any, items: dict, cache: str = "aut
 _RAW = (bytes, bytearray, memoryview, _pickle.PickleBuffer)
 
 
+def _rebuild_dict_sides(key_type: Any, value_type: Any, keys: Any, values: Any,
+                        cache: str = "auto") -> Any:
+    """Unpickle a TypedDict pickled with protocol >= 5: `keys` and `values`
+    are each the raw bytes of the dense arrays (a PickleBuffer out of band,
+    bytes or bytearray in band) for fixed-size elements, else a list of the
+    elements, in the same entry order."""
+    ks = _rebuild_list(key_type, keys) if isinstance(keys, _RAW) else keys
+    vs = _rebuild_list(value_type, values) if isinstance(values, _RAW) else values
+    if len(ks) != len(vs):
+        raise ValueError(f"cannot unpickle TypedDict: {len(ks)} keys but {len(vs)} values")
+    td = TypedDict(key_type, value_type, cache=cache)
+    td.set_many(ks, vs)
+    if len(td) != len(ks):
+        raise ValueError(f"cannot unpickle TypedDict: {len(ks)} keys of which "
+                         f"{len(ks) - len(td)} repeat")
+    return td
+
+
 def _rebuild_list(item_type: Any, content: Any) -> Any:
     """Unpickle a TypedList: `content` is the raw element bytes (bytes, or
     with protocol 5 any buffer: a PickleBuffer given out of band, a

@@ -1,5 +1,5 @@
 from os import PathLike
-from typing import Any, Iterable, List, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 _Path = Union[str, bytes, "PathLike[str]", "PathLike[bytes]"]
 
@@ -13,4 +13,17 @@ class ShipModules:
     def setup(self, worker: Any) -> None: ...
     def teardown(self, worker: Any) -> None: ...
 
-__all__ = ["ShipModules"]
+class NameCrashes:
+    name: str
+    def setup(self, worker: Any) -> None: ...
+
+class NexusReport:
+    workers: List[str]
+    rows: List[Dict[str, Any]]
+    totals: List[Dict[str, Any]]
+    def __init__(self, per_worker: Dict[str, List[Dict[str, Any]]]) -> None: ...
+    def total(self, kernel: str) -> Dict[str, Any]: ...
+
+def nexus_report(client: Any, workers: Optional[List[str]] = None) -> NexusReport: ...
+
+__all__ = ["ShipModules", "NameCrashes", "NexusReport", "nexus_report"]

@@ -18,6 +18,7 @@ class KernelCrash(EdgertError):
     sent: bool
     sender_pid: int | None
     unhealthy: bool
+    worker: str | None
 
 class QuarantinedError(EdgertError, RuntimeError): ...
 class CompiledModeFailure(EdgertError, RuntimeError):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from ._edgert import Kernel
@@ -41,12 +42,28 @@ def _fmt_ns(ns: Optional[float]) -> str:
     return f"{ns / 1e9:.2f} s"
 
 
+# Every Nexus alive in this process, held weakly (a Nexus leaves it when it is
+# collected): what edgert.dask.nexus_report gathers on each worker.
+_live: "weakref.WeakSet[Nexus]" = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
 class Nexus:
     """A registry of named kernels (see the module docstring)."""
 
     def __init__(self) -> None:
         self._kernels: Dict[str, Kernel] = {}
         self._lock = threading.Lock()
+        with _live_lock:
+            _live.add(self)
+
+    @staticmethod
+    def live() -> List["Nexus"]:
+        """Every Nexus alive in this process, in no particular order (held
+        weakly: a Nexus nobody references leaves when it is collected).
+        edgert.dask.nexus_report reads it on each worker."""
+        with _live_lock:
+            return list(_live)
 
     def register(self, name: str, compiled: Callable[..., Any], reference: Callable[..., Any], *,
                  fallback_enabled: bool = True, max_failures: int = 3, validate_every: int = 0,

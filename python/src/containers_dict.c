@@ -48,6 +48,7 @@ typedef struct {
 
 typedef struct {
   PyObject_HEAD TypedDictObject *dict;
+  int keys; /* 1: the pickle's keys exporter (dense fixed-size keys), not values() */
   Py_ssize_t exports;
   Py_ssize_t shape[2], strides[2];
 } TypedDictValuesObject;
@@ -604,6 +605,7 @@ static PyObject *td_values(TypedDictObject *self, PyObject *u) {
   if (v == NULL)
     return NULL;
   v->dict = (TypedDictObject *)Py_NewRef(self);
+  v->keys = 0;
   v->exports = 0;
   return (PyObject *)v;
 }
@@ -613,12 +615,14 @@ static void tdv_dealloc(TypedDictValuesObject *v) {
   PyObject_Free(v);
 }
 static Py_ssize_t tdv_length(TypedDictValuesObject *v) { return td_length(v->dict); }
-static PyObject *tdv_iter(TypedDictValuesObject *v) { return make_iter(v->dict, 1); }
+static PyObject *tdv_iter(TypedDictValuesObject *v) { return make_iter(v->dict, v->keys ? 0 : 1); }
 
 EDGERT_PY_LOCKED(int, tdv_contains, v->dict, (TypedDictValuesObject *v, PyObject *value),
                  (v, value))
 static int tdv_contains_locked(TypedDictValuesObject *v, PyObject *value) {
   TypedDictObject *self = v->dict;
+  if (v->keys)
+    return td_contains_locked(self, value);
   for (size_t i = 0; i < edgert_dict_len(self->d); i++) {
     PyObject *o = box_value(self, edgert_dict_value_at(self->d, i));
     if (o == NULL)
@@ -635,7 +639,7 @@ static PyObject *tdv_repr(TypedDictValuesObject *v) {
   PyObject *lst = PySequence_List((PyObject *)v);
   if (lst == NULL)
     return NULL;
-  PyObject *r = PyUnicode_FromFormat("TypedDict.values(%R)", lst);
+  PyObject *r = PyUnicode_FromFormat(v->keys ? "TypedDict.keys(%R)" : "TypedDict.values(%R)", lst);
   Py_DECREF(lst);
   return r;
 }
@@ -650,41 +654,50 @@ EDGERT_PY_LOCKED(int, tdv_getbuffer, v->dict,
                  (TypedDictValuesObject *v, Py_buffer *view, int flags), (v, view, flags))
 static int tdv_getbuffer_locked(TypedDictValuesObject *v, Py_buffer *view, int flags) {
   TypedDictObject *self = v->dict;
-  int kind = self->v.kind;
+  /* The keys exporter shows the dense key array exactly as values() shows
+   * the value array (both are pinned by the same dict pin). */
+  const edgert_py_elem_t *e = v->keys ? &self->k : &self->v;
+  int kind = e->kind;
   if (kind == EDGERT_KIND_STR || kind == EDGERT_KIND_BYTES) {
     PyErr_Format(PyExc_BufferError,
-                 "TypedDict values of type %s have no buffer: they are not fixed-size C values",
-                 edgert_py_elem_name(&self->v));
+                 "TypedDict %s of type %s have no buffer: they are not fixed-size C values",
+                 v->keys ? "keys" : "values", edgert_py_elem_name(e));
     view->obj = NULL;
     return -1;
   }
   static double empty[1];
   int custom = kind == EDGERT_KIND_CUSTOM;
   size_t n = edgert_dict_len(self->d);
-  void *data = edgert_dict_values(self->d);
+  void *data = v->keys ? (void *)edgert_dict_key_at(self->d, 0) : edgert_dict_values(self->d);
   if (v->exports == 0) {
     v->shape[0] = (Py_ssize_t)n;
-    v->shape[1] = (Py_ssize_t)self->v.size;
-    v->strides[0] = (Py_ssize_t)self->v.size;
+    v->shape[1] = (Py_ssize_t)e->size;
+    v->strides[0] = (Py_ssize_t)e->size;
     v->strides[1] = 1;
   }
-  if (!(flags & PyBUF_ND) && (flags & PyBUF_FORMAT) && !custom && self->v.size != 1) {
+  if (!(flags & PyBUF_ND) && (flags & PyBUF_FORMAT) && !custom && e->size != 1) {
     PyErr_SetString(PyExc_BufferError, "TypedDict values: a formatted buffer needs a shape");
+    view->obj = NULL;
+    return -1;
+  }
+  /* Keys are never written through a buffer: that would bypass the index. */
+  if (v->keys && (flags & PyBUF_WRITABLE)) {
+    PyErr_SetString(PyExc_BufferError, "TypedDict keys: the key buffer is read-only");
     view->obj = NULL;
     return -1;
   }
   view->buf = data ? data : (void *)empty;
   view->obj = Py_NewRef(v);
-  view->len = (Py_ssize_t)(n * self->v.size);
-  view->readonly = 0;
+  view->len = (Py_ssize_t)(n * e->size);
+  view->readonly = v->keys;
   view->suboffsets = NULL;
   view->internal = NULL;
   view->format = (flags & PyBUF_FORMAT)
-                     ? (custom ? "B" : (char *)edgert_py_elem_format(&self->v))
+                     ? (custom ? "B" : (char *)edgert_py_elem_format(e))
                      : NULL;
   if (flags & PyBUF_ND) {
     view->ndim = custom ? 2 : 1;
-    view->itemsize = custom ? 1 : (Py_ssize_t)self->v.size;
+    view->itemsize = custom ? 1 : (Py_ssize_t)e->size;
     view->shape = v->shape;
     view->strides = (flags & PyBUF_STRIDES) == PyBUF_STRIDES ? v->strides : NULL;
   } else {
@@ -1102,6 +1115,61 @@ static PyObject *td_reduce(TypedDictObject *self, PyObject *unused) {
   Py_END_CRITICAL_SECTION();
   const char *mode = cache_mode_name(st.mode);
   return Py_BuildValue("N(OONs)", fn, self->k.spec, self->v.spec, d, mode);
+}
+
+/* One side (keys or values) of a protocol-5 pickle: fixed-size C elements
+ * without a box callback travel as a pickle.PickleBuffer over the dict's
+ * own dense array (keys through a read-only exporter, values through a
+ * values view), so with a buffer_callback pickling copies no element bytes
+ * (the dict is pinned while the buffer is held); str/bytes and boxed custom
+ * elements are a list of the elements (copied, as with protocol <= 4). */
+static int td_raw_side(const edgert_py_elem_t *e) {
+  return !(e->kind == EDGERT_KIND_STR || e->kind == EDGERT_KIND_BYTES ||
+           (e->kind == EDGERT_KIND_CUSTOM && edgert_type_has_box(e->type)));
+}
+
+static PyObject *td_pickle_side(TypedDictObject *self, int keys) {
+  const edgert_py_elem_t *e = keys ? &self->k : &self->v;
+  TypedDictValuesObject *v = (TypedDictValuesObject *)td_values(self, NULL);
+  if (v == NULL)
+    return NULL;
+  if (!td_raw_side(e)) {
+    PyObject *l = keys ? PySequence_List((PyObject *)self) : PySequence_List((PyObject *)v);
+    Py_DECREF(v);
+    return l;
+  }
+  v->keys = keys;
+  PyObject *pb = PyPickleBuffer_FromObject((PyObject *)v);
+  Py_DECREF(v);
+  return pb;
+}
+
+/* __reduce_ex__(protocol): protocol 5 or later pickles keys and values as
+ * td_pickle_side says; earlier protocols as __reduce__ (a dict copy). */
+static PyObject *td_reduce_ex(TypedDictObject *self, PyObject *proto) {
+  long p = PyLong_AsLong(proto);
+  if (p == -1 && PyErr_Occurred())
+    return NULL;
+  if (p < 5 || self->d == NULL)
+    return PyObject_CallMethod((PyObject *)self, "__reduce__", NULL);
+  PyObject *mod = PyImport_ImportModule("edgert.containers");
+  PyObject *fn = mod ? PyObject_GetAttrString(mod, "_rebuild_dict_sides") : NULL;
+  Py_XDECREF(mod);
+  if (fn == NULL)
+    return NULL;
+  PyObject *ks = td_pickle_side(self, 1);
+  PyObject *vs = ks ? td_pickle_side(self, 0) : NULL;
+  if (vs == NULL) {
+    Py_DECREF(fn);
+    Py_XDECREF(ks);
+    return NULL;
+  }
+  edgert_dict_cache_stats_t st;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  edgert_dict_cache_stats(self->d, &st);
+  Py_END_CRITICAL_SECTION();
+  return Py_BuildValue("N(OONNs)", fn, self->k.spec, self->v.spec, ks, vs,
+                       cache_mode_name(st.mode));
 }
 
 EDGERT_PY_LOCKED(PyObject *, td_sizeof, self,
@@ -1522,6 +1590,7 @@ static PyMethodDef td_methods[] = {
      "set_cache('auto' | 'on' | 'off'): the inline cache's mode (resets its counters)."},
     {"reserve", (PyCFunction)td_reserve, METH_O, "Make room for n entries in total."},
     {"__reduce__", (PyCFunction)td_reduce, METH_NOARGS, NULL},
+    {"__reduce_ex__", (PyCFunction)td_reduce_ex, METH_O, NULL},
     {"__sizeof__", (PyCFunction)td_sizeof, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL}};
 

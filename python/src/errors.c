@@ -33,14 +33,38 @@ static int set_attr(PyObject *obj, const char *name, PyObject *value) {
   return rc;
 }
 
+/* The worker this process is, for crash reports that leave it: the str
+ * edgert._edgert._crash_worker (edgert.dask sets it to the Dask worker's
+ * address when a worker starts), or NULL (new reference; never an error). */
+static PyObject *crash_worker(void) {
+  PyObject *m = PyImport_ImportModule("edgert._edgert");
+  PyObject *w = m ? PyObject_GetAttrString(m, "_crash_worker") : NULL;
+  Py_XDECREF(m);
+  if (w == NULL || !PyUnicode_Check(w)) {
+    PyErr_Clear();
+    Py_XDECREF(w);
+    return NULL;
+  }
+  return w;
+}
+
 static PyObject *raise_crash(void) {
   const edgert_crash_t *c = edgert_last_crash();
   const char *msg = edgert_last_error();
-  PyObject *exc = PyObject_CallFunction(EdgertPy_KernelCrash, "s",
-                                        msg[0] ? msg : "kernel crashed");
-  if (exc == NULL)
+  /* A crash on a worker names it in the message and in `worker`, so the
+   * exception still says where it happened after it is pickled to a client. */
+  PyObject *worker = crash_worker();
+  PyObject *text = worker ? PyUnicode_FromFormat("%s (on worker %U)",
+                                                 msg[0] ? msg : "kernel crashed", worker)
+                          : PyUnicode_FromString(msg[0] ? msg : "kernel crashed");
+  PyObject *exc = text ? PyObject_CallOneArg(EdgertPy_KernelCrash, text) : NULL;
+  Py_XDECREF(text);
+  if (exc == NULL) {
+    Py_XDECREF(worker);
     return NULL;
-  if (set_attr(exc, "address", PyLong_FromVoidPtr(c->address)) < 0 ||
+  }
+  if (set_attr(exc, "worker", worker ? worker : Py_NewRef(Py_None)) < 0 ||
+      set_attr(exc, "address", PyLong_FromVoidPtr(c->address)) < 0 ||
       set_attr(exc, "signal", PyLong_FromLong(c->signo)) < 0 ||
       set_attr(exc, "signal_name", PyUnicode_FromString(edgert_signal_name(c->signo))) < 0 ||
       set_attr(exc, "function",
@@ -222,6 +246,8 @@ static int add_exc(PyObject *m, PyObject **slot, const char *name,
 #define BASES2(b) PyTuple_Pack(2, EdgertPy_Error, (b))
 
 int edgert_py_errors_init(PyObject *m) {
+  if (PyModule_AddObjectRef(m, "_crash_worker", Py_None) < 0) /* see crash_worker() */
+    return -1;
   EdgertPy_Error = PyErr_NewExceptionWithDoc(
       "edgert.EdgertError", "Base class of the errors edgert raises.", NULL, NULL);
   if (EdgertPy_Error == NULL)
@@ -252,7 +278,8 @@ int edgert_py_errors_init(PyObject *m) {
               "function, module, sent (the signal was sent, not raised by the "
               "kernel: nothing is quarantined for it), sender_pid, unhealthy "
               "(it happened inside the C library: edgert.process_healthy() is "
-              "now False).") < 0 ||
+              "now False), worker (the Dask worker's address when it happened on "
+              "one, else None). Pickles with its attributes.") < 0 ||
       add_exc(m, &EdgertPy_QuarantinedError, "QuarantinedError",
               BASES2(PyExc_RuntimeError),
               "The module crashed earlier and is quarantined until reload().") < 0 ||

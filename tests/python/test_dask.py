@@ -104,6 +104,131 @@ def test_a_kernel_and_a_nexus_travel_through_dask(client, tmp_path):
     assert fut.result() == (5.0, 1)
 
 
+def keep_and_call(nx, n):
+    """A task: keeps the unpickled Nexus on its worker (as a pipeline's
+    worker-side state would) and calls its kernel n times."""
+    from distributed import get_worker
+    w = get_worker()
+    if not hasattr(w, "_edgert_test_nexus"):
+        w._edgert_test_nexus = []
+    w._edgert_test_nexus.append(nx)
+    for i in range(n):
+        assert nx.call("rep_aff", float(i)) == 2.0 * i + 1.0
+    return w.address
+
+
+def drop_kept(dask_worker):
+    dask_worker.__dict__.pop("_edgert_test_nexus", None)
+
+
+def test_nexus_report_totals_are_the_sum_of_the_workers(client, tmp_path):
+    from edgert.dask import NexusReport, ShipModules, nexus_report
+    path = unique_copy(tmp_path, b"report")
+    client.register_plugin(ShipModules(path))
+    ld = ModuleLoader().load(path, AFFINE)
+    nx = Nexus()
+    nx.register("rep_aff", ld.function("nexus_affine"), affine_ref)
+    workers = sorted(client.scheduler_info()["workers"])
+    calls = {workers[0]: 3, workers[1]: 5}
+    try:
+        got = client.gather([client.submit(keep_and_call, nx, n, workers=[w], pure=False)
+                             for w, n in calls.items()])
+        assert sorted(got) == workers
+        # A second Nexus on the first worker: the same kernel name merges.
+        client.submit(keep_and_call, nx, 2, workers=[workers[0]], pure=False).result()
+        calls[workers[0]] += 2
+        rep = nexus_report(client)
+        assert isinstance(rep, NexusReport) and rep.workers == workers
+        mine = {r["worker"]: r for r in rep.rows if r["kernel"] == "rep_aff"}
+        assert {w: r["calls"] for w, r in mine.items()} == calls
+        assert {w: r["compiled"] for w, r in mine.items()} == calls
+        assert mine[workers[0]]["nexuses"] == 2 and mine[workers[1]]["nexuses"] == 1
+        t = rep.total("rep_aff")
+        assert t["calls"] == t["compiled"] == sum(calls.values()) == 10
+        assert t["failures"] == 0 and t["nexuses"] == 3 and t["worker"] == "total"
+        text = str(rep)
+        line = [ln for ln in text.splitlines() if ln.startswith("total") and "rep_aff" in ln]
+        assert len(line) == 1 and " 10 " in line[0] and text.splitlines()[0].startswith("worker")
+        assert sum(ln.count("rep_aff") for ln in text.splitlines()) == 3
+        # Only the workers asked.
+        one = nexus_report(client, workers=[workers[1]])
+        assert one.workers == [workers[1]] and one.total("rep_aff")["calls"] == 5
+        with pytest.raises(KeyError, match="no_such"):
+            one.total("no_such")
+        # The client's own Nexus is not a worker's.
+        assert nx["rep_aff"].stats()["calls"] == 0
+    finally:
+        client.run(drop_kept)
+    import gc
+    client.run(gc.collect)
+    assert not any(r["kernel"] == "rep_aff" for r in nexus_report(client).rows)
+
+
+def test_the_live_nexus_registry_is_weak():
+    import gc
+    nx = Nexus()
+    assert any(n is nx for n in Nexus.live())
+    before = len(Nexus.live())
+    del nx
+    gc.collect()
+    assert len(Nexus.live()) == before - 1
+
+
+CRASH = ABIContract("guard_null_deref", [D], D)
+
+
+def crash_on_worker(f, x):
+    return f(x)
+
+
+def test_a_kernel_crash_on_a_worker_arrives_naming_worker_function_module_signal(client):
+    import pickle
+    from edgert.dask import NameCrashes
+    path = fixture_path("libguard_crashy")
+    client.register_plugin(NameCrashes())
+    f = ModuleLoader().load(path, CRASH).function("guard_null_deref")
+    workers = sorted(client.scheduler_info()["workers"])
+    fut = client.submit(crash_on_worker, f, 1.0, workers=[workers[1]], pure=False)
+    with pytest.raises(edgert.KernelCrash) as ei:
+        fut.result()
+    e = ei.value
+    assert e.worker == workers[1] and f"(on worker {workers[1]})" in str(e)
+    assert e.function == "guard_null_deref" and e.module == path
+    assert e.signal_name == "SIGSEGV" and e.signal == 11 and not e.sent
+    assert "guard_null_deref" in str(e) and "SIGSEGV" in str(e) and path in str(e)
+    # It pickles again as it came (a client that passes it on).
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is edgert.KernelCrash and str(back) == str(e)
+    assert back.__dict__ == e.__dict__
+    # The worker contained it: it still runs kernels.
+    assert client.submit(lambda: 1 + 1, workers=[workers[1]], pure=False).result() == 2
+    # (the crashed module is quarantined there, as in any process; another runs)
+    aff = ModuleLoader().load(fixture_path("libnexus_kernels"), AFFINE).function("nexus_affine")
+    assert client.submit(crash_on_worker, aff, 1.0, workers=[workers[1]], pure=False).result() == 3.0
+
+
+def test_kernel_crash_names_the_worker_only_where_one_is_set_and_pickles(tmp_path):
+    import pickle
+    dst = os.path.join(str(tmp_path), "crashy.so")
+    with open(dst, "wb") as fh:  # a hash of its own: its quarantine is nobody else's
+        fh.write(open(fixture_path("libguard_crashy"), "rb").read() + b"\0dask-crash" + os.urandom(16))
+    with pytest.raises(edgert.KernelCrash) as ei:
+        ModuleLoader().load(dst, CRASH).call("guard_null_deref", 1.0)
+    assert ei.value.worker is None and "on worker" not in str(ei.value)
+    edgert._edgert._crash_worker = "tcp://127.0.0.1:9"
+    try:
+        with pytest.raises(edgert.KernelCrash) as ei:
+            ModuleLoader().load(dst, CRASH).call("guard_null_deref", 1.0)  # a load clears the quarantine
+    finally:
+        edgert._edgert._crash_worker = None
+    e = ei.value
+    assert e.worker == "tcp://127.0.0.1:9" and str(e).endswith("(on worker tcp://127.0.0.1:9)")
+    for proto in (2, 5):
+        back = pickle.loads(pickle.dumps(e, protocol=proto))
+        assert type(back) is edgert.KernelCrash and back.args == e.args and back.__dict__ == e.__dict__
+        assert (back.function, back.module, back.signal_name) == ("guard_null_deref", dst, "SIGSEGV")
+
+
 def test_tampered_bytes_are_refused_naming_the_worker(client, tmp_path):
     from edgert.dask import ShipModules
     plugin = ShipModules(unique_copy(tmp_path, b"tamper"))

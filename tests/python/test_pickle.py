@@ -239,6 +239,99 @@ def test_open_loaded_shares_the_quarantine_and_does_not_clear_it(tmp_path):
     assert _edgert.module_loaded(other.sha256) and other.call("nexus_affine", 1.0) == 3.0
 
 
+def test_unpickling_reuses_only_a_function_with_the_whole_same_contract(tmp_path):
+    """The reuse cache is keyed on every contract field: a live unpickled
+    function is not handed out for a pickle whose contract differs only in
+    use_errno (before: the key left use_errno and variadic out)."""
+    path = unique_copy(tmp_path, b"reuse-key")
+    plain = ModuleLoader().load(path, AFFINE).function("nexus_affine")
+    errno_c = ABIContract("nexus_affine", [D], D, use_errno=True)
+    with_errno = ModuleLoader().load(path, errno_c).function("nexus_affine")
+    a = pickle.loads(pickle.dumps(plain))
+    b = pickle.loads(pickle.dumps(with_errno))
+    assert a.__self__ is not b.__self__
+    assert "use_errno" not in a.__self__._pickle_state[2]
+    assert b.__self__._pickle_state[2].get("use_errno") is True
+    assert pickle.loads(pickle.dumps(with_errno)).__self__ is b.__self__  # the same one is reused
+    assert a(1.0) == b(1.0) == 3.0
+
+
+# ---- fork and forkserver pools -------------------------------------------------------
+
+CRASH = ABIContract("guard_null_deref", [D], D)
+AFFINE_CRASHY = ABIContract("guard_ok", [D], D)
+_FORKED: dict = {}  # set before a fork pool starts: its children inherit it
+
+
+def crashy_copy(tmp_path) -> str:
+    """guard_crashy with a SHA-256 of its own (its quarantine is nobody else's)."""
+    dst = tmp_path / "crashy.so"
+    dst.write_bytes(open(fixture_path("libguard_crashy"), "rb").read() + b"\0pickle-crash" + os.urandom(16))
+    return str(dst)
+
+
+def child_after_fork(new_path: str, crashy: str):
+    """In a fork child: the parent's kernel, a module loaded here, a crash
+    contained here, and a pickle bound by hash to the inherited module."""
+    k, blob = _FORKED["kernel"], _FORKED["blob"]
+    inherited = k(4.0), k.stats()["calls"]
+    fresh = ModuleLoader().load(new_path, ADD).call("nexus_add_i32", 20, 22)
+    try:
+        ModuleLoader().load(crashy, CRASH).call("guard_null_deref", 1.0)
+        crash = None
+    except edgert.KernelCrash as exc:
+        crash = (exc.signal_name, exc.function, exc.module)
+    # The parent's file is gone: unpickling binds to the inherited mapping.
+    by_hash = pickle.loads(blob)(1.0)
+    return os.getpid(), inherited, fresh, crash, by_hash, edgert.process_healthy()
+
+
+def test_a_fork_pool_after_loading_calls_loads_and_contains(tmp_path):
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork start method on this platform")
+    path = unique_copy(tmp_path, b"fork-parent", "parent.so")
+    new_path = unique_copy(tmp_path, b"fork-child", "child.so")
+    crashy = crashy_copy(tmp_path)
+    ld = ModuleLoader().load(path, AFFINE)
+    held = ModuleLoader().load(crashy, [AFFINE_CRASHY])  # the parent's copy of the crashy module
+    k = Kernel("aff", ld.function("nexus_affine"), affine_ref)
+    assert k(0.0) == 1.0
+    _FORKED.update(kernel=k, blob=pickle.dumps(ld.function("nexus_affine")))
+    os.remove(path)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
+            pid, inherited, fresh, crash, by_hash, healthy = ex.submit(
+                child_after_fork, new_path, crashy).result(timeout=120)
+            # The child goes on working after the crash it contained.
+            assert ex.submit(child_call, pickle.dumps(ld.function("nexus_affine")), 2.0).result(
+                timeout=120) == 5.0
+    finally:
+        _FORKED.clear()
+    assert pid != os.getpid()
+    assert inherited == (9.0, 2)  # the parent's call counted, then the child's own
+    assert fresh == 42 and by_hash == 3.0 and healthy
+    assert crash == ("SIGSEGV", "guard_null_deref", crashy)
+    assert k.stats()["calls"] == 1  # counters are per process
+    # The crash and its quarantine were the child's: the parent's module still runs.
+    assert held.call("guard_ok", 1.0) == 3.0
+
+
+def test_a_forkserver_pool_receives_kernels_by_pickling(tmp_path):
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no forkserver start method on this platform")
+    path = unique_copy(tmp_path, b"forkserver")
+    ld = ModuleLoader().load(path, [AFFINE, ADD])
+    nx = Nexus()
+    nx.register("aff", ld.function("nexus_affine"), affine_ref)
+    ctx = multiprocessing.get_context("forkserver")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
+        assert ex.submit(child_call, pickle.dumps(ld.function("nexus_add_i32")), 2, 3).result(
+            timeout=120) == 5
+        assert ex.submit(child_nexus, pickle.dumps(nx)).result(timeout=120) == (["aff"], 4.0, 1)
+        assert ex.submit(child_loader, pickle.dumps(ld)).result(timeout=120)[2:] == (5, 3.0)
+
+
 # ---- containers ------------------------------------------------------------------
 
 def test_typed_list_protocol_5_is_out_of_band_without_a_copy():
@@ -266,10 +359,46 @@ def test_typed_list_every_protocol(proto, item_type, values):
     assert pickle.loads(pickle.dumps(tl, protocol=proto)) == tl
 
 
-@pytest.mark.parametrize("proto", [2, 4, 5])
-def test_typed_dict_every_protocol(proto):
-    td = edgert.TypedDict(int, float, {1: 0.5, 2: 1.5})
-    assert pickle.loads(pickle.dumps(td, protocol=proto)) == td
+@pytest.mark.parametrize("proto", [2, 3, 4, 5])
+@pytest.mark.parametrize("kt,vt,data", [(int, float, {1: 0.5, 2: 1.5}), (float, bool, {0.5: True, -1.0: False}),
+                                        (bool, int, {True: -7, False: 2**62}), (str, float, {"a": 1.0, "": 2.0}),
+                                        (int, bytes, {3: b"x", 4: b""}), (bytes, str, {b"k": "v"}),
+                                        (int, float, {})])
+def test_typed_dict_every_protocol(proto, kt, vt, data):
+    td = edgert.TypedDict(kt, vt, data)
+    back = pickle.loads(pickle.dumps(td, protocol=proto))
+    assert type(back) is type(td) and back == td and dict(back) == data
+    if proto == 5:  # out of band too
+        bufs = []
+        blob = pickle.dumps(td, protocol=5, buffer_callback=bufs.append)
+        assert pickle.loads(blob, buffers=bufs) == td
+        # ... and through bytes, as a transport hands them over
+        assert pickle.loads(blob, buffers=[b.raw().tobytes() for b in bufs]) == td
+
+
+def test_typed_dict_protocol_5_is_out_of_band_without_a_copy():
+    td = edgert.TypedDict(int, float, {i * 7: i / 4 for i in range(300)})
+    bufs = []
+    blob = pickle.dumps(td, protocol=5, buffer_callback=bufs.append)
+    assert len(bufs) == 2 and len(blob) < 300
+    keys, values = (b.raw() for b in bufs)
+    assert keys.nbytes == values.nbytes == 300 * 8 and keys.readonly
+    # The value buffer is the dict's own value array (same address as values()
+    # exports), the key buffer its dense key array: no element byte copied.
+    assert np.frombuffer(values, np.uint8).ctypes.data == \
+        np.frombuffer(td.values(), np.uint8).ctypes.data
+    assert np.frombuffer(keys, np.int64).tolist() == list(td.keys())
+    with pytest.raises(BufferError):  # the buffers pin the dict while held
+        td[10**6] = 1.0
+    back = pickle.loads(blob, buffers=bufs)
+    assert back == td and list(back.keys()) == list(td.keys())
+    del keys, values, bufs
+    td[10**6] = 1.0
+    # Only the fixed-size side is out of band with str keys.
+    ts = edgert.TypedDict(str, float, {"a": 1.0, "b": 2.0})
+    bufs = []
+    blob = pickle.dumps(ts, protocol=5, buffer_callback=bufs.append)
+    assert len(bufs) == 1 and pickle.loads(blob, buffers=bufs) == ts
 
 
 def child_custom_list(blob: bytes):
