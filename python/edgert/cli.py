@@ -439,7 +439,7 @@ def cmd_manifest_check(a: argparse.Namespace, out: _Out) -> int:
 
 # ----------------------------------------------------------------- inspect
 
-def _manifest_entry(manifest: str, lib: str):
+def _manifest_entry(manifest: str, lib: str) -> "tuple[Dict[str, Any], str]":
     """The module entry of `lib` in `manifest` (by path, else by file name,
     else the only one), with the document's check; _Fail if none."""
     doc, modules, missing = _check_document(manifest)
@@ -469,10 +469,12 @@ def _entry_dependencies(entry: Dict[str, Any], base: str) -> Dict[str, str]:
 
 def cmd_inspect(a: argparse.Namespace, out: _Out) -> int:
     info = _read_elf(a.lib)
-    entry = base = None
+    entry: Optional[Dict[str, Any]] = None
+    listed: Optional[Dict[str, str]] = None
     if a.manifest:
         entry, base = _manifest_entry(a.manifest, a.lib)
-    deps = _needed(info, _entry_dependencies(entry, base) if entry is not None else None)
+        listed = _entry_dependencies(entry, base)
+    deps = _needed(info, listed)
     report: Dict[str, Any] = {
         "ok": True, "path": a.lib, "class": info.elf_class, "byte_order": info.byte_order,
         "machine": info.machine_name, "e_machine": info.machine, "type": info.type,

@@ -81,3 +81,42 @@ def test_a_nexus_kernel_travels_with_its_reference(shipped):
     assert results == [2.0, 4.0, 6.0]
     assert compiled == 3  # counters are per process: the worker's own
     assert k.stats()["compiled"] == 0
+
+
+def _crashy():
+    import ctypes
+    from conftest import fixture_path
+    ld = edgert.ModuleLoader().load(fixture_path("guard_crashy"),
+                                    edgert.ABIContract("guard_null_deref", [ctypes.c_double],
+                                                       ctypes.c_double))
+    return ld
+
+
+def test_the_guard_stays_in_front_of_rays_handlers(shipped):
+    # ray.init installed Ray's own SIGSEGV handler in this process; without
+    # the guard put back in front, this fault would end pytest.
+    ld = _crashy()
+    with pytest.raises(edgert.KernelCrash):
+        ld.call("guard_null_deref", 1.0)
+
+    @ray.remote
+    def crash_on_worker(blob):
+        g = pickle.loads(blob)
+        try:
+            g(1.0)
+        except edgert.KernelCrash as exc:
+            return exc.signal_name, os.getpid()
+        return None, os.getpid()
+
+    assert ray.get(crash_on_worker.remote(pickle.dumps(ld.function("guard_null_deref"))))[0] == \
+        "SIGSEGV"
+
+
+def test_zz_a_fault_after_ray_shutdown_is_still_contained(shipped):
+    # ray.shutdown resets SIGSEGV to the default action (the process would
+    # die at the next kernel fault): the guard goes back in front. Named to
+    # run last in this module; the fixture's own shutdown is then a no-op.
+    ray.shutdown()
+    ld = _crashy()
+    with pytest.raises(edgert.KernelCrash):
+        ld.call("guard_null_deref", 1.0)
