@@ -144,7 +144,9 @@ static void fuzz_raw_types(fuzz_in_t *in) {
     t.depth = fuzz_u8(in);
     t.layout = NULL; /* a layout pointer is only ever one edgert handed out */
     t.sig = NULL; /* raw bytes cannot name an interned signature */
-    size_t size = fuzz_u8(in) % 80;
+    uint8_t sb = fuzz_u8(in);
+    t.is_const = sb >> 7; /* the size byte's top bit: const or not */
+    size_t size = (size_t)(sb & 0x7f) % 80;
     char *buf = malloc(size ? size : 1);
     FUZZ_CHECK(buf != NULL);
     int rc = edgert_abi_type_name(&t, buf, size);

@@ -410,6 +410,8 @@ def test_manifest_add_refusals(work):
 
 def test_manifest_add_decl_needs_from_c(work):
     import edgert as e
+    pytest.importorskip("pycparser", reason="--decl needs pycparser (edgert[cdecl]), not "
+                                            "installed for this interpreter")
     r = edgert("manifest", "add", work / "m.json", work / f"lib{KERNELS}.so",
                "--decl", "int32_t version(void)")
     if hasattr(e.ABIContract, "from_c"):

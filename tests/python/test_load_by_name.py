@@ -50,6 +50,8 @@ def libc_path() -> str:
 
 @pytest.mark.parametrize("name", ["libm.so.6", "m", "libc.so.6", "c"])
 def test_a_library_name_is_searched_as_the_dynamic_linker_does(name):
+    if ".so" not in name:
+        needs_this_machines_linker_cache()
     L = ModuleLoader().load(name)
     assert os.path.isabs(L.path)
     # The same file ctypes' find_library names (short name) or the name itself.
@@ -58,7 +60,17 @@ def test_a_library_name_is_searched_as_the_dynamic_linker_does(name):
     assert os.path.samefile(L.path, os.path.realpath(L.path))
 
 
+def needs_this_machines_linker_cache():
+    """A short name ("m") finds libm.so.<N> through the dynamic linker's
+    cache. Under qemu-user the cache is the host's (x86-64 entries only, which
+    the search rightly ignores), so the premise does not hold there; on an
+    AArch64 machine the cache is its own."""
+    if os.environ.get("EDGERT_TEST_EMULATOR"):
+        pytest.skip("under the emulator /etc/ld.so.cache is the host's, with no AArch64 entries")
+
+
 def test_a_name_loads_the_library_and_its_functions_run():
+    needs_this_machines_linker_cache()
     L = ModuleLoader().load("m", COS)
     assert L.call("cos", 0.0) == 1.0
     assert os.path.basename(L.path) == "libm.so.6"
