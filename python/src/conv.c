@@ -408,6 +408,20 @@ matched:
     PyBuffer_Release(view);
     return cv_fail(e, CV_READONLY, i, o);
   }
+  /* A T * the kernel reads must be aligned for T (C's rule; a misaligned
+   * double * is undefined, and faults on strict-alignment machines): a
+   * buffer unpickled from a stream (Dask's frames) or sliced at an odd
+   * byte offset is refused, not handed over. Items of power-of-two size up
+   * to 16 need that alignment. */
+  {
+    size_t al = (size_t)view->itemsize;
+    if (EDGERT__UNLIKELY(al > 1 && al <= 16 && (al & (al - 1)) == 0 &&
+                         ((uintptr_t)view->buf & (al - 1)) != 0)) {
+      e->itemsize = view->itemsize;
+      PyBuffer_Release(view);
+      return cv_fail(e, CV_ALIGN, i, o);
+    }
+  }
   h->held[i] = 1;
   v->p = view->buf;
   return CV_OK;
@@ -1191,6 +1205,13 @@ void conv_raise(edgert_func_t *fn, const edgert_abi_type_t *args, unsigned nargs
                  fname, e->index + 1, tname, Py_TYPE(e->obj)->tp_name, cname);
     return;
   }
+  case CV_ALIGN:
+    PyErr_Format(PyExc_TypeError,
+                 "%s() argument %u (%s): this %s's data does not start at an address "
+                 "aligned for its %zd-byte items; pass an aligned copy (numpy: "
+                 "numpy.require(a, requirements='A'))",
+                 fname, e->index + 1, tname, Py_TYPE(e->obj)->tp_name, e->itemsize);
+    return;
   case CV_NOTCONTIG:
     PyErr_Format(PyExc_TypeError,
                  "%s() argument %u must be a contiguous buffer (%s), but this %s is "

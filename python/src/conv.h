@@ -28,7 +28,8 @@
 
 enum {
   CV_OK = 0, CV_COUNT, CV_TYPE, CV_OVERFLOW, CV_FORMAT, CV_NOTCONTIG, CV_NUL, CV_PYERR,
-  CV_READONLY /* a read-only buffer for a non-const pointer */
+  CV_READONLY, /* a read-only buffer for a non-const pointer */
+  CV_ALIGN     /* a buffer whose start is not aligned for its items */
 };
 
 /* Why an argument was refused. */

@@ -95,7 +95,10 @@ def test_ship_modules_runs_kernels_on_workers_without_the_file(client, tmp_path)
 def reduce_partition(kernel, part):
     """A task of a pipeline: the partition arrived pickled (a TypedList out
     of band, a numpy array); the kernel reduces it in place."""
-    return kernel(part, len(part)), kernel.stats()["compiled"], type(part).__name__
+    st = kernel.stats()
+    return kernel(part, len(part)), kernel.stats()["compiled"] - st["compiled"], \
+        type(part).__name__, kernel.stats()["guard_misses"] - st["guard_misses"], \
+        part.__array_interface__["data"][0] % 8 if hasattr(part, "__array_interface__") else 0
 
 
 def test_a_pipeline_over_typed_list_and_numpy_partitions(client, tmp_path):
@@ -114,7 +117,11 @@ def test_a_pipeline_over_typed_list_and_numpy_partitions(client, tmp_path):
     futs = client.map(reduce_partition, [k] * len(parts), parts, pure=False)
     got = client.gather(futs)
     assert [g[0] for g in got] == [float(sum(range(i * 100, i * 100 + 100))) for i in range(6)]
-    assert all(g[1] == 1 for g in got)  # served by the compiled side
+    # Served by the compiled side, except a numpy partition Dask unpickled
+    # at an address not aligned for doubles: the call refuses it (a
+    # misaligned double * is undefined behaviour) and the reference serves.
+    assert all(g[1] == (1 if g[4] == 0 else 0) and g[3] == 1 - g[1] for g in got)
+    assert all(g[1] == 1 for g in got[:3])  # TypedLists: their own aligned storage
     assert [g[2] for g in got] == ["TypedList"] * 3 + ["ndarray"] * 3
 
 
