@@ -342,6 +342,24 @@ static int address_arg(PyObject *o, const char *what, void **out, int optional) 
   return 0;
 }
 
+/* A type name argument (str, or bytes without a NUL) as C text, borrowed
+ * from `name`; NULL with TypeError/ValueError naming `fn`. */
+static const char *type_name_arg(PyObject *name, const char *fn) {
+  if (PyUnicode_Check(name))
+    return PyUnicode_AsUTF8(name);
+  if (PyBytes_Check(name)) {
+    const char *c = PyBytes_AS_STRING(name);
+    if (strlen(c) != (size_t)PyBytes_GET_SIZE(name)) {
+      PyErr_Format(PyExc_ValueError, "%s: name contains a NUL byte", fn);
+      return NULL;
+    }
+    return c;
+  }
+  PyErr_Format(PyExc_TypeError, "%s: name must be str or bytes, not %.100s", fn,
+               Py_TYPE(name)->tp_name);
+  return NULL;
+}
+
 static PyObject *py_register_type(PyObject *self, PyObject *args, PyObject *kwargs) {
   (void)self;
   static char *kwlist[] = {"name", "sizeof_fn", "check_fn", "copy_fn", "box_fn", NULL};
@@ -349,22 +367,9 @@ static PyObject *py_register_type(PyObject *self, PyObject *args, PyObject *kwar
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOO|O:register_type", kwlist, &name, &so,
                                    &co, &cpo, &bo))
     return NULL;
-  const char *cname;
-  if (PyUnicode_Check(name)) {
-    cname = PyUnicode_AsUTF8(name);
-    if (cname == NULL)
-      return NULL;
-  } else if (PyBytes_Check(name)) {
-    cname = PyBytes_AS_STRING(name);
-    if (strlen(cname) != (size_t)PyBytes_GET_SIZE(name)) {
-      PyErr_SetString(PyExc_ValueError, "register_type: name contains a NUL byte");
-      return NULL;
-    }
-  } else {
-    PyErr_Format(PyExc_TypeError, "register_type: name must be str or bytes, not %.100s",
-                 Py_TYPE(name)->tp_name);
+  const char *cname = type_name_arg(name, "register_type");
+  if (cname == NULL)
     return NULL;
-  }
   void *s, *c, *cp, *b;
   if (address_arg(so, "sizeof_fn", &s, 0) < 0 || address_arg(co, "check_fn", &c, 0) < 0 ||
       address_arg(cpo, "copy_fn", &cp, 0) < 0 || address_arg(bo, "box_fn", &b, 1) < 0)
@@ -377,22 +382,9 @@ static PyObject *py_register_type(PyObject *self, PyObject *args, PyObject *kwar
 
 static PyObject *py_unregister_type(PyObject *self, PyObject *name) {
   (void)self;
-  const char *cname;
-  if (PyUnicode_Check(name)) {
-    cname = PyUnicode_AsUTF8(name);
-    if (cname == NULL)
-      return NULL;
-  } else if (PyBytes_Check(name)) {
-    cname = PyBytes_AS_STRING(name);
-    if (strlen(cname) != (size_t)PyBytes_GET_SIZE(name)) {
-      PyErr_SetString(PyExc_ValueError, "unregister_type: name contains a NUL byte");
-      return NULL;
-    }
-  } else {
-    PyErr_Format(PyExc_TypeError, "unregister_type: name must be str or bytes, not %.100s",
-                 Py_TYPE(name)->tp_name);
+  const char *cname = type_name_arg(name, "unregister_type");
+  if (cname == NULL)
     return NULL;
-  }
   int rc;
   /* May dlclose the module that held the callbacks (its destructors run). */
   Py_BEGIN_ALLOW_THREADS
