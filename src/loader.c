@@ -1408,6 +1408,22 @@ static edgert__map_t *map_new(edgert__image_t *img, unsigned long generation) {
 
 #define KNOWN_FLAGS (EDGERT_LOAD_ALLOW_TMPFILE | EDGERT_LOAD_ISOLATE_SYMBOLS)
 
+/* The size limit and flags of `opts` (NULL: the defaults); EDGERT_EINVAL
+ * naming `fn` for flags it does not know. */
+static int read_options(const edgert_load_options_t *opts, const char *fn, size_t *limit,
+                        unsigned *flags) {
+  *limit = EDGERT_MODULE_MAX_SIZE_DEFAULT;
+  *flags = 0;
+  if (opts == NULL)
+    return 0;
+  if (opts->max_size != 0)
+    *limit = opts->max_size;
+  *flags = opts->flags;
+  if (*flags & ~KNOWN_FLAGS)
+    return edgert__error(EDGERT_EINVAL, "%s: unknown flags 0x%x", fn, *flags & ~KNOWN_FLAGS);
+  return 0;
+}
+
 /* The report of what a load would do with each dependency: the same read
  * of the module (a sealed copy, so the dynamic section read is the bytes
  * hashed) and the same resolution, under the load lock as a load. */
@@ -1418,16 +1434,11 @@ int edgert_module_plan_dependencies(const char *path, const edgert_load_options_
                          "edgert_module_plan_dependencies: path and visit must not be NULL");
   if (path[0] == '\0')
     return edgert__error(EDGERT_EINVAL, "edgert_module_plan_dependencies: the path is empty");
-  size_t limit = EDGERT_MODULE_MAX_SIZE_DEFAULT;
-  unsigned flags = 0;
-  if (opts != NULL) {
-    if (opts->max_size != 0)
-      limit = opts->max_size;
-    flags = opts->flags;
-    if (flags & ~KNOWN_FLAGS)
-      return edgert__error(EDGERT_EINVAL, "edgert_module_plan_dependencies: unknown flags 0x%x",
-                           flags & ~KNOWN_FLAGS);
-  }
+  size_t limit;
+  unsigned flags;
+  int orc = read_options(opts, "edgert_module_plan_dependencies", &limit, &flags);
+  if (orc != 0)
+    return orc;
   char *p = NULL;
   int rc = edgert__resolve_load_path(path, &p);
   if (rc != 0)
@@ -1453,16 +1464,11 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
     return edgert__error(EDGERT_EINVAL, "edgert_module_load: path and out must not be NULL");
   if (path[0] == '\0')
     return edgert__error(EDGERT_EINVAL, "edgert_module_load: the path is empty");
-  size_t limit = EDGERT_MODULE_MAX_SIZE_DEFAULT;
-  unsigned flags = 0;
-  if (opts != NULL) {
-    if (opts->max_size != 0)
-      limit = opts->max_size;
-    flags = opts->flags;
-    if (flags & ~KNOWN_FLAGS)
-      return edgert__error(EDGERT_EINVAL, "edgert_module_load: unknown flags 0x%x",
-                           flags & ~KNOWN_FLAGS);
-  }
+  size_t limit;
+  unsigned flags;
+  int orc = read_options(opts, "edgert_module_load", &limit, &flags);
+  if (orc != 0)
+    return orc;
   int deep = (flags & EDGERT_LOAD_ISOLATE_SYMBOLS) != 0;
   if (deep) {
     const char *san = deepbind_refused_by();
@@ -1767,10 +1773,12 @@ int edgert_module_open_loaded(const char *sha256_hex, const char *name,
                          "edgert_module_open_loaded: hash, name and out must not be NULL");
   if (name[0] == '\0')
     return edgert__error(EDGERT_EINVAL, "edgert_module_open_loaded: the name is empty");
-  unsigned flags = opts != NULL ? opts->flags : 0;
-  if (flags & ~KNOWN_FLAGS)
-    return edgert__error(EDGERT_EINVAL, "edgert_module_open_loaded: unknown flags 0x%x",
-                         flags & ~KNOWN_FLAGS);
+  size_t limit;
+  unsigned flags;
+  int orc = read_options(opts, "edgert_module_open_loaded", &limit, &flags);
+  if (orc != 0)
+    return orc;
+  (void)limit; /* nothing is read: the size limit does not apply */
   int deep = (flags & EDGERT_LOAD_ISOLATE_SYMBOLS) != 0;
   unsigned char sha[32];
   int rc = parse_hex(sha256_hex, sha, "the SHA-256 to look up");
