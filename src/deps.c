@@ -18,8 +18,11 @@
  *   to the real folder of the object whose path list it is (never
  *   /proc/self/fd), $LIB to the C library's folder below / or /usr, and
  *   $PLATFORM to AT_PLATFORM. A file of another class or machine is skipped
- *   as ld.so skips it. Not modelled: glibc-hwcaps subfolders, the main
- *   program's own DT_RPATH before LD_LIBRARY_PATH
+ *   as ld.so skips it. In each folder, the subfolders ld.so tries before
+ *   it (glibc-hwcaps/<level>, the legacy hwcap ones: src/ldpath.c) are
+ *   tried first, and the cache's glibc-hwcaps variants win over its plain
+ *   entries. Not modelled: the main program's own DT_RPATH before
+ *   LD_LIBRARY_PATH
  *   (searched after the cache instead, and counted with the default
  *   folders).
  * - What is left to ld.so: a dependency the process already has, and an
@@ -42,6 +45,7 @@
  * - Mapped dependencies are shared by SONAME and SHA-256 in `vdeps` (load
  *   lock) and counted per module image; the last release dlclose's them.
  */
+#include "ldpath.h"
 #include "loader_internal.h"
 
 #include <dlfcn.h>
@@ -313,10 +317,14 @@ static int candidate(ctx_t *c, const char *path, char **real) {
 }
 
 /* Tries each folder of the ':'-separated list `list` (expanded against
- * `origin`, NULL for none): 1 with *real, 0, or an EDGERT code. */
+ * `origin`, NULL for none), and in each the subfolders ld.so tries before
+ * it (glibc-hwcaps, legacy hwcaps: edgert__ld_subdirs): 1 with *real, 0,
+ * or an EDGERT code. */
 static int try_list(ctx_t *c, const char *list, const char *origin, const char *needed,
                     char **real) {
   char dir[PATH_MAX], file[PATH_MAX];
+  size_t nsub;
+  const char *const *sub = edgert__ld_subdirs(&nsub);
   for (const char *p = list;;) {
     const char *end = strchr(p, ':');
     size_t len = end ? (size_t)(end - p) : strlen(p);
@@ -325,11 +333,17 @@ static int try_list(ctx_t *c, const char *list, const char *origin, const char *
       ok = expand(c, ".", 1, origin ? origin : ".", dir, sizeof dir);
     else
       ok = expand(c, p, len, origin ? origin : ".", dir, sizeof dir);
-    if (ok == 0 && snprintf(file, sizeof file, "%s/%s", dir, needed) < (int)sizeof file) {
+    if (ok == 0) {
       note_searched(c, dir);
-      int rc = candidate(c, file, real);
-      if (rc != 0)
-        return rc;
+      for (size_t i = 0; i < nsub; i++) {
+        int w = snprintf(file, sizeof file, "%s%s%s/%s", dir, sub[i][0] ? "/" : "", sub[i],
+                         needed);
+        if (w < 0 || (size_t)w >= sizeof file)
+          continue;
+        int rc = candidate(c, file, real);
+        if (rc != 0)
+          return rc;
+      }
     }
     if (end == NULL)
       return 0;
@@ -357,53 +371,60 @@ static int read_cache(ctx_t *c) {
   return 0;
 }
 
-#define CACHE_MAGIC "glibc-ld.so.cache1.1"
-#define CACHE_HDR 48
-#define CACHE_ENT 24
+/* The cache entry for `needed` ld.so takes: the glibc-hwcaps variant of
+ * the best level this CPU supports, else the plain entry (the first that
+ * is a file ld.so would take for this process). */
+typedef struct {
+  ctx_t *c;
+  const char *needed;
+  char *best;    /* the best variant's real path so far */
+  int best_rank; /* its rank; INT_MAX: none */
+  char *plain;   /* the plain entry's real path */
+  int rc;        /* an EDGERT code from candidate() */
+} cache_find_t;
 
-/* Calls fn(c, key, value, ud) for each entry of the cache's new format
- * (strings checked to lie in the cache); stops at a nonzero return. */
-static int cache_each(ctx_t *c, int (*fn)(ctx_t *, const char *, const char *, void *),
-                      void *ud) {
-  if (c->cache == NULL)
+static int cache_match(const char *key, const char *value, int rank, void *ud) {
+  cache_find_t *f = ud;
+  if (strcmp(key, f->needed) != 0)
     return 0;
-  const char *h = memmem(c->cache, c->cachelen, CACHE_MAGIC, sizeof CACHE_MAGIC - 1);
-  if (h == NULL)
+  if (rank >= 0 ? rank >= f->best_rank : f->plain != NULL || f->best != NULL)
     return 0;
-  size_t base = (size_t)(h - c->cache), room = c->cachelen - base;
-  if (room < CACHE_HDR)
+  char *real = NULL;
+  int rc = candidate(f->c, value, &real);
+  if (rc < 0) {
+    f->rc = rc;
+    return 1;
+  }
+  if (rc == 0)
     return 0;
-  uint32_t nlibs;
-  memcpy(&nlibs, h + 20, 4);
-  if (nlibs > (room - CACHE_HDR) / CACHE_ENT)
-    return 0;
-  for (uint32_t i = 0; i < nlibs; i++) {
-    const char *ent = h + CACHE_HDR + (size_t)i * CACHE_ENT;
-    uint32_t key, value;
-    uint64_t hwcap;
-    memcpy(&key, ent + 4, 4);
-    memcpy(&value, ent + 8, 4);
-    memcpy(&hwcap, ent + 16, 8);
-    if (hwcap != 0 || key >= room || value >= room ||
-        memchr(h + key, '\0', room - key) == NULL || memchr(h + value, '\0', room - value) == NULL)
-      continue;
-    int rc = fn(c, h + key, h + value, ud);
-    if (rc != 0)
-      return rc;
+  if (rank >= 0) {
+    edgert__free(f->best);
+    f->best = real;
+    f->best_rank = rank;
+  } else {
+    f->plain = real;
   }
   return 0;
 }
 
-typedef struct {
-  const char *needed;
-  char **real;
-} cache_find_t;
-
-static int cache_match(ctx_t *c, const char *key, const char *value, void *ud) {
-  cache_find_t *f = ud;
-  if (strcmp(key, f->needed) != 0)
+/* Looks `needed` up in the cache: 1 with *real, 0, or an EDGERT code. */
+static int cache_find(ctx_t *c, const char *needed, char **real) {
+  if (c->cache == NULL)
     return 0;
-  return candidate(c, value, f->real);
+  cache_find_t f = {c, needed, NULL, INT_MAX, NULL, 0};
+  edgert__ldcache_each(c->cache, c->cachelen, cache_match, &f);
+  if (f.rc != 0) {
+    edgert__free(f.best);
+    edgert__free(f.plain);
+    return f.rc;
+  }
+  if (f.best != NULL) {
+    edgert__free(f.plain);
+    *real = f.best;
+    return 1;
+  }
+  *real = f.plain;
+  return f.plain != NULL;
 }
 
 static int add_sysdir(ctx_t *c, const char *dir) {
@@ -426,9 +447,16 @@ static int add_sysdir(ctx_t *c, const char *dir) {
   return 0;
 }
 
-static int cache_dir(ctx_t *c, const char *key, const char *value, void *ud) {
+typedef struct {
+  ctx_t *c;
+  int rc;
+} cache_dirs_t;
+
+static int cache_dir(const char *key, const char *value, int rank, void *ud) {
   (void)key;
-  (void)ud;
+  (void)rank;
+  cache_dirs_t *d = ud;
+  ctx_t *c = d->c;
   const char *slash = strrchr(value, '/');
   if (slash == NULL || slash == value)
     return 0;
@@ -442,7 +470,8 @@ static int cache_dir(ctx_t *c, const char *key, const char *value, void *ud) {
   if (strcmp(c->lastdir, dir) == 0)
     return 0;
   memcpy(c->lastdir, dir, n + 1);
-  return add_sysdir(c, dir);
+  d->rc = add_sysdir(c, dir);
+  return d->rc != 0;
 }
 
 /* Is `dir` one of LD_LIBRARY_PATH's entries? */
@@ -505,8 +534,11 @@ static int default_dirs(ctx_t *c, char **dirs) {
   if (rc == 0 && !c->sys_read) {
     if (c->nsys == 0 && (rc = add_sysdir(c, "/lib")) == 0)
       rc = add_sysdir(c, "/usr/lib");
-    if (rc == 0 && (rc = read_cache(c)) == 0)
-      rc = cache_each(c, cache_dir, NULL);
+    if (rc == 0 && (rc = read_cache(c)) == 0 && c->cache != NULL) {
+      cache_dirs_t d = {c, 0};
+      edgert__ldcache_each(c->cache, c->cachelen, cache_dir, &d);
+      rc = d.rc;
+    }
     c->sys_read = rc == 0;
   }
   if (rc != 0) {
@@ -545,8 +577,7 @@ static int resolve(ctx_t *c, const chain_t *me, const char *needed, char **real)
   if ((rc = read_cache(c)) != 0)
     return rc;
   c->via = "ld.so.cache";
-  cache_find_t f = {needed, real};
-  if ((rc = cache_each(c, cache_match, &f)) != 0)
+  if ((rc = cache_find(c, needed, real)) != 0)
     return rc;
   note_searched(c, "the ld.so cache");
   char *dirs = NULL;
@@ -575,9 +606,15 @@ static int trusted(ctx_t *c, const char *file, char *why, size_t n) {
   }
   memcpy(dir, file, dl);
   dir[dl] = '\0';
+  /* A system folder, or a subfolder of one that ld.so searches in it
+   * (glibc-hwcaps/<level>, the legacy hwcap ones). */
   int sys = 0;
-  for (size_t i = 0; i < c->nsys && !sys; i++)
-    sys = strcmp(c->sysdirs[i], dir) == 0;
+  for (size_t i = 0; i < c->nsys && !sys; i++) {
+    size_t sl = strlen(c->sysdirs[i]);
+    sys = strcmp(c->sysdirs[i], dir) == 0 ||
+          (strncmp(c->sysdirs[i], dir, sl) == 0 && dir[sl] == '/' &&
+           edgert__ld_is_subdir(dir + sl + 1, strlen(dir + sl + 1)));
+  }
   if (!sys) {
     snprintf(why, n, "its folder is not a system folder of the dynamic linker");
     return 0;

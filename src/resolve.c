@@ -8,9 +8,9 @@
  *   dlopen'ed by the main program: the folders of LD_LIBRARY_PATH (ignored
  *   in a set-user-ID process, as ld.so does; empty entries are skipped, so
  *   the current folder is never searched by accident), then the linker's
- *   cache /etc/ld.so.cache (glibc's "glibc-ld.so.cache1.1" format, alone
- *   or after the old one; only entries for this machine's ABI, not the
- *   glibc-hwcaps variants), then the folders ld.so reports for the main
+ *   cache /etc/ld.so.cache (read by src/ldpath.c: entries for this
+ *   machine's ABI, a glibc-hwcaps variant of a supported level before the
+ *   plain entry), then the folders ld.so reports for the main
  *   program (dlinfo RTLD_DI_SERINFO: its run path and the system folders).
  *   A candidate that is an ELF file for another machine or class is
  *   skipped, as ld.so skips it; a linker script stops the search with an
@@ -30,6 +30,8 @@
  *   reference count is ever closed.
  */
 #include "resolve.h"
+
+#include "ldpath.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -52,26 +54,19 @@
 
 #define LD_CACHE "/etc/ld.so.cache"
 
-/* glibc's cache flags for this machine's default ABI (sysdeps/generic/
- * ldconfig.h: FLAG_ELF_LIBC6 | the machine's FLAG_*_LIB64). */
+/* The ELF machine of this process's objects. */
 #if defined(__x86_64__) && !defined(__ILP32__)
-#define CACHE_ABI 0x0303
 #define HOST_MACHINE EM_X86_64
 #elif defined(__aarch64__)
-#define CACHE_ABI 0x0a03
 #define HOST_MACHINE EM_AARCH64
 #elif defined(__riscv) && __riscv_xlen == 64
-#define CACHE_ABI 0x1003 /* lp64d */
 #define HOST_MACHINE EM_RISCV
 #elif defined(__powerpc64__)
-#define CACHE_ABI 0x0503
 #define HOST_MACHINE EM_PPC64
 #elif defined(__s390x__)
-#define CACHE_ABI 0x0403
 #define HOST_MACHINE EM_S390
 #else
-#define CACHE_ABI (-1) /* unknown: the ELF header check alone decides */
-#define HOST_MACHINE EM_NONE
+#define HOST_MACHINE EM_NONE /* unknown: the class check alone decides */
 #endif
 
 /* ---- candidates ------------------------------------------------------------ */
@@ -132,20 +127,30 @@ typedef struct {
   int kind;          /* CAND_* of found */
 } search_t;
 
-/* Looks in one folder. 1 if found (s->found, s->kind), else 0. */
+/* Looks in one folder (for an exact name, in the subfolders ld.so tries
+ * first too). 1 if found (s->found, s->kind), else 0. */
 static int in_folder(search_t *s, const char *dir) {
   if (dir[0] == '\0')
     return 0;
   char path[PATH_MAX];
   if (!s->shortname) {
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, s->name) >= sizeof path)
-      return 0;
-    int k = candidate(path);
-    if (k == CAND_NONE)
-      return 0;
-    snprintf(s->found, sizeof s->found, "%s", path);
-    s->kind = k;
-    return 1;
+    /* ld.so tries the folder's glibc-hwcaps and legacy hwcap subfolders
+     * first (ldpath.h). */
+    size_t nsub;
+    const char *const *sub = edgert__ld_subdirs(&nsub);
+    for (size_t i = 0; i < nsub; i++) {
+      int w = snprintf(path, sizeof path, "%s%s%s/%s", dir, sub[i][0] ? "/" : "", sub[i],
+                       s->name);
+      if (w < 0 || (size_t)w >= sizeof path)
+        continue;
+      int k = candidate(path);
+      if (k == CAND_NONE)
+        continue;
+      snprintf(s->found, sizeof s->found, "%s", path);
+      s->kind = k;
+      return 1;
+    }
+    return 0;
   }
   DIR *d = opendir(dir);
   if (d == NULL)
@@ -176,25 +181,45 @@ static int in_folder(search_t *s, const char *dir) {
 
 /* ---- the linker's cache ------------------------------------------------------ */
 
-/* The new format's header and entries (glibc elf/cache.c, dl-cache.h). */
-#define NEW_MAGIC "glibc-ld.so.cache1.1"
-#define OLD_MAGIC "ld.so-1.7.0"
-#define NEW_HEADER 48 /* magic+version 20, nlibs 4, len_strings 4, flags 4, ext 4, unused 12 */
-#define NEW_ENTRY 24  /* flags 4, key 4, value 4, osversion 4, hwcap 8 */
-#define OLD_ENTRY 12  /* flags 4, key 4, value 4 */
+/* What the cache gives for the search: an exact name takes the glibc-hwcaps
+ * variant of the best supported level, else the plain entry (as ld.so);
+ * a short name takes the highest version among plain entries (as
+ * ctypes.util.find_library). */
+typedef struct {
+  search_t *s;
+  int best_rank;   /* exact name: the rank found, INT_MAX none; short: unused */
+  char best[256];  /* short name: the key of the best match */
+  const char *bestv;
+  int hit;
+} cache_search_t;
 
-static uint32_t u32(const unsigned char *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-
-/* The NUL-terminated string at offset `off` of the `size`-byte region at
- * `base`, or NULL if it does not fit. */
-static const char *cache_str(const unsigned char *base, size_t size, uint32_t off) {
-  if (off >= size || memchr(base + off, '\0', size - off) == NULL)
-    return NULL;
-  return (const char *)base + off;
+static int cache_visit(const char *key, const char *value, int rank, void *ud) {
+  cache_search_t *cs = ud;
+  search_t *s = cs->s;
+  if (strlen(value) >= sizeof s->found)
+    return 0;
+  if (!s->shortname) {
+    if (strcmp(key, s->name) != 0)
+      return 0;
+    int r = rank < 0 ? INT_MAX - 1 : rank; /* a plain entry: below every variant */
+    if (r >= cs->best_rank || candidate(value) == CAND_NONE)
+      return 0;
+    snprintf(s->found, sizeof s->found, "%s", value);
+    cs->best_rank = r;
+    cs->hit = 1;
+    return 0;
+  }
+  if (rank >= 0)
+    return 0;
+  const char *v = short_match(key, s->name);
+  if (v == NULL || strlen(key) >= sizeof cs->best ||
+      (cs->bestv != NULL && !better(v, cs->bestv)) || candidate(value) == CAND_NONE)
+    return 0;
+  snprintf(cs->best, sizeof cs->best, "%s", key);
+  cs->bestv = cs->best + (v - key);
+  snprintf(s->found, sizeof s->found, "%s", value);
+  cs->hit = 1;
+  return 0;
 }
 
 /* Searches the cache. 1 if found (s->found), else 0 (no cache, a malformed
@@ -204,70 +229,22 @@ static int in_cache(search_t *s) {
   if (fd < 0)
     return 0;
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < NEW_HEADER ||
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
       (uint64_t)st.st_size > ((uint64_t)1 << 30)) {
     close(fd);
     return 0;
   }
   size_t size = (size_t)st.st_size;
-  unsigned char *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
   close(fd);
   if (map == MAP_FAILED)
     return 0;
-  const unsigned char *c = map;
-  size_t csize = size;
-  if (memcmp(c, OLD_MAGIC, strlen(OLD_MAGIC)) == 0) {
-    /* The old format first: magic (11, padded to 12), nlibs, entries;
-     * the new one follows, 8-byte aligned. Its offsets count from it. */
-    uint64_t after = 16 + (uint64_t)u32(c + 12) * OLD_ENTRY;
-    after = (after + 7) & ~(uint64_t)7;
-    if (after + NEW_HEADER > size) {
-      munmap(map, size);
-      return 0;
-    }
-    c += after;
-    csize -= (size_t)after;
-  }
-  int hit = 0;
-  if (memcmp(c, NEW_MAGIC, strlen(NEW_MAGIC)) == 0) {
-    uint32_t nlibs = u32(c + 20);
-    if ((uint64_t)NEW_HEADER + (uint64_t)nlibs * NEW_ENTRY <= csize) {
-      char best[256] = "";
-      const char *bestv = NULL;
-      for (uint32_t i = 0; i < nlibs; i++) {
-        const unsigned char *e = c + NEW_HEADER + (size_t)i * NEW_ENTRY;
-        int32_t flags;
-        memcpy(&flags, e, 4);
-        uint64_t hwcap;
-        memcpy(&hwcap, e + 16, 8);
-        if ((CACHE_ABI != -1 && flags != CACHE_ABI) || hwcap != 0)
-          continue;
-        const char *key = cache_str(c, csize, u32(e + 4));
-        const char *value = cache_str(c, csize, u32(e + 8));
-        if (key == NULL || value == NULL)
-          continue;
-        if (!s->shortname) {
-          if (strcmp(key, s->name) != 0 || candidate(value) == CAND_NONE)
-            continue;
-          snprintf(s->found, sizeof s->found, "%s", value);
-          hit = 1;
-          break;
-        }
-        const char *v = short_match(key, s->name);
-        if (v == NULL || strlen(value) >= sizeof s->found || strlen(key) >= sizeof best ||
-            (bestv != NULL && !better(v, bestv)) || candidate(value) == CAND_NONE)
-          continue;
-        snprintf(best, sizeof best, "%s", key);
-        bestv = best + (v - key);
-        snprintf(s->found, sizeof s->found, "%s", value);
-        hit = 1;
-      }
-    }
-  }
+  cache_search_t cs = {s, INT_MAX, "", NULL, 0};
+  edgert__ldcache_each(map, size, cache_visit, &cs);
   munmap(map, size);
-  if (hit)
+  if (cs.hit)
     s->kind = candidate(s->found);
-  return hit;
+  return cs.hit;
 }
 
 /* ---- the folders -------------------------------------------------------------- */

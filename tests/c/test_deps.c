@@ -516,6 +516,97 @@ static int oom_plan(void *st) {
   return edgert_module_plan_dependencies(TOP, &o, count_only, &n);
 }
 
+/* ld.so tries subfolders of each search folder before the folder itself
+ * (glibc-hwcaps/<level> for the CPU's levels, and before glibc 2.37 the
+ * legacy hwcap combinations of tls, the platform and hwcap names). A
+ * dependency edgert resolves elsewhere than ld.so would be checked as one
+ * file and mapped as another: an unverified variant planted in a
+ * subfolder of a search folder would run. Here the helper is planted in
+ * every subfolder any machine might search (and decoys no machine does);
+ * each round, the process's own ld.so (dlopen of the module, unverified:
+ * the test's fixture) and edgert's plan must pick the same file, which is
+ * then removed, until the plain folder's copy is left. */
+static void a_dependency_is_found_in_the_subfolder_ld_so_takes(void **state) {
+  (void)state;
+  static const char *const platforms[] = {"x86_64", "haswell", "xeon_phi", "aarch64", "i686"};
+  static const char *const hwcaps[] = {"x86_64", "atomics"};
+  static const char *const levels[] = {"x86-64-v2", "x86-64-v3", "x86-64-v4", "x86-64-v5",
+                                       "power10", "z15"};
+  char dir[512], path[PATH_MAX], who[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s/hwcaps", tmpdir);
+  assert_int_equal(mkdir(dir, 0755), 0);
+  char top[PATH_MAX];
+  snprintf(top, sizeof top, "%s/libdeps_top.so", dir);
+  copy_file(TOP, top);
+  /* planted: every combination of tls, a platform, avx512_1 and a hwcap
+   * name, in ld.so's component order, and every glibc-hwcaps level */
+  static char planted[400][160];
+  int np = 0;
+  for (size_t p = 0; p < sizeof platforms / sizeof *platforms; p++)
+    for (size_t h = 0; h < sizeof hwcaps / sizeof *hwcaps; h++)
+      for (unsigned mask = 1; mask < 16; mask++) {
+        const char *comp[4] = {"tls", platforms[p], "avx512_1", hwcaps[h]};
+        char sub[160] = "";
+        for (int i = 0; i < 4; i++)
+          if (mask & (8u >> i)) {
+            if (sub[0])
+              strcat(sub, "/");
+            strcat(sub, comp[i]);
+          }
+        int dup = 0;
+        for (int i = 0; i < np && !dup; i++)
+          dup = strcmp(planted[i], sub) == 0;
+        if (!dup && np < 400)
+          snprintf(planted[np++], sizeof planted[0], "%s", sub);
+      }
+  for (size_t l = 0; l < sizeof levels / sizeof *levels; l++)
+    snprintf(planted[np++], sizeof planted[0], "glibc-hwcaps/%s", levels[l]);
+  for (int i = 0; i < np; i++) {
+    assert_true(strlen(dir) + strlen(planted[i]) + 32 < sizeof path);
+    strcpy(path, dir);
+    strcat(path, "/");
+    strcat(path, planted[i]);
+    for (char *q = path + strlen(dir) + 1; *q; q++)
+      if (*q == '/') {
+        *q = '\0';
+        mkdir(path, 0755);
+        *q = '/';
+      }
+    assert_true(mkdir(path, 0755) == 0 || errno == EEXIST);
+    strcat(path, "/libdeps_helper.so");
+    copy_file(HELPER, path);
+  }
+  snprintf(path, sizeof path, "%s/libdeps_helper.so", dir);
+  copy_file(HELPER, path);
+  unsetenv("EDGERT_DEPS_MARKER");
+  assert_false(has_object("libdeps_helper.so", who, sizeof who));
+  int rounds = 0;
+  for (;;) {
+    seen_t s = {0};
+    assert_int_equal(edgert_module_plan_dependencies(top, NULL, record, &s), 0);
+    int h = row_of(&s, "libdeps_helper.so");
+    assert_int_equal(s.kind[h], EDGERT_DEP_UNLISTED);
+    void *ld = dlopen(top, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(ld);
+    assert_true(has_object("libdeps_helper.so", who, sizeof who));
+    dlclose(ld);
+    assert_false(has_object("libdeps_helper.so", who + PATH_MAX / 2, PATH_MAX / 2));
+    char real[PATH_MAX];
+    assert_non_null(realpath(who, real));
+    if (strcmp(s.path[h], real) != 0)
+      fail_msg("round %d: ld.so loads %s, edgert resolves %s", rounds, real, s.path[h]);
+    rounds++;
+    if (strcmp(real, path) == 0) /* the plain folder's copy: no subfolder left */
+      break;
+    assert_int_equal(unlink(real), 0);
+    assert_true(rounds < np + 1);
+  }
+  /* Every machine searches tls/ (glibc < 2.37) or glibc-hwcaps/ (x86-64):
+   * at least one round went through a subfolder, or the test proved nothing. */
+  if (rounds < 2)
+    skip(); /* neither is searched by this ld.so (glibc >= 2.37 off x86-64) */
+}
+
 static void *oom_setup_none(void) { return NULL; }
 static int oom_load(void *st) {
   (void)st;
@@ -563,6 +654,7 @@ int main(void) {
       cmocka_unit_test(a_manifest_entry_lists_dependencies),
       cmocka_unit_test(the_closure_is_verified_through_every_level),
       cmocka_unit_test(the_plan_reports_what_a_load_does_with_each_dependency),
+      cmocka_unit_test(a_dependency_is_found_in_the_subfolder_ld_so_takes),
       cmocka_unit_test(every_allocation_failure_is_reported),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

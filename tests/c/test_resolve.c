@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <gnu/libc-version.h>
+
 #include "edgert.h"
 #include "helpers/failalloc.h"
 
@@ -130,6 +132,30 @@ static void ld_library_path_comes_first_and_the_highest_version_wins(void **stat
   assert_string_equal(edgert_module_path(m), got);
   assert_int_equal(edgert_module_shared_with_process(m), 0);
   edgert_module_free(m);
+}
+
+/* ld.so tries the subfolders of each folder first (test_deps.c checks the
+ * whole list against ld.so): before glibc 2.37 every machine searches
+ * tls/, so a name is found there before the folder itself. A short name
+ * is looked up as ctypes.util.find_library does: the folder only. */
+static void a_name_is_found_in_the_subfolders_ld_so_tries_first(void **state) {
+  (void)state;
+  int major = 0, minor = 0;
+  sscanf(gnu_get_libc_version(), "%d.%d", &major, &minor);
+  if (major > 2 || (major == 2 && minor >= 37))
+    skip(); /* no legacy subfolders; glibc-hwcaps depends on the CPU (test_deps.c) */
+  char plain[PATH_MAX], sub[PATH_MAX], got[PATH_MAX], dir[PATH_MAX];
+  copy_to(FX("loader_kernels"), "h", "libedgerthw.so.1", 0, plain);
+  copy_to(FX("loader_kernels"), "h/tls", "libedgerthw.so.1", 0, sub);
+  snprintf(dir, sizeof dir, "%s/h", tmpdir);
+  setenv("LD_LIBRARY_PATH", dir, 1);
+  assert_int_equal(edgert_find_library("libedgerthw.so.1", got, sizeof got), 0);
+  assert_string_equal(got, sub);
+  assert_int_equal(edgert_find_library("edgerthw", got, sizeof got), 0);
+  assert_string_equal(got, plain);
+  unlink(sub);
+  assert_int_equal(edgert_find_library("libedgerthw.so.1", got, sizeof got), 0);
+  assert_string_equal(got, plain);
 }
 
 static void a_file_for_another_machine_is_skipped(void **state) {
@@ -335,6 +361,7 @@ int main(void) {
       cmocka_unit_test(a_short_name_is_lib_name_so_version),
       cmocka_unit_test_teardown(ld_library_path_comes_first_and_the_highest_version_wins,
                                 unset_llp),
+      cmocka_unit_test_teardown(a_name_is_found_in_the_subfolders_ld_so_tries_first, unset_llp),
       cmocka_unit_test_teardown(a_file_for_another_machine_is_skipped, unset_llp),
       cmocka_unit_test(a_name_not_found_names_it_and_the_places_searched),
       cmocka_unit_test(bad_arguments_are_refused),
