@@ -48,6 +48,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/sendfile.h>
@@ -1204,10 +1205,84 @@ next:
   return *eol ? eol + 1 : eol;
 }
 
+/* One mapping of the process (a line of /proc/self/maps) against the
+ * segments `s` of the object being checked: marks the segments it backs
+ * with the memfd (device `dev`, inode `ino`), or names it in `foreign` (the
+ * first one) when it maps another file into one of them. */
+static void identity_vma(segs_t *s, uintptr_t lo, uintptr_t hi, unsigned maj, unsigned min,
+                         unsigned long long ino, const char *fname, size_t flen, dev_t dev,
+                         ino_t mino, char *foreign, size_t fsize) {
+  if (ino == 0) /* anonymous: .bss */
+    return;
+  int same = maj == major(dev) && min == minor(dev) && ino == (unsigned long long)mino;
+  for (int i = 0; i < s->n; i++) {
+    if (!(lo < s->hi[i] && s->lo[i] < hi))
+      continue;
+    if (same)
+      s->ours[i] = 1;
+    else if (foreign[0] == '\0')
+      snprintf(foreign, fsize, "%.*s", (int)(flen < 200 ? flen : 200),
+               flen ? fname : "an unnamed file");
+  }
+}
+
+/* The PROCMAP_QUERY ioctl of /proc/<pid>/maps (Linux 6.11+, uapi
+ * linux/fs.h; spelled out here for older headers): the mappings at or after
+ * an address, one at a time, without formatting the whole file. */
+typedef struct {
+  uint64_t size, query_flags, query_addr, vma_start, vma_end, vma_flags, vma_page_size,
+      vma_offset, inode;
+  uint32_t dev_major, dev_minor, vma_name_size, build_id_size;
+  uint64_t vma_name_addr, build_id_addr;
+} procmap_query_t;
+#define PROCMAP_QUERY_IOCTL _IOWR('f', 17, procmap_query_t)
+#define PROCMAP_COVERING_OR_NEXT 0x10
+
+/* identity_vma for every mapping that meets [lo, hi), through
+ * PROCMAP_QUERY: 1 done, 0 when the kernel cannot answer (older kernel,
+ * a name longer than the buffer), so the caller reads the text instead. */
+static int identity_query(segs_t *s, uintptr_t lo, uintptr_t hi, dev_t dev, ino_t mino,
+                          char *foreign, size_t fsize) {
+  int mfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (mfd < 0)
+    return 0;
+  char name[4096] = "";
+  int ok = 1;
+  for (uintptr_t at = lo; at < hi;) {
+    procmap_query_t q;
+    memset(&q, 0, sizeof q);
+    q.size = sizeof q;
+    q.query_flags = PROCMAP_COVERING_OR_NEXT;
+    q.query_addr = at;
+    q.vma_name_addr = (uint64_t)(uintptr_t)name;
+    q.vma_name_size = sizeof name;
+    if (ioctl(mfd, PROCMAP_QUERY_IOCTL, &q) != 0) {
+      ok = errno == ENOENT; /* no mapping at or after `at`: done */
+      break;
+    }
+    if (q.vma_start >= hi)
+      break;
+    if (q.vma_end <= at || q.vma_name_size > sizeof name) { /* not an answer to trust */
+      ok = 0;
+      break;
+    }
+    size_t flen = q.vma_name_size ? q.vma_name_size - 1 : 0; /* the size counts the NUL */
+    identity_vma(s, (uintptr_t)q.vma_start, (uintptr_t)q.vma_end, q.dev_major, q.dev_minor,
+                 (unsigned long long)q.inode, name, flen, dev, mino, foreign, fsize);
+    at = (uintptr_t)q.vma_end;
+  }
+  close(mfd);
+  return ok;
+}
+
 /* The object dlopen returned (lm, its segments in s) must map the sealed
  * memfd `fd` and no other file: every segment with file bytes is backed by
  * the memfd's device and inode, and nothing in the segments' ranges maps
- * another file (anonymous pages, such as .bss, are allowed). */
+ * another file (anonymous pages, such as .bss, are allowed). The mappings
+ * are asked for with PROCMAP_QUERY, only those in the segments' range (the
+ * text of /proc/self/maps costs about 1 us per line, 0.24 ms in a Python
+ * process with numpy); the text is read where the kernel has no such
+ * query. */
 static int check_identity(segs_t *s, const struct link_map *lm, int fd, const char *path,
                           const char *sha_hex, const char *name) {
   const char *who = lm->l_name != NULL && lm->l_name[0] ? lm->l_name : "the main program";
@@ -1223,34 +1298,34 @@ static int check_identity(segs_t *s, const struct link_map *lm, int fd, const ch
     return edgert__error(EDGERT_EIO, "loading %s: cannot stat its in-memory copy: %s", path,
                          strerror(e));
   }
-  char *maps = NULL;
-  int rc = read_maps(path, &maps);
-  if (rc != 0)
-    return rc;
-  char foreign[256] = "";
-  for (const char *l = maps; *l;) {
-    uintptr_t lo = 0, hi = 0;
-    unsigned maj = 0, min = 0;
-    unsigned long long ino = 0;
-    const char *fname = NULL;
-    size_t flen = 0;
-    int ok;
-    l = maps_line(l, &lo, &hi, &maj, &min, &ino, &fname, &flen, &ok);
-    if (!ok || ino == 0) /* anonymous: .bss, or a line we do not read */
-      continue;
-    int same = maj == major(fs.st_dev) && min == minor(fs.st_dev) &&
-               ino == (unsigned long long)fs.st_ino;
-    for (int i = 0; i < s->n; i++) {
-      if (!(lo < s->hi[i] && s->lo[i] < hi))
-        continue;
-      if (same)
-        s->ours[i] = 1;
-      else if (foreign[0] == '\0')
-        snprintf(foreign, sizeof foreign, "%.*s", (int)(flen < 200 ? flen : 200),
-                 flen ? fname : "an unnamed file");
-    }
+  uintptr_t lo = s->lo[0], hi = s->hi[0];
+  for (int i = 1; i < s->n; i++) {
+    lo = s->lo[i] < lo ? s->lo[i] : lo;
+    hi = s->hi[i] > hi ? s->hi[i] : hi;
   }
-  edgert__free(maps);
+  char foreign[256] = "";
+  if (!identity_query(s, lo, hi, fs.st_dev, fs.st_ino, foreign, sizeof foreign)) {
+    for (int i = 0; i < s->n; i++) /* start over from the text */
+      s->ours[i] = 0;
+    foreign[0] = '\0';
+    char *maps = NULL;
+    int rc = read_maps(path, &maps);
+    if (rc != 0)
+      return rc;
+    for (const char *l = maps; *l;) {
+      uintptr_t vlo = 0, vhi = 0;
+      unsigned maj = 0, min = 0;
+      unsigned long long ino = 0;
+      const char *fname = NULL;
+      size_t flen = 0;
+      int ok;
+      l = maps_line(l, &vlo, &vhi, &maj, &min, &ino, &fname, &flen, &ok);
+      if (ok) /* a line we do not read is skipped, as an anonymous one */
+        identity_vma(s, vlo, vhi, maj, min, ino, fname, flen, fs.st_dev, fs.st_ino, foreign,
+                     sizeof foreign);
+    }
+    edgert__free(maps);
+  }
   int missing = 0;
   for (int i = 0; i < s->n; i++)
     missing |= s->file[i] && !s->ours[i];
