@@ -1207,7 +1207,7 @@ next:
 
 /* One mapping of the process (a line of /proc/self/maps) against the
  * segments `s` of the object being checked: marks the segments it backs
- * with the memfd (device `dev`, inode `ino`), or names it in `foreign` (the
+ * with the memfd (device `dev`, inode `mino`), or names it in `foreign` (the
  * first one) when it maps another file into one of them. */
 static void identity_vma(segs_t *s, uintptr_t lo, uintptr_t hi, unsigned maj, unsigned min,
                          unsigned long long ino, const char *fname, size_t flen, dev_t dev,
