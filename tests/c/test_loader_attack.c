@@ -11,6 +11,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -234,6 +235,85 @@ static void a_writable_mapping_before_the_seal_is_refused(void **state) {
                 "refused %d\n", ATTEMPTS, mapped, refused);
 }
 
+/* ---- the last moment before the seal ---------------------------------------- */
+
+/*
+ * The attacker above has to win a race, which a busy machine decides. This
+ * one always writes in the last moment: the test program's own fcntl() is
+ * the one libedgert calls (an exported definition of the executable comes
+ * first in the dynamic linker's lookup), and when armed it flips one byte of the memfd
+ * just before forwarding F_ADD_SEALS to the C library. The bytes were read,
+ * hashed and written by then (and, for a file of 4 MiB or more with a
+ * second CPU, tagged from the private copy that was hashed): the load must
+ * not report the genuine digest for them.
+ */
+static long flip_at = -1; /* armed: the offset to flip before the seal */
+static int flips;         /* seals that came with a flip */
+
+/* Default visibility: the build hides symbols unless told, and a hidden
+ * definition is not exported for libedgert to bind to. */
+__attribute__((visibility("default"))) int fcntl(int fd, int cmd, ...) {
+  static int (*real)(int, int, ...);
+  if (real == NULL)
+    *(void **)&real = dlsym(RTLD_NEXT, "fcntl");
+  va_list ap;
+  va_start(ap, cmd);
+  long arg = va_arg(ap, long); /* every command used here takes an int, a long or a pointer */
+  va_end(ap);
+  if (cmd == F_ADD_SEALS && flip_at >= 0) {
+    unsigned char b = 0;
+    if (pread(fd, &b, 1, flip_at) == 1) {
+      b ^= 0x5a;
+      if (pwrite(fd, &b, 1, flip_at) == 1)
+        flips++;
+    }
+  }
+  return real(fd, cmd, arg);
+}
+
+static void a_write_just_before_the_seal_never_loads_under_the_genuine_hash(void **state) {
+  (void)state;
+  const char *path = FX("loader_tamper");
+  char genuine[65];
+  sha_of(path, genuine);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  cpu_set_t cpus;
+  int pipelined = st.st_size >= (4 << 20) &&
+                  (sched_getaffinity(0, sizeof cpus, &cpus) != 0 || CPU_COUNT(&cpus) > 1);
+  /* In the read-only padding (.rodata): the first chunk (hashed and tagged
+   * before the copier starts), one in the middle and the last one. */
+  long tamper_value = find_u32(path, GENUINE);
+  const long at[] = {0x2100, st.st_size / 2, st.st_size - 0x3000 > 0x2100 ? st.st_size - 0x3000 : 0x2200};
+  for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
+    assert_true(at[k] < tamper_value - 8 || at[k] > tamper_value + 8);
+    for (int expect = 0; expect < 2; expect++) {
+      flips = 0;
+      flip_at = at[k];
+      edgert_module_t *m = NULL;
+      int rc = edgert_module_load(path, expect ? genuine : NULL, &m);
+      flip_at = -1;
+      assert_int_equal(flips, 1);
+      if (rc != 0) {
+        assert_int_equal(rc, EDGERT_EINTEGRITY);
+        if (pipelined)
+          assert_non_null(strstr(edgert_last_error(), "before it was sealed"));
+        continue;
+      }
+      /* Hashed after the seal (one CPU): loaded, but only under the digest
+       * of the bytes as sealed. */
+      assert_false(pipelined);
+      assert_false(expect);
+      assert_string_not_equal(edgert_module_sha256(m), genuine);
+      edgert_module_free(m);
+    }
+  }
+  /* Unarmed, the same file loads as itself. */
+  edgert_module_t *m = NULL;
+  assert_int_equal(edgert_module_load(path, genuine, &m), 0);
+  edgert_module_free(m);
+}
+
 /* ---- a crafted DT_SONAME --------------------------------------------------- */
 
 #define SONAME_FD 200
@@ -321,6 +401,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(a_patch_before_the_seal_never_runs_under_the_genuine_hash),
       cmocka_unit_test(a_writable_mapping_before_the_seal_is_refused),
+      cmocka_unit_test(a_write_just_before_the_seal_never_loads_under_the_genuine_hash),
       cmocka_unit_test(a_library_whose_soname_is_the_memfd_name_is_refused),
       cmocka_unit_test(a_library_loaded_under_the_memfd_name_is_refused),
   };
