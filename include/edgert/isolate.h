@@ -21,9 +21,9 @@
  * naming the argument or field): a pointer into this process means nothing
  * in the worker. Calls are as usual: edgert_func_call, _call_values and
  * _call_variadic post the call to a worker and wait for it; a pointer
- * argument must then lie in shared memory edgert made (edgert_shm_alloc, a
+ * argument must then lie in shared memory edgert made (edgert_isolate_shm_alloc, a
  * shared list), which the worker sees at once (zero copy); any other
- * non-NULL pointer needs its size, given through edgert_func_call_buffers,
+ * non-NULL pointer needs its size, given through edgert_isolate_call,
  * and is copied in (and back for EDGERT_BUF_OUT).
  *
  * Workers are started on the first call (lazily), reused for every call,
@@ -68,18 +68,18 @@ typedef enum {
 
 /* Initialise with designated initializers or zero ({0}): fields may be
  * added at the end. */
-typedef struct edgert_isolation_options_s {
+typedef struct edgert_isolate_options_s {
   double timeout;          /* seconds one call may take; <= 0 (or 0): no limit */
   size_t memory_limit;     /* bytes of address space per worker (RLIMIT_AS, with the
                               allocator's arenas bounded so it means what it says);
                               0: no limit */
   edgert_sandbox_t sandbox;
-  unsigned workers;        /* worker processes, 1 to EDGERT_ISOLATION_MAX_WORKERS; 0 = 1 */
+  unsigned workers;        /* worker processes, 1 to EDGERT_ISOLATE_MAX_WORKERS; 0 = 1 */
   const char *worker_path; /* the edgert-worker program; NULL: $EDGERT_WORKER if set,
                               else the one installed beside libedgert */
-} edgert_isolation_options_t;
+} edgert_isolate_options_t;
 
-#define EDGERT_ISOLATION_MAX_WORKERS 64u
+#define EDGERT_ISOLATE_MAX_WORKERS 64u
 
 /*
  * An isolated load: edgert_module_load_ex with opts->isolation pointing to
@@ -93,10 +93,10 @@ typedef struct edgert_isolation_options_s {
  * 1 if m was loaded isolated (and then *out, when not NULL, receives its
  * options; worker_path is borrowed from the module), else 0.
  */
-EDGERT_EXTERN int edgert_module_isolation(const edgert_module_t *m,
-                                          edgert_isolation_options_t *out);
+EDGERT_EXTERN int edgert_isolate_options(const edgert_module_t *m,
+                                          edgert_isolate_options_t *out);
 
-/* A pointer argument's memory, for edgert_func_call_buffers. */
+/* A pointer argument's memory, for edgert_isolate_call. */
 #define EDGERT_BUF_IN 0x1u  /* copied to the worker before the call */
 #define EDGERT_BUF_OUT 0x2u /* copied back after a call that returned */
 typedef struct edgert_arg_buffer_s {
@@ -108,7 +108,7 @@ typedef struct edgert_arg_buffer_s {
  * edgert_func_call_values with the size of each pointer argument's memory:
  * bufs[i] for argument i (NULL: none known). For a function of an isolated
  * module, a NULL pointer is passed as NULL; one whose [p, p + nbytes) lies
- * in one shared region (edgert_shm_alloc, a shared list's storage) is
+ * in one shared region (edgert_isolate_shm_alloc, a shared list's storage) is
  * passed by reference, zero copy; any other one is copied into the
  * worker's channel (EDGERT_BUF_IN) and back (EDGERT_BUF_OUT) after the call
  * returns; one without a size is EDGERT_EINVAL naming the argument. A
@@ -122,13 +122,13 @@ typedef struct edgert_arg_buffer_s {
  *                       says how (signo, or exit_status for exit(); syscall
  *                       for a denied system call; isolated = 1)
  *   EDGERT_EINTERRUPTED the thread's interrupt check asked to stop
- *                       (edgert_isolation_set_interrupt): the worker was killed
+ *                       (edgert_isolate_set_interrupt): the worker was killed
  *   EDGERT_EIO          the worker could not be started (the message names the
  *                       program and why) or its channel failed
  *   EDGERT_ENOMEM
  * Out-buffers are written only when the call returned 0.
  */
-EDGERT_EXTERN int edgert_func_call_buffers(edgert_func_t *fn, edgert_value_t *values,
+EDGERT_EXTERN int edgert_isolate_call(edgert_func_t *fn, edgert_value_t *values,
                                            const edgert_arg_buffer_t *bufs, void *ret);
 
 /*
@@ -139,9 +139,9 @@ EDGERT_EXTERN int edgert_func_call_buffers(edgert_func_t *fn, edgert_value_t *va
  * sets a flag: CPython's PyErr_CheckSignals). Thread-local; never fails.
  */
 typedef int (*edgert_interrupt_fn)(void *ud);
-EDGERT_EXTERN void edgert_isolation_set_interrupt(edgert_interrupt_fn fn, void *ud);
+EDGERT_EXTERN void edgert_isolate_set_interrupt(edgert_interrupt_fn fn, void *ud);
 
-typedef struct edgert_isolation_stats_s {
+typedef struct edgert_isolate_stats_s {
   unsigned long long calls;    /* isolated calls made (every outcome) */
   unsigned long long crashes;  /* worker deaths during a call */
   unsigned long long timeouts; /* calls that overran the timeout */
@@ -149,10 +149,10 @@ typedef struct edgert_isolation_stats_s {
   unsigned workers_running;    /* live workers now */
   /* wall time of the last (up to) 1024 calls that returned, in microseconds */
   double latency_p50_us, latency_p90_us, latency_p99_us, latency_max_us;
-} edgert_isolation_stats_t;
+} edgert_isolate_stats_t;
 /* Fills *out for an isolated module. 0, EDGERT_EINVAL (NULL, or not isolated). */
-EDGERT_EXTERN int edgert_module_isolation_stats(const edgert_module_t *m,
-                                                edgert_isolation_stats_t *out);
+EDGERT_EXTERN int edgert_isolate_stats(const edgert_module_t *m,
+                                                edgert_isolate_stats_t *out);
 
 /*
  * Shared memory: `nbytes` (> 0) zeroed bytes, page-aligned, in a mapping of
@@ -160,14 +160,14 @@ EDGERT_EXTERN int edgert_module_isolation_stats(const edgert_module_t *m,
  * passes a pointer into it, so such arguments cost no copy. Returns 0 and
  * the address in *out, or EDGERT_EINVAL, EDGERT_ELIMIT (above 2^40 bytes),
  * EDGERT_ENOMEM, EDGERT_EIO (memfd_create or mmap failed: errno left set).
- * edgert_shm_free(NULL) does nothing; freeing an address edgert_shm_alloc
+ * edgert_isolate_shm_free(NULL) does nothing; freeing an address edgert_isolate_shm_alloc
  * did not return is ignored. Freed regions are unmapped in workers too
  * (before their next call).
  */
-EDGERT_EXTERN int edgert_shm_alloc(size_t nbytes, void **out);
-EDGERT_EXTERN void edgert_shm_free(void *p);
+EDGERT_EXTERN int edgert_isolate_shm_alloc(size_t nbytes, void **out);
+EDGERT_EXTERN void edgert_isolate_shm_free(void *p);
 /* 1 if [p, p + nbytes) lies inside one live shared region, else 0. */
-EDGERT_EXTERN int edgert_shm_contains(const void *p, size_t nbytes);
+EDGERT_EXTERN int edgert_isolate_shm_contains(const void *p, size_t nbytes);
 
 #ifdef __cplusplus
 }

@@ -62,7 +62,7 @@ EDGERT_EXTERN const edgert_list_view_t *edgert_list_view(const edgert_list_t *l)
  * EDGERT_EINVAL (NULL arguments) or EDGERT_ENOMEM. */
 EDGERT_EXTERN int edgert_list_new(const edgert_type_t *item_type, size_t reserve,
                                   edgert_list_t **out);
-/* edgert_list_new with the items' storage in shared memory (edgert_shm_alloc,
+/* edgert_list_new with the items' storage in shared memory (edgert_isolate_shm_alloc,
  * edgert/isolate.h): a pointer to it passed to an isolated module's function
  * is handed to the worker by reference, zero copy. Growth moves the storage
  * to a new shared region (refused while the list is pinned, as for any list). */

@@ -117,7 +117,7 @@ typedef struct edgert_load_options_s {
   const edgert_dependency_t *dependencies;
   size_t ndependencies;
   /* Process isolation (edgert/isolate.h): NULL = in-process. Copied by the load. */
-  const struct edgert_isolation_options_s *isolation;
+  const struct edgert_isolate_options_s *isolation;
 } edgert_load_options_t;
 
 /*
