@@ -39,6 +39,17 @@
  * fork(): a child does not use its parent's workers; it starts its own on
  * its first call and never signals the parent's.
  *
+ * What an isolated module refuses (EDGERT_EUNSUPPORTED, naming why):
+ * edgert_module_address_of (its code has no address in this process),
+ * edgert_module_reload (there is no mapping to refresh: a crashed worker is
+ * replaced by a fresh one anyway), dependencies listed in
+ * edgert_load_options_t.dependencies (only ones ld.so finds by itself in
+ * trusted system folders, for now), and edgert_module_open_loaded with
+ * opts->isolation (lookups by content find in-process mappings only; an
+ * isolated copy is never shared with an in-process load of the same bytes).
+ * Workers are started by one long-lived thread of libedgert (their
+ * PR_SET_PDEATHSIG follows the thread that started them).
+ *
  * Threads: every function here is thread-safe.
  */
 #ifndef EDGERT_ISOLATE_H
