@@ -580,6 +580,10 @@ static int slot_start(edgert__iso_t *iso, slot_t *s, const char *module_path) {
   if (got != 0 || reply[0] != '\0') {
     int st;
     pid_t wpid = s->pid;
+    char denied[80] = "";
+    if (((chan_hdr_t *)hdr)->denied[0] != '\0')
+      snprintf(denied, sizeof denied, " (at the denied system call '%.40s')",
+               ((chan_hdr_t *)hdr)->denied);
     slot_kill(s, &st);
     reply[sizeof reply - 1] = '\0';
     char how[96] = "";
@@ -591,10 +595,10 @@ static int slot_start(edgert__iso_t *iso, slot_t *s, const char *module_path) {
       snprintf(how, sizeof how, "was killed by %s", sig_name(WTERMSIG(st), sb, sizeof sb));
     }
     return edgert__error(EDGERT_EIO,
-                         "isolated module %s: its worker %s (pid %d) did not start: %s%s%s",
+                         "isolated module %s: its worker %s (pid %d) did not start: %s%s%s%s",
                          module_path, prog, (int)wpid,
                          got == 0 ? reply : "it ended before answering",
-                         how[0] ? "; it " : "", how);
+                         how[0] ? "; it " : "", how, denied);
   }
   if (s->started)
     iso->respawns++;

@@ -487,6 +487,81 @@ static void a_memory_limit_bounds_the_worker(void **state) {
   edgert_module_free(m);
 }
 
+/* ---- sandbox "strict" ------------------------------------------------------------ */
+
+typedef struct {
+  const char *kernel;
+  int has_path;
+  const char *syscall;
+} escape_t;
+
+static const escape_t escapes[] = {
+    {"do_fork", 0, "clone"},
+    {"do_execve", 0, "execve"},
+    {"do_socket", 0, "socket"},
+    {"do_write_file", 1, "openat"},
+};
+
+static int run_escape(edgert_module_t *m, const escape_t *e, const char *path, int64_t *r) {
+  edgert_func_t *fn = e->has_path ? bind(m, e->kernel, "c_int", S1, 1)
+                                  : bind(m, e->kernel, "c_int", NULL, 0);
+  edgert_value_t v[1];
+  v[0].p = (void *)path;
+  return edgert_func_call_values(fn, v, r);
+}
+
+static void strict_denies_escapes_naming_the_system_call(void **state) {
+  (void)state;
+  NEED_WORKERS();
+  char path[] = "/tmp/edgert-iso-writeXXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  close(fd);
+  edgert_isolate_options_t none = {0}, strict = {.sandbox = EDGERT_SANDBOX_STRICT};
+  edgert_module_t *free_m = load_iso(&none), *m = load_iso(&strict);
+  for (size_t i = 0; i < sizeof escapes / sizeof escapes[0]; i++) {
+    const escape_t *e = &escapes[i];
+    int64_t r[2] = {0, 0};
+    /* without the sandbox each one does what it says */
+    assert_int_equal(run_escape(free_m, e, path, r), 0);
+    assert_int_equal((int)r[0], strcmp(e->kernel, "do_execve") == 0 ? -1 : 0);
+    /* with it, the worker dies by SIGSYS at that system call */
+    int rc = run_escape(m, e, path, r);
+    if (rc != EDGERT_ECRASH)
+      fail_msg("%s under strict: %d (%s)", e->kernel, rc, edgert_last_error());
+    const edgert_crash_t *cr = edgert_last_crash();
+    assert_int_equal(cr->isolated, 1);
+    assert_int_equal(cr->signo, SIGSYS);
+    assert_string_equal(cr->syscall, e->syscall);
+    char want[64];
+    snprintf(want, sizeof want, "denied system call '%s'", e->syscall);
+    if (strstr(edgert_last_error(), want) == NULL)
+      fail_msg("message '%s' lacks \"%s\"", edgert_last_error(), want);
+    assert_no_zombie();
+  }
+  /* what a computing kernel needs still works: memory, reading a file */
+  static const char *const S1b[] = {"c_char_p"};
+  edgert_func_t *rd = bind(m, "do_read_file", "c_int", S1b, 1);
+  edgert_func_t *al = bind(m, "alloc_forever", "c_long", L1, 1);
+  edgert_value_t v[1];
+  int64_t r[2];
+  v[0].p = (void *)KERNELS;
+  assert_int_equal(edgert_func_call_values(rd, v, r), 0);
+  assert_int_equal((int)r[0], 16);
+  v[0].i = 64;
+  assert_int_equal(edgert_func_call_values(al, v, r), 0);
+  assert_int_equal(r[0], 64);
+  int rc;
+  edgert_func_t *add = bind(m, "add", "c_double", DD, 2);
+  assert_true(call_add(add, 2, 2, &rc) == 4.0);
+  edgert_isolate_options_t got;
+  assert_int_equal(edgert_isolate_options(m, &got), 1);
+  assert_int_equal(got.sandbox, EDGERT_SANDBOX_STRICT);
+  edgert_module_free(m);
+  edgert_module_free(free_m);
+  unlink(path);
+}
+
 /* ---- buffers -------------------------------------------------------------------- */
 
 static void copied_buffers_come_back_only_when_out(void **state) {
@@ -756,6 +831,7 @@ int main(void) {
       cmocka_unit_test(a_spinning_kernel_times_out_and_the_next_call_works),
       cmocka_unit_test(an_interrupt_check_ends_a_spinning_call),
       cmocka_unit_test(a_memory_limit_bounds_the_worker),
+      cmocka_unit_test(strict_denies_escapes_naming_the_system_call),
       cmocka_unit_test(copied_buffers_come_back_only_when_out),
       cmocka_unit_test(shared_memory_is_passed_by_reference),
       cmocka_unit_test(a_shared_list_is_passed_by_reference_and_grows_shared),
