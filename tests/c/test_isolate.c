@@ -690,6 +690,88 @@ static void a_shared_list_is_passed_by_reference_and_grows_shared(void **state) 
   edgert_module_free(m);
 }
 
+/* ---- manifests ---------------------------------------------------------------- */
+
+static int parse_iso(const char *iso, edgert_manifest_t **mf) {
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"schema_version\": 1, \"modules\": [{\"path\": \"%s\", \"sha256\": \"%064d\", "
+           "\"contracts\": [], \"isolation\": %s}]}",
+           KERNELS, 0, iso);
+  return edgert_manifest_parse(json, strlen(json), NULL, mf);
+}
+
+static void manifest_isolation_is_read_and_checked(void **state) {
+  (void)state;
+  edgert_manifest_t *mf = NULL;
+  assert_int_equal(parse_iso("{\"mode\": \"process\", \"timeout\": 1.5, \"memory_limit\": "
+                             "268435456, \"sandbox\": \"strict\", \"workers\": 2}", &mf), 0);
+  edgert_isolate_options_t o;
+  assert_int_equal(edgert_manifest_module_isolation(mf, 0, &o), 1);
+  assert_true(o.timeout == 1.5);
+  assert_int_equal(o.memory_limit, 268435456);
+  assert_int_equal(o.sandbox, EDGERT_SANDBOX_STRICT);
+  assert_int_equal(o.workers, 2);
+  assert_null(o.worker_path);
+  assert_int_equal(edgert_manifest_module_isolation(mf, 1, &o), 0);
+  edgert_manifest_free(mf);
+  assert_int_equal(parse_iso("{\"mode\": \"process\"}", &mf), 0);
+  assert_int_equal(edgert_manifest_module_isolation(mf, 0, &o), 1);
+  assert_int_equal(o.workers, 1);
+  assert_int_equal(o.sandbox, EDGERT_SANDBOX_NONE);
+  edgert_manifest_free(mf);
+  static const struct {
+    const char *iso, *words;
+  } bad[] = {
+      {"{}", "missing required key 'mode'"},
+      {"{\"mode\": \"thread\"}", "isolation.mode"},
+      {"{\"mode\": \"process\", \"timeout\": -1}", "isolation.timeout"},
+      {"{\"mode\": \"process\", \"timeout\": \"1\"}", "isolation.timeout"},
+      {"{\"mode\": \"process\", \"memory_limit\": 1.5}", "isolation.memory_limit"},
+      {"{\"mode\": \"process\", \"sandbox\": \"loose\"}", "isolation.sandbox"},
+      {"{\"mode\": \"process\", \"workers\": 65}", "isolation.workers"},
+      {"{\"mode\": \"process\", \"workers\": 0}", "isolation.workers"},
+      {"{\"mode\": \"process\", \"cpus\": 2}", "unknown key 'cpus'"},
+      {"\"process\"", "isolation: expected an object"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    mf = NULL;
+    assert_int_equal(parse_iso(bad[i].iso, &mf), EDGERT_EMANIFEST);
+    if (strstr(edgert_last_error(), bad[i].words) == NULL)
+      fail_msg("%s: message '%s' does not name '%s'", bad[i].iso, edgert_last_error(),
+               bad[i].words);
+  }
+}
+
+static void a_manifest_loads_its_module_isolated(void **state) {
+  (void)state;
+  NEED_WORKERS();
+  edgert_module_t *probe = NULL;
+  assert_int_equal(edgert_module_load(KERNELS, NULL, &probe), 0);
+  char json[1024];
+  snprintf(json, sizeof json,
+           "{\"schema_version\": 1, \"modules\": [{\"path\": \"%s\", \"sha256\": \"%s\", "
+           "\"contracts\": [{\"function_name\": \"my_pid\", \"arg_types\": [], "
+           "\"return_type\": \"c_int\"}], \"isolation\": {\"mode\": \"process\", "
+           "\"timeout\": 5}}]}",
+           KERNELS, edgert_module_sha256(probe));
+  edgert_module_free(probe);
+  edgert_manifest_t *mf = NULL;
+  assert_int_equal(edgert_manifest_parse(json, strlen(json), "/", &mf), 0);
+  int rc = edgert_manifest_load_modules(mf);
+  if (rc != 0)
+    fail_msg("%s", edgert_last_error());
+  edgert_module_t *m = edgert_manifest_module(mf, 0);
+  edgert_isolate_options_t o;
+  assert_int_equal(edgert_isolate_options(m, &o), 1);
+  assert_true(o.timeout == 5);
+  int64_t r[2];
+  assert_int_equal(edgert_func_call_values(edgert_module_function(m, "my_pid"), NULL, r), 0);
+  assert_int_not_equal((int)r[0], (int)getpid());
+  edgert_manifest_free(mf);
+  assert_no_zombie();
+}
+
 /* ---- lifetimes ------------------------------------------------------------------ */
 
 static void unload_and_free_end_every_worker(void **state) {
@@ -835,6 +917,8 @@ int main(void) {
       cmocka_unit_test(copied_buffers_come_back_only_when_out),
       cmocka_unit_test(shared_memory_is_passed_by_reference),
       cmocka_unit_test(a_shared_list_is_passed_by_reference_and_grows_shared),
+      cmocka_unit_test(manifest_isolation_is_read_and_checked),
+      cmocka_unit_test(a_manifest_loads_its_module_isolated),
       cmocka_unit_test(unload_and_free_end_every_worker),
       cmocka_unit_test(a_fork_child_starts_its_own_workers),
       cmocka_unit_test(concurrent_calls_share_two_workers),
