@@ -605,6 +605,39 @@ def test_an_isolated_function_is_not_a_c_callback():
     iso.unload()
 
 
+# ---- manifests -----------------------------------------------------------------
+
+def _manifest(tmp_path, isolation) -> str:
+    import hashlib
+    import json
+    path = fixture_path(KERNELS)
+    with open(path, "rb") as f:
+        sha = hashlib.sha256(f.read()).hexdigest()
+    module = {"path": path, "sha256": sha, "contracts": [CONTRACTS[6].to_dict()]}
+    if isolation is not None:
+        module["isolation"] = isolation
+    m = tmp_path / "manifest.json"
+    m.write_text(json.dumps({"schema_version": 1, "modules": [module]}))
+    return str(m)
+
+
+@needs_workers
+def test_a_manifest_entry_loads_its_module_isolated(tmp_path):
+    m = _manifest(tmp_path, {"mode": "process", "timeout": 2.0, "sandbox": "strict",
+                             "workers": 2})
+    (entry,) = edgert.read_manifest(m)
+    assert entry["isolation"] == {"isolation": "process", "timeout": 2.0, "memory_limit": None,
+                                  "sandbox": "strict", "workers": 2}
+    with edgert.load_manifest(m) as loaded:
+        ld = loaded.loader_of("iso_getpid")
+        assert ld.isolation["sandbox"] == "strict" and ld.isolation["workers"] == 2
+        assert loaded.call("iso_getpid") != os.getpid()
+    (plain,) = edgert.read_manifest(_manifest(tmp_path, None))
+    assert "isolation" not in plain
+    with pytest.raises(edgert.ManifestError, match="isolation.workers"):
+        edgert.read_manifest(_manifest(tmp_path, {"mode": "process", "workers": 0}))
+
+
 # ---- pickling ----------------------------------------------------------------
 
 @needs_workers
