@@ -75,10 +75,15 @@ with tempfile.TemporaryDirectory() as d:
 assert got == 1 + 4 + 9 + 2.25, got
 # Process isolation: the wheel carries the worker program beside libedgert,
 # and an isolated call runs in it (docs/isolation.md).
+# (libcomplex64 calls into Python, which a worker does not have: vecadd.)
+import array
 worker = os.path.join(pkg, "edgert-worker")
 assert os.access(worker, os.X_OK), sorted(os.listdir(pkg))
-iso = edgert.ModuleLoader().load(so, [c], isolation="process")
-assert iso.call("complex64_norm2", struct.pack("4f", 1, 2, 3, -1.5), 2) == got
+iso = edgert.ModuleLoader().load(os.environ["VECADD"], [edgert.ABIContract(
+    "vec_add_f32", [ctypes.POINTER(ctypes.c_float), ctypes.c_size_t], None)], isolation="process")
+xs = array.array("f", [1, 2, 3, 4])
+iso.call("vec_add_f32", xs, 4)
+assert list(xs) == [2, 4, 6, 8], xs
 assert iso.isolation_stats()["calls"] == 1
 iso.unload()
 maps = {l.split()[-1] for l in open("/proc/self/maps") if "/" in l}
@@ -199,6 +204,7 @@ def check(exe: str, tag: str, wheel: str, ns_problem: str | None) -> None:
         vecadd = os.path.join(tmp, "libvecadd.so")
         run([cc, "-std=c11", "-shared", "-fPIC", os.path.join(src, "vecadd.c"), "-o", vecadd],
             what="building vecadd.c")
+        env["VECADD"] = vecadd
         manifest = os.path.join(tmp, "manifest.json")
         with open(vecadd, "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()

@@ -507,8 +507,16 @@ static PyObject *bound_call(PyObject *self, PyObject *const *args, Py_ssize_t na
   return bound_dispatch((BoundObject *)self, args, nargs, NULL);
 }
 
+static PyObject *iso_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
+                            int *missed);
+static PyObject *bound_call_iso(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+
 PyObject *edgert_py_bound_self_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-  return bound_dispatch((BoundObject *)self, args, nargs, NULL);
+  BoundObject *b = (BoundObject *)self;
+  /* loader.call(name, ...) of an isolated function: its own lane too */
+  if (EDGERT__UNLIKELY(b->def.ml_meth == (PyCFunction)(void (*)(void))bound_call_iso))
+    return iso_invoke(b, args, nargs, NULL);
+  return bound_dispatch(b, args, nargs, NULL);
 }
 
 /* The fastest lane, for the commonest kernel shape: double f(double, double)

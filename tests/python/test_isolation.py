@@ -171,6 +171,8 @@ def test_buffers_are_copied_in_and_back_unless_const(iso):
     xs = array.array("q", [1, 2, 3])
     iso.function("iso_add_i64")(xs, 3, 10)
     assert list(xs) == [11, 12, 13]
+    iso.call("iso_add_i64", xs, 3, 1)  # loader.call takes the isolated lane too
+    assert list(xs) == [12, 13, 14]
     ys = array.array("d", [1.0, 2.0])
     assert iso.function("iso_scribble_const")(ys, 2) == 3.0
     assert list(ys) == [1.0, 2.0]  # const: the worker's writes are not copied back
