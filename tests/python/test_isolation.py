@@ -479,6 +479,55 @@ def test_unloading_ends_the_workers_without_zombies():
 
 
 @needs_workers
+def test_threads_call_in_parallel_workers():
+    import threading
+    iso = iso_load(workers=2, timeout=10.0)
+    add, getpid = iso.function("iso_add"), iso.function("iso_getpid")
+    pids, errors = set(), []
+
+    def work(base):
+        try:
+            for i in range(100):
+                assert add(float(base), float(i)) == base + i
+                pids.add(getpid())
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(b,)) for b in (1000, 2000, 3000)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert 1 <= len(pids) <= 2 and os.getpid() not in pids
+    assert iso.isolation_stats()["calls"] == 600
+    iso.unload()
+
+
+@needs_workers
+def test_a_forked_child_starts_its_own_worker_and_leaves_the_parents():
+    iso = iso_load(timeout=10.0)
+    getpid = iso.function("iso_getpid")
+    parent_worker = getpid()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own worker, never the parent's
+        try:
+            child_worker = getpid()
+            ok = child_worker not in (parent_worker, os.getpid()) and alive(parent_worker)
+            os.write(w, b"ok" if ok else b"no")
+        finally:
+            os._exit(0)
+    os.close(w)
+    got = os.read(r, 2)
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert got == b"ok"
+    assert getpid() == parent_worker and alive(parent_worker)  # untouched by the child
+    iso.unload()
+
+
+@needs_workers
 def test_isolation_stats_count_and_time_calls(iso):
     for _ in range(20):
         iso.function("iso_add")(1.0, 2.0)
