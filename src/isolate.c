@@ -49,7 +49,10 @@
 extern char **environ;
 
 #define DATA_MIN ((size_t)256 << 10)
-#define SPIN_PARENT 4096u
+/* How long a call spins on its completion word before it sleeps on it: long
+ * enough for a short kernel's round trip, short enough not to starve the
+ * worker of a CPU on a busy machine. */
+#define SPIN_PARENT_S 20e-6
 #define LAT_RING 1024u
 #define SHM_MAX ((size_t)1 << 40)
 
@@ -67,6 +70,9 @@ typedef struct {
   uint32_t seq;
   int busy;
   int started; /* a worker was started on this slot before */
+  unsigned nospin; /* calls left that wait without spinning first (adaptive:
+                      a spin that did not see the answer costs a CPU the
+                      worker may need on a busy machine) */
 } slot_t;
 
 struct edgert__iso_s {
@@ -195,6 +201,15 @@ static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int ncpus(void) {
+  static int n;
+  if (n == 0) {
+    long k = sysconf(_SC_NPROCESSORS_ONLN);
+    n = k > 0 ? (int)k : 1;
+  }
+  return n;
 }
 
 static inline void cpu_relax(void) {
@@ -639,16 +654,24 @@ static int wait_done(const edgert__iso_t *iso, slot_t *s, uint32_t seq, double s
   double deadline = iso->opts.timeout > 0 ? start + iso->opts.timeout : 0;
   double next_check = 0;
   unsigned spins = 0;
+  int spinning = s->nospin == 0 && ncpus() > 1;
+  if (s->nospin > 0)
+    s->nospin--;
+  double start_spin = spinning ? now_s() : 0;
   for (;;) {
     if (atomic_load(&h->done) == seq)
       return W_DONE;
     uint32_t o = atomic_load(&h->own);
     if ((o & FUTEX_OWNER_DIED) || (o & FUTEX_TID_MASK) == 0)
       return W_DIED;
-    if (spins < SPIN_PARENT) {
-      spins++;
+    if (spinning) {
       cpu_relax();
-      continue;
+      if ((++spins & 31) != 0)
+        continue;
+      if (now_s() - start_spin < SPIN_PARENT_S)
+        continue;
+      spinning = 0;
+      s->nospin = 16;
     }
     double now = now_s();
     if (deadline > 0 && now >= deadline)

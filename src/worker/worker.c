@@ -525,11 +525,25 @@ int main(void) {
   char ok[512] = "";
   if (chan_send(EDGERT__CHAN_FD, ok, sizeof ok, NULL, 0) != 0)
     _exit(126);
+  unsigned nospin = 0;
+  int multi_cpu = sysconf(_SC_NPROCESSORS_ONLN) > 1;
   for (;;) {
     uint32_t r;
     unsigned spins = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int spinning = nospin == 0 && multi_cpu;
+    if (nospin > 0)
+      nospin--;
     while ((r = atomic_load(&hdr->req)) == seen) {
-      if (++spins < 4096) {
+      /* spin up to ~50 us for the next call, then sleep on the word; after
+       * a spin that saw nothing, the next 16 waits sleep at once */
+      int more = spinning && (++spins & 31) != 0;
+      if (spinning && !more) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        more = (t1.tv_sec - t0.tv_sec) * 1000000000L + (t1.tv_nsec - t0.tv_nsec) < 50000;
+      }
+      if (more) {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #elif defined(__aarch64__)
@@ -537,11 +551,15 @@ int main(void) {
 #endif
         continue;
       }
+      if (spinning)
+        nospin = 16;
+      spinning = 0;
       atomic_store(&hdr->sleeping, 1);
       if (atomic_load(&hdr->req) == seen)
         chan_futex(&hdr->req, FUTEX_WAIT, seen, NULL);
       atomic_store(&hdr->sleeping, 0);
       spins = 0;
+      clock_gettime(CLOCK_MONOTONIC, &t0);
     }
     seen = r;
     hdr->status = 0;
