@@ -67,6 +67,7 @@ typedef struct {
   size_t nbound;
   uint64_t *shm;        /* region ids this worker has mapped */
   size_t nshm, cshm;
+  uint64_t shm_gen;     /* shm_gen when its freed regions were last unmapped */
   uint32_t seq;
   int busy;
   int started; /* a worker was started on this slot before */
@@ -191,9 +192,10 @@ typedef struct shm_s {
 static pthread_mutex_t shm_mu = PTHREAD_MUTEX_INITIALIZER;
 static shm_t *shms;
 static uint64_t shm_next_id = 1;
-/* ids freed since each worker last looked: a worker unmaps those it has */
-static uint64_t *shm_freed;
-static size_t nshm_freed, cshm_freed;
+/* +1 per edgert_isolate_shm_free: a worker whose slot saw this value has
+ * no freed region mapped (ids are never reused, so an id that is not in
+ * `shms` any more was freed) */
+static uint64_t shm_gen = 1;
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -244,6 +246,7 @@ static void slot_forget(slot_t *s) {
   edgert__free(s->shm);
   s->shm = NULL;
   s->nshm = s->cshm = 0;
+  s->shm_gen = 0;
 }
 
 /* Kills (SIGKILL) and reaps the slot's worker; *status gets waitpid's
@@ -615,8 +618,10 @@ static int slot_start(edgert__iso_t *iso, slot_t *s, const char *module_path) {
                          got == 0 ? reply : "it ended before answering",
                          how[0] ? "; it " : "", how, denied);
   }
+  pthread_mutex_lock(&iso->mu);
   if (s->started)
     iso->respawns++;
+  pthread_mutex_unlock(&iso->mu);
   s->started = 1;
   return 0;
 fail:
@@ -866,17 +871,25 @@ static int slot_has_shm(const slot_t *s, uint64_t id) {
   return 0;
 }
 
-/* Unmaps in the worker the regions freed since (W_DONE or a worker state). */
+/* Unmaps in the worker the regions freed since it last looked (W_DONE or a
+ * worker state). One compare when nothing was freed. */
 static int sync_freed(const edgert__iso_t *iso, slot_t *s, double start) {
+  pthread_mutex_lock(&shm_mu);
+  uint64_t gen = shm_gen;
+  if (s->shm_gen == gen || s->nshm == 0) {
+    s->shm_gen = gen;
+    pthread_mutex_unlock(&shm_mu);
+    return W_DONE;
+  }
+  pthread_mutex_unlock(&shm_mu);
   for (size_t i = 0; i < s->nshm;) {
     uint64_t id = s->shm[i];
-    int freed = 0;
+    int live = 0;
     pthread_mutex_lock(&shm_mu);
-    for (size_t k = 0; k < nshm_freed; k++)
-      if (shm_freed[k] == id)
-        freed = 1;
+    for (shm_t *r = shms; r != NULL && !live; r = r->next)
+      live = r->id == id;
     pthread_mutex_unlock(&shm_mu);
-    if (!freed) {
+    if (live) {
       i++;
       continue;
     }
@@ -886,6 +899,7 @@ static int sync_freed(const edgert__iso_t *iso, slot_t *s, double start) {
       return w;
     s->shm[i] = s->shm[--s->nshm];
   }
+  s->shm_gen = gen;
   return W_DONE;
 }
 
@@ -1261,16 +1275,7 @@ void edgert_isolate_shm_free(void *p) {
   shm_t *r = *pp;
   if (r != NULL) {
     *pp = r->next;
-    if (nshm_freed == cshm_freed) {
-      size_t c = cshm_freed ? cshm_freed * 2 : 16;
-      uint64_t *g = edgert__realloc(shm_freed, c * sizeof *g);
-      if (g != NULL) {
-        shm_freed = g;
-        cshm_freed = c;
-      }
-    }
-    if (nshm_freed < cshm_freed)
-      shm_freed[nshm_freed++] = r->id;
+    shm_gen++;
   }
   pthread_mutex_unlock(&shm_mu);
   if (r != NULL) {
