@@ -12,7 +12,7 @@ SANITIZE ?= OFF
 PYTHON   ?= python3
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 
-DEB_PACKAGES := cmake pkg-config gcc libffi-dev libssl-dev openssl libcjson-dev libcmocka-dev
+DEB_PACKAGES := cmake pkg-config gcc libffi-dev libssl-dev openssl libcjson-dev libcmocka-dev libseccomp-dev
 PY_PACKAGES  := pytest hypothesis numpy cffi scikit-build-core mypy dask[distributed]
 # Only for the interpreter `make test` uses (the version matrix leaves them
 # out: a Ray install is large and its tests start a cluster); the tests that

@@ -17,6 +17,7 @@
 #include "edgert/struct.h"
 #include "edgert/callback.h"
 #include "edgert/loader.h"
+#include "edgert/isolate.h"
 #include "edgert/manifest.h"
 #include "edgert/sign.h"
 #include "edgert/agree.h"

@@ -26,7 +26,7 @@ AARCH64_EMULATOR ?= qemu-aarch64
 # libc6-dev-arm64-cross is only a Recommends of the cross compiler, which is
 # installed without its recommends (qemu-user's would bring binfmt files).
 AARCH64_DEBS := gcc-$(AARCH64_TRIPLE) libc6-dev-arm64-cross qemu-user libc6:arm64 \
-  libffi-dev:arm64 libssl-dev:arm64 libcjson-dev:arm64 libcmocka-dev:arm64
+  libffi-dev:arm64 libssl-dev:arm64 libcjson-dev:arm64 libcmocka-dev:arm64 libseccomp-dev:arm64
 
 # The emulated interpreter: Debian's arm64 CPython and the shared libraries its
 # standard modules and numpy's wheel need beyond what AARCH64_DEBS brings.

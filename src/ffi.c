@@ -655,6 +655,8 @@ int edgert_func_call_values(edgert_func_t *fn, edgert_value_t *values, void *ret
   if (EDGERT__UNLIKELY(fn == NULL || (values == NULL && fn->nargs > 0)))
     return edgert__error(EDGERT_EINVAL, "edgert_func_call_values: NULL function or values");
   edgert_value_t none[1];
+  if (EDGERT__UNLIKELY(fn->iso))
+    return edgert__iso_call(fn, values ? values : none, fn->nargs, NULL, NULL, ret);
   return counted(fn, values ? values : none, NULL, ret);
 }
 
@@ -665,6 +667,8 @@ int edgert_func_call_serialized(edgert_func_t *fn, edgert_value_t *values, void 
     long double scratch[2];
     return edgert_func_call_serialized(fn, values, scratch);
   }
+  if (EDGERT__UNLIKELY(fn->iso))
+    return edgert__iso_call(fn, values, fn->nargs, NULL, NULL, ret);
   /* The lean path: no in-flight count (the caller's lock excludes unload
    * and reload, so the current mapping cannot change under the call). */
   edgert_module_t *m = fn->module;
@@ -757,10 +761,12 @@ static void widen(const edgert_abi_type_t *t, const void *a, edgert_value_t *v) 
 int edgert_func_call(edgert_func_t *fn, void **args, void *ret) {
   if (EDGERT__UNLIKELY(fn == NULL || (args == NULL && fn->nargs > 0)))
     return edgert__error(EDGERT_EINVAL, "edgert_func_call: NULL function or arguments");
-  if (fn->tramp != NULL) {
+  if (fn->tramp != NULL || fn->iso) {
     edgert_value_t v[EDGERT_MAX_ARGS + 1];
     for (unsigned i = 0; i < fn->nargs; i++)
       widen(&fn->contract.args[i], args[i], &v[i]);
+    if (fn->iso)
+      return edgert__iso_call(fn, v, fn->nargs, NULL, NULL, ret);
     return counted(fn, v, NULL, ret);
   }
   void *none[1] = {NULL};
@@ -834,6 +840,15 @@ int edgert_func_call_variadic(edgert_func_t *fn, edgert_value_t *values, size_t 
   if (want.nextra > 0 && extra == NULL)
     return edgert__error(EDGERT_EINVAL, "calling '%s': %u extra arguments and no types",
                          c->function_name, want.nextra);
+  if (fn->iso) {
+    for (unsigned k = 0; k < want.nextra; k++)
+      if (extra[k].code == EDGERT_CT_VOID || extra[k].code == EDGERT_CT_STRUCT ||
+          edgert_abi_type_size(&extra[k]) == 0)
+        return edgert__error(EDGERT_EINVAL, "calling '%s': extra argument %u (argument %u) "
+                             "has a type an isolated variadic call cannot pass (code %d)",
+                             c->function_name, k + 1, c->nargs + k + 1, (int)extra[k].code);
+    return edgert__iso_call(fn, values, nvalues, extra, NULL, ret);
+  }
   edgert_value_t slots[EDGERT_MAX_ARGS];
   void *av[EDGERT_MAX_ARGS];
   for (unsigned i = 0; i < c->nargs; i++)

@@ -153,7 +153,7 @@ typedef struct thread_state_s {
 } thread_state_t;
 
 static _Thread_local thread_state_t self TLS_IE;
-static _Thread_local edgert_crash_t last_crash = {0, 0, NULL, "", "", 0, 0, 0, 0};
+static _Thread_local edgert_crash_t last_crash = {0, 0, NULL, "", "", 0, 0, 0, 0, 0, 0, 0, ""};
 
 /* Process-wide state. */
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -202,6 +202,23 @@ typedef struct alt_stack_s {
 } alt_stack_t;
 
 const edgert_crash_t *edgert_last_crash(void) { return &last_crash; }
+
+void edgert__crash_isolated(int signo, int exit_status, int pid, const char *syscall,
+                            const char *function, const char *module) {
+  last_crash.signo = signo;
+  last_crash.code = 0;
+  last_crash.address = NULL;
+  last_crash.function = function != NULL ? function : "";
+  last_crash.module = module != NULL ? module : "";
+  last_crash.sent = 0;
+  last_crash.sender_pid = 0;
+  last_crash.self_raised = 0;
+  last_crash.unhealthy = 0;
+  last_crash.isolated = 1;
+  last_crash.worker_pid = pid;
+  last_crash.exit_status = exit_status;
+  last_crash.syscall = syscall != NULL ? syscall : "";
+}
 
 const char *edgert_signal_name(int signo) {
   switch (signo) {
@@ -892,6 +909,10 @@ static NOINLINE int contained(frame_t *f, const char *function, const char *modu
   last_crash.sender_pid = f->sender_pid;
   last_crash.self_raised = f->how == SENT_SELF;
   last_crash.unhealthy = f->syslib != 0;
+  last_crash.isolated = 0;
+  last_crash.worker_pid = 0;
+  last_crash.exit_status = 0;
+  last_crash.syscall = "";
   if (f->syslib != 0)
     mark_unhealthy(f, last_crash.function);
   char kind[192], tail[320] = "";

@@ -440,3 +440,82 @@ out:
   edgert__free(e.ph);
   return rc;
 }
+
+/* ---- a function symbol of the verified bytes (isolated binds) ------------- */
+
+int edgert__dyn_find_func(int fd, const char *path, const char *name, uint64_t *value) {
+  elf_t e = {fd, 0, path, NULL, 0};
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+    return edgert__error(EDGERT_EIO, "%s is not a regular file that can be read", path);
+  e.size = (uint64_t)st.st_size;
+  Elf64_Ehdr eh;
+  size_t first = e.size < sizeof eh ? (size_t)e.size : sizeof eh;
+  unsigned char hdr[sizeof eh];
+  unsigned char *syms = NULL;
+  char *strtab = NULL;
+  int rc;
+  if ((rc = read_at(&e, 0, hdr, first)) != 0 ||
+      (rc = edgert__check_elf(hdr, first, (size_t)e.size, path)) != 0)
+    return rc;
+  memcpy(&eh, hdr, sizeof eh);
+  if ((rc = read_new(&e, eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr),
+                     (void **)&e.ph)) != 0)
+    return rc;
+  e.nph = eh.e_phnum;
+  dyn_t d;
+  if ((rc = read_dynamic(&e, &d)) != 0)
+    goto out;
+  if (!d.have_symtab || !d.have_strtab || !d.have_strsz) {
+    rc = 0; /* no dynamic symbols: nothing is defined */
+    goto out;
+  }
+  /* The table's extent: to the end of its segment's file part, and before
+   * the string table when that follows it (the linkers' layout). */
+  uint64_t symoff = 0, room = 0, stroff;
+  if ((rc = va_to_off(&e, d.symtab, sizeof(Elf64_Sym), &symoff, &room, "symbol table")) != 0 ||
+      (rc = va_to_off(&e, d.strtab, d.strsz, &stroff, NULL, "string table")) != 0)
+    goto out;
+  if (d.strtab > d.symtab && d.strtab - d.symtab < room)
+    room = d.strtab - d.symtab;
+  uint64_t nsyms = room / sizeof(Elf64_Sym);
+  if (nsyms > MAX_ENTRIES)
+    nsyms = MAX_ENTRIES;
+  if ((rc = read_new(&e, symoff, nsyms * sizeof(Elf64_Sym), (void **)&syms)) != 0 ||
+      (rc = read_new(&e, stroff, d.strsz, (void **)&strtab)) != 0)
+    goto out;
+  size_t nlen = strlen(name);
+  for (uint64_t i = 1; i < nsyms; i++) {
+    Elf64_Sym s;
+    memcpy(&s, syms + i * sizeof s, sizeof s);
+    if (s.st_shndx == SHN_UNDEF || s.st_name >= d.strsz || d.strsz - s.st_name <= nlen ||
+        memcmp(strtab + s.st_name, name, nlen + 1) != 0)
+      continue;
+    unsigned type = ELF64_ST_TYPE(s.st_info), bind = ELF64_ST_BIND(s.st_info);
+    if (bind != STB_GLOBAL && bind != STB_WEAK && bind != STB_GNU_UNIQUE)
+      continue;
+    if (type != STT_FUNC && type != STT_GNU_IFUNC) {
+      rc = edgert__error(EDGERT_ENOTFOUND, "'%s' in module %s is %s, not a function", name,
+                         path, type == STT_OBJECT ? "a data object" : "not a function symbol");
+      goto out;
+    }
+    for (unsigned k = 0; k < e.nph; k++) {
+      const Elf64_Phdr *p = &e.ph[k];
+      if (p->p_type == PT_LOAD && (p->p_flags & PF_X) && s.st_value >= p->p_vaddr &&
+          s.st_value - p->p_vaddr < p->p_memsz) {
+        *value = s.st_value;
+        rc = 1;
+        goto out;
+      }
+    }
+    rc = edgert__error(EDGERT_ENOTFOUND, "'%s' in module %s is not in an executable segment",
+                       name, path);
+    goto out;
+  }
+  rc = 0;
+out:
+  edgert__free(syms);
+  edgert__free(strtab);
+  edgert__free(e.ph);
+  return rc;
+}

@@ -113,6 +113,13 @@ int edgert__guarded_invoke(edgert__tramp_t tramp, void *fn, void **args,
                            void *ret, const char *function,
                            const char *module);
 
+/* guard.c: records on this thread that an isolated call's worker died
+ * (edgert_crash_t.isolated = 1): `signo` the signal that ended it (0 for an
+ * exit), `exit_status` its exit() status or -1, `syscall` a denied system
+ * call's name or "" (static or long-lived strings: kept by reference). */
+void edgert__crash_isolated(int signo, int exit_status, int pid, const char *syscall,
+                            const char *function, const char *module);
+
 /* types.c: a container of type `t` is being made (`who` names the call for
  * the message): 0, or EDGERT_ENOTFOUND when the type was unregistered.
  * Built-in types: always 0. edgert__type_release gives it back (at free). */

@@ -27,14 +27,32 @@ struct edgert_list_s {
   size_t cap;
   unsigned pins;
   size_t heap_bytes;
+  int shared; /* storage in shared regions (edgert_isolate_shm_alloc) */
 };
+
+/* Frees the storage of l, wherever it lives. */
+static void data_free(edgert_list_t *l, void *data) {
+  if (l->shared)
+    edgert_isolate_shm_free(data);
+  else
+    edgert__free(data);
+}
 
 #define LIST_MAX_LEN ((size_t)PTRDIFF_MAX / EDGERT_TYPE_MAX_SIZE)
 
-int edgert_list_new(const edgert_type_t *item_type, size_t reserve, edgert_list_t **out) {
+static int list_new(const edgert_type_t *item_type, size_t reserve, int shared,
+                    edgert_list_t **out) {
+  const char *who = shared ? "edgert_list_new_shared" : "edgert_list_new";
   if (item_type == NULL || out == NULL)
-    return edgert__error(EDGERT_EINVAL, "edgert_list_new: type and out must not be NULL");
-  int rc0 = edgert__type_acquire(item_type, "edgert_list_new");
+    return edgert__error(EDGERT_EINVAL, "%s: type and out must not be NULL", who);
+  edgert_kind_t kind = edgert_type_kind(item_type);
+  if (shared && (kind == EDGERT_KIND_STR || kind == EDGERT_KIND_BYTES))
+    return edgert__error(EDGERT_EUNSUPPORTED,
+                         "edgert_list_new_shared: items of type '%s' hold pointers into this "
+                         "process, which a worker cannot follow: only inline value types "
+                         "can be shared",
+                         edgert_type_name(item_type));
+  int rc0 = edgert__type_acquire(item_type, who);
   if (rc0 < 0)
     return rc0;
   edgert_list_t *l = edgert__calloc(1, sizeof *l);
@@ -43,6 +61,7 @@ int edgert_list_new(const edgert_type_t *item_type, size_t reserve, edgert_list_
     return edgert__error(EDGERT_ENOMEM, "list: out of memory");
   }
   l->type = item_type;
+  l->shared = shared;
   l->kind = edgert_type_kind(item_type);
   l->var = l->kind == EDGERT_KIND_STR || l->kind == EDGERT_KIND_BYTES;
   l->v.itemsize = edgert_type_size(item_type);
@@ -56,6 +75,20 @@ int edgert_list_new(const edgert_type_t *item_type, size_t reserve, edgert_list_
   }
   *out = l;
   return 0;
+}
+
+int edgert_list_new(const edgert_type_t *item_type, size_t reserve, edgert_list_t **out) {
+  return list_new(item_type, reserve, 0, out);
+}
+
+int edgert_list_new_shared(const edgert_type_t *item_type, size_t reserve,
+                           edgert_list_t **out) {
+  return list_new(item_type, reserve, 1, out);
+}
+
+int edgert_list_is_shared(const edgert_list_t *l) {
+  EDGERT__RETURN_IF_NULL(l, 0);
+  return l->shared;
 }
 
 static void release_range(edgert_list_t *l, size_t from, size_t to) {
@@ -72,7 +105,7 @@ void edgert_list_free(edgert_list_t *l) {
   if (l == NULL)
     return;
   release_range(l, 0, l->v.len);
-  edgert__free(l->v.data);
+  data_free(l, l->v.data);
   edgert__type_release(l->type);
   edgert__free(l);
 }
@@ -114,6 +147,21 @@ void *edgert_list_at(edgert_list_t *l, size_t i) {
 static int set_capacity(edgert_list_t *l, size_t cap) {
   if (cap > LIST_MAX_LEN)
     return edgert__error(EDGERT_ELIMIT, "list: %zu elements is more than a list holds", cap);
+  if (l->shared) { /* a new region and a copy: regions do not grow */
+    void *q = NULL;
+    if (cap > 0) {
+      int rc = edgert_isolate_shm_alloc(cap * l->v.itemsize, &q);
+      if (rc != 0)
+        return rc;
+      size_t keep = l->v.len < cap ? l->v.len : cap;
+      if (keep > 0)
+        memcpy(q, l->v.data, keep * l->v.itemsize);
+    }
+    edgert_isolate_shm_free(l->v.data);
+    l->v.data = q;
+    l->cap = cap;
+    return 0;
+  }
   void *p = edgert__realloc(l->v.data, cap * l->v.itemsize);
   if (p == NULL)
     return edgert__error(EDGERT_ENOMEM, "list: out of memory growing to %zu elements", cap);
@@ -299,7 +347,7 @@ int edgert_list_clear(edgert_list_t *l) {
   if (l->pins)
     return edgert__error(EDGERT_EBUSY, "list: cannot resize while its buffer is exported");
   release_range(l, 0, l->v.len);
-  edgert__free(l->v.data);
+  data_free(l, l->v.data);
   l->v.data = NULL;
   l->v.len = l->cap = 0;
   return 0;

@@ -205,6 +205,12 @@ static void image_release(edgert__image_t *img) {
   registry_leave();
   if (!last)
     return;
+  if (img->iso != NULL) { /* isolated: never mapped here; its workers end now */
+    edgert__iso_free(img->iso);
+    close(img->fd);
+    edgert__free(img);
+    return;
+  }
   /* Out of the registry: no load finds it any more. dlclose runs the
    * module's destructors (foreign code) under load_lock only, so a fork
    * waits for it (see edgert__loader_fork_prepare). */
@@ -1569,6 +1575,77 @@ int edgert_module_plan_dependencies(const char *path, const edgert_load_options_
   return rc;
 }
 
+/* The rest of an isolated load (edgert/isolate.h): the verified sealed copy
+ * `fd` is kept, never mapped in this process and never entered in the
+ * registry (so no in-process load or edgert_module_open_loaded shares it);
+ * its workers map it. Listed dependencies would have to be mapped first in
+ * every worker: refused for now. Takes over (and on failure frees) every
+ * argument; the handle is linked as any other. */
+static int load_isolated(edgert_module_t *m, edgert__image_t *img, edgert__map_t *mp, int fd,
+                         edgert__deps_t *deps, const edgert_isolate_options_t *o,
+                         edgert_module_t **out) {
+  int rc = 0;
+  if (edgert__deps_listed(deps, 0, NULL, NULL, NULL) > 0) {
+    const char *name = "", *dpath = "", *hex = "";
+    edgert__deps_listed(deps, 0, &name, &dpath, &hex);
+    rc = edgert__error(EDGERT_EUNSUPPORTED,
+                       "loading %s isolated: it needs the listed dependency %s (%s), and "
+                       "isolated modules cannot have listed dependencies yet (only ones the "
+                       "dynamic linker finds in trusted system folders); load it in-process, "
+                       "or link the dependency into the module",
+                       m->path, name, dpath);
+  }
+  load_enter();
+  edgert__deps_release(deps); /* nothing of it was mapped */
+  load_leave();
+  edgert_isolate_options_t *copy = rc == 0 ? edgert__calloc(1, sizeof *copy) : NULL;
+  char *wp = NULL;
+  if (rc == 0 && copy == NULL)
+    rc = edgert__error(EDGERT_ENOMEM, "loading %s: out of memory", m->path);
+  if (rc == 0) {
+    *copy = *o;
+    if (copy->workers == 0)
+      copy->workers = 1;
+    if (o->worker_path != NULL && (wp = edgert__strdup(o->worker_path)) == NULL)
+      rc = edgert__error(EDGERT_ENOMEM, "loading %s: out of memory", m->path);
+    copy->worker_path = wp;
+  }
+  if (rc == 0)
+    rc = edgert__iso_new(o, fd, &img->iso);
+  if (rc != 0) {
+    close(fd);
+    edgert__free(copy);
+    edgert__free(wp);
+    pthread_mutex_destroy(&m->lock);
+    edgert__free(m->path);
+    edgert__free(m);
+    edgert__free(img);
+    edgert__free(mp);
+    return rc;
+  }
+  memcpy(img->sha, m->sha, 32);
+  img->fd = fd;
+  img->refs = 1;
+  atomic_init(&img->quarantined, 0);
+  m->iso_opts = copy;
+  mp->image = img;
+  mp->bias = 0;
+  atomic_init(&mp->active, 1);
+  atomic_init(&mp->retired, 0);
+  atomic_init(&mp->closed, 0);
+  mp->generation = 1;
+  atomic_init(&m->cur, mp);
+  registry_enter();
+  m->hnext = handles;
+  m->hprev = NULL;
+  if (handles != NULL)
+    handles->hprev = m;
+  handles = m;
+  registry_leave();
+  *out = m;
+  return 0;
+}
+
 int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
                           const edgert_load_options_t *opts, edgert_module_t **out) {
   if (path == NULL || out == NULL)
@@ -1579,6 +1656,9 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
   unsigned flags;
   int orc = read_options(opts, "edgert_module_load", &limit, &flags);
   if (orc != 0)
+    return orc;
+  const edgert_isolate_options_t *iso_o = opts != NULL ? opts->isolation : NULL;
+  if (iso_o != NULL && (orc = edgert__iso_check_options(iso_o, flags, path)) != 0)
     return orc;
   int deep = (flags & EDGERT_LOAD_ISOLATE_SYMBOLS) != 0;
   if (deep) {
@@ -1653,6 +1733,8 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
   atomic_init(&m->state, 0);
   atomic_init(&m->crashed_generation, 0);
   pthread_mutex_init(&m->lock, NULL);
+  if (iso_o != NULL)
+    return load_isolated(m, fresh, mp, fd, deps, iso_o, out);
 
   /* Bytes already mapped (in the same binding mode) are shared; else they
    * are mapped under load_lock, after a second look (another thread may
@@ -1748,6 +1830,11 @@ static int same_offsets(edgert_module_t *m, const edgert__image_t *img, const ch
 }
 
 int edgert_module_reload(edgert_module_t *m, const char *path, unsigned long *generation) {
+  if (m != NULL && m->iso_opts != NULL)
+    return edgert__error(EDGERT_EUNSUPPORTED,
+                         "module %s is isolated: its workers are started anew after every "
+                         "crash, so there is nothing to reload; load it again for new bytes",
+                         m->path);
   if (m == NULL)
     return edgert__error(EDGERT_EINVAL, "edgert_module_reload: m must not be NULL");
   if (path == NULL)
@@ -1890,6 +1977,10 @@ int edgert_module_open_loaded(const char *sha256_hex, const char *name,
   if (orc != 0)
     return orc;
   (void)limit; /* nothing is read: the size limit does not apply */
+  if (opts != NULL && opts->isolation != NULL)
+    return edgert__error(EDGERT_EUNSUPPORTED,
+                         "edgert_module_open_loaded: finds in-process mappings only; an "
+                         "isolated module is loaded from its file (edgert_module_load_ex)");
   int deep = (flags & EDGERT_LOAD_ISOLATE_SYMBOLS) != 0;
   unsigned char sha[32];
   int rc = parse_hex(sha256_hex, sha, "the SHA-256 to look up");
@@ -2002,6 +2093,10 @@ void edgert_module_free(edgert_module_t *m) {
     mp = older;
   }
   pthread_mutex_destroy(&m->lock);
+  if (m->iso_opts != NULL) {
+    edgert__free((char *)m->iso_opts->worker_path);
+    edgert__free(m->iso_opts);
+  }
   edgert__free(m->path);
   edgert__free(m);
 }
@@ -2078,6 +2173,11 @@ static int lookup(edgert_module_t *m, const char *name, int want_func, void **ou
     return edgert__error(EDGERT_EINVAL, "symbol lookup: NULL argument");
   if (name[0] == '\0')
     return edgert__error(EDGERT_EINVAL, "symbol lookup: empty symbol name");
+  if (m->iso_opts != NULL)
+    return edgert__error(EDGERT_EUNSUPPORTED,
+                         "'%s': module %s is isolated: its code is mapped only in its worker "
+                         "processes, so its symbols have no address here",
+                         name, m->path);
   edgert__map_t *mp = edgert__map_hold(m);
   if (mp == NULL)
     return edgert__error(EDGERT_EUNLOADED, "cannot look up '%s': module %s is unloaded",
@@ -2135,11 +2235,68 @@ int edgert_module_address_of(edgert_module_t *m, const char *name, void **out) {
   return lookup(m, name, 0, out, NULL);
 }
 
+static void add_func(edgert_module_t *m, edgert_func_t *fn) {
+  pthread_mutex_lock(&m->lock);
+  for (edgert_func_t *f = m->funcs; f != NULL; f = f->next)
+    if (!f->replaced && strcmp(f->contract.function_name, fn->contract.function_name) == 0)
+      f->replaced = 1;
+  fn->next = m->funcs;
+  m->funcs = fn;
+  pthread_mutex_unlock(&m->lock);
+}
+
+/* An isolated module's bind: the function must be one the verified bytes
+ * define (their dynamic symbol table, read from the sealed copy: nothing is
+ * mapped here), and its contract must be able to travel to a worker. The
+ * worker resolves it again when it first calls it. */
+static int bind_isolated(edgert_module_t *m, const edgert_contract_t *c, edgert_func_t **out) {
+  int rc = edgert__iso_check_contract(c);
+  if (rc != 0)
+    return rc;
+  edgert__map_t *mp = edgert__map_hold(m);
+  if (mp == NULL)
+    return edgert__error(EDGERT_EUNLOADED, "cannot bind '%s': module %s is unloaded",
+                         c->function_name, m->path);
+  uint64_t value = 0;
+  rc = edgert__dyn_find_func(mp->image->fd, m->path, c->function_name, &value);
+  if (rc == 0)
+    rc = edgert__error(EDGERT_ENOTFOUND, "symbol '%s' is not defined in module %s",
+                       c->function_name, m->path);
+  edgert_func_t *fn = NULL;
+  if (rc == 1 && (fn = edgert__calloc(1, sizeof *fn)) == NULL)
+    rc = edgert__error(EDGERT_ENOMEM, "binding '%s': out of memory", c->function_name);
+  if (rc == 1) {
+    fn->module = m;
+    fn->addr = NULL;
+    fn->off = (uintptr_t)value;
+    fn->contract = *c;
+    fn->nargs = c->nargs;
+    rc = edgert__func_prepare(fn);
+    if (rc == 0) {
+      fn->iso = 1;
+      fn->iso_index = edgert__iso_func_index(mp->image->iso);
+    } else {
+      edgert__func_release(fn);
+      edgert__free(fn);
+      fn = NULL;
+    }
+  }
+  edgert__map_drop(mp);
+  if (rc != 0)
+    return rc;
+  add_func(m, fn);
+  if (out != NULL)
+    *out = fn;
+  return 0;
+}
+
 int edgert_module_bind(edgert_module_t *m, const edgert_contract_t *c, edgert_func_t **out) {
   if (m == NULL || c == NULL)
     return edgert__error(EDGERT_EINVAL, "edgert_module_bind: module and contract must not be NULL");
   if (c->nargs > EDGERT_MAX_ARGS || memchr(c->function_name, '\0', sizeof c->function_name) == NULL)
     return edgert__error(EDGERT_EINVAL, "edgert_module_bind: malformed contract");
+  if (m->iso_opts != NULL)
+    return bind_isolated(m, c, out);
   void *addr = NULL;
   uintptr_t bias = 0;
   int rc = lookup(m, c->function_name, 1, &addr, &bias);
@@ -2192,9 +2349,11 @@ const edgert_contract_t *edgert_func_contract(const edgert_func_t *fn) {
 }
 edgert_module_t *edgert_func_module(const edgert_func_t *fn) { return fn ? fn->module : NULL; }
 void *edgert_func_address(const edgert_func_t *fn) {
-  if (fn == NULL)
+  if (fn == NULL || fn->iso)
     return NULL;
   /* In the current mapping (records outlive reloads: no count needed to read it). */
   return (void *)(atomic_load(&fn->module->cur)->bias + fn->off);
 }
-int edgert_func_is_fast(const edgert_func_t *fn) { return fn != NULL && edgert__func_trampolined(fn); }
+int edgert_func_is_fast(const edgert_func_t *fn) {
+  return fn != NULL && !fn->iso && edgert__func_trampolined(fn);
+}

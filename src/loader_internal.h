@@ -42,6 +42,8 @@ struct edgert__image_s {
   size_t refs;             /* mappings and type pins using it (registry_lock) */
   atomic_int quarantined;  /* a call on this copy crashed: never shared again, never cleared */
   struct edgert__deps_s *deps; /* verified dependencies mapped for it (deps.c), or NULL */
+  struct edgert__iso_s *iso;   /* isolated (never mapped here, never in the registry): its
+                                  workers (isolate.c), else NULL */
   edgert__image_t *next;   /* registry list */
 };
 
@@ -70,6 +72,8 @@ struct edgert_module_s {
   char sha_hex[65];
   pthread_mutex_t lock; /* binding, the function list, reload and unload */
   edgert_func_t *funcs; /* every function bound, newest first */
+  /* isolated load (edgert/isolate.h): its options (worker_path owned), else NULL */
+  edgert_isolate_options_t *iso_opts;
   edgert_module_t *hnext, *hprev; /* every handle not yet freed (registry_lock),
                                      so a fork can take and reset each lock */
 };
@@ -97,6 +101,8 @@ struct edgert_func_s {
   unsigned char slot[EDGERT_MAX_ARGS]; /* regcall: GPR index, or 0x80 | FPR index */
   unsigned char words[EDGERT_MAX_ARGS]; /* regcall: a struct argument's registers, from slot */
   edgert_func_t *next;
+  int iso;               /* the module is isolated: every call goes to a worker */
+  unsigned iso_index;    /* its index in the module's workers (isolate.c) */
   edgert_contract_t contract;
   ffi_cif cif;
   ffi_type *atypes[EDGERT_MAX_ARGS];
@@ -239,5 +245,32 @@ edgert__deps_t *edgert__deps_share(const edgert__deps_t *d, int *rc);
  * (listed ones); with `name` non-NULL, item i of them (borrowed strings). */
 size_t edgert__deps_listed(const edgert__deps_t *d, size_t i, const char **name,
                            const char **path, const char **sha256_hex);
+
+/* ---- process isolation (isolate.c) ----------------------------------------- */
+
+typedef struct edgert__iso_s edgert__iso_t;
+/* The options of an isolated load of `path`: EDGERT_EINVAL /
+ * EDGERT_EUNSUPPORTED naming the field. */
+int edgert__iso_check_options(const edgert_isolate_options_t *o, unsigned flags,
+                              const char *path);
+/* The workers of an isolated image whose sealed memfd is `fd` (borrowed:
+ * it must outlive them). Starts nothing. */
+int edgert__iso_new(const edgert_isolate_options_t *o, int fd, edgert__iso_t **out);
+/* Ends every worker (SIGKILL, reaped) and frees. NULL ok. */
+void edgert__iso_free(edgert__iso_t *iso);
+/* A new function index for a bind. */
+unsigned edgert__iso_func_index(edgert__iso_t *iso);
+/* 0, or EDGERT_EUNSUPPORTED naming a callback argument or a struct with a
+ * pointer field: what cannot travel to a worker. */
+int edgert__iso_check_contract(const edgert_contract_t *c);
+/* An isolated call: `nvalues` slots (fixed then variadic extras, whose
+ * types are `extra`), pointer sizes in `bufs` (NULL: none). */
+int edgert__iso_call(edgert_func_t *fn, edgert_value_t *values, size_t nvalues,
+                     const edgert_abi_type_t *extra, const edgert_arg_buffer_t *bufs,
+                     void *ret);
+/* inspect.c: 1 and the symbol's value when `name` is a function (STT_FUNC or
+ * STT_GNU_IFUNC) the module in `fd` defines, in an executable segment; 0 if
+ * not; a negative EDGERT code for a malformed file. */
+int edgert__dyn_find_func(int fd, const char *path, const char *name, uint64_t *value);
 
 #endif /* EDGERT_LOADER_INTERNAL_H */

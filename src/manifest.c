@@ -48,6 +48,8 @@ typedef struct entry_s {
     char *file;                 /* resolved absolute path (or as written) */
     char sha256[65];            /* lowercase */
   } *deps;
+  int isolated;                 /* "isolation" (optional) was given */
+  edgert_isolate_options_t iso; /* its options (worker_path NULL) */
 } entry_t;
 
 struct edgert_manifest_s {
@@ -728,8 +730,77 @@ static int resolve(const char *base_dir, const char *rel, const char *field,
   return 0;
 }
 
-enum { M_PATH, M_SHA, M_CONTRACTS, M_DEPS, M__N };
-static const char *const module_keys[M__N] = {"path", "sha256", "contracts", "dependencies"};
+enum { M_PATH, M_SHA, M_CONTRACTS, M_DEPS, M_ISO, M__N };
+static const char *const module_keys[M__N] = {"path", "sha256", "contracts", "dependencies",
+                                              "isolation"};
+
+enum { I_MODE, I_TIMEOUT, I_MEM, I_SANDBOX, I_WORKERS, I__N };
+static const char *const iso_keys[I__N] = {"mode", "timeout", "memory_limit", "sandbox",
+                                           "workers"};
+
+/* Reads a module entry's optional "isolation" object (edgert/isolate.h):
+ * {"mode": "process", "timeout": seconds, "memory_limit": bytes,
+ *  "sandbox": "none" | "strict", "workers": 1..EDGERT_ISOLATE_MAX_WORKERS};
+ * only "mode" is required. */
+static int read_isolation(const cJSON *obj, const char *where, edgert_isolate_options_t *o) {
+  char field[FIELD_MAX], q[QUOTE_SIZE];
+  if (!cJSON_IsObject(obj))
+    return wrong_type(where, "an object", obj);
+  const cJSON *f[I__N];
+  int rc = check_keys(obj, where, iso_keys, I__N, 1u, f);
+  if (rc < 0)
+    return rc;
+  memset(o, 0, sizeof *o);
+  join(field, where, "mode");
+  if (!cJSON_IsString(f[I_MODE]))
+    return wrong_type(field, "a string", f[I_MODE]);
+  if (strcmp(f[I_MODE]->valuestring, "process") != 0)
+    return edgert__error(EDGERT_EMANIFEST, "%s: %s is not an isolation mode (expected "
+                         "\"process\")", field, quote(f[I_MODE]->valuestring, q, sizeof q));
+  if (f[I_TIMEOUT] != NULL) {
+    join(field, where, "timeout");
+    if (!cJSON_IsNumber(f[I_TIMEOUT]))
+      return wrong_type(field, "a number of seconds", f[I_TIMEOUT]);
+    double t = f[I_TIMEOUT]->valuedouble;
+    if (!(t >= 0) || t > 1e9)
+      return edgert__error(EDGERT_EMANIFEST, "%s: %g is not a number of seconds >= 0",
+                           field, t);
+    o->timeout = t;
+  }
+  if (f[I_MEM] != NULL) {
+    join(field, where, "memory_limit");
+    double b = cJSON_IsNumber(f[I_MEM]) ? f[I_MEM]->valuedouble : -1;
+    if (!cJSON_IsNumber(f[I_MEM]))
+      return wrong_type(field, "a number of bytes", f[I_MEM]);
+    if (!(b >= 1 << 20) || b > 9.0e15 || b != (double)(int64_t)b)
+      return edgert__error(EDGERT_EMANIFEST, "%s: %g is not a whole number of bytes of at "
+                           "least 1 MiB", field, b);
+    o->memory_limit = (size_t)b;
+  }
+  if (f[I_SANDBOX] != NULL) {
+    join(field, where, "sandbox");
+    if (!cJSON_IsString(f[I_SANDBOX]))
+      return wrong_type(field, "a string", f[I_SANDBOX]);
+    const char *sb = f[I_SANDBOX]->valuestring;
+    if (strcmp(sb, "strict") == 0)
+      o->sandbox = EDGERT_SANDBOX_STRICT;
+    else if (strcmp(sb, "none") != 0)
+      return edgert__error(EDGERT_EMANIFEST, "%s: %s is not a sandbox (expected \"none\" or "
+                           "\"strict\")", field, quote(sb, q, sizeof q));
+  }
+  o->workers = 1;
+  if (f[I_WORKERS] != NULL) {
+    join(field, where, "workers");
+    if (!cJSON_IsNumber(f[I_WORKERS]))
+      return wrong_type(field, "a whole number", f[I_WORKERS]);
+    double w = f[I_WORKERS]->valuedouble;
+    if (!(w >= 1) || w > EDGERT_ISOLATE_MAX_WORKERS || w != (double)(int)w)
+      return edgert__error(EDGERT_EMANIFEST, "%s: %g is not a whole number from 1 to %u",
+                           field, w, EDGERT_ISOLATE_MAX_WORKERS);
+    o->workers = (unsigned)w;
+  }
+  return 0;
+}
 
 static void entry_clear(entry_t *e) {
   for (size_t i = 0; i < e->ndeps; i++) {
@@ -888,6 +959,15 @@ static int read_module(const cJSON *obj, size_t index, const char *base_dir,
     }
   }
   tmp.ncontracts = j;
+  if (f[M_ISO] != NULL) {
+    join(field, where, "isolation");
+    rc = read_isolation(f[M_ISO], field, &tmp.iso);
+    if (rc < 0) {
+      entry_clear(&tmp);
+      return rc;
+    }
+    tmp.isolated = 1;
+  }
   if (f[M_DEPS] != NULL) {
     join(field, where, "dependencies");
     rc = read_deps(f[M_DEPS], field, base_dir, &tmp);
@@ -1243,7 +1323,8 @@ int edgert_manifest_load_modules(edgert_manifest_t *m) {
         deps[j].sha256_hex = e->deps[j].sha256;
       }
     }
-    edgert_load_options_t o = {.dependencies = deps, .ndependencies = e->ndeps};
+    edgert_load_options_t o = {.dependencies = deps, .ndependencies = e->ndeps,
+                               .isolation = e->isolated ? &e->iso : NULL};
     rc = edgert_module_load_ex(e->file, e->sha256, &o, &e->module);
     edgert__free(deps);
     if (rc < 0) {
@@ -1407,4 +1488,13 @@ int edgert_manifest_function(const edgert_manifest_t *m, const char *name,
                          quote(name, q, sizeof q));
   *out = found;
   return 0;
+}
+
+int edgert_manifest_module_isolation(const edgert_manifest_t *m, size_t i,
+                                     edgert_isolate_options_t *out) {
+  if (m == NULL || i >= m->nmodules || !m->modules[i].isolated)
+    return 0;
+  if (out != NULL)
+    *out = m->modules[i].iso;
+  return 1;
 }

@@ -14,7 +14,13 @@
  * empty. Consecutive failures and quarantine only follow calls on the
  * current version: a failure of a version that was swapped out meanwhile is
  * counted but cannot quarantine its successor; neither does a call that a
- * signal sent to its thread interrupted (the kernel is not to blame). While
+ * signal sent to its thread interrupted (the kernel is not to blame). A
+ * compiled side from an isolated module (edgert/isolate.h) is called the
+ * same way: its timeouts (EDGERT_ETIMEOUT) and worker deaths (EDGERT_ECRASH,
+ * isolated) are failures that count toward the quarantine like any other
+ * (its module is never quarantined: the crash happened in another
+ * process); a call the host's interrupt check stopped (EDGERT_EINTERRUPTED)
+ * is abandoned, neither a failure nor a fallback, and returns that code. While
  * the process is unhealthy (edgert_process_healthy) no call enters compiled
  * code: the reference serves it, observed as EDGERT_NEXUS_UNHEALTHY. The
  * nexus itself has one
@@ -504,6 +510,15 @@ int edgert_kernel_call(edgert_kernel_t *k, void **args, void *ret) {
   }
 
   int rc = invoke_compiled(k, v, args, ret);
+  if (rc == EDGERT_EINTERRUPTED) {
+    /* An isolated call stopped by the host's interrupt check (Ctrl-C): not
+     * the kernel's failure, and nothing to fall back to; the call ends. */
+    pthread_mutex_lock(&k->lock);
+    edgert_nexus_policy_abandoned(&k->pol, claimed);
+    pthread_mutex_unlock(&k->lock);
+    version_drop(k, v);
+    return rc;
+  }
   char cause[256] = "";
   /* a signal sent to this thread interrupted it: not the kernel's failure */
   int blamed = !(rc == EDGERT_ECRASH && edgert_last_crash()->sent);

@@ -24,6 +24,15 @@ assert os.path.isfile(os.path.join(edgert.get_include(), "edgert", "types.h"))
 abi = ABIContract("vec_add_f32", [ctypes.POINTER(ctypes.c_float), ctypes.c_size_t], None)
 assert abi.to_dict() == {"function_name": "vec_add_f32", "arg_types": ["LP_c_float", "c_size_t"],
                          "return_type": None, "calling_convention": "cdecl"}
+# Process isolation: the worker program is installed beside libedgert and
+# found there by default (docs/isolation.md).
+assert os.access(os.path.join(pkg, "edgert-worker"), os.X_OK), sorted(os.listdir(pkg))
+kernels = os.path.join(os.environ.get("EDGERT_FIXTURE_DIR", ""), "libisolate_py_kernels.so")
+if os.path.isfile(kernels):
+    iso = edgert.ModuleLoader().load(
+        kernels, [ABIContract("iso_getpid", [], ctypes.c_int64)], isolation="process")
+    assert iso.call("iso_getpid") != os.getpid()
+    iso.unload()
 print("install check: edgert", edgert.__version__, "from", pkg, "with", libs[0])
 """
 

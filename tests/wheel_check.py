@@ -73,6 +73,19 @@ with tempfile.TemporaryDirectory() as d:
     with edgert.load_manifest(m) as loaded:      # cJSON, libcrypto, then libffi binds
         got = loaded.call("complex64_norm2", struct.pack("4f", 1, 2, 3, -1.5), 2)
 assert got == 1 + 4 + 9 + 2.25, got
+# Process isolation: the wheel carries the worker program beside libedgert,
+# and an isolated call runs in it (docs/isolation.md).
+# (libcomplex64 calls into Python, which a worker does not have: vecadd.)
+import array
+worker = os.path.join(pkg, "edgert-worker")
+assert os.access(worker, os.X_OK), sorted(os.listdir(pkg))
+iso = edgert.ModuleLoader().load(os.environ["VECADD"], [edgert.ABIContract(
+    "vec_add_f32", [ctypes.POINTER(ctypes.c_float), ctypes.c_size_t], None)], isolation="process")
+xs = array.array("f", [1, 2, 3, 4])
+iso.call("vec_add_f32", xs, 4)
+assert list(xs) == [2, 4, 6, 8], xs
+assert iso.isolation_stats()["calls"] == 1
+iso.unload()
 maps = {l.split()[-1] for l in open("/proc/self/maps") if "/" in l}
 for stem in ("libcjson", "libcrypto", "libffi"):
     ours = [p for p in maps if os.path.basename(p).startswith(stem + "-") and p.startswith(site)]
@@ -137,7 +150,8 @@ def ldd_check(site: str) -> int:
     objs = []
     for sub in ("edgert", "edgert.libs"):
         d = os.path.join(site, sub)
-        objs += [os.path.join(d, f) for f in sorted(os.listdir(d)) if ".so" in f] if os.path.isdir(d) else []
+        objs += [os.path.join(d, f) for f in sorted(os.listdir(d))
+                 if ".so" in f or f == "edgert-worker"] if os.path.isdir(d) else []
     if not objs:
         raise Failed(f"no shared objects under {site}")
     for o in objs:
@@ -190,6 +204,7 @@ def check(exe: str, tag: str, wheel: str, ns_problem: str | None) -> None:
         vecadd = os.path.join(tmp, "libvecadd.so")
         run([cc, "-std=c11", "-shared", "-fPIC", os.path.join(src, "vecadd.c"), "-o", vecadd],
             what="building vecadd.c")
+        env["VECADD"] = vecadd
         manifest = os.path.join(tmp, "manifest.json")
         with open(vecadd, "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()

@@ -75,14 +75,16 @@ extern "C" {
   XX(EUNKNOWNKEY, -23, "manifest signed by a key that is not trusted")       \
   XX(EEXPIRED, -24, "signed manifest has expired")                           \
   XX(EROLLBACK, -25, "manifest version older than one already accepted")     \
-  XX(ESTATE, -26, "version state file cannot be read or written")
+  XX(ESTATE, -26, "version state file cannot be read or written")          \
+  XX(ETIMEOUT, -27, "call exceeded its time limit")                          \
+  XX(EINTERRUPTED, -28, "call interrupted")
 
 typedef enum {
   EDGERT_OK = 0,
 #define EDGERT__ERR_ENUM(name, value, desc) EDGERT_##name = (value),
   EDGERT_ERRNO_MAP(EDGERT__ERR_ENUM)
 #undef EDGERT__ERR_ENUM
-  EDGERT__ERR_MIN = -27
+  EDGERT__ERR_MIN = -29
 } edgert_errno_t;
 
 /* "EINVAL" for EDGERT_EINVAL; "UNKNOWN" for a code not in the list. Static strings. */

@@ -74,6 +74,13 @@ typedef struct edgert_crash_s {
    * process is now unhealthy (edgert_process_healthy() is 0).
    */
   int unhealthy;
+  /* Isolated calls (edgert/isolate.h): the worker process died, not this one. */
+  int isolated;         /* 1 for a worker's death; the fields below are then set */
+  int worker_pid;       /* the worker that died */
+  int exit_status;      /* its exit() status, or -1 when a signal (signo) ended it; signo
+                           is then any signal: SIGABRT, SIGKILL, SIGSYS included */
+  const char *syscall;  /* SIGSYS from sandbox "strict": the denied system call's name
+                           ("socket"), else "" (static) */
 } edgert_crash_t;
 
 /* This thread's last contained crash; signo is 0 if there was none. Never NULL. */

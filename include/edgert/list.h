@@ -62,6 +62,14 @@ EDGERT_EXTERN const edgert_list_view_t *edgert_list_view(const edgert_list_t *l)
  * EDGERT_EINVAL (NULL arguments) or EDGERT_ENOMEM. */
 EDGERT_EXTERN int edgert_list_new(const edgert_type_t *item_type, size_t reserve,
                                   edgert_list_t **out);
+/* edgert_list_new with the items' storage in shared memory (edgert_isolate_shm_alloc,
+ * edgert/isolate.h): a pointer to it passed to an isolated module's function
+ * is handed to the worker by reference, zero copy. Growth moves the storage
+ * to a new shared region (refused while the list is pinned, as for any list). */
+EDGERT_EXTERN int edgert_list_new_shared(const edgert_type_t *item_type, size_t reserve,
+                                         edgert_list_t **out);
+/* 1 if the list's storage is shared memory (edgert_list_new_shared), else 0. */
+EDGERT_EXTERN int edgert_list_is_shared(const edgert_list_t *l);
 /* Frees the list and its data. NULL does nothing. */
 EDGERT_EXTERN void edgert_list_free(edgert_list_t *l);
 

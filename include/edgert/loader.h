@@ -116,6 +116,8 @@ typedef struct edgert_load_options_s {
    * whole closure; one the closure does not need is ignored. */
   const edgert_dependency_t *dependencies;
   size_t ndependencies;
+  /* Process isolation (edgert/isolate.h): NULL = in-process. Copied by the load. */
+  const struct edgert_isolate_options_s *isolation;
 } edgert_load_options_t;
 
 /*

@@ -14,6 +14,12 @@
  *                 "dependencies": [{"path": "kernels/libhelper.so",
  *                                   "sha256": "<64 hex digits>"}]}]}
  *
+ * "isolation" (optional): {"mode": "process", "timeout": 1.5,
+ * "memory_limit": 268435456, "sandbox": "strict", "workers": 2} loads the
+ * module isolated (edgert/isolate.h); only "mode" is required; an unknown
+ * key or a bad value is EDGERT_EMANIFEST naming it (timeout a number >= 0,
+ * memory_limit whole bytes >= 1 MiB, sandbox "none" or "strict", workers 1
+ * to EDGERT_ISOLATE_MAX_WORKERS).
  * "dependencies" (optional) lists the module's own libraries that are not
  * in a trusted system folder (edgert/loader.h): each is verified against
  * its sha256 and mapped before the module (edgert_load_options_t
@@ -54,6 +60,7 @@
 
 #include "abi.h"
 #include "common.h"
+#include "isolate.h"
 #include "loader.h"
 
 #ifdef __cplusplus
@@ -153,6 +160,11 @@ EDGERT_EXTERN size_t edgert_manifest_dependency_count(const edgert_manifest_t *m
 EDGERT_EXTERN const char *edgert_manifest_dependency(const edgert_manifest_t *m, size_t i,
                                                      size_t j, const char **file,
                                                      const char **sha256);
+/* 1 if module i has an "isolation" object (it is then loaded isolated by
+ * edgert_manifest_load_modules), with its options in *out (optional;
+ * worker_path NULL: the default worker); 0 if not or out of range. */
+EDGERT_EXTERN int edgert_manifest_module_isolation(const edgert_manifest_t *m, size_t i,
+                                                   edgert_isolate_options_t *out);
 /* The number of contracts of module i (0 if out of range). */
 EDGERT_EXTERN size_t edgert_manifest_contract_count(const edgert_manifest_t *m,
                                                     size_t i);

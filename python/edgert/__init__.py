@@ -26,6 +26,8 @@ from .paths import *  # noqa: F401,F403
 from .paths import __all__ as _paths_all
 from .structs import *  # noqa: F401,F403
 from .structs import __all__ as _structs_all
+from .isolation import *  # noqa: F401,F403
+from .isolation import __all__ as _isolation_all
 from . import signing  # noqa: F401  (edgert.signing; its names stay in it)
 from . import _pickle  # noqa: F401  (registers pickling by content: docs/distributed.md)
 
@@ -35,4 +37,5 @@ __version__: str = _edgert.__version__
 _logging.getLogger("edgert").addHandler(_logging.NullHandler())
 
 __all__ = ["__version__", *_errors_all, *_abi_all, *_loader_all, *_manifest_all, *_fallback_all,
-           *_containers_all, *_nexus_all, *_paths_all, *_structs_all]
+           *_containers_all, *_nexus_all, *_paths_all, *_structs_all,
+           *_isolation_all]

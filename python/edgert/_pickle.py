@@ -15,7 +15,10 @@ never by a pointer or an address. Unpickling (``_resolve_module``):
 Every state is a dict with ``"v": FORMAT``; another version is refused with
 a ValueError naming both. What travels: modules (hash, path, contracts,
 ``isolate_symbols``, ``dependencies``), a kernel's name, compiled side,
-reference (pickled as pickle or cloudpickle pickles it) and options. What
+reference (pickled as pickle or cloudpickle pickles it) and options; an
+isolated module's isolation options (``isolation="process"``, timeout,
+memory_limit, sandbox, workers, worker_path), so that it unpickles isolated
+(never by hash from an in-process mapping: ``open_loaded`` is skipped). What
 does not: counters, latencies, version history and quarantine (per
 process). See docs/distributed.md.
 """
@@ -60,9 +63,33 @@ def _module_dependencies(owner: Any) -> List[Tuple[str, str, str]]:
     return [tuple(d) for d in deps]
 
 
-def _module_ref(sha256: str, path: str, isolated: bool, deps: List[Tuple[str, str, str]]) -> Dict[str, Any]:
-    return {"sha256": sha256, "path": os.path.abspath(path), "isolate_symbols": bool(isolated),
-            "dependencies": [list(d) for d in deps]}
+def _module_ref(sha256: str, path: str, isolated: bool, deps: List[Tuple[str, str, str]],
+                isolation: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    ref = {"sha256": sha256, "path": os.path.abspath(path), "isolate_symbols": bool(isolated),
+           "dependencies": [list(d) for d in deps]}
+    if isolation is not None:
+        ref["isolation"] = dict(isolation)
+    return ref
+
+
+_ISOLATION_KEYS = ("isolation", "timeout", "memory_limit", "sandbox", "workers", "worker_path")
+
+
+def _isolation_kwargs(ref: Dict[str, Any], what: str) -> Optional[Dict[str, Any]]:
+    """load()'s isolation keywords from a module reference, or None for an
+    in-process module (load() checks their values and names a bad one)."""
+    iso = ref.get("isolation")
+    if iso is None:
+        return None
+    if not isinstance(iso, dict) or iso.get("isolation") != "process":
+        raise ValueError(f"cannot unpickle {what}: its isolation options {iso!r} are not "
+                         "a dict with isolation='process'")
+    return {k: iso[k] for k in _ISOLATION_KEYS if k in iso}
+
+
+def _isolation_key(ref: Any) -> Any:
+    iso = ref.get("isolation")
+    return None if iso is None else tuple(sorted(iso.items()))
 
 
 class _Encoded:
@@ -118,12 +145,16 @@ def _resolve_module(ref: Any, contracts: List[Any], what: str) -> ModuleLoader:
     if not isinstance(path, str):
         raise ValueError(f"cannot unpickle {what}: the module's path {path!r} is not a str")
     iso = bool(ref.get("isolate_symbols", False))
+    isolation = _isolation_kwargs(ref, what)
     abi = [_contract(c) for c in contracts]
-    try:
-        return ModuleLoader().open_loaded(sha, abi, name=path, isolate_symbols=iso)
-    except LookupError:
-        pass  # not loaded in this process: load the path, verified
+    if isolation is None:
+        try:
+            return ModuleLoader().open_loaded(sha, abi, name=path, isolate_symbols=iso)
+        except LookupError:
+            pass  # not loaded in this process: load the path, verified
     kwargs: Dict[str, Any] = {"expected_sha256": sha, "isolate_symbols": iso}
+    if isolation is not None:
+        kwargs.update(isolation)
     deps = ref.get("dependencies") or []
     if deps:
         kwargs["dependencies"] = {d[0]: d[2] for d in deps}
@@ -139,7 +170,8 @@ def _resolve_module(ref: Any, contracts: List[Any], what: str) -> ModuleLoader:
 
 def _reduce_bound(b: Any) -> Tuple[Any, Tuple[Dict[str, Any]]]:
     sha, path, contract, iso = b._pickle_state
-    state = {"v": FORMAT, "module": _module_ref(sha, path, iso, _module_dependencies(b)),
+    state = {"v": FORMAT, "module": _module_ref(sha, path, iso, _module_dependencies(b),
+                                                b._isolation),
              "contract": contract}
     return (_rebuild_function, (state,))
 
@@ -159,7 +191,8 @@ def _rebuild_function(state: Any) -> Any:
     ref: Any = st.get("module")
     key = None
     try:
-        key = (ref["sha256"], bool(ref.get("isolate_symbols", False)), _contract_key(c))
+        key = (ref["sha256"], bool(ref.get("isolate_symbols", False)), _contract_key(c),
+               _isolation_key(ref))
         hit = _unpickled.get(key)
         b = hit() if hit is not None else None
         if b is not None and b._live:
@@ -186,7 +219,7 @@ def _reduce_loader(ld: ModuleLoader) -> Tuple[Any, Tuple[Dict[str, Any]]]:
         for name in ld.functions:
             contracts.append(ld.function(name).__self__._pickle_state[2])
         state["module"] = _module_ref(ld.sha256, ld.path, ld.isolate_symbols,
-                                      _module_dependencies(ld))
+                                      _module_dependencies(ld), ld.isolation)
         state["contracts"] = contracts
     return (_rebuild_loader, (state,))
 

@@ -428,11 +428,19 @@ def _rebuild_dict_sides(key_type: Any, value_type: Any, keys: Any, values: Any,
     return td
 
 
-def _rebuild_list(item_type: Any, content: Any) -> Any:
+def _rebuild_list(item_type: Any, content: Any, shared: bool = False) -> Any:
     """Unpickle a TypedList: `content` is the raw element bytes (bytes, or
     with protocol 5 any buffer: a PickleBuffer given out of band, a
     bytearray in band) for fixed-size types without a box callback, else a
-    list of the elements."""
+    list of the elements. `shared`: it was TypedList(..., shared=True), and
+    is again (new shared memory of this process, holding a copy)."""
+    if shared:
+        tl = TypedList(item_type, shared=True)
+        if isinstance(content, _RAW):
+            tl._frombytes(content)
+        else:
+            tl.extend(content)
+        return tl
     if isinstance(item_type, (str, bytes)):
         try:
             tl = TypedList(item_type)

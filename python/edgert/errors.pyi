@@ -19,6 +19,16 @@ class KernelCrash(EdgertError):
     sender_pid: int | None
     unhealthy: bool
     worker: str | None
+    isolated: bool
+    """True when an isolated call's worker process died (this process is untouched)."""
+    worker_pid: int | None
+    exit_status: int | None
+    """The worker's exit() status, or None when a signal ended it."""
+    syscall: str | None
+    """The system call sandbox="strict" denied (signal SIGSYS), else None."""
+
+class KernelTimeout(EdgertError, TimeoutError):
+    """An isolated call overran its timeout; its worker was killed and is respawned."""
 
 class QuarantinedError(EdgertError, RuntimeError): ...
 class CompiledModeFailure(EdgertError, RuntimeError):
@@ -38,4 +48,4 @@ class ManifestExpiredError(SignatureError): ...
 class RollbackError(SignatureError): ...
 class StateFileError(EdgertError, OSError): ...
 
-__all__ = ["EdgertError", "IntegrityError", "ModuleFormatError", "SymbolNotFoundError", "ManifestError", "ModuleUnloadedError", "KernelCrash", "QuarantinedError", "CompiledModeFailure", "FallbackMismatchError", "SignatureError", "UnknownKeyError", "ManifestExpiredError", "RollbackError", "StateFileError", "CallbackError"]
+__all__ = ["EdgertError", "IntegrityError", "ModuleFormatError", "SymbolNotFoundError", "ManifestError", "ModuleUnloadedError", "KernelCrash", "KernelTimeout", "QuarantinedError", "CompiledModeFailure", "FallbackMismatchError", "SignatureError", "UnknownKeyError", "ManifestExpiredError", "RollbackError", "StateFileError", "CallbackError"]

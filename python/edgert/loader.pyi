@@ -1,7 +1,8 @@
 from os import PathLike
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, TypedDict, Union
+from typing import Any, Callable, Iterable, List, Literal, Mapping, Optional, Tuple, TypedDict, Union
 
 from .abi import ABIContract
+from .isolation import IsolationOptions, IsolationStats
 
 _Path = Union[str, bytes, "PathLike[str]", "PathLike[bytes]"]
 _ABI = Union[ABIContract, Iterable[ABIContract], None]
@@ -27,6 +28,12 @@ class ModuleLoader:
         max_size: Optional[int] = None,
         isolate_symbols: bool = False,
         dependencies: Optional[Mapping[Union[str, bytes, "PathLike[str]", "PathLike[bytes]"], str]] = None,
+        isolation: Optional[Literal["process"]] = None,
+        timeout: Optional[float] = None,
+        memory_limit: Optional[int] = None,
+        sandbox: Literal["none", "strict"] = "none",
+        workers: int = 1,
+        worker_path: Optional[_Path] = None,
     ) -> "ModuleLoader": ...
     def open_loaded(
         self,
@@ -43,6 +50,7 @@ class ModuleLoader:
     def verify_signature(self, expected_sha256: str) -> bool: ...
     def reload(self, path: Optional[_Path] = None) -> "ModuleLoader": ...
     def stats(self) -> LoaderStats: ...
+    def isolation_stats(self) -> IsolationStats: ...
     def unload(self) -> None: ...
     def __enter__(self) -> "ModuleLoader": ...
     def __exit__(self, *exc: object) -> bool: ...
@@ -58,6 +66,8 @@ class ModuleLoader:
     def loaded(self) -> bool: ...
     @property
     def isolate_symbols(self) -> bool: ...
+    @property
+    def isolation(self) -> Optional[IsolationOptions]: ...
     @property
     def quarantined(self) -> bool: ...
     @property

@@ -173,7 +173,8 @@ def load_manifest(path: _Path, trusted_keys: "Optional[Union[Any, Sequence[Any]]
     before (`state_file` then is a ValueError).
 
     Each module is loaded with ``ModuleLoader().load(file,
-    [ABIContract.from_manifest(c) ...], expected_sha256=sha256)``: its SHA-256
+    [ABIContract.from_manifest(c) ...], expected_sha256=sha256)`` (plus its
+    entry's isolation options, docs/isolation.md): its SHA-256
     is verified before any of its code runs and every contract is bound.
     Returns a :class:`LoadedManifest` mapping each module's manifest path to
     its loader. All or nothing: if one module fails, the ones already loaded
@@ -199,8 +200,10 @@ def load_manifest(path: _Path, trusted_keys: "Optional[Union[Any, Sequence[Any]]
             loader = ModuleLoader()
             try:
                 deps = {d["file"]: d["sha256"] for d in entry.get("dependencies", [])}
+                # an entry's "isolation" (the C reader checked it) as load()'s options
+                isolation = entry.get("isolation") or {}
                 loader.load(entry["file"], contracts, expected_sha256=entry["sha256"],
-                            dependencies=deps or None)
+                            dependencies=deps or None, **isolation)
             except Exception as exc:
                 raise _prefixed(exc, f"modules[{i}] ({entry['path']!r}): ") from None
             loaders[entry["path"]] = loader

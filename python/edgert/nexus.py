@@ -141,21 +141,32 @@ class Nexus:
     _COLUMNS = ("kernel", "version", "state", "calls", "compiled", "guard_misses", "fallbacks",
                 "failures", "mismatches", "compiled p50", "reference p50")
 
+    _ISOLATION_COLUMNS = ("timeouts", "respawns")
+
     def report(self) -> str:
         """All kernels as a table a person reads at a glance: one row per
         kernel with its version, state, counters and the sampled median
-        latency of each side. Quarantined kernels are marked with '!'."""
-        rows: List[List[str]] = [list(self._COLUMNS)]
-        for name, k in list(self._kernels.items()):
-            s = k.stats()
-            state = s["state"] if s["state"] == "active" else f"{s['state']} !"
-            rows.append([name, f"v{s['version']}", state, str(s["calls"]), str(s["compiled"]),
-                         str(s["guard_misses"]), str(s["fallbacks"]), str(s["failures"]),
-                         str(s["mismatches"]), _fmt_ns(s["compiled_latency"]["p50_ns"]),
-                         _fmt_ns(s["reference_latency"]["p50_ns"])])
-        if len(rows) == 1:
+        latency of each side. Quarantined kernels are marked with '!';
+        kernels whose compiled side runs in an isolated worker process with
+        '[isolated]' after the name, and when there is one the table adds
+        their timeouts and their module's worker respawns."""
+        stats = [(name, k.stats()) for name, k in list(self._kernels.items())]
+        if not stats:
             return "edgert nexus: no kernels registered"
-        widths = [max(len(r[i]) for r in rows) for i in range(len(self._COLUMNS))]
+        isolated = any(s.get("isolated") for _, s in stats)
+        columns = list(self._COLUMNS) + (list(self._ISOLATION_COLUMNS) if isolated else [])
+        rows: List[List[str]] = [columns]
+        for name, s in stats:
+            state = s["state"] if s["state"] == "active" else f"{s['state']} !"
+            row = [f"{name} [isolated]" if s.get("isolated") else name, f"v{s['version']}",
+                   state, str(s["calls"]), str(s["compiled"]),
+                   str(s["guard_misses"]), str(s["fallbacks"]), str(s["failures"]),
+                   str(s["mismatches"]), _fmt_ns(s["compiled_latency"]["p50_ns"]),
+                   _fmt_ns(s["reference_latency"]["p50_ns"])]
+            if isolated:
+                row += [str(s["timeouts"]), str(s["respawns"])] if s.get("isolated") else ["-", "-"]
+            rows.append(row)
+        widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
         lines = []
         for i, r in enumerate(rows):
             cells = [c.ljust(w) if j < 3 else c.rjust(w) for j, (c, w) in enumerate(zip(r, widths))]

@@ -26,6 +26,10 @@ class KernelStats(TypedDict):
     reference_latency: LatencySummary
     process_healthy: bool
     generation: Optional[int]
+    isolated: bool
+    timeouts: int
+    worker_deaths: int
+    respawns: int
 
 class HistoryEntry(TypedDict):
     version: int

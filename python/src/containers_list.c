@@ -135,14 +135,19 @@ static int conv_from_iterable(const edgert_py_elem_t *e, PyObject *it, conv_t *c
 
 /* ---- construction ------------------------------------------------------- */
 
-static TypedListObject *tl_alloc(PyTypeObject *type, const edgert_py_elem_t *e, size_t reserve) {
+/* A new list of elements `e` with room for `reserve`; `shared`: its storage
+ * in shared memory (edgert_list_new_shared), which isolated workers get by
+ * reference (docs/isolation.md). */
+static TypedListObject *tl_alloc_ex(PyTypeObject *type, const edgert_py_elem_t *e, size_t reserve,
+                                    int shared) {
   TypedListObject *self = (TypedListObject *)type->tp_alloc(type, 0);
   if (self == NULL)
     return NULL;
   self->e = *e;
   Py_INCREF(self->e.spec);
   if (e->kind != 0) {
-    int rc = edgert_list_new(e->type, reserve, &self->l);
+    int rc = shared ? edgert_list_new_shared(e->type, reserve, &self->l)
+                    : edgert_list_new(e->type, reserve, &self->l);
     if (rc < 0) {
       Py_DECREF(self);
       edgert_py_raise(rc);
@@ -151,6 +156,10 @@ static TypedListObject *tl_alloc(PyTypeObject *type, const edgert_py_elem_t *e, 
     self->view = edgert_list_view(self->l);
   }
   return self;
+}
+
+static TypedListObject *tl_alloc(PyTypeObject *type, const edgert_py_elem_t *e, size_t reserve) {
+  return tl_alloc_ex(type, e, reserve, 0);
 }
 
 PyObject *edgert_py_list_from_c(const edgert_py_elem_t *e, const void *items, size_t n) {
@@ -168,11 +177,12 @@ PyObject *edgert_py_list_from_c(const edgert_py_elem_t *e, const void *items, si
 static int tl_extend_from(TypedListObject *self, PyObject *it);
 
 static PyObject *tl_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-  static char *kwlist[] = {"item_type", "iterable", "capacity", NULL};
+  static char *kwlist[] = {"item_type", "iterable", "capacity", "shared", NULL};
   PyObject *spec, *it = NULL;
   Py_ssize_t capacity = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O$n:TypedList", kwlist, &spec, &it,
-                                   &capacity))
+  int shared = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O$np:TypedList", kwlist, &spec, &it,
+                                   &capacity, &shared))
     return NULL;
   if (capacity < 0) {
     PyErr_SetString(PyExc_ValueError, "TypedList: capacity must be >= 0");
@@ -181,6 +191,15 @@ static PyObject *tl_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
   edgert_py_elem_t e;
   if (edgert_py_elem_resolve(spec, &e) < 0)
     return NULL;
+  if (shared && (e.kind == 0 || e.kind == EDGERT_KIND_STR || e.kind == EDGERT_KIND_BYTES)) {
+    /* their items point into this process's heap: nothing a worker can read */
+    PyErr_Format(PyExc_ValueError,
+                 "TypedList(%s, shared=True): only lists of fixed-size items (int, float, "
+                 "bool, a custom type) can live in shared memory",
+                 e.kind == 0 ? "object" : edgert_py_elem_name(&e));
+    Py_DECREF(e.spec);
+    return NULL;
+  }
   if (e.kind == 0 && type == &EdgertPy_TypedListType) {
     Py_DECREF(e.spec);
     if (EdgertPy_GenericList == NULL) {
@@ -189,7 +208,7 @@ static PyObject *tl_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     }
     return PyObject_Call(EdgertPy_GenericList, args, kwargs);
   }
-  TypedListObject *self = tl_alloc(type, &e, (size_t)capacity);
+  TypedListObject *self = tl_alloc_ex(type, &e, (size_t)capacity, shared);
   Py_DECREF(e.spec);
   if (self == NULL)
     return NULL;
@@ -758,6 +777,10 @@ static PyObject *tl_reduce(TypedListObject *self, PyObject *unused) {
     Py_DECREF(content);
     return NULL;
   }
+  /* A shared list unpickles shared (in new shared memory of the process
+   * that unpickles it: a copy, not the same mapping). */
+  if (edgert_list_is_shared(self->l))
+    return Py_BuildValue("N(ONO)", fn, self->e.spec, content, Py_True);
   return Py_BuildValue("N(ON)", fn, self->e.spec, content);
 }
 
@@ -786,6 +809,8 @@ static PyObject *tl_reduce_ex(TypedListObject *self, PyObject *proto) {
     Py_DECREF(pb);
     return NULL;
   }
+  if (edgert_list_is_shared(self->l))
+    return Py_BuildValue("N(ONO)", fn, self->e.spec, pb, Py_True);
   return Py_BuildValue("N(ON)", fn, self->e.spec, pb);
 }
 
@@ -1046,7 +1071,17 @@ static PyObject *tl_get_address_locked(TypedListObject *self, void *c) {
   return PyLong_FromVoidPtr(self->l ? edgert_list_data(self->l) : NULL);
 }
 
+EDGERT_PY_LOCKED(PyObject *, tl_get_shared, self, (TypedListObject *self, void *c), (self, c))
+static PyObject *tl_get_shared_locked(TypedListObject *self, void *c) {
+  (void)c;
+  return PyBool_FromLong(self->l != NULL && edgert_list_is_shared(self->l));
+}
+
 static PyGetSetDef tl_getset[] = {
+    {"shared", (getter)tl_get_shared, NULL,
+     "Whether the storage is shared memory (TypedList(..., shared=True)): isolated workers "
+     "get it by reference, zero copy.",
+     NULL},
     {"item_type", (getter)tl_get_item_type, NULL, "The element type.", NULL},
     {"capacity", (getter)tl_get_capacity, NULL, "Elements the storage holds before growing.",
      NULL},

@@ -7,6 +7,7 @@
  */
 #include "ext.h"
 
+#include <signal.h>
 #include <string.h>
 
 PyObject *EdgertPy_Error;
@@ -24,6 +25,7 @@ PyObject *EdgertPy_UnknownKeyError;
 PyObject *EdgertPy_ManifestExpiredError;
 PyObject *EdgertPy_RollbackError;
 PyObject *EdgertPy_StateFileError;
+PyObject *EdgertPy_KernelTimeout;
 
 static int set_attr(PyObject *obj, const char *name, PyObject *value) {
   if (value == NULL)
@@ -48,6 +50,30 @@ static PyObject *crash_worker(void) {
   return w;
 }
 
+/* The name of any signal that may end an isolated call's worker; the core's
+ * edgert_signal_name names the fault signals only ("signal" for others). */
+static const char *any_signal_name(int signo) {
+  const char *n = edgert_signal_name(signo);
+  if (strcmp(n, "signal") != 0)
+    return n;
+  switch (signo) {
+  case SIGABRT: return "SIGABRT";
+  case SIGKILL: return "SIGKILL";
+  case SIGSYS: return "SIGSYS";
+  case SIGTERM: return "SIGTERM";
+  case SIGINT: return "SIGINT";
+  case SIGHUP: return "SIGHUP";
+  case SIGQUIT: return "SIGQUIT";
+  case SIGPIPE: return "SIGPIPE";
+  case SIGALRM: return "SIGALRM";
+  case SIGUSR1: return "SIGUSR1";
+  case SIGUSR2: return "SIGUSR2";
+  case SIGXCPU: return "SIGXCPU";
+  case SIGXFSZ: return "SIGXFSZ";
+  default: return n;
+  }
+}
+
 static PyObject *raise_crash(void) {
   const edgert_crash_t *c = edgert_last_crash();
   const char *msg = edgert_last_error();
@@ -66,7 +92,7 @@ static PyObject *raise_crash(void) {
   if (set_attr(exc, "worker", worker ? worker : Py_NewRef(Py_None)) < 0 ||
       set_attr(exc, "address", PyLong_FromVoidPtr(c->address)) < 0 ||
       set_attr(exc, "signal", PyLong_FromLong(c->signo)) < 0 ||
-      set_attr(exc, "signal_name", PyUnicode_FromString(edgert_signal_name(c->signo))) < 0 ||
+      set_attr(exc, "signal_name", PyUnicode_FromString(any_signal_name(c->signo))) < 0 ||
       set_attr(exc, "function",
                PyUnicode_DecodeFSDefault(c->function ? c->function : "")) < 0 ||
       set_attr(exc, "module",
@@ -74,7 +100,17 @@ static PyObject *raise_crash(void) {
       set_attr(exc, "sent", PyBool_FromLong(c->sent)) < 0 ||
       set_attr(exc, "sender_pid",
                c->sent ? PyLong_FromLong(c->sender_pid) : Py_NewRef(Py_None)) < 0 ||
-      set_attr(exc, "unhealthy", PyBool_FromLong(c->unhealthy)) < 0) {
+      set_attr(exc, "unhealthy", PyBool_FromLong(c->unhealthy)) < 0 ||
+      /* an isolated call: the worker process died, not this one */
+      set_attr(exc, "isolated", PyBool_FromLong(c->isolated)) < 0 ||
+      set_attr(exc, "worker_pid",
+               c->isolated ? PyLong_FromLong(c->worker_pid) : Py_NewRef(Py_None)) < 0 ||
+      set_attr(exc, "exit_status", c->isolated && c->exit_status >= 0
+                                       ? PyLong_FromLong(c->exit_status)
+                                       : Py_NewRef(Py_None)) < 0 ||
+      set_attr(exc, "syscall", c->isolated && c->syscall != NULL && c->syscall[0] != '\0'
+                                   ? PyUnicode_FromString(c->syscall)
+                                   : Py_NewRef(Py_None)) < 0) {
     Py_DECREF(exc);
     return NULL;
   }
@@ -213,6 +249,17 @@ PyObject *edgert_py_raise(int err) {
   case EDGERT_ESTATE:
     type = EdgertPy_StateFileError;
     break;
+  case EDGERT_ETIMEOUT:
+    type = EdgertPy_KernelTimeout;
+    break;
+  case EDGERT_EINTERRUPTED:
+    /* An isolated call stopped by the thread's interrupt check (func.c's
+     * PyErr_CheckSignals): the exception the signal handler raised
+     * (KeyboardInterrupt for Ctrl-C) is already set and is the one to see. */
+    if (PyErr_Occurred())
+      return NULL;
+    type = PyExc_KeyboardInterrupt;
+    break;
   default:
     type = EdgertPy_Error;
     break;
@@ -311,6 +358,12 @@ int edgert_py_errors_init(PyObject *m) {
               "The version state file could not be read, was malformed, or "
               "a new version could not be recorded in it: nothing was "
               "loaded.") < 0)
+    return -1;
+  /* Process isolation (docs/isolation.md). */
+  if (add_exc(m, &EdgertPy_KernelTimeout, "KernelTimeout", BASES2(PyExc_TimeoutError),
+              "An isolated call overran its loader's timeout: its worker process was "
+              "killed (SIGKILL) and reaped, and the next call starts a new one. A "
+              "TimeoutError; a nexus counts it as a failure of the compiled side.") < 0)
     return -1;
   return 0;
 }

@@ -24,6 +24,8 @@
  *   containers_dict.c  TypedDict
  *   nexus.c            Nexus and kernel handles (drives edgert/nexus_policy.h)
  *   sign.c             KeySet and signed manifests (edgert.signing)
+ *   isolate.c          shared_buffer / SharedBuffer (process isolation's
+ *                      shared memory); isolated calls are func.c's iso lane
  */
 #ifndef EDGERT_PY_EXT_H
 #define EDGERT_PY_EXT_H
@@ -91,6 +93,9 @@ int edgert_py_nexus_init(PyObject *m);
 int edgert_py_sign_init(PyObject *m);
 int edgert_py_struct_init(PyObject *m);
 int edgert_py_callback_init(PyObject *m);
+int edgert_py_isolate_init(PyObject *m);
+/* isolate.c: edgert.SharedBuffer (shared memory for isolated calls). */
+extern PyTypeObject EdgertPy_SharedBufferType;
 /* manifest.c: a parsed manifest's modules as parse_manifest returns them
  * (a new list of dicts), or NULL with an exception. */
 PyObject *edgert_py_manifest_to_list(const edgert_manifest_t *m);
@@ -140,6 +145,7 @@ extern PyObject *EdgertPy_ManifestExpiredError;  /* ManifestExpiredError(Signatu
 extern PyObject *EdgertPy_RollbackError;         /* RollbackError(SignatureError) */
 extern PyObject *EdgertPy_StateFileError;        /* StateFileError(EdgertError, OSError) */
 extern PyObject *EdgertPy_CallbackError;         /* CallbackError(EdgertError, RuntimeError): callback.c */
+extern PyObject *EdgertPy_KernelTimeout;         /* KernelTimeout(EdgertError, TimeoutError) */
 
 /*
  * The builders of the two fallback exceptions, so that each class has the

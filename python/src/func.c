@@ -20,6 +20,9 @@
  *   refused argument becomes an exception only when the caller wants one
  *   (edgert_py_bound_call's miss path builds none). Buffers and converted
  *   strings are released after every call, on every path.
+ * - A function of a module loaded with isolation="process" is called
+ *   through its own lane (bound_call_iso), chosen when it is bound: the
+ *   in-process lanes never test for isolation, so they cost what they did.
  */
 #include "func.h"
 
@@ -27,6 +30,7 @@
 
 #include <stdatomic.h>
 #include <string.h>
+#include <wchar.h>
 
 /* ---- _Module: one core handle ---------------------------------------------- */
 
@@ -208,7 +212,15 @@ static PyObject *bound_get_live(BoundObject *b, void *closure) {
   return PyBool_FromLong(!EDGERT_PY_LOAD(b->mod->unloaded));
 }
 
+/* The module's isolation options (a dict as load() takes them), or None. */
+static PyObject *bound_get_isolation(BoundObject *b, void *closure) {
+  (void)closure;
+  return edgert_py_isolation_dict(b->mod->m);
+}
+
 static PyGetSetDef bound_getset[] = {
+    {"_isolation", (getter)bound_get_isolation, NULL,
+     "The module's isolation options (as load() takes them), or None in-process.", NULL},
     {"_live", (getter)bound_get_live, NULL, "Whether its module is still loaded.", NULL},
     {"_dependencies", (getter)bound_get_dependencies, NULL,
      "[(name, path, sha256)]: the dependencies edgert verified for its module.", NULL},
@@ -495,8 +507,16 @@ static PyObject *bound_call(PyObject *self, PyObject *const *args, Py_ssize_t na
   return bound_dispatch((BoundObject *)self, args, nargs, NULL);
 }
 
+static PyObject *iso_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
+                            int *missed);
+static PyObject *bound_call_iso(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
+
 PyObject *edgert_py_bound_self_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-  return bound_dispatch((BoundObject *)self, args, nargs, NULL);
+  BoundObject *b = (BoundObject *)self;
+  /* loader.call(name, ...) of an isolated function: its own lane too */
+  if (EDGERT__UNLIKELY(b->def.ml_meth == (PyCFunction)(void (*)(void))bound_call_iso))
+    return iso_invoke(b, args, nargs, NULL);
+  return bound_dispatch(b, args, nargs, NULL);
 }
 
 /* The fastest lane, for the commonest kernel shape: double f(double, double)
@@ -540,13 +560,163 @@ static PyObject *bound_call_d1(PyObject *self, PyObject *const *args, Py_ssize_t
   return EDGERT__LIKELY(took) ? r : bound_invoke(b, args, nargs, NULL);
 }
 
+
+/* ---- isolated calls (edgert/isolate.h) ----------------------------------------
+ *
+ * Arguments convert exactly as for an in-process call (the same table, the
+ * same errors); then each pointer argument's memory gets its size from the
+ * buffer view the conversion holds, so that the core can pass it by
+ * reference (it lies in shared memory edgert made) or copy it into the
+ * worker (EDGERT_BUF_IN) and back after the call (EDGERT_BUF_OUT, unless the
+ * contract's type is const or the buffer is read-only). The call always
+ * waits with the GIL released (the kernel runs in another process, so the
+ * GIL protects nothing it touches), and the thread's interrupt check takes
+ * the GIL back to run Python's signal handlers: Ctrl-C kills the worker and
+ * the call raises KeyboardInterrupt.
+ */
+
+/* The interrupt check (edgert_isolate_set_interrupt): `ud` is the waiting
+ * call's thread state. Nonzero when a handler raised; the exception stays
+ * set in the thread state for the call to raise. */
+static int iso_interrupt(void *ud) {
+  PyEval_RestoreThread((PyThreadState *)ud);
+  int raised = PyErr_CheckSignals() != 0;
+  (void)PyEval_SaveThread();
+  return raised;
+}
+
+/* The address an empty buffer (0 bytes) is passed as: a page of shared
+ * memory, allocated once for the process's life, so the kernel gets a valid
+ * pointer as in-process, passed by reference (the core needs a size to copy
+ * anything else, and an empty buffer has none to give). NULL when shared
+ * memory cannot be had (the call then reports the missing size). */
+static void *empty_region(void) {
+  static _Atomic(void *) region;
+  void *p = atomic_load_explicit(&region, memory_order_acquire);
+  if (p != NULL)
+    return p;
+  void *mine = NULL, *none = NULL;
+  if (edgert_isolate_shm_alloc(4096, &mine) != 0)
+    return NULL;
+  if (!atomic_compare_exchange_strong(&region, &none, mine)) {
+    edgert_isolate_shm_free(mine); /* another thread's came first */
+    return none;
+  }
+  return mine;
+}
+
+/* bufs[i] for each argument: the size of a pointer argument's memory as far
+ * as the conversion knows it (a buffer's view: from the pointer to the end
+ * of the view; a str's wchar_t copy with its NUL). Nothing is known of an
+ * address given as an int, of NULL, or of a c_char_p (the core copies that
+ * as a NUL-terminated string). */
+static void iso_buffers(const BoundObject *b, edgert_value_t *v, const conv_hold_t *h,
+                        edgert_arg_buffer_t *bufs) {
+  for (unsigned i = 0; i < b->nargs; i++) {
+    const edgert_abi_type_t *t = &b->args[i];
+    bufs[i].nbytes = 0;
+    bufs[i].flags = 0;
+    if (t->code == EDGERT_CT_POINTER || t->code == EDGERT_CT_VOID_P) {
+      if (h->held[i] == 1 && v[i].p != NULL) {
+        const Py_buffer *view = &h->views[i];
+        const char *end = (const char *)view->buf + view->len, *at = v[i].p;
+        bufs[i].nbytes = (size_t)(end - at);
+        bufs[i].flags = EDGERT_BUF_IN | (t->is_const || view->readonly ? 0u : EDGERT_BUF_OUT);
+        if (bufs[i].nbytes == 0 && !edgert_isolate_shm_contains(at, 1)) {
+          void *e = empty_region();
+          if (e != NULL)
+            v[i].p = e;
+        }
+      }
+    } else if (t->code == EDGERT_CT_WCHAR_P && v[i].p != NULL) {
+      bufs[i].nbytes = (wcslen(v[i].p) + 1) * sizeof(wchar_t);
+      bufs[i].flags = EDGERT_BUF_IN;
+    }
+  }
+}
+
+static PyObject *iso_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
+                            int *missed) {
+  edgert_py_mod_t *h = b->mod;
+  if (missed)
+    *missed = 0;
+  if (EDGERT__UNLIKELY(EDGERT_PY_LOAD(h->unloaded)))
+    return raise_unloaded(b);
+  conv_err_t err;
+  if (EDGERT__UNLIKELY((size_t)nargs != b->nargs)) {
+    if (b->variadic && (size_t)nargs > b->nargs)
+      return bound_invoke_var(b, args, nargs, missed);
+    if (missed) {
+      *missed = 1;
+      return NULL;
+    }
+    err.kind = CV_COUNT;
+    conv_raise(b->fn, b->args, b->nargs, &err, nargs);
+    return NULL;
+  }
+  edgert_value_t v[EDGERT_MAX_ARGS + 1];
+  edgert_arg_buffer_t bufs[EDGERT_MAX_ARGS];
+  conv_ret_t ret;
+  void *retp = &ret, *heap = NULL;
+  if (EDGERT__UNLIKELY(b->ret.code == EDGERT_CT_STRUCT &&
+                       edgert_struct_size(b->ret.layout) > sizeof ret)) {
+    retp = heap = PyMem_Malloc(edgert_struct_size(b->ret.layout));
+    if (heap == NULL)
+      return PyErr_NoMemory();
+  }
+  conv_hold_t hold;
+  conv_hold_init(&hold, b->nargs);
+  for (unsigned i = 0; i < b->nargs; i++)
+    if (conv_arg(&b->args[i], args[i], i, &v[i], &hold, &err) != CV_OK) {
+      conv_hold_release(&hold);
+      PyMem_Free(heap);
+      if (missed) {
+        if (err.kind == CV_PYERR) {
+          if (!PyErr_ExceptionMatches(PyExc_TypeError) &&
+              !PyErr_ExceptionMatches(PyExc_ValueError) &&
+              !PyErr_ExceptionMatches(PyExc_OverflowError) &&
+              !PyErr_ExceptionMatches(PyExc_BufferError))
+            return NULL;
+          PyErr_Clear();
+        }
+        *missed = 1;
+        return NULL;
+      }
+      conv_raise(b->fn, b->args, b->nargs, &err, nargs);
+      return NULL;
+    }
+  iso_buffers(b, v, &hold, bufs);
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  edgert_isolate_set_interrupt(iso_interrupt, _save);
+  rc = edgert_isolate_call(b->fn, v, bufs, retp);
+  edgert_isolate_set_interrupt(NULL, NULL);
+  Py_END_ALLOW_THREADS
+  conv_hold_release(&hold);
+  if (EDGERT__UNLIKELY(rc != 0)) {
+    PyMem_Free(heap);
+    return edgert_py_raise(rc);
+  }
+  if (EDGERT__UNLIKELY(b->ret.code == EDGERT_CT_STRUCT)) {
+    PyObject *r = edgert_py_struct_result(b->ret.layout, retp);
+    PyMem_Free(heap);
+    return r;
+  }
+  return conv_table[b->ret.code].get(ret.raw, edgert_func_name(b->fn));
+}
+
+static PyObject *bound_call_iso(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+  return iso_invoke((BoundObject *)self, args, nargs, NULL);
+}
+
 int edgert_py_is_bound(PyObject *o) {
   if (o == NULL || !PyCFunction_Check(o))
     return 0;
   PyCFunction f = PyCFunction_GET_FUNCTION(o);
   return (f == (PyCFunction)(void (*)(void))bound_call ||
           f == (PyCFunction)(void (*)(void))bound_call_d2 ||
-          f == (PyCFunction)(void (*)(void))bound_call_d1) &&
+          f == (PyCFunction)(void (*)(void))bound_call_d1 ||
+          f == (PyCFunction)(void (*)(void))bound_call_iso) &&
          PyCFunction_GET_SELF(o) != NULL && Py_TYPE(PyCFunction_GET_SELF(o)) == &EdgertPy_BoundType;
 }
 
@@ -562,6 +732,13 @@ void *edgert_py_bound_fnptr(PyObject *o, const edgert_fnsig_t *sig) {
   }
   if (EDGERT__LIKELY(atomic_load_explicit(&b->fnsig_ok, memory_order_relaxed) == sig))
     return edgert_func_address(b->fn);
+  if (b->def.ml_meth == (PyCFunction)(void (*)(void))bound_call_iso) {
+    PyErr_Format(PyExc_TypeError,
+                 "the bound function %s runs in an isolated worker process: its code is not "
+                 "mapped in this process, so it cannot be passed as a C callback",
+                 edgert_func_name(b->fn));
+    return NULL;
+  }
   if (edgert_fnsig_check_contract(sig, edgert_func_contract(b->fn)) != 0) {
     char want[EDGERT_ABI_TYPE_NAME_MAX];
     edgert_abi_type_t t = {.code = EDGERT_CT_FUNCPTR, .pointee = EDGERT_CT_VOID, .depth = 0, .sig = sig};
@@ -616,6 +793,11 @@ static PyObject *lane_call_d1(PyObject *bound, PyObject *const *args, Py_ssize_t
   return floats_or_dispatch(BOUND_SELF(bound), args, nargs, 1, missed);
 }
 
+static PyObject *lane_call_iso(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
+                               int *missed) {
+  return iso_invoke(BOUND_SELF(bound), args, nargs, missed);
+}
+
 static PyObject *lane_call_general(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
                                    int *missed) {
   return bound_dispatch(BOUND_SELF(bound), args, nargs, missed);
@@ -636,6 +818,8 @@ edgert_py_lane_t edgert_py_bound_lane(PyObject *bound) {
     return lane_call_d2;
   if (lane == (PyCFunction)(void (*)(void))bound_call_d1)
     return lane_call_d1;
+  if (lane == (PyCFunction)(void (*)(void))bound_call_iso)
+    return lane_call_iso;
   return lane_call_general;
 }
 
@@ -689,6 +873,10 @@ PyObject *edgert_py_make_bound(edgert_py_mod_t *h, edgert_func_t *fn) {
       b->fastcode[0] == FC_DOUBLE && (c->nargs == 1 || b->fastcode[1] == FC_DOUBLE))
     b->def.ml_meth = c->nargs == 2 ? (PyCFunction)(void (*)(void))bound_call_d2
                                    : (PyCFunction)(void (*)(void))bound_call_d1;
+  if (edgert_isolate_options(h->m, NULL) == 1) {
+    b->fast = 0;
+    b->def.ml_meth = (PyCFunction)(void (*)(void))bound_call_iso;
+  }
   b->def.ml_flags = METH_FASTCALL;
   b->def.ml_doc = NULL;
   PyObject *modname = PyUnicode_FromString("edgert.loader");

@@ -32,7 +32,13 @@ int edgert_py_mod_reload(edgert_py_mod_t *h, const char *path);
 /* [(name, path, sha256)]: the dependencies edgert verified and mapped for
  * h's module (edgert_module_dependency), [] when unloaded. New reference. */
 PyObject *edgert_py_mod_dependencies(edgert_py_mod_t *h);
-/* A new bound callable for fn, bound in h's module (new reference). */
+/* The isolation options of module m as load() takes them (a new dict), or
+ * None (new reference) for an in-process module; NULL with an exception.
+ * loader.c. */
+PyObject *edgert_py_isolation_dict(const edgert_module_t *m);
+/* A new bound callable for fn, bound in h's module (new reference). A
+ * function of an isolated module (edgert/isolate.h) gets a lane of its own
+ * (func.c's iso lane), chosen here, so in-process calls never test for it. */
 PyObject *edgert_py_make_bound(edgert_py_mod_t *h, edgert_func_t *fn);
 
 /* Calls the bound function whose _Bound is `self` (loader.call's path). */

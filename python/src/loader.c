@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -314,15 +315,177 @@ static int install_module(LoaderObject *self, edgert_module_t *m, const edgert_c
   return 0;
 }
 
-static PyObject *loader_load(LoaderObject *self, PyObject *args, PyObject *kw) {
-  static char *kwlist[] = {"path",     "abi",           "expected_sha256",
-                           "max_size", "isolate_symbols", "dependencies", NULL};
-  PyObject *pathb = NULL, *abi = Py_None, *exp = Py_None, *maxo = Py_None, *depo = Py_None;
-  int isolate = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|O$OOpO:load", kwlist, PyUnicode_FSConverter,
-                                   &pathb, &abi, &exp, &maxo, &isolate, &depo))
+/* ---- isolation options (docs/isolation.md) --------------------------------- */
+
+/* The isolation keywords of load(): what each may be, checked here so that
+ * every message names its parameter (TypeError for a wrong type, ValueError
+ * for a wrong value); the core checks them again (EDGERT_EINVAL). */
+typedef struct {
+  PyObject *isolation, *timeout, *memory_limit, *sandbox, *workers, *worker_path;
+} iso_args_t;
+
+/* 1 if `o` is an int that is not a bool (workers=True is a mistake). */
+static int plain_int(PyObject *o) {
+  return PyLong_Check(o) && !PyBool_Check(o);
+}
+
+/* Fills *out (and *pathb, the worker path's encoding, owned by the caller)
+ * from the keywords: 1 when isolation="process", 0 for an in-process load,
+ * -1 with an exception. */
+static int isolation_from(const iso_args_t *a, edgert_isolate_options_t *out, PyObject **pathb) {
+  *out = (edgert_isolate_options_t){.timeout = 0};
+  *pathb = NULL;
+  int isolated = 0;
+  if (a->isolation != Py_None) {
+    if (!PyUnicode_Check(a->isolation)) {
+      PyErr_Format(PyExc_TypeError, "isolation must be None or \"process\", not %s",
+                   Py_TYPE(a->isolation)->tp_name);
+      return -1;
+    }
+    if (PyUnicode_CompareWithASCIIString(a->isolation, "process") != 0) {
+      PyErr_Format(PyExc_ValueError, "isolation must be None or \"process\", not %R",
+                   a->isolation);
+      return -1;
+    }
+    isolated = 1;
+  }
+  if (a->timeout != Py_None) {
+    if (PyBool_Check(a->timeout) || !(PyFloat_Check(a->timeout) || PyLong_Check(a->timeout))) {
+      PyErr_Format(PyExc_TypeError, "timeout must be a number of seconds or None, not %s",
+                   Py_TYPE(a->timeout)->tp_name);
+      return -1;
+    }
+    double t = PyFloat_AsDouble(a->timeout);
+    if (t == -1.0 && PyErr_Occurred())
+      return -1;
+    if (!(t > 0) || isnan(t)) {
+      PyErr_Format(PyExc_ValueError,
+                   "timeout must be a positive number of seconds or None (no limit), not %R",
+                   a->timeout);
+      return -1;
+    }
+    out->timeout = isinf(t) ? 0 : t;
+  }
+  if (a->memory_limit != Py_None) {
+    if (!plain_int(a->memory_limit)) {
+      PyErr_Format(PyExc_TypeError, "memory_limit must be an int (bytes) or None, not %s",
+                   Py_TYPE(a->memory_limit)->tp_name);
+      return -1;
+    }
+    int ovf = 0;
+    long long v = PyLong_AsLongLongAndOverflow(a->memory_limit, &ovf);
+    if (v == -1 && PyErr_Occurred())
+      return -1;
+    if (ovf > 0 || (ovf == 0 && (unsigned long long)v > SIZE_MAX)) {
+      PyErr_Format(PyExc_OverflowError, "memory_limit %R is larger than this machine's "
+                   "address space", a->memory_limit);
+      return -1;
+    }
+    if (ovf < 0 || v <= 0) {
+      PyErr_Format(PyExc_ValueError,
+                   "memory_limit must be a positive number of bytes or None (no limit), not %R",
+                   a->memory_limit);
+      return -1;
+    }
+    out->memory_limit = (size_t)v;
+  }
+  if (a->sandbox != Py_None) {
+    if (!PyUnicode_Check(a->sandbox)) {
+      PyErr_Format(PyExc_TypeError, "sandbox must be \"none\" or \"strict\", not %s",
+                   Py_TYPE(a->sandbox)->tp_name);
+      return -1;
+    }
+    if (PyUnicode_CompareWithASCIIString(a->sandbox, "strict") == 0) {
+      out->sandbox = EDGERT_SANDBOX_STRICT;
+    } else if (PyUnicode_CompareWithASCIIString(a->sandbox, "none") != 0) {
+      PyErr_Format(PyExc_ValueError, "sandbox must be \"none\" or \"strict\", not %R",
+                   a->sandbox);
+      return -1;
+    }
+  }
+  if (a->workers != Py_None) {
+    if (!plain_int(a->workers)) {
+      PyErr_Format(PyExc_TypeError, "workers must be an int, not %s",
+                   Py_TYPE(a->workers)->tp_name);
+      return -1;
+    }
+    int ovf = 0;
+    long v = PyLong_AsLongAndOverflow(a->workers, &ovf);
+    if (v == -1 && PyErr_Occurred())
+      return -1;
+    if (ovf != 0 || v < 1 || v > (long)EDGERT_ISOLATE_MAX_WORKERS) {
+      PyErr_Format(PyExc_ValueError, "workers must be between 1 and %u, not %R",
+                   EDGERT_ISOLATE_MAX_WORKERS, a->workers);
+      return -1;
+    }
+    out->workers = (unsigned)v;
+  }
+  if (a->worker_path != Py_None) {
+    if (!PyUnicode_FSConverter(a->worker_path, pathb))
+      return -1;
+    out->worker_path = PyBytes_AS_STRING(*pathb);
+  }
+  if (!isolated) {
+    /* An option of isolation without it would be silently ignored. */
+    static const char *const names[] = {"timeout", "memory_limit", "sandbox", "workers",
+                                        "worker_path"};
+    /* (the defaults, sandbox="none" and workers=1, may be spelled out) */
+    PyObject *const given[] = {a->timeout, a->memory_limit,
+                               out->sandbox == EDGERT_SANDBOX_STRICT ? a->sandbox : Py_None,
+                               out->workers > 1 ? a->workers : Py_None, a->worker_path};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+      if (given[i] != Py_None) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s=%R applies to isolated modules only: pass isolation=\"process\" too",
+                     names[i], given[i]);
+        Py_CLEAR(*pathb);
+        return -1;
+      }
+  }
+  return isolated;
+}
+
+/* The module's isolation options as load() takes them (a new dict), or
+ * None for an in-process module. */
+static PyObject *isolation_dict(const edgert_module_t *m) {
+  edgert_isolate_options_t o;
+  if (m == NULL || edgert_isolate_options(m, &o) != 1)
+    Py_RETURN_NONE;
+  PyObject *timeout = o.timeout > 0 ? PyFloat_FromDouble(o.timeout) : Py_NewRef(Py_None);
+  PyObject *mem = o.memory_limit > 0 ? PyLong_FromSize_t(o.memory_limit) : Py_NewRef(Py_None);
+  PyObject *path = o.worker_path != NULL ? PyUnicode_DecodeFSDefault(o.worker_path)
+                                         : Py_NewRef(Py_None);
+  if (timeout == NULL || mem == NULL || path == NULL) {
+    Py_XDECREF(timeout);
+    Py_XDECREF(mem);
+    Py_XDECREF(path);
     return NULL;
-  PyObject *result = NULL, *depkeys = NULL;
+  }
+  return Py_BuildValue("{s:s,s:N,s:N,s:s,s:I,s:N}", "isolation", "process", "timeout", timeout,
+                       "memory_limit", mem, "sandbox",
+                       o.sandbox == EDGERT_SANDBOX_STRICT ? "strict" : "none", "workers",
+                       o.workers != 0 ? o.workers : 1u, "worker_path", path);
+}
+
+PyObject *edgert_py_isolation_dict(const edgert_module_t *m) {
+  return isolation_dict(m);
+}
+
+static PyObject *loader_load(LoaderObject *self, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"path",      "abi",          "expected_sha256", "max_size",
+                           "isolate_symbols", "dependencies", "isolation",   "timeout",
+                           "memory_limit", "sandbox",   "workers",         "worker_path",
+                           NULL};
+  PyObject *pathb = NULL, *abi = Py_None, *exp = Py_None, *maxo = Py_None, *depo = Py_None;
+  iso_args_t ia = {Py_None, Py_None, Py_None, Py_None, Py_None, Py_None};
+  int isolate = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|O$OOpOOOOOOO:load", kwlist,
+                                   PyUnicode_FSConverter, &pathb, &abi, &exp, &maxo, &isolate,
+                                   &depo, &ia.isolation, &ia.timeout, &ia.memory_limit,
+                                   &ia.sandbox, &ia.workers, &ia.worker_path))
+    return NULL;
+  PyObject *result = NULL, *depkeys = NULL, *workerb = NULL;
+  edgert_isolate_options_t iso;
   edgert_dependency_t *deps = NULL;
   edgert_contract_t *cs = NULL;
   Py_ssize_t n = 0;
@@ -350,6 +513,19 @@ static PyObject *loader_load(LoaderObject *self, PyObject *args, PyObject *kw) {
   }
   if (isolate)
     opts.flags |= EDGERT_LOAD_ISOLATE_SYMBOLS;
+  int isolated = isolation_from(&ia, &iso, &workerb);
+  if (isolated < 0)
+    goto out;
+  if (isolated) {
+    if (isolate) {
+      PyErr_SetString(PyExc_ValueError,
+                      "isolate_symbols=True cannot be combined with isolation=\"process\": an "
+                      "isolated module is never mapped here, and in its worker its symbols "
+                      "are always its own");
+      goto out;
+    }
+    opts.isolation = &iso;
+  }
   if (depo != Py_None &&
       (opts.ndependencies = (size_t)dependencies_from(depo, &deps, &depkeys)) == (size_t)-1)
     goto out;
@@ -393,6 +569,7 @@ out:
   PyMem_Free(cs);
   PyMem_Free(deps);
   Py_XDECREF(depkeys);
+  Py_XDECREF(workerb);
   Py_XDECREF(pathb);
   return result;
 }
@@ -782,6 +959,34 @@ static PyObject *loader_stats(LoaderObject *self, PyObject *unused) {
                        st.quarantined ? Py_True : Py_False);
 }
 
+/* isolation_stats(): the core's counters of an isolated module. */
+static PyObject *loader_isolation_stats(LoaderObject *self, PyObject *unused) {
+  (void)unused;
+  edgert_py_mod_t *h = current_mod(self, "isolation_stats");
+  if (h == NULL)
+    return NULL;
+  edgert_isolate_stats_t st;
+  edgert_clear_error();
+  int rc = edgert_isolate_options(h->m, NULL) == 1 ? edgert_isolate_stats(h->m, &st) : 1;
+  if (rc != 0) {
+    if (rc > 0)
+      PyErr_Format(PyExc_ValueError,
+                   "isolation_stats: module %s was not loaded with isolation=\"process\"",
+                   edgert_module_path(h->m));
+    else
+      edgert_py_raise(rc);
+    Py_DECREF(h);
+    return NULL;
+  }
+  Py_DECREF(h);
+  return Py_BuildValue("{s:K,s:K,s:K,s:K,s:I,s:d,s:d,s:d,s:d}", "calls", st.calls, "crashes",
+                       st.crashes, "timeouts", st.timeouts, "respawns", st.respawns,
+                       "workers_running", st.workers_running, "latency_p50_us",
+                       st.latency_p50_us, "latency_p90_us", st.latency_p90_us,
+                       "latency_p99_us", st.latency_p99_us, "latency_max_us",
+                       st.latency_max_us);
+}
+
 static PyObject *loader_enter(LoaderObject *self, PyObject *unused) {
   (void)unused;
   Py_INCREF(self);
@@ -833,6 +1038,12 @@ static PyObject *loader_get_isolated_locked(LoaderObject *self, void *c) {
   return PyBool_FromLong(loader_loaded(self) && edgert_module_isolated(self->mod->m));
 }
 
+EDGERT_PY_LOCKED(PyObject *, loader_get_isolation, self, (LoaderObject *self, void *c), (self, c))
+static PyObject *loader_get_isolation_locked(LoaderObject *self, void *c) {
+  (void)c;
+  return isolation_dict(loader_loaded(self) ? self->mod->m : NULL);
+}
+
 EDGERT_PY_LOCKED(PyObject *, loader_get_loaded, self, (LoaderObject *self, void *c), (self, c))
 static PyObject *loader_get_loaded_locked(LoaderObject *self, void *c) {
   (void)c;
@@ -871,7 +1082,8 @@ static PyObject *loader_repr_locked(LoaderObject *self) {
 static PyMethodDef loader_methods[] = {
     {"load", (PyCFunction)(void (*)(void))loader_load, METH_VARARGS | METH_KEYWORDS,
      "load(path, abi=None, *, expected_sha256=None, max_size=None, isolate_symbols=False, "
-     "dependencies=None)"
+     "dependencies=None, isolation=None, timeout=None, memory_limit=None, sandbox=\"none\", "
+     "workers=1, worker_path=None)"
      " -> self\n\n"
      "Reads the module once into sealed memory, checks it is a 64-bit ELF shared object "
      "for this machine, verifies the SHA-256 of the sealed bytes (when expected_sha256 is "
@@ -883,7 +1095,13 @@ static PyMethodDef loader_methods[] = {
      "ctypes.util.find_library takes it) searched as the dynamic linker does; .path is the "
      "file chosen. A library the process already maps (libc, libm, ...) is bound to the "
      "process's instance after its on-disk file's hash check (.shared_with_process). "
-     "Replaces (and unloads) a module loaded before."},
+     "Replaces (and unloads) a module loaded before.\n\n"
+     "isolation=\"process\" verifies the module as usual but never maps it here: each call "
+     "runs in a worker process (docs/isolation.md) with a per-call timeout (seconds; "
+     "KernelTimeout), a memory_limit (bytes of address space per worker), sandbox "
+     "\"strict\" (seccomp: exec, fork, sockets, writing files are denied), workers "
+     "(1 to 64 processes) and worker_path (the edgert-worker program; default "
+     "$EDGERT_WORKER, else the one beside libedgert)."},
     {"open_loaded", (PyCFunction)(void (*)(void))loader_open_loaded, METH_VARARGS | METH_KEYWORDS,
      "open_loaded(sha256, abi=None, *, name=None, isolate_symbols=False) -> self\n\n"
      "Binds to the module with SHA-256 sha256 that this process has already loaded (by any "
@@ -911,6 +1129,13 @@ static PyMethodDef loader_methods[] = {
      "stats()\n\nA dict: generation (of the mapping calls run on now: 1 after load, +1 per "
      "reload), crashed_generation (the mapping a call last crashed on, or None), "
      "live_mappings, calls_in_flight, old_calls_in_flight, quarantined."},
+    {"isolation_stats", (PyCFunction)loader_isolation_stats, METH_NOARGS,
+     "isolation_stats()\n\nA dict for a module loaded with isolation=\"process\": calls "
+     "(isolated calls made, every outcome), crashes (worker deaths during a call), timeouts, "
+     "respawns (workers started after the first of each slot), workers_running, and the "
+     "wall time of the last (up to) 1024 calls that returned in microseconds: "
+     "latency_p50_us, latency_p90_us, latency_p99_us, latency_max_us. ValueError for an "
+     "in-process module."},
     {"unload", (PyCFunction)loader_unload, METH_NOARGS,
      "unload() -> None\n\nAfterwards every call and bound callable raises ModuleUnloadedError."},
     {"__enter__", (PyCFunction)loader_enter, METH_NOARGS, NULL},
@@ -934,6 +1159,11 @@ static PyGetSetDef loader_getset[] = {
      "loaded.",
      NULL},
     {"loaded", (getter)loader_get_loaded, NULL, "Whether a module is loaded.", NULL},
+    {"isolation", (getter)loader_get_isolation, NULL,
+     "The loaded module's isolation options as load() takes them (a dict: isolation, "
+     "timeout, memory_limit, sandbox, workers, worker_path), or None for an in-process "
+     "module or when nothing is loaded.",
+     NULL},
     {"isolate_symbols", (getter)loader_get_isolated, NULL,
      "Whether the loaded module was loaded with isolate_symbols=True.", NULL},
     {"quarantined", (getter)loader_get_quarantined, NULL,

@@ -203,7 +203,30 @@ PyObject *edgert_py_contract_to_dict(const edgert_contract_t *c) {
   return d;
 }
 
-/* [{"path", "file", "sha256", "contracts": [...]}, ...] */
+/* Module i's "isolation" object as ModuleLoader.load()'s keyword options
+ * ({"isolation": "process", "timeout", "memory_limit", "sandbox",
+ * "workers"}; a 0 timeout or memory limit, no limit, is None), a new
+ * reference; NULL with no exception when the module has none, NULL with an
+ * exception on failure. */
+static PyObject *isolation_kwargs(const edgert_manifest_t *m, size_t i) {
+  edgert_isolate_options_t o;
+  if (edgert_manifest_module_isolation(m, i, &o) != 1)
+    return NULL;
+  PyObject *timeout = o.timeout > 0 ? PyFloat_FromDouble(o.timeout) : Py_NewRef(Py_None);
+  PyObject *mem = o.memory_limit > 0 ? PyLong_FromSize_t(o.memory_limit) : Py_NewRef(Py_None);
+  if (timeout == NULL || mem == NULL) {
+    Py_XDECREF(timeout);
+    Py_XDECREF(mem);
+    return NULL;
+  }
+  return Py_BuildValue("{s:s,s:N,s:N,s:s,s:I}", "isolation", "process", "timeout", timeout,
+                       "memory_limit", mem, "sandbox",
+                       o.sandbox == EDGERT_SANDBOX_STRICT ? "strict" : "none", "workers",
+                       o.workers != 0 ? o.workers : 1u);
+}
+
+/* [{"path", "file", "sha256", "contracts": [...], "dependencies": [...],
+ *   "isolation": {...} only for an isolated module}, ...] */
 PyObject *edgert_py_manifest_to_list(const edgert_manifest_t *m) {
   size_t n = edgert_manifest_module_count(m);
   PyObject *list = PyList_New((Py_ssize_t)n);
@@ -254,6 +277,15 @@ PyObject *edgert_py_manifest_to_list(const edgert_manifest_t *m) {
     if (entry == NULL)
       goto fail;
     PyList_SET_ITEM(list, i, entry);
+    PyObject *iso = isolation_kwargs(m, i);
+    if (iso == NULL && PyErr_Occurred())
+      goto fail;
+    if (iso != NULL) {
+      int bad = PyDict_SetItemString(entry, "isolation", iso);
+      Py_DECREF(iso);
+      if (bad < 0)
+        goto fail;
+    }
   }
   return list;
 fail:

@@ -25,7 +25,8 @@ PyMODINIT_FUNC PyInit__edgert(void) {
       edgert_py_manifest_init(m) < 0 ||
       edgert_py_fallback_init(m) < 0 || edgert_py_containers_init(m) < 0 ||
       edgert_py_nexus_init(m) < 0 || edgert_py_sign_init(m) < 0 ||
-      edgert_py_struct_init(m) < 0 || edgert_py_callback_init(m) < 0) {
+      edgert_py_struct_init(m) < 0 || edgert_py_callback_init(m) < 0 ||
+      edgert_py_isolate_init(m) < 0) {
     Py_DECREF(m);
     return NULL;
   }

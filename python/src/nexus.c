@@ -105,6 +105,10 @@ typedef struct kernel_s {
                            QUARANTINED, so calls take the slow path) */
   int unhealthy_logged; /* the "process is unhealthy" error was logged */
   edgert_nexus_policy_t pol; /* options, state, counters: edgert/nexus_policy.h */
+  /* Failures of an isolated compiled side (docs/isolation.md), also counted
+   * in pol.failures: calls that overran the timeout (KernelTimeout) and
+   * worker deaths (KernelCrash with isolated=True). */
+  uint64_t timeouts, worker_deaths;
   lat_t clat, rlat;
 } KernelObject;
 
@@ -319,17 +323,28 @@ static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self,
   Py_XDECREF(et);
 
   int quarantine = 0;
-  /* A signal sent to the thread interrupted the kernel: not its failure. */
-  int blamed = 1;
+  /* A signal sent to the thread interrupted the kernel: not its failure. An
+   * isolated call's timeout or worker death is its failure like any other:
+   * it counts toward the quarantine (the worker is respawned; this process
+   * was never touched, so there is nothing to quarantine at once). */
+  int blamed = 1, timeout = 0, worker_died = 0;
   if (PyObject_TypeCheck(ev, (PyTypeObject *)EdgertPy_KernelCrash)) {
     PyObject *sent = PyObject_GetAttrString(ev, "sent");
     if (sent != NULL)
       blamed = !PyObject_IsTrue(sent);
     Py_XDECREF(sent);
+    PyObject *iso = PyObject_GetAttrString(ev, "isolated");
+    if (iso != NULL)
+      worker_died = PyObject_IsTrue(iso) == 1;
+    Py_XDECREF(iso);
     PyErr_Clear();
+  } else if (PyObject_TypeCheck(ev, (PyTypeObject *)EdgertPy_KernelTimeout)) {
+    timeout = 1;
   }
   unsigned long consecutive;
   Py_BEGIN_CRITICAL_SECTION(self);
+  self->timeouts += (uint64_t)timeout;
+  self->worker_deaths += (uint64_t)worker_died;
   quarantine = edgert_nexus_policy_failed(&self->pol, number, blamed, claimed);
   consecutive = self->pol.consecutive_failures;
   Py_END_CRITICAL_SECTION();
@@ -974,8 +989,14 @@ static PyObject *kernel_stats_locked(KernelObject *self, PyObject *unused) {
     Py_DECREF(rl);
     return NULL;
   }
+  /* An isolated compiled side: its module's worker respawns (all of its
+   * functions' calls: workers belong to the module). */
+  edgert_isolate_stats_t ist;
+  int isolated = bf != NULL && edgert_isolate_options(edgert_func_module(bf), NULL) == 1 &&
+                 edgert_isolate_stats(edgert_func_module(bf), &ist) == 0;
   return Py_BuildValue(
-      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s,s:k,s:i,s:N,s:N,s:O,s:N}", "calls",
+      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s,s:k,s:i,s:N,s:N,s:O,s:N,s:O,s:K,s:K,s:K}",
+      "calls",
       (unsigned long long)self->pol.calls, "compiled",
       (unsigned long long)self->pol.compiled, "guard_misses",
       (unsigned long long)self->pol.guard_misses, "fallbacks",
@@ -987,7 +1008,10 @@ static PyObject *kernel_stats_locked(KernelObject *self, PyObject *unused) {
       (unsigned long)self->pol.consecutive_failures,
       "versions", self->nversions, "compiled_latency", cl, "reference_latency",
       rl, "process_healthy", edgert_process_healthy(NULL) ? Py_True : Py_False,
-      "generation", gen);
+      "generation", gen, "isolated", isolated ? Py_True : Py_False, "timeouts",
+      (unsigned long long)self->timeouts, "worker_deaths",
+      (unsigned long long)self->worker_deaths, "respawns",
+      isolated ? (unsigned long long)ist.respawns : 0ull);
 }
 
 static PyMethodDef kernel_methods[] = {
@@ -1008,8 +1032,11 @@ static PyMethodDef kernel_methods[] = {
     {"stats", (PyCFunction)kernel_stats, METH_NOARGS,
      "stats() -> dict\n\nThe counters (calls, compiled, guard_misses, "
      "fallbacks, failures, mismatches, validations), version, state "
-     "('active' or 'quarantined'), consecutive_failures, versions, and the "
-     "sampled compiled_latency and reference_latency summaries."},
+     "('active' or 'quarantined'), consecutive_failures, versions, the "
+     "sampled compiled_latency and reference_latency summaries, and for "
+     "process isolation: isolated (the current compiled side runs in a "
+     "worker process), timeouts and worker_deaths (of its failures), respawns "
+     "(of its module's workers)."},
     {NULL, NULL, 0, NULL}};
 
 /* ---- attributes -------------------------------------------------------- */

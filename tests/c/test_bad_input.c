@@ -657,6 +657,9 @@ static long long stats_nonzero_bytes(void) {
   /* list.h */                                                                                   \
   X(l_view, P(edgert_list_view(NULL)), 0, "edgert_list_view: l is NULL")                         \
   X(l_new, edgert_list_new(nt, 0, NULL), EINV, "edgert_list_new: type and out must not be NULL") \
+  X(l_new_shared, edgert_list_new_shared(nt, 0, NULL), EINV,                                     \
+    "edgert_list_new_shared: type and out must not be NULL")                                     \
+  X(l_is_shared, (long long)edgert_list_is_shared(NULL), 0, "edgert_list_is_shared: l is NULL")  \
   X(l_type, P(edgert_list_type(NULL)), 0, "edgert_list_type: l is NULL")                         \
   X(l_len, (long long)edgert_list_len(NULL), 0, "edgert_list_len: l is NULL")                    \
   X(l_capacity, (long long)edgert_list_capacity(NULL), 0, "edgert_list_capacity: l is NULL")     \
