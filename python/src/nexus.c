@@ -671,12 +671,13 @@ static EDGERT_PY_COLD PyObject *other_call(KernelObject *self, PyObject *const *
 
 /* The lane of the commonest call returned NULL: a guard miss (`missed`) or
  * a failure of the compiled side (its error is set). */
-static EDGERT_PY_COLD PyObject *lane_returned_null(KernelObject *self, PyObject *const *args,
-                                                   Py_ssize_t nargs, pick_t p, int missed) {
-  Py_DECREF(p.compiled);
+static EDGERT_PY_INLINE PyObject *lane_returned_null(KernelObject *self, PyObject *const *args,
+                                                   Py_ssize_t nargs, PyObject *compiled,
+                                                   uint64_t number, int missed) {
+  Py_DECREF(compiled);
   if (missed)
-    return guard_miss(self, args, nargs, p.number, 0);
-  return compiled_failed(self, args, nargs, p.number, 0);
+    return guard_miss(self, args, nargs, number, 0);
+  return compiled_failed(self, args, nargs, number, 0);
 }
 
 /*
@@ -708,7 +709,7 @@ static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
     int missed;
     PyObject *r = p.lane(p.compiled, args, nargs, &missed);
     if (EDGERT__UNLIKELY(r == NULL))
-      return lane_returned_null(self, args, nargs, p, missed);
+      return lane_returned_null(self, args, nargs, p.compiled, p.number, missed);
     Py_DECREF(p.compiled);
     Py_BEGIN_CRITICAL_SECTION(self);
     edgert_nexus_policy_served(&self->pol, p.number, 0);
