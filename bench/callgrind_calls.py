@@ -44,6 +44,7 @@ for n in ("add", "inc", "noop", "mix5", "seven"):
 import edgert
 g["nx"] = edgert.Nexus()
 g["kadd"] = g["nx"].register("add", g["add"], lambda a, b: a + b)
+g["kmiss"] = g["nx"].register("miss", g["add"], lambda a, b: 0.0)
 timeit.Timer({stmt!r}, globals=g).timeit({n})
 """
 
@@ -56,6 +57,7 @@ CASES = [
     ("floor noop()", "floor.noop()"),
     ('loader.call("add", 1.0, 2.0)', 'held.call("add", 1.0, 2.0)'),
     ("nexus kernel add(1.0, 2.0)", "kadd(1.0, 2.0)"),
+    ('nexus kernel add(1.0, "x"), a guard miss', 'kmiss(1.0, "x")'),
     ("bound mix5(1, 2.0, 3.0, 4, 5)", "mix5(1, 2.0, 3.0, 4, 5)"),
     ("floor mix5(1, 2.0, 3.0, 4, 5)", "floor.mix5(1, 2.0, 3.0, 4, 5)"),
     ("bound seven(1, 2, 3, 4, 5, 6, 7)", "seven(1, 2, 3, 4, 5, 6, 7)"),

@@ -79,7 +79,9 @@ static EDGERT_PY_INLINE int process_healthy(void) {
 }
 
 typedef struct lat_s {
-  uint64_t tick;  /* calls of this side so far: sampled when tick % SAMPLE_EVERY == 0 */
+  int32_t until;  /* calls of this side before the next sampled one: 0 at
+                     first, so the first call is sampled, then every
+                     SAMPLE_EVERY-th (one decrement and sign test per call) */
   uint64_t n;     /* samples taken */
   double sum, min, max;
   double ring[LAT_RING]; /* the last LAT_RING samples, ns */
@@ -90,7 +92,7 @@ typedef struct version_s {
   uint64_t number;
   double installed; /* time.time() when it was installed */
   int bound;        /* compiled is a bound module function (has a contract) */
-  edgert_py_lane_t lane; /* its lane (edgert_py_bound_lane) when bound */
+  edgert_py_lane_t lane; /* edgert_py_bound_lane when bound, else plain_lane */
 } version_t;
 
 typedef struct kernel_s {
@@ -100,6 +102,7 @@ typedef struct kernel_s {
   PyObject *name;      /* str */
   PyObject *reference; /* callable */
   version_t *history;  /* [0] oldest ... [nversions - 1] current */
+  version_t *current;  /* &history[nversions - 1], kept by set_current */
   int nversions;       /* == pol.versions */
   int gone;             /* cleared by the garbage collector (pol.state is then
                            QUARANTINED, so calls take the slow path) */
@@ -120,6 +123,15 @@ static inline double now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* Whether this call of the side is sampled; in the handle's critical
+ * section. */
+static EDGERT_PY_INLINE int sampled(lat_t *l) {
+  if (EDGERT__LIKELY(--l->until >= 0))
+    return 0;
+  l->until = SAMPLE_EVERY - 1;
+  return 1;
 }
 
 static void lat_record(lat_t *l, double ns) {
@@ -182,7 +194,7 @@ static PyObject *call_reference(KernelObject *self, PyObject *const *args,
                                 Py_ssize_t nargs) {
   int sample;
   Py_BEGIN_CRITICAL_SECTION(self);
-  sample = (self->rlat.tick++ & (SAMPLE_EVERY - 1)) == 0;
+  sample = sampled(&self->rlat);
   Py_END_CRITICAL_SECTION();
   if (sample) {
     double t0 = now_ns();
@@ -532,6 +544,19 @@ out:
 
 /* ---- the hot path ------------------------------------------------------ */
 
+/* The lane of a compiled side with no contract (any callable): a plain
+ * call, which never misses. A bound one's is edgert_py_bound_lane's. */
+static PyObject *plain_lane(PyObject *compiled, PyObject *const *args, Py_ssize_t nargs,
+                            int *missed) {
+  *missed = 0;
+  return PyObject_Vectorcall(compiled, args, (size_t)nargs, NULL);
+}
+
+/* The lane of `compiled`, a new version, `bound` when edgert_py_is_bound. */
+static edgert_py_lane_t lane_of(PyObject *compiled, int bound) {
+  return bound ? edgert_py_bound_lane(compiled) : plain_lane;
+}
+
 /*
  * What a call runs on, taken in the handle's critical section by
  * pick_current: the current version's compiled side (a strong reference, so
@@ -540,17 +565,17 @@ out:
  */
 typedef struct pick_s {
   PyObject *compiled;
-  edgert_py_lane_t lane; /* NULL when compiled is not a bound callable */
+  edgert_py_lane_t lane; /* the version's lane */
   uint64_t number;
   int sample;
 } pick_t;
 
 static EDGERT_PY_INLINE void pick_current(KernelObject *self, pick_t *p) {
-  version_t *v = &self->history[self->nversions - 1];
+  version_t *v = self->current;
   p->compiled = Py_NewRef(v->compiled);
   p->number = v->number;
   p->lane = v->lane;
-  p->sample = (self->clat.tick++ & (SAMPLE_EVERY - 1)) == 0;
+  p->sample = sampled(&self->clat);
 }
 
 /*
@@ -570,16 +595,11 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
   uint64_t number = p.number;
   *served = 0;
   double t0 = EDGERT__UNLIKELY(p.sample) ? now_ns() : 0.0;
-  PyObject *r;
-  if (p.lane != NULL) {
-    int missed = 0;
-    r = p.lane(compiled, args, nargs, &missed);
-    if (EDGERT__UNLIKELY(r == NULL) && missed) {
-      Py_DECREF(compiled);
-      return guard_miss(self, args, nargs, number, claimed);
-    }
-  } else {
-    r = PyObject_Vectorcall(compiled, args, nargs, NULL);
+  int missed = 0;
+  PyObject *r = p.lane(compiled, args, nargs, &missed);
+  if (EDGERT__UNLIKELY(r == NULL) && missed) {
+    Py_DECREF(compiled);
+    return guard_miss(self, args, nargs, number, claimed);
   }
   Py_DECREF(compiled);
   if (EDGERT__UNLIKELY(r == NULL)) {
@@ -647,6 +667,41 @@ static EDGERT_PY_COLD PyObject *validated_call(KernelObject *self,
   return r;
 }
 
+/*
+ * Every call but the commonest: a sampled, validated, quarantined or
+ * unhealthy one. `route` and `p` are what kernel_vectorcall's section
+ * decided and picked.
+ */
+static EDGERT_PY_COLD PyObject *other_call(KernelObject *self, PyObject *const *args,
+                                           Py_ssize_t nargs, edgert_nexus_route_t route,
+                                           pick_t p, int healthy) {
+  if (route == EDGERT_NEXUS_ROUTE_COMPILED) {
+    int served;
+    return compiled_call(self, args, nargs, NULL, p, 0, &served);
+  }
+  if (route == EDGERT_NEXUS_ROUTE_VALIDATE)
+    return validated_call(self, args, nargs, p);
+  return quarantined_call(self, args, nargs, healthy);
+}
+
+/* The lane of the commonest call returned NULL: a guard miss (`missed`) or
+ * a failure of the compiled side (its error is set). */
+static EDGERT_PY_INLINE PyObject *lane_returned_null(KernelObject *self, PyObject *const *args,
+                                                   Py_ssize_t nargs, PyObject *compiled,
+                                                   uint64_t number, int missed) {
+  Py_DECREF(compiled);
+  if (missed)
+    return guard_miss(self, args, nargs, number, 0);
+  return compiled_failed(self, args, nargs, number, 0);
+}
+
+/*
+ * The call. The commonest one (active, healthy, nothing due, latency not
+ * sampled) is compiled_call's sequence written out here with nothing it
+ * does not need, so that it keeps few values across the compiled call (the
+ * pick, the lane's result): one pass of the policy's enter and served
+ * transitions around the lane. All other calls go to other_call.
+ */
 #if defined(__GNUC__)
 __attribute__((aligned(64))) /* its placement moved the call path by ns */
 #endif
@@ -662,16 +717,21 @@ static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
   Py_BEGIN_CRITICAL_SECTION(self);
   route = edgert_nexus_policy_enter(&self->pol, healthy);
   if (EDGERT__LIKELY(route == EDGERT_NEXUS_ROUTE_COMPILED ||
-                       route == EDGERT_NEXUS_ROUTE_VALIDATE))
+                     route == EDGERT_NEXUS_ROUTE_VALIDATE))
     pick_current(self, &p);
   Py_END_CRITICAL_SECTION();
-  if (EDGERT__LIKELY(route == EDGERT_NEXUS_ROUTE_COMPILED)) {
-    int served;
-    return compiled_call(self, args, nargs, NULL, p, 0, &served);
+  if (EDGERT__LIKELY(route == EDGERT_NEXUS_ROUTE_COMPILED && !p.sample)) {
+    int missed;
+    PyObject *r = p.lane(p.compiled, args, nargs, &missed);
+    if (EDGERT__UNLIKELY(r == NULL))
+      return lane_returned_null(self, args, nargs, p.compiled, p.number, missed);
+    Py_DECREF(p.compiled);
+    Py_BEGIN_CRITICAL_SECTION(self);
+    edgert_nexus_policy_served(&self->pol, p.number, 0);
+    Py_END_CRITICAL_SECTION();
+    return r;
   }
-  if (route == EDGERT_NEXUS_ROUTE_VALIDATE)
-    return validated_call(self, args, nargs, p);
-  return quarantined_call(self, args, nargs, healthy);
+  return other_call(self, args, nargs, route, p, healthy);
 }
 
 /* ---- construction ------------------------------------------------------ */
@@ -680,6 +740,11 @@ static double wall_time(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* After the history changed (in the handle's critical section). */
+static void set_current(KernelObject *self) {
+  self->current = &self->history[self->nversions - 1];
 }
 
 static int check_compiled(PyObject *name, PyObject *compiled) {
@@ -764,8 +829,9 @@ static PyObject *kernel_new(PyTypeObject *type, PyObject *args,
   v->number = 1;
   v->installed = wall_time();
   v->bound = edgert_py_is_bound(compiled);
-  v->lane = v->bound ? edgert_py_bound_lane(compiled) : NULL;
+  v->lane = lane_of(compiled, v->bound);
   self->nversions = 1;
+  set_current(self);
   return (PyObject *)self;
 }
 
@@ -830,8 +896,9 @@ static uint64_t install_version(KernelObject *self, PyObject *compiled, int boun
   v->number = number;
   v->installed = wall_time();
   v->bound = bound;
-  v->lane = bound ? edgert_py_bound_lane(compiled) : NULL;
+  v->lane = lane_of(compiled, bound);
   self->nversions++;
+  set_current(self);
   return number;
 }
 
@@ -898,7 +965,8 @@ static PyObject *kernel_rollback(KernelObject *self, PyObject *const *args,
         dropped[i] = self->history[--self->nversions].compiled;
         self->history[self->nversions].compiled = NULL;
       }
-      number = self->history[self->nversions - 1].number;
+      set_current(self);
+      number = self->current->number;
       edgert_nexus_policy_rollback(&self->pol, steps, number);
       ok = 1;
     }
