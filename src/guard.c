@@ -221,19 +221,31 @@ void edgert__crash_isolated(int signo, int exit_status, int pid, const char *sys
 }
 
 const char *edgert_signal_name(int signo) {
+  /* Every signal a kernel's thread or an isolated worker may end with; one
+   * table for the guard's messages, the worker reports and the binding. */
   switch (signo) {
-  case SIGSEGV:
-    return "SIGSEGV";
-  case SIGBUS:
-    return "SIGBUS";
-  case SIGFPE:
-    return "SIGFPE";
-  case SIGILL:
-    return "SIGILL";
-  case SIGTRAP:
-    return "SIGTRAP";
-  default:
-    return "signal";
+  case SIGSEGV: return "SIGSEGV";
+  case SIGBUS: return "SIGBUS";
+  case SIGFPE: return "SIGFPE";
+  case SIGILL: return "SIGILL";
+  case SIGTRAP: return "SIGTRAP";
+  case SIGABRT: return "SIGABRT";
+  case SIGKILL: return "SIGKILL";
+  case SIGSYS: return "SIGSYS";
+  case SIGTERM: return "SIGTERM";
+  case SIGINT: return "SIGINT";
+  case SIGHUP: return "SIGHUP";
+  case SIGQUIT: return "SIGQUIT";
+  case SIGPIPE: return "SIGPIPE";
+  case SIGALRM: return "SIGALRM";
+  case SIGUSR1: return "SIGUSR1";
+  case SIGUSR2: return "SIGUSR2";
+  case SIGXCPU: return "SIGXCPU";
+  case SIGXFSZ: return "SIGXFSZ";
+  case SIGVTALRM: return "SIGVTALRM";
+  case SIGPROF: return "SIGPROF";
+  case SIGSTKFLT: return "SIGSTKFLT";
+  default: return "signal";
   }
 }
 

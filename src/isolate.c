@@ -37,6 +37,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,13 +169,13 @@ static int spawn_worker(const char *prog, const posix_spawn_file_actions_t *fa,
   return r.err;
 }
 
-/* "SIGABRT" for any signal (glibc's abbreviations). */
+/* "SIGABRT" for any signal the core names (edgert_signal_name), else
+ * "signal N". */
 static const char *sig_name(int signo, char *buf, size_t size) {
-  const char *a = sigabbrev_np(signo);
-  if (a != NULL)
-    snprintf(buf, size, "SIG%s", a);
-  else
-    snprintf(buf, size, "signal %d", signo);
+  const char *n = edgert_signal_name(signo);
+  if (strcmp(n, "signal") != 0)
+    return n;
+  snprintf(buf, size, "signal %d", signo);
   return buf;
 }
 
@@ -192,10 +193,18 @@ typedef struct shm_s {
 static pthread_mutex_t shm_mu = PTHREAD_MUTEX_INITIALIZER;
 static shm_t *shms;
 static uint64_t shm_next_id = 1;
-/* +1 per edgert_isolate_shm_free: a worker whose slot saw this value has
- * no freed region mapped (ids are never reused, so an id that is not in
- * `shms` any more was freed) */
-static uint64_t shm_gen = 1;
+/* +1 per edgert_isolate_shm_free (written under shm_mu, read without it):
+ * a worker whose slot saw this value has no freed region mapped (ids are
+ * never reused, so an id that is not in `shms` any more was freed), and a
+ * thread's cached region (shm_cached) is still live. */
+static _Atomic uint64_t shm_gen = 1;
+/* The region this thread's last isolated call found a pointer in, with
+ * shm_gen as it was then: while shm_gen has not moved, that region is
+ * live and a pointer inside it is found without taking shm_mu. */
+static _Thread_local struct {
+  uint64_t gen;
+  shm_t r;
+} shm_cached;
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -874,14 +883,11 @@ static int slot_has_shm(const slot_t *s, uint64_t id) {
 /* Unmaps in the worker the regions freed since it last looked (W_DONE or a
  * worker state). One compare when nothing was freed. */
 static int sync_freed(const edgert__iso_t *iso, slot_t *s, double start) {
-  pthread_mutex_lock(&shm_mu);
-  uint64_t gen = shm_gen;
+  uint64_t gen = atomic_load_explicit(&shm_gen, memory_order_acquire);
   if (s->shm_gen == gen || s->nshm == 0) {
     s->shm_gen = gen;
-    pthread_mutex_unlock(&shm_mu);
     return W_DONE;
   }
-  pthread_mutex_unlock(&shm_mu);
   for (size_t i = 0; i < s->nshm;) {
     uint64_t id = s->shm[i];
     int live = 0;
@@ -1037,11 +1043,23 @@ int edgert__iso_call(edgert_func_t *fn, edgert_value_t *values, size_t nvalues,
       len[i] = edgert_struct_size(c->args[i].layout);
     } else if (is_pointer(code) && values[i].p != NULL) {
       size_t nb = bufs != NULL ? bufs[i].nbytes : 0;
-      pthread_mutex_lock(&shm_mu);
-      shm_t *r = shm_find(values[i].p, nb ? nb : 1);
-      if (r != NULL)
-        reg[i] = *r;
-      pthread_mutex_unlock(&shm_mu);
+      uintptr_t a = (uintptr_t)values[i].p, b = (uintptr_t)shm_cached.r.base;
+      size_t want = nb ? nb : 1;
+      shm_t *r = NULL;
+      if (shm_cached.gen == atomic_load_explicit(&shm_gen, memory_order_acquire) &&
+          a >= b && a - b <= shm_cached.r.size && want <= shm_cached.r.size - (a - b)) {
+        reg[i] = shm_cached.r;
+        r = &reg[i];
+      } else {
+        pthread_mutex_lock(&shm_mu);
+        r = shm_find(values[i].p, want);
+        if (r != NULL) {
+          reg[i] = *r;
+          shm_cached.r = *r;
+          shm_cached.gen = atomic_load_explicit(&shm_gen, memory_order_relaxed);
+        }
+        pthread_mutex_unlock(&shm_mu);
+      }
       if (r != NULL) {
         kind[i] = CHAN_ARG_SHM;
         continue;
@@ -1275,7 +1293,7 @@ void edgert_isolate_shm_free(void *p) {
   shm_t *r = *pp;
   if (r != NULL) {
     *pp = r->next;
-    shm_gen++;
+    atomic_fetch_add_explicit(&shm_gen, 1, memory_order_release);
   }
   pthread_mutex_unlock(&shm_mu);
   if (r != NULL) {

@@ -86,7 +86,10 @@ typedef struct edgert_crash_s {
 /* This thread's last contained crash; signo is 0 if there was none. Never NULL. */
 EDGERT_EXTERN const edgert_crash_t *edgert_last_crash(void);
 
-/* "SIGSEGV" for SIGSEGV, ..., "signal" for one the guard does not handle. Static. */
+/* "SIGSEGV" for SIGSEGV, ... for the fault signals and the others a kernel's
+ * thread or an isolated worker (edgert/isolate.h) may end with (SIGABRT,
+ * SIGKILL, SIGSYS, SIGTERM, SIGXCPU, ...); "signal" for a real-time or
+ * unknown one. Static. */
 EDGERT_EXTERN const char *edgert_signal_name(int signo);
 
 /*

@@ -50,30 +50,6 @@ static PyObject *crash_worker(void) {
   return w;
 }
 
-/* The name of any signal that may end an isolated call's worker; the core's
- * edgert_signal_name names the fault signals only ("signal" for others). */
-static const char *any_signal_name(int signo) {
-  const char *n = edgert_signal_name(signo);
-  if (strcmp(n, "signal") != 0)
-    return n;
-  switch (signo) {
-  case SIGABRT: return "SIGABRT";
-  case SIGKILL: return "SIGKILL";
-  case SIGSYS: return "SIGSYS";
-  case SIGTERM: return "SIGTERM";
-  case SIGINT: return "SIGINT";
-  case SIGHUP: return "SIGHUP";
-  case SIGQUIT: return "SIGQUIT";
-  case SIGPIPE: return "SIGPIPE";
-  case SIGALRM: return "SIGALRM";
-  case SIGUSR1: return "SIGUSR1";
-  case SIGUSR2: return "SIGUSR2";
-  case SIGXCPU: return "SIGXCPU";
-  case SIGXFSZ: return "SIGXFSZ";
-  default: return n;
-  }
-}
-
 static PyObject *raise_crash(void) {
   const edgert_crash_t *c = edgert_last_crash();
   const char *msg = edgert_last_error();
@@ -92,7 +68,7 @@ static PyObject *raise_crash(void) {
   if (set_attr(exc, "worker", worker ? worker : Py_NewRef(Py_None)) < 0 ||
       set_attr(exc, "address", PyLong_FromVoidPtr(c->address)) < 0 ||
       set_attr(exc, "signal", PyLong_FromLong(c->signo)) < 0 ||
-      set_attr(exc, "signal_name", PyUnicode_FromString(any_signal_name(c->signo))) < 0 ||
+      set_attr(exc, "signal_name", PyUnicode_FromString(edgert_signal_name(c->signo))) < 0 ||
       set_attr(exc, "function",
                PyUnicode_DecodeFSDefault(c->function ? c->function : "")) < 0 ||
       set_attr(exc, "module",
