@@ -180,6 +180,25 @@ typedef struct {
   table_t jmprel, rela, rel;
 } dyn_t;
 
+/* The ELF header (edgert__check_elf) and the program header table of e
+ * (fd, size and path set) into e->ph and e->nph. */
+static int read_headers(elf_t *e) {
+  Elf64_Ehdr eh;
+  size_t first = e->size < sizeof eh ? (size_t)e->size : sizeof eh;
+  unsigned char hdr[sizeof eh];
+  int rc;
+  if ((rc = read_at(e, 0, hdr, first)) != 0 ||
+      (rc = edgert__check_elf(hdr, first, (size_t)e->size, e->path)) != 0)
+    return rc;
+  memcpy(&eh, hdr, sizeof eh);
+  /* check_elf: e_phentsize is sizeof(Elf64_Phdr), the table is in the file. */
+  if ((rc = read_new(e, eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr),
+                     (void **)&e->ph)) != 0)
+    return rc;
+  e->nph = eh.e_phnum;
+  return 0;
+}
+
 static int read_dynamic(const elf_t *e, dyn_t *d) {
   const Elf64_Phdr *dp = NULL;
   for (unsigned i = 0; i < e->nph; i++)
@@ -249,18 +268,8 @@ int edgert_interposable_calls(const char *path, edgert_interposable_fn fn, void 
                        path, (unsigned long long)e.size, EDGERT_MODULE_MAX_SIZE_DEFAULT);
     goto out;
   }
-  Elf64_Ehdr eh;
-  size_t first = e.size < sizeof eh ? (size_t)e.size : sizeof eh;
-  unsigned char hdr[sizeof eh];
-  if ((rc = read_at(&e, 0, hdr, first)) != 0 ||
-      (rc = edgert__check_elf(hdr, first, (size_t)e.size, path)) != 0)
+  if ((rc = read_headers(&e)) != 0)
     goto out;
-  memcpy(&eh, hdr, sizeof eh);
-  /* check_elf: e_phentsize is sizeof(Elf64_Phdr), the table is in the file. */
-  if ((rc = read_new(&e, eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr),
-                     (void **)&e.ph)) != 0)
-    goto out;
-  e.nph = eh.e_phnum;
   dyn_t d;
   if ((rc = read_dynamic(&e, &d)) != 0)
     goto out;
@@ -354,21 +363,14 @@ int edgert__dyn_names(int fd, const char *path, edgert__dyn_names_t *out) {
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
     return edgert__error(EDGERT_EIO, "%s is not a regular file that can be read", path);
   e.size = (uint64_t)st.st_size;
-  Elf64_Ehdr eh;
-  size_t first = e.size < sizeof eh ? (size_t)e.size : sizeof eh;
-  unsigned char hdr[sizeof eh];
   Elf64_Dyn *dyn = NULL;
   char *strtab = NULL;
   uint64_t *offs = NULL;
   int rc;
-  if ((rc = read_at(&e, 0, hdr, first)) != 0 ||
-      (rc = edgert__check_elf(hdr, first, (size_t)e.size, path)) != 0)
+  if ((rc = read_headers(&e)) != 0) {
+    edgert__free(e.ph);
     return rc;
-  memcpy(&eh, hdr, sizeof eh);
-  if ((rc = read_new(&e, eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr),
-                     (void **)&e.ph)) != 0)
-    return rc;
-  e.nph = eh.e_phnum;
+  }
   const Elf64_Phdr *dp = NULL;
   for (unsigned i = 0; i < e.nph; i++)
     if (e.ph[i].p_type == PT_DYNAMIC) {
@@ -449,20 +451,13 @@ int edgert__dyn_find_func(int fd, const char *path, const char *name, uint64_t *
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
     return edgert__error(EDGERT_EIO, "%s is not a regular file that can be read", path);
   e.size = (uint64_t)st.st_size;
-  Elf64_Ehdr eh;
-  size_t first = e.size < sizeof eh ? (size_t)e.size : sizeof eh;
-  unsigned char hdr[sizeof eh];
   unsigned char *syms = NULL;
   char *strtab = NULL;
   int rc;
-  if ((rc = read_at(&e, 0, hdr, first)) != 0 ||
-      (rc = edgert__check_elf(hdr, first, (size_t)e.size, path)) != 0)
+  if ((rc = read_headers(&e)) != 0) {
+    edgert__free(e.ph);
     return rc;
-  memcpy(&eh, hdr, sizeof eh);
-  if ((rc = read_new(&e, eh.e_phoff, (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr),
-                     (void **)&e.ph)) != 0)
-    return rc;
-  e.nph = eh.e_phnum;
+  }
   dyn_t d;
   if ((rc = read_dynamic(&e, &d)) != 0)
     goto out;

@@ -22,7 +22,9 @@
  *   strings are released after every call, on every path.
  * - A function of a module loaded with isolation="process" is called
  *   through its own lane (bound_call_iso), chosen when it is bound: the
- *   in-process lanes never test for isolation, so they cost what they did.
+ *   general path's conversion with the buffers held, then call_isolated
+ *   instead of call_converted. The fast in-process lanes never test for
+ *   isolation; the general path tests it once, in its held-buffers branch.
  */
 #include "func.h"
 
@@ -101,6 +103,7 @@ typedef struct {
   int release_gil;
   int cleanup; /* some argument needs a conv_hold_t (buffer, string copy) */
   int callbacks; /* some argument is a CFUNCTYPE (callback.c) */
+  int isolated; /* a function of an isolated module (edgert/isolate.h): call_isolated */
   /* The callback signature this function was last found to match
    * (edgert_py_bound_fnptr): signatures are interned, so one compare. */
   _Atomic(const edgert_fnsig_t *) fnsig_ok;
@@ -359,6 +362,8 @@ refused:
   return NULL;
 }
 
+static int call_isolated(BoundObject *b, edgert_value_t *v, const conv_hold_t *hold, void *ret);
+
 static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
                               int *missed) {
   edgert_py_mod_t *h = b->mod;
@@ -401,7 +406,8 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
         conv_hold_release(&hold);
         goto refused;
       }
-    rc = call_converted(b, h, v, retp);
+    rc = EDGERT__UNLIKELY(b->isolated) ? call_isolated(b, v, &hold, retp)
+                                       : call_converted(b, h, v, retp);
     if (EDGERT__UNLIKELY(b->callbacks)) {
       unsigned at = 0;
       size_t after = 0;
@@ -507,15 +513,13 @@ static PyObject *bound_call(PyObject *self, PyObject *const *args, Py_ssize_t na
   return bound_dispatch((BoundObject *)self, args, nargs, NULL);
 }
 
-static PyObject *iso_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
-                            int *missed);
 static PyObject *bound_call_iso(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
 
 PyObject *edgert_py_bound_self_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
   BoundObject *b = (BoundObject *)self;
   /* loader.call(name, ...) of an isolated function: its own lane too */
   if (EDGERT__UNLIKELY(b->def.ml_meth == (PyCFunction)(void (*)(void))bound_call_iso))
-    return iso_invoke(b, args, nargs, NULL);
+    return bound_invoke(b, args, nargs, NULL);
   return bound_dispatch(b, args, nargs, NULL);
 }
 
@@ -635,78 +639,22 @@ static void iso_buffers(const BoundObject *b, edgert_value_t *v, const conv_hold
   }
 }
 
-static PyObject *iso_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
-                            int *missed) {
-  edgert_py_mod_t *h = b->mod;
-  if (missed)
-    *missed = 0;
-  if (EDGERT__UNLIKELY(EDGERT_PY_LOAD(h->unloaded)))
-    return raise_unloaded(b);
-  conv_err_t err;
-  if (EDGERT__UNLIKELY((size_t)nargs != b->nargs)) {
-    if (b->variadic && (size_t)nargs > b->nargs)
-      return bound_invoke_var(b, args, nargs, missed);
-    if (missed) {
-      *missed = 1;
-      return NULL;
-    }
-    err.kind = CV_COUNT;
-    conv_raise(b->fn, b->args, b->nargs, &err, nargs);
-    return NULL;
-  }
-  edgert_value_t v[EDGERT_MAX_ARGS + 1];
+/* The isolated call of converted arguments: each pointer's size from the
+ * conversion's views, the wait with the GIL released and Ctrl-C checked. */
+static int call_isolated(BoundObject *b, edgert_value_t *v, const conv_hold_t *hold, void *ret) {
   edgert_arg_buffer_t bufs[EDGERT_MAX_ARGS];
-  conv_ret_t ret;
-  void *retp = &ret, *heap = NULL;
-  if (EDGERT__UNLIKELY(b->ret.code == EDGERT_CT_STRUCT &&
-                       edgert_struct_size(b->ret.layout) > sizeof ret)) {
-    retp = heap = PyMem_Malloc(edgert_struct_size(b->ret.layout));
-    if (heap == NULL)
-      return PyErr_NoMemory();
-  }
-  conv_hold_t hold;
-  conv_hold_init(&hold, b->nargs);
-  for (unsigned i = 0; i < b->nargs; i++)
-    if (conv_arg(&b->args[i], args[i], i, &v[i], &hold, &err) != CV_OK) {
-      conv_hold_release(&hold);
-      PyMem_Free(heap);
-      if (missed) {
-        if (err.kind == CV_PYERR) {
-          if (!PyErr_ExceptionMatches(PyExc_TypeError) &&
-              !PyErr_ExceptionMatches(PyExc_ValueError) &&
-              !PyErr_ExceptionMatches(PyExc_OverflowError) &&
-              !PyErr_ExceptionMatches(PyExc_BufferError))
-            return NULL;
-          PyErr_Clear();
-        }
-        *missed = 1;
-        return NULL;
-      }
-      conv_raise(b->fn, b->args, b->nargs, &err, nargs);
-      return NULL;
-    }
-  iso_buffers(b, v, &hold, bufs);
+  iso_buffers(b, v, hold, bufs);
   int rc;
   Py_BEGIN_ALLOW_THREADS
   edgert_isolate_set_interrupt(iso_interrupt, _save);
-  rc = edgert_isolate_call(b->fn, v, bufs, retp);
+  rc = edgert_isolate_call(b->fn, v, bufs, ret);
   edgert_isolate_set_interrupt(NULL, NULL);
   Py_END_ALLOW_THREADS
-  conv_hold_release(&hold);
-  if (EDGERT__UNLIKELY(rc != 0)) {
-    PyMem_Free(heap);
-    return edgert_py_raise(rc);
-  }
-  if (EDGERT__UNLIKELY(b->ret.code == EDGERT_CT_STRUCT)) {
-    PyObject *r = edgert_py_struct_result(b->ret.layout, retp);
-    PyMem_Free(heap);
-    return r;
-  }
-  return conv_table[b->ret.code].get(ret.raw, edgert_func_name(b->fn));
+  return rc;
 }
 
 static PyObject *bound_call_iso(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-  return iso_invoke((BoundObject *)self, args, nargs, NULL);
+  return bound_invoke((BoundObject *)self, args, nargs, NULL);
 }
 
 int edgert_py_is_bound(PyObject *o) {
@@ -795,7 +743,7 @@ static PyObject *lane_call_d1(PyObject *bound, PyObject *const *args, Py_ssize_t
 
 static PyObject *lane_call_iso(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
                                int *missed) {
-  return iso_invoke(BOUND_SELF(bound), args, nargs, missed);
+  return bound_invoke(BOUND_SELF(bound), args, nargs, missed);
 }
 
 static PyObject *lane_call_general(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
@@ -873,8 +821,10 @@ PyObject *edgert_py_make_bound(edgert_py_mod_t *h, edgert_func_t *fn) {
       b->fastcode[0] == FC_DOUBLE && (c->nargs == 1 || b->fastcode[1] == FC_DOUBLE))
     b->def.ml_meth = c->nargs == 2 ? (PyCFunction)(void (*)(void))bound_call_d2
                                    : (PyCFunction)(void (*)(void))bound_call_d1;
-  if (edgert_isolate_options(h->m, NULL) == 1) {
+  b->isolated = edgert_isolate_options(h->m, NULL) == 1;
+  if (b->isolated) {
     b->fast = 0;
+    b->cleanup = 1; /* call_isolated sizes pointers from the held views */
     b->def.ml_meth = (PyCFunction)(void (*)(void))bound_call_iso;
   }
   b->def.ml_flags = METH_FASTCALL;
