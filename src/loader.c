@@ -101,6 +101,15 @@ static edgert_module_t *handles;   /* every handle not yet freed; registry_lock 
 static pthread_mutex_t load_lock;  /* recursive; see the invariants */
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
+/* Adds m to `handles` (registry lock held). */
+static void handles_push(edgert_module_t *m) {
+  m->hnext = handles;
+  m->hprev = NULL;
+  if (handles != NULL)
+    handles->hprev = m;
+  handles = m;
+}
+
 static void make_load_lock(void) {
   pthread_mutexattr_t a;
   pthread_mutexattr_init(&a);
@@ -1636,11 +1645,7 @@ static int load_isolated(edgert_module_t *m, edgert__image_t *img, edgert__map_t
   mp->generation = 1;
   atomic_init(&m->cur, mp);
   registry_enter();
-  m->hnext = handles;
-  m->hprev = NULL;
-  if (handles != NULL)
-    handles->hprev = m;
-  handles = m;
+  handles_push(m);
   registry_leave();
   *out = m;
   return 0;
@@ -1796,11 +1801,7 @@ int edgert_module_load_ex(const char *path, const char *expected_sha256_hex,
     img->next = registry;
     registry = img;
   }
-  m->hnext = handles;
-  m->hprev = NULL;
-  if (handles != NULL)
-    handles->hprev = m;
-  handles = m;
+  handles_push(m);
   registry_leave();
   if (locked)
     load_leave();
@@ -2036,11 +2037,7 @@ int edgert_module_open_loaded(const char *sha256_hex, const char *name,
   atomic_init(&m->crashed_generation, 0);
   atomic_init(&m->cur, mp);
   pthread_mutex_init(&m->lock, NULL);
-  m->hnext = handles;
-  m->hprev = NULL;
-  if (handles != NULL)
-    handles->hprev = m;
-  handles = m;
+  handles_push(m);
   registry_leave();
   *out = m;
   return 0;
