@@ -36,6 +36,11 @@ PyObject *edgert_py_mod_dependencies(edgert_py_mod_t *h);
  * None (new reference) for an in-process module; NULL with an exception.
  * loader.c. */
 PyObject *edgert_py_isolation_dict(const edgert_module_t *m);
+/* Isolation options as load()'s keywords (a new dict: "isolation",
+ * "timeout" and "memory_limit" (None for no limit), "sandbox", "workers",
+ * "worker_path"); the one spelling of them for loaders and manifests.
+ * loader.c. */
+PyObject *edgert_py_isolation_options_dict(const edgert_isolate_options_t *o);
 /* A new bound callable for fn, bound in h's module (new reference). A
  * function of an isolated module (edgert/isolate.h) gets a lane of its own
  * (func.c's iso lane), chosen here, so in-process calls never test for it. */

@@ -445,16 +445,11 @@ static int isolation_from(const iso_args_t *a, edgert_isolate_options_t *out, Py
   return isolated;
 }
 
-/* The module's isolation options as load() takes them (a new dict), or
- * None for an in-process module. */
-static PyObject *isolation_dict(const edgert_module_t *m) {
-  edgert_isolate_options_t o;
-  if (m == NULL || edgert_isolate_options(m, &o) != 1)
-    Py_RETURN_NONE;
-  PyObject *timeout = o.timeout > 0 ? PyFloat_FromDouble(o.timeout) : Py_NewRef(Py_None);
-  PyObject *mem = o.memory_limit > 0 ? PyLong_FromSize_t(o.memory_limit) : Py_NewRef(Py_None);
-  PyObject *path = o.worker_path != NULL ? PyUnicode_DecodeFSDefault(o.worker_path)
-                                         : Py_NewRef(Py_None);
+PyObject *edgert_py_isolation_options_dict(const edgert_isolate_options_t *o) {
+  PyObject *timeout = o->timeout > 0 ? PyFloat_FromDouble(o->timeout) : Py_NewRef(Py_None);
+  PyObject *mem = o->memory_limit > 0 ? PyLong_FromSize_t(o->memory_limit) : Py_NewRef(Py_None);
+  PyObject *path = o->worker_path != NULL ? PyUnicode_DecodeFSDefault(o->worker_path)
+                                          : Py_NewRef(Py_None);
   if (timeout == NULL || mem == NULL || path == NULL) {
     Py_XDECREF(timeout);
     Py_XDECREF(mem);
@@ -463,12 +458,15 @@ static PyObject *isolation_dict(const edgert_module_t *m) {
   }
   return Py_BuildValue("{s:s,s:N,s:N,s:s,s:I,s:N}", "isolation", "process", "timeout", timeout,
                        "memory_limit", mem, "sandbox",
-                       o.sandbox == EDGERT_SANDBOX_STRICT ? "strict" : "none", "workers",
-                       o.workers != 0 ? o.workers : 1u, "worker_path", path);
+                       o->sandbox == EDGERT_SANDBOX_STRICT ? "strict" : "none", "workers",
+                       o->workers != 0 ? o->workers : 1u, "worker_path", path);
 }
 
 PyObject *edgert_py_isolation_dict(const edgert_module_t *m) {
-  return isolation_dict(m);
+  edgert_isolate_options_t o;
+  if (m == NULL || edgert_isolate_options(m, &o) != 1)
+    Py_RETURN_NONE;
+  return edgert_py_isolation_options_dict(&o);
 }
 
 static PyObject *loader_load(LoaderObject *self, PyObject *args, PyObject *kw) {
@@ -1041,7 +1039,7 @@ static PyObject *loader_get_isolated_locked(LoaderObject *self, void *c) {
 EDGERT_PY_LOCKED(PyObject *, loader_get_isolation, self, (LoaderObject *self, void *c), (self, c))
 static PyObject *loader_get_isolation_locked(LoaderObject *self, void *c) {
   (void)c;
-  return isolation_dict(loader_loaded(self) ? self->mod->m : NULL);
+  return edgert_py_isolation_dict(loader_loaded(self) ? self->mod->m : NULL);
 }
 
 EDGERT_PY_LOCKED(PyObject *, loader_get_loaded, self, (LoaderObject *self, void *c), (self, c))

@@ -8,6 +8,7 @@
  * embedded NUL are refused here, before C could see a shorter string.
  */
 #include "ext.h"
+#include "func.h"
 
 #include <string.h>
 
@@ -204,25 +205,13 @@ PyObject *edgert_py_contract_to_dict(const edgert_contract_t *c) {
 }
 
 /* Module i's "isolation" object as ModuleLoader.load()'s keyword options
- * ({"isolation": "process", "timeout", "memory_limit", "sandbox",
- * "workers"}; a 0 timeout or memory limit, no limit, is None), a new
- * reference; NULL with no exception when the module has none, NULL with an
- * exception on failure. */
+ * (edgert_py_isolation_options_dict), a new reference; NULL with no
+ * exception when the module has none, NULL with an exception on failure. */
 static PyObject *isolation_kwargs(const edgert_manifest_t *m, size_t i) {
   edgert_isolate_options_t o;
   if (edgert_manifest_module_isolation(m, i, &o) != 1)
     return NULL;
-  PyObject *timeout = o.timeout > 0 ? PyFloat_FromDouble(o.timeout) : Py_NewRef(Py_None);
-  PyObject *mem = o.memory_limit > 0 ? PyLong_FromSize_t(o.memory_limit) : Py_NewRef(Py_None);
-  if (timeout == NULL || mem == NULL) {
-    Py_XDECREF(timeout);
-    Py_XDECREF(mem);
-    return NULL;
-  }
-  return Py_BuildValue("{s:s,s:N,s:N,s:s,s:I}", "isolation", "process", "timeout", timeout,
-                       "memory_limit", mem, "sandbox",
-                       o.sandbox == EDGERT_SANDBOX_STRICT ? "strict" : "none", "workers",
-                       o.workers != 0 ? o.workers : 1u);
+  return edgert_py_isolation_options_dict(&o);
 }
 
 /* [{"path", "file", "sha256", "contracts": [...], "dependencies": [...],

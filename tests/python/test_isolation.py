@@ -678,7 +678,7 @@ def test_a_manifest_entry_loads_its_module_isolated(tmp_path):
                              "workers": 2})
     (entry,) = edgert.read_manifest(m)
     assert entry["isolation"] == {"isolation": "process", "timeout": 2.0, "memory_limit": None,
-                                  "sandbox": "strict", "workers": 2}
+                                  "sandbox": "strict", "workers": 2, "worker_path": None}
     with edgert.load_manifest(m) as loaded:
         ld = loaded.loader_of("iso_getpid")
         assert ld.isolation["sandbox"] == "strict" and ld.isolation["workers"] == 2
