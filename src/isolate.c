@@ -500,7 +500,7 @@ static int spawn_failed(const char *what, const char *path, int e) {
 }
 
 /* Starts the slot's worker and waits for its handshake. */
-static int slot_start(edgert__iso_t *iso, slot_t *s, const char *module_path) {
+static int slot_start(edgert__iso_t *iso, slot_t *s, const char *module_path, double start) {
   char prog[4096];
   int rc = worker_program(iso, prog, sizeof prog);
   if (rc != 0)
@@ -601,6 +601,18 @@ static int slot_start(edgert__iso_t *iso, slot_t *s, const char *module_path) {
         slot_kill(s, NULL);
         return edgert__error(EDGERT_EINTERRUPTED,
                              "isolated call: interrupted while the worker was starting");
+      }
+      /* the call's timeout covers the start: a module constructor that
+       * spins in the worker must not hang the call */
+      if (iso->opts.timeout > 0 && now_s() - start >= iso->opts.timeout) {
+        pid_t wpid = s->pid;
+        slot_kill(s, NULL);
+        return edgert__error(EDGERT_ETIMEOUT,
+                             "isolated call into module %s exceeded its timeout of %g s while "
+                             "the worker (pid %d) was still starting (mapping the module and "
+                             "running its constructors): the worker was killed; the next call "
+                             "starts a new one",
+                             module_path, iso->opts.timeout, (int)wpid);
       }
     }
   }
@@ -1004,15 +1016,17 @@ int edgert__iso_call(edgert_func_t *fn, edgert_value_t *values, size_t nvalues,
   slot_t *s = acquire(iso);
   double start = now_s();
   int rc = 0, outcome = W_DONE, counted = 0;
-  if (s->pid != 0 && s->owner != getpid())
-    slot_forget(s); /* cannot happen after the atfork handler; belt and braces */
   if (s->pid != 0) {
     uint32_t o = atomic_load(&s->hdr->own);
     if ((o & FUTEX_OWNER_DIED) || (o & FUTEX_TID_MASK) == 0)
       slot_kill(s, NULL); /* died while idle (a kill from outside): start anew */
   }
-  if (s->pid == 0 && (rc = slot_start(iso, s, m->path)) != 0)
+  if (s->pid == 0 && (rc = slot_start(iso, s, m->path, start)) != 0) {
+    counted = rc == EDGERT_ETIMEOUT; /* a start that overran the timeout counts as one */
+    if (counted)
+      outcome = W_TIMEOUT;
     goto out;
+  }
   counted = 1;
   /* freed shared regions first, then the function's binding */
   outcome = sync_freed(iso, s, start);
@@ -1065,7 +1079,7 @@ int edgert__iso_call(edgert_func_t *fn, edgert_value_t *values, size_t nvalues,
         continue;
       }
       kind[i] = CHAN_ARG_DATA;
-      if (nb != 0)
+      if (nb != 0 || (bufs != NULL && bufs[i].flags != 0)) /* flags: the size is known, 0 too */
         len[i] = nb;
       else if (code == EDGERT_CT_CHAR_P)
         len[i] = strlen(values[i].p) + 1;

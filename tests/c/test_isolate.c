@@ -457,6 +457,31 @@ static void a_spinning_kernel_times_out_and_the_next_call_works(void **state) {
   edgert_module_free(m);
 }
 
+/* The timeout covers the worker's start: a module constructor that spins in
+ * the worker (where it runs, never here) ends the call with ETIMEOUT, counted
+ * as a timeout, and the worker is killed and reaped. Before, the first call
+ * waited for the handshake for ever. */
+static void a_constructor_that_spins_in_the_worker_times_out(void **state) {
+  (void)state;
+  NEED_WORKERS();
+  edgert_isolate_options_t o = {.timeout = 0.2};
+  edgert_load_options_t lo = {.isolation = &o};
+  edgert_module_t *m = NULL;
+  assert_int_equal(edgert_module_load_ex(EDGERT_FIXTURE_DIR "/libisolate_ctor_spin.so", NULL,
+                                         &lo, &m),
+                   0);
+  edgert_func_t *f = bind(m, "ctor_spin_answer", "c_int", NULL, 0);
+  int ret[4] = {0};
+  assert_int_equal(edgert_func_call_values(f, NULL, ret), EDGERT_ETIMEOUT);
+  assert_non_null(strstr(edgert_last_error(), "still starting"));
+  assert_no_zombie();
+  edgert_isolate_stats_t st;
+  assert_int_equal(edgert_isolate_stats(m, &st), 0);
+  assert_int_equal(st.timeouts, 1);
+  assert_int_equal(st.workers_running, 0);
+  edgert_module_free(m);
+}
+
 static int interrupt_after(void *ud) { return --*(int *)ud <= 0; }
 
 static void an_interrupt_check_ends_a_spinning_call(void **state) {
@@ -923,6 +948,7 @@ int main(void) {
       cmocka_unit_test(a_missing_worker_program_is_reported_at_the_first_call),
       cmocka_unit_test(every_worker_death_is_contained_and_reported),
       cmocka_unit_test(a_spinning_kernel_times_out_and_the_next_call_works),
+      cmocka_unit_test(a_constructor_that_spins_in_the_worker_times_out),
       cmocka_unit_test(an_interrupt_check_ends_a_spinning_call),
       cmocka_unit_test(a_memory_limit_bounds_the_worker),
       cmocka_unit_test(strict_denies_escapes_naming_the_system_call),
