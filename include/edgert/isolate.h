@@ -111,7 +111,8 @@ EDGERT_EXTERN int edgert_isolate_options(const edgert_module_t *m,
 #define EDGERT_BUF_IN 0x1u  /* copied to the worker before the call */
 #define EDGERT_BUF_OUT 0x2u /* copied back after a call that returned */
 typedef struct edgert_arg_buffer_s {
-  size_t nbytes;  /* bytes the kernel may read or write from the pointer */
+  size_t nbytes;  /* bytes the kernel may read or write from the pointer (0 with
+                     flags set: an empty buffer, passed as a valid pointer) */
   unsigned flags; /* EDGERT_BUF_*; 0 for arguments that are not pointers */
 } edgert_arg_buffer_t;
 
@@ -123,7 +124,7 @@ typedef struct edgert_arg_buffer_s {
  * passed by reference, zero copy; any other one is copied into the
  * worker's channel (EDGERT_BUF_IN) and back (EDGERT_BUF_OUT) after the call
  * returns; one without a size is EDGERT_EINVAL naming the argument. A
- * c_char_p without a size is copied as a NUL-terminated string.
+ * c_char_p (c_wchar_p) without a size is copied as a NUL-terminated string.
  * For an in-process function it is edgert_func_call_values (bufs unused).
  *
  * Returns what edgert_func_call_values returns, and for isolated calls:

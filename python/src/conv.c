@@ -412,10 +412,11 @@ matched:
    * double * is undefined, and faults on strict-alignment machines): a
    * buffer unpickled from a stream (Dask's frames) or sliced at an odd
    * byte offset is refused, not handed over. Items of power-of-two size up
-   * to 16 need that alignment. */
+   * to 16 need that alignment; an empty buffer has no item to misread
+   * (an empty array.array hands out CPython's 1-byte static buffer). */
   {
     size_t al = (size_t)view->itemsize;
-    if (EDGERT__UNLIKELY(al > 1 && al <= 16 && (al & (al - 1)) == 0 &&
+    if (EDGERT__UNLIKELY(view->len != 0 && al > 1 && al <= 16 && (al & (al - 1)) == 0 &&
                          ((uintptr_t)view->buf & (al - 1)) != 0)) {
       e->itemsize = view->itemsize;
       PyBuffer_Release(view);

@@ -165,7 +165,7 @@ static PyObject *bound_get_pickle_state(BoundObject *b, void *closure) {
     return NULL;
   }
   return Py_BuildValue("(sNNN)", edgert_module_sha256(m), path, d,
-                       PyBool_FromLong(edgert_module_isolated(m)));
+                       PyBool_FromLong(edgert_module_symbols_isolated(m)));
 }
 
 /* The attribute named after the function is its callable again: a bound
@@ -362,6 +362,9 @@ refused:
   return NULL;
 }
 
+/* call_isolated's return when it raised a Python exception itself (not an
+ * EDGERT code: those are 0 or negative). */
+#define CALL_RAISED 1
 static int call_isolated(BoundObject *b, edgert_value_t *v, const conv_hold_t *hold, void *ret);
 
 static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
@@ -421,7 +424,7 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
   }
   if (EDGERT__UNLIKELY(rc != 0)) {
     PyMem_Free(heap);
-    return edgert_py_raise(rc);
+    return rc == CALL_RAISED ? NULL : edgert_py_raise(rc);
   }
   if (EDGERT__UNLIKELY(b->ret.code == EDGERT_CT_STRUCT)) {
     PyObject *r = edgert_py_struct_result(b->ret.layout, retp);
@@ -589,61 +592,45 @@ static int iso_interrupt(void *ud) {
   return raised;
 }
 
-/* The address an empty buffer (0 bytes) is passed as: a page of shared
- * memory, allocated once for the process's life, so the kernel gets a valid
- * pointer as in-process, passed by reference (the core needs a size to copy
- * anything else, and an empty buffer has none to give). NULL when shared
- * memory cannot be had (the call then reports the missing size). */
-static void *empty_region(void) {
-  static _Atomic(void *) region;
-  void *p = atomic_load_explicit(&region, memory_order_acquire);
-  if (p != NULL)
-    return p;
-  void *mine = NULL, *none = NULL;
-  if (edgert_isolate_shm_alloc(4096, &mine) != 0)
-    return NULL;
-  if (!atomic_compare_exchange_strong(&region, &none, mine)) {
-    edgert_isolate_shm_free(mine); /* another thread's came first */
-    return none;
-  }
-  return mine;
-}
-
 /* bufs[i] for each argument: the size of a pointer argument's memory as far
  * as the conversion knows it (a buffer's view: from the pointer to the end
- * of the view; a str's wchar_t copy with its NUL). Nothing is known of an
- * address given as an int, of NULL, or of a c_char_p (the core copies that
- * as a NUL-terminated string). */
-static void iso_buffers(const BoundObject *b, edgert_value_t *v, const conv_hold_t *h,
-                        edgert_arg_buffer_t *bufs) {
+ * of the view, 0 for an empty one). A c_char_p or c_wchar_p string the core
+ * copies with its NUL. An address given as an int is passed only when it
+ * points into shared memory (edgert.shared_buffer, a shared TypedList):
+ * anything else has no size to copy, so it is refused here, naming the
+ * argument and what to pass instead. -1 with TypeError set. */
+static int iso_buffers(const BoundObject *b, edgert_value_t *v, const conv_hold_t *h,
+                       edgert_arg_buffer_t *bufs) {
   for (unsigned i = 0; i < b->nargs; i++) {
     const edgert_abi_type_t *t = &b->args[i];
     bufs[i].nbytes = 0;
     bufs[i].flags = 0;
-    if (t->code == EDGERT_CT_POINTER || t->code == EDGERT_CT_VOID_P) {
-      if (h->held[i] == 1 && v[i].p != NULL) {
-        const Py_buffer *view = &h->views[i];
-        const char *end = (const char *)view->buf + view->len, *at = v[i].p;
-        bufs[i].nbytes = (size_t)(end - at);
-        bufs[i].flags = EDGERT_BUF_IN | (t->is_const || view->readonly ? 0u : EDGERT_BUF_OUT);
-        if (bufs[i].nbytes == 0 && !edgert_isolate_shm_contains(at, 1)) {
-          void *e = empty_region();
-          if (e != NULL)
-            v[i].p = e;
-        }
-      }
-    } else if (t->code == EDGERT_CT_WCHAR_P && v[i].p != NULL) {
-      bufs[i].nbytes = (wcslen(v[i].p) + 1) * sizeof(wchar_t);
-      bufs[i].flags = EDGERT_BUF_IN;
+    if ((t->code != EDGERT_CT_POINTER && t->code != EDGERT_CT_VOID_P) || v[i].p == NULL)
+      continue;
+    if (h->held[i] == 1) {
+      const Py_buffer *view = &h->views[i];
+      const char *end = (const char *)view->buf + view->len, *at = v[i].p;
+      bufs[i].nbytes = (size_t)(end - at);
+      bufs[i].flags = EDGERT_BUF_IN | (t->is_const || view->readonly ? 0u : EDGERT_BUF_OUT);
+    } else if (!edgert_isolate_shm_contains(v[i].p, 1)) {
+      PyErr_Format(PyExc_TypeError,
+                   "%s() argument %u: a function running in an isolated worker needs the size "
+                   "of the memory a pointer argument points to: pass a buffer (array, numpy "
+                   "array, TypedList, bytearray) or memory from edgert.shared_buffer(), not an "
+                   "address",
+                   edgert_func_name(b->fn), i + 1);
+      return -1;
     }
   }
+  return 0;
 }
 
 /* The isolated call of converted arguments: each pointer's size from the
  * conversion's views, the wait with the GIL released and Ctrl-C checked. */
 static int call_isolated(BoundObject *b, edgert_value_t *v, const conv_hold_t *hold, void *ret) {
   edgert_arg_buffer_t bufs[EDGERT_MAX_ARGS];
-  iso_buffers(b, v, hold, bufs);
+  if (iso_buffers(b, v, hold, bufs) != 0)
+    return CALL_RAISED;
   int rc;
   Py_BEGIN_ALLOW_THREADS
   edgert_isolate_set_interrupt(iso_interrupt, _save);

@@ -202,6 +202,36 @@ def test_shared_memory_is_passed_by_reference():
     iso.unload()
 
 
+@needs_workers
+def test_an_empty_buffer_is_passed_as_in_process(iso):
+    # An empty array.array hands out CPython's 1-byte static buffer: no item is
+    # read, so neither the alignment rule nor the isolated copy refuses it.
+    # (Before: a TypeError in process, a page of shared memory in the binding.)
+    inproc = ModuleLoader().load(fixture_path(KERNELS), CONTRACTS)
+    empty = array.array("d")
+    assert inproc.function("iso_sum")(empty, 0) == iso.function("iso_sum")(empty, 0) == 0.0
+    out = array.array("d")
+    assert (inproc.function("iso_mix")(1, 2.0, out, empty, 0)
+            == iso.function("iso_mix")(1, 2.0, out, empty, 0))
+    inproc.unload()
+
+
+@needs_workers
+def test_an_address_is_passed_only_into_shared_memory():
+    ld = ModuleLoader().load(fixture_path(KERNELS),
+                             [ABIContract("iso_sum", [C.c_void_p, C.c_size_t], C.c_double)],
+                             isolation="process")
+    f = ld.function("iso_sum")
+    xs = array.array("d", [1.0, 2.0])
+    with pytest.raises(TypeError, match=r"iso_sum\(\) argument 1: .*pass a buffer .*not an "
+                                        r"address"):
+        f(xs.buffer_info()[0], 2)
+    buf = shared_buffer(16)
+    memoryview(buf).cast("d")[:] = array.array("d", [1.5, 2.5])
+    assert f(buf.address, 2) == 4.0  # an address into shared memory: by reference
+    ld.unload()
+
+
 def test_shared_containers_validate_and_pickle():
     tl = TypedList(float, [1.0, 2.0], shared=True)
     assert tl.shared and not TypedList(float).shared
@@ -250,8 +280,7 @@ def test_well_behaved_kernels_agree_with_in_process(a, k, xs, shared, use_numpy)
     in2, out2 = make(xs), make([0.0] * n)
     r1 = _outcome(inproc.function("iso_mix"), a, k, out1, in1, n)
     r2 = _outcome(iso.function("iso_mix"), a, k, out2, in2, n)
-    assert r1 == r2  # the same result, or the same refusal (an empty array.array's
-    #                  storage is misaligned: refused in-process and isolated alike)
+    assert r1 == r2  # the same result, or the same refusal
     assert list(out1) == list(out2)  # copied back (or written in place, shared)
     assert list(in2) == list(xs)
     assert inproc.function("iso_add")(k, float(a)) == iso.function("iso_add")(k, float(a))
@@ -433,7 +462,7 @@ def _zombies() -> list:
 
 @needs_workers
 def test_many_calls_with_crashes_leave_the_parent_flat():
-    calls = int(os.environ.get("EDGERT_ISOLATION_SOAK", "1000"))
+    calls = int(os.environ.get("EDGERT_ISOLATION_SOAK", "10000"))  # the issue's count
     from conftest import rss_kib
     iso = iso_load(timeout=10.0)
     f = iso.function("iso_maybe_crash")
@@ -443,6 +472,7 @@ def test_many_calls_with_crashes_leave_the_parent_flat():
     f(0.0, 0)
     gc.collect()
     fds, threads, rss, kids = _fds(), _threads(), rss_kib(), len(_children())
+    maps = len(open("/proc/self/maps").readlines())  # no channel or region left mapped
     crashes = 0
     for i in range(1, calls + 1):
         if i % 100 == 0:
@@ -455,6 +485,7 @@ def test_many_calls_with_crashes_leave_the_parent_flat():
     gc.collect()
     assert _fds() == fds
     assert _threads() == threads
+    assert len(open("/proc/self/maps").readlines()) == maps
     assert rss_kib() - rss < 4096  # KiB: no growth with the calls
     s = iso.isolation_stats()
     assert s["crashes"] == crashes + 1 and s["respawns"] == crashes + 1
@@ -562,18 +593,31 @@ SPIN_SCRIPT = textwrap.dedent("""
 def test_ctrl_c_interrupts_a_spinning_isolated_call_and_kills_its_worker():
     p = subprocess.Popen([sys.executable, "-c", SPIN_SCRIPT, fixture_path(KERNELS)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    import threading
+    import time
+    watchdog = threading.Timer(60, p.kill)  # a hang ends the child: the readlines return
+    watchdog.start()
     try:
         worker = int(p.stdout.readline())
         # the spinning call is under way once the worker burns CPU; give it a moment
-        import time
         time.sleep(0.3)
+        sent = time.monotonic()
         p.send_signal(signal.SIGINT)
+        line = p.stdout.readline()  # printed by the handler of the KeyboardInterrupt
+        latency = time.monotonic() - sent
+        line += p.stdout.readline()  # the workers left (read here: communicate() reads
+        #                              the pipe itself, not what readline buffered)
         out, err = p.communicate(timeout=30)  # a hang would fail here
+        out = line + out
     finally:
+        watchdog.cancel()
         if p.poll() is None:
             p.kill()
             p.wait()
     assert "KeyboardInterrupt" in out, err
+    # the issue's bound (measured: 15-30 ms; the wait checks signals at once,
+    # not on a poll); includes the child's print and the pipe
+    assert latency < 0.5, latency
     assert out.split()[-1] == "0"  # no worker left running
     assert not alive(worker)
 
