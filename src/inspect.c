@@ -490,8 +490,7 @@ int edgert__dyn_find_func(int fd, const char *path, const char *name, uint64_t *
     if (bind != STB_GLOBAL && bind != STB_WEAK && bind != STB_GNU_UNIQUE)
       continue;
     if (type != STT_FUNC && type != STT_GNU_IFUNC) {
-      rc = edgert__error(EDGERT_ENOTFOUND, "'%s' in module %s is %s, not a function", name,
-                         path, type == STT_OBJECT ? "a data object" : "not a function symbol");
+      rc = edgert__not_a_function(name, path, type == STT_OBJECT);
       goto out;
     }
     for (unsigned k = 0; k < e.nph; k++) {

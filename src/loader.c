@@ -101,6 +101,15 @@ static edgert_module_t *handles;   /* every handle not yet freed; registry_lock 
 static pthread_mutex_t load_lock;  /* recursive; see the invariants */
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
+int edgert__not_a_function(const char *name, const char *path, int data) {
+  return edgert__error(EDGERT_ENOTFOUND,
+                       "'%s' in module %s is %s, not a function: bind the name of a function "
+                       "(STT_FUNC); for a data object use edgert_module_address_of",
+                       name, path,
+                       data ? "a data object" : "a symbol of another type (thread-local, "
+                                                "common or untyped)");
+}
+
 /* Adds m to `handles` (registry lock held). */
 static void handles_push(edgert_module_t *m) {
   m->hnext = handles;
@@ -2134,7 +2143,7 @@ int edgert_module_dependency(const edgert_module_t *m, size_t i, const char **na
   return 0;
 }
 
-int edgert_module_isolated(const edgert_module_t *m) {
+int edgert_module_symbols_isolated(const edgert_module_t *m) {
   return m != NULL && (m->flags & EDGERT_LOAD_ISOLATE_SYMBOLS) != 0;
 }
 
@@ -2210,10 +2219,7 @@ static int lookup(edgert_module_t *m, const char *name, int want_func, void **ou
   unsigned type = exact ? ELF64_ST_TYPE(sym->st_info) : STT_NOTYPE;
   if (want_func && (type == STT_OBJECT || type == STT_TLS || type == STT_COMMON ||
                     !in_exec(img, a))) {
-    rc = edgert__error(EDGERT_ENOTFOUND, "'%s' in module %s is %s, not a function", name,
-                       m->path,
-                       type == STT_OBJECT || !in_exec(img, a) ? "a data object"
-                                                              : "not a function symbol");
+    rc = edgert__not_a_function(name, m->path, type == STT_OBJECT || !in_exec(img, a));
     goto done;
   }
   if (!want_func && type == STT_TLS) {

@@ -273,4 +273,9 @@ int edgert__iso_call(edgert_func_t *fn, edgert_value_t *values, size_t nvalues,
  * not; a negative EDGERT code for a malformed file. */
 int edgert__dyn_find_func(int fd, const char *path, const char *name, uint64_t *value);
 
+/* loader.c: EDGERT_ENOTFOUND for binding `name` of module `path`, a data
+ * object (`data`) or another non-function symbol: the one message of the
+ * in-process bind and the isolated one (inspect.c). */
+int edgert__not_a_function(const char *name, const char *path, int data);
+
 #endif /* EDGERT_LOADER_INTERNAL_H */

@@ -304,8 +304,9 @@ EDGERT_EXTERN int edgert_find_library(const char *name, char *out, size_t size);
 EDGERT_EXTERN const char *edgert_module_sha256(const edgert_module_t *m);
 /* The size in bytes of the loaded file. */
 EDGERT_EXTERN size_t edgert_module_size(const edgert_module_t *m);
-/* 1 if the module was loaded with EDGERT_LOAD_ISOLATE_SYMBOLS, else 0. */
-EDGERT_EXTERN int edgert_module_isolated(const edgert_module_t *m);
+/* 1 if the module was loaded with EDGERT_LOAD_ISOLATE_SYMBOLS, else 0 (not
+ * process isolation: that is edgert_isolate_options, edgert/isolate.h). */
+EDGERT_EXTERN int edgert_module_symbols_isolated(const edgert_module_t *m);
 /*
  * Compares the loaded bytes' SHA-256 with `hex` in constant time.
  * Returns 1 if equal, 0 if not, EDGERT_EINVAL if `hex` is not 64 hex digits.

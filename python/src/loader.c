@@ -1033,7 +1033,7 @@ static PyObject *loader_get_shared_locked(LoaderObject *self, void *c) {
 EDGERT_PY_LOCKED(PyObject *, loader_get_isolated, self, (LoaderObject *self, void *c), (self, c))
 static PyObject *loader_get_isolated_locked(LoaderObject *self, void *c) {
   (void)c;
-  return PyBool_FromLong(loader_loaded(self) && edgert_module_isolated(self->mod->m));
+  return PyBool_FromLong(loader_loaded(self) && edgert_module_symbols_isolated(self->mod->m));
 }
 
 EDGERT_PY_LOCKED(PyObject *, loader_get_isolation, self, (LoaderObject *self, void *c), (self, c))

@@ -299,7 +299,7 @@ static void open_loaded_finds_loaded_bytes_by_hash_only(void **state) {
   assert_string_equal(edgert_module_path(b), "by-hash");
   assert_string_equal(edgert_module_sha256(b), sha);
   assert_int_equal(edgert_module_size(b), edgert_module_size(a));
-  assert_int_equal(edgert_module_isolated(b), 0);
+  assert_int_equal(edgert_module_symbols_isolated(b), 0);
   void *pa = NULL, *pb = NULL;
   assert_int_equal(edgert_module_address_of(a, "loader_counter", &pa), 0);
   assert_int_equal(edgert_module_address_of(b, "loader_counter", &pb), 0);
