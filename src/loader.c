@@ -590,14 +590,25 @@ static EVP_MAC *poly1305(void) {
 /* Seals `fd` against writing, growing, shrinking and further seals, and
  * checks that it holds `size` bytes. 0 or an EDGERT code, message set. */
 static int seal(int fd, size_t size, const char *path) {
-  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0) {
+  /* EBUSY: a writable shared mapping (not ours: an attacker's), or pages
+   * the kernel still holds a passing reference to (memfd_wait_for_pins
+   * gives up after ~150 ms; seen on a loaded CI machine sealing a 30 MiB
+   * copy). The second kind goes away, so try again before refusing; a
+   * writable mapping stays, and is refused. */
+  int rc, tries = 0;
+  while ((rc = fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
+                                          F_SEAL_SEAL)) < 0 &&
+         (errno == EINTR || (errno == EBUSY && ++tries < 4)))
+    if (errno == EBUSY)
+      nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+  if (rc < 0) {
     int e = errno;
-    if (e == EBUSY) /* only a writable shared mapping stops F_SEAL_WRITE: not ours */
+    if (e == EBUSY)
       return edgert__error(EDGERT_EINTEGRITY,
-                           "loading %s: its in-memory copy cannot be sealed because another "
-                           "process maps it writable (opened through /proc/%d/fd/%d): "
-                           "refused, none of its code ran",
-                           path, (int)getpid(), fd);
+                           "loading %s: its in-memory copy cannot be sealed: another process "
+                           "maps it writable (opened through /proc/%d/fd/%d), or holds its "
+                           "pages, through %d attempts: refused, none of its code ran",
+                           path, (int)getpid(), fd, tries);
     edgert__error(EDGERT_EIO, "loading %s: sealing the in-memory copy failed: %s", path,
                   strerror(e));
     errno = e;
