@@ -18,9 +18,9 @@
  *   fork then goes on and the child is still whole. Then prepare takes
  *   every other lock of the core in one fixed order: the loader's registry
  *   lock and each module handle's lock, the nexus list lock, each nexus's
- *   lock and each kernel's lock, the type registry lock, the manifest
- *   reader's cJSON lock, the guard's install lock. Each of these is held
- *   only for a few instructions and never while foreign code runs (a
+ *   lock and each kernel's lock, the type registry lock, the struct
+ *   layout list's lock, the manifest reader's cJSON lock, the guard's
+ *   install lock. Each of these is held only for a few instructions and never while foreign code runs (a
  *   kernel, a constructor or destructor, a reference or observer callback),
  *   and none is held while another is taken, so prepare waits only for
  *   those few instructions and cannot deadlock with a thread holding one.
@@ -46,6 +46,7 @@ static void prepare(void) {
   edgert__loader_fork_prepare();
   edgert__nexus_fork_prepare();
   edgert__types_fork_prepare();
+  edgert__struct_fork_prepare();
   edgert__manifest_fork_prepare();
   edgert__guard_fork_prepare();
 }
@@ -53,6 +54,7 @@ static void prepare(void) {
 static void parent(void) {
   edgert__guard_fork_parent();
   edgert__manifest_fork_parent();
+  edgert__struct_fork_parent();
   edgert__types_fork_parent();
   edgert__nexus_fork_parent();
   edgert__loader_fork_parent();
@@ -61,6 +63,7 @@ static void parent(void) {
 static void child(void) {
   edgert__guard_fork_child();
   edgert__manifest_fork_child();
+  edgert__struct_fork_child();
   edgert__types_fork_child();
   edgert__nexus_fork_child();
   edgert__loader_fork_child();

@@ -350,6 +350,12 @@ int edgert_struct_define(const char *name, const edgert_struct_field_desc_t *fie
   return 0;
 }
 
+/* fork.c's handlers: layouts_lock is held for a list walk only (never
+ * while foreign code runs). */
+void edgert__struct_fork_prepare(void) { pthread_mutex_lock(&layouts_lock); }
+void edgert__struct_fork_parent(void) { pthread_mutex_unlock(&layouts_lock); }
+void edgert__struct_fork_child(void) { pthread_mutex_unlock(&layouts_lock); }
+
 int edgert_struct_find(const char *name, const edgert_struct_t **out) {
   if (name == NULL || out == NULL)
     return edgert__error(EDGERT_EINVAL, "edgert_struct_find: name and out must not be NULL");
