@@ -222,6 +222,8 @@ typedef struct {
   const char *via; /* the step of the search that found the last file */
   edgert_dependency_visit_fn visit; /* report mode (edgert_module_plan_dependencies) */
   void *ud;
+  int fresh; /* for a worker process (an isolated load): what this process has
+                loaded counts for nothing, every listed dependency is read */
 } ctx_t;
 
 static int oom(ctx_t *c) { return edgert__error(EDGERT_ENOMEM, "loading %s: out of memory", c->top); }
@@ -700,7 +702,8 @@ static int report(ctx_t *c, const char *needed, const char *who, const char *pat
 static int one(ctx_t *c, const chain_t *me, const char *who, const char *needed, int depth) {
   char taken[256];
   const listed_t *l0 = NULL;
-  if (strchr(needed, '/') == NULL && edgert__name_taken(needed, taken, sizeof taken)) {
+  if (!c->fresh && strchr(needed, '/') == NULL &&
+      edgert__name_taken(needed, taken, sizeof taken)) {
     /* The process has it: ld.so will use that one. If the caller listed
      * it, a verified copy we mapped earlier must have the listed bytes. */
     for (size_t i = 0; i < c->nlisted && l0 == NULL; i++)
@@ -920,6 +923,7 @@ static int plan(const char *path, int fd, const edgert_load_options_t *opts, siz
   c.top = path;
   c.limit = limit;
   c.flags = flags;
+  c.fresh = visit == NULL && opts != NULL && opts->isolation != NULL;
   int rc = 0;
   size_t nl = opts != NULL ? opts->ndependencies : 0;
   if (nl > 0 && opts->dependencies == NULL)
@@ -1124,12 +1128,28 @@ size_t edgert__deps_listed(const edgert__deps_t *d, size_t i, const char **name,
   if (d != NULL)
     for (size_t j = 0; j < d->n; j++) {
       const pdep_t *p = &d->v[j];
-      if (p->file == NULL || p->held == NULL)
+      /* Mapped here (held), or kept for an isolated module's workers (fd). */
+      if (p->file == NULL || (p->held == NULL && p->fd < 0))
         continue; /* found in the process or a trusted folder: not verified here */
       if (k++ == i && name != NULL) {
         *name = p->needed;
         *path = p->file;
         *sha256_hex = p->sha_hex;
+      }
+    }
+  return k;
+}
+
+size_t edgert__deps_unmapped(const edgert__deps_t *d, size_t i, const char **soname, int *fd) {
+  size_t k = 0;
+  if (d != NULL)
+    for (size_t j = 0; j < d->n; j++) {
+      const pdep_t *p = &d->v[j];
+      if (p->file == NULL || p->fd < 0)
+        continue;
+      if (k++ == i && soname != NULL) {
+        *soname = p->needed;
+        *fd = p->fd;
       }
     }
   return k;

@@ -81,6 +81,7 @@ struct edgert__iso_s {
   edgert_isolate_options_t opts;
   char *worker_path; /* owned copy of opts.worker_path, or NULL */
   int fd;            /* the module's sealed memfd (borrowed from the image) */
+  const edgert__deps_t *deps; /* its verified dependencies (borrowed, idem) */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   slot_t *slots;
@@ -350,7 +351,8 @@ int edgert__iso_check_options(const edgert_isolate_options_t *o, unsigned flags,
   return 0;
 }
 
-int edgert__iso_new(const edgert_isolate_options_t *o, int fd, edgert__iso_t **out) {
+int edgert__iso_new(const edgert_isolate_options_t *o, int fd, const edgert__deps_t *deps,
+                    edgert__iso_t **out) {
   pthread_once(&atfork_once, atfork_register);
   edgert__iso_t *iso = edgert__calloc(1, sizeof *iso);
   unsigned n = o->workers == 0 ? 1 : o->workers;
@@ -367,6 +369,7 @@ int edgert__iso_new(const edgert_isolate_options_t *o, int fd, edgert__iso_t **o
   iso->worker_path = wp;
   iso->opts.worker_path = wp;
   iso->fd = fd;
+  iso->deps = deps;
   iso->slots = slots;
   iso->nslots = n;
   for (unsigned k = 0; k < n; k++)
@@ -580,11 +583,23 @@ static int slot_start(edgert__iso_t *iso, slot_t *s, const char *module_path, do
   init.memory_limit = iso->opts.memory_limit;
   init.sandbox = (uint32_t)iso->opts.sandbox;
   init.parent_pid = getpid();
+  size_t ndeps = edgert__deps_unmapped(iso->deps, 0, NULL, NULL);
+  init.ndeps = (uint32_t)ndeps;
   int fds[3] = {iso->fd, hfd, dfd};
   int sent = chan_send(sv[0], &init, sizeof init, fds, 3);
   close(hfd);
   close(dfd);
   hfd = dfd = -1;
+  /* the verified dependencies, each with its sealed memfd (leaves first) */
+  for (size_t i = 0; i < ndeps && sent == 0; i++) {
+    chan_dep_t dep;
+    memset(&dep, 0, sizeof dep);
+    const char *soname = NULL;
+    int dfd1 = -1;
+    edgert__deps_unmapped(iso->deps, i, &soname, &dfd1);
+    snprintf(dep.soname, sizeof dep.soname, "%s", soname);
+    sent = chan_send(sv[0], &dep, sizeof dep, &dfd1, 1);
+  }
   char reply[512];
   int got = -1;
   if (sent == 0) {

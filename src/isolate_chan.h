@@ -38,7 +38,7 @@
 
 #define EDGERT__CHAN_FD 3
 #define EDGERT__CHAN_MAGIC 0x45524b57u /* "WKRE" */
-#define EDGERT__CHAN_VERSION 1u
+#define EDGERT__CHAN_VERSION 2u
 #define EDGERT__CHAN_HDR_SIZE 8192u
 #define EDGERT__CHAN_MAXARGS 32 /* EDGERT_MAX_ARGS */
 
@@ -107,7 +107,17 @@ typedef struct {
   uint64_t memory_limit; /* 0: none */
   uint32_t sandbox;      /* edgert_sandbox_t */
   int32_t parent_pid;
+  uint32_t ndeps;        /* chan_dep_t messages that follow, leaves first */
+  uint32_t pad;
 } chan_init_t;
+
+/* After the start message, one per verified dependency of the module that
+ * the worker maps before it (its sealed memfd rides along): the name the
+ * module's DT_NEEDED (and the dependency's DT_SONAME) gives it. */
+#define EDGERT__CHAN_MAXDEPS 256
+typedef struct {
+  char soname[256];
+} chan_dep_t;
 
 static inline long chan_futex(_Atomic uint32_t *w, int op, uint32_t val,
                               const struct timespec *ts) {

@@ -225,6 +225,9 @@ static void image_release(edgert__image_t *img) {
     return;
   if (img->iso != NULL) { /* isolated: never mapped here; its workers end now */
     edgert__iso_free(img->iso);
+    load_enter();
+    edgert__deps_release(img->deps); /* its dependencies' memfds */
+    load_leave();
     close(img->fd);
     edgert__free(img);
     return;
@@ -1607,29 +1610,17 @@ int edgert_module_plan_dependencies(const char *path, const edgert_load_options_
 /* The rest of an isolated load (edgert/isolate.h): the verified sealed copy
  * `fd` is kept, never mapped in this process and never entered in the
  * registry (so no in-process load or edgert_module_open_loaded shares it);
- * its workers map it. Listed dependencies would have to be mapped first in
- * every worker: refused for now. Takes over (and on failure frees) every
- * argument; the handle is linked as any other. */
+ * its workers map it, after the verified copies of its listed dependencies
+ * (`deps`, planned as for a fresh process, kept with the image). Takes
+ * over (and on failure frees) every argument; the handle is linked as any
+ * other. */
 static int load_isolated(edgert_module_t *m, edgert__image_t *img, edgert__map_t *mp, int fd,
                          edgert__deps_t *deps, const edgert_isolate_options_t *o,
                          edgert_module_t **out) {
   int rc = 0;
-  if (edgert__deps_listed(deps, 0, NULL, NULL, NULL) > 0) {
-    const char *name = "", *dpath = "", *hex = "";
-    edgert__deps_listed(deps, 0, &name, &dpath, &hex);
-    rc = edgert__error(EDGERT_EUNSUPPORTED,
-                       "loading %s isolated: it needs the listed dependency %s (%s), and "
-                       "isolated modules cannot have listed dependencies yet (only ones the "
-                       "dynamic linker finds in trusted system folders); load it in-process, "
-                       "or link the dependency into the module",
-                       m->path, name, dpath);
-  }
-  load_enter();
-  edgert__deps_release(deps); /* nothing of it was mapped */
-  load_leave();
-  edgert_isolate_options_t *copy = rc == 0 ? edgert__calloc(1, sizeof *copy) : NULL;
+  edgert_isolate_options_t *copy = edgert__calloc(1, sizeof *copy);
   char *wp = NULL;
-  if (rc == 0 && copy == NULL)
+  if (copy == NULL)
     rc = edgert__error(EDGERT_ENOMEM, "loading %s: out of memory", m->path);
   if (rc == 0) {
     *copy = *o;
@@ -1640,8 +1631,11 @@ static int load_isolated(edgert_module_t *m, edgert__image_t *img, edgert__map_t
     copy->worker_path = wp;
   }
   if (rc == 0)
-    rc = edgert__iso_new(o, fd, &img->iso);
+    rc = edgert__iso_new(o, fd, deps, &img->iso);
   if (rc != 0) {
+    load_enter();
+    edgert__deps_release(deps); /* nothing of it was mapped */
+    load_leave();
     close(fd);
     edgert__free(copy);
     edgert__free(wp);
@@ -1654,6 +1648,7 @@ static int load_isolated(edgert_module_t *m, edgert__image_t *img, edgert__map_t
   }
   memcpy(img->sha, m->sha, 32);
   img->fd = fd;
+  img->deps = deps;
   img->refs = 1;
   atomic_init(&img->quarantined, 0);
   m->iso_opts = copy;

@@ -241,8 +241,13 @@ void edgert__deps_release(edgert__deps_t *d);
  * (for a reload's fresh copy, which needs the same ones), or NULL: when d
  * is NULL (*rc 0) or out of memory (*rc EDGERT_ENOMEM). */
 edgert__deps_t *edgert__deps_share(const edgert__deps_t *d, int *rc);
+/* deps.c: how many verified dependencies of `d` are not mapped in this
+ * process (an isolated module's, which its workers map); with `soname`
+ * non-NULL, item i of them: its DT_SONAME and sealed memfd (both borrowed;
+ * in the order they must be mapped, leaves first). */
+size_t edgert__deps_unmapped(const edgert__deps_t *d, size_t i, const char **soname, int *fd);
 /* deps.c: how many dependencies of `d` were verified and mapped by edgert
- * (listed ones); with `name` non-NULL, item i of them (borrowed strings). */
+ * (listed ones), or kept for an isolated module's workers; with `name` non-NULL, item i of them (borrowed strings). */
 size_t edgert__deps_listed(const edgert__deps_t *d, size_t i, const char **name,
                            const char **path, const char **sha256_hex);
 
@@ -253,9 +258,12 @@ typedef struct edgert__iso_s edgert__iso_t;
  * EDGERT_EUNSUPPORTED naming the field. */
 int edgert__iso_check_options(const edgert_isolate_options_t *o, unsigned flags,
                               const char *path);
-/* The workers of an isolated image whose sealed memfd is `fd` (borrowed:
- * it must outlive them). Starts nothing. */
-int edgert__iso_new(const edgert_isolate_options_t *o, int fd, edgert__iso_t **out);
+/* The workers of an isolated image whose sealed memfd is `fd`, with the
+ * verified dependencies `deps` (edgert__deps_unmapped; NULL for none) that
+ * every worker maps first (both borrowed: they must outlive them). Starts
+ * nothing. */
+int edgert__iso_new(const edgert_isolate_options_t *o, int fd, const edgert__deps_t *deps,
+                    edgert__iso_t **out);
 /* Ends every worker (SIGKILL, reaped) and frees. NULL ok. */
 void edgert__iso_free(edgert__iso_t *iso);
 /* A new function index for a bind. */

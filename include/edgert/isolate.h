@@ -12,7 +12,11 @@
  * process: none of its code, constructors included, runs here. Its code runs
  * only in worker processes (the edgert-worker program), each of which is
  * handed the same sealed memfd over a Unix socket (no second read of the
- * file) and maps it, so verification covers exactly what runs.
+ * file) and maps it, so verification covers exactly what runs. Listed
+ * dependencies (edgert_load_options_t.dependencies) are verified the same
+ * way, planned as for a fresh process (what this process has loaded counts
+ * for nothing), and their sealed copies handed to every worker, which maps
+ * them before the module; none of them is mapped here either.
  *
  * Binding is as usual (edgert_module_bind: the symbol must be a function
  * the verified bytes define, found in their dynamic symbol table without
@@ -42,9 +46,7 @@
  * What an isolated module refuses (EDGERT_EUNSUPPORTED, naming why):
  * edgert_module_address_of (its code has no address in this process),
  * edgert_module_reload (there is no mapping to refresh: a crashed worker is
- * replaced by a fresh one anyway), dependencies listed in
- * edgert_load_options_t.dependencies (only ones ld.so finds by itself in
- * trusted system folders, for now), and edgert_module_open_loaded with
+ * replaced by a fresh one anyway), and edgert_module_open_loaded with
  * opts->isolation (lookups by content find in-process mappings only; an
  * isolated copy is never shared with an in-process load of the same bytes).
  * Workers are started by one long-lived thread of libedgert (their

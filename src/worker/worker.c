@@ -465,6 +465,35 @@ static void sandbox_strict(void) {
 #endif
 }
 
+/* The module's verified dependencies, leaves first, each from its sealed
+ * memfd: mapped before the module, so that the dynamic linker, which finds
+ * an object already loaded by its DT_SONAME, uses them for the module's
+ * DT_NEEDED names instead of searching for files. Each must then answer to
+ * its name (as the parent checks for an in-process load). */
+static void map_dependencies(uint32_t n) {
+  if (n > EDGERT__CHAN_MAXDEPS)
+    die("edgert-worker: %u dependencies announced, more than %d", n, EDGERT__CHAN_MAXDEPS);
+  for (uint32_t i = 0; i < n; i++) {
+    chan_dep_t dep;
+    int fd = -1, nfd = 0;
+    if (chan_recv(EDGERT__CHAN_FD, &dep, sizeof dep, &fd, 1, &nfd) != 0 || nfd != 1)
+      die("edgert-worker: dependency %u of %u did not arrive", i + 1, n);
+    dep.soname[sizeof dep.soname - 1] = '\0';
+    char name[64];
+    snprintf(name, sizeof name, "/proc/self/fd/%d", fd);
+    void *h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL)
+      die("edgert-worker: the verified dependency %s cannot be mapped: %s", dep.soname,
+          dlerror());
+    void *by_name = dlopen(dep.soname, RTLD_NOW | RTLD_NOLOAD);
+    if (by_name != h)
+      die("edgert-worker: after mapping the verified dependency %s, the name answers with "
+          "%s; refused",
+          dep.soname, by_name == NULL ? "nothing" : "another object");
+    dlclose(by_name); /* the reference RTLD_NOLOAD took; h stays for the worker's life */
+  }
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 int main(void) {
@@ -499,6 +528,7 @@ int main(void) {
     die("edgert-worker: cannot map the channel: %s", strerror(errno));
   mallopt(M_ARENA_MAX, 1);
   char name[64];
+  map_dependencies(init.ndeps);
   snprintf(name, sizeof name, "/proc/self/fd/%d", fds[0]);
   module = dlopen(name, RTLD_NOW | RTLD_LOCAL);
   if (module == NULL)

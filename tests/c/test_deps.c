@@ -121,6 +121,74 @@ static void a_listed_dependency_loads_verified_and_goes_with_the_module(void **s
   assert_false(has_object("libdeps_top.so", who, sizeof who));
 }
 
+/* An isolated module's listed dependencies are mapped in its worker, from
+ * the verified copies, and never in this process: planned as for a fresh
+ * process, so a copy this process mapped for an in-process load first does
+ * not hide the file from the worker. */
+static void an_isolated_module_maps_its_listed_dependency_in_its_worker(void **state) {
+  (void)state;
+  const char *emulator = getenv("EDGERT_TEST_EMULATOR");
+  if (emulator != NULL && emulator[0] != '\0') {
+    print_message("skipped: under an emulator (%s) the edgert-worker program cannot be "
+                  "started (no binfmt_misc)\n", emulator);
+    skip();
+    return;
+  }
+  char hs[65], who[PATH_MAX];
+  sha_of(HELPER, hs);
+  edgert_dependency_t dep = {"libdeps_helper.so", hs};
+  edgert_isolate_options_t io = {.workers = 1};
+  edgert_load_options_t o = {.dependencies = &dep, .ndependencies = 1, .isolation = &io};
+  for (int round = 0; round < 2; round++) {
+    edgert_module_t *here = NULL;
+    if (round == 1) { /* the helper is mapped in this process now */
+      edgert_load_options_t in = {.dependencies = &dep, .ndependencies = 1};
+      assert_int_equal(edgert_module_load_ex(TOP, NULL, &in, &here), 0);
+      assert_true(has_object("libdeps_helper.so", who, sizeof who));
+    }
+    unlink(marker);
+    setenv("EDGERT_DEPS_MARKER", marker, 1);
+    edgert_module_t *m = NULL;
+    int rc = edgert_module_load_ex(TOP, NULL, &o, &m);
+    if (rc != 0)
+      print_message("isolated load: %s\n", edgert_last_error());
+    assert_int_equal(rc, 0);
+    assert_int_equal(call_top_add(m, 2, 3), 6);
+    unsetenv("EDGERT_DEPS_MARKER");
+    assert_true(exists(marker)); /* the helper's constructor ran, in the worker */
+    assert_int_equal(has_object("libdeps_helper.so", who, sizeof who), round == 1);
+    assert_int_equal(edgert_module_dependency_count(m), 1);
+    const char *name = NULL, *path = NULL, *hex = NULL;
+    assert_int_equal(edgert_module_dependency(m, 0, &name, &path, &hex), 0);
+    assert_string_equal(name, "libdeps_helper.so");
+    assert_string_equal(hex, hs);
+    edgert_module_free(m);
+    edgert_module_free(here);
+  }
+  assert_false(has_object("libdeps_helper.so", who, sizeof who));
+}
+
+/* Refused as for an in-process load, before any code ran anywhere: an
+ * unlisted dependency, and a listed one whose bytes differ. */
+static void an_isolated_module_with_an_unverified_dependency_is_refused(void **state) {
+  (void)state;
+  edgert_isolate_options_t io = {.workers = 1};
+  edgert_load_options_t o = {.isolation = &io};
+  edgert_module_t *m = NULL;
+  unlink(marker);
+  setenv("EDGERT_DEPS_MARKER", marker, 1);
+  assert_int_equal(edgert_module_load_ex(TOP, NULL, &o, &m), EDGERT_EINTEGRITY);
+  assert_non_null(strstr(edgert_last_error(), "not listed"));
+  edgert_dependency_t dep = {"libdeps_helper.so",
+                             "00000000000000000000000000000000000000000000000000000000000000ff"};
+  o.dependencies = &dep;
+  o.ndependencies = 1;
+  assert_int_equal(edgert_module_load_ex(TOP, NULL, &o, &m), EDGERT_EINTEGRITY);
+  assert_non_null(strstr(edgert_last_error(), "failed its integrity check"));
+  unsetenv("EDGERT_DEPS_MARKER");
+  assert_false(exists(marker));
+}
+
 static void keys_may_be_file_names_or_paths(void **state) {
   (void)state;
   char hs[65];
@@ -659,6 +727,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(a_listed_dependency_loads_verified_and_goes_with_the_module),
       cmocka_unit_test(keys_may_be_file_names_or_paths),
+      cmocka_unit_test(an_isolated_module_maps_its_listed_dependency_in_its_worker),
+      cmocka_unit_test(an_isolated_module_with_an_unverified_dependency_is_refused),
       cmocka_unit_test(an_unlisted_dependency_is_refused_before_any_code_runs),
       cmocka_unit_test(a_wrong_hash_names_both),
       cmocka_unit_test(a_missing_dependency_is_an_io_error_naming_it),

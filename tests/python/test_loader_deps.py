@@ -177,3 +177,74 @@ def test_reload_keeps_the_listed_dependencies(deps_dir):
         assert other.call("top_add", 1, 1) == 3
     assert add(1, 1) == 3
     ld.unload()
+
+
+# ---- isolated modules (isolation="process", docs/isolation.md) ------------------
+
+needs_workers = pytest.mark.skipif(
+    bool(os.environ.get("EDGERT_TEST_EMULATOR")),
+    reason="qemu-user: isolated workers are exec'd programs under seccomp, which the "
+    "user-mode emulator does not run as the machine would")
+
+
+def helper_mapped_here() -> bool:
+    with open("/proc/self/maps") as f:
+        return any("deps_helper" in line for line in f)
+
+
+@needs_workers
+@pytest.mark.parametrize("sandbox", ["none", "strict"])
+def test_an_isolated_module_maps_its_listed_dependencies_in_its_worker(deps_dir, marker,
+                                                                       sandbox):
+    h = sha(deps_dir / "libdeps_helper.so")
+    try:
+        ld = edgert.ModuleLoader().load(deps_dir / "libdeps_top.so", ABI,
+                                        dependencies={"libdeps_helper.so": h},
+                                        isolation="process", sandbox=sandbox, timeout=10.0)
+        with ld:
+            assert ld.call("top_add", 2, 3) == 6
+            # the helper's constructor ran in the worker; nothing of it is mapped here
+            assert marker.exists()
+            assert not helper_mapped_here()
+            assert ld.dependencies == [
+                ("libdeps_helper.so", str(deps_dir / "libdeps_helper.so"), h)]
+    except OSError as e:  # a build without libseccomp says so when the worker starts
+        if sandbox == "strict" and "without libseccomp" in str(e):
+            pytest.skip(f"this build has no seccomp sandbox: {e}")
+        raise
+
+
+@needs_workers
+def test_an_isolated_closure_of_several_levels_is_mapped_leaves_first(deps_dir):
+    """libdeps_chain.so -> libdeps_mid.so -> libdeps_helper.so: the worker maps
+    the helper, then mid, then the module."""
+    deps = {n: sha(deps_dir / n) for n in ("libdeps_mid.so", "libdeps_helper.so")}
+    abi = [edgert.ABIContract("chain_add", [ctypes.c_int, ctypes.c_int], ctypes.c_int)]
+    with edgert.ModuleLoader().load(deps_dir / "libdeps_chain.so", abi, dependencies=deps,
+                                    isolation="process", timeout=10.0) as ld:
+        assert ld.call("chain_add", 2, 3) == 51
+
+
+@needs_workers
+def test_an_isolated_load_after_an_in_process_one_still_gives_the_worker_the_file(deps_dir):
+    """The in-process load maps the verified helper here; the worker is a fresh
+    process, so the isolated load must still send it the verified copy."""
+    h = sha(deps_dir / "libdeps_helper.so")
+    with edgert.ModuleLoader().load(deps_dir / "libdeps_top.so", ABI,
+                                    dependencies={"libdeps_helper.so": h}) as here:
+        assert helper_mapped_here()
+        with edgert.ModuleLoader().load(deps_dir / "libdeps_top.so", ABI,
+                                        dependencies={"libdeps_helper.so": h},
+                                        isolation="process", timeout=10.0) as iso:
+            assert iso.call("top_add", 1, 1) == here.call("top_add", 1, 1) == 3
+
+
+@needs_workers
+def test_an_isolated_module_with_an_unverified_dependency_is_refused_before_any_code_runs(
+        deps_dir, marker):
+    with pytest.raises(IntegrityError, match="not listed"):
+        edgert.ModuleLoader().load(deps_dir / "libdeps_top.so", ABI, isolation="process")
+    with pytest.raises(IntegrityError, match="failed its integrity check"):
+        edgert.ModuleLoader().load(deps_dir / "libdeps_top.so", ABI, isolation="process",
+                                   dependencies={"libdeps_helper.so": "0" * 64})
+    assert not marker.exists()
