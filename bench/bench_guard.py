@@ -6,7 +6,9 @@ containment costs per call (target <= 10 ns), measured in C
 EDGERT_CRASH_GUARD=1 and =0: in a plain C host, and with the Python package
 imported, whose host probe (the thread's interpreter frame, read at every
 arming so that a fault inside a Python callback is never "contained") is
-part of what every guarded call costs in a Python process."""
+part of what every guarded call costs in a Python process. With --cpu-time
+the children time with the thread's CPU clock too (EDGERT_BENCH_CPU_TIME);
+bench/callgrind_guard.py counts the same loop's instructions."""
 from __future__ import annotations
 
 import ctypes

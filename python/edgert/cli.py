@@ -467,6 +467,23 @@ def _entry_dependencies(entry: Dict[str, Any], base: str) -> Dict[str, str]:
     return out
 
 
+def _interposable(info) -> Optional[List[str]]:  # info: _elf.ElfInfo
+    """The module's interposable internal calls (edgert_interposable_calls,
+    through edgert.interposable_calls: the symbols it defines with default
+    visibility and also reaches through its PLT or GOT), or None for another
+    machine's file, which the core does not read."""
+    if not _is_native(info):
+        return None
+    from .loader import interposable_calls
+    try:
+        return interposable_calls(info.path)
+    except OSError as exc:
+        raise _oserror(exc, info.path)
+    except EdgertError as exc:  # the core's message names the file (and the table)
+        msg = str(exc)
+        raise _Fail(msg if info.path in msg else f"{info.path}: {msg}", EXIT_USAGE, "format")
+
+
 def cmd_inspect(a: argparse.Namespace, out: _Out) -> int:
     info = _read_elf(a.lib)
     entry: Optional[Dict[str, Any]] = None
@@ -475,11 +492,13 @@ def cmd_inspect(a: argparse.Namespace, out: _Out) -> int:
         entry, base = _manifest_entry(a.manifest, a.lib)
         listed = _entry_dependencies(entry, base)
     deps = _needed(info, listed)
+    interposable = _interposable(info)
     report: Dict[str, Any] = {
         "ok": True, "path": a.lib, "class": info.elf_class, "byte_order": info.byte_order,
         "machine": info.machine_name, "e_machine": info.machine, "type": info.type,
         "soname": info.soname, "runpath": info.runpath, "rpath": info.rpath,
-        "needed": deps, "functions": info.functions, "contracts": None}
+        "needed": deps, "functions": info.functions, "interposable": interposable,
+        "contracts": None}
     out.line(f"{a.lib}: ELF{info.elf_class} {info.byte_order}-endian {info.type}, {info.machine_name}")
     out.line(f"soname: {info.soname or '(none)'}")
     if info.runpath:
@@ -505,6 +524,17 @@ def cmd_inspect(a: argparse.Namespace, out: _Out) -> int:
     out.line(f"functions ({len(info.functions)}):")
     for f in info.functions:
         out.line(f"  {f}")
+    if interposable is None:
+        out.line("interposable internal calls: not analysed (another machine's file)")
+    elif not interposable:
+        out.line("interposable internal calls: none")
+    else:
+        out.line(f"interposable internal calls ({len(interposable)}): an LD_PRELOAD or "
+                 "RTLD_GLOBAL library defining one takes over the module's own calls to it "
+                 "(load with isolate_symbols=True, or build with -fvisibility=hidden or "
+                 "-Wl,-Bsymbolic):")
+        for name in interposable:
+            out.line(f"  {name}")
     code = EXIT_OK
     if entry is not None:
         exported = set(info.functions)

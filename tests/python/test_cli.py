@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from conftest import fixture_path
+from conftest import FOREIGN_MACHINE, fixture_path
 
 KERNELS = "manifest_kernels"   # add, scale, vec_add_f32, version
 RISKY = "loader_risky"         # risky_kernel(x): x*2+1, a NULL read for x < 0
@@ -184,17 +184,86 @@ def test_inspect_lists_machine_soname_and_functions():
     assert "soname: libmanifest_kernels.so" in r
     for f in ("add", "scale", "vec_add_f32", "version"):
         assert f"\n  {f}\n" in r
-    assert "manifest_counter" not in r  # a data symbol, not a function
+    functions = r.split("functions (")[1].split("interposable internal calls")[0]
+    assert "manifest_counter" not in functions  # a data symbol, not a function
 
 
 def test_inspect_json_schema():
     lib = fixture_path(KERNELS)
     d = as_json(ok(edgert("inspect", "--json", lib)))
     assert set(d) == {"ok", "path", "class", "byte_order", "machine", "e_machine", "type",
-                      "soname", "runpath", "rpath", "needed", "functions", "contracts"}
+                      "soname", "runpath", "rpath", "needed", "functions", "interposable",
+                      "contracts"}
     assert d["ok"] is True and d["class"] == 64 and d["type"] == "shared object"
     assert d["functions"] == ["add", "scale", "vec_add_f32", "version"]
     assert d["contracts"] is None
+
+
+def test_inspect_reports_interposable_internal_calls():
+    """loader_interpose calls its own exported helper() through the PLT: an
+    LD_PRELOAD or RTLD_GLOBAL definition of helper takes that call over, and
+    inspect says so (the core's edgert_interposable_calls)."""
+    lib = fixture_path("loader_interpose")
+    d = as_json(ok(edgert("inspect", "--json", lib)))
+    assert d["interposable"] == ["helper"] and d["ok"] is True
+    text = ok(edgert("inspect", lib)).stdout.decode()
+    assert "interposable internal calls (1):" in text and "isolate_symbols=True" in text
+    assert text.endswith("\n  helper\n")
+    # Informational: --quiet prints nothing, the exit status stays 0.
+    assert ok(edgert("inspect", "--quiet", lib)).stdout == b""
+
+
+def test_inspect_reports_no_interposable_call_for_a_hidden_visibility_build():
+    """The same module built with -fvisibility=hidden (entry point exported
+    alone): nothing can be taken over."""
+    lib = fixture_path("loader_interpose_hidden")
+    assert as_json(ok(edgert("inspect", "--json", lib)))["interposable"] == []
+    assert "interposable internal calls: none\n" in ok(edgert("inspect", lib)).stdout.decode()
+
+
+def test_inspect_interposable_of_another_machine_s_file_is_not_analysed(tmp_path):
+    """The core reads this machine's ELF64 only: another machine's file is
+    inspected (by _elf) with "interposable": null, not refused, not guessed."""
+    data = bytearray(pathlib.Path(fixture_path("loader_interpose")).read_bytes())
+    data[18:20] = FOREIGN_MACHINE[0].to_bytes(2, "little")
+    lib = tmp_path / "libforeign.so"
+    lib.write_bytes(bytes(data))
+    d = as_json(ok(edgert("inspect", "--json", lib)))
+    assert d["machine"] == FOREIGN_MACHINE[1] and d["interposable"] is None
+    text = ok(edgert("inspect", lib)).stdout.decode()
+    assert "interposable internal calls: not analysed (another machine's file)" in text
+
+
+def test_inspect_refuses_a_malformed_relocation_table(tmp_path):
+    """A native module whose DT_JMPREL points outside its segments: the
+    dependency plan reads it, the interposable-call reader refuses it, and
+    inspect exits 2 with the core's message naming the table (no traceback)."""
+    from edgert import _elf
+    raw = bytearray(pathlib.Path(fixture_path("loader_interpose")).read_bytes())
+    info = _elf.parse_elf(bytes(raw), "x")
+    ph = [p for p in _phdrs(raw) if p[0] == 2][0]  # PT_DYNAMIC
+    off, size = ph[1], ph[2]
+    patched = False
+    for i in range(off, off + size, 16):
+        tag, _ = struct.unpack_from("<qQ", raw, i)
+        if tag == 23:  # DT_JMPREL
+            struct.pack_into("<qQ", raw, i, 23, 0x7FFF0000)
+            patched = True
+    assert patched and info.elf_class == 64
+    lib = tmp_path / "libbadrel.so"
+    lib.write_bytes(bytes(raw))
+    r = ok(edgert("inspect", lib), 2)
+    assert b"DT_JMPREL" in r.stderr and b"Traceback" not in r.stderr
+    assert r.stderr.count(str(lib).encode()) == 1, r.stderr  # named once
+    d = as_json(ok(edgert("inspect", "--json", lib), 2))
+    assert d["ok"] is False and d["error"]["kind"] == "format"
+
+
+def _phdrs(raw):
+    """(p_type, p_offset, p_filesz) of each program header of a little-endian ELF64."""
+    phoff, = struct.unpack_from("<Q", raw, 32)
+    phentsize, phnum = struct.unpack_from("<HH", raw, 54)
+    return [struct.unpack_from("<I4xQ16xQ", raw, phoff + k * phentsize)[:3] for k in range(phnum)]
 
 
 def test_inspect_dependencies_resolve_and_need_listing(tmp_path):
