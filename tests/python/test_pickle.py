@@ -126,6 +126,61 @@ def test_kernel_options_travel_counters_do_not(pool, tmp_path):
     assert got == ("aff", 7, 3, True, 1e-6, 4, 0, 9.0, True, 9.0)
 
 
+def child_call_kernel(blob: bytes, x: float):
+    """A task that keeps nothing: unpickles a kernel, calls it once."""
+    return pickle.loads(blob)(x)
+
+
+def child_process_kernels(name: str):
+    from edgert import _pickle
+    return [(k.stats()["calls"], k.stats()["compiled"]) for k in _pickle.process_kernels()
+            if k.name == name]
+
+
+def test_every_pickle_of_a_handle_is_one_kernel_per_process(pool, tmp_path):
+    # Tasks that unpickle a kernel, call it and drop it: the spawn worker
+    # keeps one kernel for the handle, whose counters add up over the tasks.
+    ld = ModuleLoader().load(unique_copy(tmp_path), AFFINE)
+    k = Kernel("one_per_process", ld.function("nexus_affine"), affine_ref)
+    for x in range(4):
+        assert pool.submit(child_call_kernel, pickle.dumps(k), float(x)).result() == 2.0 * x + 1.0
+    assert pool.submit(child_process_kernels, "one_per_process").result() == [(4, 4)]
+    # A swap gives the handle a new identity: another kernel there.
+    k.swap(ld.function("nexus_affine"))
+    assert pool.submit(child_call_kernel, pickle.dumps(k), 1.0).result() == 3.0
+    assert sorted(pool.submit(child_process_kernels, "one_per_process").result()) == \
+        [(1, 1), (4, 4)]
+    assert k.stats()["calls"] == 0
+
+
+def test_unpickling_a_handle_again_in_a_process_gives_its_kernel(tmp_path):
+    from edgert import _pickle
+    ld = ModuleLoader().load(unique_copy(tmp_path), AFFINE)
+    k = Kernel("again", ld.function("nexus_affine"), affine_ref, max_failures=6)
+    first = pickle.loads(pickle.dumps(k))
+    assert first is not k and first(1.0) == 3.0
+    second = pickle.loads(pickle.dumps(k, protocol=2))
+    assert second is first and second.stats()["calls"] == 1 and second.max_failures == 6
+    # Pickled again from here it keeps the identity; a nexus adopts the same kernel.
+    assert pickle.loads(pickle.dumps(first)) is first
+    nx = Nexus()
+    nx._adopt(k)
+    assert pickle.loads(pickle.dumps(nx))["again"] is first
+    assert any(p is first for p in _pickle.process_kernels())
+    # Another handle of the same content is another kernel; so is a swapped one.
+    other = pickle.loads(pickle.dumps(Kernel("again", ld.function("nexus_affine"), affine_ref)))
+    assert other is not first
+    k.swap(ld.function("nexus_affine"))
+    assert pickle.loads(pickle.dumps(k)) is not first
+    # A state without an identity (an edgert before identities) builds anew each time.
+    st = _pickle._kernel_state(k)
+    del st["id"]
+    a, b = _pickle._rebuild_kernel(dict(st)), _pickle._rebuild_kernel(dict(st))
+    assert a is not b and a(0.0) == 1.0
+    with pytest.raises(TypeError, match="argument 1 must be str, not int"):
+        _pickle._rebuild_kernel(dict(st, id="x" * 32, name=5))
+
+
 def test_nexus_in_a_spawned_process(pool, tmp_path):
     ld = ModuleLoader().load(unique_copy(tmp_path), AFFINE)
     nx = Nexus()
