@@ -27,8 +27,8 @@ def _name_crashes(worker: Any) -> None:
     """From now on a KernelCrash raised in this process names `worker`
     (its ``worker`` attribute and its message), so the client that
     receives it knows where it happened."""
-    from . import _edgert
-    _edgert._crash_worker = str(worker.address)
+    from .workers import worker_initializer
+    worker_initializer(str(worker.address))
 
 
 class NameCrashes(WorkerPlugin):

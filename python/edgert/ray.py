@@ -22,6 +22,7 @@ import sys
 
 from . import _edgert, _ship
 from .fallback import _reassert_after
+from .workers import worker_initializer
 
 __all__ = ["setup_hook"]
 
@@ -60,6 +61,9 @@ class _SetupHook:
 
     def __call__(self) -> None:
         where = f"ray worker pid {os.getpid()} on {socket.gethostname()}"
+        # A KernelCrash raised in this worker names it (exc.worker and the
+        # message), also after Ray carries it to the driver.
+        worker_initializer(where)
         _ship.install(self._modules, where)
         # The worker's core installed Ray's fault handlers before this hook
         # runs: the guard goes back in front, so a kernel fault in a task

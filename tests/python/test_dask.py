@@ -283,20 +283,31 @@ def test_a_kernel_crash_on_a_worker_arrives_naming_worker_function_module_signal
     assert client.submit(crash_on_worker, aff, 1.0, workers=[workers[1]], pure=False).result() == 3.0
 
 
-def test_kernel_crash_names_the_worker_only_where_one_is_set_and_pickles(tmp_path):
+def test_kernel_crash_names_its_process_and_a_named_worker_in_the_message_and_pickles(tmp_path):
     import pickle
+    import socket
+    from edgert import workers
     dst = os.path.join(str(tmp_path), "crashy.so")
     with open(dst, "wb") as fh:  # a hash of its own: its quarantine is nobody else's
         fh.write(open(fixture_path("libguard_crashy"), "rb").read() + b"\0dask-crash" + os.urandom(16))
+    # The main process: named "host:pid", its message as it was.
     with pytest.raises(edgert.KernelCrash) as ei:
         ModuleLoader().load(dst, CRASH).call("guard_null_deref", 1.0)
-    assert ei.value.worker is None and "on worker" not in str(ei.value)
-    edgert._edgert._crash_worker = "tcp://127.0.0.1:9"
+    assert ei.value.worker == f"{socket.gethostname()}:{os.getpid()}"
+    assert "on worker" not in str(ei.value)
+    saved = workers._named_pid
     try:
+        edgert.worker_initializer("tcp://127.0.0.1:9")
         with pytest.raises(edgert.KernelCrash) as ei:
             ModuleLoader().load(dst, CRASH).call("guard_null_deref", 1.0)  # a load clears the quarantine
+        # A name set in another process (a fork parent) is not this one's.
+        workers._named_pid = os.getpid() + 1
+        assert workers._crash_site() == (f"{socket.gethostname()}:{os.getpid()}", False)
+        with pytest.raises(TypeError, match="must be a str or None, not int"):
+            edgert.worker_initializer(5)
     finally:
         edgert._edgert._crash_worker = None
+        workers._named_pid = saved
     e = ei.value
     assert e.worker == "tcp://127.0.0.1:9" and str(e).endswith("(on worker tcp://127.0.0.1:9)")
     for proto in (2, 5):

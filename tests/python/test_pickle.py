@@ -372,6 +372,38 @@ def test_a_fork_pool_after_loading_calls_loads_and_contains(tmp_path):
     assert held.call("guard_ok", 1.0) == 3.0
 
 
+def child_crash(blob: bytes):
+    """A task whose kernel crashes: the KernelCrash travels to the parent."""
+    return pickle.loads(blob)(1.0)
+
+
+def test_a_crash_in_a_spawn_pool_worker_arrives_naming_worker_function_module_signal(pool, tmp_path):
+    import socket
+    crashy = crashy_copy(tmp_path)
+    f = ModuleLoader().load(crashy, CRASH).function("guard_null_deref")
+    child = pool.submit(os.getpid).result()
+    with pytest.raises(edgert.KernelCrash) as ei:
+        pool.submit(child_crash, pickle.dumps(f)).result(timeout=120)
+    e = ei.value
+    # No initializer: the worker is "host:pid", in the message too (a
+    # process multiprocessing started is a worker).
+    where = f"{socket.gethostname()}:{child}"
+    assert e.worker == where and str(e).endswith(f"(on worker {where})")
+    assert (e.function, e.module, e.signal_name, e.signal) == ("guard_null_deref", crashy,
+                                                               "SIGSEGV", 11)
+    assert pool.submit(os.getpid).result() == child  # the worker contained it and runs on
+    # A pool that names its workers with edgert.worker_initializer.
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx,
+                                                initializer=edgert.worker_initializer,
+                                                initargs=("pool-a",)) as ex:
+        with pytest.raises(edgert.KernelCrash) as ei:
+            ex.submit(child_crash, pickle.dumps(f)).result(timeout=120)
+    e = ei.value
+    assert e.worker == "pool-a" and str(e).endswith("(on worker pool-a)")
+    assert (e.function, e.module, e.signal_name) == ("guard_null_deref", crashy, "SIGSEGV")
+
+
 def test_a_forkserver_pool_receives_kernels_by_pickling(tmp_path):
     if "forkserver" not in multiprocessing.get_all_start_methods():
         pytest.skip("no forkserver start method on this platform")
