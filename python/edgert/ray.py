@@ -9,7 +9,9 @@ callable that Ray runs in every worker process at its start: it checks the
 bytes against those hashes and loads them verified, kept loaded for the
 worker's life, so kernels pickled by content bind to them by SHA-256 on
 workers without the files (as edgert.dask.ShipModules). A mismatch raises
-IntegrityError naming the worker process. Importing this module does not
+IntegrityError naming the worker process; a KernelCrash raised in the worker
+names it too (``exc.worker``, ``ray worker pid N on host``, and the message),
+also on the driver. Importing this module does not
 import Ray. See docs/distributed.md.
 """
 from __future__ import annotations

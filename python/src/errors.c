@@ -112,20 +112,24 @@ static PyObject *raise_crash(void) {
     Py_DECREF(exc);
     return NULL;
   }
-  if (in_message) {
+  if (in_message) { /* args is the 1-tuple of the message built above */
     PyObject *args = PyObject_GetAttrString(exc, "args");
-    PyObject *named = NULL;
-    if (args != NULL && PyTuple_Check(args) && PyTuple_GET_SIZE(args) == 1)
-      named = Py_BuildValue("(N)", PyUnicode_FromFormat("%S (on worker %U)",
-                                                        PyTuple_GET_ITEM(args, 0), worker));
-    Py_XDECREF(args);
-    if (named == NULL || PyObject_SetAttrString(exc, "args", named) < 0) {
+    int rc = -1;
+    if (args != NULL && PyTuple_Check(args) && PyTuple_GET_SIZE(args) == 1) {
+      PyObject *named = Py_BuildValue("(N)", PyUnicode_FromFormat(
+                                                 "%S (on worker %U)",
+                                                 PyTuple_GET_ITEM(args, 0), worker));
+      rc = named != NULL ? PyObject_SetAttrString(exc, "args", named) : -1;
       Py_XDECREF(named);
+    } else if (args != NULL) {
+      rc = 0; /* a subclass changed args: the message stays, `worker` names it */
+    }
+    Py_XDECREF(args);
+    if (rc < 0) {
       Py_DECREF(worker);
       Py_DECREF(exc);
       return NULL;
     }
-    Py_DECREF(named);
   }
   if (set_attr(exc, "worker", worker) < 0) {
     Py_DECREF(exc);
