@@ -377,6 +377,12 @@ def child_crash(blob: bytes):
     return pickle.loads(blob)(1.0)
 
 
+def child_unname():
+    from edgert import workers
+    _edgert._crash_worker = None
+    workers._named_pid = None
+
+
 def test_a_crash_in_a_spawn_pool_worker_arrives_naming_worker_function_module_signal(pool, tmp_path):
     import socket
     crashy = crashy_copy(tmp_path)
@@ -392,13 +398,15 @@ def test_a_crash_in_a_spawn_pool_worker_arrives_naming_worker_function_module_si
     assert (e.function, e.module, e.signal_name, e.signal) == ("guard_null_deref", crashy,
                                                                "SIGSEGV", 11)
     assert pool.submit(os.getpid).result() == child  # the worker contained it and runs on
-    # A pool that names its workers with edgert.worker_initializer.
-    ctx = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx,
-                                                initializer=edgert.worker_initializer,
-                                                initargs=("pool-a",)) as ex:
+    # A worker named by edgert.worker_initializer (what a pool's
+    # initializer=edgert.worker_initializer, initargs=("pool-a",) runs at
+    # its start; run as a task here, which spares CI a second spawn).
+    pool.submit(edgert.worker_initializer, "pool-a").result()
+    try:
         with pytest.raises(edgert.KernelCrash) as ei:
-            ex.submit(child_crash, pickle.dumps(f)).result(timeout=120)
+            pool.submit(child_crash, pickle.dumps(f)).result(timeout=120)
+    finally:
+        pool.submit(child_unname).result()
     e = ei.value
     assert e.worker == "pool-a" and str(e).endswith("(on worker pool-a)")
     assert (e.function, e.module, e.signal_name) == ("guard_null_deref", crashy, "SIGSEGV")
