@@ -28,6 +28,8 @@ from .structs import *  # noqa: F401,F403
 from .structs import __all__ as _structs_all
 from .isolation import *  # noqa: F401,F403
 from .isolation import __all__ as _isolation_all
+from .workers import *  # noqa: F401,F403
+from .workers import __all__ as _workers_all
 from . import signing  # noqa: F401  (edgert.signing; its names stay in it)
 from . import _pickle  # noqa: F401  (registers pickling by content: docs/distributed.md)
 
@@ -38,4 +40,4 @@ _logging.getLogger("edgert").addHandler(_logging.NullHandler())
 
 __all__ = ["__version__", *_errors_all, *_abi_all, *_loader_all, *_manifest_all, *_fallback_all,
            *_containers_all, *_nexus_all, *_paths_all, *_structs_all,
-           *_isolation_all]
+           *_isolation_all, *_workers_all]

@@ -5,6 +5,6 @@ from typing import Any
 
 __version__: str
 core_version: str
-_crash_worker: str | None  # set by edgert.dask on a worker: KernelCrash names it
+_crash_worker: str | None  # set by edgert.worker_initializer: KernelCrash names it
 
 def __getattr__(name: str) -> Any: ...

@@ -20,13 +20,23 @@ isolated module's isolation options (``isolation="process"``, timeout,
 memory_limit, sandbox, workers, worker_path), so that it unpickles isolated
 (never by hash from an in-process mapping: ``open_loaded`` is skipped). What
 does not: counters, latencies, version history and quarantine (per
-process). See docs/distributed.md.
+process).
+
+A kernel also carries its identity: a random token its handle gets the first
+time it is pickled (and a new one after each swap or rollback, so a token
+always means one compiled version). Every pickle of that handle unpickles,
+in a given process, to one Kernel: the first unpickle builds it and the
+process keeps it for its life (``process_kernels``), so its counters add up
+over every task that used it, after the tasks are gone, and
+edgert.dask.nexus_report reads them. See docs/distributed.md.
 """
 from __future__ import annotations
 
 import copyreg
 import os
 import re
+import threading
+import uuid
 import weakref
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -236,11 +246,54 @@ def _rebuild_loader(state: Any) -> ModuleLoader:
 _KERNEL_OPTIONS = ("fallback_enabled", "max_failures", "validate_every", "tolerance", "strict")
 
 
+# A kernel's identity across processes. Name, reference and options of a
+# handle never change, its compiled side changes only with a swap or a
+# rollback, which give a new version number (numbers are never reused): so
+# (handle, version) names exactly one kernel. _ids gives each handle pickled
+# (or built by unpickling) a random token for its current version, held
+# weakly (a handle that is collected leaves); _process_kernels holds the
+# Kernel this process built for each (token, name), strongly, for the life
+# of the process: a pipeline ships a few kernels many times, and each
+# process keeps one copy of each, whose counters are the process's counts
+# of that kernel. Both under _kernels_lock (Dask runs tasks in threads).
+_ids: "weakref.WeakKeyDictionary[Kernel, Tuple[int, str]]" = weakref.WeakKeyDictionary()
+_process_kernels: Dict[Tuple[str, str], Kernel] = {}
+_kernels_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # A thread of the parent may have held the lock at the fork.
+    global _kernels_lock
+    _kernels_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _kernel_id(k: Kernel) -> str:
+    """The token of `k`'s current version (a new one after a swap or rollback)."""
+    version = k.version
+    with _kernels_lock:
+        got = _ids.get(k)
+        if got is None or got[0] != version:
+            got = _ids[k] = (version, uuid.uuid4().hex)
+        return got[1]
+
+
+def process_kernels() -> List[Kernel]:
+    """Every kernel unpickled in this process, one per identity (the
+    handle pickled and its version), kept for the process's life: what
+    edgert.dask.nexus_report reads besides the live Nexus objects."""
+    with _kernels_lock:
+        return list(_process_kernels.values())
+
+
 def _kernel_state(k: Kernel) -> Dict[str, Any]:
     opts = {o: getattr(k, o) for o in _KERNEL_OPTIONS}
     opts["history"] = k.history_size
     return {"v": FORMAT, "name": k.name, "compiled": k.compiled, "reference": k.reference,
-            "options": opts}
+            "options": opts, "id": _kernel_id(k)}
 
 
 def _reduce_kernel(k: Kernel) -> Tuple[Any, Tuple[Dict[str, Any]]]:
@@ -248,8 +301,24 @@ def _reduce_kernel(k: Kernel) -> Tuple[Any, Tuple[Dict[str, Any]]]:
 
 
 def _rebuild_kernel(state: Any) -> Kernel:
+    """This process's kernel for the pickled identity: the one built by an
+    earlier unpickle of it, else a new one, kept. A state without an
+    identity (an edgert before identities) builds a new kernel each time."""
     st = _check_version(state, "Kernel")
-    return Kernel(st["name"], st["compiled"], st["reference"], **st["options"])
+    token = st.get("id")
+    if not isinstance(token, str) or not isinstance(st.get("name"), str):
+        return Kernel(st["name"], st["compiled"], st["reference"], **st["options"])
+    key = (token, st["name"])
+    with _kernels_lock:
+        k = _process_kernels.get(key)
+    if k is not None:
+        return k
+    fresh = Kernel(st["name"], st["compiled"], st["reference"], **st["options"])
+    with _kernels_lock:
+        k = _process_kernels.setdefault(key, fresh)
+        if k is fresh:
+            _ids[k] = (k.version, token)  # pickled again from here: the same identity
+    return k
 
 
 def _rebuild_nexus(state: Any) -> Any:

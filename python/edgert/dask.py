@@ -3,7 +3,7 @@
     from edgert.dask import ShipModules
     client.register_plugin(ShipModules(["kernels/libk.so"]))
     client.submit(kernel, 3.0)      # a Kernel or bound function, pickled by content
-    print(nexus_report(client))     # every worker's Nexus kernels: per worker and total
+    print(nexus_report(client))     # every worker's kernels: per worker and total
 
 ``ShipModules`` carries each module's bytes to every worker once (read and
 hashed once, here), verifies them there and keeps them loaded for the
@@ -27,8 +27,8 @@ def _name_crashes(worker: Any) -> None:
     """From now on a KernelCrash raised in this process names `worker`
     (its ``worker`` attribute and its message), so the client that
     receives it knows where it happened."""
-    from . import _edgert
-    _edgert._crash_worker = str(worker.address)
+    from .workers import worker_initializer
+    worker_initializer(str(worker.address))
 
 
 class NameCrashes(WorkerPlugin):
@@ -85,41 +85,55 @@ _COUNTERS = ("calls", "compiled", "guard_misses", "fallbacks", "failures", "mism
 
 
 def _worker_nexus_stats() -> List[Dict[str, Any]]:
-    """Runs on each worker (client.run): one row per kernel of every Nexus
-    alive there, kernels of the same name (in several Nexus objects) merged."""
+    """Runs on each worker (client.run): one row per kernel name, merging
+    every distinct kernel of that name in this process: those of every live
+    Nexus and every kernel unpickled here (kept for the process's life, so
+    the calls of tasks that have ended count). A kernel held by a Nexus and
+    unpickled here too counts once."""
+    from . import _pickle
     from .nexus import Nexus
-    rows: Dict[str, Dict[str, Any]] = {}
+    kernels: Dict[int, Any] = {}
+    nexuses: Dict[str, int] = {}
     for nx in Nexus.live():
-        for name, s in nx.stats().items():
-            r = rows.get(name)
-            if r is None:
-                rows[name] = r = {"kernel": name, "nexuses": 0, "versions": set(),
-                                  "quarantined": 0, "compiled_p50_ns": [],
-                                  "reference_p50_ns": []}
-                for c in _COUNTERS:
-                    r[c] = 0
-            r["nexuses"] += 1
-            r["versions"].add(s["version"])
-            r["quarantined"] += s["state"] != "active"
+        for name, k in list(nx._kernels.items()):
+            kernels[id(k)] = k
+            nexuses[name] = nexuses.get(name, 0) + 1
+    for k in _pickle.process_kernels():
+        kernels[id(k)] = k
+    rows: Dict[str, Dict[str, Any]] = {}
+    for k in kernels.values():
+        name, s = k.name, k.stats()
+        r = rows.get(name)
+        if r is None:
+            rows[name] = r = {"kernel": name, "kernels": 0, "nexuses": nexuses.get(name, 0),
+                              "versions": set(), "quarantined": 0, "compiled_p50_ns": [],
+                              "reference_p50_ns": []}
             for c in _COUNTERS:
-                r[c] += s[c]
-            for side in ("compiled", "reference"):
-                p50 = s[side + "_latency"]["p50_ns"]
-                if p50 is not None:
-                    r[side + "_p50_ns"].append(p50)
+                r[c] = 0
+        r["kernels"] += 1
+        r["versions"].add(s["version"])
+        r["quarantined"] += s["state"] != "active"
+        for c in _COUNTERS:
+            r[c] += s[c]
+        for side in ("compiled", "reference"):
+            p50 = s[side + "_latency"]["p50_ns"]
+            if p50 is not None:
+                r[side + "_p50_ns"].append(p50)
     out = []
     for r in rows.values():
         r["versions"] = sorted(r["versions"])
         for side in ("compiled", "reference"):
             v = r[side + "_p50_ns"]
-            r[side + "_p50_ns"] = max(v) if v else None  # the slowest Nexus's median
+            r[side + "_p50_ns"] = max(v) if v else None  # the slowest kernel's median
         out.append(r)
     return sorted(out, key=lambda r: r["kernel"])
 
 
 class NexusReport:
     """What nexus_report() gathered: ``rows`` (one dict per worker and
-    kernel: worker, kernel, nexuses, versions, quarantined, the counters
+    kernel name: worker, kernel, kernels (distinct kernels of that name
+    merged), nexuses (live Nexus objects holding one), versions,
+    quarantined, the counters
     calls/compiled/guard_misses/fallbacks/failures/mismatches/validations,
     compiled_p50_ns, reference_p50_ns), ``totals`` (the same summed over the
     workers, one per kernel; worker ``"total"``) and ``workers`` (every
@@ -136,11 +150,13 @@ class NexusReport:
                 self.rows.append(row)
                 t = tot.get(r["kernel"])
                 if t is None:
-                    tot[r["kernel"]] = t = {"worker": "total", "kernel": r["kernel"], "nexuses": 0,
+                    tot[r["kernel"]] = t = {"worker": "total", "kernel": r["kernel"],
+                                            "kernels": 0, "nexuses": 0,
                                             "versions": [], "quarantined": 0,
                                             "compiled_p50_ns": None, "reference_p50_ns": None}
                     for c in _COUNTERS:
                         t[c] = 0
+                t["kernels"] += r["kernels"]
                 t["nexuses"] += r["nexuses"]
                 t["versions"] = sorted(set(t["versions"]) | set(r["versions"]))
                 t["quarantined"] += r["quarantined"]
@@ -189,12 +205,13 @@ class NexusReport:
 
 
 def nexus_report(client: Any, workers: Optional[List[str]] = None) -> NexusReport:
-    """Gathers stats() of every kernel of every Nexus alive on each worker
-    (``client.run``; `workers` limits it to those addresses) and merges them
-    into one NexusReport: a row per worker and kernel, and totals per kernel.
-    Counters add up; a latency median cannot, so the totals show the
-    slowest worker's. Only Nexus objects something on the worker still
-    references are seen (a task's temporaries are gone when it ends)."""
+    """Gathers stats() of every kernel on each worker (``client.run``;
+    `workers` limits it to those addresses): every kernel unpickled there
+    (one per kernel shipped, kept for the worker's life, so a plain
+    ``client.map(kernel, parts)`` counts every call) and every kernel of a
+    Nexus alive there. Merges them into one NexusReport: a row per worker
+    and kernel name, and totals per kernel name. Counters add up; a latency
+    median cannot, so the totals show the slowest worker's."""
     kwargs: Dict[str, Any] = {}
     if workers is not None:
         kwargs["workers"] = list(workers)

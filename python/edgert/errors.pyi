@@ -18,7 +18,8 @@ class KernelCrash(EdgertError):
     sent: bool
     sender_pid: int | None
     unhealthy: bool
-    worker: str | None
+    worker: str
+    """The process it happened in: its edgert.worker_initializer name, else "host:pid"."""
     isolated: bool
     """True when an isolated call's worker process died (this process is untouched)."""
     worker_pid: int | None

@@ -9,7 +9,9 @@ callable that Ray runs in every worker process at its start: it checks the
 bytes against those hashes and loads them verified, kept loaded for the
 worker's life, so kernels pickled by content bind to them by SHA-256 on
 workers without the files (as edgert.dask.ShipModules). A mismatch raises
-IntegrityError naming the worker process. Importing this module does not
+IntegrityError naming the worker process; a KernelCrash raised in the worker
+names it too (``exc.worker``, ``ray worker pid N on host``, and the message),
+also on the driver. Importing this module does not
 import Ray. See docs/distributed.md.
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 
 from . import _edgert, _ship
 from .fallback import _reassert_after
+from .workers import worker_initializer
 
 __all__ = ["setup_hook"]
 
@@ -60,6 +63,9 @@ class _SetupHook:
 
     def __call__(self) -> None:
         where = f"ray worker pid {os.getpid()} on {socket.gethostname()}"
+        # A KernelCrash raised in this worker names it (exc.worker and the
+        # message), also after Ray carries it to the driver.
+        worker_initializer(where)
         _ship.install(self._modules, where)
         # The worker's core installed Ray's fault handlers before this hook
         # runs: the guard goes back in front, so a kernel fault in a task

@@ -9,6 +9,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 PyObject *EdgertPy_Error;
 PyObject *EdgertPy_IntegrityError;
@@ -35,38 +36,50 @@ static int set_attr(PyObject *obj, const char *name, PyObject *value) {
   return rc;
 }
 
-/* The worker this process is, for crash reports that leave it: the str
- * edgert._edgert._crash_worker (edgert.dask sets it to the Dask worker's
- * address when a worker starts), or NULL (new reference; never an error). */
-static PyObject *crash_worker(void) {
-  PyObject *m = PyImport_ImportModule("edgert._edgert");
-  PyObject *w = m ? PyObject_GetAttrString(m, "_crash_worker") : NULL;
+/* The worker this process is, for crash reports that leave it:
+ * edgert.workers._crash_site() gives its name (the one
+ * edgert.worker_initializer set in this process, else "host:pid") and
+ * whether the message names it (a named worker, or a process multiprocessing
+ * started). Should that fail (the package half imported, the interpreter
+ * finalizing), "host:pid" from here, not in the message. Returns a new
+ * reference, never NULL unless out of memory; never leaves an error set
+ * except then. */
+static PyObject *crash_worker(int *in_message) {
+  *in_message = 0;
+  PyObject *m = PyImport_ImportModule("edgert.workers");
+  PyObject *site = m ? PyObject_CallMethod(m, "_crash_site", NULL) : NULL;
   Py_XDECREF(m);
-  if (w == NULL || !PyUnicode_Check(w)) {
-    PyErr_Clear();
-    Py_XDECREF(w);
-    return NULL;
+  if (site != NULL && PyTuple_Check(site) && PyTuple_GET_SIZE(site) == 2 &&
+      PyUnicode_Check(PyTuple_GET_ITEM(site, 0))) {
+    int named = PyObject_IsTrue(PyTuple_GET_ITEM(site, 1));
+    if (named >= 0) {
+      PyObject *name = Py_NewRef(PyTuple_GET_ITEM(site, 0));
+      Py_DECREF(site);
+      *in_message = named;
+      return name;
+    }
   }
-  return w;
+  Py_XDECREF(site);
+  PyErr_Clear();
+  char host[256];
+  if (gethostname(host, sizeof host) != 0)
+    strcpy(host, "localhost");
+  host[sizeof host - 1] = '\0';
+  return PyUnicode_FromFormat("%s:%ld", host, (long)getpid());
 }
 
 static PyObject *raise_crash(void) {
   const edgert_crash_t *c = edgert_last_crash();
   const char *msg = edgert_last_error();
-  /* A crash on a worker names it in the message and in `worker`, so the
-   * exception still says where it happened after it is pickled to a client. */
-  PyObject *worker = crash_worker();
-  PyObject *text = worker ? PyUnicode_FromFormat("%s (on worker %U)",
-                                                 msg[0] ? msg : "kernel crashed", worker)
-                          : PyUnicode_FromString(msg[0] ? msg : "kernel crashed");
+  PyObject *text = PyUnicode_FromString(msg[0] ? msg : "kernel crashed");
   PyObject *exc = text ? PyObject_CallOneArg(EdgertPy_KernelCrash, text) : NULL;
   Py_XDECREF(text);
-  if (exc == NULL) {
-    Py_XDECREF(worker);
+  if (exc == NULL)
     return NULL;
-  }
-  if (set_attr(exc, "worker", worker ? worker : Py_NewRef(Py_None)) < 0 ||
-      set_attr(exc, "address", PyLong_FromVoidPtr(c->address)) < 0 ||
+  /* The crash record and the message are the thread's: read them all
+   * before crash_worker() runs Python code (which may run a finalizer
+   * that calls into edgert). */
+  if (set_attr(exc, "address", PyLong_FromVoidPtr(c->address)) < 0 ||
       set_attr(exc, "signal", PyLong_FromLong(c->signo)) < 0 ||
       set_attr(exc, "signal_name", PyUnicode_FromString(edgert_signal_name(c->signo))) < 0 ||
       set_attr(exc, "function",
@@ -87,6 +100,38 @@ static PyObject *raise_crash(void) {
       set_attr(exc, "syscall", c->isolated && c->syscall != NULL && c->syscall[0] != '\0'
                                    ? PyUnicode_FromString(c->syscall)
                                    : Py_NewRef(Py_None)) < 0) {
+    Py_DECREF(exc);
+    return NULL;
+  }
+  /* `worker` names the process it happened in; a crash on a worker names
+   * it in the message too, so the exception still says where it happened
+   * after it is pickled to a client. */
+  int in_message;
+  PyObject *worker = crash_worker(&in_message);
+  if (worker == NULL) {
+    Py_DECREF(exc);
+    return NULL;
+  }
+  if (in_message) { /* args is the 1-tuple of the message built above */
+    PyObject *args = PyObject_GetAttrString(exc, "args");
+    int rc = -1;
+    if (args != NULL && PyTuple_Check(args) && PyTuple_GET_SIZE(args) == 1) {
+      PyObject *named = Py_BuildValue("(N)", PyUnicode_FromFormat(
+                                                 "%S (on worker %U)",
+                                                 PyTuple_GET_ITEM(args, 0), worker));
+      rc = named != NULL ? PyObject_SetAttrString(exc, "args", named) : -1;
+      Py_XDECREF(named);
+    } else if (args != NULL) {
+      rc = 0; /* a subclass changed args: the message stays, `worker` names it */
+    }
+    Py_XDECREF(args);
+    if (rc < 0) {
+      Py_DECREF(worker);
+      Py_DECREF(exc);
+      return NULL;
+    }
+  }
+  if (set_attr(exc, "worker", worker) < 0) {
     Py_DECREF(exc);
     return NULL;
   }

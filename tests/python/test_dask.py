@@ -176,6 +176,8 @@ def test_nexus_report_totals_are_the_sum_of_the_workers(client, tmp_path):
         assert {w: r["calls"] for w, r in mine.items()} == calls
         assert {w: r["compiled"] for w, r in mine.items()} == calls
         assert mine[workers[0]]["nexuses"] == 2 and mine[workers[1]]["nexuses"] == 1
+        # Both Nexus objects on the first worker hold its one kernel: counted once.
+        assert mine[workers[0]]["kernels"] == mine[workers[1]]["kernels"] == 1
         t = rep.total("rep_aff")
         assert t["calls"] == t["compiled"] == sum(calls.values()) == 10
         assert t["failures"] == 0 and t["nexuses"] == 3 and t["worker"] == "total"
@@ -194,7 +196,48 @@ def test_nexus_report_totals_are_the_sum_of_the_workers(client, tmp_path):
         client.run(drop_kept)
     import gc
     client.run(gc.collect)
-    assert not any(r["kernel"] == "rep_aff" for r in nexus_report(client).rows)
+    # The Nexus objects are gone; the kernel unpickled on each worker stays
+    # with its counts (every pickle of one handle is one kernel there).
+    after = {r["worker"]: r for r in nexus_report(client).rows if r["kernel"] == "rep_aff"}
+    assert {w: (r["calls"], r["nexuses"], r["kernels"]) for w, r in after.items()} == \
+        {workers[0]: (5, 0, 1), workers[1]: (5, 0, 1)} and calls[workers[1]] == 5
+
+
+def test_nexus_report_counts_a_plain_map_of_a_kernel_with_nothing_kept(client, tmp_path):
+    # The pipeline of the issue: a kernel handle is the task function
+    # (client.map / client.submit); nothing on a worker keeps a Nexus or the
+    # kernel. Every call is counted, per worker and in total, after the
+    # tasks and their temporaries are gone.
+    import gc
+    from edgert.dask import ShipModules, nexus_report
+    path = unique_copy(tmp_path, b"map")
+    client.register_plugin(ShipModules(path))
+    ld = ModuleLoader().load(path, AFFINE)
+    k = edgert.Kernel("map_aff", ld.function("nexus_affine"), affine_ref)
+    workers = sorted(client.scheduler_info()["workers"])
+    futs = client.map(k, [float(i) for i in range(5)], workers=[workers[0]], pure=False)
+    assert client.gather(futs) == [2.0 * i + 1.0 for i in range(5)]
+    futs += client.map(k, [float(i) for i in range(3)], workers=[workers[1]], pure=False)
+    futs.append(client.submit(k, 10.0, workers=[workers[1]], pure=False))
+    assert client.gather(futs)[5:] == [1.0, 3.0, 5.0, 21.0]
+    del futs
+    client.run(gc.collect)
+    rep = nexus_report(client)
+    mine = {r["worker"]: r for r in rep.rows if r["kernel"] == "map_aff"}
+    assert {w: r["calls"] for w, r in mine.items()} == {workers[0]: 5, workers[1]: 4}
+    assert {w: r["compiled"] for w, r in mine.items()} == {workers[0]: 5, workers[1]: 4}
+    # One kernel per worker however many tasks unpickled it; no Nexus holds it.
+    assert all(r["kernels"] == 1 and r["nexuses"] == 0 for r in mine.values())
+    t = rep.total("map_aff")
+    assert t["calls"] == t["compiled"] == 9 and t["kernels"] == 2 and t["failures"] == 0
+    # After a swap here the handle is another kernel there: its calls count
+    # beside the first version's, under the same name.
+    k.swap(ld.function("nexus_affine"))
+    assert client.submit(k, 1.0, workers=[workers[0]], pure=False).result() == 3.0
+    row = [r for r in nexus_report(client).rows
+           if r["kernel"] == "map_aff" and r["worker"] == workers[0]][0]
+    assert row["calls"] == 6 and row["kernels"] == 2
+    assert k.stats()["calls"] == 0  # the client's handle counts only its own calls
 
 
 def test_the_live_nexus_registry_is_weak():
@@ -240,20 +283,31 @@ def test_a_kernel_crash_on_a_worker_arrives_naming_worker_function_module_signal
     assert client.submit(crash_on_worker, aff, 1.0, workers=[workers[1]], pure=False).result() == 3.0
 
 
-def test_kernel_crash_names_the_worker_only_where_one_is_set_and_pickles(tmp_path):
+def test_kernel_crash_names_its_process_and_a_named_worker_in_the_message_and_pickles(tmp_path):
     import pickle
+    import socket
+    from edgert import workers
     dst = os.path.join(str(tmp_path), "crashy.so")
     with open(dst, "wb") as fh:  # a hash of its own: its quarantine is nobody else's
         fh.write(open(fixture_path("libguard_crashy"), "rb").read() + b"\0dask-crash" + os.urandom(16))
+    # The main process: named "host:pid", its message as it was.
     with pytest.raises(edgert.KernelCrash) as ei:
         ModuleLoader().load(dst, CRASH).call("guard_null_deref", 1.0)
-    assert ei.value.worker is None and "on worker" not in str(ei.value)
-    edgert._edgert._crash_worker = "tcp://127.0.0.1:9"
+    assert ei.value.worker == f"{socket.gethostname()}:{os.getpid()}"
+    assert "on worker" not in str(ei.value)
+    saved = workers._named_pid
     try:
+        edgert.worker_initializer("tcp://127.0.0.1:9")
         with pytest.raises(edgert.KernelCrash) as ei:
             ModuleLoader().load(dst, CRASH).call("guard_null_deref", 1.0)  # a load clears the quarantine
+        # A name set in another process (a fork parent) is not this one's.
+        workers._named_pid = os.getpid() + 1
+        assert workers._crash_site() == (f"{socket.gethostname()}:{os.getpid()}", False)
+        with pytest.raises(TypeError, match="must be a str or None, not int"):
+            edgert.worker_initializer(5)
     finally:
         edgert._edgert._crash_worker = None
+        workers._named_pid = saved
     e = ei.value
     assert e.worker == "tcp://127.0.0.1:9" and str(e).endswith("(on worker tcp://127.0.0.1:9)")
     for proto in (2, 5):

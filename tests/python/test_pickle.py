@@ -126,6 +126,61 @@ def test_kernel_options_travel_counters_do_not(pool, tmp_path):
     assert got == ("aff", 7, 3, True, 1e-6, 4, 0, 9.0, True, 9.0)
 
 
+def child_call_kernel(blob: bytes, x: float):
+    """A task that keeps nothing: unpickles a kernel, calls it once."""
+    return pickle.loads(blob)(x)
+
+
+def child_process_kernels(name: str):
+    from edgert import _pickle
+    return [(k.stats()["calls"], k.stats()["compiled"]) for k in _pickle.process_kernels()
+            if k.name == name]
+
+
+def test_every_pickle_of_a_handle_is_one_kernel_per_process(pool, tmp_path):
+    # Tasks that unpickle a kernel, call it and drop it: the spawn worker
+    # keeps one kernel for the handle, whose counters add up over the tasks.
+    ld = ModuleLoader().load(unique_copy(tmp_path), AFFINE)
+    k = Kernel("one_per_process", ld.function("nexus_affine"), affine_ref)
+    for x in range(4):
+        assert pool.submit(child_call_kernel, pickle.dumps(k), float(x)).result() == 2.0 * x + 1.0
+    assert pool.submit(child_process_kernels, "one_per_process").result() == [(4, 4)]
+    # A swap gives the handle a new identity: another kernel there.
+    k.swap(ld.function("nexus_affine"))
+    assert pool.submit(child_call_kernel, pickle.dumps(k), 1.0).result() == 3.0
+    assert sorted(pool.submit(child_process_kernels, "one_per_process").result()) == \
+        [(1, 1), (4, 4)]
+    assert k.stats()["calls"] == 0
+
+
+def test_unpickling_a_handle_again_in_a_process_gives_its_kernel(tmp_path):
+    from edgert import _pickle
+    ld = ModuleLoader().load(unique_copy(tmp_path), AFFINE)
+    k = Kernel("again", ld.function("nexus_affine"), affine_ref, max_failures=6)
+    first = pickle.loads(pickle.dumps(k))
+    assert first is not k and first(1.0) == 3.0
+    second = pickle.loads(pickle.dumps(k, protocol=2))
+    assert second is first and second.stats()["calls"] == 1 and second.max_failures == 6
+    # Pickled again from here it keeps the identity; a nexus adopts the same kernel.
+    assert pickle.loads(pickle.dumps(first)) is first
+    nx = Nexus()
+    nx._adopt(k)
+    assert pickle.loads(pickle.dumps(nx))["again"] is first
+    assert any(p is first for p in _pickle.process_kernels())
+    # Another handle of the same content is another kernel; so is a swapped one.
+    other = pickle.loads(pickle.dumps(Kernel("again", ld.function("nexus_affine"), affine_ref)))
+    assert other is not first
+    k.swap(ld.function("nexus_affine"))
+    assert pickle.loads(pickle.dumps(k)) is not first
+    # A state without an identity (an edgert before identities) builds anew each time.
+    st = _pickle._kernel_state(k)
+    del st["id"]
+    a, b = _pickle._rebuild_kernel(dict(st)), _pickle._rebuild_kernel(dict(st))
+    assert a is not b and a(0.0) == 1.0
+    with pytest.raises(TypeError, match="argument 1 must be str, not int"):
+        _pickle._rebuild_kernel(dict(st, id="x" * 32, name=5))
+
+
 def test_nexus_in_a_spawned_process(pool, tmp_path):
     ld = ModuleLoader().load(unique_copy(tmp_path), AFFINE)
     nx = Nexus()
@@ -315,6 +370,46 @@ def test_a_fork_pool_after_loading_calls_loads_and_contains(tmp_path):
     assert k.stats()["calls"] == 1  # counters are per process
     # The crash and its quarantine were the child's: the parent's module still runs.
     assert held.call("guard_ok", 1.0) == 3.0
+
+
+def child_crash(blob: bytes):
+    """A task whose kernel crashes: the KernelCrash travels to the parent."""
+    return pickle.loads(blob)(1.0)
+
+
+def child_unname():
+    from edgert import workers
+    _edgert._crash_worker = None
+    workers._named_pid = None
+
+
+def test_a_crash_in_a_spawn_pool_worker_arrives_naming_worker_function_module_signal(pool, tmp_path):
+    import socket
+    crashy = crashy_copy(tmp_path)
+    f = ModuleLoader().load(crashy, CRASH).function("guard_null_deref")
+    child = pool.submit(os.getpid).result()
+    with pytest.raises(edgert.KernelCrash) as ei:
+        pool.submit(child_crash, pickle.dumps(f)).result(timeout=120)
+    e = ei.value
+    # No initializer: the worker is "host:pid", in the message too (a
+    # process multiprocessing started is a worker).
+    where = f"{socket.gethostname()}:{child}"
+    assert e.worker == where and str(e).endswith(f"(on worker {where})")
+    assert (e.function, e.module, e.signal_name, e.signal) == ("guard_null_deref", crashy,
+                                                               "SIGSEGV", 11)
+    assert pool.submit(os.getpid).result() == child  # the worker contained it and runs on
+    # A worker named by edgert.worker_initializer (what a pool's
+    # initializer=edgert.worker_initializer, initargs=("pool-a",) runs at
+    # its start; run as a task here, which spares CI a second spawn).
+    pool.submit(edgert.worker_initializer, "pool-a").result()
+    try:
+        with pytest.raises(edgert.KernelCrash) as ei:
+            pool.submit(child_crash, pickle.dumps(f)).result(timeout=120)
+    finally:
+        pool.submit(child_unname).result()
+    e = ei.value
+    assert e.worker == "pool-a" and str(e).endswith("(on worker pool-a)")
+    assert (e.function, e.module, e.signal_name) == ("guard_null_deref", crashy, "SIGSEGV")
 
 
 def test_a_forkserver_pool_receives_kernels_by_pickling(tmp_path):

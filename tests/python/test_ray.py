@@ -112,6 +112,32 @@ def test_the_guard_stays_in_front_of_rays_handlers(shipped):
         "SIGSEGV"
 
 
+def test_a_crash_on_a_ray_worker_reaches_the_driver_naming_the_worker(shipped):
+    # Not caught in the task: what reaches the driver is Ray's task error,
+    # an instance of KernelCrash too, carrying the worker's KernelCrash with
+    # the name setup_hook gave that worker.
+    import re
+    import socket
+    ld = _crashy()
+
+    @ray.remote(max_retries=0)
+    def crash(blob):
+        return pickle.loads(blob)(1.0)
+
+    with pytest.raises(edgert.KernelCrash) as ei:
+        ray.get(crash.remote(pickle.dumps(ld.function("guard_null_deref"))))
+    e = ei.value
+    cause = getattr(e, "cause", e)  # ray.exceptions.RayTaskError keeps the original
+    assert isinstance(cause, edgert.KernelCrash)
+    m = re.fullmatch(r"ray worker pid (\d+) on (.+)", cause.worker)
+    assert m and int(m.group(1)) != os.getpid() and m.group(2) == socket.gethostname(), \
+        cause.worker
+    assert f"(on worker {cause.worker})" in str(cause) and f"(on worker {cause.worker})" in str(e)
+    assert (cause.function, cause.signal_name, cause.signal) == ("guard_null_deref", "SIGSEGV", 11)
+    assert cause.module == ld.path
+    assert e.worker == cause.worker  # Ray's error passes attribute reads to the cause
+
+
 def test_zz_a_fault_after_ray_shutdown_is_still_contained(shipped):
     # ray.shutdown resets SIGSEGV to the default action (the process would
     # die at the next kernel fault): the guard goes back in front. Named to

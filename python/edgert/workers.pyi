@@ -1,0 +1,6 @@
+from typing import Optional, Tuple
+
+def worker_initializer(name: Optional[str] = None) -> None: ...
+def _crash_site() -> Tuple[str, bool]: ...
+
+__all__ = ["worker_initializer"]
