@@ -32,6 +32,12 @@
  *   through the conversion table, like ctypes' p[0]. One still referenced
  *   when the callback returns is invalidated (p[0] then raises), so keeping
  *   it cannot read freed memory later.
+ * - Free-threaded builds (docs/free-threading.md): a CallbackPointer's
+ *   address and a keep handle's context are read and cleared inside a
+ *   critical section on their object (plain blocks with a GIL), so a thread
+ *   that kept a CallbackPointer cannot read or write through it after the
+ *   callback returned, and release() in two threads frees a closure once;
+ *   nothing runs Python code or blocks inside those sections.
  */
 #include "conv.h"
 #include "func.h"
@@ -111,8 +117,10 @@ static edgert_abi_type_t pointee_of(const edgert_abi_type_t *t) {
   return p;
 }
 
-static int ptr_live(PointerObject *p, Py_ssize_t i) {
-  if (p->addr == NULL) {
+/* 1 when item i of a CallbackPointer whose address is `addr` can be
+ * accessed, else 0 with an exception. */
+static int ptr_live(const void *addr, Py_ssize_t i) {
+  if (addr == NULL) {
     PyErr_SetString(PyExc_ValueError,
                     "this callback's POINTER argument is no longer valid: the callback "
                     "returned (copy p[0] during the callback instead)");
@@ -128,15 +136,40 @@ static int ptr_live(PointerObject *p, Py_ssize_t i) {
   return 1;
 }
 
+/* p->addr under the object's critical section (on free-threaded builds the
+ * callback's thread may clear it at any moment). */
+static void *ptr_addr(PointerObject *p) {
+  void *a;
+  Py_BEGIN_CRITICAL_SECTION(p);
+  a = p->addr;
+  Py_END_CRITICAL_SECTION();
+  return a;
+}
+
 static PyObject *ptr_item(PointerObject *p, Py_ssize_t i) {
-  if (!ptr_live(p, i))
-    return NULL;
   edgert_abi_type_t e = pointee_of(p->t);
-  return conv_table[e.code].get(p->addr, "callback");
+  size_t size = edgert_abi_type_size(&e);
+  edgert_value_t x;
+  PyObject *r = NULL;
+  int live;
+  /* The item is copied while the address is known to be live; it is boxed
+   * after, outside the section (boxing allocates). */
+  Py_BEGIN_CRITICAL_SECTION(p);
+  live = ptr_live(p->addr, i);
+  if (live) {
+    if (size <= sizeof x)
+      memcpy(&x, p->addr, size);
+    else
+      r = conv_table[e.code].get(p->addr, "callback");
+  }
+  Py_END_CRITICAL_SECTION();
+  if (!live || size > sizeof x)
+    return r;
+  return conv_table[e.code].get(&x, "callback");
 }
 
 static int ptr_ass_item(PointerObject *p, Py_ssize_t i, PyObject *v) {
-  if (!ptr_live(p, i))
+  if (!ptr_live(ptr_addr(p), i)) /* an early refusal; checked again where it stores */
     return -1;
   if (v == NULL) {
     PyErr_SetString(PyExc_TypeError, "cannot delete a callback POINTER's item");
@@ -163,8 +196,15 @@ static int ptr_ass_item(PointerObject *p, Py_ssize_t i, PyObject *v) {
                  conv_table[e.code].expected, tname);
     return -1;
   }
-  memcpy(p->addr, &x, edgert_abi_type_size(&e)); /* little-endian: the low bytes */
-  return 0;
+  /* converted first (that may run Python code: __index__, __float__), then
+   * stored while the address is known to be live */
+  int live;
+  Py_BEGIN_CRITICAL_SECTION(p);
+  live = ptr_live(p->addr, i);
+  if (live)
+    memcpy(p->addr, &x, edgert_abi_type_size(&e)); /* little-endian: the low bytes */
+  Py_END_CRITICAL_SECTION();
+  return live ? 0 : -1;
 }
 
 /* p[i] with an exact int index, without the sequence protocol's detour. */
@@ -191,18 +231,20 @@ static Py_ssize_t ptr_len(PointerObject *p) {
 
 static PyObject *ptr_address(PointerObject *p, void *closure) {
   (void)closure;
-  if (!ptr_live(p, 0))
+  void *a = ptr_addr(p);
+  if (!ptr_live(a, 0))
     return NULL;
-  return PyLong_FromVoidPtr(p->addr);
+  return PyLong_FromVoidPtr(a);
 }
 
 static PyObject *ptr_repr(PointerObject *p) {
   char tname[EDGERT_ABI_TYPE_NAME_MAX];
   if (edgert_abi_type_name(p->t, tname, sizeof tname) != 0)
     snprintf(tname, sizeof tname, "POINTER");
-  if (p->addr == NULL)
+  void *a = ptr_addr(p);
+  if (a == NULL)
     return PyUnicode_FromFormat("<edgert.CallbackPointer %s, no longer valid>", tname);
-  return PyUnicode_FromFormat("<edgert.CallbackPointer %s at %p>", tname, p->addr);
+  return PyUnicode_FromFormat("<edgert.CallbackPointer %s at %p>", tname, a);
 }
 
 static PySequenceMethods ptr_as_sequence = {
@@ -263,7 +305,9 @@ static PyObject *cb_arg(cb_ctx_t *c, unsigned k, const edgert_abi_type_t *t, con
 static void drop_args(cb_ctx_t *c, const edgert_fnsig_t *sig, PyObject **av, unsigned n) {
   for (unsigned k = 0; k < n; k++) {
     if (sig->args[k].code == EDGERT_CT_POINTER && av[k] != Py_None) {
+      Py_BEGIN_CRITICAL_SECTION(av[k]);
       ((PointerObject *)av[k])->addr = NULL;
+      Py_END_CRITICAL_SECTION();
       if (SPARE_OK && Py_REFCNT(av[k]) == 1 && c->spare[k] == NULL) {
         c->spare[k] = av[k];
         continue;
@@ -443,11 +487,39 @@ typedef struct {
   PyObject *weakrefs;
 } CallbackObject;
 
-static void cbo_release_ctx(CallbackObject *self) {
-  cb_ctx_t *c = self->ctx;
+/* Takes the context out of the handle (NULL when released): in a critical
+ * section, so two threads releasing one handle free its closure once. */
+static cb_ctx_t *cbo_take_ctx(CallbackObject *self) {
+  cb_ctx_t *c;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  c = self->ctx;
   self->ctx = NULL;
+  Py_END_CRITICAL_SECTION();
+  return c;
+}
+
+static void cbo_release_ctx(CallbackObject *self) {
+  cb_ctx_t *c = cbo_take_ctx(self);
   if (c != NULL)
     ctx_free(c);
+}
+
+/* The closure's code, and a new reference to the callable when `callable`
+ * is not NULL; NULL (and *callable NULL) once released. Read in the
+ * handle's critical section, so a release() in another thread cannot free
+ * the context in between. */
+static void *cbo_code(CallbackObject *self, PyObject **callable) {
+  void *code = NULL;
+  if (callable != NULL)
+    *callable = NULL;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  if (self->ctx != NULL) {
+    code = edgert_closure_code(self->ctx->closure);
+    if (callable != NULL)
+      *callable = Py_NewRef(self->ctx->callable);
+  }
+  Py_END_CRITICAL_SECTION();
+  return code;
 }
 
 static int cbo_traverse(CallbackObject *self, visitproc visit, void *arg) {
@@ -457,8 +529,12 @@ static int cbo_traverse(CallbackObject *self, visitproc visit, void *arg) {
   return 0;
 }
 
+/* tp_clear and dealloc: no other thread can reach the handle any more. */
 static int cbo_clear(CallbackObject *self) {
-  cbo_release_ctx(self);
+  cb_ctx_t *c = self->ctx;
+  self->ctx = NULL;
+  if (c != NULL)
+    ctx_free(c);
   Py_CLEAR(self->ctype);
   return 0;
 }
@@ -490,16 +566,17 @@ static PyObject *cbo_exit(CallbackObject *self, PyObject *args) {
 
 static PyObject *cbo_address(CallbackObject *self, void *closure) {
   (void)closure;
-  if (self->ctx == NULL) {
+  void *code = cbo_code(self, NULL);
+  if (code == NULL) {
     PyErr_SetString(PyExc_ValueError, "this edgert.callback handle was released");
     return NULL;
   }
-  return PyLong_FromVoidPtr(edgert_closure_code(self->ctx->closure));
+  return PyLong_FromVoidPtr(code);
 }
 
 static PyObject *cbo_released(CallbackObject *self, void *closure) {
   (void)closure;
-  return PyBool_FromLong(self->ctx == NULL);
+  return PyBool_FromLong(cbo_code(self, NULL) == NULL);
 }
 
 static PyObject *cbo_type(CallbackObject *self, void *closure) {
@@ -509,7 +586,10 @@ static PyObject *cbo_type(CallbackObject *self, void *closure) {
 
 static PyObject *cbo_callable(CallbackObject *self, void *closure) {
   (void)closure;
-  return Py_NewRef(self->ctx != NULL ? self->ctx->callable : Py_None);
+  PyObject *callable;
+  if (cbo_code(self, &callable) == NULL)
+    Py_RETURN_NONE;
+  return callable;
 }
 
 static PyObject *cbo_repr(CallbackObject *self) {
@@ -517,10 +597,14 @@ static PyObject *cbo_repr(CallbackObject *self) {
   edgert_abi_type_t t = {.code = EDGERT_CT_FUNCPTR, .pointee = EDGERT_CT_VOID, .depth = 0, .sig = self->sig};
   if (edgert_abi_type_name(&t, name, sizeof name) != 0)
     snprintf(name, sizeof name, "CFUNCTYPE");
-  if (self->ctx == NULL)
+  PyObject *callable;
+  void *code = cbo_code(self, &callable);
+  if (code == NULL)
     return PyUnicode_FromFormat("<edgert.callback %s, released>", name);
-  return PyUnicode_FromFormat("<edgert.callback %s at %p calling %R>", name,
-                              edgert_closure_code(self->ctx->closure), self->ctx->callable);
+  PyObject *r = PyUnicode_FromFormat("<edgert.callback %s at %p calling %R>", name, code,
+                                     callable);
+  Py_DECREF(callable);
+  return r;
 }
 
 static PyMethodDef cbo_methods[] = {
@@ -619,11 +703,12 @@ int conv_cb_set(const edgert_abi_type_t *t, PyObject *o, unsigned i, edgert_valu
                    "wants %s", i + 1, got, want);
       return CV_PYERR;
     }
-    if (k->ctx == NULL) {
+    void *code = cbo_code(k, NULL);
+    if (code == NULL) {
       PyErr_Format(PyExc_ValueError, "argument %u: this edgert.callback was released", i + 1);
       return CV_PYERR;
     }
-    v->p = edgert_closure_code(k->ctx->closure);
+    v->p = code;
     return CV_OK;
   }
   if (PyLong_Check(o) && !PyBool_Check(o)) {

@@ -4,11 +4,18 @@
  *
  * Invariant: call sites use the newest public spelling, and this header
  * supplies it on the versions that lack it, with exactly the contract of the
- * public function it stands for. So no file outside this one tests
- * PY_VERSION_HEX for an API's presence (the two that remain read an object
- * layout 3.12 changed, with no public equivalent: ext.h's two-digit ints and
- * nexus.c's dict version tag), and each block below is deleted as the floor
- * rises past the version in its #if.
+ * public function it stands for, and each block below is deleted as the
+ * floor rises past the version in its #if. Five files outside this one
+ * still test PY_VERSION_HEX:
+ * - reading an object layout a version changed, with no public equivalent:
+ *   ext.h's two-digit ints and nexus.c's dict version tag (3.12), guard.c's
+ *   current frame in the thread state (3.11, 3.13);
+ * - choosing between two spellings of an API, each used once, in its file:
+ *   callback.c's fetch_exc/restore_exc (PyErr_GetRaisedException and
+ *   PyErr_SetRaisedException from 3.12, PyErr_Fetch/PyErr_Restore before)
+ *   and func.c's ATTACHED_TSTATE (PyThreadState_GetUnchecked from 3.13,
+ *   _PyThreadState_UncheckedGet before). They could move here as the
+ *   entries below did; grep PY_VERSION_HEX finds them all.
  *
  *   public name                   since  older versions
  *   PyFloat_Unpack2               3.11   _PyFloat_Unpack2 (same contract)

@@ -493,6 +493,110 @@ def test_loader_calls_while_another_thread_reloads_and_unloads():
     assert ld.call("add", 1.0, 2.0) == 3.0
 
 
+# ---- callbacks (#13): keep handles and CallbackPointer arguments ---------------
+
+INT_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)
+CMP = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int))
+
+
+def test_keep_handles_released_while_other_threads_read_and_pass_them():
+    # Two threads release every handle while two others read them (callable,
+    # repr, address) and pass them to C as a function pointer (take_ptr
+    # returns it; calling it while another thread releases the handle would
+    # be the caller's bug, GIL or not, so nothing here calls it).
+    # Free-threaded, the handle's context was checked and then read again
+    # without a lock, so a release landing in between had a reader follow a
+    # NULL or freed context, and two releases at once could free the closure
+    # twice. A released handle is a ValueError or None; a wrong address or a
+    # crash fails. (The window is a few instructions: this run did not hit
+    # it on the old code; the fix is the critical section, see callback.c.)
+    ld = ModuleLoader().load(fx("callback_kernels"), [
+        ABIContract("take_ptr", [INT_FN], ctypes.c_void_p)])
+    take = ld.function("take_ptr")
+    for _ in range(20):
+        handles = [edgert.callback(INT_FN, lambda x: x + 1) for _ in range(50)]
+        addresses = [h.address for h in handles]
+
+        def reader(_):
+            for k, h in enumerate(handles):
+                for _ in range(3):
+                    c = h.callable
+                    r = repr(h)
+                    assert c is None or (c(1) == 2 and "edgert.callback" in r)
+                    try:
+                        assert take(h) == addresses[k]
+                        assert h.address == addresses[k]
+                    except ValueError as e:
+                        assert "released" in str(e), e
+
+        def releaser(_):
+            for h in handles:
+                h.release()
+                assert h.released
+
+        run_threads(reader, releaser, reader, releaser, args=list(range(4)))
+        assert all(h.released and h.callable is None for h in handles)
+
+
+def test_callback_pointers_kept_by_another_thread_are_used_only_while_valid():
+    # A comparator hands its CallbackPointer arguments to other threads,
+    # which read and write through the newest one while qsort runs.
+    # Free-threaded, the address was checked and then read again without a
+    # lock, so an invalidation landing in between had a thread read or write
+    # through NULL (a crash) or after the callback returned. A pointer that
+    # is no longer valid is a ValueError; every value read is one of the
+    # ints being sorted; the sort is right (writers write what they read).
+    # (As above, this run did not hit the window on the old code.)
+    ld = ModuleLoader().load(fx("callback_kernels"), [
+        ABIContract("my_qsort", [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, CMP], None)])
+    qsort = ld.function("my_qsort")
+    import array
+    n = 200
+    data = array.array("i", [(i * 7919) % 1000 for i in range(n)])
+    values = set(data)
+    newest: list = [None]
+    done = threading.Event()
+
+    def cmp(x, y):
+        newest[0] = x
+        return x[0] - y[0]
+
+    def sorter(_):
+        try:
+            for _ in range(3):
+                a = array.array("i", data)
+                qsort(a, n, 4, cmp)
+                assert list(a) == sorted(data)
+        finally:
+            done.set()
+
+    def reader(_):
+        while not done.is_set():
+            p = newest[0]
+            if p is None:
+                continue
+            try:
+                assert p[0] in values
+            except ValueError as e:
+                assert "no longer valid" in str(e), e
+
+    def writer(_):
+        while not done.is_set():
+            p = newest[0]
+            if p is None:
+                continue
+            try:
+                p[0] = p[0]
+                assert p.address
+            except ValueError as e:
+                assert "no longer valid" in str(e), e
+            assert "CallbackPointer" in repr(p)
+
+    run_threads(sorter, reader, writer, args=list(range(3)))
+    with pytest.raises(ValueError, match="no longer valid"):
+        newest[0][0]
+
+
 # ---- ExplicitFallback's counters -------------------------------------------------
 
 def test_fallback_counters_count_every_call_from_threads():
