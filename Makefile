@@ -14,9 +14,11 @@ JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 
 DEB_PACKAGES := cmake pkg-config gcc libffi-dev libssl-dev openssl libcjson-dev libcmocka-dev libseccomp-dev
 PY_PACKAGES  := pytest hypothesis numpy cffi scikit-build-core mypy dask[distributed]
-# Only for the interpreter `make test` uses (the version matrix leaves them
-# out: a Ray install is large and its tests start a cluster); the tests that
-# need them are skipped, saying so, where they are missing.
+# Optional engines, only for the interpreter `make test` uses (the version
+# matrix leaves them out: a Ray install is large and its tests start a
+# cluster). Installed by a pip command of their own, whose failure (PyPI has
+# no build for this Python) is reported and passed over: the tests that need
+# them are skipped, saying so. Dask, which the suite needs, is in PY_PACKAGES.
 PY_MAIN_PACKAGES ?= ray
 # Peers only the benchmarks compare against: installed by `make bench` where
 # PyPI has a build for this Python; their rows are left out otherwise.
@@ -49,7 +51,12 @@ deps-deb:
 	$(call install_missing_debs,$(DEB_PACKAGES))
 
 deps-py:
-	@$(PYTHON) tools/missing_py.py $(PY_PACKAGES) $(PY_MAIN_PACKAGES) | xargs -r $(PYTHON) -m pip install -q
+	@$(PYTHON) tools/missing_py.py $(PY_PACKAGES) | xargs -r $(PYTHON) -m pip install -q
+	@missing=$$($(PYTHON) tools/missing_py.py $(PY_MAIN_PACKAGES)); \
+	if [ -n "$$missing" ] && ! $(PYTHON) -m pip install -q $$missing; then \
+	  echo "deps-py: optional" $$missing "not installed for $$($(PYTHON) -V 2>&1)" \
+	    "(see pip's error above); the tests that need it are skipped"; \
+	fi
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -92,6 +92,61 @@ def test_ship_modules_runs_kernels_on_workers_without_the_file(client, tmp_path)
     assert len(held) == 2 and all(held.values())
 
 
+def test_ship_modules_from_a_manifest(client, tmp_path):
+    # A manifest listing two modules with their SHA-256: the client checks
+    # each file against it and ships the bytes; the files and the manifest
+    # are gone before any task runs, and each worker binds both by hash.
+    from edgert.dask import ShipModules
+    from edgert.manifest import load_manifest, write_manifest
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        unique_copy(tmp_path / sub, b"manifest-" + sub.encode())
+    manifest = str(tmp_path / "ship.json")
+    doc = write_manifest(manifest, {"a/kernels.so": [AFFINE], "b/kernels.so": [SUM]})
+    listed = [m["sha256"] for m in doc["modules"]]
+    assert len(set(listed)) == 2
+    plugin = ShipModules(manifest)
+    assert plugin.sha256s == listed
+    client.register_plugin(plugin)
+    lm = load_manifest(manifest)
+    aff = Nexus().register("maff", lm["a/kernels.so"].function("nexus_affine"), affine_ref)
+    vsum = lm["b/kernels.so"].function("nexus_sum_f64")
+    for sub in ("a", "b"):
+        os.remove(tmp_path / sub / "kernels.so")
+    os.remove(manifest)
+    futs = [client.submit(run_on_worker, vsum, str(tmp_path / "b" / "kernels.so"),
+                          [float(i), 2.0, 3.0], pure=False) for i in range(4)]
+    futs += [client.submit(lambda k, x: (k(x), k.stats()["compiled"]), aff, float(i), pure=False)
+             for i in range(4)]
+    got = client.gather(futs)
+    assert [g[:2] for g in got[:4]] == [(False, i + 5.0) for i in range(4)]
+    assert got[4:] == [(2.0 * i + 1.0, 1) for i in range(4)]
+    held = client.run(lambda shas: [edgert._edgert.module_loaded(s) for s in shas], listed)
+    assert len(held) == 2 and all(v == [True, True] for v in held.values())
+
+
+def test_a_manifest_whose_module_does_not_match_is_refused_on_the_client(client, tmp_path):
+    # The manifest's hash is checked on the client, where the file is read:
+    # ShipModules refuses before anything is registered or sent, naming the
+    # module, both hashes and the manifest.
+    from edgert.dask import ShipModules
+    from edgert.manifest import write_manifest
+    path = unique_copy(tmp_path, b"manifest-tampered")
+    manifest = str(tmp_path / "ship.json")
+    listed = write_manifest(manifest, {"kernels.so": [AFFINE]})["modules"][0]["sha256"]
+    with open(path, "ab") as f:  # changed after the manifest was written
+        f.write(b"\0tampered")
+    import hashlib
+    now = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    with pytest.raises(IntegrityError) as ei:
+        ShipModules(manifest)
+    msg = str(ei.value)
+    assert msg == (f"{path}: SHA-256 is {now}, the manifest {manifest} expects {listed}; "
+                   "not shipped")
+    assert not any(any(v) for v in client.run(
+        lambda shas: [edgert._edgert.module_loaded(s) for s in shas], [listed, now]).values())
+
+
 def reduce_partition(kernel, part):
     """A task of a pipeline: the partition arrived pickled (a TypedList out
     of band, a numpy array); the kernel reduces it in place."""
@@ -346,6 +401,30 @@ def test_importing_edgert_imports_no_engine():
     code = "import sys, edgert; print(sorted(m for m in ('dask', 'distributed', 'ray') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_failed_optional_engine_install_does_not_fail_deps(tmp_path):
+    """`make deps-py` (run by `make test`) installs the optional engines
+    (PY_MAIN_PACKAGES: Ray) in a pip command of their own: where pip cannot
+    install them it says so and goes on, and their tests skip (before, one
+    pip command for everything failed `make test`). Tried here offline
+    (PIP_NO_INDEX) with a version no index has, and nothing else to install."""
+    import shutil
+    from conftest import ROOT
+    if shutil.which("make") is None or not (ROOT / "Makefile").exists():
+        pytest.skip("needs make and the source tree's Makefile")
+    # A make of its own (not the outer `make test`'s flags and variables),
+    # without the sanitized runs' preloaded runtime: this tests the Makefile.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "LD_PRELOAD")}
+    env.update(PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_CONFIG_FILE=os.devnull)
+    out = subprocess.run(["make", "-s", "-C", str(ROOT), "deps-py", f"PYTHON={sys.executable}",
+                          "PY_PACKAGES=", "PY_MAIN_PACKAGES=ray==0.0.0"],
+                         capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "deps-py: optional ray==0.0.0 not installed for Python " in out.stdout, out.stdout
+    assert "the tests that need it are skipped" in out.stdout
+    assert "No matching distribution found for ray==0.0.0" in out.stderr  # pip's own reason
 
 
 # ---- Ray: the setup hook's logic, without a cluster ----------------------------------

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import ctypes
+import functools
 import multiprocessing
 import os
 import pickle
 import shutil
+import struct
+import subprocess
+import sys
 
-import numpy as np
 import pytest
 
 import edgert
@@ -427,9 +430,87 @@ def test_a_forkserver_pool_receives_kernels_by_pickling(tmp_path):
         assert ex.submit(child_loader, pickle.dumps(ld)).result(timeout=120)[2:] == (5, 3.0)
 
 
+# ---- multiprocessing.Pool (multiprocessing.Process underneath) ----------------------
+
+def call_in_pool(obj, *args):
+    """A Pool task: `obj` (a Kernel, a bound function, a Nexus's kernel
+    name pair) arrived pickled as a task argument."""
+    if isinstance(obj, tuple):
+        nx, name = obj
+        return nx.call(name, *args), os.getpid()
+    return obj(*args), os.getpid()
+
+
+def put_call(q, obj, *args):
+    """A multiprocessing.Process target: its arguments were pickled by Process.start."""
+    q.put(call_in_pool(obj, *args))
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_a_pool_receives_kernels_and_bound_functions_by_pickling(method, tmp_path):
+    """multiprocessing.Pool (not concurrent.futures) of 2 fresh processes:
+    its task arguments are pickled by the pool itself, so the kernel, the
+    bound function and the Nexus arrive by content and bind in the child."""
+    if method not in multiprocessing.get_all_start_methods():
+        pytest.skip(f"no {method} start method on this platform")
+    ld = ModuleLoader().load(unique_copy(tmp_path, b"pool-" + method.encode()), [AFFINE, ADD])
+    k = Kernel("aff", ld.function("nexus_affine"), affine_ref)
+    nx = Nexus()
+    nx.register("aff", ld.function("nexus_affine"), affine_ref)
+    add = ld.function("nexus_add_i32")
+    tasks = [(k, 1.0), (add, 2, 3), ((nx, "aff"), 4.0), (k, -0.5), (add, -7, 7), ((nx, "aff"), 0.0)]
+    with multiprocessing.get_context(method).Pool(2) as p:
+        got = p.starmap(call_in_pool, tasks)
+        again = p.apply_async(call_in_pool, (ld.function("nexus_affine"), 10.0)).get(timeout=120)
+    # A bare Process: start() pickles its target's arguments the same way.
+    ctx = multiprocessing.get_context(method)
+    q = ctx.SimpleQueue()
+    proc = ctx.Process(target=put_call, args=(q, k, 6.0))
+    proc.start()
+    proc.join(120)
+    assert proc.exitcode == 0 and q.get()[0] == 13.0
+    assert [g[0] for g in got] == [3.0, 5, 9.0, 0.0, 0, 1.0]
+    assert os.getpid() not in {g[1] for g in got} | {again[1]} and again[0] == 21.0
+    assert k.stats()["calls"] == 0 and nx["aff"].stats()["calls"] == 0  # the children's own
+
+
+def test_a_fork_pool_after_loading_calls_loads_and_contains_a_crash(tmp_path):
+    """multiprocessing.Pool(2) forked after the parent loaded: each task
+    calls the inherited kernel, loads a module of its own, contains a
+    SIGSEGV and binds a pickle by hash (the parent's file is gone); the
+    children keep serving tasks after their crashes."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork start method on this platform")
+    path = unique_copy(tmp_path, b"fork-pool-parent", "parent.so")
+    new_path = unique_copy(tmp_path, b"fork-pool-child", "child.so")
+    crashy = crashy_copy(tmp_path)
+    ld = ModuleLoader().load(path, AFFINE)
+    held = ModuleLoader().load(crashy, [AFFINE_CRASHY])
+    k = Kernel("aff", ld.function("nexus_affine"), affine_ref)
+    assert k(0.0) == 1.0
+    _FORKED.update(kernel=k, blob=pickle.dumps(ld.function("nexus_affine")))
+    os.remove(path)
+    try:
+        with multiprocessing.get_context("fork").Pool(2) as p:
+            got = p.starmap(child_after_fork, [(new_path, crashy)] * 4)
+            after = p.map(functools.partial(child_call, pickle.dumps(ld.function("nexus_affine"))),
+                          [2.0, 3.0])
+    finally:
+        _FORKED.clear()
+    assert len(got) == 4 and os.getpid() not in {g[0] for g in got}
+    for pid, (res, calls), fresh, crash, by_hash, healthy in got:
+        assert res == 9.0 and calls >= 2  # the parent's call, then this child's
+        assert fresh == 42 and by_hash == 3.0 and healthy
+        assert crash == ("SIGSEGV", "guard_null_deref", crashy)
+    assert after == [5.0, 7.0]
+    assert k.stats()["calls"] == 1
+    assert held.call("guard_ok", 1.0) == 3.0  # the children's quarantines were their own
+
+
 # ---- containers ------------------------------------------------------------------
 
 def test_typed_list_protocol_5_is_out_of_band_without_a_copy():
+    np = pytest.importorskip("numpy")
     tl = TypedList(float, [float(i) for i in range(300)])
     bufs = []
     blob = pickle.dumps(tl, protocol=5, buffer_callback=bufs.append)
@@ -472,6 +553,7 @@ def test_typed_dict_every_protocol(proto, kt, vt, data):
 
 
 def test_typed_dict_protocol_5_is_out_of_band_without_a_copy():
+    np = pytest.importorskip("numpy")
     td = edgert.TypedDict(int, float, {i * 7: i / 4 for i in range(300)})
     bufs = []
     blob = pickle.dumps(td, protocol=5, buffer_callback=bufs.append)
@@ -509,7 +591,7 @@ def test_custom_type_unregistered_in_the_unpickling_process(pool):
     addrs = [ctypes.cast(getattr(lib, n), ctypes.c_void_p).value
              for n in ("sizeof_point", "check_point", "copy_point")]
     edgert.register_type("PicklePoint", *addrs)
-    tl = TypedList("PicklePoint", [np.array([1.0, 2.0]).tobytes()])
+    tl = TypedList("PicklePoint", [struct.pack("=2d", 1.0, 2.0)])
     assert pickle.loads(pickle.dumps(tl, protocol=5)) == tl
     msg = pool.submit(child_custom_list, pickle.dumps(tl, protocol=5)).result()
     assert msg is not None and "custom type 'PicklePoint' is not registered in this process" in msg
@@ -522,3 +604,21 @@ def test_unpickling_again_reuses_a_live_function(tmp_path):
     assert f1.__self__ is f2.__self__ and f2(1.0) == 3.0
     ld.unload()  # f1 holds a handle of its own: still loaded, still found by hash
     assert pickle.loads(blob)(2.0) == 5.0
+
+
+def test_without_numpy_this_file_runs_and_its_numpy_tests_skip():
+    """numpy is a test dependency, not edgert's: where it is missing the
+    tests that need it skip and the rest of this file runs (before, the
+    module imported numpy at its top and the whole file errored)."""
+    if os.environ.get("EDGERT_TEST_EMULATOR"):
+        pytest.skip("a second pytest under the emulator costs too much (CI budget)")
+    code = ("import sys; sys.modules['numpy'] = None; import pytest; "
+            "sys.exit(pytest.main(sys.argv[1:]))")
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([sys.executable, "-c", code, "-q", "-rs", "-p", "no:cacheprovider",
+                          os.path.abspath(__file__), "-k",
+                          "out_of_band_without_a_copy or pickles_by_content_not_address"],
+                         capture_output=True, text=True, timeout=120, cwd=here)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 passed, 2 skipped" in out.stdout, out.stdout
+    assert out.stdout.count("could not import 'numpy'") == 2, out.stdout
