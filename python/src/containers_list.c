@@ -982,6 +982,9 @@ static PyObject *tl_inplace_repeat_locked(TypedListObject *self, Py_ssize_t time
 
 /* ---- buffer protocol ---------------------------------------------------- */
 
+/* What an empty list's buffer points to (aligned for any item). */
+static double no_items[1];
+
 EDGERT_PY_LOCKED(int, tl_getbuffer, self,
                  (TypedListObject *self, Py_buffer *view, int flags),
                  (self, view, flags))
@@ -993,7 +996,6 @@ static int tl_getbuffer_locked(TypedListObject *self, Py_buffer *view, int flags
     view->obj = NULL;
     return -1;
   }
-  static double empty[1];
   size_t n = edgert_list_len(self->l);
   void *data = edgert_list_data(self->l);
   /* custom types are 2-D bytes (n, size); a struct type is 1-D items in
@@ -1006,7 +1008,7 @@ static int tl_getbuffer_locked(TypedListObject *self, Py_buffer *view, int flags
     self->strides[0] = (Py_ssize_t)self->e.size;
     self->strides[1] = 1;
   }
-  view->buf = data ? data : (void *)empty;
+  view->buf = data ? data : (void *)no_items;
   view->obj = Py_NewRef(self);
   view->len = (Py_ssize_t)(n * self->e.size);
   view->readonly = 0;
@@ -1040,6 +1042,39 @@ static int tl_getbuffer_locked(TypedListObject *self, Py_buffer *view, int flags
   edgert_list_pin(self->l);
   self->exports++;
   return 0;
+}
+
+int edgert_py_list_scalar_view(PyObject *o, Py_buffer *view, int *kind) {
+  if (!Py_IS_TYPE(o, &EdgertPy_TypedListType))
+    return 0;
+  TypedListObject *self = (TypedListObject *)o;
+  int k = self->e.kind;
+  if (k != EDGERT_KIND_INT64 && k != EDGERT_KIND_FLOAT64 && k != EDGERT_KIND_BOOL)
+    return 0;
+  int ok;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  ok = self->l != NULL;
+  if (ok) {
+    /* what a call reads of it (buf, len, itemsize, readonly, format);
+     * pinned and counted as tl_getbuffer does, so tl_releasebuffer ends it */
+    void *data = edgert_list_data(self->l);
+    view->buf = data ? data : (void *)no_items;
+    view->obj = Py_NewRef(self);
+    view->len = (Py_ssize_t)(edgert_list_len(self->l) * self->e.size);
+    view->itemsize = (Py_ssize_t)self->e.size;
+    view->readonly = 0;
+    view->ndim = 1;
+    view->format = (char *)edgert_py_elem_format(&self->e);
+    view->shape = view->strides = view->suboffsets = NULL;
+    view->internal = NULL;
+    edgert_list_pin(self->l);
+    self->exports++;
+  }
+  Py_END_CRITICAL_SECTION();
+  if (!ok) /* the general path meets the same refusal and reports it */
+    return 0;
+  *kind = k;
+  return 1;
 }
 
 static void tl_releasebuffer(TypedListObject *self, Py_buffer *view) {

@@ -374,6 +374,18 @@ static int cv_pointer(const edgert_abi_type_t *t, PyObject *o, unsigned i,
     v->p = view->buf;
     return CV_OK;
   }
+  /* A TypedList of scalars: its item kind is known without parsing the
+   * format it would export (the list's storage is aligned for its items). */
+  int lk;
+  if (t->depth == 1 && edgert_py_list_scalar_view(o, view, &lk)) {
+    int kind = lk == EDGERT_KIND_FLOAT64 ? K_FLOAT : lk == EDGERT_KIND_BOOL ? K_BOOL : K_SIGNED;
+    if (EDGERT__LIKELY(buffer_matches(t, kind, view->itemsize))) {
+      h->held[i] = 1;
+      v->p = view->buf;
+      return CV_OK;
+    }
+    PyBuffer_Release(view); /* the general path below says why not */
+  }
   if (PyObject_GetBuffer(o, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
     PyErr_Clear();
     return cv_fail(e, CV_NOTCONTIG, i, o);

@@ -337,6 +337,14 @@ PyObject *edgert_py_list_from_c(const edgert_py_elem_t *e, const void *items, si
 extern PyObject *EdgertPy_GenericDict, *EdgertPy_GenericList, *EdgertPy_KeysView,
     *EdgertPy_ItemsView, *EdgertPy_MappingABC;
 extern PyTypeObject EdgertPy_TypedDictType, EdgertPy_TypedListType;
+/* A pointer argument's fast path (conv.c): when `o` is exactly a TypedList
+ * of int, float or bool items, exports its storage into `view` (buf, len,
+ * itemsize, format, readonly; no shape: what a call reads) pinned and
+ * counted as its buffer export is, so PyBuffer_Release ends it; sets *kind
+ * (EDGERT_KIND_INT64, _FLOAT64 or _BOOL) and returns 1, without the format
+ * string's round trip; else 0 with nothing exported and no exception (the
+ * general path then runs). */
+int edgert_py_list_scalar_view(PyObject *o, Py_buffer *view, int *kind);
 int edgert_py_containers_dict_init(PyObject *m);
 int edgert_py_containers_list_init(PyObject *m);
 
