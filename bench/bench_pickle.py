@@ -31,28 +31,21 @@ def run() -> List[Row]:
     ours, peer = common.paired_ns("pickle.loads(pickle.dumps(f))", "pickle.loads(pickle.dumps(plain))", g)
     rows.append(Row("pickle", "bound add(): dumps+loads, by-hash hit", ours,
                     "pickle of a Python function ref", peer, note=f"({ours / 1e3:.1f} us)"))
-    ours, peer = common.paired_ns("pickle.loads(blob)", "pickle.loads(pblob)", g)
-    rows.append(Row("pickle", "bound add(): loads, by-hash (open_loaded + bind)", ours,
-                    "loads of a Python function ref", peer,
-                    note=f"({ours / 1e3:.1f} us; issue #14 asks <= 20 us)"))
+    def loads_row(blob: str, what: str) -> None:
+        ours, peer = common.paired_ns(f"pickle.loads({blob})", "pickle.loads(pblob)", g)
+        rows.append(Row("pickle", what, ours, "loads of a Python function ref", peer,
+                        note=f"({ours / 1e3:.1f} us; issue #14 asks <= 20 us)"))
+
+    loads_row("blob", "bound add(): loads, by-hash (open_loaded + bind)")
     g["alive"] = pickle.loads(g["blob"])  # one unpickled copy alive: reused, no bind
-    ours, peer = common.paired_ns("pickle.loads(blob)", "pickle.loads(pblob)", g)
-    rows.append(Row("pickle", "bound add(): loads, an unpickled copy alive", ours,
-                    "loads of a Python function ref", peer,
-                    note=f"({ours / 1e3:.1f} us; issue #14 asks <= 20 us)"))
+    loads_row("blob", "bound add(): loads, an unpickled copy alive")
     del g["alive"]
     # A Kernel handle: the bound function (by hash), the reference (a
     # module-level function: by name), the options; no counters.
     g["kblob"] = pickle.dumps(Kernel("kadd", g["f"], plain, max_failures=5, validate_every=100))
-    ours, peer = common.paired_ns("pickle.loads(kblob)", "pickle.loads(pblob)", g)
-    rows.append(Row("pickle", "Kernel(add): loads, by-hash (bind + reference + options)", ours,
-                    "loads of a Python function ref", peer,
-                    note=f"({ours / 1e3:.1f} us; issue #14 asks <= 20 us)"))
+    loads_row("kblob", "Kernel(add): loads, by-hash (bind + reference + options)")
     g["kalive"] = pickle.loads(g["kblob"])  # its bound function alive: reused, no bind
-    ours, peer = common.paired_ns("pickle.loads(kblob)", "pickle.loads(pblob)", g)
-    rows.append(Row("pickle", "Kernel(add): loads, an unpickled copy alive", ours,
-                    "loads of a Python function ref", peer,
-                    note=f"({ours / 1e3:.1f} us; issue #14 asks <= 20 us)"))
+    loads_row("kblob", "Kernel(add): loads, an unpickled copy alive")
     del g["kalive"]
     tl = TypedList(float, [0.0]) * 1_000_000
     g.update(tl=tl)

@@ -344,16 +344,24 @@ def child_after_fork(new_path: str, crashy: str):
     return os.getpid(), inherited, fresh, crash, by_hash, edgert.process_healthy()
 
 
-def test_a_fork_pool_after_loading_calls_loads_and_contains(tmp_path):
-    if "fork" not in multiprocessing.get_all_start_methods():
-        pytest.skip("no fork start method on this platform")
-    path = unique_copy(tmp_path, b"fork-parent", "parent.so")
-    new_path = unique_copy(tmp_path, b"fork-child", "child.so")
+def loaded_before_a_fork(tmp_path, tag: bytes):
+    """What a fork test's parent has loaded: a module (its path and loader),
+    another one for the children to load (its path), the parent's copy of
+    the crashy module, and a nexus kernel on the first one."""
+    path = unique_copy(tmp_path, tag + b"-parent", "parent.so")
+    new_path = unique_copy(tmp_path, tag + b"-child", "child.so")
     crashy = crashy_copy(tmp_path)
     ld = ModuleLoader().load(path, AFFINE)
     held = ModuleLoader().load(crashy, [AFFINE_CRASHY])  # the parent's copy of the crashy module
     k = Kernel("aff", ld.function("nexus_affine"), affine_ref)
     assert k(0.0) == 1.0
+    return path, new_path, crashy, ld, held, k
+
+
+def test_a_fork_pool_after_loading_calls_loads_and_contains(tmp_path):
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork start method on this platform")
+    path, new_path, crashy, ld, held, k = loaded_before_a_fork(tmp_path, b"fork")
     _FORKED.update(kernel=k, blob=pickle.dumps(ld.function("nexus_affine")))
     os.remove(path)
     try:
@@ -481,13 +489,7 @@ def test_a_fork_pool_after_loading_calls_loads_and_contains_a_crash(tmp_path):
     children keep serving tasks after their crashes."""
     if "fork" not in multiprocessing.get_all_start_methods():
         pytest.skip("no fork start method on this platform")
-    path = unique_copy(tmp_path, b"fork-pool-parent", "parent.so")
-    new_path = unique_copy(tmp_path, b"fork-pool-child", "child.so")
-    crashy = crashy_copy(tmp_path)
-    ld = ModuleLoader().load(path, AFFINE)
-    held = ModuleLoader().load(crashy, [AFFINE_CRASHY])
-    k = Kernel("aff", ld.function("nexus_affine"), affine_ref)
-    assert k(0.0) == 1.0
+    path, new_path, crashy, ld, held, k = loaded_before_a_fork(tmp_path, b"fork-pool")
     _FORKED.update(kernel=k, blob=pickle.dumps(ld.function("nexus_affine")))
     os.remove(path)
     try:
