@@ -103,6 +103,8 @@ typedef struct {
   PyObject_HEAD
   void *addr;
   const edgert_abi_type_t *t; /* the POINTER type, in an interned signature */
+  edgert_abi_type_t item;     /* its pointee, and that pointee's size: */
+  size_t size;                /* worked out when t is set (see cb_arg) */
 } PointerObject;
 
 static PyTypeObject PointerType;
@@ -147,8 +149,8 @@ static void *ptr_addr(PointerObject *p) {
 }
 
 static PyObject *ptr_item(PointerObject *p, Py_ssize_t i) {
-  edgert_abi_type_t e = pointee_of(p->t);
-  size_t size = edgert_abi_type_size(&e);
+  const edgert_abi_type_t e = p->item;
+  const size_t size = p->size;
   edgert_value_t x;
   PyObject *r = NULL;
   int live;
@@ -293,9 +295,15 @@ static PyObject *cb_arg(cb_ctx_t *c, unsigned k, const edgert_abi_type_t *t, con
     c->spare[k] = NULL;
   } else if ((o = PyObject_New(PointerObject, &PointerType)) == NULL) {
     return NULL;
+  } else {
+    o->t = NULL;
   }
   o->addr = addr;
-  o->t = t;
+  if (o->t != t) { /* a spare is argument k's again: its type is known */
+    o->t = t;
+    o->item = pointee_of(t);
+    o->size = edgert_abi_type_size(&o->item);
+  }
   return (PyObject *)o;
 }
 
