@@ -345,9 +345,13 @@ def child_after_fork(new_path: str, crashy: str):
 
 
 def loaded_before_a_fork(tmp_path, tag: bytes):
-    """What a fork test's parent has loaded: a module (its path and loader),
-    another one for the children to load (its path), the parent's copy of
-    the crashy module, and a nexus kernel on the first one."""
+    """What a fork test's parent has loaded before its pool forks: a module
+    whose file is then removed (its kernel and a pickle of its function are
+    in _FORKED for the children), another module for the children to load
+    (its path), the parent's copy of the crashy module, and the kernel.
+    Skips where there is no fork start method."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork start method on this platform")
     path = unique_copy(tmp_path, tag + b"-parent", "parent.so")
     new_path = unique_copy(tmp_path, tag + b"-child", "child.so")
     crashy = crashy_copy(tmp_path)
@@ -355,15 +359,13 @@ def loaded_before_a_fork(tmp_path, tag: bytes):
     held = ModuleLoader().load(crashy, [AFFINE_CRASHY])  # the parent's copy of the crashy module
     k = Kernel("aff", ld.function("nexus_affine"), affine_ref)
     assert k(0.0) == 1.0
-    return path, new_path, crashy, ld, held, k
+    _FORKED.update(kernel=k, blob=pickle.dumps(ld.function("nexus_affine")))
+    os.remove(path)
+    return new_path, crashy, ld, held, k
 
 
 def test_a_fork_pool_after_loading_calls_loads_and_contains(tmp_path):
-    if "fork" not in multiprocessing.get_all_start_methods():
-        pytest.skip("no fork start method on this platform")
-    path, new_path, crashy, ld, held, k = loaded_before_a_fork(tmp_path, b"fork")
-    _FORKED.update(kernel=k, blob=pickle.dumps(ld.function("nexus_affine")))
-    os.remove(path)
+    new_path, crashy, ld, held, k = loaded_before_a_fork(tmp_path, b"fork")
     try:
         ctx = multiprocessing.get_context("fork")
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
@@ -487,11 +489,7 @@ def test_a_fork_pool_after_loading_calls_loads_and_contains_a_crash(tmp_path):
     calls the inherited kernel, loads a module of its own, contains a
     SIGSEGV and binds a pickle by hash (the parent's file is gone); the
     children keep serving tasks after their crashes."""
-    if "fork" not in multiprocessing.get_all_start_methods():
-        pytest.skip("no fork start method on this platform")
-    path, new_path, crashy, ld, held, k = loaded_before_a_fork(tmp_path, b"fork-pool")
-    _FORKED.update(kernel=k, blob=pickle.dumps(ld.function("nexus_affine")))
-    os.remove(path)
+    new_path, crashy, ld, held, k = loaded_before_a_fork(tmp_path, b"fork-pool")
     try:
         with multiprocessing.get_context("fork").Pool(2) as p:
             got = p.starmap(child_after_fork, [(new_path, crashy)] * 4)
