@@ -177,7 +177,7 @@ static int ptr_ass_item(PointerObject *p, Py_ssize_t i, PyObject *v) {
     PyErr_SetString(PyExc_TypeError, "cannot delete a callback POINTER's item");
     return -1;
   }
-  edgert_abi_type_t e = pointee_of(p->t);
+  const edgert_abi_type_t e = p->item;
   if (conv_table[e.code].held) {
     PyErr_SetString(PyExc_TypeError,
                     "a callback cannot store a pointer or string through its POINTER "
@@ -204,7 +204,7 @@ static int ptr_ass_item(PointerObject *p, Py_ssize_t i, PyObject *v) {
   Py_BEGIN_CRITICAL_SECTION(p);
   live = ptr_live(p->addr, i);
   if (live)
-    memcpy(p->addr, &x, edgert_abi_type_size(&e)); /* little-endian: the low bytes */
+    memcpy(p->addr, &x, p->size); /* little-endian: the low bytes */
   Py_END_CRITICAL_SECTION();
   return live ? 0 : -1;
 }

@@ -985,6 +985,20 @@ static PyObject *tl_inplace_repeat_locked(TypedListObject *self, Py_ssize_t time
 /* What an empty list's buffer points to (aligned for any item). */
 static double no_items[1];
 
+/* The part of an export every buffer of the list shares: its storage (its
+ * address, or no_items when it has none), the reference, and the pin and
+ * count that tl_releasebuffer ends. `data` and `n` are the list's. */
+static void export_storage(TypedListObject *self, Py_buffer *view, void *data, size_t n) {
+  view->buf = data ? data : (void *)no_items;
+  view->obj = Py_NewRef(self);
+  view->len = (Py_ssize_t)(n * self->e.size);
+  view->readonly = 0;
+  view->suboffsets = NULL;
+  view->internal = NULL;
+  edgert_list_pin(self->l);
+  self->exports++;
+}
+
 EDGERT_PY_LOCKED(int, tl_getbuffer, self,
                  (TypedListObject *self, Py_buffer *view, int flags),
                  (self, view, flags))
@@ -1008,12 +1022,6 @@ static int tl_getbuffer_locked(TypedListObject *self, Py_buffer *view, int flags
     self->strides[0] = (Py_ssize_t)self->e.size;
     self->strides[1] = 1;
   }
-  view->buf = data ? data : (void *)no_items;
-  view->obj = Py_NewRef(self);
-  view->len = (Py_ssize_t)(n * self->e.size);
-  view->readonly = 0;
-  view->suboffsets = NULL;
-  view->internal = NULL;
   if (flags & PyBUF_FORMAT)
     view->format = custom   ? "B"
                    : layout ? (char *)edgert_struct_format(layout)
@@ -1029,7 +1037,7 @@ static int tl_getbuffer_locked(TypedListObject *self, Py_buffer *view, int flags
     if (flags & PyBUF_FORMAT) {
       /* A format without a shape only describes single-byte items. */
       if (!custom && self->e.size != 1) {
-        Py_CLEAR(view->obj);
+        view->obj = NULL;
         PyErr_SetString(PyExc_BufferError, "TypedList: a formatted buffer needs a shape");
         return -1;
       }
@@ -1039,8 +1047,7 @@ static int tl_getbuffer_locked(TypedListObject *self, Py_buffer *view, int flags
     view->shape = NULL;
     view->strides = NULL;
   }
-  edgert_list_pin(self->l);
-  self->exports++;
+  export_storage(self, view, data, n);
   return 0;
 }
 
@@ -1055,20 +1062,12 @@ int edgert_py_list_scalar_view(PyObject *o, Py_buffer *view, int *kind) {
   Py_BEGIN_CRITICAL_SECTION(self);
   ok = self->l != NULL;
   if (ok) {
-    /* what a call reads of it (buf, len, itemsize, readonly, format);
-     * pinned and counted as tl_getbuffer does, so tl_releasebuffer ends it */
-    void *data = edgert_list_data(self->l);
-    view->buf = data ? data : (void *)no_items;
-    view->obj = Py_NewRef(self);
-    view->len = (Py_ssize_t)(edgert_list_len(self->l) * self->e.size);
+    /* what a call reads of it (no shape) */
     view->itemsize = (Py_ssize_t)self->e.size;
-    view->readonly = 0;
     view->ndim = 1;
     view->format = (char *)edgert_py_elem_format(&self->e);
-    view->shape = view->strides = view->suboffsets = NULL;
-    view->internal = NULL;
-    edgert_list_pin(self->l);
-    self->exports++;
+    view->shape = view->strides = NULL;
+    export_storage(self, view, edgert_list_data(self->l), edgert_list_len(self->l));
   }
   Py_END_CRITICAL_SECTION();
   if (!ok) /* the general path meets the same refusal and reports it */
