@@ -10,6 +10,7 @@ import json
 import os
 import pathlib
 import shutil
+import time
 
 import pytest
 
@@ -248,3 +249,55 @@ def test_an_isolated_module_with_an_unverified_dependency_is_refused_before_any_
         edgert.ModuleLoader().load(deps_dir / "libdeps_top.so", ABI, isolation="process",
                                    dependencies={"libdeps_helper.so": "0" * 64})
     assert not marker.exists()
+
+
+def worker_pids() -> list:
+    """This process's edgert-worker children (from /proc: every thread's children)."""
+    pids = set()
+    for t in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{t}/children") as f:
+                pids.update(int(p) for p in f.read().split())
+        except OSError:
+            continue
+    out = []
+    for p in pids:
+        try:
+            if os.readlink(f"/proc/{p}/exe").endswith("edgert-worker"):
+                out.append(p)
+        except OSError:
+            continue
+    return out
+
+
+def worker_gone(pid: int) -> bool:
+    """Whether the worker `pid` has exited (a zombie until its parent reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+@needs_workers
+def test_a_respawned_worker_maps_the_dependencies_again(deps_dir, marker):
+    """Every worker an isolated module starts gets the verified copies, not
+    only the first: after its worker is killed, the next call starts one that
+    maps them again (the helper's constructor runs again, in the new one)."""
+    import signal
+    h = sha(deps_dir / "libdeps_helper.so")
+    others = set(worker_pids())  # earlier tests' modules not collected yet
+    with edgert.ModuleLoader().load(deps_dir / "libdeps_top.so", ABI,
+                                    dependencies={"libdeps_helper.so": h},
+                                    isolation="process", timeout=10.0) as ld:
+        assert ld.call("top_add", 2, 3) == 6
+        first = sorted(set(worker_pids()) - others)
+        assert len(first) == 1
+        marker.unlink()
+        os.kill(first[0], signal.SIGKILL)
+        while not worker_gone(first[0]):  # dead while idle: the next call starts anew
+            time.sleep(0.001)
+        assert ld.call("top_add", 4, 5) == 10
+        assert first[0] not in worker_pids()
+        assert marker.exists()
+        assert ld.isolation_stats()["respawns"] >= 1
