@@ -1082,7 +1082,27 @@ static PyObject *kernel_stats_locked(KernelObject *self, PyObject *unused) {
       isolated ? (unsigned long long)ist.respawns : 0ull);
 }
 
+/*
+ * k.call(*args): the call k(*args), entered as a method. CPython 3.11-3.13
+ * specialise a call of a C method (`k.call(x)`: a method descriptor) and of
+ * a builtin function (`f = k.call; f(x)`: exact builtin_function_or_method)
+ * and run its C function directly, but call any other object, a Kernel
+ * among them, through their generic path (adaptive counters,
+ * PyObject_Vectorcall, _Py_CheckFunctionResult: about 85 instructions on
+ * 3.11). Nothing else differs: the same function, the same counters.
+ */
+static PyObject *kernel_call_method(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                    PyObject *kwnames) {
+  return kernel_vectorcall(self, args, (size_t)nargs, kwnames);
+}
+
 static PyMethodDef kernel_methods[] = {
+    {"call", (PyCFunction)(void (*)(void))kernel_call_method, METH_FASTCALL | METH_KEYWORDS,
+     "call(*args) -> the result\n\nThe same call as kernel(*args), with the same routing "
+     "and counters. CPython calls a method of a C type (kernel.call(x)) and a builtin "
+     "function (f = kernel.call; f(x)) through specialised instructions, and any other "
+     "callable object, a Kernel among them, through its generic path: in a hot loop, "
+     "kernel.call(x) saves that path's cost (about 85 instructions per call on 3.11)."},
     {"swap", (PyCFunction)kernel_swap, METH_O,
      "swap(compiled) -> int\n\nInstall `compiled` as the new current version "
      "and return its number. Calls already running finish on their version; "

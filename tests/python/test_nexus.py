@@ -941,3 +941,125 @@ def test_a_single_failure_quarantine_reads_naturally(caplog):
     assert ("kernel 'once' version 1 quarantined after 1 consecutive failure; calls go to the "
             "reference until reset()") in msgs
     assert "kernel 'once' reset: active again after 1 consecutive failure" in msgs
+
+
+# ---- Kernel.call: the same call, as a builtin the interpreter specialises --
+
+
+ENTRIES = {
+    "k(...)": lambda k: k,
+    "k.call(...)": lambda k: (lambda *a, **kw: k.call(*a, **kw)),
+    "f = k.call": lambda k: k.call,  # what a hot loop takes once
+}
+
+
+@pytest.mark.parametrize("entry", list(ENTRIES))
+def test_call_routes_and_counts_as_calling_the_kernel(loader, entry):
+    k = Nexus().register("add", loader.function("nexus_add_i32"), Recorder(lambda a, b: a + b))
+    call = ENTRIES[entry](k)
+    assert call(2, 3) == 5                  # compiled
+    assert call(1.5, 2) == 3.5              # a float the contract refuses: a guard miss
+    assert call(1, b=2) == 3                # keyword arguments: a guard miss
+    assert call(2 ** 40, 1) == 2 ** 40 + 1  # int32 overflow: a guard miss
+    assert counters(k) == {"calls": 4, "compiled": 1, "guard_misses": 3, "fallbacks": 0,
+                           "failures": 0, "mismatches": 0}
+    assert k.reference.calls == [(1.5, 2), (1, {"b": 2}), (2 ** 40, 1)]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'c'"):
+        call(1, c=2)  # the reference's own error, as from k(...)
+
+
+def test_call_fails_falls_back_and_quarantines_as_calling_the_kernel():
+    def broken(x):
+        raise ValueError("the compiled side fails")
+
+    for fallback in (True, False):
+        k = Kernel("k", broken, affine, max_failures=2, fallback_enabled=fallback)
+        f = k.call
+        for _ in range(2):
+            if fallback:
+                assert f(1.0) == 3.0
+            else:
+                with pytest.raises(CompiledModeFailure) as e:
+                    k.call(1.0)
+                assert (e.value.kernel, e.value.version) == ("k", 1)
+                assert isinstance(e.value.__cause__, ValueError)
+        assert k.state == "quarantined"
+        assert f(2.0) == 5.0  # quarantined: the reference
+        s = k.stats()
+        assert (s["calls"], s["failures"], s["compiled"]) == (3, 2, 0)
+        assert s["fallbacks"] == (3 if fallback else 1)
+
+
+def test_call_taken_before_a_swap_runs_the_new_version(loader):
+    k = Nexus().register("tag", loader.function("nexus_tag_1"), lambda x: -1)
+    f = k.call
+    assert f(10) == k(10)
+    before = f(10)
+    k.swap(loader.function("nexus_tag_2"))
+    assert f(10) == k(10) != before  # f calls the kernel, not the version it was taken on
+    k.rollback()
+    assert f(10) == before
+    assert k.stats()["compiled"] == 6
+
+
+def test_call_is_a_builtin_function_bound_to_its_kernel():
+    import types
+    k = Kernel("k", affine, affine)
+    f = k.call
+    assert isinstance(f, types.BuiltinFunctionType)
+    assert f.__self__ is k
+    assert f.__name__ == "call"
+    assert "same call as kernel(*args)" in Kernel.call.__doc__
+    # the builtin keeps its kernel alive, and nothing keeps the builtin
+    import gc
+    import weakref
+    w = weakref.ref(k)
+    del k
+    gc.collect()
+    assert w() is not None and f(1.0) == 3.0
+    del f
+    assert w() is None  # freed by reference counting alone: no cycle
+
+
+def test_call_pickles_as_its_kernels_call(loader):
+    import pickle
+    k = Nexus().register("affine", loader.function("nexus_affine"), affine)
+    f = pickle.loads(pickle.dumps(k.call))
+    assert f(2.0) == 5.0
+    assert isinstance(f.__self__, Kernel) and f.__self__.name == "affine"
+    assert f.__self__.stats()["compiled"] >= 1
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 does not specialise calls")
+@pytest.mark.skipif(bool(__import__("sysconfig").get_config_var("Py_GIL_DISABLED")),
+                    reason="a free-threaded 3.13 does not specialise")
+def test_the_interpreter_specialises_call_and_not_the_handle():
+    """What Kernel.call is for: CPython runs the C function of an exact builtin
+    function (and of a C method) from a specialised instruction, and calls any
+    other object through its generic path. A Kernel stays an object with
+    methods (it is not made a class), so k.call is the specialised way in."""
+    import dis
+    k = Kernel("k", affine, affine)
+    f = k.call
+
+    def hot_builtin(n):
+        for _ in range(n):
+            f(1.0)
+
+    def hot_method(n):
+        for _ in range(n):
+            k.call(1.0)
+
+    def hot_handle(n):
+        for _ in range(n):
+            k(1.0)
+
+    def opnames(fn):
+        fn(2000)
+        return {i.opname for i in dis.get_instructions(fn, adaptive=True)}
+
+    assert any("BUILTIN_FAST_WITH_KEYWORDS" in op for op in opnames(hot_builtin))
+    assert any("METHOD_DESCRIPTOR_FAST_WITH_KEYWORDS" in op for op in opnames(hot_method))
+    handle_ops = opnames(hot_handle)
+    assert not any("BUILTIN" in op or "METHOD_DESCRIPTOR" in op for op in handle_ops), handle_ops
+    assert k.stats()["compiled"] == 6000

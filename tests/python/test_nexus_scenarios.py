@@ -7,6 +7,9 @@ The compiled side is a Python callable f(x, step) doing what the step says
 (the table's "kernel" text), running the step's nested steps first; the
 reference computes 2x + 1. A "miss" step is a call with a keyword argument,
 which a Kernel's contract refuses (a guard miss) whatever its compiled side.
+Every scenario runs twice: calling the handle, and calling its builtin
+`k.call` (the way in that the interpreter specialises), which must behave
+alike step for step.
 """
 from __future__ import annotations
 
@@ -39,9 +42,10 @@ def _options(opts: Dict[str, Any]) -> Dict[str, Any]:
 
 
 class _Runner:
-    def __init__(self, name: str, options: Dict[str, Any]) -> None:
-        self.where = f"scenario {name!r}"
+    def __init__(self, name: str, options: Dict[str, Any], entry: str = "handle") -> None:
+        self.where = f"scenario {name!r} through {entry}"
         self.kernel = edgert.Kernel("k", self.compiled, self.reference, **_options(options))
+        self.entry = self.kernel if entry == "handle" else self.kernel.call
         # a nested step's failed check, kept: raised inside the compiled side,
         # the nexus would take it for the kernel's failure and fall back
         self.nested_failure: AssertionError | None = None
@@ -80,9 +84,9 @@ class _Runner:
         error = step.get("error")
         try:
             if step["call"] == "miss":
-                got = self.kernel(x, step=step)
+                got = self.entry(x, step=step)
             else:
-                got = self.kernel(x, step)
+                got = self.entry(x, step)
         except edgert.CompiledModeFailure as e:
             assert error == "failed", f"{self.where}: raised {e!r}, the table says {error!r}"
             assert (e.kernel, e.version) == ("k", self.kernel.version)
@@ -141,9 +145,10 @@ def test_the_table_has_every_kind_of_step():
         assert kind in text, kind
 
 
+@pytest.mark.parametrize("entry", ["handle", "k.call"])
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s["name"] for s in SCENARIOS])
-def test_scenario_holds_for_the_python_kernel(scenario):
-    _Runner(scenario["name"], scenario.get("options", {})).run(scenario["steps"])
+def test_scenario_holds_for_the_python_kernel(scenario, entry):
+    _Runner(scenario["name"], scenario.get("options", {}), entry).run(scenario["steps"])
 
 
 BAD = [b for b in TABLE["invalid_options"] if _for_python(b)]
