@@ -918,6 +918,21 @@ def test_latency_is_sampled_every_64th_call_with_nearest_rank_percentiles():
     assert k.stats()["reference_latency"]["samples"] == 0
 
 
+def test_latency_sampling_thins_to_every_1024th_call_once_the_ring_is_full():
+    k = Kernel("lat", lambda x: x, affine)
+    for i in range(1 + 127 * 64):  # the first call, then every 64th: 128 samples
+        k(i)
+    assert k.stats()["compiled_latency"]["samples"] == 128
+    for i in range(1023):
+        k(i)
+    assert k.stats()["compiled_latency"]["samples"] == 128
+    k(0)  # the 1024th call after the 128th sample
+    assert k.stats()["compiled_latency"]["samples"] == 129
+    for i in range(1024):
+        k.call(i)  # the same countdown through k.call
+    assert k.stats()["compiled_latency"]["samples"] == 130
+
+
 def test_a_kernel_of_an_unloaded_module_falls_back():
     ld = ModuleLoader()
     ld.load(kernels_path(), CONTRACTS[0])
