@@ -68,30 +68,6 @@ typedef struct cb_ctx_s {
 
 /* ---- the handler --------------------------------------------------------- */
 
-static PyObject *fetch_exc(void) {
-#if PY_VERSION_HEX >= 0x030C0000
-  return PyErr_GetRaisedException();
-#else
-  PyObject *t, *v, *tb;
-  PyErr_Fetch(&t, &v, &tb);
-  PyErr_NormalizeException(&t, &v, &tb);
-  if (tb != NULL && v != NULL)
-    PyException_SetTraceback(v, tb);
-  Py_XDECREF(t);
-  Py_XDECREF(tb);
-  return v;
-#endif
-}
-
-/* Raises `exc` again (stolen), as fetch_exc took it. */
-static void restore_exc(PyObject *exc) {
-#if PY_VERSION_HEX >= 0x030C0000
-  PyErr_SetRaisedException(exc);
-#else
-  PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
-#endif
-}
-
 /* ---- POINTER arguments: edgert.CallbackPointer ----------------------------- */
 
 /* A POINTER(t) argument of a Python callback: p[0] reads (and p[0] = v
@@ -385,7 +361,7 @@ static void record(cb_ctx_t *c) {
     PyErr_WriteUnraisable(c->callable);
     return;
   }
-  PyObject *exc = fetch_exc();
+  PyObject *exc = PyErr_GetRaisedException();
   PyObject *expected = NULL;
   if (exc == NULL || !atomic_compare_exchange_strong(&c->exc, &expected, exc)) {
     Py_XDECREF(exc);
@@ -777,10 +753,10 @@ PyObject *conv_cb_raise(edgert_func_t *fn, unsigned index, size_t after, PyObjec
     /* The call failed on its own (a crash, a quarantine): that error, with
      * the callback's exception as its context. */
     edgert_py_raise(rc);
-    PyObject *err = fetch_exc();
+    PyObject *err = PyErr_GetRaisedException();
     if (err != NULL) {
       PyException_SetContext(err, exc);
-      restore_exc(err);
+      PyErr_SetRaisedException(err);
     } else {
       Py_DECREF(exc);
     }

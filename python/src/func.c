@@ -249,19 +249,11 @@ PyTypeObject EdgertPy_BoundType = {
 
 /* ---- the call --------------------------------------------------------------- */
 
-/* The calling thread's state, which holds the GIL (or is attached): the
- * unchecked getter, one load where PyThreadState_Get() also checks for
- * NULL, which cannot happen here. */
-#if PY_VERSION_HEX >= 0x030D0000
-#define ATTACHED_TSTATE() PyThreadState_GetUnchecked()
-#else
-#define ATTACHED_TSTATE() _PyThreadState_UncheckedGet()
-#endif
 
 /* A call that keeps the GIL, or on a free-threaded build stays attached:
  * see the invariants above for who keeps unload() out of it. */
 static inline int call_attached(edgert_py_mod_t *h, edgert_func_t *fn, edgert_value_t *v, void *ret) {
-  EDGERT_PY_CALLER_ENTER(ATTACHED_TSTATE());
+  EDGERT_PY_CALLER_ENTER(PyThreadState_GetUnchecked()); /* attached: never NULL */
 #ifdef Py_GIL_DISABLED
   (void)h;
   int rc = edgert_func_call_values(fn, v, ret);
@@ -333,7 +325,7 @@ static PyObject *bound_invoke_var(BoundObject *b, PyObject *const *args, Py_ssiz
     EDGERT_PY_CALLER_LEAVE();
     Py_END_ALLOW_THREADS
   } else {
-    EDGERT_PY_CALLER_ENTER(ATTACHED_TSTATE());
+    EDGERT_PY_CALLER_ENTER(PyThreadState_GetUnchecked()); /* attached: never NULL */
     rc = edgert_func_call_variadic(b->fn, v, (size_t)nargs, extra, &ret);
     EDGERT_PY_CALLER_LEAVE();
   }

@@ -5,17 +5,11 @@
  * Invariant: call sites use the newest public spelling, and this header
  * supplies it on the versions that lack it, with exactly the contract of the
  * public function it stands for, and each block below is deleted as the
- * floor rises past the version in its #if. Five files outside this one
- * still test PY_VERSION_HEX:
- * - reading an object layout a version changed, with no public equivalent:
- *   ext.h's two-digit ints and nexus.c's dict version tag (3.12), guard.c's
- *   current frame in the thread state (3.11, 3.13);
- * - choosing between two spellings of an API, each used once, in its file:
- *   callback.c's fetch_exc/restore_exc (PyErr_GetRaisedException and
- *   PyErr_SetRaisedException from 3.12, PyErr_Fetch/PyErr_Restore before)
- *   and func.c's ATTACHED_TSTATE (PyThreadState_GetUnchecked from 3.13,
- *   _PyThreadState_UncheckedGet before). They could move here as the
- *   entries below did; grep PY_VERSION_HEX finds them all.
+ * floor rises past the version in its #if. Three files outside this one
+ * still test PY_VERSION_HEX, each to read an object layout a version
+ * changed, with no public equivalent: ext.h's two-digit ints and nexus.c's
+ * dict version tag (3.12), guard.c's current frame in the thread state
+ * (3.11, 3.13).
  *
  *   public name                   since  older versions
  *   PyFloat_Unpack2               3.11   _PyFloat_Unpack2 (same contract)
@@ -23,6 +17,12 @@
  *   PyUnstable_Long_CompactValue         the value Py_SIZE * ob_digit[0]
  *   PyObject_GetOptionalAttr      3.13   _PyObject_LookupAttr (same contract;
  *                                        removed from the headers in 3.13)
+ *   PyErr_GetRaisedException,     3.12   PyErr_Fetch, normalised, with the
+ *   PyErr_SetRaisedException             traceback on the exception /
+ *                                        PyErr_Restore of its type, itself
+ *                                        and its traceback
+ *   PyThreadState_GetUnchecked    3.13   _PyThreadState_UncheckedGet (same
+ *                                        contract)
  *   Py_HashBuffer                 3.14   _Py_HashBytes, exported by every
  *                                        version; 3.13 declares it only in
  *                                        its internal headers
@@ -65,6 +65,36 @@ static inline int PyUnstable_Long_IsCompact(const PyLongObject *op) {
 }
 static inline Py_ssize_t PyUnstable_Long_CompactValue(const PyLongObject *op) {
   return Py_SIZE((PyObject *)op) * (Py_ssize_t)op->ob_digit[0];
+}
+#endif
+
+/* The exception being raised as one object (new reference, NULL when none),
+ * and the error indicator cleared; Set raises `exc` (stolen) again. */
+#if PY_VERSION_HEX < 0x030C0000
+static inline PyObject *PyErr_GetRaisedException(void) {
+  PyObject *t, *v, *tb;
+  PyErr_Fetch(&t, &v, &tb);
+  PyErr_NormalizeException(&t, &v, &tb);
+  if (tb != NULL && v != NULL)
+    PyException_SetTraceback(v, tb);
+  Py_XDECREF(t);
+  Py_XDECREF(tb);
+  return v;
+}
+static inline void PyErr_SetRaisedException(PyObject *exc) {
+  if (exc == NULL) {
+    PyErr_Clear();
+    return;
+  }
+  PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+}
+#endif
+
+/* The calling thread's state, NULL when it has none, without the check
+ * PyThreadState_Get() makes. */
+#if PY_VERSION_HEX < 0x030D0000
+static inline PyThreadState *PyThreadState_GetUnchecked(void) {
+  return _PyThreadState_UncheckedGet();
 }
 #endif
 
