@@ -923,7 +923,7 @@ static int plan(const char *path, int fd, const edgert_load_options_t *opts, siz
   c.top = path;
   c.limit = limit;
   c.flags = flags;
-  c.fresh = visit == NULL && opts != NULL && opts->isolation != NULL;
+  c.fresh = opts != NULL && opts->isolation != NULL; /* a load or its report */
   int rc = 0;
   size_t nl = opts != NULL ? opts->ndependencies : 0;
   if (nl > 0 && opts->dependencies == NULL)

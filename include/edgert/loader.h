@@ -232,7 +232,9 @@ EDGERT_EXTERN int edgert_module_dependency(const edgert_module_t *m, size_t i, c
  * needing object before its own dependencies; dependencies in the process
  * or in a trusted system folder are not descended into (a load leaves them
  * to ld.so), listed and unlisted ones are. A non-zero return from `visit`
- * stops the walk and is returned. Returns 0, or an EDGERT code for what a
+ * stops the walk and is returned. With opts->isolation set the closure is
+ * the worker's, as an isolated load plans it: nothing this process has
+ * loaded counts as in the process. Returns 0, or an EDGERT code for what a
  * report cannot go around (path unreadable or not an ELF object of this
  * process's machine, out of memory, limits). The strings of `dep` are
  * borrowed for the call only. `visit` runs under the loader's lock: it must

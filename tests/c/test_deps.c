@@ -484,6 +484,37 @@ static int row_of(const seen_t *s, const char *name) {
   return at;
 }
 
+/* The report of an isolated load is the worker's, as the load's plan is: a
+ * helper this process has mapped is not "in the process" there, so it is
+ * unlisted, and the isolated load is refused for it. */
+static void the_plan_of_an_isolated_load_is_the_workers(void **state) {
+  (void)state;
+  char hs[65];
+  sha_of(HELPER, hs);
+  edgert_dependency_t dep = {"libdeps_helper.so", hs};
+  edgert_load_options_t in = {.dependencies = &dep, .ndependencies = 1};
+  edgert_module_t *here = NULL;
+  assert_int_equal(edgert_module_load_ex(TOP, NULL, &in, &here), 0);
+  seen_t s = {0};
+  assert_int_equal(edgert_module_plan_dependencies(TOP, NULL, record, &s), 0);
+  assert_int_equal(s.kind[row_of(&s, "libdeps_helper.so")], EDGERT_DEP_IN_PROCESS);
+  edgert_isolate_options_t io = {.workers = 1};
+  edgert_load_options_t o = {.isolation = &io};
+  memset(&s, 0, sizeof s);
+  assert_int_equal(edgert_module_plan_dependencies(TOP, &o, record, &s), 0);
+  assert_int_equal(s.kind[row_of(&s, "libdeps_helper.so")], EDGERT_DEP_UNLISTED);
+  edgert_module_t *m = NULL;
+  assert_int_equal(edgert_module_load_ex(TOP, NULL, &o, &m), EDGERT_EINTEGRITY);
+  assert_non_null(strstr(edgert_last_error(), "not listed"));
+  assert_null(m);
+  o.dependencies = &dep;
+  o.ndependencies = 1;
+  memset(&s, 0, sizeof s);
+  assert_int_equal(edgert_module_plan_dependencies(TOP, &o, record, &s), 0);
+  assert_int_equal(s.kind[row_of(&s, "libdeps_helper.so")], EDGERT_DEP_LISTED);
+  edgert_module_free(here);
+}
+
 static void the_plan_reports_what_a_load_does_with_each_dependency(void **state) {
   (void)state;
   char hsha[65];
@@ -738,6 +769,7 @@ int main(void) {
       cmocka_unit_test(a_manifest_entry_lists_dependencies),
       cmocka_unit_test(the_closure_is_verified_through_every_level),
       cmocka_unit_test(the_plan_reports_what_a_load_does_with_each_dependency),
+      cmocka_unit_test(the_plan_of_an_isolated_load_is_the_workers),
       cmocka_unit_test(a_dependency_is_found_in_the_subfolder_ld_so_takes),
       cmocka_unit_test(every_allocation_failure_is_reported),
   };
