@@ -1,6 +1,7 @@
 """Shared fixtures: where the built test kernels are, and what this machine
 does that another does not (the suite also runs on AArch64 under qemu:
 `make test-aarch64-py`)."""
+import hashlib
 import os
 import pathlib
 import platform
@@ -54,3 +55,8 @@ def rss_kib() -> int:
     """This process's resident set, KiB (for the memory-growth tests)."""
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+def sha(path) -> str:
+    """The SHA-256 of a file, hex: what a dependency or manifest lists."""
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()

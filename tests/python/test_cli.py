@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from conftest import FOREIGN_MACHINE, fixture_path
+from conftest import FOREIGN_MACHINE, fixture_path, sha
 
 KERNELS = "manifest_kernels"   # add, scale, vec_add_f32, version
 RISKY = "loader_risky"         # risky_kernel(x): x*2+1, a NULL read for x < 0
@@ -36,10 +36,6 @@ def ok(r, code=0):
 
 def as_json(r):
     return json.loads(r.stdout)
-
-
-def sha(path):
-    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
 
 
 @pytest.fixture

@@ -1047,7 +1047,7 @@ def test_call_pickles_as_its_kernels_call(loader):
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="3.10 does not specialise calls")
 @pytest.mark.skipif(bool(__import__("sysconfig").get_config_var("Py_GIL_DISABLED")),
-                    reason="a free-threaded 3.13 does not specialise")
+                    reason="a free-threaded build does not specialise calls")
 def test_the_interpreter_specialises_call_and_not_the_handle():
     """What Kernel.call is for: CPython runs the C function of an exact builtin
     function (and of a C method) from a specialised instruction, and calls any
