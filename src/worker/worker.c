@@ -486,10 +486,18 @@ static void map_dependencies(uint32_t n) {
       die("edgert-worker: the verified dependency %s cannot be mapped: %s", dep.soname,
           dlerror());
     void *by_name = dlopen(dep.soname, RTLD_NOW | RTLD_NOLOAD);
-    if (by_name != h)
+    if (by_name != h) {
+      struct link_map *lm = NULL;
+      const char *who = by_name == NULL ? "nothing"
+                        : dlinfo(by_name, RTLD_DI_LINKMAP, &lm) == 0 && lm != NULL &&
+                                  lm->l_name != NULL && lm->l_name[0] != '\0'
+                            ? lm->l_name
+                            : "another object";
       die("edgert-worker: after mapping the verified dependency %s, the name answers with "
-          "%s; refused",
-          dep.soname, by_name == NULL ? "nothing" : "another object");
+          "%s (the worker program already has an object of that DT_SONAME); refused: leave "
+          "it unlisted if it is a system library, or load the module in-process",
+          dep.soname, who);
+    }
     dlclose(by_name); /* the reference RTLD_NOLOAD took; h stays for the worker's life */
   }
 }
