@@ -1123,7 +1123,7 @@ int edgert__deps_check(edgert__deps_t *d) {
 /* ---- what a module's handle reports -------------------------------------- */
 
 size_t edgert__deps_listed(const edgert__deps_t *d, size_t i, const char **name,
-                           const char **path, const char **sha256_hex) {
+                           const char **path, const char **sha256_hex, int *fd) {
   size_t k = 0;
   if (d != NULL)
     for (size_t j = 0; j < d->n; j++) {
@@ -1135,21 +1135,8 @@ size_t edgert__deps_listed(const edgert__deps_t *d, size_t i, const char **name,
         *name = p->needed;
         *path = p->file;
         *sha256_hex = p->sha_hex;
-      }
-    }
-  return k;
-}
-
-size_t edgert__deps_unmapped(const edgert__deps_t *d, size_t i, const char **soname, int *fd) {
-  size_t k = 0;
-  if (d != NULL)
-    for (size_t j = 0; j < d->n; j++) {
-      const pdep_t *p = &d->v[j];
-      if (p->file == NULL || p->fd < 0)
-        continue;
-      if (k++ == i && soname != NULL) {
-        *soname = p->needed;
-        *fd = p->fd;
+        if (fd != NULL)
+          *fd = p->fd;
       }
     }
   return k;

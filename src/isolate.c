@@ -583,7 +583,7 @@ static int slot_start(edgert__iso_t *iso, slot_t *s, const char *module_path, do
   init.memory_limit = iso->opts.memory_limit;
   init.sandbox = (uint32_t)iso->opts.sandbox;
   init.parent_pid = getpid();
-  size_t ndeps = edgert__deps_unmapped(iso->deps, 0, NULL, NULL);
+  size_t ndeps = edgert__deps_listed(iso->deps, 0, NULL, NULL, NULL, NULL);
   init.ndeps = (uint32_t)ndeps;
   int fds[3] = {iso->fd, hfd, dfd};
   int sent = chan_send(sv[0], &init, sizeof init, fds, 3);
@@ -594,9 +594,9 @@ static int slot_start(edgert__iso_t *iso, slot_t *s, const char *module_path, do
   for (size_t i = 0; i < ndeps && sent == 0; i++) {
     chan_dep_t dep;
     memset(&dep, 0, sizeof dep);
-    const char *soname = NULL;
+    const char *soname = NULL, *path = NULL, *hex = NULL;
     int dfd1 = -1;
-    edgert__deps_unmapped(iso->deps, i, &soname, &dfd1);
+    edgert__deps_listed(iso->deps, i, &soname, &path, &hex, &dfd1);
     snprintf(dep.soname, sizeof dep.soname, "%s", soname);
     sent = chan_send(sv[0], &dep, sizeof dep, &dfd1, 1);
   }

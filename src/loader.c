@@ -2127,7 +2127,7 @@ size_t edgert_module_dependency_count(const edgert_module_t *m) {
   edgert__map_t *mp = edgert__map_hold((edgert_module_t *)m);
   if (mp == NULL)
     return 0;
-  size_t n = edgert__deps_listed(mp->image->deps, 0, NULL, NULL, NULL);
+  size_t n = edgert__deps_listed(mp->image->deps, 0, NULL, NULL, NULL, NULL);
   edgert__map_drop(mp);
   return n;
 }
@@ -2141,7 +2141,7 @@ int edgert_module_dependency(const edgert_module_t *m, size_t i, const char **na
   edgert__map_t *mp = edgert__map_hold((edgert_module_t *)m);
   if (mp == NULL)
     return edgert__error(EDGERT_EUNLOADED, "module %s is unloaded", m->path);
-  size_t n = edgert__deps_listed(mp->image->deps, i, name, path, sha256_hex);
+  size_t n = edgert__deps_listed(mp->image->deps, i, name, path, sha256_hex, NULL);
   edgert__map_drop(mp);
   if (i >= n)
     return edgert__error(EDGERT_ENOTFOUND, "module %s has %zu verified dependencies, not %zu",

@@ -245,11 +245,13 @@ edgert__deps_t *edgert__deps_share(const edgert__deps_t *d, int *rc);
  * process (an isolated module's, which its workers map); with `soname`
  * non-NULL, item i of them: its DT_SONAME and sealed memfd (both borrowed;
  * in the order they must be mapped, leaves first). */
-size_t edgert__deps_unmapped(const edgert__deps_t *d, size_t i, const char **soname, int *fd);
 /* deps.c: how many dependencies of `d` were verified and mapped by edgert
- * (listed ones), or kept for an isolated module's workers; with `name` non-NULL, item i of them (borrowed strings). */
+ * (listed ones), or kept for an isolated module's workers; with `name`
+ * non-NULL, item i of them (borrowed strings; `path` and `sha256_hex` must
+ * then be non-NULL too) and, with `fd` non-NULL, its sealed memfd (borrowed;
+ * -1 once mapped here). An isolated module's are all kept, leaves first. */
 size_t edgert__deps_listed(const edgert__deps_t *d, size_t i, const char **name,
-                           const char **path, const char **sha256_hex);
+                           const char **path, const char **sha256_hex, int *fd);
 
 /* ---- process isolation (isolate.c) ----------------------------------------- */
 
@@ -259,7 +261,7 @@ typedef struct edgert__iso_s edgert__iso_t;
 int edgert__iso_check_options(const edgert_isolate_options_t *o, unsigned flags,
                               const char *path);
 /* The workers of an isolated image whose sealed memfd is `fd`, with the
- * verified dependencies `deps` (edgert__deps_unmapped; NULL for none) that
+ * verified dependencies `deps` (edgert__deps_listed; NULL for none) that
  * every worker maps first (both borrowed: they must outlive them). Starts
  * nothing. */
 int edgert__iso_new(const edgert_isolate_options_t *o, int fd, const edgert__deps_t *deps,
