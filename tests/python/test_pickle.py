@@ -451,6 +451,12 @@ def call_in_pool(obj, *args):
     return obj(*args), os.getpid()
 
 
+def crash_report_name():
+    """The worker name a KernelCrash raised in this process would carry."""
+    from edgert.workers import _crash_site
+    return _crash_site()[0]
+
+
 def put_call(q, obj, *args):
     """A multiprocessing.Process target: its arguments were pickled by Process.start."""
     q.put(call_in_pool(obj, *args))
@@ -469,15 +475,20 @@ def test_a_pool_receives_kernels_and_bound_functions_by_pickling(method, tmp_pat
     nx.register("aff", ld.function("nexus_affine"), affine_ref)
     add = ld.function("nexus_add_i32")
     tasks = [(k, 1.0), (add, 2, 3), ((nx, "aff"), 4.0), (k, -0.5), (add, -7, 7), ((nx, "aff"), 0.0)]
-    with multiprocessing.get_context(method).Pool(2) as p:
+    # initializer=edgert.worker_initializer as workers.py documents it
+    with multiprocessing.get_context(method).Pool(
+            2, initializer=edgert.worker_initializer, initargs=(f"pool-{method}",)) as p:
         got = p.starmap(call_in_pool, tasks)
         again = p.apply_async(call_in_pool, (ld.function("nexus_affine"), 10.0)).get(timeout=120)
+        assert p.apply(crash_report_name) == f"pool-{method}"
     # A bare Process: start() pickles its target's arguments the same way.
     ctx = multiprocessing.get_context(method)
     q = ctx.SimpleQueue()
     proc = ctx.Process(target=put_call, args=(q, k, 6.0))
     proc.start()
     proc.join(120)
+    if proc.is_alive():
+        proc.kill()
     assert proc.exitcode == 0 and q.get()[0] == 13.0
     assert [g[0] for g in got] == [3.0, 5, 9.0, 0.0, 0, 1.0]
     assert os.getpid() not in {g[1] for g in got} | {again[1]} and again[0] == 21.0
