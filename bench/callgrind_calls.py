@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import os
 import pathlib
-import re
-import subprocess
 import sys
-import tempfile
 
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -74,17 +71,8 @@ CASES = [
 def instructions(stmt: str, n: int) -> int:
     bdir = common.build_dir() / "bench"
     code = CHILD.format(bdir=str(bdir), kpath=str(bdir / "libbenchk.so"), stmt=stmt, n=n)
-    with tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "cg.out")
-        r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                            sys.executable, "-c", code], capture_output=True, text=True,
-                           env=dict(os.environ, PYTHONHASHSEED="0"))
-        if r.returncode != 0:
-            raise SystemExit(f"valgrind failed for {stmt}:\n{r.stderr[-2000:]}")
-        m = re.search(r"^summary:\s+(\d+)", open(out).read(), re.M)
-        if m is None:
-            raise SystemExit("no summary line in the callgrind output")
-        return int(m.group(1))
+    return common.callgrind_ir([sys.executable, "-c", code], dict(os.environ),
+                               f"{stmt} x {n}")
 
 
 def main() -> int:

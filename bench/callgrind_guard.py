@@ -14,12 +14,10 @@ build (PYTHONPATH=<build>/py, EDGERT_FIXTURE_DIR or EDGERT_BUILD_DIR).
 from __future__ import annotations
 
 import os
-import re
-import subprocess
 import sys
-import tempfile
 
 import bench_guard
+import common
 
 CHILD = r"""
 import ctypes, sys
@@ -33,19 +31,10 @@ lib.guard_bench_run_ns(int(sys.argv[3]))
 
 
 def instructions(host: str, guard: str, n: int) -> int:
-    with tempfile.TemporaryDirectory() as d:
-        out = os.path.join(d, "cg.out")
-        r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                            sys.executable, "-c", CHILD, host, bench_guard._fixture("guard_bench"),
-                            str(n)], capture_output=True, text=True,
-                           env=dict(os.environ, PYTHONHASHSEED="0", EDGERT_CRASH_GUARD=guard))
-        if r.returncode != 0:
-            raise SystemExit(f"valgrind failed ({host}, guard {guard}):\n{r.stderr[-2000:]}")
-        with open(out) as f:
-            m = re.search(r"^summary:\s+(\d+)", f.read(), re.M)
-        if m is None:
-            raise SystemExit("no summary line in the callgrind output")
-        return int(m.group(1))
+    return common.callgrind_ir([sys.executable, "-c", CHILD, host,
+                                bench_guard._fixture("guard_bench"), str(n)],
+                               dict(os.environ, EDGERT_CRASH_GUARD=guard),
+                               f"{host}, guard {guard}, {n} calls")
 
 
 def main() -> int:

@@ -97,3 +97,27 @@ def build_dir() -> "pathlib.Path":
     if env:
         return pathlib.Path(env)
     return pathlib.Path(edgert.__file__).resolve().parents[2]
+
+
+def callgrind_ir(argv: list, env: dict, what: str) -> int:
+    """Instructions valgrind's callgrind counts for the whole run of `argv`
+    (its summary line), with PYTHONHASHSEED=0 so dict lookups repeat; `what`
+    names the run in the errors."""
+    import re
+    import shutil
+    import subprocess
+    import tempfile
+    if shutil.which("valgrind") is None:
+        raise SystemExit("callgrind counts need valgrind: apt-get install -y valgrind")
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "cg.out")
+        r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
+                           capture_output=True, text=True, env=dict(env, PYTHONHASHSEED="0"))
+        if r.returncode != 0:
+            raise SystemExit(f"valgrind failed for {what}:\n{r.stderr[-2000:]}")
+        with open(out) as f:
+            m = re.search(r"^summary:\s+(\d+)", f.read(), re.M)
+        if m is None:
+            raise SystemExit(f"no summary line in the callgrind output of {what}:\n"
+                             f"{r.stderr[-2000:]}")
+        return int(m.group(1))
