@@ -150,6 +150,13 @@ def _oserror(exc: OSError, what: str) -> _Fail:
     return _Fail(f"{what}: {exc.strerror or exc}", EXIT_USAGE, "io")
 
 
+def _core_refusal(exc: EdgertError, path: str) -> _Fail:
+    """The core's refusal to read `path` (not an object it can read): its
+    message, led by the path unless it names it already."""
+    msg = str(exc)
+    return _Fail(msg if path in msg else f"{path}: {msg}", EXIT_USAGE, "format")
+
+
 def cmd_hash(a: argparse.Namespace, out: _Out) -> int:
     results: List[Dict[str, Any]] = []
     errors = 0
@@ -204,7 +211,7 @@ def _needed(info, listed: Optional[Dict[str, str]] = None) -> List[Dict[str, Any
         except OSError as exc:
             raise _oserror(exc, info.path)
         except EdgertError as exc:
-            raise _Fail(f"{info.path}: {exc}", EXIT_USAGE, "format")
+            raise _core_refusal(exc, info.path)
         return [{"name": r["name"], "path": r["path"], "via": r["via"],
                  "in_process": r["kind"] == "in_process", "trusted": r["kind"] == "trusted",
                  "needs_listing": r["kind"] in ("unlisted", "mismatch"), "kind": r["kind"],
@@ -479,9 +486,8 @@ def _interposable(info) -> Optional[List[str]]:  # info: _elf.ElfInfo
         return interposable_calls(info.path)
     except OSError as exc:
         raise _oserror(exc, info.path)
-    except EdgertError as exc:  # the core's message names the file (and the table)
-        msg = str(exc)
-        raise _Fail(msg if info.path in msg else f"{info.path}: {msg}", EXIT_USAGE, "format")
+    except EdgertError as exc:
+        raise _core_refusal(exc, info.path)
 
 
 def cmd_inspect(a: argparse.Namespace, out: _Out) -> int:
