@@ -570,29 +570,28 @@ def test_callback_pointers_kept_by_another_thread_are_used_only_while_valid():
         finally:
             done.set()
 
-    def reader(_):
-        while not done.is_set():
-            p = newest[0]
-            if p is None:
-                continue
-            try:
-                assert p[0] in values
-            except ValueError as e:
-                assert "no longer valid" in str(e), e
+    def through_newest(use):
+        """A thread that applies `use` to the newest pointer until the sort ends."""
+        def loop(_):
+            while not done.is_set():
+                p = newest[0]
+                if p is None:
+                    continue
+                try:
+                    use(p)
+                except ValueError as e:
+                    assert "no longer valid" in str(e), e
+                assert "CallbackPointer" in repr(p)
+        return loop
 
-    def writer(_):
-        while not done.is_set():
-            p = newest[0]
-            if p is None:
-                continue
-            try:
-                p[0] = p[0]
-                assert p.address
-            except ValueError as e:
-                assert "no longer valid" in str(e), e
-            assert "CallbackPointer" in repr(p)
+    def read(p):
+        assert p[0] in values
 
-    run_threads(sorter, reader, writer, args=list(range(3)))
+    def write(p):
+        p[0] = p[0]
+        assert p.address
+
+    run_threads(sorter, through_newest(read), through_newest(write), args=list(range(3)))
     with pytest.raises(ValueError, match="no longer valid"):
         newest[0][0]
 
