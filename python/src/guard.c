@@ -111,17 +111,11 @@ static int parse_kwargs(const char *fname, PyObject *const *kwvalues, PyObject *
 /* The pending exception, normalized, with its traceback attached; NULL
  * (exception still pending) if it is not an Exception and must propagate. */
 static PyObject *take_exception(void) {
-  PyObject *t, *v, *tb;
-  PyErr_Fetch(&t, &v, &tb);
-  PyErr_NormalizeException(&t, &v, &tb);
-  if (t == NULL || v == NULL || !PyErr_GivenExceptionMatches(t, PyExc_Exception)) {
-    PyErr_Restore(t, v, tb);
+  PyObject *v = PyErr_GetRaisedException();
+  if (v == NULL || !PyErr_GivenExceptionMatches(v, PyExc_Exception)) {
+    PyErr_SetRaisedException(v);
     return NULL;
   }
-  if (tb != NULL)
-    PyException_SetTraceback(v, tb);
-  Py_DECREF(t);
-  Py_XDECREF(tb);
   return v;
 }
 
@@ -173,14 +167,10 @@ static PyObject *compiled_failed(PyObject *compiled, PyObject *reference,
   if (result == NULL) {
     edgert_guard_reference_failed(counts, SERIALIZED);
     /* The reference's error propagates, chained to the compiled one. */
-    PyObject *t, *v, *tb;
-    PyErr_Fetch(&t, &v, &tb);
-    PyErr_NormalizeException(&t, &v, &tb);
-    if (v != NULL && PyExceptionInstance_Check(v)) {
-      Py_INCREF(exc);
-      PyException_SetContext(v, exc);
-    }
-    PyErr_Restore(t, v, tb);
+    PyObject *v = PyErr_GetRaisedException();
+    if (v != NULL)
+      PyException_SetContext(v, Py_NewRef(exc));
+    PyErr_SetRaisedException(v);
     edgert_py_log(&fb_log, EDGERT_PY_ERROR, "run_with_guard: reference %U%U failed too", rname,
                   shapes);
   }

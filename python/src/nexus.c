@@ -335,13 +335,7 @@ static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self,
     Py_END_CRITICAL_SECTION();
     return NULL;
   }
-  PyObject *et, *ev, *tb;
-  PyErr_Fetch(&et, &ev, &tb);
-  PyErr_NormalizeException(&et, &ev, &tb);
-  if (tb != NULL && ev != NULL)
-    PyException_SetTraceback(ev, tb);
-  Py_XDECREF(tb);
-  Py_XDECREF(et);
+  PyObject *ev = PyErr_GetRaisedException();
 
   int quarantine = 0;
   /* A signal sent to the thread interrupted the kernel: not its failure. An
@@ -453,13 +447,7 @@ static PyObject *shadow_validate(KernelObject *self, PyObject *result,
       result = leave_buffers(NULL, before, args);
       goto out;
     }
-    PyObject *et, *tb;
-    PyErr_Fetch(&et, &cause, &tb);
-    PyErr_NormalizeException(&et, &cause, &tb);
-    if (tb != NULL && cause != NULL)
-      PyException_SetTraceback(cause, tb);
-    Py_XDECREF(et);
-    Py_XDECREF(tb);
+    cause = PyErr_GetRaisedException();
     diff = PyUnicode_FromFormat("the reference raised %s: %S",
                                 Py_TYPE(cause)->tp_name, cause);
   } else {
@@ -476,11 +464,7 @@ static PyObject *shadow_validate(KernelObject *self, PyObject *result,
         result = leave_buffers(NULL, before, args);
         goto out;
       }
-      PyObject *et, *tb;
-      PyErr_Fetch(&et, &cause, &tb);
-      PyErr_NormalizeException(&et, &cause, &tb);
-      Py_XDECREF(et);
-      Py_XDECREF(tb);
+      cause = PyErr_GetRaisedException();
       diff = PyUnicode_FromFormat("the results could not be compared: %s: %S",
                                   Py_TYPE(cause)->tp_name, cause);
     } else if (diff == NULL) {
@@ -530,14 +514,10 @@ static PyObject *shadow_validate(KernelObject *self, PyObject *result,
   if (num != NULL) {
     edgert_py_mismatch(msg, self->name, num, compiled_result, ref, diff);
     if (cause != NULL && PyErr_ExceptionMatches(EdgertPy_FallbackMismatchError)) {
-      PyObject *et, *exc, *tb; /* the reference's error is the cause */
-      PyErr_Fetch(&et, &exc, &tb);
-      PyErr_NormalizeException(&et, &exc, &tb);
-      if (exc != NULL) {
-        PyException_SetContext(exc, Py_NewRef(cause));
-        PyException_SetCause(exc, Py_NewRef(cause));
-      }
-      PyErr_Restore(et, exc, tb);
+      PyObject *exc = PyErr_GetRaisedException(); /* the reference's error is the cause */
+      PyException_SetContext(exc, Py_NewRef(cause));
+      PyException_SetCause(exc, Py_NewRef(cause));
+      PyErr_SetRaisedException(exc);
     }
   }
   Py_XDECREF(num);
