@@ -14,7 +14,7 @@
  *   requested from inside such a call (a kernel calling back into Python)
  *   is deferred until the outermost one returns. Free-threaded builds have
  *   no lock that keeps unload() out of such a call, so the core counts
- *   every call there (call_attached) and `unloaded` is a relaxed atomic.
+ *   every call there (edgert_py_call_attached, func.h) and `unloaded` is a relaxed atomic.
  * - Arguments go through the fast lane (exact floats and small ints, GIL
  *   kept) or else the conversion table (conv.h), strict and lossless; a
  *   refused argument becomes an exception only when the caller wants one
@@ -94,28 +94,6 @@ PyTypeObject EdgertPy_ModType = {
 
 /* ---- _Bound: what a bound callable's __self__ is ---------------------------- */
 
-typedef struct {
-  PyObject_HEAD
-  edgert_func_t *fn;
-  edgert_py_mod_t *mod;
-  PyMethodDef def;
-  unsigned nargs;
-  int release_gil;
-  int cleanup; /* some argument needs a conv_hold_t (buffer, string copy) */
-  int callbacks; /* some argument is a CFUNCTYPE (callback.c) */
-  int isolated; /* a function of an isolated module (edgert/isolate.h): call_isolated */
-  /* The callback signature this function was last found to match
-   * (edgert_py_bound_fnptr): signatures are interned, so one compare. */
-  _Atomic(const edgert_fnsig_t *) fnsig_ok;
-  int fast;    /* GIL kept, <= FAST_MAX arguments, each a double or a 64-bit int */
-  int variadic; /* extra arguments after the nargs fixed ones (bound_invoke_var) */
-  unsigned char fastcode[EDGERT_MAX_ARGS];
-  PyTypeObject *stype[EDGERT_MAX_ARGS]; /* FC_STRUCT: the one class the lane takes
-                                           (borrowed: struct.c's dicts keep it) */
-  edgert_abi_type_t ret;
-  edgert_abi_type_t args[EDGERT_MAX_ARGS];
-  PyObject *weakrefs; /* edgert._pickle keeps unpickled functions weakly, by content */
-} BoundObject;
 
 static void bound_dealloc(BoundObject *b) {
   if (b->weakrefs != NULL)
@@ -250,23 +228,6 @@ PyTypeObject EdgertPy_BoundType = {
 /* ---- the call --------------------------------------------------------------- */
 
 
-/* A call that keeps the GIL, or on a free-threaded build stays attached:
- * see the invariants above for who keeps unload() out of it. */
-static inline int call_attached(edgert_py_mod_t *h, edgert_func_t *fn, edgert_value_t *v, void *ret) {
-  EDGERT_PY_CALLER_ENTER(PyThreadState_GetUnchecked()); /* attached: never NULL */
-#ifdef Py_GIL_DISABLED
-  (void)h;
-  int rc = edgert_func_call_values(fn, v, ret);
-#else
-  h->gil_calls++;
-  int rc = edgert_func_call_serialized(fn, v, ret);
-  if (--h->gil_calls == 0 && EDGERT__UNLIKELY(h->pending_unload))
-    edgert_py_mod_unload(h);
-#endif
-  EDGERT_PY_CALLER_LEAVE();
-  return rc;
-}
-
 static PyObject *raise_unloaded(BoundObject *b) {
   PyErr_Format(EdgertPy_ModuleUnloadedError, "cannot call '%s': module %s is unloaded",
                edgert_func_name(b->fn), edgert_module_path(b->mod->m));
@@ -274,7 +235,7 @@ static PyObject *raise_unloaded(BoundObject *b) {
 }
 
 /* Calls b's function with converted values: with the GIL released when its
- * contract says so, else attached (call_attached). */
+ * contract says so, else attached (edgert_py_call_attached). */
 static int call_converted(BoundObject *b, edgert_py_mod_t *h, edgert_value_t *v,
                           void *ret) {
   int rc;
@@ -285,7 +246,7 @@ static int call_converted(BoundObject *b, edgert_py_mod_t *h, edgert_value_t *v,
     EDGERT_PY_CALLER_LEAVE();
     Py_END_ALLOW_THREADS
   } else {
-    rc = call_attached(h, b->fn, v, ret);
+    rc = edgert_py_call_attached(h, b->fn, v, ret);
   }
   return rc;
 }
@@ -485,7 +446,7 @@ static inline PyObject *bound_dispatch(BoundObject *b, PyObject *const *args,
       }
     }
     conv_ret_t r;
-    int rc = call_attached(h, b->fn, v, &r);
+    int rc = edgert_py_call_attached(h, b->fn, v, &r);
     if (EDGERT__UNLIKELY(rc != 0))
       return edgert_py_raise(rc);
     switch (b->ret.code) {
@@ -518,44 +479,17 @@ PyObject *edgert_py_bound_self_call(PyObject *self, PyObject *const *args, Py_ss
   return bound_dispatch(b, args, nargs, NULL);
 }
 
-/* The fastest lane, for the commonest kernel shape: double f(double, double)
- * (and double f(double)) keeping the GIL, called with exact floats. No loop,
- * no per-argument code and no return switch; anything else goes to
- * bound_invoke like the general lane's misses. */
-/* The lanes' body, for n = 1 or 2 (a constant at each use): NULL with
- * *took = 0 when the arguments are not n exact floats (the caller then takes
- * the general path), else the result. */
-static inline PyObject *lane_floats(BoundObject *b, PyObject *const *args, Py_ssize_t nargs,
-                                    int n, int *took) {
-  edgert_py_mod_t *h = b->mod;
-  if (EDGERT__LIKELY(nargs == n && PyFloat_CheckExact(args[0]) &&
-                     (n == 1 || PyFloat_CheckExact(args[1])) && !EDGERT_PY_LOAD(h->unloaded))) {
-    *took = 1;
-    edgert_value_t v[2];
-    v[0].d = PyFloat_AS_DOUBLE(args[0]);
-    if (n == 2)
-      v[1].d = PyFloat_AS_DOUBLE(args[1]);
-    conv_ret_t r;
-    int rc = call_attached(h, b->fn, v, &r);
-    if (EDGERT__UNLIKELY(rc != 0))
-      return edgert_py_raise(rc);
-    return PyFloat_FromDouble(*(const double *)r.raw);
-  }
-  *took = 0;
-  return NULL;
-}
-
 static PyObject *bound_call_d2(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
   BoundObject *b = (BoundObject *)self;
   int took;
-  PyObject *r = lane_floats(b, args, nargs, 2, &took);
+  PyObject *r = edgert_py_floats_lane(b, args, nargs, 2, &took);
   return EDGERT__LIKELY(took) ? r : bound_invoke(b, args, nargs, NULL);
 }
 
 static PyObject *bound_call_d1(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
   BoundObject *b = (BoundObject *)self;
   int took;
-  PyObject *r = lane_floats(b, args, nargs, 1, &took);
+  PyObject *r = edgert_py_floats_lane(b, args, nargs, 1, &took);
   return EDGERT__LIKELY(took) ? r : bound_invoke(b, args, nargs, NULL);
 }
 
@@ -697,7 +631,7 @@ int edgert_py_bound_reload_if_crashed(PyObject *o) {
 static inline PyObject *floats_or_dispatch(BoundObject *b, PyObject *const *args,
                                            Py_ssize_t nargs, int n, int *missed) {
   int took;
-  PyObject *r = lane_floats(b, args, nargs, n, &took);
+  PyObject *r = edgert_py_floats_lane(b, args, nargs, n, &took);
   if (EDGERT__LIKELY(took)) {
     if (missed)
       *missed = 0;
@@ -748,6 +682,14 @@ edgert_py_lane_t edgert_py_bound_lane(PyObject *bound) {
   if (lane == (PyCFunction)(void (*)(void))bound_call_iso)
     return lane_call_iso;
   return lane_call_general;
+}
+
+int edgert_py_bound_float_width(PyObject *bound, BoundObject **self) {
+  PyCFunction lane = PyCFunction_GET_FUNCTION(bound);
+  *self = BOUND_SELF(bound);
+  if (lane == (PyCFunction)(void (*)(void))bound_call_d2)
+    return 2;
+  return lane == (PyCFunction)(void (*)(void))bound_call_d1;
 }
 
 /* A new bound callable for fn (new reference). */

@@ -5,6 +5,7 @@
 #ifndef EDGERT_PY_FUNC_H
 #define EDGERT_PY_FUNC_H
 
+#include "conv.h"
 #include "ext.h"
 
 /* _Module: one core module handle. ModuleLoader and every bound callable
@@ -45,6 +46,83 @@ PyObject *edgert_py_isolation_options_dict(const edgert_isolate_options_t *o);
  * function of an isolated module (edgert/isolate.h) gets a lane of its own
  * (func.c's iso lane), chosen here, so in-process calls never test for it. */
 PyObject *edgert_py_make_bound(edgert_py_mod_t *h, edgert_func_t *fn);
+
+/* _Bound: a bound callable's __self__ (func.c). Its float lane's body is
+ * below so that the nexus (nexus.c) can run it inline. */
+typedef struct {
+  PyObject_HEAD
+  edgert_func_t *fn;
+  edgert_py_mod_t *mod;
+  PyMethodDef def;
+  unsigned nargs;
+  int release_gil;
+  int cleanup; /* some argument needs a conv_hold_t (buffer, string copy) */
+  int callbacks; /* some argument is a CFUNCTYPE (callback.c) */
+  int isolated; /* a function of an isolated module (edgert/isolate.h): call_isolated */
+  /* The callback signature this function was last found to match
+   * (edgert_py_bound_fnptr): signatures are interned, so one compare. */
+  _Atomic(const edgert_fnsig_t *) fnsig_ok;
+  int fast;    /* GIL kept, <= FAST_MAX arguments, each a double or a 64-bit int */
+  int variadic; /* extra arguments after the nargs fixed ones (bound_invoke_var) */
+  unsigned char fastcode[EDGERT_MAX_ARGS];
+  PyTypeObject *stype[EDGERT_MAX_ARGS]; /* FC_STRUCT: the one class the lane takes
+                                           (borrowed: struct.c's dicts keep it) */
+  edgert_abi_type_t ret;
+  edgert_abi_type_t args[EDGERT_MAX_ARGS];
+  PyObject *weakrefs; /* edgert._pickle keeps unpickled functions weakly, by content */
+} BoundObject;
+
+/* A call that keeps the GIL, or on a free-threaded build stays attached:
+ * see the invariants in func.c for who keeps unload() out of it. */
+static inline int edgert_py_call_attached(edgert_py_mod_t *h, edgert_func_t *fn,
+                                          edgert_value_t *v, void *ret) {
+  EDGERT_PY_CALLER_ENTER(PyThreadState_GetUnchecked()); /* attached: never NULL */
+#ifdef Py_GIL_DISABLED
+  (void)h;
+  int rc = edgert_func_call_values(fn, v, ret);
+#else
+  h->gil_calls++;
+  int rc = edgert_func_call_serialized(fn, v, ret);
+  if (--h->gil_calls == 0 && EDGERT__UNLIKELY(h->pending_unload))
+    edgert_py_mod_unload(h);
+#endif
+  EDGERT_PY_CALLER_LEAVE();
+  return rc;
+}
+
+/*
+ * The float lane, for the commonest kernel shape: double f(double, double)
+ * (and double f(double)) keeping the GIL, called with exact floats. No loop,
+ * no per-argument code and no return switch. For n = 1 or 2 (a constant at
+ * each use, b's lane being that width's: edgert_py_bound_float_width):
+ * NULL with *took = 0 when the arguments are not n exact floats or the
+ * module is unloaded (the caller then takes the general path, which says
+ * why), else *took = 1 and the result (NULL with the error set). It runs
+ * no Python code and keeps the GIL.
+ */
+static inline PyObject *edgert_py_floats_lane(BoundObject *b, PyObject *const *args,
+                                              Py_ssize_t nargs, int n, int *took) {
+  edgert_py_mod_t *h = b->mod;
+  if (EDGERT__LIKELY(nargs == n && PyFloat_CheckExact(args[0]) &&
+                     (n == 1 || PyFloat_CheckExact(args[1])) && !EDGERT_PY_LOAD(h->unloaded))) {
+    *took = 1;
+    edgert_value_t v[2];
+    v[0].d = PyFloat_AS_DOUBLE(args[0]);
+    if (n == 2)
+      v[1].d = PyFloat_AS_DOUBLE(args[1]);
+    conv_ret_t r;
+    int rc = edgert_py_call_attached(h, b->fn, v, &r);
+    if (EDGERT__UNLIKELY(rc != 0))
+      return edgert_py_raise(rc);
+    return PyFloat_FromDouble(*(const double *)r.raw);
+  }
+  *took = 0;
+  return NULL;
+}
+
+/* 2 or 1 when `bound` (edgert_py_is_bound) takes the float lane of that
+ * width (its _Bound in *self, borrowed), else 0. */
+int edgert_py_bound_float_width(PyObject *bound, BoundObject **self);
 
 /* Calls the bound function whose _Bound is `self` (loader.call's path). */
 PyObject *edgert_py_bound_self_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs);
