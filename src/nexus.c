@@ -264,6 +264,7 @@ void edgert_kernel_stats(edgert_kernel_t *k, edgert_nexus_stats_t *out) {
   out->consecutive_failures = p->consecutive_failures;
   out->state = p->state;
   out->versions = p->versions;
+  out->running = edgert_nexus_policy_running(p);
   pthread_mutex_unlock(&k->lock);
 }
 

@@ -181,6 +181,9 @@ typedef struct edgert_nexus_stats_s {
   unsigned consecutive_failures;
   int state;             /* EDGERT_NEXUS_ACTIVE or EDGERT_NEXUS_QUARANTINED */
   unsigned versions;     /* versions in the history, the current included */
+  uint64_t running;      /* calls entered and not yet ended (each call ends
+                            exactly once: served, refused, failed or
+                            abandoned); 0 when none runs */
 } edgert_nexus_stats_t;
 
 /* A new, empty nexus in *out. Returns 0, EDGERT_EINVAL or EDGERT_ENOMEM. */

@@ -95,6 +95,9 @@ typedef struct edgert_nexus_policy_s {
   /* Counters. */
   uint64_t calls, compiled, guard_misses, fallbacks, failures, mismatches,
       validations;
+  uint64_t ended; /* calls that ended without the compiled side serving
+                     them: routed to the reference, guard misses, failures,
+                     abandoned calls (so edgert_nexus_policy_running) */
 } edgert_nexus_policy_t;
 
 /* What is wrong with a set of options, or NULL: a static message, which
@@ -145,7 +148,7 @@ static inline void edgert_nexus_policy_start(edgert_nexus_policy_t *p) {
   p->version = p->last_number = 1;
   p->due = p->validate_every == 1; /* the first served call is the 1st */
   p->calls = p->compiled = p->guard_misses = p->fallbacks = p->failures =
-      p->mismatches = p->validations = 0;
+      p->mismatches = p->validations = p->ended = 0;
 }
 
 /* A call enters. `healthy` is edgert_process_healthy()'s answer. */
@@ -154,10 +157,11 @@ edgert_nexus_policy_enter(edgert_nexus_policy_t *p, int healthy) {
   p->calls++;
   /* The commonest case first, in one test: active (EDGERT_NEXUS_ACTIVE is
    * 0), nothing due, healthy. */
-  if ((p->state | p->due) == 0 && healthy)
+  if (((p->state | p->due) == 0) & (healthy != 0)) /* & folds to one test */
     return EDGERT_NEXUS_ROUTE_COMPILED;
   if (p->state != EDGERT_NEXUS_ACTIVE || !healthy) {
     p->fallbacks++;
+    p->ended++;
     return healthy ? EDGERT_NEXUS_ROUTE_REFERENCE : EDGERT_NEXUS_ROUTE_UNHEALTHY;
   }
   if (p->due != 0) {
@@ -170,6 +174,7 @@ edgert_nexus_policy_enter(edgert_nexus_policy_t *p, int healthy) {
 /* A claim not served goes back: the next call to enter takes it. */
 static inline void edgert_nexus_policy_abandoned(edgert_nexus_policy_t *p,
                                                  int claimed) {
+  p->ended++;
   if (claimed)
     p->due++;
 }
@@ -185,11 +190,13 @@ static inline void edgert_nexus_policy_guard_miss(edgert_nexus_policy_t *p,
  * validation is counted here; the host runs it next. */
 static inline void edgert_nexus_policy_served(edgert_nexus_policy_t *p,
                                               uint64_t number, int claimed) {
-  p->compiled++;
   /* The commonest case in one test: no failures to forget, no claim, no
    * validation sampling. */
-  if ((p->consecutive_failures | p->validate_every | (unsigned)claimed) == 0)
+  if ((p->consecutive_failures | p->validate_every | (unsigned)claimed) == 0) {
+    p->compiled++;
     return;
+  }
+  p->compiled++;
   if (number == p->version)
     p->consecutive_failures = 0;
   if (claimed)
@@ -218,6 +225,15 @@ static inline int edgert_nexus_policy_failed(edgert_nexus_policy_t *p,
     p->fallbacks++;
   edgert_nexus_policy_abandoned(p, claimed);
   return quarantined;
+}
+
+/* Calls that entered and have not ended: entered and not yet served,
+ * refused by the guard, failed or abandoned (a call routed to the reference
+ * ends as it enters). A host that lets calls run on a version without a
+ * reference of their own keeps a version the history drops until this is
+ * 0 (python/src/nexus.c). */
+static inline uint64_t edgert_nexus_policy_running(const edgert_nexus_policy_t *p) {
+  return p->calls - p->compiled - p->ended;
 }
 
 /* A validation found the results different (or the reference failed). */

@@ -30,6 +30,7 @@ class KernelStats(TypedDict):
     timeouts: int
     worker_deaths: int
     respawns: int
+    running: int
 
 class HistoryEntry(TypedDict):
     version: int

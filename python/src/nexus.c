@@ -45,6 +45,7 @@
  * lock and reference counts.
  */
 #include "ext.h"
+#include "func.h"
 
 #include <structmember.h>
 
@@ -70,9 +71,13 @@ enum { ACTIVE = EDGERT_NEXUS_ACTIVE, QUARANTINED = EDGERT_NEXUS_QUARANTINED };
 #if defined(__GNUC__)
 #define EDGERT_PY_INLINE inline __attribute__((always_inline))
 #define EDGERT_PY_COLD __attribute__((noinline, cold))
+/* Out of line but not cold: GCC moves the paths that lead to a cold
+ * function into the function's .cold part, the served path among them. */
+#define EDGERT_PY_NOINLINE __attribute__((noinline))
 #else
 #define EDGERT_PY_INLINE inline
 #define EDGERT_PY_COLD
+#define EDGERT_PY_NOINLINE
 #endif
 
 static edgert_py_logger_t nexus_log;
@@ -101,6 +106,9 @@ typedef struct version_s {
   double installed; /* time.time() when it was installed */
   int bound;        /* compiled is a bound module function (has a contract) */
   edgert_py_lane_t lane; /* edgert_py_bound_lane when bound, else plain_lane */
+  int width;        /* edgert_py_bound_float_width: 1 or 2 for the float lane,
+                       which kernel_vectorcall runs inline on fself, else 0 */
+  BoundObject *fself; /* compiled's _Bound when width != 0 (borrowed) */
 } version_t;
 
 typedef struct kernel_s {
@@ -116,6 +124,14 @@ typedef struct kernel_s {
                            QUARANTINED, so calls take the slow path) */
   int unhealthy_logged; /* the "process is unhealthy" error was logged */
   edgert_nexus_policy_t pol; /* options, state, counters: edgert/nexus_policy.h */
+  /* Versions the history dropped while calls were running (calls hold no
+   * reference of their own: see pick_t), released once none runs
+   * (edgert_nexus_policy_running is 0): by settle() when a call ends, and
+   * by swap, rollback, reset and stats. ngrave is read without the
+   * critical section on the call path (a relaxed atomic where there is no
+   * GIL). */
+  PyObject **grave;
+  Py_ssize_t ngrave, grave_cap;
   /* Failures of an isolated compiled side (docs/isolation.md), also counted
    * in pol.failures: calls that overran the timeout (KernelTimeout) and
    * worker deaths (KernelCrash with isolated=True). */
@@ -247,6 +263,71 @@ static int debug_enabled(void) {
   return edgert_py_log_enabled(&nexus_log, EDGERT_PY_DEBUG);
 }
 
+/* ---- the grave: versions dropped while calls run ---------------------- */
+
+/* Room for `n` more versions in the grave, in the handle's critical
+ * section, before a swap or rollback changes anything: 0, or -1 with
+ * MemoryError (and nothing changed). */
+static int grave_reserve(KernelObject *self, Py_ssize_t n) {
+  if (self->ngrave + n <= self->grave_cap)
+    return 0;
+  Py_ssize_t cap = 2 * (self->ngrave + n);
+  PyObject **g = PyMem_Realloc(self->grave, (size_t)cap * sizeof *g);
+  if (g == NULL) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  self->grave = g;
+  self->grave_cap = cap;
+  return 0;
+}
+
+/* Whether a version the history drops now must wait in the grave (in the
+ * critical section): some call may be running on it. */
+static int calls_running(const KernelObject *self) {
+  return edgert_nexus_policy_running(&self->pol) != 0;
+}
+
+/* `compiled`, a reference the history gave up, in the critical section:
+ * into the grave (room reserved) while calls run, and NULL; else returned,
+ * for the caller to release after the section. */
+static PyObject *bury(KernelObject *self, PyObject *compiled) {
+  if (!calls_running(self))
+    return compiled;
+  self->grave[self->ngrave] = compiled;
+  EDGERT_PY_STORE(self->ngrave, self->ngrave + 1);
+  return NULL;
+}
+
+/* Releases the grave's versions if no call runs. Keeps an exception that is
+ * set (a call that failed): releasing one may run code. */
+static EDGERT_PY_NOINLINE void settle_grave(KernelObject *self) {
+  PyObject **g = NULL;
+  Py_ssize_t n = 0;
+  Py_BEGIN_CRITICAL_SECTION(self);
+  if (self->ngrave != 0 && !calls_running(self)) {
+    g = self->grave;
+    n = self->ngrave;
+    self->grave = NULL;
+    self->grave_cap = 0;
+    EDGERT_PY_STORE(self->ngrave, 0);
+  }
+  Py_END_CRITICAL_SECTION();
+  if (n == 0)
+    return;
+  PyObject *exc = PyErr_GetRaisedException();
+  for (Py_ssize_t i = 0; i < n; i++)
+    Py_DECREF(g[i]);
+  PyMem_Free(g);
+  PyErr_SetRaisedException(exc);
+}
+
+/* A call ended: releases the grave if it holds versions and none runs. */
+static EDGERT_PY_INLINE void settle(KernelObject *self) {
+  if (EDGERT__UNLIKELY(EDGERT_PY_LOAD(self->ngrave) != 0))
+    settle_grave(self);
+}
+
 static EDGERT_PY_INLINE PyObject *guard_miss(KernelObject *self,
                                               PyObject *const *args,
                                               Py_ssize_t nargs,
@@ -254,6 +335,7 @@ static EDGERT_PY_INLINE PyObject *guard_miss(KernelObject *self,
   Py_BEGIN_CRITICAL_SECTION(self);
   edgert_nexus_policy_guard_miss(&self->pol, claimed);
   Py_END_CRITICAL_SECTION();
+  settle(self);
   if (EDGERT__UNLIKELY(debug_enabled())) {
     PyObject *shapes = edgert_py_describe_args(args, nargs);
     if (shapes != NULL) {
@@ -333,6 +415,7 @@ static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self,
     Py_BEGIN_CRITICAL_SECTION(self);
     edgert_nexus_policy_abandoned(&self->pol, claimed);
     Py_END_CRITICAL_SECTION();
+    settle(self);
     return NULL;
   }
   PyObject *ev = PyErr_GetRaisedException();
@@ -363,6 +446,7 @@ static EDGERT_PY_COLD PyObject *compiled_failed(KernelObject *self,
   quarantine = edgert_nexus_policy_failed(&self->pol, number, blamed, claimed);
   consecutive = self->pol.consecutive_failures;
   Py_END_CRITICAL_SECTION();
+  settle(self);
   PyObject *what = PyUnicode_FromFormat("%s: %S", Py_TYPE(ev)->tp_name, ev);
   if (what == NULL) {
     Py_DECREF(ev);
@@ -541,34 +625,45 @@ static PyObject *plain_lane(PyObject *compiled, PyObject *const *args, Py_ssize_
   return PyObject_Vectorcall(compiled, args, (size_t)nargs, NULL);
 }
 
-/* The lane of `compiled`, a new version, `bound` when edgert_py_is_bound. */
-static edgert_py_lane_t lane_of(PyObject *compiled, int bound) {
-  return bound ? edgert_py_bound_lane(compiled) : plain_lane;
+/* The lane of v, a new version whose compiled side is set, `bound` when
+ * edgert_py_is_bound. */
+static void set_lane(version_t *v, int bound) {
+  v->bound = bound;
+  v->lane = bound ? edgert_py_bound_lane(v->compiled) : plain_lane;
+  v->fself = NULL;
+  v->width = bound ? edgert_py_bound_float_width(v->compiled, &v->fself) : 0;
 }
 
 /*
  * What a call runs on, taken in the handle's critical section by
- * pick_current: the current version's compiled side (a strong reference, so
- * a swap in another thread never frees it under the call), its number and
- * kind, and whether this call's latency is sampled.
+ * pick_current: the current version's compiled side, its number and kind,
+ * and whether this call's latency is sampled. `compiled` is borrowed: a
+ * version the history drops while calls run (a swap in another thread, or
+ * by the compiled side itself) waits in the kernel's grave until none does,
+ * so a call needs no reference of its own (which cost two writes per call
+ * to an object the float lane does not otherwise touch).
  */
 typedef struct pick_s {
   PyObject *compiled;
   edgert_py_lane_t lane; /* the version's lane */
+  BoundObject *fself;    /* and its float lane's */
   uint64_t number;
+  int width;
   int sample;
 } pick_t;
 
 static EDGERT_PY_INLINE void pick_current(KernelObject *self, pick_t *p) {
   version_t *v = self->current;
-  p->compiled = Py_NewRef(v->compiled);
+  p->compiled = v->compiled;
   p->number = v->number;
   p->lane = v->lane;
+  p->fself = v->fself;
+  p->width = v->width;
   p->sample = sampled(&self->clat);
 }
 
 /*
- * One call on the version `p` picked (its reference is consumed). *served
+ * One call on the version `p` picked. *served
  * is 1 when the compiled side served it, 0 when the reference did or the
  * call raised. `before` (validated calls with buffer arguments, else NULL)
  * is restored before the reference serves a failed call, so the reference
@@ -586,11 +681,8 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
   double t0 = EDGERT__UNLIKELY(p.sample) ? now_ns() : 0.0;
   int missed = 0;
   PyObject *r = p.lane(compiled, args, nargs, &missed);
-  if (EDGERT__UNLIKELY(r == NULL) && missed) {
-    Py_DECREF(compiled);
+  if (EDGERT__UNLIKELY(r == NULL) && missed)
     return guard_miss(self, args, nargs, number, claimed);
-  }
-  Py_DECREF(compiled);
   if (EDGERT__UNLIKELY(r == NULL)) {
     leave_buffers(NULL, before, args); /* the kernel's error stays set */
     return compiled_failed(self, args, nargs, number, claimed);
@@ -600,6 +692,7 @@ static EDGERT_PY_INLINE PyObject *compiled_call(KernelObject *self,
     lat_record(&self->clat, now_ns() - t0);
   edgert_nexus_policy_served(&self->pol, number, claimed);
   Py_END_CRITICAL_SECTION();
+  settle(self);
   *served = 1;
   return r;
 }
@@ -645,7 +738,7 @@ static EDGERT_PY_COLD PyObject *validated_call(KernelObject *self,
     Py_BEGIN_CRITICAL_SECTION(self);
     edgert_nexus_policy_abandoned(&self->pol, 1); /* the claim goes back */
     Py_END_CRITICAL_SECTION();
-    Py_DECREF(p.compiled);
+    settle(self);
     return NULL;
   }
   int served;
@@ -676,32 +769,25 @@ static EDGERT_PY_COLD PyObject *other_call(KernelObject *self, PyObject *const *
 /* The lane of the commonest call returned NULL: a guard miss (`missed`) or
  * a failure of the compiled side (its error is set). */
 static EDGERT_PY_INLINE PyObject *lane_returned_null(KernelObject *self, PyObject *const *args,
-                                                   Py_ssize_t nargs, PyObject *compiled,
-                                                   uint64_t number, int missed) {
-  Py_DECREF(compiled);
+                                                   Py_ssize_t nargs, uint64_t number,
+                                                   int missed) {
   if (missed)
     return guard_miss(self, args, nargs, number, 0);
   return compiled_failed(self, args, nargs, number, 0);
 }
 
 /*
- * The call. The commonest one (active, healthy, nothing due, latency not
- * sampled) is compiled_call's sequence written out here with nothing it
- * does not need, so that it keeps few values across the compiled call (the
- * pick, the lane's result): one pass of the policy's enter and served
- * transitions around the lane. All other calls go to other_call.
+ * A call with positional arguments. The commonest one (active, healthy,
+ * nothing due, latency not sampled) is compiled_call's sequence written out
+ * here with nothing it does not need: one pass of the policy's enter and
+ * served transitions around the lane, the float lane (edgert_py_floats_lane)
+ * inline. All other calls go to other_call. Inlined into both ways in,
+ * kernel_vectorcall and Kernel.call.
  */
-#if defined(__GNUC__)
-__attribute__((aligned(64))) /* its placement moved the call path by ns */
-#endif
-static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
-                                   size_t nargsf, PyObject *kwnames) {
-  KernelObject *self = (KernelObject *)op;
-  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-  if (EDGERT__UNLIKELY(kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0))
-    return keyword_call(self, args, nargsf, kwnames);
+static EDGERT_PY_INLINE PyObject *positional_call(KernelObject *self, PyObject *const *args,
+                                                  Py_ssize_t nargs) {
   edgert_nexus_route_t route;
-  pick_t p = {NULL, NULL, 0, 0};
+  pick_t p = {NULL, NULL, NULL, 0, 0, 0};
   int healthy = process_healthy();
   Py_BEGIN_CRITICAL_SECTION(self);
   route = edgert_nexus_policy_enter(&self->pol, healthy);
@@ -710,17 +796,35 @@ static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
     pick_current(self, &p);
   Py_END_CRITICAL_SECTION();
   if (EDGERT__LIKELY(route == EDGERT_NEXUS_ROUTE_COMPILED && !p.sample)) {
-    int missed;
-    PyObject *r = p.lane(p.compiled, args, nargs, &missed);
+    int missed = 0, took = 0;
+    PyObject *r = NULL;
+    if (p.width == 2)
+      r = edgert_py_floats_lane(p.fself, args, nargs, 2, &took);
+    else if (p.width == 1)
+      r = edgert_py_floats_lane(p.fself, args, nargs, 1, &took);
+    if (!took)
+      r = p.lane(p.compiled, args, nargs, &missed);
     if (EDGERT__UNLIKELY(r == NULL))
-      return lane_returned_null(self, args, nargs, p.compiled, p.number, missed);
-    Py_DECREF(p.compiled);
+      return lane_returned_null(self, args, nargs, p.number, missed);
     Py_BEGIN_CRITICAL_SECTION(self);
     edgert_nexus_policy_served(&self->pol, p.number, 0);
     Py_END_CRITICAL_SECTION();
+    settle(self);
     return r;
   }
   return other_call(self, args, nargs, route, p, healthy);
+}
+
+/* The call k(...). */
+#if defined(__GNUC__)
+__attribute__((aligned(64))) /* its placement moved the call path by ns */
+#endif
+static PyObject *kernel_vectorcall(PyObject *op, PyObject *const *args,
+                                   size_t nargsf, PyObject *kwnames) {
+  KernelObject *self = (KernelObject *)op;
+  if (EDGERT__UNLIKELY(kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0))
+    return keyword_call(self, args, nargsf, kwnames);
+  return positional_call(self, args, PyVectorcall_NARGS(nargsf));
 }
 
 /* ---- construction ------------------------------------------------------ */
@@ -817,8 +921,7 @@ static PyObject *kernel_new(PyTypeObject *type, PyObject *args,
   v->compiled = Py_NewRef(compiled);
   v->number = 1;
   v->installed = wall_time();
-  v->bound = edgert_py_is_bound(compiled);
-  v->lane = lane_of(compiled, v->bound);
+  set_lane(v, edgert_py_is_bound(compiled));
   self->nversions = 1;
   set_current(self);
   return (PyObject *)self;
@@ -828,15 +931,26 @@ static int kernel_traverse(KernelObject *self, visitproc visit, void *arg) {
   Py_VISIT(self->reference);
   for (int i = 0; i < self->nversions; i++)
     Py_VISIT(self->history[i].compiled);
+  for (Py_ssize_t i = 0; i < self->ngrave; i++)
+    Py_VISIT(self->grave[i]);
   return 0;
 }
 
 /* The references are taken out in the handle's critical section and
- * released after it, since releasing one may run code. */
+ * released after it, since releasing one may run code. The grave's too:
+ * the garbage collector clears a handle only when nothing can call it, so
+ * no call runs. */
 static int kernel_clear(KernelObject *self) {
   PyObject *dropped[HISTORY_MAX + 1];
   int n = 0;
+  PyObject **grave;
+  Py_ssize_t ngrave;
   Py_BEGIN_CRITICAL_SECTION(self);
+  grave = self->grave;
+  ngrave = self->ngrave;
+  self->grave = NULL;
+  self->grave_cap = 0;
+  EDGERT_PY_STORE(self->ngrave, 0);
   self->gone = 1; /* calls now raise instead of touching the history */
   self->pol.state = QUARANTINED; /* ... since they take the slow path */
   dropped[n++] = self->reference;
@@ -848,6 +962,9 @@ static int kernel_clear(KernelObject *self) {
   Py_END_CRITICAL_SECTION();
   for (int i = 0; i < n; i++)
     Py_XDECREF(dropped[i]);
+  for (Py_ssize_t i = 0; i < ngrave; i++)
+    Py_DECREF(grave[i]);
+  PyMem_Free(grave);
   return 0;
 }
 
@@ -865,17 +982,22 @@ static void kernel_dealloc(KernelObject *self) {
 
 /* Installs `compiled` as the newest version; in the handle's critical
  * section. Returns its number, or 0 with RuntimeError when the handle was
- * cleared. *dropped is the version that left a full history (the caller
- * releases it unlocked) or NULL; *was the state before. */
+ * cleared (MemoryError when the grave has no room), nothing changed.
+ * *dropped is the version that left a full history, for the caller to
+ * release unlocked, or NULL (none left, or it waits in the grave); *was
+ * the state before. */
 static uint64_t install_version(KernelObject *self, PyObject *compiled, int bound,
                                 PyObject **dropped, int *was) {
   if (cleared(self))
+    return 0;
+  /* room for the oldest version, should it leave while calls run */
+  if (calls_running(self) && grave_reserve(self, 1) < 0)
     return 0;
   int evict;
   *was = self->pol.state;
   uint64_t number = edgert_nexus_policy_swap(&self->pol, &evict);
   if (evict) {
-    *dropped = self->history[0].compiled;
+    *dropped = bury(self, self->history[0].compiled);
     memmove(self->history, self->history + 1,
             (size_t)(self->nversions - 1) * sizeof *self->history);
     self->nversions--;
@@ -884,8 +1006,7 @@ static uint64_t install_version(KernelObject *self, PyObject *compiled, int boun
   v->compiled = Py_NewRef(compiled);
   v->number = number;
   v->installed = wall_time();
-  v->bound = bound;
-  v->lane = lane_of(compiled, bound);
+  set_lane(v, bound);
   self->nversions++;
   set_current(self);
   return number;
@@ -904,8 +1025,10 @@ static PyObject *kernel_swap(KernelObject *self, PyObject *compiled) {
   if (number == 0)
     return NULL;
   /* Dropping the oldest version may run arbitrary code (a __del__): only
-   * once the handle is consistent again. Calls in flight hold their own. */
+   * once the handle is consistent again. With calls in flight it waited in
+   * the grave instead. */
   Py_XDECREF(dropped);
+  settle(self);
   edgert_py_log(&nexus_log, EDGERT_PY_INFO,
                 "kernel '%U': swapped in version %llu (%s)%s", self->name,
                 (unsigned long long)number, Py_TYPE(compiled)->tp_name,
@@ -949,9 +1072,9 @@ static PyObject *kernel_rollback(KernelObject *self, PyObject *const *args,
       PyErr_Format(PyExc_ValueError,
                    "kernel '%U': " EDGERT_NEXUS_ROLLBACK_MSG " (history=%u)",
                    self->name, steps, self->pol.versions, self->pol.history);
-    } else {
+    } else if (!calls_running(self) || grave_reserve(self, steps) == 0) {
       for (long i = 0; i < steps; i++) {
-        dropped[i] = self->history[--self->nversions].compiled;
+        dropped[i] = bury(self, self->history[--self->nversions].compiled);
         self->history[self->nversions].compiled = NULL;
       }
       set_current(self);
@@ -964,7 +1087,8 @@ static PyObject *kernel_rollback(KernelObject *self, PyObject *const *args,
   if (!ok)
     return NULL;
   for (long i = 0; i < steps; i++)
-    Py_DECREF(dropped[i]);
+    Py_XDECREF(dropped[i]);
+  settle(self);
   edgert_py_log(&nexus_log, EDGERT_PY_INFO,
                 "kernel '%U': rolled back %ld step(s) to version %llu",
                 self->name, steps, (unsigned long long)number);
@@ -976,6 +1100,7 @@ static PyObject *kernel_reset(KernelObject *self, PyObject *unused) {
   int was = ACTIVE, gone;
   unsigned long consecutive = 0;
   PyObject *compiled = NULL;
+  settle(self);
   Py_BEGIN_CRITICAL_SECTION(self);
   gone = cleared(self);
   if (!gone)
@@ -1052,7 +1177,7 @@ static PyObject *kernel_stats_locked(KernelObject *self, PyObject *unused) {
   int isolated = bf != NULL && edgert_isolate_options(edgert_func_module(bf), NULL) == 1 &&
                  edgert_isolate_stats(edgert_func_module(bf), &ist) == 0;
   return Py_BuildValue(
-      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s,s:k,s:i,s:N,s:N,s:O,s:N,s:O,s:K,s:K,s:K}",
+      "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:s,s:k,s:i,s:N,s:N,s:O,s:N,s:O,s:K,s:K,s:K,s:K}",
       "calls",
       (unsigned long long)self->pol.calls, "compiled",
       (unsigned long long)self->pol.compiled, "guard_misses",
@@ -1068,7 +1193,8 @@ static PyObject *kernel_stats_locked(KernelObject *self, PyObject *unused) {
       "generation", gen, "isolated", isolated ? Py_True : Py_False, "timeouts",
       (unsigned long long)self->timeouts, "worker_deaths",
       (unsigned long long)self->worker_deaths, "respawns",
-      isolated ? (unsigned long long)ist.respawns : 0ull);
+      isolated ? (unsigned long long)ist.respawns : 0ull, "running",
+      (unsigned long long)edgert_nexus_policy_running(&self->pol));
 }
 
 /*
@@ -1080,6 +1206,9 @@ static PyObject *kernel_stats_locked(KernelObject *self, PyObject *unused) {
  * PyObject_Vectorcall, _Py_CheckFunctionResult: about 85 instructions on
  * 3.11). Nothing else differs: the same function, the same counters.
  */
+#if defined(__GNUC__)
+__attribute__((aligned(64)))
+#endif
 static PyObject *kernel_call_method(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                     PyObject *kwnames) {
   return kernel_vectorcall(self, args, (size_t)nargs, kwnames);

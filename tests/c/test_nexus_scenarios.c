@@ -98,12 +98,18 @@ static int guard(void *ud, void **args) {
   return strcmp(action(*(const cJSON **)args[1]), "miss") != 0;
 }
 
+/* Calls of the kernel the current step runs inside: the calls the
+ * kernel's stats must show running (each call ends exactly once). */
+static unsigned nesting;
+
 static int compiled(void *ud, void **args, void *ret) {
   (void)ud;
   const cJSON *step = *(const cJSON **)args[1];
   char outer[sizeof where];
   memcpy(outer, where, sizeof where);
+  nesting++;
   run_steps(cJSON_GetObjectItemCaseSensitive(step, "nested"));
+  nesting--;
   memcpy(where, outer, sizeof where);
   double x = *(double *)args[0];
   const char *a = action(step);
@@ -124,11 +130,14 @@ static int compiled(void *ud, void **args, void *ret) {
 /* ---- checking --------------------------------------------------------- */
 
 static void check_expect(const cJSON *step) {
+  edgert_nexus_stats_t st;
+  edgert_kernel_stats(kernel, &st);
+  if (st.running != nesting)
+    fail_msg("%s: %llu call(s) running, %u entered and not ended", where,
+             (unsigned long long)st.running, nesting);
   const cJSON *expect = cJSON_GetObjectItemCaseSensitive(step, "expect");
   if (expect == NULL)
     return;
-  edgert_nexus_stats_t st;
-  edgert_kernel_stats(kernel, &st);
   const cJSON *e;
   cJSON_ArrayForEach(e, expect) {
     const char *k = e->string;

@@ -1078,3 +1078,58 @@ def test_the_interpreter_specialises_call_and_not_the_handle():
     handle_ops = opnames(hot_handle)
     assert not any("BUILTIN" in op or "METHOD_DESCRIPTOR" in op for op in handle_ops), handle_ops
     assert k.stats()["compiled"] == 6000
+
+
+# ---- a version dropped while a call runs on it ------------------------------
+
+
+@pytest.mark.parametrize("drop", ["swap", "rollback"])
+def test_a_version_dropped_while_its_call_runs_lives_until_the_call_ends(drop):
+    """A call holds no reference of its own to the version it runs on: a
+    version the history drops while calls run waits in the kernel until none
+    does. Here the running version is a bound double(double) function (the
+    call path's inline float lane) whose C code calls back into Python, and
+    the callback drops it: by a swap with a one-version history, or by a
+    rollback. Nothing else holds it, yet it lives until its call returns,
+    and no longer."""
+    import gc
+    import weakref
+    from ctypes import CFUNCTYPE, c_double
+    from conftest import fixture_path
+    d_fn = CFUNCTYPE(c_double, c_double)
+    loader = edgert.ModuleLoader()
+    loader.load(fixture_path("callback_kernels"), [
+        edgert.ABIContract("store_double_callback", [d_fn], None),
+        edgert.ABIContract("call_stored_double", [c_double], c_double, release_gil=False)])
+    store = loader.function("store_double_callback")
+    f = loader.function("call_stored_double")
+    if drop == "swap":
+        k = Kernel("k", f, lambda x: -x, history=1)
+    else:
+        k = Kernel("k", lambda x: 100.0, lambda x: -x)
+        k.swap(f)
+    w = weakref.ref(f.__self__)
+    del f, loader
+    gc.collect()
+    seen = []
+
+    def inside(x):
+        k.swap(lambda x: 100.0) if drop == "swap" else k.rollback()
+        gc.collect()
+        seen.append((w() is not None, k.stats()["running"]))
+        return x + 1.0
+
+    h = edgert.callback(d_fn, inside)
+    store(h)
+    try:
+        assert w() is not None
+        assert k(2.0) == 3.0  # the dropped version served its call
+        assert seen == [(True, 1)]
+        gc.collect()
+        assert w() is None  # released as the call ended
+        s = k.stats()
+        assert (s["running"], s["calls"], s["compiled"], s["versions"]) == (0, 1, 1, 1)
+        assert k(2.0) == 100.0
+    finally:
+        store(None)
+        h.release()

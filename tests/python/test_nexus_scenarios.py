@@ -9,7 +9,9 @@ reference computes 2x + 1. A "miss" step is a call with a keyword argument,
 which a Kernel's contract refuses (a guard miss) whatever its compiled side.
 Every scenario runs twice: calling the handle, and calling its builtin
 `k.call` (the way in that the interpreter specialises), which must behave
-alike step for step.
+alike step for step. After every step no call is left running
+(stats()["running"] is 0): each call that entered has ended exactly once,
+which the Kernel relies on to release the versions it drops (docs/nexus.md).
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ class _Runner:
         # a nested step's failed check, kept: raised inside the compiled side,
         # the nexus would take it for the kernel's failure and fall back
         self.nested_failure: AssertionError | None = None
+        self.nesting = 0  # calls of the kernel the current step runs inside
 
     @staticmethod
     def reference(x: float, step: Any = None) -> float:
@@ -56,10 +59,13 @@ class _Runner:
 
     def compiled(self, x: float, step: Dict[str, Any]) -> float:
         outer = self.where
+        self.nesting += 1
         try:
             self.run(step.get("nested", []))
         except AssertionError as e:
             self.nested_failure = self.nested_failure or e
+        finally:
+            self.nesting -= 1
         self.where = outer
         action = step["call"]
         if action == "fail":
@@ -76,6 +82,9 @@ class _Runner:
 
     def check_expect(self, step: Dict[str, Any]) -> None:
         stats = self.kernel.stats()
+        # the calls running are the ones this step is nested in
+        assert stats["running"] == self.nesting, \
+            f"{self.where}: {stats['running']} call(s) running, {self.nesting} entered and not ended"
         for key, want in step.get("expect", {}).items():
             assert stats[key] == want, f"{self.where}: {key} is {stats[key]!r}, the table says {want!r}"
 
