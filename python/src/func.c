@@ -387,7 +387,8 @@ static PyObject *bound_invoke(BoundObject *b, PyObject *const *args, Py_ssize_t 
   return conv_table[b->ret.code].get(ret.raw, edgert_func_name(b->fn));
 
 refused:
-  PyMem_Free(heap);
+  if (heap != NULL)
+    PyMem_Free(heap);
   if (missed) {
     if (err.kind == CV_PYERR) {
       if (!PyErr_ExceptionMatches(PyExc_TypeError) &&
@@ -654,8 +655,11 @@ static PyObject *lane_call_d1(PyObject *bound, PyObject *const *args, Py_ssize_t
   return floats_or_dispatch(BOUND_SELF(bound), args, nargs, 1, missed);
 }
 
-static PyObject *lane_call_iso(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
-                               int *missed) {
+/* The conversion table's path, for a function with no fast lane (its
+ * arguments or return are not all doubles and 64-bit integers, or it
+ * releases the GIL) and for an isolated one. */
+static PyObject *lane_call_invoke(PyObject *bound, PyObject *const *args, Py_ssize_t nargs,
+                                  int *missed) {
   return bound_invoke(BOUND_SELF(bound), args, nargs, missed);
 }
 
@@ -680,8 +684,8 @@ edgert_py_lane_t edgert_py_bound_lane(PyObject *bound) {
   if (lane == (PyCFunction)(void (*)(void))bound_call_d1)
     return lane_call_d1;
   if (lane == (PyCFunction)(void (*)(void))bound_call_iso)
-    return lane_call_iso;
-  return lane_call_general;
+    return lane_call_invoke;
+  return BOUND_SELF(bound)->fast ? lane_call_general : lane_call_invoke;
 }
 
 int edgert_py_bound_float_width(PyObject *bound, BoundObject **self) {
