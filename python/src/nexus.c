@@ -215,8 +215,8 @@ static void record_latency(KernelObject *self, lat_t *l, double ns) {
   Py_END_CRITICAL_SECTION();
 }
 
-static PyObject *call_reference(KernelObject *self, PyObject *const *args,
-                                Py_ssize_t nargs) {
+static EDGERT_PY_INLINE PyObject *call_reference(KernelObject *self, PyObject *const *args,
+                                                 Py_ssize_t nargs) {
   int sample;
   Py_BEGIN_CRITICAL_SECTION(self);
   sample = sampled(&self->rlat);
@@ -249,18 +249,26 @@ static inline uint64_t current_number(KernelObject *self) {
 static uint64_t debug_tag;
 static int debug_on;
 #endif
-static int debug_enabled(void) {
+static EDGERT_PY_NOINLINE int debug_lookup(void) {
 #if PY_VERSION_HEX < 0x030C0000
   PyDictObject *cache = (PyDictObject *)nexus_log.cache;
   if (cache != NULL) {
-    if (debug_tag != 0 && cache->ma_version_tag == debug_tag)
-      return debug_on;
     debug_on = edgert_py_log_enabled(&nexus_log, EDGERT_PY_DEBUG);
     debug_tag = cache->ma_version_tag; /* read after the check filled it */
     return debug_on;
   }
 #endif
   return edgert_py_log_enabled(&nexus_log, EDGERT_PY_DEBUG);
+}
+
+/* The common case inline: the tag unchanged since the last lookup. */
+static EDGERT_PY_INLINE int debug_enabled(void) {
+#if PY_VERSION_HEX < 0x030C0000
+  PyDictObject *cache = (PyDictObject *)nexus_log.cache;
+  if (EDGERT__LIKELY(cache != NULL && debug_tag != 0 && cache->ma_version_tag == debug_tag))
+    return debug_on;
+#endif
+  return debug_lookup();
 }
 
 /* ---- the grave: versions dropped while calls run ---------------------- */
