@@ -74,7 +74,7 @@ static int is_numpy_scalar(PyObject *o, const char *prefix) {
 
 /* An int (or __index__ object) as a Python int: new reference in *out, or
  * CV_TYPE / CV_PYERR. Floats, str, bytes are refused. */
-static inline int as_pyint(PyObject *o, PyObject **out) {
+static int as_pyint(PyObject *o, PyObject **out) {
   if (PyLong_Check(o)) {
     Py_INCREF(o);
     *out = o;
@@ -91,7 +91,7 @@ static inline int as_pyint(PyObject *o, PyObject **out) {
 }
 
 /* Signed integer in [lo, hi]. */
-static inline int cv_signed(PyObject *o, long long lo, long long hi, int64_t *out) {
+static int cv_signed(PyObject *o, long long lo, long long hi, int64_t *out) {
   PyObject *n;
   int rc = as_pyint(o, &n);
   if (rc != CV_OK)
