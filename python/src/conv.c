@@ -652,6 +652,8 @@ static int set_signed(SET_ARGS) {
   int rc;
   if (exact_small(t, o, v, &rc))
     return rc;
+  if (PyFloat_CheckExact(o)) /* as_pyint's commonest refusal (a guard miss), without its calls */
+    return CV_TYPE;
   if (PyLong_CheckExact(o) && int_range[t->code].hi == INT64_MAX) {
     int ovf = 0;
     long long x = PyLong_AsLongLongAndOverflow(o, &ovf);
@@ -669,6 +671,8 @@ static int set_unsigned(SET_ARGS) {
   int rc;
   if (exact_small(t, o, v, &rc))
     return rc;
+  if (PyFloat_CheckExact(o)) /* as in set_signed */
+    return CV_TYPE;
   return cv_unsigned(o, uint_max[t->code], &v->u);
 }
 
