@@ -190,13 +190,11 @@ static inline void edgert_nexus_policy_guard_miss(edgert_nexus_policy_t *p,
  * validation is counted here; the host runs it next. */
 static inline void edgert_nexus_policy_served(edgert_nexus_policy_t *p,
                                               uint64_t number, int claimed) {
+  p->compiled++;
   /* The commonest case in one test: no failures to forget, no claim, no
    * validation sampling. */
-  if ((p->consecutive_failures | p->validate_every | (unsigned)claimed) == 0) {
-    p->compiled++;
+  if ((p->consecutive_failures | p->validate_every | (unsigned)claimed) == 0)
     return;
-  }
-  p->compiled++;
   if (number == p->version)
     p->consecutive_failures = 0;
   if (claimed)

@@ -97,8 +97,11 @@ static inline int edgert_py_call_attached(edgert_py_mod_t *h, edgert_func_t *fn,
  * each use, b's lane being that width's: edgert_py_bound_float_width):
  * NULL with *took = 0 when the arguments are not n exact floats or the
  * module is unloaded (the caller then takes the general path, which says
- * why), else *took = 1 and the result (NULL with the error set). It runs
- * no Python code and keeps the GIL.
+ * why), else *took = 1 and the result (NULL with the error set). It keeps
+ * the GIL; Python code runs only if the kernel calls back into Python, or
+ * while a deferred unload (edgert_py_mod_unload) releases the GIL, so a
+ * caller that holds no reference to the bound function must keep it alive
+ * otherwise (the nexus's grave, python/src/nexus.c).
  */
 static inline PyObject *edgert_py_floats_lane(BoundObject *b, PyObject *const *args,
                                               Py_ssize_t nargs, int n, int *took) {

@@ -107,8 +107,8 @@ typedef struct version_s {
   int bound;        /* compiled is a bound module function (has a contract) */
   edgert_py_lane_t lane; /* edgert_py_bound_lane when bound, else plain_lane */
   int width;        /* edgert_py_bound_float_width: 1 or 2 for the float lane,
-                       which kernel_vectorcall runs inline on fself, else 0 */
-  BoundObject *fself; /* compiled's _Bound when width != 0 (borrowed) */
+                       which positional_call runs inline on fself, else 0 */
+  BoundObject *fself; /* compiled's _Bound when bound (borrowed), else NULL */
 } version_t;
 
 typedef struct kernel_s {
@@ -127,7 +127,7 @@ typedef struct kernel_s {
   /* Versions the history dropped while calls were running (calls hold no
    * reference of their own: see pick_t), released once none runs
    * (edgert_nexus_policy_running is 0): by settle() when a call ends, and
-   * by swap, rollback, reset and stats. ngrave is read without the
+   * by swap, rollback and reset. ngrave is read without the
    * critical section on the call path (a relaxed atomic where there is no
    * GIL). */
   PyObject **grave;
